@@ -1,0 +1,37 @@
+/**
+ * The `intercloud` command line. Every area registers its subcommands here, explicitly,
+ * in one list (no import side effects): add a `register…` function from
+ * `agent/cli/commands/<area>.ts` to {@link COMMANDS}.
+ */
+import { Command, CommanderError } from 'commander';
+import { exitCodeOf, printError } from './output.js';
+
+/** One area's subcommands. */
+export type RegisterCommands = (program: Command) => void;
+
+/** The areas of the CLI, in the order `intercloud --help` lists them. */
+const COMMANDS: RegisterCommands[] = [];
+
+/** Builds the program with every area's subcommands registered. */
+export function buildProgram(): Command {
+  const program = new Command('intercloud')
+    .description('Intercloud gateway agent: find, trust and move workloads to other clouds')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of COMMANDS) register(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` and returns the process exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    printError(err);
+    return exitCodeOf(err);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * How the CLI prints results and errors, and which exit code each outcome gets.
+ * Read commands take `--json` and print one JSON document on stdout.
+ */
+import { IntercloudError } from '../../protocols/errors/index.js';
+
+/** Exit codes of the `intercloud` command (documented in the README). */
+export const EXIT = {
+  ok: 0,
+  /** The operation ran and failed (e.g. a migration that was rolled back). */
+  failed: 1,
+  /** Wrong usage or invalid config: fix the command or the config file. */
+  usage: 2,
+  /** A verification said no (certificate, signature, audit log, manifest). */
+  rejected: 3,
+  /** A peer or server could not be reached; retrying later may help. */
+  unavailable: 4,
+} as const;
+
+/** The exit code for an error thrown by a command. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof IntercloudError) {
+    if (err.details['exit'] !== undefined) return Number(err.details['exit']);
+    if (err.code.endsWith('_CONFIG') || err.code.startsWith('CONFIG_') || err.code === 'CLI_USAGE') return EXIT.usage;
+    return err.retryable ? EXIT.unavailable : EXIT.failed;
+  }
+  return EXIT.failed;
+}
+
+/** Prints an error for a human on stderr: `error [CODE]: message` and the cause chain. */
+export function printError(err: unknown): void {
+  if (err instanceof IntercloudError) {
+    process.stderr.write(`error [${err.code}]: ${err.message}\n`);
+    let cause: unknown = err.cause;
+    while (cause instanceof Error) {
+      process.stderr.write(`  caused by: ${cause.message}\n`);
+      cause = cause.cause;
+    }
+  } else {
+    process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+}
+
+/** Prints `value` as indented JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,64 @@
+# Helpers shared by the services.d files (sourced by scripts/services).
+
+now() { date +%s.%N; }
+# took NAME START — prints how long NAME took to come up.
+took() { awk -v a="$2" -v b="$(now)" -v n="$1" 'BEGIN{printf "services: %-12s up in %5.1fs\n", n, b-a}'; }
+log() { echo "services: $*"; }
+
+# alive PIDFILE WORD — true when PIDFILE names a live process whose command line contains WORD.
+alive() { [ -s "$1" ] && grep -qa -- "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null; }
+
+# stop_pidfile PIDFILE WORD [NAME] — SIGTERM the process of PIDFILE (only if it is still WORD), wait, remove.
+stop_pidfile() {
+  local pf=$1 word=$2 name=${3:-$2}
+  if alive "$pf" "$word"; then
+    local pid; pid=$(cat "$pf"); kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    log "$name stopped"
+  fi
+  rm -f "$pf"
+}
+
+# waitport PORT [NETNS] — waits up to 60 s for a TCP listener on PORT.
+waitport() {
+  local p=$1 ns=${2:-}
+  for _ in $(seq 600); do
+    if [ -n "$ns" ]; then [ -n "$(ip netns exec "$ns" ss -ltnH "sport = :$p")" ] && return 0
+    else [ -n "$(ss -ltnH "sport = :$p")" ] && return 0; fi
+    sleep 0.1
+  done
+  echo "services: nothing listens on port $p after 60 s" >&2; return 1
+}
+
+# ensure_packages PKG… — installs the Debian packages that are missing (one apt run).
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = 'install ok installed' ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local apt="apt-get -o DPkg::Lock::Timeout=900 -q"
+  DEBIAN_FRONTEND=noninteractive $apt update -qq
+  DEBIAN_FRONTEND=noninteractive $apt install -y --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1 \
+    || { echo "services: apt-get install failed, see $STATE/apt.log" >&2; tail -20 "$STATE/apt.log" >&2; return 1; }
+}
+
+# write_env NAME JSON — records how to reach service NAME (merged into services.json).
+write_env() { mkdir -p "$STATE/env"; printf '%s\n' "$2" > "$STATE/env/$1.json.tmp"; mv "$STATE/env/$1.json.tmp" "$STATE/env/$1.json"; }
+
+# merge_env — $STATE/services.json = { stateDir, NAME: <env/NAME.json>, … }.
+merge_env() {
+  node -e '
+    const fs = require("fs"), path = require("path"), dir = process.argv[1];
+    const out = { stateDir: dir };
+    for (const f of fs.readdirSync(path.join(dir, "env")).filter((f) => f.endsWith(".json")).sort())
+      out[f.slice(0, -5)] = JSON.parse(fs.readFileSync(path.join(dir, "env", f), "utf8"));
+    fs.writeFileSync(path.join(dir, "services.json.tmp"), JSON.stringify(out, null, 2) + "\n");
+    fs.renameSync(path.join(dir, "services.json.tmp"), path.join(dir, "services.json"));
+  ' "$STATE"
+}
+
+# intercloud ARGS… — the project's CLI, run from the source tree.
+intercloud() { "$INTERCLOUD_REPO/scripts/intercloud" "$@"; }
