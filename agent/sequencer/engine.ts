@@ -90,6 +90,7 @@ export class Sequencer {
   private readonly definitions = new Map<string, TransactionDefinition<any>>();
   private readonly running = new Map<string, RunningJob>();
   private readonly stopping = new AbortController();
+  private readonly watchers = new Set<(e: SequencerEvent) => void>();
 
   constructor(private readonly options: SequencerOptions) {
     for (const d of options.definitions) this.definitions.set(d.kind, d);
@@ -158,6 +159,42 @@ export class Sequencer {
     return out.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
   }
 
+  /** Calls `listener` with every event of every job; returns the function that stops it. */
+  watch(listener: (e: SequencerEvent) => void): () => void {
+    this.watchers.add(listener);
+    return () => { this.watchers.delete(listener); };
+  }
+
+  /**
+   * Resolves once `ready(status)` holds for job `jobId` (checked now and after each of its
+   * events), or rejects when `signal` aborts.
+   */
+  async waitFor(jobId: string, ready: (s: JobStatus) => boolean, signal?: AbortSignal): Promise<JobStatus> {
+    return new Promise<JobStatus>((resolve, reject) => {
+      let settled = false;
+      let checking = Promise.resolve();
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        off();
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const check = (): void => {
+        checking = checking.then(async () => {
+          if (settled) return;
+          const s = await this.status(jobId);
+          if (ready(s)) finish(() => resolve(s));
+        }).catch((err: unknown) => finish(() => reject(err)));
+      };
+      const off = this.watch((e) => { if (e.jobId === jobId) check(); });
+      const onAbort = (): void => finish(() => reject(signal?.reason));
+      if (signal?.aborted) { onAbort(); return; }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      check();
+    });
+  }
+
   /** Stops driving jobs (their journals stay; a later `resumeAll` continues them). */
   async stop(): Promise<void> {
     this.stopping.abort(new IntercloudError('SEQ_CANCELLED', 'sequencer stopping'));
@@ -189,7 +226,10 @@ export class Sequencer {
   private async loop<I>(def: TransactionDefinition<I>, jobId: string, job: RunningJob): Promise<JobOutcome> {
     const { journal } = job;
     const input = (journal.all[0] as Extract<JournalRecord, { type: 'job-started' }>).input as I;
-    const emit = (e: SequencerEvent): void => this.options.onEvent?.(e);
+    const emit = (e: SequencerEvent): void => {
+      this.options.onEvent?.(e);
+      for (const w of this.watchers) w(e);
+    };
     const shapes = shapesOf(def);
     for (;;) {
       if (this.stopping.signal.aborted) throw this.stopping.signal.reason;

@@ -1,0 +1,99 @@
+/**
+ * The agent's configuration: one schema, strict (unknown keys are errors), parsed once at
+ * start into a resolved, typed {@link AgentConfig}. Paths are resolved against the config
+ * file's folder. A bad config exits non-zero before any socket opens.
+ */
+import { z } from 'zod';
+
+const cloudId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a cloud id is lowercase letters, digits and dashes, e.g. "cloud-a"');
+const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:9464"');
+
+export const AgentConfigSchema = z.strictObject({
+  /** This cloud. */
+  cloud: z.strictObject({
+    id: cloudId,
+    regions: z.array(z.string().min(1)).min(1).default(['default']),
+  }),
+  /** This gateway's identity under the Intercloud Root. */
+  identity: z.strictObject({
+    root: z.string().min(1).describe('PEM file of the Intercloud Root CA'),
+    cert: z.string().min(1).describe('PEM file of this gateway certificate'),
+    key: z.string().min(1).describe('PEM file of this gateway private key'),
+    crl: z.string().min(1).optional().describe('PEM file of the Root CRL'),
+  }),
+  /** The Root's XMPP server. */
+  xmpp: z.strictObject({
+    service: z.string().regex(/^xmpps?:\/\/[^/]+$/, 'write it as xmpp://HOST:PORT, e.g. "xmpp://127.0.0.1:15222"'),
+    domain: z.string().min(1),
+    pubsub: z.string().min(1),
+    /** TLS server name to verify (defaults to the domain). */
+    servername: z.string().min(1).optional(),
+  }),
+  /** The broker disks and objects travel through. */
+  amqp: z.strictObject({
+    url: z.string().regex(/^amqps:\/\//, 'the broker must be reached over TLS: write amqps://HOST:PORT/VHOST'),
+    servername: z.string().min(1).optional(),
+    chunkBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(1024 * 1024),
+    window: z.number().int().min(1).max(1024).default(16),
+  }),
+  /** The local hypervisor backend; `config` is checked by the adapter's own schema. */
+  hypervisor: z.strictObject({
+    kind: z.string().min(1),
+    config: z.record(z.string(), z.unknown()).default({}),
+  }),
+  /** Who may send us work, and how much. */
+  policy: z.strictObject({
+    acceptFrom: z.array(z.union([cloudId, z.literal('*')])).default([]),
+    maxVcpusPerVm: z.number().int().positive().default(16),
+    maxMemoryBytesPerVm: z.number().int().positive().default(64 * 1024 ** 3),
+    reservationSeconds: z.number().int().min(10).max(86_400).default(600),
+    maxClockSkewMs: z.number().int().min(1).default(2_000),
+  }).default({ acceptFrom: [], maxVcpusPerVm: 16, maxMemoryBytesPerVm: 64 * 1024 ** 3, reservationSeconds: 600, maxClockSkewMs: 2_000 }),
+  /** Terms this cloud offers in its catalog entry. */
+  terms: z.strictObject({
+    currency: z.string().length(3).default('EUR'),
+    pricePerVcpuHour: z.number().nonnegative().default(0),
+    pricePerGbMonth: z.number().nonnegative().default(0),
+  }).default({ currency: 'EUR', pricePerVcpuHour: 0, pricePerGbMonth: 0 }),
+  /** Addressing continuity after a move. */
+  addressing: z.strictObject({
+    lisp: z.strictObject({
+      mapServer: hostPort,
+      keyId: z.number().int().min(0).max(65535),
+      key: z.string().min(1).describe('secret'),
+      rlocs: z.array(z.string().min(1)).min(1),
+    }).optional(),
+    dns: z.strictObject({
+      server: hostPort,
+      zone: z.string().min(1),
+      tsigName: z.string().min(1),
+      tsigSecret: z.string().min(1).describe('secret, base64'),
+    }).optional(),
+  }).default({}),
+  /** Where the agent keeps journals, staging files and its audit log. */
+  state: z.strictObject({
+    dir: z.string().min(1),
+  }),
+  /** The local API for the cloud's own orchestration (HTTP on a Unix socket). */
+  api: z.strictObject({
+    socket: z.string().min(1),
+  }),
+  metrics: z.strictObject({
+    listen: hostPort.optional(),
+  }).default({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  }).default({ level: 'info' }),
+});
+
+/** The resolved configuration the daemon runs with. */
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+/** Paths in the config that are resolved against the config file's folder. */
+export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [
+  ['identity', 'root'], ['identity', 'cert'], ['identity', 'key'], ['identity', 'crl'],
+  ['state', 'dir'], ['api', 'socket'],
+];
+
+/** Keys whose values are secrets: the logger redacts them. */
+export const CONFIG_SECRET_PATHS = ['addressing.lisp.key', 'addressing.dns.tsigSecret'] as const;

@@ -1,0 +1,9 @@
+/**
+ * VM migration between clouds: the source and target transactions, the ports they use,
+ * and the target's request handling.
+ */
+export * from './ports.js';
+export { migrateOutDefinition, migrateDryRunDefinition, migrateOutSteps, MIGRATION_ERRORS, type MigrateOutInput } from './source.js';
+export { migrateInDefinition, type MigrateInInput } from './target.js';
+export { MigrationTargetService, inboundJobId, type TargetPolicy } from './target-service.js';
+export { SourceRequestMailbox } from './source-requests.js';

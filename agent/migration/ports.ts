@@ -1,0 +1,149 @@
+/**
+ * What a migration needs from the rest of the agent, as narrow interfaces ("ports").
+ * The daemon wires them to the real parts (hypervisor adapter, XMPP session, AMQP
+ * transfer, descriptors, trust, addressing); unit tests wire them to fakes. The step
+ * definitions in `source.ts` and `target.ts` see nothing else, so no backend detail
+ * leaks into the sequence.
+ *
+ * Every port call must be idempotent for the same arguments: a step may run again after
+ * a crash.
+ */
+
+/** A VM as the migration sees it: what must be the same on both sides. */
+export interface VmSummary {
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  macs: string[];
+  disks: Array<{ id: string; capacityBytes: number }>;
+  /** The VM's addresses (EIDs) to keep reachable after the move. */
+  addresses: string[];
+}
+
+/** A peer cloud, once found. */
+export interface PeerRef {
+  cloudId: string;
+  jid: string;
+}
+
+/** The target's acceptance of an offer. */
+export interface Reservation {
+  reservationId: string;
+  /** Where disks go (a transfer endpoint the transfer port understands). */
+  transfer: Record<string, unknown>;
+  expiresAt: string;
+}
+
+/** The local hypervisor, as the migration uses it. */
+export interface HypervisorPort {
+  /** The VM's summary and its portable descriptor (OVF text); not-found is an error. */
+  describe(vm: string, signal: AbortSignal): Promise<{ summary: VmSummary; descriptor: string }>;
+  /** `absent` when no VM has this name. */
+  state(vm: string, signal: AbortSignal): Promise<'running' | 'stopped' | 'absent'>;
+  /** Graceful shutdown, then force-off after a timeout; a stopped VM is fine. */
+  stop(vm: string, signal: AbortSignal): Promise<void>;
+  /** Starts a defined VM; a running one is fine. */
+  start(vm: string, signal: AbortSignal): Promise<void>;
+  /** Undefines the VM and removes its disks; an absent VM is fine. */
+  remove(vm: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Directory, trust and negotiation with peers (the XMPP control plane). */
+export interface ControlPort {
+  /** Finds the target: the named cloud, or the best match for the VM and region. */
+  findPeer(want: { to?: string; region?: string; vm: VmSummary }, signal: AbortSignal): Promise<PeerRef>;
+  /** Verifies the peer's certificate under the Intercloud Root; returns its fingerprint. */
+  verifyPeer(peer: PeerRef, signal: AbortSignal): Promise<{ fingerprint: string }>;
+  /** Offers the VM; resolves with a reservation or throws a coded rejection (not retryable). */
+  offer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }, signal: AbortSignal): Promise<Reservation>;
+  /**
+   * Releases the reservation of `offerId`: the target removes whatever it made for it (staged
+   * disks, a defined or running VM). Idempotent; fine when nothing was made.
+   */
+  release(peer: PeerRef, offerId: string, signal: AbortSignal): Promise<void>;
+  /** Asks the target to instantiate the received VM; resolves once it runs there. Idempotent. */
+  instantiate(peer: PeerRef, req: { offerId: string; descriptor: string; digests: Record<string, string> }, signal: AbortSignal): Promise<{ state: 'running' }>;
+  /**
+   * Makes the move final: the target checks that the VM runs and records that it will not
+   * remove it any more (its point of no return), or refuses with a coded error. Idempotent.
+   */
+  commit(peer: PeerRef, offerId: string, signal: AbortSignal): Promise<{ state: 'running' }>;
+}
+
+/** Moving disks (AMQP reliable transfer). */
+export interface TransferPort {
+  /** Sends one disk of a (stopped) VM; resolves with its SHA-256 once the target committed it. */
+  sendDisk(
+    req: { vm: string; diskId: string; reservation: Reservation; peer: PeerRef },
+    progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+    signal: AbortSignal,
+  ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
+}
+
+/** Addressing continuity (LISP mapping or DNS). */
+export interface AddressingPort {
+  /** Points the VM's addresses at `cloudId`'s locators; resolves once the mapping system confirms. */
+  point(addresses: string[], cloudId: string, signal: AbortSignal): Promise<void>;
+}
+
+/** The audit trail of intercloud actions. */
+export interface AuditPort {
+  record(event: string, fields: Record<string, unknown>): Promise<void>;
+}
+
+/** Everything the source side of a migration uses. */
+export interface SourcePorts {
+  cloudId: string;
+  hypervisor: HypervisorPort;
+  control: ControlPort;
+  transfer: TransferPort;
+  addressing: AddressingPort;
+  audit: AuditPort;
+}
+
+/** The local hypervisor, as the receiving side uses it. */
+export interface TargetHypervisorPort {
+  /**
+   * Defines the VM from the source's portable descriptor with the received disk files
+   * (`disks`: disk id → local path). Idempotent: an identical VM already defined is fine.
+   * Returns the local VM name.
+   */
+  define(req: { descriptor: string; disks: Record<string, string> }, signal: AbortSignal): Promise<{ vm: string }>;
+  start(vm: string, signal: AbortSignal): Promise<void>;
+  stop(vm: string, signal: AbortSignal): Promise<void>;
+  state(vm: string, signal: AbortSignal): Promise<'running' | 'stopped' | 'absent'>;
+  /** Undefines the VM and removes its disks; absent is fine. */
+  remove(vm: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Receiving disks (AMQP reliable transfer, target side). */
+export interface ReceivePort {
+  /**
+   * Receives every disk of an accepted offer and resolves once each is committed (digest
+   * verified) at its final path. Idempotent: resumes a partial receive.
+   */
+  receiveDisks(
+    req: { offerId: string; reservation: Reservation; disks: VmSummary['disks'] },
+    progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+    signal: AbortSignal,
+  ): Promise<Record<string, { path: string; sha256: string }>>;
+  /** Removes everything received (staged or committed) for the offer. Idempotent. */
+  discard(offerId: string, signal: AbortSignal): Promise<void>;
+}
+
+/** What the source asks of the target, delivered to the waiting target job. */
+export interface SourceRequestsPort {
+  /** Resolves with the source's instantiate request for `offerId`. */
+  instantiateRequest(offerId: string, signal: AbortSignal): Promise<{ descriptor: string; digests: Record<string, string> }>;
+  /** Resolves when the source asks to commit `offerId`. */
+  commitRequest(offerId: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Everything the target side of a migration uses. */
+export interface TargetPorts {
+  cloudId: string;
+  hypervisor: TargetHypervisorPort;
+  receive: ReceivePort;
+  requests: SourceRequestsPort;
+  audit: AuditPort;
+}

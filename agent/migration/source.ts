@@ -1,0 +1,187 @@
+/**
+ * The source side of a VM migration (the paper's Figure 5), as sequencer steps:
+ *
+ *   describe → find-peer → verify-peer → negotiate → stop-source → transfer →
+ *   instantiate → re-address → commit (pivot) → release-source
+ *
+ * Until `commit` completes, any failure or a cancel compensates newest first: the target
+ * removes what it made (`release`), the addresses point back here, the source VM starts
+ * again. `commit` is the point of no return: the target has confirmed the VM runs there
+ * and promised to keep it; only then is the source copy removed. So at the end the VM
+ * runs in exactly one cloud.
+ */
+import { IntercloudError, defineErrorCodes } from '../../protocols/errors/index.js';
+import type { StepDefinition, TransactionDefinition } from '../sequencer/index.js';
+import type { PeerRef, Reservation, SourcePorts, VmSummary } from './ports.js';
+
+export const MIGRATION_ERRORS = defineErrorCodes('migration', {
+  MIGRATE_VM_ABSENT: { doc: 'the vm to migrate does not exist in this cloud', retryable: false },
+  MIGRATE_NOT_RUNNING_AT_TARGET: { doc: 'the target does not report the vm running', retryable: true },
+  MIGRATE_DIGEST_MISMATCH: { doc: 'a disk arrived with a different digest than was sent', retryable: false },
+  MIGRATE_REJECTED: { doc: 'the target cloud rejected the offer', retryable: false },
+  MIGRATE_NO_RESERVATION: { doc: 'the target has no reservation for this offer (expired or released)', retryable: false },
+});
+
+/** What a migration job is started with. */
+export interface MigrateOutInput {
+  vm: string;
+  to?: string;
+  region?: string;
+  /** Unique per job; the target keys its reservation on it, so every call is idempotent. */
+  offerId: string;
+}
+
+type Described = { summary: VmSummary; descriptor: string; wasRunning: boolean };
+
+/** The steps of the source side, bound to `ports`. */
+export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
+  const peerOf = (ctx: { result<T>(s: string): T }): PeerRef => ctx.result<PeerRef>('find-peer');
+  return [
+    {
+      name: 'describe',
+      run: async ({ input, signal }) => {
+        const state = await ports.hypervisor.state(input.vm, signal);
+        if (state === 'absent') throw new IntercloudError('MIGRATE_VM_ABSENT', `vm '${input.vm}' does not exist in '${ports.cloudId}'`);
+        const d = await ports.hypervisor.describe(input.vm, signal);
+        return { ...d, wasRunning: state === 'running' } satisfies Described;
+      },
+    },
+    {
+      name: 'find-peer',
+      run: async ({ input, signal, result }) => {
+        const { summary } = result<Described>('describe');
+        return ports.control.findPeer({ to: input.to, region: input.region, vm: summary }, signal);
+      },
+    },
+    {
+      name: 'verify-peer',
+      run: async (ctx) => {
+        const peer = peerOf(ctx);
+        const v = await ports.control.verifyPeer(peer, ctx.signal);
+        await ports.audit.record('peer-verified', { job: ctx.jobId, peer: peer.cloudId, fingerprint: v.fingerprint });
+        return v;
+      },
+    },
+    {
+      name: 'negotiate',
+      run: async (ctx) => {
+        const peer = peerOf(ctx);
+        const { summary } = ctx.result<Described>('describe');
+        const reservation = await ports.control.offer(peer, { offerId: ctx.input.offerId, vm: summary, region: ctx.input.region }, ctx.signal);
+        await ports.audit.record('offer-accepted', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, reservationId: reservation.reservationId });
+        return reservation;
+      },
+      compensate: async (ctx) => {
+        const peer = peerOf(ctx);
+        await ports.control.release(peer, ctx.input.offerId, ctx.signal);
+        await ports.audit.record('reservation-released', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId });
+      },
+    },
+    {
+      name: 'stop-source',
+      run: async ({ input, signal, result }) => {
+        if (result<Described>('describe').wasRunning) await ports.hypervisor.stop(input.vm, signal);
+        return { stoppedAt: new Date().toISOString() };
+      },
+      compensate: async ({ input, signal, result }) => {
+        if (result<Described>('describe').wasRunning) await ports.hypervisor.start(input.vm, signal);
+      },
+    },
+    {
+      name: 'transfer',
+      run: async (ctx) => {
+        const { summary } = ctx.result<Described>('describe');
+        const reservation = ctx.result<Reservation>('negotiate');
+        const peer = peerOf(ctx);
+        const total = summary.disks.reduce((n, d) => n + d.capacityBytes, 0);
+        let before = 0;
+        const digests: Record<string, string> = {};
+        let bytesSent = 0;
+        for (const disk of summary.disks) {
+          const r = await ports.transfer.sendDisk(
+            { vm: ctx.input.vm, diskId: disk.id, reservation, peer },
+            (p) => ctx.progress({ bytesDone: before + p.bytesDone, bytesTotal: total }),
+            ctx.signal,
+          );
+          digests[disk.id] = r.sha256;
+          bytesSent += r.bytesSent;
+          before += disk.capacityBytes;
+        }
+        ctx.progress({ bytesDone: total, bytesTotal: total });
+        await ports.audit.record('disks-transferred', { job: ctx.jobId, peer: peer.cloudId, digests, bytesSent });
+        return { digests, bytesSent };
+      },
+    },
+    {
+      name: 'instantiate',
+      run: async (ctx) => {
+        const peer = peerOf(ctx);
+        const { descriptor } = ctx.result<Described>('describe');
+        const { digests } = ctx.result<{ digests: Record<string, string> }>('transfer');
+        return ports.control.instantiate(peer, { offerId: ctx.input.offerId, descriptor, digests }, ctx.signal);
+      },
+      compensate: async (ctx) => {
+        await ports.control.release(peerOf(ctx), ctx.input.offerId, ctx.signal);
+      },
+    },
+    {
+      name: 're-address',
+      run: async (ctx) => {
+        const { summary } = ctx.result<Described>('describe');
+        await ports.addressing.point(summary.addresses, peerOf(ctx).cloudId, ctx.signal);
+        return { addresses: summary.addresses, at: peerOf(ctx).cloudId };
+      },
+      compensate: async (ctx) => {
+        const { summary } = ctx.result<Described>('describe');
+        await ports.addressing.point(summary.addresses, ports.cloudId, ctx.signal);
+      },
+    },
+    {
+      name: 'commit',
+      pivot: true,
+      maxAttempts: 5,
+      run: async (ctx) => {
+        const peer = peerOf(ctx);
+        const r = await ports.control.commit(peer, ctx.input.offerId, ctx.signal);
+        await ports.audit.record('target-committed', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId });
+        return { ...r, runningAt: new Date().toISOString() };
+      },
+    },
+    {
+      name: 'release-source',
+      maxAttempts: 10,
+      run: async (ctx) => {
+        await ports.hypervisor.remove(ctx.input.vm, ctx.signal);
+        await ports.audit.record('source-released', { job: ctx.jobId, vm: ctx.input.vm, to: peerOf(ctx).cloudId });
+        return { removed: ctx.input.vm };
+      },
+    },
+  ];
+}
+
+/** The migration transaction, source side. Bump `version` when steps change incompatibly. */
+export function migrateOutDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
+  return { kind: 'migrate-out', version: 1, steps: migrateOutSteps(ports) };
+}
+
+/**
+ * A dry run: describe, find, verify and negotiate, then release the reservation. Nothing
+ * moves; the job's outcome says whether the migration would be accepted.
+ */
+export function migrateDryRunDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
+  const steps = migrateOutSteps(ports).filter((s) => ['describe', 'find-peer', 'verify-peer', 'negotiate'].includes(s.name));
+  return {
+    kind: 'migrate-dry-run',
+    version: 1,
+    steps: [
+      ...steps,
+      {
+        name: 'release-reservation',
+        run: async (ctx) => {
+          await ports.control.release(ctx.result<PeerRef>('find-peer'), ctx.input.offerId, ctx.signal);
+          return { released: true };
+        },
+      },
+    ],
+  };
+}

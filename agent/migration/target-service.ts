@@ -1,0 +1,119 @@
+/**
+ * The target cloud's answers to a source's migration requests. The control plane (XMPP)
+ * calls these when an offer, instantiate, commit or release arrives; they start, feed,
+ * wait on and cancel the target's journaled `migrate-in` job. Every call is idempotent:
+ * the job id is derived from the offer id.
+ */
+import { IntercloudError } from '../../protocols/errors/index.js';
+import type { JobStatus, Sequencer } from '../sequencer/index.js';
+import type { PeerRef, Reservation, VmSummary } from './ports.js';
+import type { SourceRequestMailbox } from './source-requests.js';
+import type { MigrateInInput } from './target.js';
+
+/** Local decisions of the target: who may send what, and where data goes. */
+export interface TargetPolicy {
+  /** Throws a coded rejection (policy, no-capacity, untrusted …) when the offer is refused. */
+  admit(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<void>;
+  /** How long an accepted offer waits for its data and instantiate request. */
+  reservationMs: number;
+  /** How long a started VM waits for the source's commit. */
+  commitTimeoutMs: number;
+  /** Where the source sends disks for this offer. */
+  transferEndpoint(offerId: string): Record<string, unknown>;
+}
+
+/** The job id of the target side of `offerId`. */
+export function inboundJobId(offerId: string): string {
+  return `in-${offerId}`;
+}
+
+/** Handles a source's requests on the target. */
+export class MigrationTargetService {
+  constructor(
+    private readonly sequencer: Sequencer,
+    private readonly mailbox: SourceRequestMailbox,
+    private readonly policy: TargetPolicy,
+  ) {}
+
+  /** Accepts (and starts receiving for) an offer, or throws the policy's rejection. */
+  async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<Reservation> {
+    const existing = await this.find(offer.offerId);
+    if (existing) {
+      this.checkPeer(existing, peer);
+      if (existing.state !== 'running') {
+        throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offer.offerId}' was already handled and ended '${existing.state}'`);
+      }
+      return (existing.input as MigrateInInput).reservation;
+    }
+    await this.policy.admit(peer, offer);
+    const reservation: Reservation = {
+      reservationId: `rsv-${offer.offerId}`,
+      transfer: this.policy.transferEndpoint(offer.offerId),
+      expiresAt: new Date(Date.now() + this.policy.reservationMs).toISOString(),
+    };
+    const input: MigrateInInput = { offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs };
+    const { done } = await this.sequencer.start('migrate-in', inboundJobId(offer.offerId), input);
+    done.then(() => this.mailbox.forget(offer.offerId), () => undefined);
+    return reservation;
+  }
+
+  /** Delivers the instantiate request and resolves once the VM runs here. */
+  async handleInstantiate(peer: PeerRef, req: { offerId: string; descriptor: string; digests: Record<string, string> }, signal?: AbortSignal): Promise<{ state: 'running' }> {
+    const job = await this.require(req.offerId, peer);
+    if (job.state === 'running') this.mailbox.deliverInstantiate(req.offerId, { descriptor: req.descriptor, digests: req.digests });
+    const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || st.completedSteps.includes('start'), signal);
+    if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) throw this.ended(s, req.offerId);
+    return { state: 'running' };
+  }
+
+  /** Delivers the commit and resolves once this side has recorded it (the VM stays here). */
+  async handleCommit(peer: PeerRef, offerId: string, signal?: AbortSignal): Promise<{ state: 'running' }> {
+    const job = await this.require(offerId, peer);
+    if (job.state === 'running') this.mailbox.deliverCommit(offerId);
+    const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal);
+    if (s.state !== 'completed') throw this.ended(s, offerId);
+    return { state: 'running' };
+  }
+
+  /** Removes whatever was made for the offer. Refuses once the move is committed. */
+  async handleRelease(peer: PeerRef, offerId: string, signal?: AbortSignal): Promise<void> {
+    const job = await this.find(offerId);
+    if (!job) return;
+    this.checkPeer(job, peer);
+    if (job.state === 'completed') {
+      throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' is committed: the vm stays in this cloud`);
+    }
+    if (job.state === 'running') {
+      const c = await this.sequencer.cancel(job.jobId, `released by '${peer.cloudId}'`);
+      if (!c.accepted) throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' is committed: the vm stays in this cloud`);
+      await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal);
+    }
+  }
+
+  private async find(offerId: string): Promise<JobStatus | undefined> {
+    try {
+      return await this.sequencer.status(inboundJobId(offerId));
+    } catch (err) {
+      if (err instanceof IntercloudError && (err.code === 'SEQ_UNKNOWN_JOB')) return undefined;
+      throw err;
+    }
+  }
+
+  private async require(offerId: string, peer: PeerRef): Promise<JobStatus> {
+    const job = await this.find(offerId);
+    if (!job) throw new IntercloudError('MIGRATE_NO_RESERVATION', `no reservation for offer '${offerId}'`);
+    this.checkPeer(job, peer);
+    return job;
+  }
+
+  private checkPeer(job: JobStatus, peer: PeerRef): void {
+    const owner = (job.input as MigrateInInput).peer;
+    if (owner.cloudId !== peer.cloudId) {
+      throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${(job.input as MigrateInInput).offerId}' belongs to '${owner.cloudId}', not '${peer.cloudId}'`);
+    }
+  }
+
+  private ended(s: JobStatus, offerId: string): IntercloudError {
+    return new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' ended '${s.state}'${s.error ? `: ${s.error.message}` : ''}`);
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Two fake clouds wired for the migration transactions: in-memory hypervisors, a wire
+ * for disks, and the target's request handling called directly as the control plane
+ * would. For hermetic tests of the sequence and its invariant; the integration tests
+ * run the same transactions over the real servers.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IntercloudError } from '../../protocols/errors/index.js';
+import { Sequencer } from '../../agent/sequencer/index.js';
+import {
+  MigrationTargetService, SourceRequestMailbox, migrateInDefinition, migrateOutDefinition, migrateDryRunDefinition,
+  type SourcePorts, type TargetPorts, type VmSummary,
+} from '../../agent/migration/index.js';
+
+export interface FakeVm { summary: VmSummary; state: 'running' | 'stopped'; disks: Record<string, Buffer> }
+
+/** A place where something fails once, chosen by the test. */
+export type FaultPoint = string;
+
+export class FakeWorld {
+  readonly vms = { 'cloud-a': new Map<string, FakeVm>(), 'cloud-b': new Map<string, FakeVm>() };
+  readonly wire = new Map<string, Buffer>();
+  readonly addresses = new Map<string, string>();
+  readonly audit: Array<{ cloud: string; event: string }> = [];
+  /** Fault points that throw once (a non-retryable error) the next time they are reached. */
+  readonly faults = new Set<FaultPoint>();
+  /** Fault points that hang until aborted (to simulate a crash or a cancel mid-step). */
+  readonly hangs = new Set<FaultPoint>();
+  /** Hang points some step is blocked in right now. */
+  readonly reached = new Set<FaultPoint>();
+
+  hit(point: FaultPoint, signal: AbortSignal): Promise<void> {
+    if (this.faults.delete(point)) return Promise.reject(new IntercloudError('TEST_FAULT', `injected fault at '${point}'`));
+    if (this.hangs.has(point)) {
+      this.reached.add(point);
+      return new Promise((_, rej) => {
+        const leave = (): void => { this.reached.delete(point); rej(signal.reason); };
+        if (signal.aborted) leave();
+        signal.addEventListener('abort', leave);
+      });
+    }
+    return Promise.resolve();
+  }
+
+  /** Where the VM runs: the invariant says exactly one entry. */
+  runningIn(name: string): string[] {
+    return Object.entries(this.vms).filter(([, m]) => m.get(name)?.state === 'running').map(([c]) => c);
+  }
+}
+
+export function vmOf(name: string, diskBytes: Buffer): FakeVm {
+  return {
+    summary: { name, vcpus: 1, memoryBytes: 128 << 20, macs: ['52:54:00:aa:bb:01'], disks: [{ id: 'disk0', capacityBytes: diskBytes.length }], addresses: ['10.1.0.5'] },
+    state: 'running',
+    disks: { disk0: diskBytes },
+  };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Builds the two clouds' sequencers over `world`; call `start()` again to simulate a restart. */
+export async function fakeClouds(world: FakeWorld) {
+  const dirA = await mkdtemp(join(tmpdir(), 'mig-a-'));
+  const dirB = await mkdtemp(join(tmpdir(), 'mig-b-'));
+  const peerA = { cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' };
+  const peerB = { cloudId: 'cloud-b', jid: 'cloud-b@intercloud.test' };
+  const state = { target: undefined as MigrationTargetService | undefined, targetUp: true, mailbox: new SourceRequestMailbox() };
+
+  const targetDown = (): IntercloudError => new IntercloudError('TEST_UNREACHABLE', 'cloud-b is not answering', { retryable: true });
+  const target = (): MigrationTargetService => {
+    if (!state.targetUp || !state.target) throw targetDown();
+    return state.target;
+  };
+
+  const sourcePorts: SourcePorts = {
+    cloudId: 'cloud-a',
+    hypervisor: {
+      describe: async (vm, signal) => {
+        await world.hit('describe', signal);
+        const v = world.vms['cloud-a'].get(vm)!;
+        return { summary: structuredClone(v.summary), descriptor: JSON.stringify(v.summary) };
+      },
+      state: async (vm) => world.vms['cloud-a'].get(vm)?.state ?? 'absent',
+      stop: async (vm, signal) => { await world.hit('stop-source', signal); const v = world.vms['cloud-a'].get(vm); if (v) v.state = 'stopped'; },
+      start: async (vm) => { const v = world.vms['cloud-a'].get(vm); if (v) v.state = 'running'; },
+      remove: async (vm, signal) => { await world.hit('release-source', signal); world.vms['cloud-a'].delete(vm); },
+    },
+    control: {
+      findPeer: async (want, signal) => {
+        await world.hit('find-peer', signal);
+        if (want.to && want.to !== 'cloud-b') throw new IntercloudError('TEST_NO_PEER', `no cloud '${want.to}'`);
+        return peerB;
+      },
+      verifyPeer: async (_p, signal) => { await world.hit('verify-peer', signal); return { fingerprint: 'ab:cd' }; },
+      offer: async (_p, offer, signal) => { await world.hit('negotiate', signal); return target().handleOffer(peerA, offer); },
+      release: async (_p, offerId, signal) => target().handleRelease(peerA, offerId, signal),
+      instantiate: async (_p, req, signal) => { await world.hit('instantiate', signal); return target().handleInstantiate(peerA, req, signal); },
+      commit: async (_p, offerId, signal) => { await world.hit('commit', signal); return target().handleCommit(peerA, offerId, signal); },
+    },
+    transfer: {
+      sendDisk: async (req, progress, signal) => {
+        await world.hit('transfer', signal);
+        const bytes = world.vms['cloud-a'].get(req.vm)!.disks[req.diskId]!;
+        world.wire.set(`${req.reservation.reservationId}/${req.diskId}`, bytes);
+        progress({ bytesDone: bytes.length, bytesTotal: bytes.length });
+        return { sha256: sha(bytes), bytes: bytes.length, bytesSent: bytes.length };
+      },
+    },
+    addressing: {
+      point: async (addresses, cloudId, signal) => { await world.hit(`point:${cloudId}`, signal); for (const a of addresses) world.addresses.set(a, cloudId); },
+    },
+    audit: { record: async (event) => { world.audit.push({ cloud: 'cloud-a', event }); } },
+  };
+
+  const received = new Map<string, Record<string, Buffer>>();
+  const targetPorts: TargetPorts = {
+    cloudId: 'cloud-b',
+    hypervisor: {
+      define: async ({ descriptor, disks }, signal) => {
+        await world.hit('define', signal);
+        const summary = JSON.parse(descriptor) as VmSummary;
+        const files = Object.fromEntries(Object.entries(disks).map(([id, key]) => [id, received.get(key.split('#')[0]!)![id]!]));
+        if (!world.vms['cloud-b'].has(summary.name)) world.vms['cloud-b'].set(summary.name, { summary, state: 'stopped', disks: files });
+        return { vm: summary.name };
+      },
+      start: async (vm, signal) => { await world.hit('start', signal); world.vms['cloud-b'].get(vm)!.state = 'running'; },
+      stop: async (vm) => { const v = world.vms['cloud-b'].get(vm); if (v) v.state = 'stopped'; },
+      state: async (vm) => world.vms['cloud-b'].get(vm)?.state ?? 'absent',
+      remove: async (vm) => { world.vms['cloud-b'].delete(vm); },
+    },
+    receive: {
+      receiveDisks: async (req, _progress, signal) => {
+        const out: Record<string, { path: string; sha256: string }> = {};
+        const got: Record<string, Buffer> = {};
+        for (const d of req.disks) {
+          const key = `${req.reservation.reservationId}/${d.id}`;
+          while (!world.wire.has(key)) {
+            if (signal.aborted) throw signal.reason;
+            await new Promise((r) => setTimeout(r, 2));
+          }
+          got[d.id] = world.wire.get(key)!;
+          out[d.id] = { path: `${req.offerId}#${d.id}`, sha256: sha(got[d.id]!) };
+        }
+        received.set(req.offerId, got);
+        return out;
+      },
+      discard: async (offerId) => { received.delete(offerId); },
+    },
+    requests: {
+      instantiateRequest: (offerId, signal) => state.mailbox.instantiateRequest(offerId, signal),
+      commitRequest: (offerId, signal) => state.mailbox.commitRequest(offerId, signal),
+    },
+    audit: { record: async (event) => { world.audit.push({ cloud: 'cloud-b', event }); } },
+  };
+
+  const make = {
+    source: () => new Sequencer({ journalDir: dirA, definitions: [migrateOutDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts)], backoffMs: () => 1 }),
+    target: () => {
+      const seq = new Sequencer({ journalDir: dirB, definitions: [migrateInDefinition(targetPorts)], backoffMs: () => 1 });
+      state.mailbox = new SourceRequestMailbox();
+      state.target = new MigrationTargetService(seq, state.mailbox, {
+        admit: async () => undefined, reservationMs: 60_000, commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
+      });
+      return seq;
+    },
+  };
+  return { make, state, dirA, dirB };
+}
