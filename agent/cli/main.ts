@@ -4,13 +4,16 @@
  * `agent/cli/commands/<area>.ts` to {@link COMMANDS}.
  */
 import { Command, CommanderError } from 'commander';
+import { registerJobCommands } from './commands/jobs.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
 export type RegisterCommands = (program: Command) => void;
 
 /** The areas of the CLI, in the order `intercloud --help` lists them. */
-const COMMANDS: RegisterCommands[] = [];
+const COMMANDS: RegisterCommands[] = [
+  registerJobCommands,
+];
 
 /** Builds the program with every area's subcommands registered. */
 export function buildProgram(): Command {

@@ -1,0 +1,152 @@
+/**
+ * `intercloud migrate`, `jobs`, `job`, `cancel`: one-off work through the running agent's
+ * local API.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Command } from 'commander';
+import { LocalApiClient } from '../../api/index.js';
+import type { JobStatus, SequencerEvent } from '../../sequencer/index.js';
+import { EXIT, printJson } from '../output.js';
+
+/** Default socket of the local API (the systemd unit's RuntimeDirectory). */
+export const DEFAULT_SOCKET = '/run/intercloud/agent.sock';
+
+function client(cmd: Command): LocalApiClient {
+  const opts = cmd.optsWithGlobals<{ socket?: string }>();
+  return new LocalApiClient(opts.socket ?? process.env['INTERCLOUD_SOCKET'] ?? DEFAULT_SOCKET);
+}
+
+/** Registers the job commands. */
+export function registerJobCommands(program: Command): void {
+  program
+    .command('migrate')
+    .description('migrate a VM of this cloud to another cloud')
+    .argument('<vm>', 'the VM name in this cloud')
+    .option('--to <cloud>', 'target cloud id')
+    .option('--auto', 'let discovery choose the target')
+    .option('--region <region>', 'only clouds in this region')
+    .option('--dry-run', 'discover, verify and negotiate only; move nothing')
+    .option('--no-wait', 'print the job id and return at once')
+    .option('--json', 'print the final job status as json')
+    .option('--socket <path>', 'local API socket of the agent', undefined)
+    .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; wait: boolean; json?: boolean }, cmd: Command) => {
+      if (!o.to === !o.auto) {
+        process.stderr.write('error: give exactly one of --to CLOUD or --auto\n');
+        process.exitCode = EXIT.usage;
+        return;
+      }
+      const api = client(cmd);
+      const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
+      if (!o.wait) { if (o.json) printJson({ jobId }); else process.stdout.write(`${jobId}\n`); return; }
+      const bar = o.json || !process.stderr.isTTY ? undefined : new ProgressLine();
+      await api.follow(jobId, (e) => {
+        if (!o.json) describeEvent(e, bar);
+      });
+      bar?.end();
+      const status = await api.job(jobId);
+      if (o.json) printJson(status);
+      else printSummary(status);
+      process.exitCode = status.state === 'completed' ? EXIT.ok : EXIT.failed;
+    });
+
+  program
+    .command('jobs')
+    .description('list the jobs of the running agent')
+    .option('--json', 'print json')
+    .option('--socket <path>', 'local API socket of the agent')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const jobs = await client(cmd).listJobs();
+      if (o.json) { printJson(jobs); return; }
+      for (const j of jobs) {
+        process.stdout.write(`${j.jobId.padEnd(40)} ${j.kind.padEnd(16)} ${j.state.padEnd(14)} ${j.currentStep ?? j.completedSteps.at(-1) ?? ''}\n`);
+      }
+    });
+
+  program
+    .command('job')
+    .description('show one job')
+    .argument('<id>')
+    .option('--json', 'print json')
+    .option('--socket <path>', 'local API socket of the agent')
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
+      const j = await client(cmd).job(id);
+      if (o.json) printJson(j);
+      else printSummary(j);
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a job (too late once the target has committed)')
+    .argument('<id>')
+    .option('--json', 'print json')
+    .option('--socket <path>', 'local API socket of the agent')
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
+      const r = await client(cmd).cancel(id);
+      if (o.json) printJson(r);
+      else process.stdout.write(r.accepted ? `cancelling ${id}\n` : `cannot cancel ${id}: it is ${r.state === 'running' ? 'past the point of no return' : r.state}\n`);
+      process.exitCode = r.accepted ? EXIT.ok : EXIT.failed;
+    });
+}
+
+/** Creates a new offer/job id. */
+export function newJobId(prefix: string): string {
+  return `${prefix}-${randomUUID()}`;
+}
+
+/** A one-line progress bar on stderr: bytes, rate, ETA. */
+class ProgressLine {
+  private t0 = Date.now();
+  private shown = 0;
+  update(done: number, total: number): void {
+    if (done < this.shown) return; // never backwards
+    this.shown = done;
+    const s = (Date.now() - this.t0) / 1000;
+    const rate = s > 0 ? done / s : 0;
+    const eta = rate > 0 ? (total - done) / rate : 0;
+    const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+    const width = 30;
+    const filled = Math.round((pct / 100) * width);
+    process.stderr.write(`\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${mib(done)}/${mib(total)} MiB ${mib(rate)} MiB/s ETA ${eta.toFixed(0)}s `);
+  }
+  end(): void {
+    if (this.shown > 0) process.stderr.write('\n');
+  }
+}
+
+function mib(n: number): string {
+  return (n / 1048576).toFixed(1);
+}
+
+function describeEvent(e: SequencerEvent | { type: 'status'; status: JobStatus }, bar: ProgressLine | undefined): void {
+  switch (e.type) {
+    case 'step-started':
+      bar?.end();
+      process.stderr.write(`  ${e.step}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}…\n`);
+      break;
+    case 'progress': {
+      const d = e.detail as { bytesDone?: number; bytesTotal?: number };
+      if (bar && typeof d.bytesDone === 'number' && typeof d.bytesTotal === 'number') bar.update(d.bytesDone, d.bytesTotal);
+      break;
+    }
+    case 'step-failed':
+      process.stderr.write(`  ${e.step} failed [${e.error.code}]: ${e.error.message}\n`);
+      break;
+    case 'compensating':
+      process.stderr.write(`  undoing ${e.step}\n`);
+      break;
+    default:
+      break;
+  }
+}
+
+function printSummary(j: JobStatus): void {
+  const lines = [
+    `job       ${j.jobId} (${j.kind})`,
+    `state     ${j.state}`,
+    `steps     ${j.completedSteps.join(' → ') || '-'}`,
+    ...(j.error ? [`error     [${j.error.code}] ${j.error.message}`] : []),
+    `started   ${j.startedAt}`,
+    `updated   ${j.updatedAt}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
