@@ -62,3 +62,21 @@ merge_env() {
 
 # intercloud ARGS… — the project's CLI, run from the source tree.
 intercloud() { "$INTERCLOUD_REPO/scripts/intercloud" "$@"; }
+
+# update_file FILE [MODE] — writes stdin to FILE only when it differs; true when FILE changed
+# (callers restart a running server whose configuration changed, so `up` applies edits).
+update_file() {
+  local f=$1 mode=${2:-644} tmp="$1.new.$$"
+  cat > "$tmp"; chmod "$mode" "$tmp"
+  if [ -f "$f" ] && cmp -s "$tmp" "$f"; then rm -f "$tmp"; return 1; fi
+  mv "$tmp" "$f"; return 0
+}
+
+# secret FILE — prints the random secret stored in FILE, making it (mode 600) on first use.
+secret() {
+  [ -s "$1" ] || { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$1.tmp"; chmod 600 "$1.tmp"; mv "$1.tmp" "$1"; }
+  cat "$1"
+}
+
+# say_status NAME up|down DETAIL — the one status line of a service; returns 1 when down.
+say_status() { printf 'services: %-10s %-4s %s\n' "$1" "$2" "$3"; [ "$2" = up ]; }

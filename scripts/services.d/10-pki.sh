@@ -1,0 +1,77 @@
+# pki: the Intercloud Root and every certificate the servers and the gateways use, made with the
+# project's own CLI (`intercloud ca …`, protocols/trust), so the tests exercise what a real
+# deployment issues. Files live in $STATE/pki (CLI layout: NAME.pem + NAME.key):
+#   root.pem/.key            the Intercloud Root (ECDSA P-256)
+#   cloud-{a,b,c}.pem/.key   gateway identities: CN=<cloud>, SAN URI intercloud://<cloud>,
+#                            id-on-xmppAddr <cloud>@intercloud.test, DNS <cloud>.intercloud.test
+#   prosody.pem/.key         server cert: intercloud.test, pubsub./scram.intercloud.test, localhost,
+#                            127.0.0.1 (key group-readable by the prosody user)
+#   rabbitmq.pem/.key        server cert: localhost, 127.0.0.1
+#   crl.pem                  the root's CRL (empty unless someone revoked in this directory)
+# A certificate is reissued when it is missing, no longer chains to root.pem, or expires within a day.
+#
+# services.json: pki: { dir, root, rootKey, crl, domain, clouds: {<id>: {cert,key,jid,uri,dns}},
+#                       servers: {prosody: {cert,key}, rabbitmq: {cert,key}} }
+
+pki_packages="openssl"
+PKI_CLOUDS="cloud-a cloud-b cloud-c"
+XMPP_DOMAIN=intercloud.test
+
+# pki_fresh NAME — true when NAME.pem exists, chains to root.pem and is valid for another day.
+pki_fresh() {
+  local d=$STATE/pki
+  [ -s "$d/$1.pem" ] && [ -s "$d/$1.key" ] \
+    && openssl verify -CAfile "$d/root.pem" "$d/$1.pem" >/dev/null 2>&1 \
+    && openssl x509 -in "$d/$1.pem" -noout -checkend 86400 >/dev/null 2>&1
+}
+
+pki_up() {
+  local d=$STATE/pki s c changed=0; s=$(now)
+  mkdir -p "$d"; chmod 755 "$STATE" "$d"
+  if [ ! -s "$d/root.pem" ] || ! openssl x509 -in "$d/root.pem" -noout -checkend 86400 >/dev/null 2>&1; then
+    intercloud ca init --dir "$d" >/dev/null; changed=1
+  fi
+  for c in $PKI_CLOUDS; do
+    pki_fresh "$c" && continue
+    intercloud ca issue --dir "$d" --cloud "$c" --xmpp "$c@$XMPP_DOMAIN" --dns "$c.$XMPP_DOMAIN" --out "$d/$c" >/dev/null
+    changed=1
+  done
+  if ! pki_fresh prosody; then
+    intercloud ca issue --dir "$d" --server --dns "$XMPP_DOMAIN" --dns "pubsub.$XMPP_DOMAIN" \
+      --dns "scram.$XMPP_DOMAIN" --dns localhost --ip 127.0.0.1 --out "$d/prosody" >/dev/null
+    changed=1
+  fi
+  if ! pki_fresh rabbitmq; then
+    intercloud ca issue --dir "$d" --server --dns localhost --ip 127.0.0.1 --out "$d/rabbitmq" >/dev/null
+    changed=1
+  fi
+  # A CRL older than a day (or from an older root) is remade; `ca revoke` users remake it themselves.
+  if [ ! -s "$d/crl.pem" ] || [ "$changed" = 1 ] || [ -n "$(find "$d/crl.pem" -mmin +1440)" ]; then
+    intercloud ca crl --dir "$d" --out "$d/crl.pem" >/dev/null
+  fi
+  chmod 600 "$d"/*.key
+  # Prosody drops to its own user before it reads its key.
+  getent group prosody >/dev/null && { chgrp prosody "$d/prosody.key"; chmod 640 "$d/prosody.key"; }
+  [ "$changed" = 1 ] && took pki "$s"
+  local clouds="" sep=""
+  for c in $PKI_CLOUDS; do
+    clouds+="$sep\"$c\": {\"cert\": \"$d/$c.pem\", \"key\": \"$d/$c.key\", \"jid\": \"$c@$XMPP_DOMAIN\", \"uri\": \"intercloud://$c\", \"dns\": \"$c.$XMPP_DOMAIN\"}"
+    sep=", "
+  done
+  write_env pki "{\"dir\": \"$d\", \"root\": \"$d/root.pem\", \"rootKey\": \"$d/root.key\", \"crl\": \"$d/crl.pem\",
+  \"domain\": \"$XMPP_DOMAIN\", \"clouds\": {$clouds},
+  \"servers\": {\"prosody\": {\"cert\": \"$d/prosody.pem\", \"key\": \"$d/prosody.key\"},
+              \"rabbitmq\": {\"cert\": \"$d/rabbitmq.pem\", \"key\": \"$d/rabbitmq.key\"}}}"
+}
+
+# Certificates are files, not processes: `down` keeps them so the next `up` reuses them.
+pki_down() { :; }
+
+pki_status() {
+  local d=$STATE/pki c
+  for c in root $PKI_CLOUDS prosody rabbitmq; do
+    if [ "$c" = root ]; then [ -s "$d/root.pem" ] || { say_status pki down "no root in $d"; return 1; }
+    elif ! pki_fresh "$c"; then say_status pki down "$c.pem missing, not chaining to the root, or expiring"; return 1; fi
+  done
+  say_status pki up "$d (root $(openssl x509 -in "$d/root.pem" -noout -enddate | cut -d= -f2))"
+}

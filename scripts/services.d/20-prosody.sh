@@ -1,0 +1,106 @@
+# prosody: the XMPP server of the control plane (domain intercloud.test), c2s on 127.0.0.1:15222.
+# - TLS is required (c2s_require_encryption) with the server certificate from $STATE/pki.
+# - Gateways log in with SASL EXTERNAL by client certificate (XEP-0178) through prosody-modules'
+#   mod_auth_ccert (certificate_match = "xmppaddr"): the certificate's id-on-xmppAddr SAN names the
+#   account, so every certificate the Intercloud Root issues for <id>@intercloud.test *is* an account
+#   (no registration step). Pitfalls: the client certificate needs the serverAuth EKU besides
+#   clientAuth, and an empty EXTERNAL initial response is refused (send the JID or "=").
+# - scram.intercloud.test is a second host with SCRAM-SHA-1/PLAIN (internal_hashed), one account
+#   `fallback`, for clients that cannot present a certificate.
+# - pubsub.intercloud.test is a PubSub component (XEP-0060). Prosody 0.12 has no option that lets
+#   non-admin users create nodes (only admins get the "owner" affiliation on the service), so the
+#   gateway JIDs are made admins *of that component only* (`admins` inside the Component section),
+#   not of the server. Nodes a gateway creates may set publish_model=open for others.
+# - Stream management (XEP-0198, mod_smacks, in Prosody 0.12 core), time (XEP-0202), ping
+#   (XEP-0199), disco (XEP-0030), version, uptime; caps and presence are core. No connection or
+#   rate limits (mod_limits is not loaded), so benchmarks may open hundreds of sessions.
+# Nothing else listens: no s2s, no HTTP, no component port.
+#
+# services.json: prosody: { host, port, domain, pubsubJid, tls: {ca, servername},
+#   sasl: {external: [<jid>…]}, pubsubAdmins: [<jid>…],
+#   scram: {domain, username, password, jid}, dir, log, pidFile }
+
+prosody_packages="prosody prosody-modules lua-unbound"
+PROSODY_PORT=15222
+
+prosody_config() {
+  local dir=$1 pki=$STATE/pki admins="" c
+  for c in $PKI_CLOUDS; do admins+="\"$c@$XMPP_DOMAIN\"; "; done
+  cat <<CFG
+-- Written by scripts/services.d/20-prosody.sh; edits are overwritten by the next \`up\`.
+-- certificates: $(cat "$pki/prosody.pem" "$pki/root.pem" | sha256sum | cut -c1-16) (a change restarts the server)
+pidfile = "$dir/prosody.pid"
+data_path = "$dir/data"
+certificates = "$dir"  -- certificates are named explicitly below
+admin_socket = "$dir/data/prosody.sock"
+log = { info = "$dir/prosody.log"; error = "$dir/prosody.err" }
+daemonize = true
+interfaces = { "127.0.0.1" }
+c2s_ports = { $PROSODY_PORT }
+c2s_direct_tls_ports = { }
+s2s_ports = { }
+s2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+modules_enabled = {
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "time"; "version"; "uptime";
+  "smacks"; "carbons"; "pep"; "private"; "posix"; "admin_shell";
+}
+modules_disabled = { "s2s"; "dialback" }
+c2s_require_encryption = true
+allow_registration = false
+-- no DNS lookups are needed: nothing federates
+unbound = { resolvconf = false; hoststxt = true; forward = "127.0.0.1" }
+ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; cafile = "$pki/root.pem"; capath = false }
+
+VirtualHost "$XMPP_DOMAIN"
+  authentication = "ccert"
+  certificate_match = "xmppaddr"
+  -- ask for a client certificate, verified against the Intercloud Root (XEP-0178)
+  c2s_ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; cafile = "$pki/root.pem";
+              capath = false; verify = { "peer"; "client_once" } }
+
+VirtualHost "scram.$XMPP_DOMAIN"
+  authentication = "internal_hashed"
+
+Component "pubsub.$XMPP_DOMAIN" "pubsub"
+  admins = { $admins}
+  pubsub_max_items = 1000
+CFG
+}
+
+prosody_up() {
+  local dir=$STATE/prosody s; s=$(now)
+  mkdir -p "$dir/data"
+  local restart=0
+  prosody_config "$dir" | update_file "$dir/prosody.cfg.lua" && restart=1
+  chown -R prosody:prosody "$dir"
+  if alive "$dir/prosody.pid" prosody; then
+    [ "$restart" = 1 ] || return 0
+    log "prosody configuration changed: restarting"; prosody_down
+  fi
+  rm -f "$dir/prosody.pid"
+  prosodyctl --config "$dir/prosody.cfg.lua" start >/dev/null
+  waitport "$PROSODY_PORT"
+  local pw; pw=$(secret "$dir/scram.password")
+  if [ ! -e "$dir/data/scram%2eintercloud%2etest/accounts/fallback.dat" ]; then
+    prosodyctl --config "$dir/prosody.cfg.lua" register fallback "scram.$XMPP_DOMAIN" "$pw" >/dev/null
+  fi
+  local jids="" sep="" c
+  for c in $PKI_CLOUDS; do jids+="$sep\"$c@$XMPP_DOMAIN\""; sep=", "; done
+  write_env prosody "{\"host\": \"127.0.0.1\", \"port\": $PROSODY_PORT, \"domain\": \"$XMPP_DOMAIN\",
+  \"pubsubJid\": \"pubsub.$XMPP_DOMAIN\", \"tls\": {\"ca\": \"$STATE/pki/root.pem\", \"servername\": \"$XMPP_DOMAIN\"},
+  \"sasl\": {\"external\": [$jids]}, \"pubsubAdmins\": [$jids],
+  \"scram\": {\"domain\": \"scram.$XMPP_DOMAIN\", \"username\": \"fallback\", \"password\": \"$pw\", \"jid\": \"fallback@scram.$XMPP_DOMAIN\"},
+  \"dir\": \"$dir\", \"log\": \"$dir/prosody.log\", \"pidFile\": \"$dir/prosody.pid\"}"
+  took prosody "$s"
+}
+
+prosody_down() { stop_pidfile "$STATE/prosody/prosody.pid" prosody; }
+
+prosody_status() {
+  if alive "$STATE/prosody/prosody.pid" prosody; then say_status prosody up "c2s 127.0.0.1:$PROSODY_PORT ($XMPP_DOMAIN)"
+  else say_status prosody down "no live pid in $STATE/prosody/prosody.pid"; fi
+}
