@@ -4,6 +4,7 @@
  * `agent/cli/commands/<area>.ts` to {@link COMMANDS}.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCaCommands } from './commands/ca.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { exitCodeOf, printError } from './output.js';
 
@@ -13,6 +14,7 @@ export type RegisterCommands = (program: Command) => void;
 /** The areas of the CLI, in the order `intercloud --help` lists them. */
 const COMMANDS: RegisterCommands[] = [
   registerJobCommands,
+  registerCaCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */

@@ -1,0 +1,21 @@
+/**
+ * Intercloud trust: the Root CA, gateway identities, certificate verification, CRLs,
+ * signed negotiation messages and the hash-chained audit log. See README.md.
+ */
+export { TRUST_ERRORS, type TrustErrorCode } from './errors.js';
+export { generateKeyPair, keyTypeOf, privateKeyFromPem, privateKeyToPem, type KeyPair, type KeyType } from './keys.js';
+export { decodePem, encodePem } from './pem.js';
+export {
+  certificateToPem, parseCertificateDer, parseCertificatePem, parseCertificatesPem,
+  type Certificate, type DistinguishedName, type KeyUsage, type NameFields, type SubjectAltNames,
+} from './certificate.js';
+export { createCsr, csrToPem, parseCsrDer, parseCsrPem, type CertificationRequest } from './csr.js';
+export {
+  BACKDATE_MS, DEFAULT_LEAF_DAYS, DEFAULT_ROOT_DAYS, DEFAULT_XMPP_DOMAIN, MAX_LEAF_DAYS, INTERCLOUD_ORG,
+  assertCloudId, cloudUri, createRootCertificate, issueGatewayCertificate, issueServerCertificate, randomSerial,
+  type GatewaySpec, type Issuer, type RootSpec, type ServerSpec,
+} from './issue.js';
+export {
+  CA_FILES, initCaDirectory, readCaDirectory, updateCaState, withCaLock, writeFileAtomic,
+  type CaDirectory, type CaState, type IssuedRecord, type RevokedRecord,
+} from './ca-store.js';
