@@ -72,7 +72,8 @@ export function encodeName(name: DistinguishedName): Buffer {
   return encode(seq(...rdns));
 }
 
-function extension(id: string, critical: boolean, value: Asn1): Asn1 {
+/** One Extension (RFC 5280 §4.1): id, critical flag (only when true, DER default), OCTET STRING of the value. */
+export function extension(id: string, critical: boolean, value: Asn1): Asn1 {
   const parts = [oid(id)];
   if (critical) parts.push(bool(true));
   parts.push(octets(encode(value)));

@@ -19,3 +19,4 @@ export {
   CA_FILES, initCaDirectory, readCaDirectory, updateCaState, withCaLock, writeFileAtomic,
   type CaDirectory, type CaState, type IssuedRecord, type RevokedRecord,
 } from './ca-store.js';
+export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';

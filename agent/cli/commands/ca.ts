@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
-  CA_FILES, certificateToPem, generateKeyPair, initCaDirectory, issueGatewayCertificate, issueServerCertificate, parseCsrPem,
+  BACKDATE_MS, CA_FILES, buildCrl, certificateToPem, crlToPem, generateKeyPair, initCaDirectory, issueGatewayCertificate, issueServerCertificate, parseCertificatePem, parseCsrPem,
   privateKeyToPem, readCaDirectory, updateCaState, writeFileAtomic, type Certificate, type KeyType,
 } from '../../../protocols/trust/index.js';
 import { EXIT, printJson } from '../output.js';
@@ -134,4 +134,64 @@ export function registerCaCommands(program: Command): void {
       if (o.json) printJson(info);
       else process.stdout.write(`issued '${cert.subject.commonName ?? ''}' serial ${cert.serial} -> '${out}.pem'\n`);
     });
+
+  ca.command('revoke')
+    .description('mark a certificate this CA issued as revoked (publish with `ca crl`)')
+    .requiredOption('--dir <dir>', 'CA directory')
+    .option('--serial <hex>', 'serial number (hex, colons allowed)')
+    .option('--cert <file>', 'the certificate (PEM) to revoke')
+    .option('--json', 'print json')
+    .action(async (o: { dir: string; serial?: string; cert?: string; json?: boolean }) => {
+      if ((o.serial === undefined) === (o.cert === undefined)) throw usage('give exactly one of --serial S or --cert FILE');
+      const serial = o.serial !== undefined ? normaliseSerial(o.serial) : parseCertificatePem(readInput(o.cert!)).serial;
+      const now = new Date();
+      const result = await updateCaState(resolve(o.dir), (ca) => {
+        if (!ca.state.issued.some((r) => r.serial === serial)) {
+          throw new IntercloudError('TRUST_UNKNOWN_SERIAL', `serial '${serial}' was not issued by the ca in '${ca.dir}'`);
+        }
+        const already = ca.state.revoked.find((r) => r.serial === serial);
+        if (already) return { serial, revokedAt: already.revokedAt, already: true };
+        ca.state.revoked.push({ serial, revokedAt: now.toISOString() });
+        return { serial, revokedAt: now.toISOString(), already: false };
+      });
+      if (o.json) printJson(result);
+      else process.stdout.write(`${result.already ? 'already revoked' : 'revoked'} serial ${serial} (run 'intercloud ca crl' to publish)\n`);
+    });
+
+  ca.command('crl')
+    .description('write the root\'s current X.509 v2 CRL (PEM)')
+    .requiredOption('--dir <dir>', 'CA directory')
+    .requiredOption('--out <file>', 'CRL file to write')
+    .option('--days <days>', 'days until nextUpdate', String(DEFAULT_CRL_DAYS))
+    .option('--json', 'print json')
+    .action(async (o: { dir: string; out: string; days: string; json?: boolean }) => {
+      const days = Number(o.days);
+      if (!Number.isInteger(days) || days < 1 || days > 365) throw usage(`--days '${o.days}' is not a whole number of days in 1..365`);
+      const now = new Date();
+      const { der, crlNumber, revoked } = await updateCaState(resolve(o.dir), (ca) => {
+        const crlNumber = ca.state.nextCrlNumber;
+        ca.state.nextCrlNumber += 1;
+        const entries = ca.state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt) }));
+        const built = buildCrl({
+          issuer: ca.issuer.certificate, signingKey: ca.issuer.privateKey, revoked: entries, crlNumber,
+          thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + days * 86_400_000),
+        });
+        return { der: built, crlNumber, revoked: entries.length };
+      });
+      const out = resolve(o.out);
+      writeFileAtomic(out, crlToPem(der));
+      if (o.json) printJson({ crl: out, crlNumber, revoked });
+      else process.stdout.write(`wrote crl #${crlNumber} with ${revoked} revoked certificate(s) to '${out}'\n`);
+    });
+}
+
+/** Default CRL lifetime (nextUpdate - thisUpdate), in days. */
+export const DEFAULT_CRL_DAYS = 7;
+
+/** `AB:CD:01` / `abcd01` / `0xabcd01` → `abcd01` (no leading zero octets), as {@link Certificate.serial}. */
+function normaliseSerial(text: string): string {
+  const hex = text.replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]+$/.test(hex) || hex.length > 40) throw usage(`--serial '${text}' is not a hex serial number`);
+  const even = hex.length % 2 ? `0${hex}` : hex;
+  return even.replace(/^(00)+(?=..)/, '');
 }
