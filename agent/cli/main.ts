@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCaCommands } from './commands/ca.js';
+import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { exitCodeOf, printError } from './output.js';
 
@@ -15,6 +16,7 @@ export type RegisterCommands = (program: Command) => void;
 const COMMANDS: RegisterCommands[] = [
   registerJobCommands,
   registerCaCommands,
+  registerCertCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */

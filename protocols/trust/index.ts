@@ -20,3 +20,4 @@ export {
   type CaDirectory, type CaState, type IssuedRecord, type RevokedRecord,
 } from './ca-store.js';
 export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';
+export { isTrustRejection, verifyCertificate, verifyCertificatePem, type PeerIdentity, type VerifyOptions } from './verify.js';
