@@ -1,0 +1,77 @@
+/**
+ * Runs a {@link MapServerCore} on a UDP socket (RFC 9301 §5.1: port 4342; any port for
+ * tests). I/O only: every datagram goes to the core, its replies go out, and its events
+ * go to the caller's `onEvent` (the CLI logs them). A bad datagram never stops the server.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { LISP_CONTROL_PORT } from './constants.js';
+import { lispError } from './errors.js';
+import { MapServerCore, type MapServerEvent, type MapServerOptions } from './map-server.js';
+
+/** Options of {@link startMapServer}. */
+export interface StartMapServerOptions extends MapServerOptions {
+  /** Address to bind; default 127.0.0.1. */
+  host?: string;
+  /** UDP port; default 4342 (0 picks a free one). */
+  port?: number;
+  /** Called for every datagram handled and every expired registration. */
+  onEvent?: (event: MapServerEvent | { kind: 'expired'; site: string; eid: string }) => void;
+  /** Clock (ms since the epoch); default Date.now. */
+  now?: () => number;
+  /** How often stale registrations are purged (ms); default 1000. */
+  sweepIntervalMs?: number;
+}
+
+/** A running map server. */
+export interface RunningMapServer {
+  /** The bound address and port. */
+  address: { address: string; port: number };
+  /** The state machine (registrations, lookup). */
+  core: MapServerCore;
+  /** Stops the socket and the sweep timer. */
+  close(): Promise<void>;
+}
+
+/** Binds the socket and starts serving; rejects with LISP_SOCKET when the port cannot be bound. */
+export async function startMapServer(options: StartMapServerOptions): Promise<RunningMapServer> {
+  const core = new MapServerCore(options);
+  const host = options.host ?? '127.0.0.1';
+  const now = options.now ?? Date.now;
+  const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+  const emit = options.onEvent ?? (() => undefined);
+  socket.on('message', (msg, rinfo) => {
+    const result = core.handle(msg, { address: rinfo.address, port: rinfo.port }, now());
+    for (const reply of result.replies) {
+      socket.send(reply.data, reply.to.port, reply.to.address, (err) => {
+        if (err) emit({ kind: 'rejected', error: lispError('LISP_SOCKET', `cannot send to '${reply.to.address}:${reply.to.port}'`, { cause: err }), from: reply.to });
+      });
+    }
+    emit(result.event);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(lispError('LISP_SOCKET', `cannot bind the map server to '${host}:${options.port ?? LISP_CONTROL_PORT}'`, { cause: err }));
+    };
+    socket.once('error', onError);
+    socket.bind(options.port ?? LISP_CONTROL_PORT, host, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+  // After binding, socket errors (e.g. ICMP port unreachable on send) are reported, not fatal.
+  socket.on('error', (err) => emit({ kind: 'rejected', error: lispError('LISP_SOCKET', 'map server socket error', { cause: err }), from: { address: host, port: 0 } }));
+  const sweep = setInterval(() => {
+    for (const reg of core.expire(now())) emit({ kind: 'expired', site: reg.site, eid: `${reg.eid.address}/${reg.eid.maskLength}` });
+  }, options.sweepIntervalMs ?? 1000);
+  sweep.unref();
+  const bound = socket.address();
+  return {
+    address: { address: bound.address, port: bound.port },
+    core,
+    close: () => new Promise<void>((resolve) => {
+      clearInterval(sweep);
+      socket.close(() => resolve());
+    }),
+  };
+}
