@@ -1,0 +1,47 @@
+/**
+ * Reliable transfer of disks and objects between clouds over AMQP 0-9-1.
+ *
+ * Pure protocol: chunk frames (`frame.ts`), control messages (`messages.ts`), chunk sets,
+ * journal records, broker names and permissions, the sender and receiver state machines.
+ * I/O: staging file, journals, sources, content index, broker connection, and the two entry
+ * points the migration sequencer calls: {@link sendTransfer} and {@link receiveTransfer}.
+ */
+export { XFER_ERRORS, type XferCode, type XferError } from './errors.js';
+export {
+  FRAME_HEADER_SIZE,
+  FRAME_KIND,
+  decodeFrame,
+  encodeFrame,
+  isAllZero,
+  isTransferId,
+  sha256,
+  verifyPayload,
+  type Frame,
+  type FrameHeader,
+  type FrameKind,
+} from './frame.js';
+export {
+  CONTROL_VERSION,
+  classifyBody,
+  decodeControl,
+  encodeControl,
+  parseManifest,
+  type AbortReason,
+  type ControlMessage,
+  type ControlOf,
+  type ControlType,
+  type Manifest,
+} from './messages.js';
+export { ChunkSet, type ChunkRanges } from './chunk-set.js';
+export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIdentity } from './journal-records.js';
+export { QUEUE_IDLE_EXPIRY_MS, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
+export { ProgressMeter, type ProgressEvent } from './progress.js';
+export { ReceiverMachine, type FrameDecision, type ReceiverAction, type ReceiverPhase } from './receiver-machine.js';
+export { SenderMachine, type ChunkPlan, type SenderPhase } from './sender-machine.js';
+export { StagingFile } from './staging-file.js';
+export { TransferJournal } from './journal-file.js';
+export { fileSource, streamSource, type Extent, type TransferSource } from './source.js';
+export { ContentIndex } from './content-index.js';
+export { connectBroker, type BrokerOptions } from './connection.js';
+export { sendTransfer, type FrameTap, type FrameTapInfo, type SendOptions, type SendResult } from './sender.js';
+export { receiveTransfer, type ReceiveOptions, type ReceiveResult } from './receiver.js';

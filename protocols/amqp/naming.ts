@@ -1,0 +1,49 @@
+/**
+ * Broker resource names of a transfer (pure). Every resource of a transfer embeds both cloud
+ * ids, so a broker permission regex per cloud ({@link permissionPattern}) makes each transfer's
+ * exchange and queues reachable only by its two clouds. Publishing goes to the transfer's own
+ * direct exchange — never the default exchange, which any user with write access to
+ * `amq.default` could use to inject into any queue.
+ */
+import { xferError } from './errors.js';
+import { isTransferId } from './frame.js';
+
+const CLOUD_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The broker names of one transfer. */
+export interface TransferTopology {
+  /** Direct exchange both sides publish to. */
+  readonly exchange: string;
+  /** Sender → receiver: manifest, chunk frames, end. Routing key `data`. */
+  readonly dataQueue: string;
+  /** Receiver → sender: status, need, committed, abort. Routing key `ctl`. */
+  readonly controlQueue: string;
+}
+
+/** Routing keys inside a transfer's exchange. */
+export const ROUTING = { data: 'data', control: 'ctl' } as const;
+
+/**
+ * A queue unused this long is deleted by the broker (RabbitMQ `x-expires`): the last-resort
+ * cleanup when both sides died. Both sides declare queues with identical arguments, so it is a
+ * protocol constant.
+ */
+export const QUEUE_IDLE_EXPIRY_MS = 24 * 3600 * 1000;
+
+/** Names of the transfer `transferId` from cloud `from` to cloud `to`. */
+export function transferTopology(from: string, to: string, transferId: string): TransferTopology {
+  for (const id of [from, to]) if (!CLOUD_RE.test(id)) throw xferError('XFER_CONFIG', `cloud id '${id}' is not valid`);
+  if (!isTransferId(transferId)) throw xferError('XFER_CONFIG', `transfer id '${transferId}' is not a lowercase uuid`);
+  const exchange = `xfer.${from}.${to}.${transferId}`;
+  return { exchange, dataQueue: `${exchange}.data`, controlQueue: `${exchange}.ctl` };
+}
+
+/**
+ * The RabbitMQ permission regex (configure, write and read alike) for `cloudId`: the resources
+ * of transfers it sends or receives, nothing else.
+ */
+export function permissionPattern(cloudId: string): string {
+  if (!CLOUD_RE.test(cloudId)) throw xferError('XFER_CONFIG', `cloud id '${cloudId}' is not valid`);
+  const id = cloudId.replace(/-/g, '\\-');
+  return `^xfer\\.(${id}\\.[a-z0-9-]+|[a-z0-9-]+\\.${id})\\.[0-9a-f-]{36}(\\.(data|ctl))?$`;
+}

@@ -1,0 +1,371 @@
+/**
+ * The receiving side of a transfer (I/O): consumes the transfer's data queue with a prefetch
+ * window and manual acks, applies chunks to the staging file, journals what is durable, asks
+ * for what is missing, verifies the whole SHA-256 and commits by rename. Survives broker
+ * restarts (reconnects and re-declares) and its own restarts (replays its journal).
+ */
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { isIntercloudError } from '../errors/index.js';
+import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
+import { xferError, type XferError } from './errors.js';
+import { decodeFrame, isTransferId, verifyPayload, type Frame } from './frame.js';
+import { TransferJournal } from './journal-file.js';
+import { classifyBody, decodeControl, encodeControl, type ControlMessage } from './messages.js';
+import { ROUTING, transferTopology } from './naming.js';
+import { ProgressMeter, type ProgressEvent } from './progress.js';
+import { ReceiverMachine, type ReceiverAction } from './receiver-machine.js';
+import { closeQuietly, deferred, publishConfirmed, sleep } from './session-util.js';
+import { StagingFile } from './staging-file.js';
+import type { ContentIndex } from './content-index.js';
+
+/** Options of {@link receiveTransfer}. */
+export interface ReceiveOptions {
+  readonly broker: BrokerOptions;
+  /** The transfer's id (a lowercase UUID agreed with the sender). */
+  readonly transferId: string;
+  /** Sending and receiving cloud ids (they name the broker resources). */
+  readonly from: string;
+  readonly to: string;
+  /** Where the file lands on commit; the staging file sits beside it. */
+  readonly targetPath: string;
+  /** Directory of this side's journals. */
+  readonly journalDir: string;
+  /** Chunks the target already holds (e.g. base images): sent as references, copied locally. */
+  readonly contentIndex?: ContentIndex;
+  /** Unacked deliveries at once (default 32). */
+  readonly prefetch?: number;
+  /** Chunks per staging fsync + journal append (group commit; default 16). */
+  readonly syncEvery?: number;
+  /** Longest a written chunk waits for its fsync, ms (default 100). */
+  readonly syncIntervalMs?: number;
+  /** Durable queues (must match the sender's `persistent`). Default false. */
+  readonly durable?: boolean;
+  /** Deadline (ms since epoch); default: the manifest's. */
+  readonly expiresAt?: number;
+  /** Delay between reconnection attempts, ms (default 500). */
+  readonly reconnectDelayMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: ProgressEvent) => void;
+  /** Clock (ms); tests may replace it. */
+  readonly now?: () => number;
+}
+
+/** What {@link receiveTransfer} resolves to. */
+export interface ReceiveResult {
+  readonly transferId: string;
+  readonly path: string;
+  /** SHA-256 (hex) of the committed file. */
+  readonly digest: string;
+  readonly size: number;
+  /** Frames by what the receiver did with them. */
+  readonly frames: { data: number; zero: number; ref: number; duplicate: number; corrupt: number; dropped: number };
+  /** Payload bytes received in data frames (including duplicates and corrupted ones). */
+  readonly bytesReceived: number;
+  /** True when this run continued from an earlier run's journal. */
+  readonly resumed: boolean;
+}
+
+interface Pending {
+  readonly index: number;
+  readonly msg: ConsumeMessage;
+  readonly ch: Channel;
+}
+
+/**
+ * Receives transfer `transferId` into `targetPath`. Resolves when the file is committed (its
+ * SHA-256 matched the sender's); rejects with `XFER_…` errors: `XFER_DISK_FULL` (staging
+ * removed), `XFER_EXPIRED`, `XFER_ABORTED` (signal or peer), `XFER_DIGEST_MISMATCH`,
+ * `XFER_BROKER_AUTH`. A broken connection is retried until the deadline. Idempotent: running
+ * it again after a crash resumes from the journal; after a commit it answers `committed` again.
+ */
+export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult> {
+  if (!isTransferId(o.transferId)) throw xferError('XFER_CONFIG', `transfer id '${o.transferId}' is not a lowercase uuid`);
+  const topo = transferTopology(o.from, o.to, o.transferId);
+  const now = o.now ?? Date.now;
+  const prefetch = o.prefetch ?? 32;
+  const syncEvery = o.syncEvery ?? 16;
+  const durable = o.durable ?? false;
+  const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'receive'));
+  const machine = ReceiverMachine.restore(o.transferId, records);
+  const resumed = records.length > 0;
+  if (machine.phase === 'aborted') {
+    await journal.close();
+    throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
+  }
+  let staging = machine.manifest && machine.phase !== 'committed'
+    ? await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size)
+    : undefined;
+  const frames = { data: 0, zero: 0, ref: 0, duplicate: 0, corrupt: 0, dropped: 0 };
+  let bytesReceived = 0;
+  let progress: ProgressMeter | undefined;
+  const done = deferred<void>();
+  let failure: XferError | undefined;
+  let channel: ConfirmChannel | undefined;
+  let batch: Pending[] = [];
+  let flushTimer: NodeJS.Timeout | undefined;
+  let work: Promise<void> = Promise.resolve();
+  let expiryTimer: NodeJS.Timeout | undefined;
+  const hashes = o.contentIndex?.hashes() ?? [];
+
+  const report = () => {
+    if (!o.onProgress || !machine.manifest) return;
+    progress ??= new ProgressMeter(o.transferId, machine.manifest.size, now());
+    progress.atLeast(machine.heldBytes);
+    o.onProgress(progress.report(now()));
+  };
+
+  const armExpiry = () => {
+    const at = o.expiresAt ?? machine.manifest?.expiresAt;
+    if (at === undefined || expiryTimer) return;
+    expiryTimer = setTimeout(() => {
+      enqueue(() => fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(at).toISOString()}'`), 'expired'));
+    }, Math.max(0, at - now()));
+  };
+
+  const send = async (message: ControlMessage) => {
+    const ch = channel;
+    if (!ch) return; // not connected: the sender polls with `end` and gets the answer later
+    await publishConfirmed(ch, topo.exchange, ROUTING.control, encodeControl(message), durable).catch((err: unknown) => {
+      // A lost control message is repeated on the sender's next poll; the session loop reconnects.
+      if (!isIntercloudError(err, 'XFER_BROKER')) throw err;
+    });
+  };
+
+  const run = async (actions: readonly ReceiverAction[]): Promise<void> => {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'create-staging':
+          staging ??= await StagingFile.open(o.targetPath, o.transferId, a.size);
+          armExpiry();
+          break;
+        case 'journal':
+          await journal.append(a.record);
+          break;
+        case 'send':
+          await send(a.message);
+          break;
+        case 'remove-staging':
+          if (staging) await staging.remove();
+          else await StagingFile.open(o.targetPath, o.transferId, 0).then((s) => s.remove());
+          break;
+        case 'verify': {
+          await flush();
+          const digest = await staging!.digest();
+          const ok = digest === a.digest;
+          if (ok) await staging!.commit();
+          await run(machine.onVerified(ok));
+          if (ok) done.resolve();
+          else await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has sha-256 '${digest}', sender sent '${a.digest}'`), 'failed', false);
+          break;
+        }
+      }
+    }
+  };
+
+  /** Group commit: fsync the staging file, journal the chunks as held, then ack their messages. */
+  const flush = async (): Promise<void> => {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (batch.length === 0) return;
+    const items = batch;
+    batch = [];
+    await staging?.sync();
+    await run(machine.onDurable(items.map((p) => p.index)));
+    for (const p of items) if (p.ch === channel) p.ch.ack(p.msg);
+    report();
+  };
+
+  const fail = async (err: XferError, reason: 'expired' | 'aborted' | 'failed', tellPeer = true): Promise<void> => {
+    if (done.settled) return;
+    failure = err;
+    batch = [];
+    try {
+      await run(machine.abort(reason, err.code, tellPeer && reason !== 'expired'));
+      const ch = channel;
+      if (ch) {
+        // Expiry: nobody needs the queues any more. Otherwise the sender needs the control queue
+        // to read our `abort`, and deletes it and the exchange itself.
+        if (reason === 'expired') await deleteTopology(ch, [topo.dataQueue, topo.controlQueue], topo.exchange);
+        else await deleteTopology(ch, [topo.dataQueue]);
+      }
+    } catch (cleanupErr) {
+      failure = xferError(err.code, err.message, { cause: cleanupErr, details: { ...err.details, cleanup: String(cleanupErr) } });
+    }
+    done.reject(failure);
+  };
+
+  const enqueue = (job: () => Promise<void>) => {
+    work = work.then(job).catch(async (err: unknown) => {
+      const e = isIntercloudError(err) ? (err as XferError) : xferError('XFER_IO', `receiver failed: ${String(err)}`, { cause: err });
+      if (isIntercloudError(e, 'XFER_BROKER')) return; // the session loop reconnects
+      await fail(e, 'failed');
+    });
+  };
+
+  const onFrame = async (frame: Frame, msg: ConsumeMessage, ch: Channel) => {
+    const ok = frame.kind !== 'data' || verifyPayload(frame);
+    if (frame.kind === 'data') bytesReceived += frame.length;
+    const decision = machine.onFrame(frame, ok);
+    switch (decision.action) {
+      case 'drop':
+        if (decision.reason === 'duplicate') frames.duplicate++;
+        else frames.dropped++;
+        ch.ack(msg);
+        return;
+      case 'need':
+        frames.corrupt++;
+        ch.ack(msg);
+        await send(decision.message);
+        return;
+      case 'hole':
+        frames.zero++;
+        break;
+      case 'write':
+        frames.data++;
+        await staging!.write(frame.offset, frame.payload!);
+        break;
+      case 'copy-local': {
+        const bytes = await o.contentIndex?.read(frame.sha256.toString('hex'), frame.length);
+        if (!bytes) {
+          ch.ack(msg);
+          await send(machine.onLocalMiss(frame.index));
+          return;
+        }
+        frames.ref++;
+        await staging!.write(frame.offset, bytes);
+        break;
+      }
+    }
+    batch.push({ index: frame.index, msg, ch });
+    if (batch.length >= syncEvery) await flush();
+    else flushTimer ??= setTimeout(() => enqueue(flush), o.syncIntervalMs ?? 100);
+  };
+
+  const onControl = async (message: ControlMessage, msg: ConsumeMessage, ch: Channel) => {
+    ch.ack(msg);
+    switch (message.type) {
+      case 'manifest':
+        await run(machine.onManifest(message.manifest, hashes));
+        report();
+        return;
+      case 'end':
+        await flush();
+        await run(machine.onEnd(message.manifest, message.digest));
+        armExpiry();
+        return;
+      case 'abort': {
+        const code = message.reason === 'expired' ? 'XFER_EXPIRED' : 'XFER_ABORTED';
+        await fail(xferError(code, `sender ${message.reason === 'expired' ? 'expired' : 'aborted'} transfer '${o.transferId}'`, {
+          details: { peerCode: message.code, peerMessage: message.message },
+        }), message.reason, false);
+        return;
+      }
+      default:
+        frames.dropped++; // receiver-bound queue: other types do not belong here
+    }
+  };
+
+  const onMessage = (msg: ConsumeMessage | null, ch: Channel) => {
+    if (msg === null) return; // consumer cancelled (queue deleted): the session ends via close
+    enqueue(async () => {
+      if (done.settled) return;
+      if (classifyBody(msg.content) === 'frame') {
+        let frame: Frame;
+        try {
+          frame = decodeFrame(msg.content);
+        } catch (err) {
+          // A damaged header: drop it; the sender's `end` poll makes us ask for the chunk.
+          if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
+          frames.dropped++;
+          ch.ack(msg);
+          return;
+        }
+        await onFrame(frame, msg, ch);
+      } else {
+        let message: ControlMessage;
+        try {
+          message = decodeControl(msg.content);
+        } catch (err) {
+          if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
+          frames.dropped++;
+          ch.ack(msg);
+          return;
+        }
+        await onControl(message, msg, ch);
+      }
+    });
+  };
+
+  const session = async (): Promise<void> => {
+    let conn: ChannelModel | undefined;
+    let ch: ConfirmChannel | undefined;
+    const closed = deferred<void>();
+    try {
+      conn = await connectBroker(o.broker);
+      conn.on('error', () => undefined); // reported through 'close'
+      conn.on('close', () => closed.resolve());
+      ch = await conn.createConfirmChannel();
+      ch.on('error', () => undefined);
+      ch.on('close', () => closed.resolve());
+      await assertTopology(ch, topo, durable);
+      await ch.prefetch(prefetch);
+      channel = ch;
+      const c = ch;
+      // Tell the (possibly restarted) sender what we hold; answer a finished transfer at once.
+      enqueue(async () => {
+        if (machine.phase === 'committed') await run(machine.onEnd(machine.manifest!, machine.digest!));
+        else if (machine.manifest) await send(machine.status(hashes));
+      });
+      if (machine.phase === 'committed') {
+        await work;
+        done.resolve();
+      } else {
+        await c.consume(topo.dataQueue, (m) => onMessage(m, c), { noAck: false });
+      }
+      await Promise.race([closed.promise, done.promise.catch(() => undefined)]);
+    } catch (err) {
+      throw brokerError(err, `receiver(${o.to}): broker session failed`);
+    } finally {
+      await work;
+      channel = undefined;
+      await closeQuietly(ch, conn);
+    }
+  };
+
+  const onAbort = () => enqueue(() => fail(xferError('XFER_ABORTED', `transfer '${o.transferId}' aborted by the caller`), 'aborted'));
+  if (o.signal?.aborted) onAbort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  armExpiry();
+  try {
+    while (!done.settled) {
+      try {
+        await session();
+      } catch (err) {
+        if (!isIntercloudError(err, 'XFER_BROKER') || done.settled) {
+          // e.g. XFER_BROKER_AUTH: a configuration problem, not the transfer's. Keep the
+          // staging file and journal so that a corrected run resumes.
+          if (!done.settled) done.reject(err);
+          break;
+        }
+      }
+      if (!done.settled) await sleep(o.reconnectDelayMs ?? 500, o.signal);
+    }
+    await done.promise;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    if (expiryTimer) clearTimeout(expiryTimer);
+    if (flushTimer) clearTimeout(flushTimer);
+    await work;
+    await staging?.close();
+    await journal.close();
+  }
+  return {
+    transferId: o.transferId,
+    path: o.targetPath,
+    digest: machine.digest!,
+    size: machine.manifest!.size,
+    frames,
+    bytesReceived,
+    resumed,
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Small helpers shared by the sender and receiver (I/O side): confirmed publishing, an
+ * abortable sleep, closing channel-then-connection in the right order.
+ */
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { brokerError } from './connection.js';
+
+/** Publishes `body` to `exchange`/`routingKey` and resolves when the broker confirms it. */
+export function publishConfirmed(
+  ch: ConfirmChannel,
+  exchange: string,
+  routingKey: string,
+  body: Buffer,
+  persistent: boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      ch.publish(exchange, routingKey, body, { persistent, mandatory: false }, (err) => {
+        if (err) reject(brokerError(err, `broker did not confirm a message to '${exchange}'`));
+        else resolve();
+      });
+    } catch (err) {
+      reject(brokerError(err, `cannot publish to '${exchange}'`));
+    }
+  });
+}
+
+/** Resolves after `ms`, or early when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Closes the channel, then the connection. The order matters: closing the connection first
+ * drops acks still buffered on the channel, and the broker redelivers those messages.
+ * Errors while closing an already broken connection are returned, not thrown.
+ */
+export async function closeQuietly(ch: { close(): Promise<void> } | undefined, conn: ChannelModel | undefined): Promise<unknown[]> {
+  const errors: unknown[] = [];
+  if (ch) await ch.close().catch((err: unknown) => errors.push(err));
+  if (conn) await conn.close().catch((err: unknown) => errors.push(err));
+  return errors;
+}
+
+/** A promise with its resolve/reject exposed. */
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+  readonly settled: boolean;
+}
+
+/** Makes a {@link Deferred}. */
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  let settled = false;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = (v) => {
+      settled = true;
+      res(v);
+    };
+    reject = (e) => {
+      settled = true;
+      rej(e);
+    };
+  });
+  promise.catch(() => undefined);
+  return {
+    promise,
+    resolve: (v) => resolve(v),
+    reject: (e) => reject(e),
+    get settled() {
+      return settled;
+    },
+  };
+}
