@@ -31,3 +31,178 @@ export function serviceEnv<T>(name: string): T {
   }
   return env as T;
 }
+
+/** A certificate and its private key, as PEM file paths. */
+export interface CertKeyPair {
+  /** PEM certificate file. */
+  cert: string;
+  /** PEM private key file (mode 0600; Prosody's is group-readable by the prosody user). */
+  key: string;
+}
+
+/** One gateway identity issued by the Intercloud Root (scripts/services.d/10-pki.sh). */
+export interface GatewayIdentity extends CertKeyPair {
+  /** Its XMPP address, also its id-on-xmppAddr SAN, e.g. `cloud-a@intercloud.test`. */
+  jid: string;
+  /** Its SAN URI, e.g. `intercloud://cloud-a`. */
+  uri: string;
+  /** Its DNS SAN, e.g. `cloud-a.intercloud.test`. */
+  dns: string;
+}
+
+/** `services.json` → `pki`: the Intercloud Root and the certificates made with `intercloud ca`. */
+export interface PkiEnv {
+  /** The CA directory (`intercloud ca … --dir`). */
+  dir: string;
+  /** Root certificate (PEM): the trust anchor for every server and gateway. */
+  root: string;
+  /** Root private key (PEM). */
+  rootKey: string;
+  /** The root's current CRL (PEM). */
+  crl: string;
+  /** XMPP domain, `intercloud.test`. */
+  domain: string;
+  /** Gateway identities by cloud id (`cloud-a`, `cloud-b`, `cloud-c`). */
+  clouds: Record<string, GatewayIdentity>;
+  /** Server certificates of Prosody and RabbitMQ. */
+  servers: { prosody: CertKeyPair; rabbitmq: CertKeyPair };
+}
+
+/** `services.json` → `prosody`: the XMPP server (scripts/services.d/20-prosody.sh). */
+export interface XmppEnv {
+  /** c2s address, `127.0.0.1`. */
+  host: string;
+  /** c2s port (STARTTLS, required), 15222. */
+  port: number;
+  /** Gateway domain, `intercloud.test` (SASL EXTERNAL by client certificate, XEP-0178). */
+  domain: string;
+  /** PubSub service JID, `pubsub.intercloud.test`. */
+  pubsubJid: string;
+  /** How to verify the server: CA file (the Intercloud Root) and the TLS server name. */
+  tls: { ca: string; servername: string };
+  /** JIDs that can log in with SASL EXTERNAL (any certificate with such an xmppAddr works). */
+  sasl: { external: string[] };
+  /** JIDs that are admins of the PubSub component (may create nodes). */
+  pubsubAdmins: string[];
+  /** A password account (SCRAM-SHA-1/PLAIN) on a second host, for clients without a certificate. */
+  scram: { domain: string; username: string; password: string; jid: string };
+  /** State directory, log file and pid file of the server. */
+  dir: string;
+  log: string;
+  pidFile: string;
+}
+
+/** `services.json` → `rabbitmq`: the AMQP broker (scripts/services.d/30-rabbitmq.sh). */
+export interface AmqpEnv {
+  /** TLS listener address, `127.0.0.1`. */
+  host: string;
+  /** TLS listener port, 25671 (there is no plain listener). */
+  port: number;
+  /** `amqps://127.0.0.1:25671/intercloud` (pass credentials.external() and the TLS options). */
+  url: string;
+  /** The gateways' vhost, `intercloud`. */
+  vhost: string;
+  /** TLS server name to verify (`localhost`). */
+  servername: string;
+  /** CA file to verify the broker with (the Intercloud Root). */
+  tls: { ca: string };
+  /** EXTERNAL users (certificate CN = cloud id) and their client certificates. */
+  users: Record<string, CertKeyPair>;
+  /** Administrator (PLAIN over TLS): full permissions on `/` and `intercloud`. */
+  admin: { username: string; password: string };
+  /** rabbitmqctl wired to this node (an executable path), e.g. `[ctl, 'add_vhost', 'x']`. */
+  ctl: string;
+  /** Erlang node name. */
+  nodeName: string;
+  /** State directory, log directory and pid file. */
+  dir: string;
+  log: string;
+  pidFile: string;
+}
+
+/** `services.json` → `sshd`: key-only OpenSSH (scripts/services.d/40-sshd.sh). */
+export interface SshEnv {
+  /** `127.0.0.1`. */
+  host: string;
+  /** 22322. */
+  port: number;
+  /** Login user, `root`. */
+  user: string;
+  /** The agent's client key (OpenSSH ed25519 private key file) and its public key file. */
+  privateKey: string;
+  publicKey: string;
+  /** The server's host key, `ssh-ed25519 AAAA…`. */
+  hostPublicKey: string;
+  /** `SHA256:…` fingerprint of the host key (as `ssh-keygen -l -E sha256` prints it). */
+  hostKeyFingerprint: string;
+  /** known_hosts line `[127.0.0.1]:22322 ssh-ed25519 AAAA…`, and a file holding it. */
+  knownHostsLine: string;
+  knownHostsFile: string;
+  pidFile: string;
+  log: string;
+}
+
+/** One libvirtd "cloud" (scripts/services.d/50-libvirt.sh). */
+export interface LibvirtInstance {
+  /** `qemu:///system?socket=…`: for virsh here, or run through sshd on this same machine. */
+  uri: string;
+  /** Its control socket. */
+  socket: string;
+  /** Network namespace the daemon and its guests live in (`ic-cloud-a` …). */
+  netns: string;
+  /** Its address on the veth joining the two namespaces (libvirt migration traffic). */
+  address: string;
+  /** libvirt host UUID (distinct per instance). */
+  hostUuid: string;
+  /** Name and directory of its `dir` storage pool. */
+  pool: string;
+  poolPath: string;
+  /** State directory, daemon log, pid file. */
+  dir: string;
+  log: string;
+  pidFile: string;
+  /** Port range QEMU uses for incoming migrations, [min, max]. */
+  migrationPorts: [number, number];
+}
+
+/** `services.json` → `libvirt`: two independent hypervisors. */
+export interface LibvirtEnv {
+  /** By cloud id: `cloud-a`, `cloud-b`. */
+  instances: Record<string, LibvirtInstance>;
+}
+
+/** `services.json` → `guest`: a bootable Linux guest (scripts/services.d/60-guest.sh). */
+export interface GuestEnv {
+  /** Kernel image and initrd for `<os><kernel>`/`<initrd>`. */
+  kernel: string;
+  initrd: string;
+  /** Kernel command line (`console=ttyS0 quiet`): give the domain a file-backed serial port. */
+  cmdline: string;
+  kernelRelease: string;
+  /** Memory the guest is known to boot with, in MiB. */
+  memoryMiB: number;
+  /** Console line prefixes: `INTERCLOUD-GUEST-UP kernel=… disk=<id>` once, then one
+   * `INTERCLOUD-GUEST-HB n=… uptime=… disk=<id>` a second. */
+  startMarker: string;
+  heartbeatMarker: string;
+  /** First-sector line of a marked disk, `INTERCLOUD-DISK-ID <id>`. */
+  diskMarker: string;
+  /** `scripts/guest-disk ID OUT.qcow2 [SIZE]`: makes a marked qcow2. */
+  makeDisk: string;
+  dir: string;
+}
+
+/** The services.json key of each service, with its shape. */
+export interface ServiceEnvs {
+  pki: PkiEnv;
+  prosody: XmppEnv;
+  rabbitmq: AmqpEnv;
+  sshd: SshEnv;
+  libvirt: LibvirtEnv;
+  guest: GuestEnv;
+}
+
+/** Typed {@link serviceEnv} for the services whose shape is declared here. */
+export function service<K extends keyof ServiceEnvs>(name: K): ServiceEnvs[K] {
+  return serviceEnv<ServiceEnvs[K]>(name);
+}
