@@ -44,7 +44,10 @@ export interface VmFileRef {
 
 /** A hard disk. */
 export interface VmDisk {
-  /** Virtual size the guest sees, in bytes. */
+  /**
+   * Virtual size the guest sees, in bytes. `0` means unknown (some producers omit it): the
+   * backing image's own virtual size applies. Readers say so in their report.
+   */
   readonly capacityBytes: number;
   /** Image format of {@link file}, when known. */
   readonly format?: DiskFormat;
