@@ -1,0 +1,42 @@
+/**
+ * The Intercloud control plane over XMPP: pure stanza codecs (disco, caps, pubsub,
+ * catalog, negotiation, time, ping, stanza errors), the local policy and reservation
+ * book, and the I/O: {@link GatewaySession} on `@xmpp/client`. See README.md.
+ */
+export { XMPP_ERRORS, xmppError, type XmppCode } from './errors.js';
+export {
+  CAPABILITIES, CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS, type Capability,
+} from './namespaces.js';
+export {
+  buildIqErrorReply, buildStanzaError, parseStanzaError, type StanzaErrorCondition, type StanzaErrorInfo, type StanzaErrorType,
+} from './stanza-error.js';
+export {
+  buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems,
+  type DataForm, type DataFormField, type DiscoIdentity, type DiscoInfo, type DiscoItem,
+} from './disco.js';
+export { buildCaps, capsVer, capsVerificationString, parseCaps, type CapsAnnouncement } from './caps.js';
+export {
+  buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult,
+  type PubsubEvent, type PubsubItem,
+} from './pubsub.js';
+export {
+  bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult,
+  type ClockEstimate, type FourTimestamps,
+} from './time.js';
+export { LIMITS } from './fields.js';
+export { buildSignature, canonicalJson, readSignature } from './signature.js';
+export {
+  buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry,
+  type Capacity, type CatalogEntry, type PeerFilter, type SignedCatalogEntry, type Terms,
+} from './catalog.js';
+export {
+  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, offerPayload, parseAccept, parseCancel,
+  parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS,
+  type Accept, type Cancel, type DiskSpec, type NicSpec, type Offer, type OfferConstraints, type OfferTerms, type Progress,
+  type Reject, type RejectReason, type StorageWorkload, type VmWorkload, type Workload,
+} from './negotiation.js';
+export {
+  createDefaultPolicy, workloadDemand, type DefaultPolicyOptions, type NegotiationPolicy, type OfferContext, type PolicyDecision,
+} from './policy.js';
+export { ReservationBook, type Reservation } from './reservations.js';
+export { createXmppClient, StartTlsSocket, type ScramCredentials, type TlsMaterial, type XmppConnectOptions } from './transport.js';

@@ -1,0 +1,339 @@
+/**
+ * The negotiation protocol (`urn:intercloud:negotiation:0`), carried in iq stanzas:
+ *
+ * - `<iq type='set'><offer/></iq>` → `<iq type='result'><accept/></iq>`, or an error iq
+ *   whose application condition is `<reject reason='…'/>` (RFC 6120 §8.3.4);
+ * - `<iq type='set'><cancel reservation='…'/></iq>` → empty result;
+ * - `<message><progress reservation='…' state='…'/></message>` so the peer can follow a
+ *   long transaction.
+ *
+ * Offers and accepts are signed: the signed value is {@link offerPayload} /
+ * {@link acceptPayload} (see `signature.ts`).
+ */
+import { xml, type Element } from '@xmpp/client';
+import {
+  attr, checkSize, child, CLOUD_ID_RE, LIMITS, MAC_RE, malformed, num, numAttr, optAttr, oversized, texts, timeAttr, TOKEN_RE,
+} from './fields.js';
+import { ICNS } from './namespaces.js';
+import { buildSignature, readSignature } from './signature.js';
+import { buildStanzaError, type StanzaErrorCondition, type StanzaErrorType } from './stanza-error.js';
+
+/** One disk of a VM shape. */
+export interface DiskSpec {
+  readonly id: string;
+  readonly sizeGiB: number;
+  readonly format: string;
+}
+
+/** One NIC of a VM shape; the MAC is kept across the move. */
+export interface NicSpec {
+  readonly mac: string;
+  readonly network?: string;
+}
+
+/** A VM to host: "as suitable as the first" (vCPUs, memory, disks, NICs, firmware). */
+export interface VmWorkload {
+  readonly type: 'vm';
+  readonly name: string;
+  readonly vcpus: number;
+  readonly memoryMiB: number;
+  readonly firmware: 'bios' | 'uefi';
+  readonly disks: readonly DiskSpec[];
+  readonly nics: readonly NicSpec[];
+}
+
+/** Object storage to subcontract. */
+export interface StorageWorkload {
+  readonly type: 'storage';
+  readonly sizeGiB: number;
+  readonly replicas: number;
+  /** When a write is acknowledged: first replica, a quorum, or all replicas. */
+  readonly ack: 'first' | 'quorum' | 'all';
+}
+
+/** What an offer asks the peer to take. */
+export type Workload = VmWorkload | StorageWorkload;
+
+/** Constraints on where and by when. */
+export interface OfferConstraints {
+  /** Regions the workload may live in (empty: any). */
+  readonly regions: readonly string[];
+  /** XEP-0082 DateTime by which the transaction must be done. */
+  readonly deadline?: string;
+}
+
+/** The most the sender will pay. */
+export interface OfferTerms {
+  readonly currency: string;
+  readonly maxPricePerVcpuHour?: number;
+  readonly maxPricePerGbMonth?: number;
+}
+
+/** An offer (paper step 3: "A offers VM shape, disk sizes, region constraints, terms"). */
+export interface Offer {
+  readonly offerId: string;
+  /** The sending cloud's id (must match its certificate and JID). */
+  readonly from: string;
+  readonly workload: Workload;
+  readonly constraints: OfferConstraints;
+  readonly terms: OfferTerms;
+  readonly issued: string;
+  readonly expires: string;
+}
+
+/** An accept: the reservation and where to send data. */
+export interface Accept {
+  readonly offerId: string;
+  readonly reservationId: string;
+  /** The accepting cloud's id. */
+  readonly by: string;
+  /** Where to send the disks/objects (AMQP broker URI). */
+  readonly transferUri: string;
+  /** The queue or routing key the sender must use for this reservation. */
+  readonly transferQueue: string;
+  /** The reservation lapses at this XEP-0082 DateTime unless used. */
+  readonly expires: string;
+}
+
+/** Why an offer was rejected. */
+export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew'] as const;
+/** One of {@link REJECT_REASONS}. */
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** A rejection, as sent in the error iq. */
+export interface Reject {
+  readonly reason: RejectReason;
+  readonly text?: string;
+}
+
+/**
+ * How each reason maps to an RFC 6120 §8.3.3 condition and §8.3.2 type, so generic
+ * clients understand the error even without our namespace.
+ */
+export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErrorType; condition: StanzaErrorCondition }>> = {
+  'no-capacity': { type: 'wait', condition: 'resource-constraint' },
+  policy: { type: 'auth', condition: 'forbidden' },
+  untrusted: { type: 'auth', condition: 'not-authorized' },
+  expired: { type: 'modify', condition: 'not-acceptable' },
+  replayed: { type: 'cancel', condition: 'conflict' },
+  malformed: { type: 'modify', condition: 'bad-request' },
+  'clock-skew': { type: 'modify', condition: 'not-acceptable' },
+};
+
+/** Progress states of a transaction a peer follows. */
+export const PROGRESS_STATES = ['running', 'completed', 'failed', 'cancelled'] as const;
+
+/** A progress report of a long transaction. */
+export interface Progress {
+  readonly reservationId: string;
+  readonly state: (typeof PROGRESS_STATES)[number];
+  /** The sequencer step (`transfer`, `instantiate` …). */
+  readonly step: string;
+  readonly percent?: number;
+  readonly text?: string;
+}
+
+/** A request to cancel a reservation (and the transaction using it). */
+export interface Cancel {
+  readonly reservationId: string;
+  readonly reason?: string;
+}
+
+const CURRENCY_RE = /^[A-Z]{3}$/;
+const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
+const MiB_MAX = 64 * 1024 * 1024;
+
+/** The value signed for an offer. */
+export function offerPayload(offer: Offer): Record<string, unknown> {
+  return { type: 'offer', ...offer };
+}
+
+/** The value signed for an accept. */
+export function acceptPayload(accept: Accept): Record<string, unknown> {
+  return { type: 'accept', ...accept };
+}
+
+function buildWorkload(w: Workload): Element {
+  if (w.type === 'vm') {
+    return xml(
+      'vm',
+      { name: w.name, vcpus: num(w.vcpus), 'memory-mib': num(w.memoryMiB), firmware: w.firmware },
+      ...w.disks.map((d) => xml('disk', { id: d.id, 'size-gib': num(d.sizeGiB), format: d.format })),
+      ...w.nics.map((n) => xml('nic', { mac: n.mac, network: n.network })),
+    );
+  }
+  return xml('storage', { 'size-gib': num(w.sizeGiB), replicas: num(w.replicas), ack: w.ack });
+}
+
+/** `<offer xmlns='urn:intercloud:negotiation:0' …>` with its signature. */
+export function buildOffer(offer: Offer, signature: string): Element {
+  return xml(
+    'offer',
+    { xmlns: ICNS.NEGOTIATION, id: offer.offerId, from: offer.from, issued: offer.issued, expires: offer.expires },
+    buildWorkload(offer.workload),
+    xml('constraints', { deadline: offer.constraints.deadline }, ...offer.constraints.regions.map((r) => xml('region', {}, r))),
+    xml('terms', {
+      currency: offer.terms.currency,
+      'max-vcpu-hour': offer.terms.maxPricePerVcpuHour === undefined ? undefined : num(offer.terms.maxPricePerVcpuHour),
+      'max-gb-month': offer.terms.maxPricePerGbMonth === undefined ? undefined : num(offer.terms.maxPricePerGbMonth),
+    }),
+    buildSignature(signature),
+  );
+}
+
+function parseWorkload(offer: Element): Workload {
+  const vm = offer.getChildren('vm');
+  const storage = offer.getChildren('storage');
+  if (vm.length + storage.length !== 1) return malformed('offer/(vm|storage)', 'must be exactly one vm or storage element');
+  if (vm.length === 1) {
+    const el = vm[0] as Element;
+    const p = 'offer/vm';
+    const diskEls = el.getChildren('disk');
+    const nicEls = el.getChildren('nic');
+    if (diskEls.length > LIMITS.disks) throw oversized(`${p}/disk`, `has more than ${LIMITS.disks} entries`);
+    if (nicEls.length > LIMITS.nics) throw oversized(`${p}/nic`, `has more than ${LIMITS.nics} entries`);
+    if (diskEls.length === 0) malformed(`${p}/disk`, 'is missing (at least one disk)');
+    const firmware = attr(el, 'firmware', p, /^(bios|uefi)$/) as 'bios' | 'uefi';
+    return {
+      type: 'vm',
+      name: attr(el, 'name', p, TOKEN_RE),
+      vcpus: numAttr(el, 'vcpus', p, { min: 1, max: 4096 }),
+      memoryMiB: numAttr(el, 'memory-mib', p, { min: 1, max: MiB_MAX }),
+      firmware,
+      disks: diskEls.map((d, i) => ({
+        id: attr(d, 'id', `${p}/disk[${i}]`, TOKEN_RE),
+        sizeGiB: numAttr(d, 'size-gib', `${p}/disk[${i}]`, { min: 1, max: 1024 * 1024 }),
+        format: attr(d, 'format', `${p}/disk[${i}]`, TOKEN_RE),
+      })),
+      nics: nicEls.map((n, i) => {
+        const network = optAttr(n, 'network', `${p}/nic[${i}]`, TOKEN_RE);
+        return { mac: attr(n, 'mac', `${p}/nic[${i}]`, MAC_RE).toLowerCase(), ...(network === undefined ? {} : { network }) };
+      }),
+    };
+  }
+  const el = storage[0] as Element;
+  const p = 'offer/storage';
+  return {
+    type: 'storage',
+    sizeGiB: numAttr(el, 'size-gib', p, { min: 1, max: 1024 * 1024 * 1024 }),
+    replicas: numAttr(el, 'replicas', p, { min: 1, max: 16 }),
+    ack: attr(el, 'ack', p, /^(first|quorum|all)$/) as StorageWorkload['ack'],
+  };
+}
+
+/** Reads an `<offer/>`; throws `XMPP_MALFORMED` / `XMPP_OVERSIZED` naming the bad field. */
+export function parseOffer(el: Element | undefined): { offer: Offer; signature: string } {
+  if (!el || !el.is('offer', ICNS.NEGOTIATION)) return malformed('offer', `is not an offer in '${ICNS.NEGOTIATION}'`);
+  checkSize(el, 'offer');
+  const constraints = child(el, 'constraints', 'offer');
+  const terms = child(el, 'terms', 'offer');
+  const deadline = constraints.attrs['deadline'] === undefined ? undefined : timeAttr(constraints, 'deadline', 'offer/constraints');
+  const maxVcpu = terms.attrs['max-vcpu-hour'] === undefined ? undefined : numAttr(terms, 'max-vcpu-hour', 'offer/terms', { decimal: true });
+  const maxGb = terms.attrs['max-gb-month'] === undefined ? undefined : numAttr(terms, 'max-gb-month', 'offer/terms', { decimal: true });
+  const offer: Offer = {
+    offerId: attr(el, 'id', 'offer', TOKEN_RE),
+    from: attr(el, 'from', 'offer', CLOUD_ID_RE),
+    workload: parseWorkload(el),
+    constraints: {
+      regions: texts(constraints, 'region', 'offer/constraints', TOKEN_RE),
+      ...(deadline === undefined ? {} : { deadline }),
+    },
+    terms: {
+      currency: attr(terms, 'currency', 'offer/terms', CURRENCY_RE),
+      ...(maxVcpu === undefined ? {} : { maxPricePerVcpuHour: maxVcpu }),
+      ...(maxGb === undefined ? {} : { maxPricePerGbMonth: maxGb }),
+    },
+    issued: timeAttr(el, 'issued', 'offer'),
+    expires: timeAttr(el, 'expires', 'offer'),
+  };
+  return { offer, signature: readSignature(el, 'offer') };
+}
+
+/** `<accept …><transfer uri queue/><signature/></accept>`. */
+export function buildAccept(accept: Accept, signature: string): Element {
+  return xml(
+    'accept',
+    { xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires },
+    xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue }),
+    buildSignature(signature),
+  );
+}
+
+/** Reads an `<accept/>`. */
+export function parseAccept(el: Element | undefined): { accept: Accept; signature: string } {
+  if (!el || !el.is('accept', ICNS.NEGOTIATION)) return malformed('accept', `is not an accept in '${ICNS.NEGOTIATION}'`);
+  checkSize(el, 'accept');
+  const transfer = child(el, 'transfer', 'accept');
+  return {
+    accept: {
+      offerId: attr(el, 'offer', 'accept', TOKEN_RE),
+      reservationId: attr(el, 'reservation', 'accept', TOKEN_RE),
+      by: attr(el, 'by', 'accept', CLOUD_ID_RE),
+      transferUri: attr(transfer, 'uri', 'accept/transfer', URI_RE),
+      transferQueue: attr(transfer, 'queue', 'accept/transfer', TOKEN_RE),
+      expires: timeAttr(el, 'expires', 'accept'),
+    },
+    signature: readSignature(el, 'accept'),
+  };
+}
+
+/**
+ * The `<error/>` of a rejection: the mapped RFC 6120 condition, a human text, and
+ * `<reject xmlns='urn:intercloud:negotiation:0' reason='…'/>` as application condition.
+ */
+export function buildRejectError(reject: Reject): Element {
+  const { type, condition } = REJECT_CONDITIONS[reject.reason];
+  return buildStanzaError(type, condition, reject.text, xml('reject', { xmlns: ICNS.NEGOTIATION, reason: reject.reason }));
+}
+
+/** Reads our `<reject/>` application condition; `undefined` when the error is not a rejection. */
+export function parseReject(application: Element | undefined, text?: string): Reject | undefined {
+  if (!application || !application.is('reject', ICNS.NEGOTIATION)) return undefined;
+  const reason = application.attrs['reason'];
+  if (!(REJECT_REASONS as readonly string[]).includes(reason ?? '')) return undefined;
+  return { reason: reason as RejectReason, ...(text === undefined || text === '' ? {} : { text }) };
+}
+
+/** `<cancel xmlns reservation [reason]/>`. */
+export function buildCancel(cancel: Cancel): Element {
+  return xml('cancel', { xmlns: ICNS.NEGOTIATION, reservation: cancel.reservationId, reason: cancel.reason });
+}
+
+/** Reads a `<cancel/>`. */
+export function parseCancel(el: Element | undefined): Cancel {
+  if (!el || !el.is('cancel', ICNS.NEGOTIATION)) return malformed('cancel', `is not a cancel in '${ICNS.NEGOTIATION}'`);
+  const reason = el.attrs['reason'];
+  return {
+    reservationId: attr(el, 'reservation', 'cancel', TOKEN_RE),
+    ...(reason === undefined ? {} : { reason: reason.slice(0, LIMITS.textChars) }),
+  };
+}
+
+/** `<progress xmlns reservation state step [percent]>text</progress>`. */
+export function buildProgress(progress: Progress): Element {
+  return xml(
+    'progress',
+    {
+      xmlns: ICNS.NEGOTIATION,
+      reservation: progress.reservationId,
+      state: progress.state,
+      step: progress.step,
+      percent: progress.percent === undefined ? undefined : num(progress.percent),
+    },
+    progress.text,
+  );
+}
+
+/** Reads a `<progress/>`. */
+export function parseProgress(el: Element | undefined): Progress {
+  if (!el || !el.is('progress', ICNS.NEGOTIATION)) return malformed('progress', `is not a progress in '${ICNS.NEGOTIATION}'`);
+  const percent = el.attrs['percent'] === undefined ? undefined : numAttr(el, 'percent', 'progress', { decimal: true, max: 100 });
+  const text = el.text().trim();
+  return {
+    reservationId: attr(el, 'reservation', 'progress', TOKEN_RE),
+    state: attr(el, 'state', 'progress', new RegExp(`^(${PROGRESS_STATES.join('|')})$`)) as Progress['state'],
+    step: attr(el, 'step', 'progress', TOKEN_RE),
+    ...(percent === undefined ? {} : { percent }),
+    ...(text === '' ? {} : { text: text.slice(0, LIMITS.textChars) }),
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Local policy for incoming offers: which clouds may send us work, per-VM limits,
+ * per-cloud quotas and free capacity. Pure: the session passes in the offer, the
+ * verified sender and what is already reserved.
+ */
+import type { Capacity } from './catalog.js';
+import type { Offer, RejectReason } from './negotiation.js';
+
+/** What a policy decides about one offer. */
+export type PolicyDecision = { readonly accept: true } | { readonly accept: false; readonly reason: RejectReason; readonly text: string };
+
+/** Everything a policy may look at. */
+export interface OfferContext {
+  readonly offer: Offer;
+  /** The sender's cloud id, as its verified certificate names it. */
+  readonly senderCloud: string;
+  /** Capacity still free (configured capacity minus live reservations). */
+  readonly free: Capacity;
+  /** What the sender already holds in live reservations. */
+  readonly senderUsage: { readonly vcpus: number; readonly memoryMiB: number; readonly diskGiB: number; readonly reservations: number };
+}
+
+/**
+ * A pluggable policy. Contract: `evaluate` is pure and synchronous, is called only after
+ * the sender's certificate and signature were verified, and returns a rejection reason
+ * of `policy` (not allowed) or `no-capacity` (allowed, but not now).
+ */
+export interface NegotiationPolicy {
+  evaluate(ctx: OfferContext): PolicyDecision;
+}
+
+/** Settings of {@link createDefaultPolicy}. */
+export interface DefaultPolicyOptions {
+  /** Cloud ids allowed to send us work; `'*'` allows every cloud the Root vouches for. */
+  readonly acceptFrom: readonly string[];
+  readonly maxVcpusPerVm: number;
+  readonly maxMemoryMiBPerVm: number;
+  /** Per sending cloud: at most this many vCPUs held in live reservations. */
+  readonly quotaVcpusPerCloud?: number;
+  /** Per sending cloud: at most this many live reservations. */
+  readonly quotaReservationsPerCloud?: number;
+}
+
+/** What a workload needs from our capacity. */
+export function workloadDemand(offer: Offer): { vcpus: number; memoryMiB: number; diskGiB: number; objectStorageGiB: number } {
+  const w = offer.workload;
+  if (w.type === 'vm') {
+    return { vcpus: w.vcpus, memoryMiB: w.memoryMiB, diskGiB: w.disks.reduce((s, d) => s + d.sizeGiB, 0), objectStorageGiB: 0 };
+  }
+  return { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: w.sizeGiB * w.replicas };
+}
+
+/** The default policy: allow-list, per-VM limits, per-cloud quotas, then capacity. */
+export function createDefaultPolicy(options: DefaultPolicyOptions): NegotiationPolicy {
+  return {
+    evaluate(ctx: OfferContext): PolicyDecision {
+      const { offer, senderCloud, free, senderUsage } = ctx;
+      if (!options.acceptFrom.includes('*') && !options.acceptFrom.includes(senderCloud)) {
+        return { accept: false, reason: 'policy', text: `cloud '${senderCloud}' may not send us work` };
+      }
+      const need = workloadDemand(offer);
+      if (offer.workload.type === 'vm') {
+        if (need.vcpus > options.maxVcpusPerVm) {
+          return { accept: false, reason: 'policy', text: `vm has ${need.vcpus} vcpus, more than the ${options.maxVcpusPerVm} allowed` };
+        }
+        if (need.memoryMiB > options.maxMemoryMiBPerVm) {
+          return { accept: false, reason: 'policy', text: `vm has ${need.memoryMiB} mib memory, more than the ${options.maxMemoryMiBPerVm} allowed` };
+        }
+      }
+      if (options.quotaReservationsPerCloud !== undefined && senderUsage.reservations + 1 > options.quotaReservationsPerCloud) {
+        return { accept: false, reason: 'policy', text: `cloud '${senderCloud}' already holds ${senderUsage.reservations} reservations (quota ${options.quotaReservationsPerCloud})` };
+      }
+      if (options.quotaVcpusPerCloud !== undefined && senderUsage.vcpus + need.vcpus > options.quotaVcpusPerCloud) {
+        return { accept: false, reason: 'policy', text: `cloud '${senderCloud}' would hold ${senderUsage.vcpus + need.vcpus} vcpus (quota ${options.quotaVcpusPerCloud})` };
+      }
+      if (need.vcpus > free.vcpus || need.memoryMiB > free.memoryMiB || need.diskGiB > free.diskGiB || need.objectStorageGiB > free.objectStorageGiB) {
+        return { accept: false, reason: 'no-capacity', text: `not enough free capacity for offer '${offer.offerId}'` };
+      }
+      return { accept: true };
+    },
+  };
+}
