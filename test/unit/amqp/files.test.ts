@@ -1,0 +1,102 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, promises as fs, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ContentIndex, StagingFile, TransferJournal, encodeJournalRecord, streamSource } from '../../../protocols/amqp/index.js';
+
+const TID = '123e4567-e89b-12d3-a456-426614174000';
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'xfer-unit-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('staging file', () => {
+  it('writes at offsets idempotently, keeps zero blocks as holes, commits by rename', async () => {
+    const dir = tmp();
+    const target = join(dir, 'disk.raw');
+    const size = 8 << 20;
+    const s = await StagingFile.open(target, TID, size);
+    const chunk = Buffer.alloc(1 << 20);
+    randomBytes(4096).copy(chunk, 0); // one data block, 255 zero blocks
+    await s.write(3 << 20, chunk);
+    await s.write(3 << 20, chunk); // applied twice: same bytes
+    await s.sync();
+    const expected = Buffer.alloc(size);
+    chunk.copy(expected, 3 << 20);
+    expect(await s.digest()).toBe(createHash('sha256').update(expected).digest('hex'));
+    await s.commit();
+    expect(readFileSync(target).equals(expected)).toBe(true);
+    expect(statSync(target).blocks * 512).toBeLessThanOrEqual(64 * 1024); // sparse: ~4 KiB allocated
+    await expect(fs.access(StagingFile.pathFor(target, TID))).rejects.toThrow();
+  });
+
+  it('removes the staging file on abort', async () => {
+    const target = join(tmp(), 't');
+    const s = await StagingFile.open(target, TID, 100);
+    await s.remove();
+    await expect(fs.access(StagingFile.pathFor(target, TID))).rejects.toThrow();
+  });
+});
+
+describe('transfer journal', () => {
+  it('reopens with its records and cuts off a torn last line before appending', async () => {
+    const path = join(tmp(), 'j', `${TID}.receive.journal`);
+    const a = await TransferJournal.open(path);
+    await a.journal.append({ t: 'end', digest: 'a'.repeat(64) });
+    await a.journal.close();
+    await fs.appendFile(path, encodeJournalRecord({ t: 'committed', digest: 'a'.repeat(64) }).slice(0, 15));
+    const b = await TransferJournal.open(path);
+    expect(b.records).toEqual([{ t: 'end', digest: 'a'.repeat(64) }]);
+    await b.journal.append({ t: 'committed', digest: 'a'.repeat(64) });
+    await b.journal.close();
+    expect((await TransferJournal.open(path)).records.map((r) => r.t)).toEqual(['end', 'committed']);
+  });
+});
+
+describe('content index', () => {
+  it('finds non-zero chunks of an indexed file by hash, and checks them', async () => {
+    const dir = tmp();
+    const base = join(dir, 'base.raw');
+    const data = Buffer.concat([randomBytes(65536), Buffer.alloc(65536), randomBytes(65536)]);
+    await fs.writeFile(base, data);
+    const idx = new ContentIndex(65536);
+    await idx.addFile(base);
+    expect(idx.size).toBe(2);
+    const h = createHash('sha256').update(data.subarray(131072)).digest('hex');
+    expect((await idx.read(h, 65536))?.equals(data.subarray(131072))).toBe(true);
+    expect(await idx.read('0'.repeat(64), 65536)).toBeUndefined();
+    const again = new ContentIndex(65536); // from the saved index file
+    await again.addFile(base);
+    expect(again.hashes().sort()).toEqual(idx.hashes().sort());
+  });
+});
+
+describe('stream source', () => {
+  it('reads sequentially from one stream and reopens at an offset to re-send', async () => {
+    const data = randomBytes(10000);
+    const opened: number[] = [];
+    const src = streamSource({
+      size: data.length,
+      open: (offset) => {
+        opened.push(offset);
+        return Readable.from([data.subarray(offset, offset + 3000), data.subarray(offset + 3000)]);
+      },
+    });
+    const buf = Buffer.alloc(10000);
+    await src.read(0, 4000, buf, 0);
+    await src.read(4000, 6000, buf, 4000);
+    expect(buf.equals(data)).toBe(true);
+    const again = Buffer.alloc(100);
+    await src.read(500, 100, again, 0);
+    expect(again.equals(data.subarray(500, 600))).toBe(true);
+    expect(opened).toEqual([0, 500]);
+    await src.close();
+  });
+});
