@@ -1,0 +1,95 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import amqp from 'amqplib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { service, type AmqpEnv } from '../../helpers/services.js';
+
+describe('rabbitmq (AMQP over TLS, EXTERNAL by certificate CN)', () => {
+  let env: AmqpEnv;
+  let ca: Buffer;
+
+  beforeAll(() => {
+    env = service('rabbitmq');
+    ca = readFileSync(env.tls.ca);
+  });
+
+  function asCloud(cloud: string): Promise<amqp.ChannelModel> {
+    const id = env.users[cloud];
+    if (!id) throw new Error(`no rabbitmq user '${cloud}' in services.json`);
+    return amqp.connect(env.url, {
+      ca: [ca],
+      cert: readFileSync(id.cert),
+      key: readFileSync(id.key),
+      servername: env.servername,
+      credentials: amqp.credentials.external(),
+    });
+  }
+
+  it('logs cloud-a in as user "cloud-a" (its CN) on vhost intercloud and round-trips a message', async () => {
+    const conn = await asCloud('cloud-a');
+    try {
+      const ch = await conn.createChannel();
+      const q = await ch.assertQueue('', { exclusive: true });
+      // RabbitMQ checks user_id against the authenticated user: this proves the login name is the CN.
+      ch.sendToQueue(q.queue, Buffer.from('hello'), { userId: 'cloud-a' });
+      const msg = await new Promise<amqp.ConsumeMessage>((resolve) => {
+        void ch.consume(q.queue, (m) => m && resolve(m), { noAck: true });
+      });
+      expect(msg.content.toString()).toBe('hello');
+      expect(msg.properties.userId).toBe('cloud-a');
+      await ch.close();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('closes the channel when a message claims another user id (406 PRECONDITION_FAILED)', async () => {
+    const conn = await asCloud('cloud-b');
+    try {
+      const ch = await conn.createChannel();
+      const closed = new Promise<Error>((resolve) => ch.once('error', resolve));
+      const q = await ch.assertQueue('', { exclusive: true });
+      ch.sendToQueue(q.queue, Buffer.from('x'), { userId: 'cloud-a' });
+      const err = (await closed) as Error & { code?: number };
+      expect(err.code).toBe(406);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('refuses EXTERNAL without a client certificate (403 ACCESS_REFUSED)', async () => {
+    const attempt = amqp.connect(env.url, { ca: [ca], servername: env.servername, credentials: amqp.credentials.external() });
+    await expect(attempt).rejects.toThrow(/403 \(ACCESS-REFUSED\)/);
+  });
+
+  it('refuses a cloud-a certificate issued by another root (TLS alert unknown CA)', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'intercloud-other-root-'));
+    try {
+      const cli = join(import.meta.dirname, '../../../scripts/intercloud');
+      execFileSync(cli, ['ca', 'init', '--dir', other]);
+      execFileSync(cli, ['ca', 'issue', '--dir', other, '--cloud', 'cloud-a', '--out', join(other, 'cloud-a')]);
+      const attempt = amqp.connect(env.url, {
+        ca: [ca],
+        cert: readFileSync(join(other, 'cloud-a.pem')),
+        key: readFileSync(join(other, 'cloud-a.key')),
+        servername: env.servername,
+        credentials: amqp.credentials.external(),
+      });
+      await expect(attempt).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' });
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('lets the admin log in with PLAIN, and rabbitmqctl reaches the node', async () => {
+    const conn = await amqp.connect(
+      `amqps://${encodeURIComponent(env.admin.username)}:${encodeURIComponent(env.admin.password)}@${env.host}:${env.port}/${env.vhost}`,
+      { ca: [ca], servername: env.servername },
+    );
+    await conn.close();
+    const vhosts = execFileSync(env.ctl, ['list_vhosts', '--quiet'], { encoding: 'utf8' });
+    expect(vhosts.split('\n')).toContain('intercloud');
+  });
+});
