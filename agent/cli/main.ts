@@ -4,9 +4,11 @@
  * `agent/cli/commands/<area>.ts` to {@link COMMANDS}.
  */
 import { Command, CommanderError } from 'commander';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
+import { registerLispCommands } from './commands/lisp.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -17,6 +19,8 @@ const COMMANDS: RegisterCommands[] = [
   registerJobCommands,
   registerCaCommands,
   registerCertCommands,
+  registerAuditCommands,
+  registerLispCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */
