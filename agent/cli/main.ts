@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
@@ -19,6 +20,7 @@ const COMMANDS: RegisterCommands[] = [
   registerJobCommands,
   registerCaCommands,
   registerCertCommands,
+  registerAuditCommands,
   registerAuditCommands,
   registerLispCommands,
 ];

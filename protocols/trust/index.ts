@@ -21,3 +21,15 @@ export {
 } from './ca-store.js';
 export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';
 export { isTrustRejection, verifyCertificate, verifyCertificatePem, type PeerIdentity, type VerifyOptions } from './verify.js';
+export { canonicalBytes, canonicalJson } from './canonical-json.js';
+export { ReplayCache } from './replay-cache.js';
+export {
+  DEFAULT_CLOCK_SKEW_MS, DEFAULT_MAX_MESSAGE_LIFETIME_MS, DEFAULT_MESSAGE_TTL_MS, SIGNED_PAYLOAD_CONTEXT,
+  signPayload, signedBytes, verifySignedPayload,
+  type SignOptions, type SignedEnvelope, type Signer, type VerifiedPayload, type VerifyPayloadOptions,
+} from './signed-payload.js';
+export {
+  AuditChainVerifier, GENESIS_HASH, formatRecord, hashRecord, nextRecord, verifyAuditText,
+  type AuditBreak, type AuditEvent, type AuditHead, type AuditRecord,
+} from './audit-chain.js';
+export { AuditLog, verifyAuditFile, type AuditLogOptions } from './audit-file.js';
