@@ -5,11 +5,11 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
-import { registerAuditCommands } from './commands/audit.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
+import { registerTransferCommands } from './commands/transfer.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -21,8 +21,8 @@ const COMMANDS: RegisterCommands[] = [
   registerCaCommands,
   registerCertCommands,
   registerAuditCommands,
-  registerAuditCommands,
   registerLispCommands,
+  registerTransferCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */
