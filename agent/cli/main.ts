@@ -9,7 +9,6 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
-import { registerTransferCommands } from './commands/transfer.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -22,7 +21,6 @@ const COMMANDS: RegisterCommands[] = [
   registerCertCommands,
   registerAuditCommands,
   registerLispCommands,
-  registerTransferCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */
