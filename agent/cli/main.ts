@@ -9,6 +9,7 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
+import { registerTransferCommands } from './commands/transfer.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -21,6 +22,7 @@ const COMMANDS: RegisterCommands[] = [
   registerCertCommands,
   registerAuditCommands,
   registerLispCommands,
+  registerTransferCommands,
 ];
 
 /** Builds the program with every area's subcommands registered. */
