@@ -10,7 +10,7 @@
 # services.json: guest: { kernel, initrd, cmdline, kernelRelease, memoryMiB, startMarker,
 #   heartbeatMarker, diskMarker, makeDisk, dir }
 
-guest_packages="busybox-static qemu-utils kmod"
+guest_packages="busybox-static qemu-utils kmod dosfstools mtools syslinux syslinux-common"
 GUEST_MODULES="virtio_pci virtio_blk"
 
 guest_up() {
@@ -75,6 +75,8 @@ if [ -b /dev/vda ]; then
   line=$(head -c 512 /dev/vda | head -n 1)
   case $line in "INTERCLOUD-DISK-ID "*) id=${line#INTERCLOUD-DISK-ID } ;; esac
 fi
+# A self-booting disk (scripts/guest-boot-disk) names itself on the command line it boots with.
+for a in $(cat /proc/cmdline); do case $a in intercloud.disk=*) [ "$id" = none ] && id=${a#intercloud.disk=} ;; esac; done
 echo "INTERCLOUD-GUEST-UP kernel=$(uname -r) disk=$id"
 n=0
 while :; do
