@@ -7,7 +7,7 @@
 #   PLAIN (for the admin user below) but EXTERNAL without one is refused.
 # - Users, vhosts and permissions come from $STATE/rabbitmq/definitions.json, loaded at boot
 #   (rabbitmqctl costs ~1.7 s a call): vhost `intercloud`; users cloud-a, cloud-b, cloud-c (no
-#   password: EXTERNAL only) with full permissions on it; `intercloud-admin` (administrator, PLAIN
+#   password: EXTERNAL only), each limited to the resources of its own transfers; `intercloud-admin` (administrator, PLAIN
 #   with a random password) with full permissions on `/` and `intercloud`.
 #   The transfer engine owns the exact permission regexes: edit rabbitmq_definitions below.
 # - $STATE/rabbitmq/rabbitmqctl is rabbitmqctl wired to this node (e.g. `… add_vhost run-42`).
@@ -32,10 +32,17 @@ rabbitmq_definitions() {
     const hash = Buffer.concat([salt, crypto.createHash("sha256").update(Buffer.concat([salt, Buffer.from(adminPassword)])).digest()]);
     const user = (name, password_hash, tags) => ({ name, password_hash, hashing_algorithm: "rabbit_password_hashing_sha256", tags });
     const all = (u, vhost) => ({ user: u, vhost, configure: ".*", write: ".*", read: ".*" });
+    // A cloud reaches only the exchange and queues of transfers it is part of: their names embed
+    // both cloud ids (protocols/amqp/naming.ts permissionPattern); no default exchange.
+    const transfers = (c) => {
+      const id = c.replace(/-/g, "\\-");
+      const re = `^xfer\\.(${id}\\.[a-z0-9-]+|[a-z0-9-]+\\.${id})\\.[0-9a-f-]{36}(\\.(data|ctl))?$`;
+      return { user: c, vhost: "intercloud", configure: re, write: re, read: re };
+    };
     const defs = {
       vhosts: [{ name: "/" }, { name: "intercloud" }],
       users: [user("intercloud-admin", hash.toString("base64"), ["administrator"]), ...clouds.map((c) => user(c, "", []))],
-      permissions: [all("intercloud-admin", "/"), all("intercloud-admin", "intercloud"), ...clouds.map((c) => all(c, "intercloud"))],
+      permissions: [all("intercloud-admin", "/"), all("intercloud-admin", "intercloud"), ...clouds.map(transfers)],
     };
     process.stdout.write(JSON.stringify(defs, null, 2) + "\n");
   ' "$1" $PKI_CLOUDS
