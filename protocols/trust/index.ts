@@ -6,7 +6,8 @@ export { TRUST_ERRORS, type TrustErrorCode } from './errors.js';
 export { generateKeyPair, keyTypeOf, privateKeyFromPem, privateKeyToPem, type KeyPair, type KeyType } from './keys.js';
 export { decodePem, encodePem } from './pem.js';
 export {
-  certificateToPem, parseCertificateDer, parseCertificatePem, parseCertificatesPem,
+  buildCertificate, certificateToPem, encodeName, parseCertificateDer, parseCertificatePem, parseCertificatesPem, KEY_USAGE_BITS,
+  type CertificateSpec, type BasicConstraints,
   type Certificate, type DistinguishedName, type KeyUsage, type NameFields, type SubjectAltNames,
 } from './certificate.js';
 export { createCsr, csrToPem, parseCsrDer, parseCsrPem, type CertificationRequest } from './csr.js';

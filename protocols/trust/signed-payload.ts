@@ -151,6 +151,8 @@ function checkShape(input: unknown): SignedEnvelope {
   if (typeof e['signerFingerprint256'] !== 'string' || !FINGERPRINT.test(e['signerFingerprint256'])) malformed("field 'signerFingerprint256' is not 64 hex digits");
   if (typeof e['nonce'] !== 'string' || !NONCE.test(e['nonce'])) malformed("field 'nonce' is not base64url of 12 or more octets");
   if (typeof e['sig'] !== 'string' || !SIG.test(e['sig'])) malformed("field 'sig' is not base64url");
+  isoTime(e['issuedAt'], 'issuedAt');
+  isoTime(e['expiresAt'], 'expiresAt');
   return input as SignedEnvelope;
 }
 
