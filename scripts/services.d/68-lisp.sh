@@ -1,0 +1,58 @@
+# lisp: the Intercloud Root's LISP Map-Server/Map-Resolver — the project's own
+# `intercloud root map-server` (no LISP map server is packaged in Debian) — on UDP
+# 127.0.0.1:14342, with one site per cloud (RFC 9301 key id, HMAC-SHA-256-128 key in
+# $STATE/lisp/<cloud>.key) allowed to register any EID of the Intercloud's EID space
+# (10.0.0.0/8, 2001:db8::/32), since VMs move between clouds. tshark is installed for the
+# integration tests that decode what the codec writes.
+#
+# services.json: lisp: { host, port, pidFile, log, config, eidSpace: [..],
+#   sites: {<cloud>: {keyId, algorithm, keyFile, rlocs: [..]}} }
+
+lisp_packages="tshark"
+LISP_PORT=14342
+LISP_CLOUDS="cloud-a:1:192.0.2.1 cloud-b:2:198.51.100.1 cloud-c:3:203.0.113.1"
+
+# lisp_waitudp PORT — waits up to 30 s for a UDP socket bound to PORT.
+lisp_waitudp() {
+  for _ in $(seq 300); do [ -n "$(ss -lunH "sport = :$1")" ] && return 0; sleep 0.1; done
+  echo "services: nothing listens on udp port $1 after 30 s" >&2; return 1
+}
+
+lisp_up() {
+  local dir=$STATE/lisp s entry c id rloc sites="" sep="" restart=0; s=$(now)
+  mkdir -p "$dir"; chmod 700 "$dir"
+  {
+    echo "# Written by scripts/services.d/68-lisp.sh."
+    echo "listen: 127.0.0.1:$LISP_PORT"
+    echo "sites:"
+    for entry in $LISP_CLOUDS; do
+      IFS=: read -r c id rloc <<<"$entry"
+      secret "$dir/$c.key" >/dev/null
+      printf '  - { name: %s, keyId: %s, keyFile: %s, allowedPrefixes: [10.0.0.0/8, "2001:db8::/32"] }\n' "$c" "$id" "$dir/$c.key"
+    done
+  } | update_file "$dir/map-server.yaml" 600 && restart=1
+  if alive "$dir/map-server.pid" map-server && [ "$restart" = 1 ]; then
+    log "lisp map server configuration changed: restarting"; lisp_down
+  fi
+  if ! alive "$dir/map-server.pid" map-server; then
+    nohup "$INTERCLOUD_REPO/scripts/intercloud" root map-server --config "$dir/map-server.yaml" >>"$dir/map-server.log" 2>&1 &
+    echo $! > "$dir/map-server.pid"
+    lisp_waitudp "$LISP_PORT"
+    took lisp "$s"
+  fi
+  for entry in $LISP_CLOUDS; do
+    IFS=: read -r c id rloc <<<"$entry"
+    sites+="$sep\"$c\": {\"keyId\": $id, \"algorithm\": \"hmac-sha-256-128\", \"keyFile\": \"$dir/$c.key\", \"rlocs\": [\"$rloc\"]}"
+    sep=", "
+  done
+  write_env lisp "{\"host\": \"127.0.0.1\", \"port\": $LISP_PORT, \"pidFile\": \"$dir/map-server.pid\",
+  \"log\": \"$dir/map-server.log\", \"config\": \"$dir/map-server.yaml\", \"eidSpace\": [\"10.0.0.0/8\", \"2001:db8::/32\"],
+  \"sites\": {$sites}}"
+}
+
+lisp_down() { stop_pidfile "$STATE/lisp/map-server.pid" map-server "lisp map server"; }
+
+lisp_status() {
+  if alive "$STATE/lisp/map-server.pid" map-server; then say_status lisp up "udp 127.0.0.1:$LISP_PORT"
+  else say_status lisp down "no live pid in $STATE/lisp/map-server.pid"; fi
+}
