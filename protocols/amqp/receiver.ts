@@ -14,7 +14,7 @@ import { classifyBody, decodeControl, encodeControl, type ControlMessage } from 
 import { ROUTING, transferTopology } from './naming.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { ReceiverMachine, type ReceiverAction } from './receiver-machine.js';
-import { closeQuietly, deferred, publishConfirmed, sleep } from './session-util.js';
+import { ackOn, closeQuietly, deferred, publishConfirmed, sleep } from './session-util.js';
 import { StagingFile } from './staging-file.js';
 import type { ContentIndex } from './content-index.js';
 
@@ -171,7 +171,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     batch = [];
     await staging?.sync();
     await run(machine.onDurable(items.map((p) => p.index)));
-    for (const p of items) if (p.ch === channel) p.ch.ack(p.msg);
+    for (const p of items) if (p.ch === channel) ackOn(p.ch, p.msg);
     report();
   };
 
@@ -210,11 +210,11 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       case 'drop':
         if (decision.reason === 'duplicate') frames.duplicate++;
         else frames.dropped++;
-        ch.ack(msg);
+        ackOn(ch, msg);
         return;
       case 'need':
         frames.corrupt++;
-        ch.ack(msg);
+        ackOn(ch, msg);
         await send(decision.message);
         return;
       case 'hole':
@@ -227,7 +227,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       case 'copy-local': {
         const bytes = await o.contentIndex?.read(frame.sha256.toString('hex'), frame.length);
         if (!bytes) {
-          ch.ack(msg);
+          ackOn(ch, msg);
           await send(machine.onLocalMiss(frame.index));
           return;
         }
@@ -242,7 +242,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   };
 
   const onControl = async (message: ControlMessage, msg: ConsumeMessage, ch: Channel) => {
-    ch.ack(msg);
+    ackOn(ch, msg);
     switch (message.type) {
       case 'manifest':
         await run(machine.onManifest(message.manifest, hashes));
@@ -277,7 +277,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           // A damaged header: drop it; the sender's `end` poll makes us ask for the chunk.
           if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
           frames.dropped++;
-          ch.ack(msg);
+          ackOn(ch, msg);
           return;
         }
         await onFrame(frame, msg, ch);
@@ -288,7 +288,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
         } catch (err) {
           if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
           frames.dropped++;
-          ch.ack(msg);
+          ackOn(ch, msg);
           return;
         }
         await onControl(message, msg, ch);

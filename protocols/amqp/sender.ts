@@ -16,7 +16,7 @@ import { CONTROL_VERSION, decodeControl, encodeControl, parseManifest, type Cont
 import { ROUTING, transferTopology } from './naming.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { SenderMachine } from './sender-machine.js';
-import { closeQuietly, deferred, publishConfirmed, sleep, type Deferred } from './session-util.js';
+import { ackOn, closeQuietly, deferred, publishConfirmed, sleep, type Deferred } from './session-util.js';
 import { fileSource, isHole, type TransferSource } from './source.js';
 
 /** What a fault-injection tap is told about a frame about to be published. */
@@ -201,7 +201,12 @@ async function runSender(
 
   const onControl = (msg: ConsumeMessage | null, ch: ConfirmChannel) => {
     if (msg === null) return;
-    ch.ack(msg);
+    try {
+      ackOn(ch, msg);
+    } catch (err) {
+      if (isIntercloudError(err, 'XFER_BROKER')) return; // redelivered after the reconnect
+      throw err;
+    }
     let m: ControlMessage;
     try {
       m = decodeControl(msg.content);

@@ -2,8 +2,9 @@
  * Small helpers shared by the sender and receiver (I/O side): confirmed publishing, an
  * abortable sleep, closing channel-then-connection in the right order.
  */
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { brokerError } from './connection.js';
+import { xferError } from './errors.js';
 
 /** Publishes `body` to `exchange`/`routingKey` and resolves when the broker confirms it. */
 export function publishConfirmed(
@@ -82,4 +83,16 @@ export function deferred<T>(): Deferred<T> {
       return settled;
     },
   };
+}
+
+/**
+ * Acks `msg` on `ch`. A channel that closed meanwhile (broker gone) makes amqplib throw; that
+ * becomes a retryable `XFER_BROKER`: the message is redelivered after the reconnect.
+ */
+export function ackOn(ch: Channel, msg: Message): void {
+  try {
+    ch.ack(msg);
+  } catch (err) {
+    throw xferError('XFER_BROKER', 'cannot ack: the channel is closed', { cause: err, retryable: true });
+  }
 }

@@ -1,0 +1,152 @@
+/**
+ * Restarts and resource faults against the real broker: the broker killed by its pid file and
+ * restarted with `scripts/services up rabbitmq`; the receiver and the sender killed (SIGKILL,
+ * child processes running `intercloud transfer …`) and started again; the target's file system
+ * full (a small tmpfs mounted for the test).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { receiveTransfer, sendTransfer, type ProgressEvent, type ReceiveResult, type SendResult } from '../../../protocols/amqp/index.js';
+import { isIntercloudError } from '../../../protocols/errors/index.js';
+import { cleanup, fileDigest, pair, rabbit, scratch, writeImage } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const REPO = join(import.meta.dirname, '../../..');
+const CLI = join(REPO, 'scripts/intercloud');
+afterAll(cleanup);
+
+/** Runs `intercloud transfer …` as a child; calls `onProgress` for each json progress line. */
+function cli(args: string[], onProgress?: (e: ProgressEvent) => void): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(CLI, ['transfer', ...args, '--progress', 'json', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) {
+      if (!l.startsWith('{')) continue;
+      const e = JSON.parse(l) as ProgressEvent & { event?: string };
+      if (e.event === 'progress') onProgress?.(e);
+    }
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+function cliArgs(side: 'send' | 'receive', p: ReturnType<typeof pair>, extra: string[]): string[] {
+  const o = side === 'send' ? p.send : p.receive;
+  const b = o.broker;
+  return [
+    side, '--id', p.transferId, '--from', 'cloud-a', '--to', 'cloud-b', '--broker', b.url, '--ca', String(b.ca), '--cert', String(b.cert),
+    '--key', String(b.key), '--servername', b.servername!, '--journal-dir', o.journalDir, '--expires-in', '300', ...extra,
+  ];
+}
+
+describe('transfer faults with restarts', () => {
+  it('survives the broker killed and restarted mid-transfer', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 192 * MiB, [[0, 192 * MiB]]);
+    const p = pair(dir, 5);
+    let killed: Promise<void> | undefined;
+    const onProgress = (e: ProgressEvent) => {
+      if (killed || e.bytesDone < 0.3 * e.bytesTotal) return;
+      killed = (async () => {
+        const pid = Number(readFileSync(rabbit().pidFile, 'utf8').trim());
+        process.kill(pid, 'SIGKILL');
+        while (existsSync(`/proc/${pid}`)) await new Promise((r) => setTimeout(r, 50));
+        execFileSync(join(REPO, 'scripts/services'), ['up', 'rabbitmq'], { stdio: 'ignore' });
+      })();
+    };
+    const [sent, got] = await Promise.all([
+      sendTransfer({ ...p.send, source: src, chunkSize: MiB, windowBytes: 8 * MiB, onProgress, progressIntervalMs: 0 }),
+      receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst') }),
+    ]);
+    await killed;
+    expect(killed).toBeDefined();
+    expect(await fileDigest(join(dir, 'dst'))).toBe(await fileDigest(src));
+    expect(got.digest).toBe(sent.digest);
+  });
+
+  it('resumes after the receiver is killed and restarted, re-sending only what it lacks', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 192 * MiB, [[0, 192 * MiB]]);
+    const p = pair(dir, 5);
+    const target = join(dir, 'dst');
+    const sending = sendTransfer({ ...p.send, source: src, chunkSize: MiB, windowBytes: 8 * MiB });
+    let heldAtKill = 0;
+    const first = cli(cliArgs('receive', p, ['--target', target]), (e) => {
+      if (heldAtKill === 0 && e.bytesDone > 0.3 * e.bytesTotal) {
+        heldAtKill = e.bytesDone;
+        first.child.kill('SIGKILL');
+      }
+    });
+    const r1 = await first.done;
+    expect(r1.code).toBeNull(); // killed, not finished
+    expect(existsSync(target)).toBe(false);
+    const second = cli(cliArgs('receive', p, ['--target', target]));
+    const [sent, r2] = await Promise.all([sending, second.done]);
+    expect(r2.code, r2.stderr).toBe(0);
+    const got = JSON.parse(r2.stdout) as ReceiveResult;
+    expect(got.resumed).toBe(true);
+    expect(await fileDigest(target)).toBe(await fileDigest(src));
+    // What the first receiver held durably was not sent again.
+    expect(got.bytesReceived).toBeLessThanOrEqual(192 * MiB - heldAtKill + 16 * MiB);
+    expect(sent.digest).toBe(got.digest);
+  });
+
+  it('resumes after the sender is killed and restarted, sending only what the receiver lacks', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 192 * MiB, [[0, 192 * MiB]]);
+    const p = pair(dir, 5);
+    const target = join(dir, 'dst');
+    const receiving = receiveTransfer({ ...p.receive, targetPath: target });
+    let killedAt = 0;
+    const first = cli(cliArgs('send', p, ['--source', src, '--window', String(8 * MiB)]), (e) => {
+      if (killedAt === 0 && e.bytesDone > 0.4 * e.bytesTotal) {
+        killedAt = e.bytesDone;
+        first.child.kill('SIGKILL');
+      }
+    });
+    expect((await first.done).code).toBeNull();
+    const second = cli(cliArgs('send', p, ['--source', src, '--window', String(8 * MiB)]));
+    const [got, s2] = await Promise.all([receiving, second.done]);
+    expect(s2.code, s2.stderr).toBe(0);
+    const sent = JSON.parse(s2.stdout) as SendResult;
+    expect(sent.resumed).toBe(true);
+    expect(sent.chunks.held).toBeGreaterThan(0);
+    expect(sent.bytesSent).toBeLessThan(192 * MiB - killedAt + 32 * MiB);
+    expect(await fileDigest(target)).toBe(await fileDigest(src));
+    expect(got.digest).toBe(sent.digest);
+  });
+
+  it('fails cleanly when the target disk is full: XFER_DISK_FULL, staging removed, source untouched', async () => {
+    const dir = scratch();
+    const mnt = join(dir, 'small');
+    await fs.mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
+    try {
+      const src = join(dir, 'src');
+      await writeImage(src, 48 * MiB, [[0, 48 * MiB]]);
+      const before = await fileDigest(src);
+      const p = pair(dir);
+      const codes = await Promise.all([
+        sendTransfer({ ...p.send, source: src, chunkSize: MiB }).then(() => 'ok', (e: unknown) => (isIntercloudError(e) ? e.code : String(e))),
+        receiveTransfer({ ...p.receive, targetPath: join(mnt, 'disk.raw') }).then(() => 'ok', (e: unknown) => (isIntercloudError(e) ? e.code : String(e))),
+      ]);
+      expect(codes).toEqual(['XFER_DISK_FULL', 'XFER_DISK_FULL']);
+      expect(readdirSync(mnt)).toEqual([]);
+      expect(await fileDigest(src)).toBe(before);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+});
