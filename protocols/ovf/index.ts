@@ -5,3 +5,4 @@
 export { OVF_ERRORS, type OvfErrorCode } from './errors.js';
 export { diskFormatFromUri, OVF_NS, readOvf, type OvfDeploymentOption, type OvfFile, type OvfPackage, type OvfVersion, type ReadOvfOptions } from './reader.js';
 export { formatByteUnits, parseAllocationUnits, type ParsedUnit } from './units.js';
+export { writeOvf, type WriteOvfOptions } from './writer.js';
