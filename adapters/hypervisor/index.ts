@@ -1,0 +1,15 @@
+/**
+ * Hypervisor adapters: one contract ({@link Hypervisor}), the adapters registered by name
+ * (`libvirt`, `vmware`, `fake`) and their error codes. Other folders import only from here.
+ */
+export type {
+  CallOptions, DefineResult, DiskExtent, DiskInfo, DiskRef, HostCapacity, Hypervisor, ImportDisk, NewDisk,
+  ReadDiskOptions, ShutdownOptions, ShutdownResult, UndefineOptions, VmDescription, VmListing, VmPowerState,
+} from './contract.js';
+export { HvErrors, LibvirtErrors, VmwareErrors, type HypervisorErrorCode } from './errors.js';
+export {
+  createHypervisor, FakeConfigSchema, HYPERVISORS, LibvirtConfigSchema, VmwareConfigSchema,
+  type HypervisorKind, type HypervisorRegistration,
+} from './registry.js';
+export { FakeHypervisor, type FakeHypervisorConfig } from './fake/fake-hypervisor.js';
+export { sha256Fingerprint } from './libvirt/host-key.js';
