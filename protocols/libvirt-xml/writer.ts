@@ -163,7 +163,7 @@ export function writeLibvirtDomain(vm: VirtualMachine, options: WriteLibvirtOpti
   const scsiModel = vm.disks.find((d) => d.bus === 'scsi' && d.controllerModel)?.controllerModel;
   if (scsiModel !== undefined) {
     // libvirt's SCSI controller models (qemu): map VMware/VirtualBox names.
-    const model = ({ 'virtio-scsi': 'virtio-scsi', lsilogic: 'lsilogic', lsilogicsas: 'lsisas1068', buslogic: 'buslogic', pvscsi: 'vmpvscsi' } as Record<string, string>)[scsiModel];
+    const model = ({ 'virtio-scsi': 'virtio-scsi', virtio: 'virtio-scsi', lsilogic: 'lsilogic', lsilogicsas: 'lsisas1068', buslogic: 'buslogic', pvscsi: 'vmpvscsi' } as Record<string, string>)[scsiModel];
     if (model) controllerNodes.push(el('controller', { type: 'scsi', index: 0, model }));
     else report.loss('disks.controllerModel', `scsi controller model '${scsiModel}' has no libvirt name; libvirt's default used`, scsiModel);
     const others = new Set(vm.disks.filter((d) => d.bus === 'scsi' && d.controllerModel && d.controllerModel !== scsiModel).map((d) => d.controllerModel));

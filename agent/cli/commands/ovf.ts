@@ -1,0 +1,86 @@
+/**
+ * `intercloud ovf inspect FILE [--json]` and `intercloud ovf convert --to libvirt|ovf FILE`:
+ * read any VM descriptor (OVF, libvirt domain XML, virt-image) and show or convert it, printing
+ * the conversion report on stderr (or inside the JSON document).
+ */
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { convertDescriptor, readDescriptor, readDescriptorFile } from '../../../protocols/convert/index.js';
+import { basename } from 'node:path';
+import type { ConversionReport, VirtualMachine } from '../../../protocols/vm/index.js';
+import { printJson } from '../output.js';
+
+function gib(n: number): string {
+  return n === 0 ? 'unknown' : `${(n / 2 ** 30).toFixed(n % 2 ** 30 === 0 ? 0 : 2)} GiB`;
+}
+
+function summary(vm: VirtualMachine): string {
+  const lines = [
+    `${vm.name}${vm.uuid ? ` (${vm.uuid})` : ''}`,
+    `  firmware ${vm.firmware}${vm.secureBoot ? ' +secure-boot' : ''}, ${vm.cpu.count} vcpu${vm.cpu.topology ? ` (${vm.cpu.topology.sockets}x${vm.cpu.topology.cores}x${vm.cpu.topology.threads})` : ''}, memory ${vm.memoryBytes / 2 ** 20} MiB${vm.os?.name ? `, os ${vm.os.name}` : ''}`,
+  ];
+  vm.disks.forEach((d, i) => lines.push(`  disk ${i}: ${gib(d.capacityBytes)} ${d.format ?? ''} ${d.bus}${d.controllerModel ? `/${d.controllerModel}` : ''} ${d.file?.href ?? d.source ?? '(blank)'}${d.bootOrder ? ` boot ${d.bootOrder}` : ''}`));
+  vm.cdroms.forEach((c, i) => lines.push(`  cdrom ${i}: ${c.bus} ${c.file?.href ?? '(empty)'}`));
+  vm.nics.forEach((n, i) => lines.push(`  nic ${i}: ${n.mac ?? '(auto mac)'} ${n.model ?? ''} network '${n.network ?? ''}'`));
+  return lines.join('\n');
+}
+
+function printReport(report: ConversionReport): void {
+  for (const e of report.entries) process.stderr.write(`${e.severity}: ${e.path}: ${e.message}\n`);
+}
+
+/** Registers `ovf inspect` and `ovf convert`. */
+export function registerOvfCommands(program: Command): void {
+  const ovf = program.command('ovf').description('VM descriptors: OVF, libvirt domain XML, virt-image');
+  ovf
+    .command('inspect')
+    .description('read a descriptor and show its VMs (and what the model could not hold)')
+    .argument('<file>', 'OVF, libvirt domain XML or virt-image file')
+    .option('--json', 'print one JSON document: format, vms, report')
+    .option('--configuration <id>', 'OVF deployment option to apply')
+    .action(async (file: string, opts: { json?: boolean; configuration?: string }) => {
+      const text = await readDescriptorFile(file);
+      const r = readDescriptor(text, { source: basename(file), name: basename(file).replace(/\.[^.]+$/, ''), ...(opts.configuration ? { configuration: opts.configuration } : {}) });
+      if (opts.json) {
+        printJson({ format: r.value.format, vms: r.value.vms, report: r.report });
+        return;
+      }
+      process.stdout.write(`${r.value.format}: ${r.value.vms.length} vm(s)\n${r.value.vms.map(summary).join('\n')}\n`);
+      printReport(r.report);
+    });
+  ovf
+    .command('convert')
+    .description('convert a descriptor; the report of what the target cannot express goes to stderr')
+    .argument('<file>', 'OVF, libvirt domain XML or virt-image file')
+    .requiredOption('--to <format>', 'libvirt | ovf')
+    .option('--out <file>', 'write here instead of stdout (libvirt: one file per VM, suffixed -N when several)')
+    .option('--domain-type <type>', 'libvirt <domain type> (kvm, qemu, test)', 'kvm')
+    .option('--ovf-version <v>', 'OVF version to write: 1.x or 2.0', '1.x')
+    .option('--json', 'print { documents, report } as JSON')
+    .action(async (file: string, opts: { to: string; out?: string; domainType: string; ovfVersion: string; json?: boolean }) => {
+      if (opts.to !== 'libvirt' && opts.to !== 'ovf') {
+        process.stderr.write(`error: --to must be 'libvirt' or 'ovf', got '${opts.to}'\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const text = await readDescriptorFile(file);
+      const r = convertDescriptor(text, {
+        source: basename(file),
+        name: basename(file).replace(/\.[^.]+$/, ''),
+        to: opts.to,
+        libvirt: { domainType: opts.domainType },
+        ovf: { version: opts.ovfVersion === '2.0' ? '2.0' : '1.x' },
+      });
+      if (opts.json) {
+        printJson({ documents: r.value, report: r.report });
+        return;
+      }
+      if (opts.out) {
+        const out = opts.out;
+        await Promise.all(r.value.map((doc, i) => writeFile(r.value.length === 1 ? out : out.replace(/(\.[^.]+)?$/, `-${i}$1`), doc)));
+      } else {
+        process.stdout.write(r.value.join('\n'));
+      }
+      printReport(r.report);
+    });
+}
