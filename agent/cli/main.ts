@@ -9,6 +9,7 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
+import { registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
 import { exitCodeOf, printError } from './output.js';
 
@@ -22,8 +23,7 @@ const COMMANDS: RegisterCommands[] = [
   registerCertCommands,
   registerAuditCommands,
   registerLispCommands,
-  registerTransferCommands,
-];
+  registerTransferCommands, registerOvfCommands];
 
 /** Builds the program with every area's subcommands registered. */
 export function buildProgram(): Command {
