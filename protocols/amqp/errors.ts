@@ -8,7 +8,6 @@ import { defineErrorCodes, IntercloudError } from '../errors/index.js';
 /** The `XFER_…` codes: what each means and whether retrying can help. */
 export const XFER_ERRORS = defineErrorCodes('transfer', {
   XFER_BAD_FRAME: { doc: 'a chunk frame or control message is malformed (bad magic, length, checksum or field)', retryable: false },
-  XFER_CHUNK_CORRUPT: { doc: 'a chunk payload does not match the sha-256 in its header', retryable: true },
   XFER_DIGEST_MISMATCH: { doc: 'the assembled file does not match the sender\'s whole-file sha-256', retryable: false },
   XFER_SOURCE_CHANGED: { doc: 'the source no longer matches what an earlier attempt of the same transfer sent', retryable: false },
   XFER_DISK_FULL: { doc: 'the target file system has no space left for the staging file', retryable: false },
@@ -17,7 +16,6 @@ export const XFER_ERRORS = defineErrorCodes('transfer', {
   XFER_ABORTED: { doc: 'the transfer was aborted by this side (abort signal) or by the peer', retryable: false },
   XFER_BROKER: { doc: 'the amqp broker refused an operation or the connection failed', retryable: true },
   XFER_BROKER_AUTH: { doc: 'the amqp broker refused the certificate login (sasl external) or a permission', retryable: false },
-  XFER_TIMEOUT: { doc: 'the peer did not answer within the idle timeout', retryable: true },
   XFER_JOURNAL: { doc: 'a transfer journal is unreadable or belongs to another transfer', retryable: false },
   XFER_CONFIG: { doc: 'transfer options are invalid (ids, chunk size, window, paths)', retryable: false },
 });

@@ -1,0 +1,44 @@
+/**
+ * One side of a benchmarked transfer, run as its own process so that its peak RSS is its own:
+ * `npx tsx bench/transfer/side.ts send|receive|index '<json options>'`. Prints one JSON line:
+ * the result, the side's elapsed ms and `process.resourceUsage().maxRSS`.
+ */
+import { ContentIndex, receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
+
+interface Args {
+  broker: BrokerOptions;
+  transferId: string;
+  path: string;
+  journalDir: string;
+  chunkSize: number;
+  windowBytes: number;
+  persistent: boolean;
+  base?: string;
+  expiresAt: number;
+}
+
+const [side, json] = process.argv.slice(2);
+const a = JSON.parse(json ?? '{}') as Args;
+const started = performance.now();
+let result: unknown;
+if (side === 'index') {
+  const idx = new ContentIndex(a.chunkSize);
+  await idx.addFile(a.base!);
+  result = { chunks: idx.size };
+} else if (side === 'send') {
+  result = await sendTransfer({
+    broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', source: a.path, chunkSize: a.chunkSize,
+    windowBytes: a.windowBytes, persistent: a.persistent, expiresAt: a.expiresAt, journalDir: a.journalDir,
+  });
+} else {
+  let contentIndex: ContentIndex | undefined;
+  if (a.base) {
+    contentIndex = new ContentIndex(a.chunkSize);
+    await contentIndex.addFile(a.base);
+  }
+  result = await receiveTransfer({
+    broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', targetPath: a.path, journalDir: a.journalDir,
+    durable: a.persistent, prefetch: Math.max(8, Math.ceil(a.windowBytes / a.chunkSize)), ...(contentIndex ? { contentIndex } : {}),
+  });
+}
+process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, maxRssKiB: process.resourceUsage().maxRSS }) + '\n');
