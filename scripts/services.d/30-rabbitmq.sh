@@ -67,7 +67,12 @@ ENV
 exec /usr/lib/rabbitmq/bin/rabbitmqctl "\$@"
 CTL
   echo '[rabbitmq_auth_mechanism_ssl].' | update_file "$dir/enabled_plugins" && restart=1
-  rabbitmq_definitions "$pw" | update_file "$dir/definitions.json" 600 && restart=1
+  # Regenerated (a node process) only when its inputs or its generator changed.
+  local defkey; defkey=$( { echo "$pw $PKI_CLOUDS"; declare -f rabbitmq_definitions; } | sha256sum | cut -c1-16)
+  if [ ! -s "$dir/definitions.json" ] || [ "$(cat "$dir/definitions.key" 2>/dev/null)" != "$defkey" ]; then
+    rabbitmq_definitions "$pw" | update_file "$dir/definitions.json" 600 && restart=1
+    echo "$defkey" > "$dir/definitions.key"
+  fi
   update_file "$dir/rabbitmq.conf" 600 <<CONF && restart=1
 # certificates: $(cat "$pki/rabbitmq.pem" "$pki/root.pem" | sha256sum | cut -c1-16) (a change restarts the broker)
 listeners.tcp = none

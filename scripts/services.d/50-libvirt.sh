@@ -127,8 +127,9 @@ libvirt_up() {
 }
 
 libvirt_down() {
-  local c ns made=$STATE/run/netns
-  for c in $LIBVIRT_CLOUDS; do libvirt_stop "$c"; done
+  local c ns made=$STATE/run/netns pids=() p
+  for c in $LIBVIRT_CLOUDS; do libvirt_stop "$c" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || true; done
   if [ -f "$made" ]; then
     for ns in $(sort -u "$made"); do ip netns del "$ns" 2>/dev/null && log "deleted netns $ns"; done
     rm -f "$made"

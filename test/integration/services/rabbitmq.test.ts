@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { service, type AmqpEnv } from '../../helpers/services.js';
@@ -27,18 +28,32 @@ describe('rabbitmq (AMQP over TLS, EXTERNAL by certificate CN)', () => {
     });
   }
 
+  /**
+   * A transfer-shaped exchange + exclusive queue the cloud is allowed to use (the definitions only
+   * grant names embedding both cloud ids: `xfer.<from>.<to>.<uuid>[.data|.ctl]`).
+   */
+  async function transferQueue(ch: amqp.Channel, from: string, to: string): Promise<{ exchange: string; queue: string }> {
+    const exchange = `xfer.${from}.${to}.${randomUUID()}`;
+    const queue = `${exchange}.data`;
+    await ch.assertExchange(exchange, 'direct', { durable: false, autoDelete: true });
+    await ch.assertQueue(queue, { exclusive: true });
+    await ch.bindQueue(queue, exchange, 'data');
+    return { exchange, queue };
+  }
+
   it('logs cloud-a in as user "cloud-a" (its CN) on vhost intercloud and round-trips a message', async () => {
     const conn = await asCloud('cloud-a');
     try {
       const ch = await conn.createChannel();
-      const q = await ch.assertQueue('', { exclusive: true });
+      const { exchange, queue } = await transferQueue(ch, 'cloud-a', 'cloud-b');
       // RabbitMQ checks user_id against the authenticated user: this proves the login name is the CN.
-      ch.sendToQueue(q.queue, Buffer.from('hello'), { userId: 'cloud-a' });
+      ch.publish(exchange, 'data', Buffer.from('hello'), { userId: 'cloud-a' });
       const msg = await new Promise<amqp.ConsumeMessage>((resolve) => {
-        void ch.consume(q.queue, (m) => m && resolve(m), { noAck: true });
+        void ch.consume(queue, (m) => m && resolve(m), { noAck: true });
       });
       expect(msg.content.toString()).toBe('hello');
       expect(msg.properties.userId).toBe('cloud-a');
+      await ch.deleteExchange(exchange);
       await ch.close();
     } finally {
       await conn.close();
@@ -49,9 +64,9 @@ describe('rabbitmq (AMQP over TLS, EXTERNAL by certificate CN)', () => {
     const conn = await asCloud('cloud-b');
     try {
       const ch = await conn.createChannel();
+      const { exchange } = await transferQueue(ch, 'cloud-a', 'cloud-b');
       const closed = new Promise<Error>((resolve) => ch.once('error', resolve));
-      const q = await ch.assertQueue('', { exclusive: true });
-      ch.sendToQueue(q.queue, Buffer.from('x'), { userId: 'cloud-a' });
+      ch.publish(exchange, 'data', Buffer.from('x'), { userId: 'cloud-a' });
       const err = (await closed) as Error & { code?: number };
       expect(err.code).toBe(406);
     } finally {
