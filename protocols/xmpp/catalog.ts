@@ -12,7 +12,7 @@
  *   <capacity vcpus='32' memory-mib='65536' disk-gib='2000' object-storage-gib='10000'/>
  *   <terms currency='EUR' vcpu-hour='0.04' gb-month='0.02'/>
  *   <transfer uri='amqps://127.0.0.1:25671/intercloud'/>
- *   <certificate sha256='AB:CD:…'/>
+ *   <certificate sha256='3f1c…'/>
  *   <signature xmlns='urn:intercloud:signature:0'>…</signature>
  * </entry>
  * ```
@@ -51,7 +51,7 @@ export interface CatalogEntry {
   readonly terms: Terms;
   /** Where disks and objects are sent (the AMQP broker URI). */
   readonly transferUri: string;
-  /** SHA-256 fingerprint of the gateway certificate, colon-separated uppercase hex. */
+  /** SHA-256 of the gateway certificate DER, 64 lowercase hex digits. */
   readonly certificateSha256: string;
   /** XEP-0082 DateTime of this version. */
   readonly updated: string;
@@ -63,7 +63,7 @@ export interface SignedCatalogEntry {
   readonly signature: string;
 }
 
-const FINGERPRINT_RE = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
+const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
 const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
 const CURRENCY_RE = /^[A-Z]{3}$/;
 const BARE_JID_RE = /^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9.-]{1,253}$/;

@@ -24,7 +24,7 @@ export {
   type ClockEstimate, type FourTimestamps,
 } from './time.js';
 export { LIMITS } from './fields.js';
-export { buildSignature, canonicalJson, readSignature } from './signature.js';
+export { buildSignature, readSignature } from './signature.js';
 export {
   buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry,
   type Capacity, type CatalogEntry, type PeerFilter, type SignedCatalogEntry, type Terms,
@@ -40,3 +40,12 @@ export {
 } from './policy.js';
 export { ReservationBook, type Reservation } from './reservations.js';
 export { createXmppClient, StartTlsSocket, type ScramCredentials, type TlsMaterial, type XmppConnectOptions } from './transport.js';
+export {
+  buildAvailablePresence, buildRosterQuery, buildSubscription, NS_ROSTER, parsePresence, parseRoster, type PresenceInfo, type RosterItem,
+} from './presence.js';
+export {
+  GatewaySession, MESSAGE_TYPES, trustReason,
+  type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions, type GatewaySessionOptions, type GatewayTrust,
+  type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifiedSigner, type VerifyExpectation,
+} from './session.js';
+export { createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';

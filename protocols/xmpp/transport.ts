@@ -13,11 +13,13 @@
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { client, xml, type Client, type SaslMechanismClass, type TransportClass } from '@xmpp/client';
+import { client, xml, type Client, type Element, type SaslMechanismClass, type TransportClass } from '@xmpp/client';
 import { messageOf } from '../errors/index.js';
 import { xmppError } from './errors.js';
 
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
+const NS_STREAMS = 'http://etherx.jabber.org/streams';
+const NS_SM = 'urn:xmpp:sm:3';
 
 /** TLS material: the Root CA to verify the server, and our certificate for EXTERNAL. */
 export interface TlsMaterial {
@@ -46,6 +48,8 @@ export interface XmppConnectOptions {
   /** The JID our certificate names, sent as the EXTERNAL authorization identity. */
   readonly externalJid?: string;
   readonly scram?: ScramCredentials;
+  /** Use XEP-0198 stream management when the server offers it (default true). */
+  readonly streamManagement?: boolean;
 }
 
 /**
@@ -60,7 +64,8 @@ export class StartTlsSocket extends EventEmitter {
   #detach: (() => void) | undefined;
 
   connect(params: { port: number | null; host: string }): void {
-    const socket = net.connect({ port: params.port ?? 5222, host: params.host });
+    // Small request/response stanzas: no Nagle delay (it costs ~40 ms against delayed acks).
+    const socket = net.connect({ port: params.port ?? 5222, host: params.host, noDelay: true });
     this.#attach(socket);
     socket.once('connect', () => this.emit('connect'));
   }
@@ -191,5 +196,13 @@ export function createXmppClient(options: XmppConnectOptions): Client {
     });
     await e.restart();
   });
+  if (options.streamManagement === false) {
+    // Hide <sm xmlns='urn:xmpp:sm:3'/> from xmpp.js's stream-management step (XEP-0198 §3).
+    xmpp.prependListener('element', (el: Element) => {
+      if (el.is('features', NS_STREAMS)) {
+        for (const sm of el.getChildren('sm', NS_SM)) el.remove(sm);
+      }
+    });
+  }
   return xmpp;
 }

@@ -2,7 +2,7 @@
 import type { CatalogEntry } from '../../../protocols/xmpp/catalog.js';
 import type { Offer } from '../../../protocols/xmpp/negotiation.js';
 
-export const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).toUpperCase().padStart(2, '0')).join(':');
+export const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).padStart(2, '0')).join('');
 
 export function sampleEntry(over: Partial<CatalogEntry> = {}): CatalogEntry {
   return {

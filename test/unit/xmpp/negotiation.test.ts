@@ -8,7 +8,7 @@ import {
 } from '../../../protocols/xmpp/negotiation.js';
 import { parseStanzaError } from '../../../protocols/xmpp/stanza-error.js';
 import { ICNS, NS } from '../../../protocols/xmpp/namespaces.js';
-import { canonicalJson } from '../../../protocols/xmpp/signature.js';
+import { canonicalJson } from '../../../protocols/trust/index.js';
 import { sampleOffer } from './fixtures.js';
 
 function codeOf(fn: () => unknown): string | undefined {

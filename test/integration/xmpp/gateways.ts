@@ -1,0 +1,176 @@
+/**
+ * Helpers for the control-plane integration tests: gateways on the real Prosody that
+ * `scripts/services up` starts, with certificates from the real Intercloud Root.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@xmpp/client';
+import { serviceEnv } from '../../helpers/services.js';
+import {
+  buildCrl, certificateToPem, crlToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
+  AuditLog, createRootCertificate,
+} from '../../../protocols/trust/index.js';
+import {
+  createDefaultPolicy, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
+  type CloudProfile, type GatewaySessionOptions, type TrustBinding,
+} from '../../../protocols/xmpp/index.js';
+
+/** `prosody` in services.json. */
+export interface ProsodyEnv {
+  host: string;
+  port: number;
+  domain: string;
+  pubsubJid: string;
+  tls: { ca: string; servername: string };
+  scram: { domain: string; username: string; password: string; jid: string };
+  pidFile: string;
+}
+
+/** `pki` in services.json. */
+export interface PkiEnv {
+  root: string;
+  rootKey: string;
+  crl: string;
+  clouds: Record<string, { cert: string; key: string; jid: string }>;
+}
+
+/** Starts the servers the tests need (idempotent) and reads where they are. */
+export function servicesUp(): { prosody: ProsodyEnv; pki: PkiEnv } {
+  execFileSync(join(import.meta.dirname, '../../../scripts/services'), ['up', 'pki', 'prosody'], { stdio: 'ignore' });
+  return { prosody: serviceEnv<ProsodyEnv>('prosody'), pki: serviceEnv<PkiEnv>('pki') };
+}
+
+/** A certificate + key (PEM) for a cloud. */
+export interface Identity {
+  cert: string;
+  key: string;
+  serial?: string;
+}
+
+/** The identity the services script issued for cloud-a/b/c. */
+export function pkiIdentity(pki: PkiEnv, cloud: string): Identity {
+  const c = pki.clouds[cloud];
+  if (!c) throw new Error(`no pki identity for '${cloud}'`);
+  return { cert: readFileSync(c.cert, 'utf8'), key: readFileSync(c.key, 'utf8') };
+}
+
+/** Issues a fresh gateway certificate under the real Root (a new account for Prosody's ccert). */
+export function issueIdentity(pki: PkiEnv, cloud: string): Identity {
+  const issuer = { certificate: parseCertificatePem(readFileSync(pki.root, 'utf8')), privateKey: privateKeyFromPem(readFileSync(pki.rootKey, 'utf8')) };
+  const keys = generateKeyPair('ec');
+  const cert = issueGatewayCertificate(issuer, { cloudId: cloud, publicKey: keys.publicKey, now: new Date(), days: 2 });
+  return { cert: certificateToPem(cert.der), key: privateKeyToPem(keys.privateKey), serial: cert.serial };
+}
+
+/** A certificate for `cloud` from a root nobody trusts. */
+export function foreignIdentity(cloud: string): Identity {
+  const rootKeys = generateKeyPair('ec');
+  const root = createRootCertificate({ ...rootKeys, now: new Date(), commonName: 'Rogue Root' });
+  const keys = generateKeyPair('ec');
+  const cert = issueGatewayCertificate({ certificate: root, privateKey: rootKeys.privateKey }, { cloudId: cloud, publicKey: keys.publicKey, now: new Date() });
+  return { cert: certificateToPem(cert.der), key: privateKeyToPem(keys.privateKey) };
+}
+
+/** A CRL from the real Root revoking `serials` (not written to the CA directory). */
+export function crlRevoking(pki: PkiEnv, serials: string[]): string {
+  const now = new Date();
+  const der = buildCrl({
+    issuer: parseCertificatePem(readFileSync(pki.root, 'utf8')),
+    signingKey: privateKeyFromPem(readFileSync(pki.rootKey, 'utf8')),
+    revoked: serials.map((serial) => ({ serial, revokedAt: new Date(now.getTime() - 1000) })),
+    crlNumber: Math.floor(now.getTime() / 1000),
+    thisUpdate: new Date(now.getTime() - 60_000),
+    nextUpdate: new Date(now.getTime() + 3_600_000),
+  });
+  return crlToPem(der);
+}
+
+/** A default profile: a KVM cloud in eu-central taking OVF and qcow2. */
+export function profile(over: Partial<CloudProfile> = {}): CloudProfile {
+  return {
+    regions: ['eu-central'],
+    hypervisors: ['kvm'],
+    formats: ['ovf', 'qcow2'],
+    capabilities: ['vm-hosting', 'transfer-amqp'],
+    capacity: { vcpus: 16, memoryMiB: 32768, diskGiB: 500, objectStorageGiB: 1000 },
+    terms: { currency: 'EUR', pricePerVcpuHour: 0.04, pricePerGbMonth: 0.02 },
+    transferUri: 'amqps://127.0.0.1:25671/intercloud',
+    ...over,
+  };
+}
+
+/** Options for {@link startGateway}. */
+export interface GatewayOptions extends Partial<Omit<GatewaySessionOptions, 'trust'>> {
+  identity?: Identity;
+  crlPem?: string;
+  auditPath?: string;
+  acceptFrom?: string[];
+}
+
+/** A started gateway and what the test may inspect. */
+export interface TestGateway {
+  session: GatewaySession;
+  trust: TrustBinding;
+  audit: AuditLog;
+  auditPath: string;
+}
+
+/** Starts a gateway session for `cloud` on the real Prosody. */
+export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, opt: GatewayOptions = {}): Promise<TestGateway> {
+  const { identity, crlPem, auditPath: auditAt, acceptFrom, ...rest } = opt;
+  const id = identity ?? pkiIdentity(env.pki, cloud);
+  const auditPath = auditAt ?? join(mkdtempSync(join(tmpdir(), `xmpp-audit-${cloud}-`)), 'audit.jsonl');
+  const audit = await AuditLog.open(auditPath);
+  const rootPem = readFileSync(env.pki.root, 'utf8');
+  const trust = createTrustBinding({
+    certificatePem: id.cert,
+    privateKeyPem: id.key,
+    rootsPem: rootPem,
+    crlPem: crlPem ?? readFileSync(env.pki.crl, 'utf8'),
+    auditLog: audit,
+    ...(opt.now ? { now: opt.now } : {}),
+  });
+  const session = new GatewaySession({
+    ...rest,
+    cloudId: cloud,
+    service: `xmpp://${env.prosody.host}:${env.prosody.port}`,
+    domain: env.prosody.domain,
+    pubsubJid: env.prosody.pubsubJid,
+    tls: { ca: rootPem, cert: id.cert, key: id.key, servername: env.prosody.tls.servername },
+    trust,
+    policy: rest.policy ?? createDefaultPolicy({ acceptFrom: acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }),
+    profile: rest.profile ?? profile(),
+    iqTimeoutMs: rest.iqTimeoutMs ?? 5_000,
+    reconnect: rest.reconnect ?? { initialDelayMs: 200, maxDelayMs: 2_000 },
+  });
+  await session.start();
+  return { session, trust, audit, auditPath };
+}
+
+/** A bare xmpp.js client logged in as `cloud` (for crafting raw stanzas). */
+export async function rawClient(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, identity?: Identity, resource = 'raw'): Promise<Client> {
+  const id = identity ?? pkiIdentity(env.pki, cloud);
+  const c = createXmppClient({
+    service: `xmpp://${env.prosody.host}:${env.prosody.port}`,
+    domain: env.prosody.domain,
+    resource,
+    tls: { ca: readFileSync(env.pki.root, 'utf8'), cert: id.cert, key: id.key, servername: env.prosody.tls.servername },
+    externalJid: `${cloud}@${env.prosody.domain}`,
+  });
+  c.reconnect.stop();
+  c.on('error', () => undefined);
+  await c.start();
+  return c;
+}
+
+/** `<cloud>@<domain>/gateway`. */
+export function gatewayJid(env: { prosody: ProsodyEnv }, cloud: string): string {
+  return `${cloud}@${env.prosody.domain}/${GATEWAY_RESOURCE}`;
+}
+
+/** Reads the audit log as records. */
+export function auditRecords(path: string): Array<{ event: Record<string, unknown> }> {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { event: Record<string, unknown> });
+}
