@@ -105,7 +105,7 @@ export function diskFormatFromUri(uri: string): DiskFormat | undefined {
   if (u.includes('vhd')) return 'vhd';
   if (u.includes('vdi')) return 'vdi';
   if (u.includes('iso9660') || u.endsWith('.iso')) return 'iso';
-  if (u.includes('raw')) return 'raw';
+  if (u.includes('raw') || u.endsWith('/wiki/byte')) return 'raw';
   return undefined;
 }
 
