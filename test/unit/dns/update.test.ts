@@ -1,7 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import dnsPacket from 'dns-packet';
 import { buildAddressUpdate, listRecords, readHeader, readTsig, signRequest, verifyResponse, type TsigKey } from '../../../protocols/dns/index.js';
+
+/** A name in DNS wire format (RFC 1035 §3.1), written out independently of the implementation. */
+function wire(name: string): Buffer {
+  return Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+}
 
 const KEY: TsigKey = { name: 'intercloud-update', algorithm: 'hmac-sha256', secret: Buffer.from(Array.from({ length: 32 }, (_, i) => i)) };
 const UPDATE = { id: 0x1234, zone: 'vms.intercloud.test', name: 'web1.vms.intercloud.test', addresses: ['10.77.0.5'], ttl: 60 };
@@ -46,14 +50,14 @@ describe('TSIG (RFC 8945)', () => {
     response.writeUInt16BE(response.readUInt16BE(2) | 0x8000, 2);
     // the server's side, written out from RFC 8945 §5.3 with node's hmac
     const vars = Buffer.concat([
-      dnsPacket.name.encode('intercloud-update'), Buffer.from([0, 255, 0, 0, 0, 0]), dnsPacket.name.encode('hmac-sha256'),
+      wire('intercloud-update'), Buffer.from([0, 255, 0, 0, 0, 0]), wire('hmac-sha256'),
       Buffer.from([0, 0, 0x65, 0x53, 0xf1, 0x01]), Buffer.from([1, 44, 0, 0, 0, 0]),
     ]);
     const len = Buffer.alloc(2);
     len.writeUInt16BE(mac.length);
     const serverMac = createHmac('sha256', KEY.secret).update(Buffer.concat([len, mac, response, vars])).digest();
-    const rdata = Buffer.concat([dnsPacket.name.encode('hmac-sha256'), Buffer.from([0, 0, 0x65, 0x53, 0xf1, 0x01, 1, 44, 0, 32]), serverMac, Buffer.from([0x12, 0x34, 0, 0, 0, 0])]);
-    const rr = Buffer.concat([dnsPacket.name.encode('intercloud-update'), Buffer.from([0, 250, 0, 255, 0, 0, 0, 0, 0, rdata.length]), rdata]);
+    const rdata = Buffer.concat([wire('hmac-sha256'), Buffer.from([0, 0, 0x65, 0x53, 0xf1, 0x01, 1, 44, 0, 32]), serverMac, Buffer.from([0x12, 0x34, 0, 0, 0, 0])]);
+    const rr = Buffer.concat([wire('intercloud-update'), Buffer.from([0, 250, 0, 255, 0, 0, 0, 0, 0, rdata.length]), rdata]);
     const signed = Buffer.concat([response, rr]);
     signed.writeUInt16BE(1, 10);
     expect(verifyResponse(signed, mac, KEY).timeSigned).toBe(0x6553f101);
