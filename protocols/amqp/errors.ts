@@ -8,7 +8,7 @@ import { defineErrorCodes, IntercloudError } from '../errors/index.js';
 /** The `XFER_…` codes: what each means and whether retrying can help. */
 export const XFER_ERRORS = defineErrorCodes('transfer', {
   XFER_BAD_FRAME: { doc: 'a chunk frame or control message is malformed (bad magic, length, checksum or field)', retryable: false },
-  XFER_DIGEST_MISMATCH: { doc: 'the assembled file does not match the sender\'s whole-file sha-256', retryable: false },
+  XFER_DIGEST_MISMATCH: { doc: 'the assembled file does not match the sender\'s whole digest', retryable: false },
   XFER_SOURCE_CHANGED: { doc: 'the source no longer matches what an earlier attempt of the same transfer sent', retryable: false },
   XFER_DISK_FULL: { doc: 'the target file system has no space left for the staging file', retryable: false },
   XFER_IO: { doc: 'reading the source or writing the staging file, journal or target failed', retryable: false },

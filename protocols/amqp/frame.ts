@@ -71,11 +71,6 @@ export function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
 
-/** The SHA-256 of `length` zero bytes (what a `zero` frame's hash field holds). */
-export function zeroChunkSha256(length: number): Buffer {
-  return sha256(Buffer.alloc(length));
-}
-
 /**
  * Encodes one frame. For `data` the payload is copied after the header into one buffer
  * (amqplib sends one body buffer per message); `zero` and `ref` frames are header-only.

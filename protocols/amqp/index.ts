@@ -32,6 +32,7 @@ export {
   type ControlType,
   type Manifest,
 } from './messages.js';
+export { WholeDigest, zeroChunkSha256 } from './digest.js';
 export { ChunkSet, type ChunkRanges } from './chunk-set.js';
 export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIdentity } from './journal-records.js';
 export { QUEUE_IDLE_EXPIRY_MS, permissionPattern, transferTopology, type TransferTopology } from './naming.js';

@@ -54,7 +54,7 @@ export interface ReceiveOptions {
 export interface ReceiveResult {
   readonly transferId: string;
   readonly path: string;
-  /** SHA-256 (hex) of the committed file. */
+  /** Whole digest (hex, `digest.ts`) of the committed file. */
   readonly digest: string;
   readonly size: number;
   /** Frames by what the receiver did with them. */
@@ -150,12 +150,12 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           break;
         case 'verify': {
           await flush();
-          const digest = await staging!.digest();
+          const digest = await staging!.digest(machine.manifest!.chunkSize);
           const ok = digest === a.digest;
           if (ok) await staging!.commit();
           await run(machine.onVerified(ok));
           if (ok) done.resolve();
-          else await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has sha-256 '${digest}', sender sent '${a.digest}'`), 'failed', false);
+          else await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has digest '${digest}', sender sent '${a.digest}'`), 'failed', false);
           break;
         }
       }

@@ -10,6 +10,7 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
 import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
 import { xferError, XFER_ERRORS, type XferCode, type XferError } from './errors.js';
+import { WholeDigest, zeroChunkSha256 } from './digest.js';
 import { FRAME_HEADER_SIZE, isAllZero, isTransferId, writeFrameHeader, type FrameKind } from './frame.js';
 import { TransferJournal } from './journal-file.js';
 import { CONTROL_VERSION, decodeControl, encodeControl, parseManifest, type ControlMessage, type Manifest } from './messages.js';
@@ -71,7 +72,7 @@ export interface SendOptions {
 /** What {@link sendTransfer} resolves to. */
 export interface SendResult {
   readonly transferId: string;
-  /** SHA-256 (hex) of the whole source, as the receiver confirmed it. */
+  /** Whole digest (hex, `digest.ts`) of the source, as the receiver confirmed it. */
   readonly digest: string;
   readonly size: number;
   /** Payload bytes published (data frames, including re-sends). */
@@ -181,7 +182,7 @@ async function runSender(
   };
 
   // Streaming state survives reconnects: the next chunk to read and the running whole digest.
-  const whole = createHash('sha256');
+  const whole = new WholeDigest(manifest.size, manifest.chunkSize);
   let nextIndex = 0;
   let digest: string | undefined;
   const resend: number[] = [];
@@ -251,12 +252,6 @@ async function runSender(
     return { buf: zero ? undefined : buf, length, zero };
   };
 
-  let zeros = Buffer.alloc(0);
-  const zeroBytes = (n: number) => {
-    if (zeros.length < n) zeros = Buffer.alloc(n);
-    return zeros.subarray(0, n);
-  };
-
   const session = async (): Promise<void> => {
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
@@ -317,7 +312,7 @@ async function runSender(
       /** Sends chunk `index` as data (or zero): the answer to a `need`. */
       const resendChunk = async (index: number) => {
         const { buf, length, zero } = await readChunk(index);
-        const sha = createHash('sha256').update(buf ? buf.subarray(FRAME_HEADER_SIZE) : zeroBytes(length)).digest();
+        const sha = zero ? zeroChunkSha256(length) : createHash('sha256').update(buf!.subarray(FRAME_HEADER_SIZE)).digest();
         chunks.resent++;
         progress.resent(zero ? 0 : length);
         await sendFrame(index, zero ? 'zero' : 'data', zero ? undefined : buf, sha, length);
@@ -333,22 +328,21 @@ async function runSender(
         while (resend.length > 0) await resendChunk(resend.shift()!);
         const index = nextIndex;
         const { buf, length, zero } = await readChunk(index);
-        const payload = buf ? buf.subarray(FRAME_HEADER_SIZE) : zeroBytes(length);
-        const sha = createHash('sha256').update(payload).digest();
-        const plan = machine.plan(index, zero, sha.toString('hex'));
+        const sha = zero ? zeroChunkSha256(length) : createHash('sha256').update(buf!.subarray(FRAME_HEADER_SIZE)).digest();
+        const plan = machine.plan(index, zero, zero ? undefined : sha.toString('hex'));
         if (!plan.send) chunks.held++;
         else {
           await sendFrame(index, plan.kind, plan.kind === 'data' ? buf : undefined, sha, length);
           chunks[plan.kind]++;
         }
         // Only now is the chunk part of the stream: a failed publish above retries it whole.
-        whole.update(payload);
+        whole.add(index, sha);
         nextIndex++;
         progress.advance(length);
         report();
       }
       if (digest === undefined) {
-        digest = whole.digest('hex');
+        digest = whole.hex();
         machine.onStreamed(digest);
         await journal.append({ t: 'end', digest });
       }

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { xferError, type XferError } from './errors.js';
+import { WholeDigest, zeroChunkSha256 } from './digest.js';
 import { isAllZero } from './frame.js';
 
 /** Granularity of hole preservation inside data chunks (a file-system block). */
@@ -96,23 +97,31 @@ export class StagingFile {
     }
   }
 
-  /** SHA-256 (hex) of the whole staging file, read sequentially in `bufferSize` pieces. */
-  async digest(bufferSize = 1024 * 1024): Promise<string> {
+  /**
+   * The transfer's whole digest (`digest.ts`) of the staging file as it is on disk: every chunk
+   * re-read and hashed (all-zero chunks — holes — by their constant hash).
+   */
+  async digest(chunkSize: number): Promise<string> {
     const h = this.open_();
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(bufferSize);
+    const buf = Buffer.allocUnsafe(chunkSize);
     try {
       const { size } = await h.stat();
-      for (let pos = 0; pos < size; ) {
-        const { bytesRead } = await h.read(buf, 0, Math.min(bufferSize, size - pos), pos);
-        if (bytesRead === 0) break;
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
+      const whole = new WholeDigest(size, chunkSize);
+      for (let index = 0, pos = 0; pos < size; index++, pos += chunkSize) {
+        const length = Math.min(chunkSize, size - pos);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await h.read(buf, got, length - got, pos + got);
+          if (bytesRead === 0) throw Object.assign(new Error(`unexpected end of file at '${pos + got}'`), { code: 'EOF' });
+          got += bytesRead;
+        }
+        const piece = buf.subarray(0, length);
+        whole.add(index, isAllZero(piece) ? zeroChunkSha256(length) : createHash('sha256').update(piece).digest());
       }
+      return whole.hex();
     } catch (err) {
       throw ioError(err, `cannot read staging file '${this.path}'`);
     }
-    return hash.digest('hex');
   }
 
   /** Makes the staging file the target: fsync, rename(2), fsync the directory. */
