@@ -1,0 +1,62 @@
+/**
+ * The XMPP server restarting under running gateways: Prosody is killed by its pid file
+ * and started again by the services script; the sessions reconnect with backoff,
+ * re-announce presence, republish their catalog entries, and negotiate again.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionStatus } from '../../../protocols/xmpp/index.js';
+import { servicesUp, startGateway, type TestGateway } from './gateways.js';
+
+const env = servicesUp();
+
+function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = async (): Promise<void> => {
+      if (await check()) return resolve();
+      if (Date.now() > until) return reject(new Error(`condition not met within ${timeoutMs} ms`));
+      setTimeout(() => void tick(), 100);
+    };
+    void tick();
+  });
+}
+
+describe('Prosody restarting under running gateways', () => {
+  let a: TestGateway;
+  let b: TestGateway;
+  const statuses: SessionStatus[] = [];
+  beforeAll(async () => {
+    a = await startGateway(env, 'cloud-a');
+    b = await startGateway(env, 'cloud-b');
+    a.session.on('status', (s: SessionStatus) => statuses.push(s));
+    await a.session.waitForPresence('cloud-b@intercloud.test');
+  });
+  afterAll(async () => {
+    await a?.session.stop();
+    await b?.session.stop();
+    // Leave the server up for the next test file whatever happened here.
+    servicesUp();
+  });
+
+  it('reconnects, re-announces and negotiates again', async () => {
+    const pid = Number(readFileSync(env.prosody.pidFile, 'utf8').trim());
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => !a.session.online, 10_000);
+    execFileSync(join(import.meta.dirname, '../../../scripts/services'), ['up', 'prosody'], { stdio: 'ignore' });
+    await waitFor(() => a.session.online && b.session.online, 30_000);
+    expect(statuses).toContain('reconnecting');
+    expect(statuses.at(-1)).toBe('online');
+    // Presence and catalog come back through re-announcement.
+    await waitFor(async () => (await a.session.discoverPeers({}, { refresh: true })).some((p) => p.entry.cloudId === 'cloud-b'), 15_000);
+    const vm = {
+      workload: { type: 'vm' as const, name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios' as const, disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [] },
+      constraints: { regions: [] },
+      terms: { currency: 'EUR' },
+    };
+    const out = await a.session.sendOffer('cloud-b@intercloud.test', vm);
+    expect(out.type).toBe('accept');
+  });
+});
