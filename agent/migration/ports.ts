@@ -80,10 +80,14 @@ export interface TransferPort {
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
 }
 
-/** Addressing continuity (LISP mapping or DNS). */
+/**
+ * Addressing continuity (LISP mapping or DNS) of this cloud's own site: the VM's addresses
+ * (EIDs) are registered with this cloud's locators, or withdrawn. Both resolve only once the
+ * mapping system confirmed (LISP Map-Notify, DNS update response). Idempotent.
+ */
 export interface AddressingPort {
-  /** Points the VM's addresses at `cloudId`'s locators; resolves once the mapping system confirms. */
-  point(addresses: string[], cloudId: string, signal: AbortSignal): Promise<void>;
+  register(addresses: string[], signal: AbortSignal): Promise<void>;
+  withdraw(addresses: string[], signal: AbortSignal): Promise<void>;
 }
 
 /** The audit trail of intercloud actions. */
@@ -145,5 +149,6 @@ export interface TargetPorts {
   hypervisor: TargetHypervisorPort;
   receive: ReceivePort;
   requests: SourceRequestsPort;
+  addressing: AddressingPort;
   audit: AuditPort;
 }

@@ -5,8 +5,9 @@
  *   instantiate → re-address → commit (pivot) → release-source
  *
  * Until `commit` completes, any failure or a cancel compensates newest first: the target
- * removes what it made (`release`), the addresses point back here, the source VM starts
- * again. `commit` is the point of no return: the target has confirmed the VM runs there
+ * removes what it made (`release`), the addresses are registered here again, the source VM
+ * starts again. The target registers the VM's addresses when the VM starts there; the
+ * source's `re-address` withdraws its own registration. `commit` is the point of no return: the target has confirmed the VM runs there
  * and promised to keep it; only then is the source copy removed. So at the end the VM
  * runs in exactly one cloud.
  */
@@ -125,15 +126,16 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       },
     },
     {
+      // The target registered the addresses when the VM started there; this cloud withdraws.
       name: 're-address',
       run: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.point(summary.addresses, peerOf(ctx).cloudId, ctx.signal);
+        await ports.addressing.withdraw(summary.addresses, ctx.signal);
         return { addresses: summary.addresses, at: peerOf(ctx).cloudId };
       },
       compensate: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.point(summary.addresses, ports.cloudId, ctx.signal);
+        await ports.addressing.register(summary.addresses, ctx.signal);
       },
     },
     {

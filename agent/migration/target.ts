@@ -1,7 +1,7 @@
 /**
  * The target side of a VM migration, started when this cloud accepts an offer:
  *
- *   receive → await-instantiate → verify → define → start → await-commit (pivot)
+ *   receive → await-instantiate → verify → define → start → re-address → await-commit (pivot)
  *
  * Before `await-commit` completes, a failure, a cancel, the source's `release` or the
  * reservation expiring compensates newest first (stop, undefine and remove the VM, discard
@@ -87,6 +87,14 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
           return { vm, startedAt: new Date().toISOString() };
         },
         compensate: async ({ input, signal }) => ports.hypervisor.stop(input.vm.name, signal),
+      },
+      {
+        name: 're-address',
+        run: async ({ input, signal }) => {
+          await ports.addressing.register(input.vm.addresses, signal);
+          return { registered: input.vm.addresses };
+        },
+        compensate: async ({ input, signal }) => ports.addressing.withdraw(input.vm.addresses, signal),
       },
       {
         name: 'await-commit',

@@ -23,7 +23,21 @@ export type FaultPoint = string;
 export class FakeWorld {
   readonly vms = { 'cloud-a': new Map<string, FakeVm>(), 'cloud-b': new Map<string, FakeVm>() };
   readonly wire = new Map<string, Buffer>();
-  readonly addresses = new Map<string, string>();
+  /** EID → clouds that registered it. */
+  readonly addresses = new Map<string, Set<string>>();
+
+  addressing(cloud: string) {
+    return {
+      register: async (addresses: string[], signal: AbortSignal) => {
+        await this.hit(`register:${cloud}`, signal);
+        for (const a of addresses) { const s = this.addresses.get(a) ?? new Set<string>(); s.add(cloud); this.addresses.set(a, s); }
+      },
+      withdraw: async (addresses: string[], signal: AbortSignal) => {
+        await this.hit(`withdraw:${cloud}`, signal);
+        for (const a of addresses) this.addresses.get(a)?.delete(cloud);
+      },
+    };
+  }
   readonly audit: Array<{ cloud: string; event: string }> = [];
   /** Fault points that throw once (a non-retryable error) the next time they are reached. */
   readonly faults = new Set<FaultPoint>();
@@ -109,9 +123,7 @@ export async function fakeClouds(world: FakeWorld) {
         return { sha256: sha(bytes), bytes: bytes.length, bytesSent: bytes.length };
       },
     },
-    addressing: {
-      point: async (addresses, cloudId, signal) => { await world.hit(`point:${cloudId}`, signal); for (const a of addresses) world.addresses.set(a, cloudId); },
-    },
+    addressing: world.addressing('cloud-a'),
     audit: { record: async (event) => { world.audit.push({ cloud: 'cloud-a', event }); } },
   };
 
@@ -153,6 +165,7 @@ export async function fakeClouds(world: FakeWorld) {
       instantiateRequest: (offerId, signal) => state.mailbox.instantiateRequest(offerId, signal),
       commitRequest: (offerId, signal) => state.mailbox.commitRequest(offerId, signal),
     },
+    addressing: world.addressing('cloud-b'),
     audit: { record: async (event) => { world.audit.push({ cloud: 'cloud-b', event }); } },
   };
 
