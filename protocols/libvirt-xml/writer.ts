@@ -35,6 +35,8 @@ export interface WriteLibvirtOptions {
   readonly nicTarget?: (nic: VmNic, index: number) => NicTarget;
   /** Report to continue (e.g. the OVF reader's), so one report covers the whole conversion. */
   readonly report?: ConversionReport;
+  /** Whether the target host can emulate a TPM (swtpm installed); default true. When false the TPM is reported as lost. */
+  readonly tpm?: boolean;
 }
 
 const PREFIX: Record<DiskBus, string> = { virtio: 'vd', scsi: 'sd', sata: 'sd', usb: 'sd', ide: 'hd', xen: 'xvd', fdc: 'fd', nvme: 'nvme' };
@@ -163,7 +165,9 @@ export function writeLibvirtDomain(vm: VirtualMachine, options: WriteLibvirtOpti
   const scsiModel = vm.disks.find((d) => d.bus === 'scsi' && d.controllerModel)?.controllerModel;
   if (scsiModel !== undefined) {
     // libvirt's SCSI controller models (qemu): map VMware/VirtualBox names.
-    const model = ({ 'virtio-scsi': 'virtio-scsi', virtio: 'virtio-scsi', lsilogic: 'lsilogic', lsilogicsas: 'lsisas1068', buslogic: 'buslogic', pvscsi: 'vmpvscsi' } as Record<string, string>)[scsiModel];
+    // QEMU has no BusLogic HBA: the guest gets the closest LSI Logic one (reported).
+    const model = ({ 'virtio-scsi': 'virtio-scsi', virtio: 'virtio-scsi', lsilogic: 'lsilogic', lsilogicsas: 'lsisas1068', buslogic: 'lsilogic', pvscsi: 'vmpvscsi' } as Record<string, string>)[scsiModel];
+    if (scsiModel === 'buslogic') report.loss('disks.controllerModel', "qemu has no buslogic scsi controller; 'lsilogic' written (the guest needs its driver)", scsiModel);
     if (model) controllerNodes.push(el('controller', { type: 'scsi', index: 0, model }));
     else report.loss('disks.controllerModel', `scsi controller model '${scsiModel}' has no libvirt name; libvirt's default used`, scsiModel);
     const others = new Set(vm.disks.filter((d) => d.bus === 'scsi' && d.controllerModel && d.controllerModel !== scsiModel).map((d) => d.controllerModel));
@@ -185,7 +189,8 @@ export function writeLibvirtDomain(vm: VirtualMachine, options: WriteLibvirtOpti
     else report.loss(`graphics[${i}]`, `graphics type '${g.type}' has no libvirt equivalent`, g.type);
   }
   const serialNodes = Array.from({ length: vm.serialPorts ?? 0 }, (_, i) => el('serial', { type: 'pty' }, [el('target', { port: i })]));
-  const tpmNode = vm.tpm ? el('tpm', { model: 'tpm-crb' }, [el('backend', { type: 'emulator', version: '2.0' })]) : undefined;
+  if (vm.tpm && options.tpm === false) report.loss('tpm', 'the target host has no tpm emulator; the vtpm is not written');
+  const tpmNode = vm.tpm && options.tpm !== false ? el('tpm', { model: 'tpm-crb' }, [el('backend', { type: 'emulator', version: '2.0' })]) : undefined;
 
   for (const [i, p] of (vm.properties ?? []).entries()) {
     report.loss(`properties[${i}]`, `product property '${p.key}' has no place in libvirt domain xml`, p.value);
