@@ -49,3 +49,7 @@ export {
   type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifiedSigner, type VerifyExpectation,
 } from './session.js';
 export { createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
+export {
+  MAX_INSTANTIATE_BYTES, NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest,
+  parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequestStanza,
+} from './migration.js';

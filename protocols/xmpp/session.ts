@@ -128,6 +128,13 @@ export interface GatewaySessionOptions {
   readonly transferQueue?: (reservationId: string) => string;
   /** The clock (ms since the epoch); tests inject a skewed one. */
   readonly now?: () => number;
+  /** The resource to bind (default `gateway`; a CLI looking around uses another, so it does not replace the daemon). */
+  readonly resource?: string;
+  /**
+   * An observer only looks: it does not publish a catalog entry, subscribe to the catalog
+   * node or take offers (the CLI's `intercloud peers`). Default false.
+   */
+  readonly observer?: boolean;
   /**
    * Use XEP-0198 stream management when offered (default false). With xmpp.js 0.14 the
    * inbound count goes wrong when stanzas are sent as soon as the session is online
@@ -246,7 +253,7 @@ export class GatewaySession extends EventEmitter {
     this.#xmpp = createXmppClient({
       service: options.service,
       domain: options.domain,
-      resource: GATEWAY_RESOURCE,
+      resource: options.resource ?? GATEWAY_RESOURCE,
       tls: options.tls,
       externalJid: this.jid,
       streamManagement: options.streamManagement ?? false,
@@ -257,7 +264,7 @@ export class GatewaySession extends EventEmitter {
 
   /** Our full JID (`<cloud>@<domain>/gateway`). */
   get fullJid(): string {
-    return `${this.jid}/${GATEWAY_RESOURCE}`;
+    return `${this.jid}/${this.#opt.resource ?? GATEWAY_RESOURCE}`;
   }
 
   /** Whether the stream is up and bound. */
@@ -317,7 +324,7 @@ export class GatewaySession extends EventEmitter {
     this.#expiryTimer = setInterval(() => this.#expireReservations(), 1_000);
     this.#expiryTimer.unref();
     this.#republishTimer = setInterval(() => {
-      if (this.online) this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
+      if (this.online && !this.#opt.observer) this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
     }, CATALOG_TTL_MS / 2);
     this.#republishTimer.unref();
   }
@@ -758,6 +765,7 @@ export class GatewaySession extends EventEmitter {
       return buildDiscoInfoResult(info, node);
     });
     x.iqCallee.get(NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
+    if (this.#opt.observer) return;
     x.iqCallee.set(ICNS.NEGOTIATION, 'offer', (ctx) => this.#handleOffer(ctx));
     x.iqCallee.set(ICNS.NEGOTIATION, 'cancel', (ctx) => this.#handleCancel(ctx));
   }
@@ -769,11 +777,13 @@ export class GatewaySession extends EventEmitter {
     for (const item of parseRoster(roster.getChild('query'))) {
       if (item.subscription === 'to' || item.subscription === 'both' || item.pending) this.#subscribed.add(item.jid);
     }
-    await this.publishCatalog();
-    try {
-      await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
-    } catch (err) {
-      this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+    if (!this.#opt.observer) {
+      await this.publishCatalog();
+      try {
+        await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
+      } catch (err) {
+        this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+      }
     }
     await this.refreshCatalog();
   }
@@ -830,10 +840,29 @@ export class GatewaySession extends EventEmitter {
     }
   }
 
+  /**
+   * Serves iq `set` requests whose child is `<name xmlns=ns/>` from other gateways: the
+   * handler gets the child and the sender's full JID (authenticated by the server) and
+   * returns the result child, or an `<error/>` element to refuse.
+   */
+  serveRequests(ns: string, name: string, handler: (element: Element, from: string) => Promise<Element>): void {
+    this.#xmpp.iqCallee.set(ns, name, (ctx) => handler(ctx.element, ctx.stanza.attrs['from'] ?? ''));
+  }
+
+  /**
+   * Sends an iq `set` carrying `child` to a peer gateway (bare JID: `/gateway` is added) and
+   * returns the result; errors as for every iq (`XMPP_STANZA_ERROR` with the error's fields in
+   * `details`, `XMPP_TIMEOUT`). `timeoutMs` overrides the session's iq timeout for long requests.
+   */
+  async request(peerJid: string, child: Element, timeoutMs?: number): Promise<Element> {
+    const to = peerJid.includes('/') ? peerJid : `${peerJid}/${GATEWAY_RESOURCE}`;
+    return this.#iq('set', to, child, timeoutMs);
+  }
+
   /** Sends an iq and returns the result; stanza errors become `XMPP_STANZA_ERROR`, timeouts `XMPP_TIMEOUT`. */
-  async #iq(type: 'get' | 'set', to: string | undefined, child: Element): Promise<Element> {
+  async #iq(type: 'get' | 'set', to: string | undefined, child: Element, timeoutMs?: number): Promise<Element> {
     this.#requireOnline();
-    const timeout = this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs;
+    const timeout = timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs;
     try {
       return await this.#xmpp.iqCaller.request(xml('iq', { type, to }, child), timeout);
     } catch (err) {

@@ -1,0 +1,42 @@
+import { xml } from '@xmpp/client';
+import { describe, expect, it } from 'vitest';
+import {
+  NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, parseMigrationFailure,
+  parseMigrationRequest, parseMigrationState, parseStanzaError,
+} from '../../../protocols/xmpp/index.js';
+
+const sha = 'a'.repeat(64);
+
+describe('migration stanzas', () => {
+  it('round-trips instantiate, commit and release', () => {
+    const req = { offerId: 'o-1', descriptor: '<?xml version="1.0"?><Envelope>&amp;</Envelope>', digests: { '0': sha, '1': 'b'.repeat(64) } };
+    expect(parseMigrationRequest(buildInstantiate(req))).toEqual({ type: 'instantiate', request: req });
+    expect(parseMigrationRequest(buildOfferRequest('commit', 'o-1'))).toEqual({ type: 'commit', offerId: 'o-1' });
+    expect(parseMigrationRequest(buildOfferRequest('release', 'o-1'))).toEqual({ type: 'release', offerId: 'o-1' });
+    expect(parseMigrationState(xml('iq', {}, buildMigrationState('running')))).toBe('running');
+  });
+
+  it('rejects malformed requests with coded errors', () => {
+    const bad = (el: ReturnType<typeof xml>) => () => parseMigrationRequest(el);
+    expect(bad(xml('commit', { xmlns: 'urn:other' }))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+    expect(bad(xml('commit', { xmlns: NS_MIGRATION }))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+    expect(bad(xml('commit', { xmlns: NS_MIGRATION, offer: 'bad id!' }))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+    expect(bad(xml('explode', { xmlns: NS_MIGRATION, offer: 'o' }))).toThrow(/not a migration request/);
+    expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x')))).toThrow(/disk' is missing/);
+    expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'vmx' }, 'x'), xml('disk', { id: '0', sha256: sha })))).toThrow(/not 'ovf'/);
+    expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: 'xyz' })))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+    expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: sha }), xml('disk', { id: '0', sha256: sha })))).toThrow(/more than once/);
+    expect(() => buildInstantiate({ offerId: 'o', descriptor: 'x'.repeat(300_000), digests: { '0': sha } })).toThrow(expect.objectContaining({ code: 'XMPP_OVERSIZED' }));
+    expect(() => parseMigrationState(xml('iq', {}, xml('state', { xmlns: NS_MIGRATION, value: 'maybe' })))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+  });
+
+  it('carries the target error code in a refusal', () => {
+    const err = buildMigrationFailure('MIGRATE_NO_RESERVATION', 'no reservation', false);
+    const info = parseStanzaError(err);
+    expect(info).toMatchObject({ type: 'cancel', condition: 'not-acceptable', text: 'no reservation' });
+    expect(parseMigrationFailure(info.application)).toEqual({ code: 'MIGRATE_NO_RESERVATION', retryable: false });
+    expect(parseStanzaError(buildMigrationFailure('not a code', 'x', true)).type).toBe('wait');
+    expect(parseMigrationFailure(parseStanzaError(buildMigrationFailure('not a code', 'x', true)).application)).toEqual({ code: 'MIGRATE_FAILED', retryable: true });
+    expect(parseMigrationFailure(xml('failure', { xmlns: 'urn:x', code: 'A_B' }))).toBeUndefined();
+  });
+});
