@@ -59,8 +59,9 @@ export const AgentConfigSchema = z.strictObject({
   addressing: z.strictObject({
     lisp: z.strictObject({
       mapServer: hostPort,
-      keyId: z.number().int().min(0).max(65535),
-      key: z.string().min(1).describe('secret'),
+      keyId: z.number().int().min(0).max(255),
+      algorithm: z.enum(['hmac-sha-1-96', 'hmac-sha-256-128']).default('hmac-sha-256-128'),
+      keyFile: z.string().min(1).describe('file holding the site key shared with the map server'),
       rlocs: z.array(z.string().min(1)).min(1),
     }).optional(),
     dns: z.strictObject({
@@ -70,6 +71,15 @@ export const AgentConfigSchema = z.strictObject({
       tsigSecret: z.string().min(1).describe('secret, base64'),
     }).optional(),
   }).default({}),
+  /** How migrations run on this side. */
+  migration: z.strictObject({
+    /** Graceful shutdown of the source VM before it is forced off. */
+    shutdownTimeoutMs: z.number().int().min(0).default(60_000),
+    /** How long a VM started here waits for the source's commit before it is removed again. */
+    commitTimeoutMs: z.number().int().min(1_000).default(3_600_000),
+    /** Broker-persistent messages for transfers (both ends keep journals either way). */
+    persistentTransfers: z.boolean().default(false),
+  }).default({ shutdownTimeoutMs: 60_000, commitTimeoutMs: 3_600_000, persistentTransfers: false }),
   /** Where the agent keeps journals, staging files and its audit log. */
   state: z.strictObject({
     dir: z.string().min(1),
@@ -91,9 +101,9 @@ export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
 /** Paths in the config that are resolved against the config file's folder. */
 export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [
-  ['identity', 'root'], ['identity', 'cert'], ['identity', 'key'], ['identity', 'crl'],
+  ['identity', 'root'], ['identity', 'cert'], ['identity', 'key'], ['identity', 'crl'], ['addressing', 'lisp', 'keyFile'],
   ['state', 'dir'], ['api', 'socket'],
 ];
 
 /** Keys whose values are secrets: the logger redacts them. */
-export const CONFIG_SECRET_PATHS = ['addressing.lisp.key', 'addressing.dns.tsigSecret'] as const;
+export const CONFIG_SECRET_PATHS = ['addressing.dns.tsigSecret', 'hypervisor.config.password'] as const;

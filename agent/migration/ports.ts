@@ -20,6 +20,17 @@ export interface VmSummary {
   addresses: string[];
 }
 
+/** What the source sends the target once the disks are there. */
+export interface InstantiateOrder {
+  offerId: string;
+  /** The VM's portable descriptor (OVF). */
+  descriptor: string;
+  /** disk id → SHA-256 of what was sent. */
+  digests: Record<string, string>;
+  /** The VM's addresses, registered by the target once the VM runs there. */
+  addresses: string[];
+}
+
 /** A peer cloud, once found. */
 export interface PeerRef {
   cloudId: string;
@@ -62,7 +73,7 @@ export interface ControlPort {
    */
   release(peer: PeerRef, offerId: string, signal: AbortSignal): Promise<void>;
   /** Asks the target to instantiate the received VM; resolves once it runs there. Idempotent. */
-  instantiate(peer: PeerRef, req: { offerId: string; descriptor: string; digests: Record<string, string> }, signal: AbortSignal): Promise<{ state: 'running' }>;
+  instantiate(peer: PeerRef, req: InstantiateOrder, signal: AbortSignal): Promise<{ state: 'running' }>;
   /**
    * Makes the move final: the target checks that the VM runs and records that it will not
    * remove it any more (its point of no return), or refuses with a coded error. Idempotent.
@@ -138,7 +149,7 @@ export interface ReceivePort {
 /** What the source asks of the target, delivered to the waiting target job. */
 export interface SourceRequestsPort {
   /** Resolves with the source's instantiate request for `offerId`. */
-  instantiateRequest(offerId: string, signal: AbortSignal): Promise<{ descriptor: string; digests: Record<string, string> }>;
+  instantiateRequest(offerId: string, signal: AbortSignal): Promise<InstantiateOrder>;
   /** Resolves when the source asks to commit `offerId`. */
   commitRequest(offerId: string, signal: AbortSignal): Promise<void>;
 }

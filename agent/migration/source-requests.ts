@@ -3,9 +3,9 @@
  * commit requests) and the target job waiting for them. In memory on purpose: after a
  * restart the source repeats its request (its steps retry), so nothing here must survive.
  */
-import type { SourceRequestsPort } from './ports.js';
+import type { InstantiateOrder, SourceRequestsPort } from './ports.js';
 
-type Instantiate = { descriptor: string; digests: Record<string, string> };
+type Instantiate = InstantiateOrder;
 
 interface Box {
   instantiate?: Instantiate;

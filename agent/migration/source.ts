@@ -28,6 +28,8 @@ export interface MigrateOutInput {
   vm: string;
   to?: string;
   region?: string;
+  /** The VM's addresses (EIDs) to keep reachable; default: what the hypervisor port knows. */
+  addresses?: string[];
   /** Unique per job; the target keys its reservation on it, so every call is idempotent. */
   offerId: string;
 }
@@ -44,7 +46,8 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         const state = await ports.hypervisor.state(input.vm, signal);
         if (state === 'absent') throw new IntercloudError('MIGRATE_VM_ABSENT', `vm '${input.vm}' does not exist in '${ports.cloudId}'`);
         const d = await ports.hypervisor.describe(input.vm, signal);
-        return { ...d, wasRunning: state === 'running' } satisfies Described;
+        const summary = input.addresses ? { ...d.summary, addresses: input.addresses } : d.summary;
+        return { ...d, summary, wasRunning: state === 'running' } satisfies Described;
       },
     },
     {
@@ -117,9 +120,9 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       name: 'instantiate',
       run: async (ctx) => {
         const peer = peerOf(ctx);
-        const { descriptor } = ctx.result<Described>('describe');
+        const { descriptor, summary } = ctx.result<Described>('describe');
         const { digests } = ctx.result<{ digests: Record<string, string> }>('transfer');
-        return ports.control.instantiate(peer, { offerId: ctx.input.offerId, descriptor, digests }, ctx.signal);
+        return ports.control.instantiate(peer, { offerId: ctx.input.offerId, descriptor, digests, addresses: summary.addresses }, ctx.signal);
       },
       compensate: async (ctx) => {
         await ports.control.release(peerOf(ctx), ctx.input.offerId, ctx.signal);

@@ -6,7 +6,7 @@
  */
 import { IntercloudError } from '../../protocols/errors/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
-import type { PeerRef, Reservation, VmSummary } from './ports.js';
+import type { InstantiateOrder, PeerRef, Reservation, VmSummary } from './ports.js';
 import type { SourceRequestMailbox } from './source-requests.js';
 import type { MigrateInInput } from './target.js';
 
@@ -58,9 +58,9 @@ export class MigrationTargetService {
   }
 
   /** Delivers the instantiate request and resolves once the VM runs here. */
-  async handleInstantiate(peer: PeerRef, req: { offerId: string; descriptor: string; digests: Record<string, string> }, signal?: AbortSignal): Promise<{ state: 'running' }> {
+  async handleInstantiate(peer: PeerRef, req: InstantiateOrder, signal?: AbortSignal): Promise<{ state: 'running' }> {
     const job = await this.require(req.offerId, peer);
-    if (job.state === 'running') this.mailbox.deliverInstantiate(req.offerId, { descriptor: req.descriptor, digests: req.digests });
+    if (job.state === 'running') this.mailbox.deliverInstantiate(req.offerId, req);
     const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || st.completedSteps.includes('start'), signal);
     if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) throw this.ended(s, req.offerId);
     return { state: 'running' };

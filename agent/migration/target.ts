@@ -9,7 +9,7 @@
  */
 import { IntercloudError } from '../../protocols/errors/index.js';
 import type { TransactionDefinition } from '../sequencer/index.js';
-import type { PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
+import type { InstantiateOrder, PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
 
 /** What a receiving job is started with (from the accepted offer). */
 export interface MigrateInInput {
@@ -90,11 +90,15 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 're-address',
-        run: async ({ input, signal }) => {
-          await ports.addressing.register(input.vm.addresses, signal);
-          return { registered: input.vm.addresses };
+        run: async ({ result, signal }) => {
+          const { addresses } = result<InstantiateOrder>('await-instantiate');
+          await ports.addressing.register(addresses, signal);
+          return { registered: addresses };
         },
-        compensate: async ({ input, signal }) => ports.addressing.withdraw(input.vm.addresses, signal),
+        compensate: async ({ result, signal }) => {
+          const { addresses } = result<InstantiateOrder>('await-instantiate');
+          await ports.addressing.withdraw(addresses, signal);
+        },
       },
       {
         name: 'await-commit',

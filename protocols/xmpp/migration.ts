@@ -9,11 +9,13 @@
  *   <instantiate xmlns='urn:intercloud:migration:0' offer='…'>
  *     <descriptor format='ovf'>…OVF text…</descriptor>
  *     <disk id='0' sha256='…'/>
+ *     <address>10.1.0.5</address>
  *   </instantiate>
  *   <commit xmlns='urn:intercloud:migration:0' offer='…'/>
  *   <release xmlns='urn:intercloud:migration:0' offer='…'/>
  *   → <state xmlns='urn:intercloud:migration:0' value='running'/>
  */
+import { isIP } from 'node:net';
 import { xml, type Element } from '@xmpp/client';
 import { attr, checkSize, child, malformed, TOKEN_RE } from './fields.js';
 import { buildStanzaError } from './stanza-error.js';
@@ -34,6 +36,8 @@ export interface InstantiateRequest {
   readonly descriptor: string;
   /** disk id → SHA-256 (hex) of the bytes the source sent. */
   readonly digests: Readonly<Record<string, string>>;
+  /** The VM's addresses (EIDs) the target registers once the VM runs there. */
+  readonly addresses: readonly string[];
 }
 
 /** The three requests, as a discriminated union on `type`. */
@@ -46,7 +50,8 @@ export type MigrationRequestStanza =
 export function buildInstantiate(r: InstantiateRequest): Element {
   const el = xml('instantiate', { xmlns: NS_MIGRATION, offer: r.offerId },
     xml('descriptor', { format: 'ovf' }, r.descriptor),
-    ...Object.entries(r.digests).map(([id, sha256]) => xml('disk', { id, sha256 })));
+    ...Object.entries(r.digests).map(([id, sha256]) => xml('disk', { id, sha256 })),
+    ...r.addresses.map((a) => xml('address', {}, a)));
   checkSize(el, 'instantiate', MAX_INSTANTIATE_BYTES);
   return el;
 }
@@ -77,7 +82,9 @@ export function parseMigrationRequest(el: Element): MigrationRequestStanza {
         digests[id] = attr(disk, 'sha256', 'instantiate/disk', SHA256_RE);
       }
       if (Object.keys(digests).length === 0) return malformed('instantiate/disk', 'is missing');
-      return { type: 'instantiate', request: { offerId, descriptor, digests } };
+      const addresses = el.getChildren('address').map((a) => a.text().trim());
+      for (const a of addresses) if (isIP(a) === 0) return malformed('instantiate/address', `'${a.slice(0, 64)}' is not an ip address`);
+      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses } };
     }
     default:
       return malformed(el.name, 'is not a migration request');

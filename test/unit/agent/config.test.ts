@@ -7,7 +7,7 @@ identity: { root: pki/root.pem, cert: pki/cloud-a.pem, key: pki/cloud-a.key }
 xmpp: { service: "xmpp://127.0.0.1:15222", domain: intercloud.test, pubsub: pubsub.intercloud.test }
 amqp: { url: "amqps://127.0.0.1:25671/intercloud" }
 hypervisor: { kind: libvirt, config: { uri: "qemu:///system" } }
-addressing: { lisp: { mapServer: "127.0.0.1:4342", keyId: 1, key: s3cret, rlocs: [192.0.2.1] } }
+addressing: { lisp: { mapServer: "127.0.0.1:4342", keyId: 1, keyFile: lisp.key, rlocs: [192.0.2.1] } }
 state: { dir: /var/lib/intercloud }
 api: { socket: /run/intercloud/agent.sock }
 `;
@@ -20,6 +20,8 @@ describe('agent config', () => {
     expect(c.amqp.chunkBytes).toBe(1024 * 1024);
     expect(c.policy.acceptFrom).toEqual([]);
     expect(c.addressing.lisp?.keyId).toBe(1);
+    expect(c.addressing.lisp?.keyFile).toBe('/etc/intercloud/lisp.key');
+    expect(c.migration.shutdownTimeoutMs).toBe(60_000);
   });
 
   it('rejects unknown keys and says which, and how to fix them', () => {

@@ -9,7 +9,7 @@ const sha = 'a'.repeat(64);
 
 describe('migration stanzas', () => {
   it('round-trips instantiate, commit and release', () => {
-    const req = { offerId: 'o-1', descriptor: '<?xml version="1.0"?><Envelope>&amp;</Envelope>', digests: { '0': sha, '1': 'b'.repeat(64) } };
+    const req = { offerId: 'o-1', descriptor: '<?xml version="1.0"?><Envelope>&amp;</Envelope>', digests: { '0': sha, '1': 'b'.repeat(64) }, addresses: ['10.1.0.5', '2001:db8::5'] };
     expect(parseMigrationRequest(buildInstantiate(req))).toEqual({ type: 'instantiate', request: req });
     expect(parseMigrationRequest(buildOfferRequest('commit', 'o-1'))).toEqual({ type: 'commit', offerId: 'o-1' });
     expect(parseMigrationRequest(buildOfferRequest('release', 'o-1'))).toEqual({ type: 'release', offerId: 'o-1' });
@@ -26,7 +26,8 @@ describe('migration stanzas', () => {
     expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'vmx' }, 'x'), xml('disk', { id: '0', sha256: sha })))).toThrow(/not 'ovf'/);
     expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: 'xyz' })))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
     expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: sha }), xml('disk', { id: '0', sha256: sha })))).toThrow(/more than once/);
-    expect(() => buildInstantiate({ offerId: 'o', descriptor: 'x'.repeat(300_000), digests: { '0': sha } })).toThrow(expect.objectContaining({ code: 'XMPP_OVERSIZED' }));
+    expect(() => buildInstantiate({ offerId: 'o', descriptor: 'x'.repeat(300_000), digests: { '0': sha }, addresses: [] })).toThrow(expect.objectContaining({ code: 'XMPP_OVERSIZED' }));
+    expect(bad(xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: sha }), xml('address', {}, 'not-an-ip')))).toThrow(/not an ip address/);
     expect(() => parseMigrationState(xml('iq', {}, xml('state', { xmlns: NS_MIGRATION, value: 'maybe' })))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
   });
 
