@@ -9,8 +9,10 @@ import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
+import { registerTimeCommands } from './commands/time.js';
 import { registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
+import { registerXmppCommands } from './commands/xmpp.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -23,7 +25,8 @@ const COMMANDS: RegisterCommands[] = [
   registerCertCommands,
   registerAuditCommands,
   registerLispCommands,
-  registerTransferCommands, registerOvfCommands];
+  registerTimeCommands,
+  registerTransferCommands, registerOvfCommands, registerXmppCommands];
 
 /** Builds the program with every area's subcommands registered. */
 export function buildProgram(): Command {
