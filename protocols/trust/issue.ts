@@ -5,7 +5,7 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { buildCertificate, parseCertificateDer, type Certificate } from './certificate.js';
+import { buildCertificate, parseCertificateDer, type Certificate, type SubjectAltNames } from './certificate.js';
 import { trustError } from './errors.js';
 import { keyTypeOf } from './keys.js';
 import { OID } from './oids.js';
@@ -120,20 +120,7 @@ export function issueGatewayCertificate(issuer: Issuer, spec: GatewaySpec): Cert
   dns.forEach(assertDns);
   const days = spec.days ?? DEFAULT_LEAF_DAYS;
   assertDays(days);
-  return parseCertificateDer(buildCertificate({
-    serial: spec.serial ?? randomSerial(),
-    subject: { commonName: spec.cloudId, organization: INTERCLOUD_ORG },
-    issuerName: issuer.certificate.subjectName,
-    issuerKeyId: issuer.certificate.subjectKeyId,
-    notBefore: new Date(spec.now.getTime() - BACKDATE_MS),
-    notAfter: new Date(spec.now.getTime() + days * DAY_MS),
-    publicKey: spec.publicKey,
-    signingKey: issuer.privateKey,
-    basicConstraints: { ca: false },
-    keyUsage: leafKeyUsage(spec.publicKey),
-    extKeyUsage: [OID.serverAuth, OID.clientAuth],
-    subjectAltNames: { uris: [cloudUri(spec.cloudId)], xmppAddrs: [jid], dns },
-  }));
+  return issueLeaf(issuer, spec, spec.cloudId, days, { uris: [cloudUri(spec.cloudId)], xmppAddrs: [jid], dns });
 }
 
 /** Input to {@link issueServerCertificate}. */
@@ -155,9 +142,18 @@ export function issueServerCertificate(issuer: Issuer, spec: ServerSpec): Certif
   for (const ip of spec.ips ?? []) if (isIP(ip) === 0) throw trustError('TRUST_BAD_ARGUMENT', `'${ip}' is not an ip address`);
   const days = spec.days ?? DEFAULT_LEAF_DAYS;
   assertDays(days);
+  return issueLeaf(issuer, spec, first, days, { dns: spec.dns, ips: spec.ips ?? [] });
+}
+
+/**
+ * An end-entity certificate under `issuer`: basicConstraints CA:FALSE, keyUsage for the key
+ * type, EKU serverAuth+clientAuth (s2s and client-certificate logins present the same
+ * certificate in both roles), back-dated notBefore.
+ */
+function issueLeaf(issuer: Issuer, spec: { publicKey: KeyObject; now: Date; serial?: Uint8Array }, commonName: string, days: number, san: Partial<SubjectAltNames>): Certificate {
   return parseCertificateDer(buildCertificate({
     serial: spec.serial ?? randomSerial(),
-    subject: { commonName: first, organization: INTERCLOUD_ORG },
+    subject: { commonName, organization: INTERCLOUD_ORG },
     issuerName: issuer.certificate.subjectName,
     issuerKeyId: issuer.certificate.subjectKeyId,
     notBefore: new Date(spec.now.getTime() - BACKDATE_MS),
@@ -166,8 +162,7 @@ export function issueServerCertificate(issuer: Issuer, spec: ServerSpec): Certif
     signingKey: issuer.privateKey,
     basicConstraints: { ca: false },
     keyUsage: leafKeyUsage(spec.publicKey),
-    // s2s peers present server certificates as clients too.
     extKeyUsage: [OID.serverAuth, OID.clientAuth],
-    subjectAltNames: { dns: spec.dns, ips: spec.ips ?? [] },
+    subjectAltNames: san,
   }));
 }

@@ -1,8 +1,10 @@
 /** `intercloud audit verify`: checks the hash chain of an audit log. */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { IntercloudError, isIntercloudError } from '../../../protocols/errors/index.js';
+import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { verifyAuditFile, type AuditHead } from '../../../protocols/trust/index.js';
 import { EXIT, printJson } from '../output.js';
+import { usage } from './trust-args.js';
 
 /** Registers `intercloud audit`. */
 export function registerAuditCommands(program: Command): void {
@@ -16,8 +18,10 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'print json')
     .action(async (file: string, o: { count?: string; head?: string; json?: boolean }) => {
       if ((o.count === undefined) !== (o.head === undefined)) {
-        throw new IntercloudError('TRUST_BAD_ARGUMENT', 'give --count and --head together', { details: { exit: EXIT.usage } });
+        throw usage('give --count and --head together');
       }
+      if (!existsSync(file)) throw usage(`audit log '${file}' does not exist`);
+      if (o.count !== undefined && !/^\d+$/.test(o.count)) throw usage(`--count '${o.count}' is not a whole number`);
       const expect: AuditHead | undefined = o.count === undefined ? undefined : { count: Number(o.count), hash: o.head! };
       try {
         const head = await verifyAuditFile(file, expect);

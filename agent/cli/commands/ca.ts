@@ -2,7 +2,7 @@
  * `intercloud ca …`: the Intercloud Root CA kept in a directory — `init`, `issue`
  * (gateway identity or `--server` TLS certificate), `revoke`, `crl`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IntercloudError } from '../../../protocols/errors/index.js';
@@ -10,29 +10,14 @@ import {
   BACKDATE_MS, CA_FILES, buildCrl, certificateToPem, crlToPem, generateKeyPair, initCaDirectory, issueGatewayCertificate, issueServerCertificate, parseCertificatePem, parseCsrPem,
   privateKeyToPem, readCaDirectory, updateCaState, writeFileAtomic, type Certificate, type KeyType,
 } from '../../../protocols/trust/index.js';
-import { EXIT, printJson } from '../output.js';
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-function usage(message: string): IntercloudError {
-  return new IntercloudError('TRUST_BAD_ARGUMENT', message, { details: { exit: EXIT.usage } });
-}
+import { printJson } from '../output.js';
+import { collect, readInput, usage } from './trust-args.js';
 
 function parseDays(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
   if (!Number.isInteger(n)) throw usage(`--days '${text}' is not a whole number`);
   return n;
-}
-
-function readInput(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new IntercloudError('TRUST_BAD_ARGUMENT', `cannot read '${path}'`, { cause: err, details: { exit: EXIT.usage } });
-  }
 }
 
 function summary(cert: Certificate): { serial: string; subject: string; notBefore: string; notAfter: string; fingerprint256: string; subjectAltNames: Certificate['subjectAltNames'] } {
@@ -109,7 +94,7 @@ export function registerCaCommands(program: Command): void {
       const days = parseDays(o.days);
       const dir = resolve(o.dir);
       // The CSR's self-signature is checked before anything is signed (TRUST_CSR_SIGNATURE).
-      const request = o.csr === undefined ? undefined : parseCsrPem(readInput(o.csr));
+      const request = o.csr === undefined ? undefined : parseCsrPem(readInput(o.csr, 'csr'));
       const keys = request ? undefined : generateKeyPair(o.keyType);
       const publicKey = request?.publicKey ?? keys!.publicKey;
       const now = new Date();
@@ -143,7 +128,7 @@ export function registerCaCommands(program: Command): void {
     .option('--json', 'print json')
     .action(async (o: { dir: string; serial?: string; cert?: string; json?: boolean }) => {
       if ((o.serial === undefined) === (o.cert === undefined)) throw usage('give exactly one of --serial S or --cert FILE');
-      const serial = o.serial !== undefined ? normaliseSerial(o.serial) : parseCertificatePem(readInput(o.cert!)).serial;
+      const serial = o.serial !== undefined ? normaliseSerial(o.serial) : parseCertificatePem(readInput(o.cert!, 'certificate')).serial;
       const now = new Date();
       const result = await updateCaState(resolve(o.dir), (ca) => {
         if (!ca.state.issued.some((r) => r.serial === serial)) {

@@ -3,25 +3,13 @@
  * intercloud transaction — `verify` prints a verdict and a reason code; `show` prints the
  * fields the trust area reads.
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { IntercloudError, isIntercloudError } from '../../../protocols/errors/index.js';
+import { isIntercloudError } from '../../../protocols/errors/index.js';
 import {
   parseCertificatePem, parseCertificatesPem, parseCrlsPem, verifyCertificatePem, type VerifyOptions,
 } from '../../../protocols/trust/index.js';
 import { EXIT, printJson } from '../output.js';
-
-function readInput(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new IntercloudError('TRUST_BAD_ARGUMENT', `cannot read ${what} '${path}'`, { cause: err, details: { exit: EXIT.usage } });
-  }
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+import { collect, readInput, usage } from './trust-args.js';
 
 interface VerifyFlags {
   root: string[];
@@ -55,10 +43,10 @@ export function registerCertCommands(program: Command): void {
     .option('--json', 'print json')
     .action((file: string, o: VerifyFlags) => {
       if (o.purpose !== undefined && o.purpose !== 'serverAuth' && o.purpose !== 'clientAuth') {
-        throw new IntercloudError('TRUST_BAD_ARGUMENT', `--purpose '${o.purpose}' is not 'serverAuth' or 'clientAuth'`, { details: { exit: EXIT.usage } });
+        throw usage(`--purpose '${o.purpose}' is not 'serverAuth' or 'clientAuth'`);
       }
       const now = o.at === undefined ? new Date() : new Date(o.at);
-      if (Number.isNaN(now.getTime())) throw new IntercloudError('TRUST_BAD_ARGUMENT', `--at '${o.at}' is not a time`, { details: { exit: EXIT.usage } });
+      if (Number.isNaN(now.getTime())) throw usage(`--at '${o.at}' is not a time`);
       const options: VerifyOptions = {
         roots: o.root.flatMap((f) => parseCertificatesPem(readInput(f, 'root'))),
         intermediates: o.chain === undefined ? [] : parseCertificatesPem(readInput(o.chain, 'chain')),

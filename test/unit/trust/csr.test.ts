@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { IntercloudError } from '../../../protocols/errors/index.js';
 import { createCsr, csrToPem, generateKeyPair, issueGatewayCertificate, parseCsrDer, parseCsrPem } from '../../../protocols/trust/index.js';
-import { NOW, flipByte, makeRoot } from './fixtures.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof IntercloudError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
+import { NOW, codeOf, flipByte, makeRoot } from './fixtures.js';
 
 describe('certification requests', () => {
   it('a CSR round-trips and the CA certifies the key it proves', () => {

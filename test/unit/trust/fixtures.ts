@@ -1,5 +1,6 @@
 /** Test PKI built in memory: a root, gateway identities and certificates with chosen defects. */
 import type { KeyObject } from 'node:crypto';
+import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   buildCrl, createRootCertificate, generateKeyPair, issueGatewayCertificate, parseCrlDer,
   type Certificate, type Crl, type Issuer, type KeyType,
@@ -53,4 +54,15 @@ export function flipByte(der: Buffer, offset: number, mask = 0x01): Buffer {
   const copy = Buffer.from(der);
   copy[offset]! ^= mask;
   return copy;
+}
+
+/** The code of the IntercloudError `fn` throws; fails the test when it throws nothing or something else. */
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof IntercloudError) return err.code;
+    throw err;
+  }
+  throw new Error('expected a rejection');
 }

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   ReplayCache, buildCertificate, generateKeyPair, parseCertificateDer, randomSerial, signPayload, verifySignedPayload,
   type SignedEnvelope, type VerifyPayloadOptions,
 } from '../../../protocols/trust/index.js';
-import { DAY, NOW, makeCrl, makeGateway, makeRoot } from './fixtures.js';
+import { DAY, NOW, codeOf, makeCrl, makeGateway, makeRoot } from './fixtures.js';
 
 const root = makeRoot();
 const cloudA = makeGateway(root, 'cloud-a');
@@ -12,16 +11,6 @@ const offer = { vm: 'web1', vcpus: 2, memoryMiB: 2048, disks: [{ name: 'root', b
 
 function options(extra: Partial<VerifyPayloadOptions> = {}): VerifyPayloadOptions {
   return { roots: [root.certificate], now: NOW, replayCache: new ReplayCache(), ...extra };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof IntercloudError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 function sign(at = NOW, ttlMs = 60_000): SignedEnvelope<typeof offer> {

@@ -4,21 +4,11 @@ import {
   buildCertificate, certificateToPem, createRootCertificate, generateKeyPair, issueServerCertificate,
   parseCertificateDer, parseCertificatePem, randomSerial, verifyCertificate, verifyCertificatePem, type VerifyOptions,
 } from '../../../protocols/trust/index.js';
-import { DAY, NOW, flipByte, makeCrl, makeGateway, makeRoot } from './fixtures.js';
+import { DAY, NOW, codeOf, flipByte, makeCrl, makeGateway, makeRoot } from './fixtures.js';
 
 const root = makeRoot();
 const gatewayA = makeGateway(root, 'cloud-a');
 const base: VerifyOptions = { roots: [root.certificate], now: NOW };
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof IntercloudError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('verifyCertificate accepts', () => {
   it('a gateway certificate from the root and returns its identity', () => {
