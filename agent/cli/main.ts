@@ -12,6 +12,7 @@ import { registerLispCommands } from './commands/lisp.js';
 import { registerTimeCommands } from './commands/time.js';
 import { registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
+import { registerXmppCommands } from './commands/xmpp.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -25,7 +26,7 @@ const COMMANDS: RegisterCommands[] = [
   registerAuditCommands,
   registerLispCommands,
   registerTimeCommands,
-  registerTransferCommands, registerOvfCommands];
+  registerTransferCommands, registerOvfCommands, registerXmppCommands];
 
 /** Builds the program with every area's subcommands registered. */
 export function buildProgram(): Command {
