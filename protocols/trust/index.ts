@@ -21,7 +21,10 @@ export {
   type CaDirectory, type CaState, type IssuedRecord, type RevokedRecord,
 } from './ca-store.js';
 export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';
-export { isTrustRejection, verifyCertificate, verifyCertificatePem, type PeerIdentity, type VerifyOptions } from './verify.js';
+export {
+  isTrustRejection, trustDecisionEvent, verifyCertificate, verifyCertificateDer, verifyCertificatePem,
+  type PeerIdentity, type TrustDecisionEvent, type VerifyOptions,
+} from './verify.js';
 export { canonicalBytes, canonicalJson } from './canonical-json.js';
 export { ReplayCache } from './replay-cache.js';
 export {
@@ -34,3 +37,4 @@ export {
   type AuditBreak, type AuditEvent, type AuditHead, type AuditRecord,
 } from './audit-chain.js';
 export { AuditLog, verifyAuditFile, type AuditLogOptions } from './audit-file.js';
+export { loadGatewayIdentity, loadTrustMaterial, type GatewayIdentity, type TrustMaterial } from './trust-files.js';

@@ -6,7 +6,7 @@
  * id-on-xmppAddr). Pure: no clock, no files.
  */
 import { isIntercloudError } from '../errors/index.js';
-import { parseCertificatesPem, type Certificate, type KeyUsage } from './certificate.js';
+import { parseCertificateDer, parseCertificatesPem, type Certificate, type KeyUsage } from './certificate.js';
 import type { Crl } from './crl.js';
 import { trustError } from './errors.js';
 import { algorithmMatchesKey, verifyBytes } from './keys.js';
@@ -49,6 +49,8 @@ export interface VerifyOptions {
   expectDns?: string;
   /** Fail (TRUST_CRL_INVALID) when no CRL covers an issuer in the chain. */
   requireCrl?: boolean;
+  /** Allowance for clocks that disagree, applied to certificate and CRL validity windows (default 0). */
+  clockSkewMs?: number;
 }
 
 const MAX_CHAIN = 5;
@@ -63,13 +65,13 @@ function describe(cert: Certificate, depth: number): Record<string, unknown> {
   return { depth, subject: cert.subject.text, serial: cert.serial, fingerprint256: cert.fingerprint256 };
 }
 
-function checkWindow(cert: Certificate, now: Date, depth: number): void {
-  if (now.getTime() < cert.notBefore.getTime()) {
+function checkWindow(cert: Certificate, now: Date, depth: number, skewMs: number): void {
+  if (now.getTime() + skewMs < cert.notBefore.getTime()) {
     throw trustError('TRUST_NOT_YET_VALID', `certificate '${cert.subject.text}' is not valid before '${cert.notBefore.toISOString()}'`, {
       details: { ...describe(cert, depth), notBefore: cert.notBefore.toISOString(), now: now.toISOString() },
     });
   }
-  if (now.getTime() > cert.notAfter.getTime()) {
+  if (now.getTime() - skewMs > cert.notAfter.getTime()) {
     throw trustError('TRUST_EXPIRED', `certificate '${cert.subject.text}' expired at '${cert.notAfter.toISOString()}'`, {
       details: { ...describe(cert, depth), notAfter: cert.notAfter.toISOString(), now: now.toISOString() },
     });
@@ -106,7 +108,7 @@ function isSelfSigned(cert: Certificate): boolean {
   return signedBy(cert.tbs, cert.signatureAlgorithm, cert.signature, cert);
 }
 
-function checkRoot(root: Certificate, now: Date, depth: number): void {
+function checkRoot(root: Certificate, now: Date, depth: number, skewMs: number): void {
   if (!rootChecked.has(root)) {
     checkCritical(root, depth);
     if (!isSelfSigned(root)) {
@@ -114,7 +116,7 @@ function checkRoot(root: Certificate, now: Date, depth: number): void {
     }
     rootChecked.set(root, true);
   }
-  checkWindow(root, now, depth);
+  checkWindow(root, now, depth, skewMs);
 }
 
 function findIssuer(cert: Certificate, pool: readonly Certificate[], depth: number): Certificate | undefined {
@@ -149,7 +151,8 @@ function checkRevocation(cert: Certificate, issuer: Certificate, options: Verify
       crlChecked.set(crl, issuer);
     }
     // RFC 5280 §6.3.3 (a): the CRL must be current.
-    if (crl.thisUpdate.getTime() > options.now.getTime() || (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < options.now.getTime())) {
+    const skew = options.clockSkewMs ?? 0;
+    if (crl.thisUpdate.getTime() > options.now.getTime() + skew || (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < options.now.getTime() - skew)) {
       throw trustError('TRUST_CRL_INVALID', `crl #${crl.crlNumber ?? '?'} of '${issuer.subject.text}' is not current (thisUpdate '${crl.thisUpdate.toISOString()}', nextUpdate '${crl.nextUpdate?.toISOString() ?? 'none'}')`, {
         details: { crlNumber: crl.crlNumber, thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate?.toISOString(), now: options.now.toISOString() },
       });
@@ -226,12 +229,12 @@ export function verifyCertificate(leaf: Certificate, options: VerifyOptions): Pe
         details: { ...describe(current, depth), issuer: current.issuer.text },
       });
     }
-    checkWindow(current, options.now, depth);
+    checkWindow(current, options.now, depth, options.clockSkewMs ?? 0);
     checkCa(issuer, depth + 1, depth);
     if (!root) checkCritical(issuer, depth + 1);
     checkRevocation(current, issuer, options, depth);
     if (root) {
-      checkRoot(root, options.now, depth + 1);
+      checkRoot(root, options.now, depth + 1, options.clockSkewMs ?? 0);
       anchor = root;
       continue;
     }
@@ -255,6 +258,11 @@ export function verifyCertificate(leaf: Certificate, options: VerifyOptions): Pe
   };
 }
 
+/** Verifies a DER certificate, e.g. `tlsSocket.getPeerCertificate().raw`. */
+export function verifyCertificateDer(der: Uint8Array, options: VerifyOptions): PeerIdentity {
+  return verifyCertificate(parseCertificateDer(der), options);
+}
+
 /**
  * Verifies a PEM certificate (the first block; later blocks are taken as intermediates),
  * mapping undecodable input to TRUST_MALFORMED_PEM / TRUST_MALFORMED_CERT.
@@ -267,4 +275,33 @@ export function verifyCertificatePem(pem: string, options: VerifyOptions): PeerI
 /** True when `err` is a verification verdict (a trust code), as opposed to a bug. */
 export function isTrustRejection(err: unknown): boolean {
   return isIntercloudError(err) && err.code.startsWith('TRUST_');
+}
+
+/** The audit event of one trust decision: who, which certificate, the verdict and its code. */
+export interface TrustDecisionEvent {
+  type: 'trust.verify';
+  /** What was being verified, e.g. `xmpp-peer`, `amqp-peer`, `signed-message`. */
+  context: string;
+  verdict: 'good' | 'rejected';
+  cloudId?: string;
+  fingerprint256?: string;
+  code?: string;
+  message?: string;
+  [field: string]: unknown;
+}
+
+/**
+ * Builds the audit event for a verification outcome (an identity, or the error it threw),
+ * so every area records trust decisions the same way: `audit.append(trustDecisionEvent(…))`.
+ */
+export function trustDecisionEvent(context: string, outcome: PeerIdentity | unknown, extra: Record<string, unknown> = {}): TrustDecisionEvent {
+  if (outcome !== null && typeof outcome === 'object' && 'fingerprint256' in outcome && 'rootFingerprint256' in outcome) {
+    const id = outcome as PeerIdentity;
+    return { type: 'trust.verify', context, verdict: 'good', ...(id.cloudId ? { cloudId: id.cloudId } : {}), fingerprint256: id.fingerprint256, serial: id.serial, ...extra };
+  }
+  if (isIntercloudError(outcome)) {
+    const fp = outcome.details['fingerprint256'];
+    return { type: 'trust.verify', context, verdict: 'rejected', code: outcome.code, message: outcome.message, ...(typeof fp === 'string' ? { fingerprint256: fp } : {}), ...extra };
+  }
+  return { type: 'trust.verify', context, verdict: 'rejected', code: 'UNEXPECTED', message: outcome instanceof Error ? outcome.message : String(outcome), ...extra };
 }
