@@ -18,6 +18,12 @@ export interface WriteOvfOptions {
   readonly virtualSystemType?: string;
   /** Report to continue (e.g. the libvirt reader's). */
   readonly report?: ConversionReport;
+  /**
+   * Device names: `source` (default) keeps the model's (virtio stays virtio, as oVirt and
+   * VirtualBox read it); `vsphere` maps devices vSphere lacks to its nearest (virtio-scsi →
+   * VirtualSCSI, virtio NIC → VmxNet3), each mapping reported as a loss.
+   */
+  readonly devices?: 'source' | 'vsphere';
 }
 
 /** `ovf:format` URIs (DSP0243 §7.2 recommends the producer's specification URI). */
@@ -57,6 +63,7 @@ export function writeOvf(vms: readonly VirtualMachine[], options: WriteOvfOption
   const report = new ReportBuilder(options.report?.from ?? first?.origin?.format ?? 'model', 'ovf');
   if (options.report) report.merge(options.report);
   const v2 = options.version === '2.0';
+  const vsphere = options.devices === 'vsphere';
   const files: XmlNode[] = [];
   const disks: XmlNode[] = [];
   const networks = new Map<string, XmlNode>();
@@ -90,7 +97,11 @@ export function writeOvf(vms: readonly VirtualMachine[], options: WriteOvfOption
     item([['AllocationUnits', 'hertz * 10^6'], ['Description', 'Number of Virtual CPUs'], ['ElementName', `${vm.cpu.count} virtual CPU(s)`], ['ResourceType', 3], ['VirtualQuantity', vm.cpu.count]],
       t ? [el('vmw:CoresPerSocket', { 'ovf:required': 'false' }, t.cores)] : []);
     if (t && t.threads > 1) report.loss(`${p}.cpu.topology.threads`, 'threads per core have no standard ovf field', String(t.threads));
-    const mem = units(vm.memoryBytes);
+    // Memory in MiB as ovftool writes it: vSphere's importer reads VirtualQuantity as MB.
+    const wholeMiB = vm.memoryBytes % 2 ** 20 === 0;
+    const mem = wholeMiB || vsphere ? { value: Math.ceil(vm.memoryBytes / 2 ** 20), unit: formatByteUnits(2 ** 20) } : { value: vm.memoryBytes, unit: 'byte' };
+    if (!wholeMiB && vsphere) report.note(`${p}.memoryBytes`, `memory rounded up to ${mem.value} mib (vsphere counts whole mib)`);
+    else if (!wholeMiB) report.note(`${p}.memoryBytes`, 'memory is not a whole number of mib; written in bytes, which vsphere misreads (use devices: vsphere)');
     item([['AllocationUnits', mem.unit], ['Description', 'Memory Size'], ['ElementName', `${mem.value} ${mem.unit} of memory`], ['ResourceType', 4], ['VirtualQuantity', mem.value]]);
 
     // One controller per bus in use (DSP1041 ResourceTypes 5 IDE, 6 SCSI, 20 other/SATA).
@@ -104,7 +115,10 @@ export function writeOvf(vms: readonly VirtualMachine[], options: WriteOvfOption
         else if (key === 'sata') id = item([['Address', 0], ['Description', 'SATA Controller'], ['ElementName', 'sataController0'], ['ResourceSubType', 'vmware.sata.ahci'], ['ResourceType', 20]]);
         else if (key === 'nvme') id = item([['Address', 0], ['Description', 'NVMe Controller'], ['ElementName', 'nvmeController0'], ['ResourceSubType', 'vmware.nvme.controller'], ['ResourceType', 20]]);
         else {
-          const sub = model === 'pvscsi' ? 'VirtualSCSI' : model === 'virtio-scsi' ? 'virtio' : (model ?? 'lsilogic');
+          // vSphere names (VirtualSCSI = pvscsi); it has no virtio-scsi.
+          const isVirtio = model === 'virtio-scsi' || model === 'virtio';
+          const sub = model === 'pvscsi' || (isVirtio && vsphere) ? 'VirtualSCSI' : isVirtio ? 'virtio' : (model ?? 'lsilogic');
+          if (isVirtio && vsphere) report.loss(path, "vsphere has no virtio-scsi controller; 'VirtualSCSI' (pvscsi) written", model);
           id = item([['Address', 0], ['Description', 'SCSI Controller'], ['ElementName', 'scsiController0'], ['ResourceSubType', sub], ['ResourceType', 6]]);
         }
         c = { id, next: 0 };
@@ -147,7 +161,14 @@ export function writeOvf(vms: readonly VirtualMachine[], options: WriteOvfOption
       if (!n.network) report.note(`${path}.network`, "nic names no network; 'VM Network' written");
       if (n.attachment && n.attachment !== 'network') report.note(`${path}.attachment`, `attachment '${n.attachment}' becomes ovf network '${net}'`, n.attachment);
       if (!networks.has(net)) networks.set(net, el('ovf:Network', { 'ovf:name': net }, [el('ovf:Description', {}, `The ${net} network`)]));
-      const sub = n.model === undefined ? undefined : (NIC_SUBTYPE[n.model] ?? n.model);
+      let sub = n.model === undefined ? undefined : (NIC_SUBTYPE[n.model] ?? n.model);
+      if (vsphere && n.model !== undefined && !['e1000', 'e1000e', 'vmxnet3', 'vmxnet2', 'vmxnet', 'pcnet'].includes(n.model)) {
+        report.loss(`${path}.model`, `vsphere has no '${n.model}' nic; 'VmxNet3' written`, n.model);
+        sub = 'VmxNet3';
+      } else if (vsphere && n.model === undefined) {
+        report.note(`${path}.model`, "nic model unknown; vsphere's 'E1000' written");
+        sub = 'E1000';
+      }
       // DSP1041: rasd:Address of an Ethernet adapter holds its MAC.
       item([['Address', n.mac], ['AddressOnParent', 7 + i], ['AutomaticAllocation', 'true'], ['Connection', net], ['ElementName', `ethernet${i}`], ['ResourceSubType', sub], ['ResourceType', 10]]);
       if (n.bootOrder !== undefined) report.loss(`${path}.bootOrder`, 'ovf 1.x has no boot order for nics', String(n.bootOrder));

@@ -56,8 +56,9 @@ export function registerOvfCommands(program: Command): void {
     .option('--out <file>', 'write here instead of stdout (libvirt: one file per VM, suffixed -N when several)')
     .option('--domain-type <type>', 'libvirt <domain type> (kvm, qemu, test)', 'kvm')
     .option('--ovf-version <v>', 'OVF version to write: 1.x or 2.0', '1.x')
+    .option('--devices <names>', "OVF device names: 'source' (keep virtio …) or 'vsphere' (map to what vSphere has)", 'source')
     .option('--json', 'print { documents, report } as JSON')
-    .action(async (file: string, opts: { to: string; out?: string; domainType: string; ovfVersion: string; json?: boolean }) => {
+    .action(async (file: string, opts: { to: string; out?: string; domainType: string; ovfVersion: string; devices: string; json?: boolean }) => {
       if (opts.to !== 'libvirt' && opts.to !== 'ovf') {
         process.stderr.write(`error: --to must be 'libvirt' or 'ovf', got '${opts.to}'\n`);
         process.exitCode = 2;
@@ -69,7 +70,7 @@ export function registerOvfCommands(program: Command): void {
         name: basename(file).replace(/\.[^.]+$/, ''),
         to: opts.to,
         libvirt: { domainType: opts.domainType },
-        ovf: { version: opts.ovfVersion === '2.0' ? '2.0' : '1.x' },
+        ovf: { version: opts.ovfVersion === '2.0' ? '2.0' : '1.x', devices: opts.devices === 'vsphere' ? 'vsphere' : 'source' },
       });
       if (opts.json) {
         printJson({ documents: r.value, report: r.report });
