@@ -41,7 +41,9 @@ describe('libvirt domain XML we write', () => {
   const vms = corpusVms();
 
   beforeAll(async () => {
-    uri = service('libvirt').instances['cloud-a'].uri;
+    const cloudA = service('libvirt').instances['cloud-a'];
+    if (!cloudA) throw new Error("services.json has no libvirt instance 'cloud-a': run 'scripts/services up libvirt'");
+    uri = cloudA.uri;
     dir = await mkdtemp(join(tmpdir(), 'ic-desc-int-'));
   });
   afterAll(async () => {
