@@ -118,9 +118,19 @@ export function ipToBytes(ip: string): Buffer {
 
 function bytesToIp(b: Buffer): string {
   if (b.length === 4) return [...b].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  // RFC 5952 §4.2: '::' replaces the longest run (first if tied) of two or more zero groups.
+  let best = { at: -1, len: 1 };
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.len) best = { at: i, len: j - i };
+    i = j === i ? i + 1 : j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.at < 0) return hex.join(':');
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.len).join(':')}`;
 }
 
 function sanNode(san: Partial<SubjectAltNames>): Asn1 | undefined {
@@ -355,7 +365,7 @@ export function parseCertificateDer(der: Uint8Array): Certificate {
       const e = children(ext, 'extension');
       const id = readOid(e[0], 'extension id');
       const critical = isUniversal(e[1], TYPE.BOOLEAN) && content(e[1], 'critical')[0] !== 0;
-      const valueNode = e[critical || isUniversal(e[1], TYPE.BOOLEAN) ? 2 : 1];
+      const valueNode = e[isUniversal(e[1], TYPE.BOOLEAN) ? 2 : 1];
       const value = decode(content(valueNode, 'extension value'), `extension ${id}`);
       switch (id) {
         case OID.basicConstraints: {

@@ -203,6 +203,8 @@ function checkIdentity(leaf: Certificate, options: VerifyOptions): void {
  */
 export function verifyCertificate(leaf: Certificate, options: VerifyOptions): PeerIdentity {
   checkCritical(leaf, 0);
+  // Loading the key enforces the key policy (ECDSA P-256 or RSA >= 2048): TRUST_UNSUPPORTED_ALGORITHM.
+  void leaf.publicKey;
   if (options.roots.some((r) => r.fingerprint256 === leaf.fingerprint256) || isSelfSigned(leaf)) {
     throw trustError('TRUST_SELF_SIGNED_LEAF', `certificate '${leaf.subject.text}' is self-signed and cannot identify a peer`, { details: describe(leaf, 0) });
   }

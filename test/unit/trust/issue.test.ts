@@ -57,3 +57,10 @@ describe('server certificates', () => {
     }), { numRuns: 50 });
   });
 });
+
+describe('IPv6 SANs', () => {
+  it('are written as 16 octets and read back in RFC 5952 form', () => {
+    const cert = issueServerCertificate(root, { dns: ['x'], ips: ['2001:db8:0:0:1:0:0:1', '0:0:0:0:0:0:0:0', 'fe80::'], publicKey: keys.publicKey, now: NOW });
+    expect(cert.subjectAltNames.ips).toEqual(['2001:db8::1:0:0:1', '::', 'fe80::']);
+  });
+});

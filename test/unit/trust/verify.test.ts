@@ -170,3 +170,16 @@ describe('verifyCertificate rejects', () => {
     }
   });
 });
+
+describe('key policy', () => {
+  it('a leaf with a P-384 key is TRUST_UNSUPPORTED_ALGORITHM', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const cert = parseCertificateDer(buildCertificate({
+      serial: randomSerial(), subject: { commonName: 'cloud-p' }, issuerName: root.certificate.subjectName, issuerKeyId: root.certificate.subjectKeyId,
+      notBefore: new Date(NOW.getTime() - DAY), notAfter: new Date(NOW.getTime() + DAY), publicKey: p384.publicKey, signingKey: root.privateKey,
+      basicConstraints: { ca: false }, keyUsage: ['digitalSignature'],
+    }));
+    expect(codeOf(() => verifyCertificate(cert, base))).toBe('TRUST_UNSUPPORTED_ALGORITHM');
+  });
+});
