@@ -13,6 +13,7 @@
  * job), 409 (conflict), 503 (retryable) or 500.
  */
 import { chmod, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { defineErrorCodes, IntercloudError } from '../../protocols/errors/index.js';
 import type { JobStatus, SequencerEvent } from '../sequencer/index.js';
@@ -33,6 +34,8 @@ export interface MigrationRequest {
   region?: string;
   /** Discover, verify and negotiate only; release the reservation; move nothing. */
   dryRun?: boolean;
+  /** The VM's IP addresses (EIDs) to keep reachable after the move. */
+  addresses?: string[];
 }
 
 /** What the API server needs from the daemon. */
@@ -53,13 +56,17 @@ export function parseMigrationRequest(body: unknown): MigrationRequest {
   const b = body as Record<string, unknown>;
   const bad = (m: string): never => { throw new IntercloudError('API_BAD_REQUEST', m); };
   if (typeof b !== 'object' || b === null || Array.isArray(b)) bad('body must be a json object');
-  const known = new Set(['vm', 'to', 'auto', 'region', 'dryRun']);
+  const known = new Set(['vm', 'to', 'auto', 'region', 'dryRun', 'addresses']);
   for (const k of Object.keys(b)) if (!known.has(k)) bad(`unknown field '${k}'`);
   if (typeof b['vm'] !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(b['vm'])) bad("'vm' must be a vm name");
   if (b['to'] !== undefined && (typeof b['to'] !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b['to']))) bad("'to' must be a cloud id");
   if ((b['to'] === undefined) === (b['auto'] !== true)) bad("give exactly one of 'to' or 'auto: true'");
   if (b['region'] !== undefined && typeof b['region'] !== 'string') bad("'region' must be a string");
   if (b['dryRun'] !== undefined && typeof b['dryRun'] !== 'boolean') bad("'dryRun' must be a boolean");
+  const addresses = b['addresses'];
+  if (addresses !== undefined && (!Array.isArray(addresses) || addresses.length > 64 || addresses.some((a) => typeof a !== 'string' || isIP(a) === 0))) {
+    bad("'addresses' must be a list of ip addresses");
+  }
   return b as unknown as MigrationRequest;
 }
 

@@ -4,6 +4,7 @@
  * `agent/cli/commands/<area>.ts` to {@link COMMANDS}.
  */
 import { Command, CommanderError } from 'commander';
+import { registerAgentCommands } from './commands/agent.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
@@ -20,6 +21,7 @@ export type RegisterCommands = (program: Command) => void;
 
 /** The areas of the CLI, in the order `intercloud --help` lists them. */
 const COMMANDS: RegisterCommands[] = [
+  registerAgentCommands,
   registerJobCommands,
   registerCaCommands,
   registerCertCommands,

@@ -85,7 +85,7 @@ export interface ControlPort {
 export interface TransferPort {
   /** Sends one disk of a (stopped) VM; resolves with its SHA-256 once the target committed it. */
   sendDisk(
-    req: { vm: string; diskId: string; reservation: Reservation; peer: PeerRef },
+    req: { offerId: string; vm: string; diskId: string; reservation: Reservation; peer: PeerRef },
     progress: (p: { bytesDone: number; bytesTotal: number }) => void,
     signal: AbortSignal,
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
@@ -138,7 +138,7 @@ export interface ReceivePort {
    * verified) at its final path. Idempotent: resumes a partial receive.
    */
   receiveDisks(
-    req: { offerId: string; reservation: Reservation; disks: VmSummary['disks'] },
+    req: { offerId: string; from: string; reservation: Reservation; disks: VmSummary['disks'] },
     progress: (p: { bytesDone: number; bytesTotal: number }) => void,
     signal: AbortSignal,
   ): Promise<Record<string, { path: string; sha256: string }>>;

@@ -21,6 +21,9 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_DIGEST_MISMATCH: { doc: 'a disk arrived with a different digest than was sent', retryable: false },
   MIGRATE_REJECTED: { doc: 'the target cloud rejected the offer', retryable: false },
   MIGRATE_NO_RESERVATION: { doc: 'the target has no reservation for this offer (expired or released)', retryable: false },
+  MIGRATE_BAD_DESCRIPTOR: { doc: 'the vm descriptor or its disks do not fit together', retryable: false },
+  MIGRATE_FAILED: { doc: 'the peer failed a migration request for a reason it did not code', retryable: false },
+  MIGRATE_NO_PEER: { doc: 'no trusted cloud that is online matches the request', retryable: true },
 });
 
 /** What a migration job is started with. */
@@ -103,7 +106,7 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         let bytesSent = 0;
         for (const disk of summary.disks) {
           const r = await ports.transfer.sendDisk(
-            { vm: ctx.input.vm, diskId: disk.id, reservation, peer },
+            { offerId: ctx.input.offerId, vm: ctx.input.vm, diskId: disk.id, reservation, peer },
             (p) => ctx.progress({ bytesDone: before + p.bytesDone, bytesTotal: total }),
             ctx.signal,
           );

@@ -34,7 +34,8 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       {
         name: 'receive',
         run: async ({ input, signal, progress }) => {
-          const got = await ports.receive.receiveDisks({ offerId: input.offerId, reservation: input.reservation, disks: input.vm.disks }, progress, signal);
+          const got = await ports.receive.receiveDisks(
+            { offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, disks: input.vm.disks }, progress, signal);
           return got;
         },
         compensate: async ({ input, signal }) => ports.receive.discard(input.offerId, signal),

@@ -26,17 +26,18 @@ export function registerJobCommands(program: Command): void {
     .option('--auto', 'let discovery choose the target')
     .option('--region <region>', 'only clouds in this region')
     .option('--dry-run', 'discover, verify and negotiate only; move nothing')
+    .option('--address <ip...>', "the VM's IP addresses (EIDs) to keep reachable after the move")
     .option('--no-wait', 'print the job id and return at once')
     .option('--json', 'print the final job status as json')
     .option('--socket <path>', 'local API socket of the agent', undefined)
-    .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; wait: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; address?: string[]; wait: boolean; json?: boolean }, cmd: Command) => {
       if (!o.to === !o.auto) {
         process.stderr.write('error: give exactly one of --to CLOUD or --auto\n');
         process.exitCode = EXIT.usage;
         return;
       }
       const api = client(cmd);
-      const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}) });
+      const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.address ? { addresses: o.address } : {}) });
       if (!o.wait) { if (o.json) printJson({ jobId }); else process.stdout.write(`${jobId}\n`); return; }
       const bar = o.json || !process.stderr.isTTY ? undefined : new ProgressLine();
       await api.follow(jobId, (e) => {

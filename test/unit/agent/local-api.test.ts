@@ -58,5 +58,7 @@ describe('local API', () => {
     expect(() => parseMigrationRequest({ vm: 'web1' })).toThrow(/exactly one of 'to' or 'auto/);
     expect(() => parseMigrationRequest({ vm: 'web1', to: 'cloud-b', extra: 1 })).toThrow(/unknown field 'extra'/);
     expect(() => parseMigrationRequest([])).toThrow(/json object/);
+    expect(parseMigrationRequest({ vm: 'web1', to: 'cloud-b', addresses: ['10.1.0.5'] }).addresses).toEqual(['10.1.0.5']);
+    expect(() => parseMigrationRequest({ vm: 'web1', to: 'cloud-b', addresses: ['not-ip'] })).toThrow(/list of ip addresses/);
   });
 });

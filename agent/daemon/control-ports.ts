@@ -1,0 +1,148 @@
+/**
+ * The migration's control port on the XMPP session: find and verify the peer, offer,
+ * and the instantiate/commit/release requests; plus the target side, serving those
+ * requests from the session into the {@link MigrationTargetService}.
+ */
+import type { Element } from '@xmpp/client';
+import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
+import {
+  NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, parseMigrationFailure,
+  parseMigrationRequest, parseMigrationState, type GatewaySession, type PeerInfo,
+} from '../../protocols/xmpp/index.js';
+import type { ControlPort, MigrationTargetService, PeerRef, VmSummary } from '../migration/index.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** How long the source waits for each kind of answer. */
+export const REQUEST_TIMEOUTS_MS = { instantiate: 300_000, commit: 120_000, release: 300_000 } as const;
+
+const UNAVAILABLE = new Set(['service-unavailable', 'recipient-unavailable', 'remote-server-timeout', 'remote-server-not-found', 'item-not-found']);
+
+/** Turns a peer's refusal back into its coded error; transport problems stay retryable. */
+function fromPeer(err: unknown, what: string, peer: PeerRef): never {
+  if (isIntercloudError(err, 'XMPP_STANZA_ERROR')) {
+    const failure = parseMigrationFailure(err.details['application'] as Element | undefined);
+    if (failure) {
+      throw new IntercloudError(failure.code, `${peer.cloudId}: ${what}: ${String(err.details['text'] ?? err.message)}`, { retryable: failure.retryable, cause: err });
+    }
+    // No answer from the peer's agent itself (it is offline or restarting): try again later.
+    if (UNAVAILABLE.has(String(err.details['condition']))) {
+      throw new IntercloudError('XMPP_PEER_UNAVAILABLE', `${peer.cloudId}: ${what}: the peer's gateway is not online`, { cause: err, details: err.details });
+    }
+  }
+  if (err instanceof IntercloudError) throw err;
+  throw new IntercloudError('XMPP_CONNECT', `${peer.cloudId}: ${what}: ${messageOf(err)}`, { retryable: true, cause: err });
+}
+
+/** Picks the best peer: cheapest vCPU, then lowest round trip. */
+export function choosePeer(peers: readonly PeerInfo[]): PeerInfo | undefined {
+  return [...peers]
+    .filter((p) => p.unreachable === undefined && p.resources.length > 0)
+    .sort((a, b) => a.entry.terms.pricePerVcpuHour - b.entry.terms.pricePerVcpuHour || (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9))[0];
+}
+
+/** The source side's control port. */
+export function sourceControlPort(session: GatewaySession, opts: { currency: string }): ControlPort {
+  const request = async (peer: PeerRef, child: Element, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
+    try {
+      return parseMigrationState(await session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what]));
+    } catch (err) {
+      return fromPeer(err, what, peer);
+    }
+  };
+  return {
+    async findPeer(want) {
+      const peers = await session.discoverPeers({
+        capability: 'vm-hosting', excludeCloud: session.cloudId,
+        minVcpus: want.vm.vcpus, minMemoryMiB: Math.ceil(want.vm.memoryBytes / MiB),
+        ...(want.region ? { region: want.region } : {}),
+      }, { refresh: true, measure: want.to === undefined });
+      const chosen = want.to ? peers.find((p) => p.entry.cloudId === want.to && p.resources.length > 0) : choosePeer(peers);
+      if (!chosen) {
+        throw new IntercloudError('MIGRATE_NO_PEER', want.to
+          ? `cloud '${want.to}' is not online in the directory, or cannot host a vm of ${want.vm.vcpus} vcpus and ${want.vm.memoryBytes / MiB} mib`
+          : `no online cloud matches${want.region ? ` region '${want.region}' and` : ''} ${want.vm.vcpus} vcpus, ${want.vm.memoryBytes / MiB} mib`);
+      }
+      return { cloudId: chosen.entry.cloudId, jid: chosen.entry.jid };
+    },
+    async verifyPeer(peer) {
+      // The catalog entry was verified against the Intercloud Root when read; the accept is
+      // verified again (chain, revocation, identity = JID) by the session.
+      const [p] = (await session.discoverPeers({ excludeCloud: session.cloudId })).filter((x) => x.entry.cloudId === peer.cloudId);
+      if (!p) throw new IntercloudError('MIGRATE_NO_PEER', `cloud '${peer.cloudId}' left the directory`);
+      return { fingerprint: p.entry.certificateSha256 };
+    },
+    async offer(peer, offer) {
+      const outcome = await session.sendOffer(peer.jid, {
+        offerId: offer.offerId,
+        workload: vmWorkload(offer.vm),
+        constraints: { regions: offer.region ? [offer.region] : [] },
+        terms: { currency: opts.currency },
+      });
+      if (outcome.type === 'reject') {
+        throw new IntercloudError('MIGRATE_REJECTED', `cloud '${peer.cloudId}' rejected the offer: ${outcome.reason}${outcome.text ? ` (${outcome.text})` : ''}`, { details: { reason: outcome.reason } });
+      }
+      const a = outcome.accept;
+      return { reservationId: a.reservationId, transfer: { uri: a.transferUri, queue: a.transferQueue }, expiresAt: a.expires };
+    },
+    async release(peer, offerId) {
+      await request(peer, buildOfferRequest('release', offerId), 'release');
+    },
+    async instantiate(peer, order) {
+      await request(peer, buildInstantiate(order), 'instantiate');
+      return { state: 'running' };
+    },
+    async commit(peer, offerId) {
+      await request(peer, buildOfferRequest('commit', offerId), 'commit');
+      return { state: 'running' };
+    },
+  };
+}
+
+/** The offer's workload for a VM summary. */
+export function vmWorkload(vm: VmSummary) {
+  return {
+    type: 'vm' as const,
+    name: vm.name,
+    vcpus: vm.vcpus,
+    memoryMiB: Math.ceil(vm.memoryBytes / MiB),
+    firmware: 'bios' as const,
+    disks: vm.disks.map((d) => ({ id: d.id, sizeGiB: Math.max(0.001, Math.ceil((d.capacityBytes / GiB) * 1000) / 1000), format: 'raw' })),
+    nics: vm.macs.map((mac) => ({ mac })),
+  };
+}
+
+/** The VM summary a target reads from an accepted offer's workload. */
+export function summaryFromWorkload(w: ReturnType<typeof vmWorkload>): VmSummary {
+  return {
+    name: w.name, vcpus: w.vcpus, memoryBytes: w.memoryMiB * MiB, macs: w.nics.map((n) => n.mac),
+    disks: w.disks.map((d) => ({ id: d.id, capacityBytes: Math.round(d.sizeGiB * GiB) })), addresses: [],
+  };
+}
+
+/** Serves the source's migration requests on the target, from the session into the service. */
+export function serveMigrationRequests(session: GatewaySession, service: MigrationTargetService): void {
+  const handler = async (el: Element, from: string): Promise<Element> => {
+    const bare = from.split('/')[0] ?? '';
+    const peer: PeerRef = { cloudId: bare.split('@')[0] ?? '', jid: bare };
+    try {
+      const req = parseMigrationRequest(el);
+      switch (req.type) {
+        case 'instantiate':
+          await service.handleInstantiate(peer, { ...req.request, digests: { ...req.request.digests }, addresses: [...req.request.addresses] });
+          return buildMigrationState('running');
+        case 'commit':
+          await service.handleCommit(peer, req.offerId);
+          return buildMigrationState('running');
+        case 'release':
+          await service.handleRelease(peer, req.offerId);
+          return buildMigrationState('released');
+      }
+    } catch (err) {
+      const e = err instanceof IntercloudError ? err : new IntercloudError('MIGRATE_FAILED', messageOf(err));
+      return buildMigrationFailure(e.code, e.message, e.retryable);
+    }
+  };
+  for (const name of ['instantiate', 'commit', 'release']) session.serveRequests(NS_MIGRATION, name, handler);
+}

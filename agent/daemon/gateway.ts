@@ -1,0 +1,208 @@
+/**
+ * The gateway agent assembled from its parts: trust (the cloud's certificate, the Root,
+ * CRL, audit log), the local hypervisor adapter, the XMPP session on the Root's server
+ * (presence, catalog, offers, migration requests), the AMQP transfers, LISP addressing,
+ * and the sequencer that runs migrations in both directions, with its local API and
+ * metrics. {@link startGateway} brings it up; the returned `stop` brings it down cleanly.
+ */
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { createHypervisor, type Hypervisor } from '../../adapters/hypervisor/index.js';
+import { isIntercloudError } from '../../protocols/errors/index.js';
+import { Registrar } from '../../protocols/lisp/index.js';
+import { AuditLog } from '../../protocols/trust/index.js';
+import {
+  CAPABILITIES, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
+} from '../../protocols/xmpp/index.js';
+import { startLocalApi, type MigrationRequest } from '../api/index.js';
+import type { AgentConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+import { AgentMetrics } from '../metrics.js';
+import {
+  MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateOutDefinition,
+  type AddressingPort, type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
+} from '../migration/index.js';
+import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
+import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
+import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+/** A running gateway. */
+export interface RunningGateway {
+  readonly sequencer: Sequencer;
+  readonly session: GatewaySession;
+  readonly hypervisor: Hypervisor;
+  stop(): Promise<void>;
+}
+
+/** Starts every part of the gateway described by `config`. */
+export async function startGateway(config: AgentConfig, log: Logger): Promise<RunningGateway> {
+  const cloudId = config.cloud.id;
+  const stateDir = config.state.dir;
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o750 });
+  const [certPem, keyPem, rootPem, crlPem] = await Promise.all([
+    fs.readFile(config.identity.cert, 'utf8'), fs.readFile(config.identity.key, 'utf8'), fs.readFile(config.identity.root, 'utf8'),
+    config.identity.crl ? fs.readFile(config.identity.crl, 'utf8') : Promise.resolve(undefined),
+  ]);
+
+  const auditLog = await AuditLog.open(join(stateDir, 'audit.log'));
+  const audit: AuditPort = { record: async (event, fields) => { await auditLog.append({ type: event, cloud: cloudId, ...fields }); } };
+  const trust = createTrustBinding({
+    certificatePem: certPem, privateKeyPem: keyPem, rootsPem: rootPem, ...(crlPem ? { crlPem } : {}),
+    auditLog, clockSkewMs: config.policy.maxClockSkewMs,
+  });
+
+  const hypervisor = createHypervisor(config.hypervisor.kind, { name: cloudId, ...config.hypervisor.config });
+  const capacity = await hypervisor.hostCapacity();
+  const profile: CloudProfile = {
+    regions: config.cloud.regions,
+    hypervisors: [hypervisor.kind],
+    formats: ['ovf', 'qcow2', 'raw'],
+    capabilities: [...CAPABILITIES].filter((c) => c !== 'storage-federation'),
+    capacity: {
+      vcpus: Math.max(0, capacity.vcpusFree), memoryMiB: Math.max(0, Math.floor(capacity.memoryBytesFree / MiB)),
+      diskGiB: Math.max(0, Math.floor(capacity.diskBytesFree / GiB)), objectStorageGiB: 0,
+    },
+    terms: { currency: config.terms.currency, pricePerVcpuHour: config.terms.pricePerVcpuHour, pricePerGbMonth: config.terms.pricePerGbMonth },
+    transferUri: config.amqp.url,
+  };
+  const session = new GatewaySession({
+    cloudId,
+    service: config.xmpp.service,
+    domain: config.xmpp.domain,
+    pubsubJid: config.xmpp.pubsub,
+    tls: { ca: rootPem, cert: certPem, key: keyPem, servername: config.xmpp.servername ?? config.xmpp.domain },
+    trust,
+    policy: createDefaultPolicy({
+      acceptFrom: config.policy.acceptFrom,
+      maxVcpusPerVm: config.policy.maxVcpusPerVm,
+      maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
+    }),
+    profile,
+    reservationTtlMs: config.policy.reservationSeconds * 1000,
+    maxClockSkewMs: config.policy.maxClockSkewMs,
+  });
+  const sessionLog = log.child({ component: 'xmpp' });
+  session.on('status', (status: string) => sessionLog.info({ status }, 'xmpp session'));
+  session.on('warning', (err: unknown) => sessionLog.warn({ err }, 'xmpp warning'));
+
+  const metrics = new AgentMetrics();
+  const transfer: TransferSettings = {
+    cloudId,
+    broker: { url: config.amqp.url, ca: rootPem, cert: certPem, key: keyPem, ...(config.amqp.servername ? { servername: config.amqp.servername } : {}) },
+    journalDir: join(stateDir, 'transfers'),
+    chunkBytes: config.amqp.chunkBytes,
+    windowBytes: config.amqp.chunkBytes * config.amqp.window,
+    persistent: config.migration.persistentTransfers,
+    onBytes: (direction, bytes) => metrics.transferBytes.inc({ direction }, bytes),
+  };
+
+  const registrar = config.addressing.lisp ? await openRegistrar(config.addressing.lisp) : undefined;
+  const addressing: AddressingPort = registrar
+    ? { register: async (a, signal) => { if (a.length) await registrar.register(a, signal); }, withdraw: async (a, signal) => { if (a.length) await registrar.withdraw(a, signal); } }
+    : { register: async () => undefined, withdraw: async () => undefined };
+
+  const sourcePorts: SourcePorts = {
+    cloudId,
+    hypervisor: sourceHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
+    control: sourceControlPort(session, { currency: config.terms.currency }),
+    transfer: sourceTransferPort(hypervisor, transfer),
+    addressing,
+    audit,
+  };
+  const mailbox = new SourceRequestMailbox();
+  const targetPorts: TargetPorts = {
+    cloudId,
+    hypervisor: targetHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
+    receive: targetReceivePort(join(stateDir, 'incoming'), transfer),
+    requests: mailbox,
+    addressing,
+    audit,
+  };
+
+  const jobLog = log.child({ component: 'sequencer' });
+  const sequencer = new Sequencer({
+    journalDir: join(stateDir, 'journal'),
+    definitions: [migrateOutDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts), migrateInDefinition(targetPorts)],
+    onEvent: (e: SequencerEvent) => {
+      metrics.observe(e);
+      if (e.type === 'progress') return;
+      const l = jobLog.child({ job: e.jobId, kind: e.kind });
+      if (e.type === 'step-failed') l.warn({ step: e.step, error: e.error }, 'step failed');
+      else if (e.type === 'job-finished') l.info({ outcome: e.outcome, error: e.error }, 'job finished');
+      else l.info({ event: e.type, step: e.step }, e.type);
+    },
+  });
+  const targetService = new MigrationTargetService(sequencer, mailbox, {
+    admit: async () => undefined, // the session applied the policy (allow-list, limits, quotas, capacity) already
+    reservationMs: config.policy.reservationSeconds * 1000,
+    commitTimeoutMs: config.migration.commitTimeoutMs,
+    transferEndpoint: () => ({ uri: config.amqp.url }),
+  });
+  session.onOffer(async (incoming) => {
+    const w = incoming.offer.workload;
+    if (w.type !== 'vm') return { reason: 'policy', text: 'this gateway hosts vms only' };
+    try {
+      await targetService.handleOffer(
+        { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
+        { offerId: incoming.offer.offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
+      );
+      return undefined;
+    } catch (err) {
+      log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
+      return { reason: 'policy', text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
+    }
+  });
+  serveMigrationRequests(session, targetService);
+
+  await session.start();
+  await session.publishCatalog();
+  const resumed = await sequencer.resumeAll();
+  if (resumed.length) log.info({ jobs: resumed.map((r) => r.jobId) }, 'resumed unfinished jobs');
+
+  const api = await startLocalApi(config.api.socket, {
+    cloudId,
+    startMigration: async (req: MigrationRequest) => {
+      const offerId = randomUUID();
+      const input: MigrateOutInput = {
+        vm: req.vm, offerId,
+        ...(req.to ? { to: req.to } : {}), ...(req.region ? { region: req.region } : {}),
+        ...(req.addresses ? { addresses: req.addresses } : {}),
+      };
+      const { jobId } = await sequencer.start(req.dryRun ? 'migrate-dry-run' : 'migrate-out', `out-${offerId}`, input);
+      return { jobId };
+    },
+    listJobs: () => sequencer.list(),
+    job: (id) => sequencer.status(id),
+    cancel: (id) => sequencer.cancel(id),
+    subscribe: (id, listener) => sequencer.watch((e) => { if (e.jobId === id) listener(e); }),
+  });
+  let metricsServer: Server | undefined;
+  if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);
+  log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen }, 'gateway up');
+
+  return {
+    sequencer, session, hypervisor,
+    async stop() {
+      api.close();
+      metricsServer?.close();
+      await sequencer.stop();
+      await session.stop();
+      await registrar?.close();
+      await hypervisor.close();
+      await auditLog.close();
+      log.info('gateway stopped');
+    },
+  };
+}
+
+async function openRegistrar(lisp: NonNullable<AgentConfig['addressing']['lisp']>): Promise<Registrar> {
+  const key = (await fs.readFile(lisp.keyFile, 'utf8')).trim();
+  const [host, port] = [lisp.mapServer.slice(0, lisp.mapServer.lastIndexOf(':')), Number(lisp.mapServer.slice(lisp.mapServer.lastIndexOf(':') + 1))];
+  return Registrar.open({ mapServer: { host, port }, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs });
+}

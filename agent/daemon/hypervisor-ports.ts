@@ -1,0 +1,88 @@
+/**
+ * The migration's hypervisor ports on top of an adapter ({@link Hypervisor}): the source
+ * describes its VM as OVF and stops, starts or removes it; the target imports the VM from
+ * the OVF and the received disk files. No backend detail is visible here: only the contract.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import { PassThrough, type Readable } from 'node:stream';
+import type { Hypervisor, VmPowerState } from '../../adapters/hypervisor/index.js';
+import { IntercloudError } from '../../protocols/errors/index.js';
+import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
+import type { TransferSource } from '../../protocols/amqp/index.js';
+import { streamSource } from '../../protocols/amqp/index.js';
+import type { HypervisorPort, TargetHypervisorPort, VmSummary } from '../migration/index.js';
+
+const stateOf = (s: VmPowerState | 'absent'): 'running' | 'stopped' | 'absent' =>
+  s === 'absent' ? 'absent' : s === 'running' || s === 'paused' ? 'running' : 'stopped';
+
+/** The source side's hypervisor port. */
+export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: number }): HypervisorPort {
+  return {
+    async describe(vm, signal) {
+      const d = await hv.describeVm(vm, { signal });
+      const { value: descriptor } = writeOvf([d.vm]);
+      const summary: VmSummary = {
+        name: d.vm.name,
+        vcpus: d.vm.cpu.count,
+        memoryBytes: d.vm.memoryBytes,
+        macs: d.vm.nics.flatMap((n) => (n.mac ? [n.mac] : [])),
+        disks: d.disks.map((x) => ({ id: x.id, capacityBytes: x.capacityBytes })),
+        addresses: [],
+      };
+      return { summary, descriptor };
+    },
+    state: async (vm, signal) => stateOf(await hv.vmState(vm, { signal })),
+    stop: async (vm, signal) => { await hv.shutdownVm(vm, { timeoutMs: opts.shutdownTimeoutMs, signal }); },
+    start: async (vm, signal) => hv.startVm(vm, { signal }),
+    remove: async (vm, signal) => { await hv.undefineVm(vm, { removeStorage: true, signal }); },
+  };
+}
+
+/**
+ * A disk of a stopped VM as a transfer source: bytes streamed from the adapter (reopened at
+ * an offset for re-sends), holes known from its allocation map are never read.
+ */
+export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal): Promise<TransferSource> {
+  const info = await hv.statDisk(vm, diskId, { signal });
+  const extents = info.extents?.filter((e) => e.data).map((e) => ({ offset: e.offset, length: e.length }));
+  return streamSource({
+    size: info.sizeBytes,
+    ...(extents ? { extents } : {}),
+    open: (offset: number): Readable => {
+      const out = new PassThrough();
+      hv.readDisk(vm, diskId, { offset, length: info.sizeBytes - offset, signal }).then(
+        (s) => { s.on('error', (err) => out.destroy(err)); s.pipe(out); },
+        (err: unknown) => out.destroy(err as Error),
+      );
+      return out;
+    },
+  });
+}
+
+/** The target side's hypervisor port: import from OVF + received files, then run. */
+export function targetHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: number }): TargetHypervisorPort {
+  return {
+    async define({ descriptor, disks }, signal) {
+      const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
+      const vm = pkg.systems[0];
+      if (!vm) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', 'the descriptor holds no virtual system');
+      if ((await hv.vmState(vm.name, { signal })) !== 'absent') return { vm: vm.name }; // defined by an earlier attempt
+      const parts = await Promise.all(vm.disks.map(async (d, i) => {
+        const path = disks[String(i)];
+        if (path === undefined) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `vm '${vm.name}': no received file for disk '${i}'`);
+        const st = await fs.stat(path);
+        return { source: createReadStream(path), sizeBytes: st.size, format: d.format ?? 'raw' };
+      }));
+      try {
+        await hv.importVm(vm, parts, { signal });
+      } finally {
+        for (const p of parts) p.source.destroy();
+      }
+      return { vm: vm.name };
+    },
+    start: async (vm, signal) => hv.startVm(vm, { signal }),
+    stop: async (vm, signal) => { if ((await hv.vmState(vm, { signal })) !== 'absent') await hv.shutdownVm(vm, { timeoutMs: opts.shutdownTimeoutMs, signal }); },
+    state: async (vm, signal) => stateOf(await hv.vmState(vm, { signal })),
+    remove: async (vm, signal) => { await hv.undefineVm(vm, { removeStorage: true, signal }); },
+  };
+}

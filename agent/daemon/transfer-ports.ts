@@ -1,0 +1,90 @@
+/**
+ * The migration's transfer ports on the AMQP reliable transfer: the source sends each disk
+ * of the stopped VM straight from the hypervisor adapter; the target receives each into its
+ * staging folder. Transfer ids derive from the offer, so both sides agree without asking.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import type { Hypervisor } from '../../adapters/hypervisor/index.js';
+import { receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
+import type { ReceivePort, TransferPort } from '../migration/index.js';
+import { diskTransferSource } from './hypervisor-ports.js';
+import { transferIdFor } from './transfer-ids.js';
+
+/** What both transfer ports need. */
+export interface TransferSettings {
+  cloudId: string;
+  broker: BrokerOptions;
+  /** Where this side keeps transfer journals. */
+  journalDir: string;
+  chunkBytes: number;
+  windowBytes: number;
+  persistent: boolean;
+  /** Called with the bytes each transfer moved (metrics). */
+  onBytes?: (direction: 'sent' | 'received', bytes: number) => void;
+}
+
+/** The source side: sends disk `diskId` of `vm`. */
+export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): TransferPort {
+  return {
+    async sendDisk(req, progress, signal) {
+      const source = await diskTransferSource(hv, req.vm, req.diskId, signal);
+      try {
+        const r = await sendTransfer({
+          broker: s.broker,
+          transferId: transferIdFor(req.offerId, req.diskId),
+          from: s.cloudId,
+          to: req.peer.cloudId,
+          source,
+          name: `${req.vm}-disk${req.diskId}`,
+          chunkSize: s.chunkBytes,
+          windowBytes: s.windowBytes,
+          persistent: s.persistent,
+          expiresAt: Date.parse(req.reservation.expiresAt),
+          journalDir: s.journalDir,
+          signal,
+          onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+        });
+        s.onBytes?.('sent', r.bytesSent);
+        return { sha256: r.digest, bytes: r.size, bytesSent: r.bytesSent };
+      } finally {
+        await source.close();
+      }
+    },
+  };
+}
+
+/** The target side: receives every disk of an offer into `stagingDir/<offerId>/`. */
+export function targetReceivePort(stagingDir: string, s: TransferSettings): ReceivePort {
+  const dirOf = (offerId: string): string => join(stagingDir, offerId);
+  return {
+    async receiveDisks(req, progress, signal) {
+      await fs.mkdir(dirOf(req.offerId), { recursive: true, mode: 0o750 });
+      const out: Record<string, { path: string; sha256: string }> = {};
+      const total = req.disks.reduce((n, d) => n + d.capacityBytes, 0);
+      let before = 0;
+      // The source sends the disks one after the other; receive them in the same order.
+      for (const d of req.disks) {
+        const r = await receiveTransfer({
+          broker: s.broker,
+          transferId: transferIdFor(req.offerId, d.id),
+          from: req.from,
+          to: s.cloudId,
+          targetPath: join(dirOf(req.offerId), `disk-${d.id}`),
+          journalDir: s.journalDir,
+          durable: s.persistent,
+          expiresAt: Date.parse(req.reservation.expiresAt),
+          signal,
+          onProgress: (p) => progress({ bytesDone: before + p.bytesDone, bytesTotal: Math.max(total, before + p.bytesTotal) }),
+        });
+        s.onBytes?.('received', r.bytesReceived);
+        out[d.id] = { path: r.path, sha256: r.digest };
+        before += d.capacityBytes;
+      }
+      return out;
+    },
+    async discard(offerId) {
+      await fs.rm(dirOf(offerId), { recursive: true, force: true });
+    },
+  };
+}
