@@ -6,7 +6,7 @@
 # integration tests that decode what the codec writes.
 #
 # services.json: lisp: { host, port, pidFile, log, config, eidSpace: [..],
-#   sites: {<cloud>: {keyId, algorithm, keyFile, rlocs: [..]}} }
+#   sites: {<cloud>: {keyId, algorithm, rfc6833KeyId, keyFile, rlocs: [..]}} }
 
 lisp_packages="tshark"
 LISP_PORT=14342
@@ -42,7 +42,8 @@ lisp_up() {
   fi
   for entry in $LISP_CLOUDS; do
     IFS=: read -r c id rloc <<<"$entry"
-    sites+="$sep\"$c\": {\"keyId\": $id, \"algorithm\": \"hmac-sha-256-128\", \"keyFile\": \"$dir/$c.key\", \"rlocs\": [\"$rloc\"]}"
+    # rfc6833KeyId: the same key id + algorithm (2) as RFC 6833's 16-bit field, as tshark shows it.
+    sites+="$sep\"$c\": {\"keyId\": $id, \"algorithm\": \"hmac-sha-256-128\", \"rfc6833KeyId\": $((id * 256 + 2)), \"keyFile\": \"$dir/$c.key\", \"rlocs\": [\"$rloc\"]}"
     sep=", "
   done
   write_env lisp "{\"host\": \"127.0.0.1\", \"port\": $LISP_PORT, \"pidFile\": \"$dir/map-server.pid\",

@@ -83,6 +83,24 @@ describe('map server: registrations', () => {
     expect(out.replies[0]!.to).toEqual({ address: '127.0.0.1', port: 45678 });
   });
 
+  it('answers a bare Map-Request (no ECM) to its sender, with the longest matching prefix', () => {
+    const core = new MapServerCore({ sites: SITES });
+    core.handle(register([record('10.1.0.0/16', '192.0.2.1'), record('10.1.1.1/32', '192.0.2.2')]), ETR, T0);
+    const bare = encodeLispMessage({
+      type: 'map-request', authoritative: false, mapDataPresent: false, probe: false, smr: false, pitr: false, smrInvoked: false,
+      nonce: 7n, sourceEid: null, itrRlocs: ['127.0.0.1'], records: [{ address: '10.1.1.1', maskLength: 32 }, { address: '10.1.9.9', maskLength: 32 }],
+    });
+    const out = core.handle(bare, { address: '127.0.0.1', port: 4444 }, T0 + 1);
+    expect(out.replies[0]!.to).toEqual({ address: '127.0.0.1', port: 4444 });
+    const m = decodeLispMessage(out.replies[0]!.data);
+    expect(m).toMatchObject({ type: 'map-reply', nonce: 7n });
+    if (m.type !== 'map-reply') throw new Error('expected a map-reply');
+    expect(m.records.map((r) => [r.eid.address, r.eid.maskLength, r.locators[0]?.address])).toEqual([
+      ['10.1.1.1', 32, '192.0.2.2'],
+      ['10.1.0.0', 16, '192.0.2.1'],
+    ]);
+  });
+
   it('expires a registration not refreshed within 3 minutes (RFC 9301 §8.2), and keeps a refreshed one', () => {
     const core = new MapServerCore({ sites: SITES });
     core.handle(register([record('10.1.1.1/32', '192.0.2.1'), record('10.1.1.2/32', '192.0.2.1')]), ETR, T0);
