@@ -2,7 +2,7 @@
  * `importVm` for backends without a native import: write each disk, then define; undo on failure.
  */
 import type { VirtualMachine } from '../../protocols/vm/index.js';
-import { messageOf } from '../../protocols/errors/index.js';
+import { IntercloudError, messageOf } from '../../protocols/errors/index.js';
 import type { CallOptions, DefineResult, DiskRef, Hypervisor, ImportDisk } from './contract.js';
 import { hvError } from './errors.js';
 
@@ -32,18 +32,22 @@ export async function importByParts(hv: Hypervisor, vm: VirtualMachine, disks: r
   } catch (err) {
     for (const d of disks) d.source.destroy();
     // Cleanup must run even when the caller's signal aborted.
-    const leftovers: string[] = [];
-    for (const ref of written) {
-      try {
-        await hv.removeDisk(ref.href);
-      } catch (cleanupErr) {
-        leftovers.push(`${ref.href}: ${messageOf(cleanupErr)}`);
-      }
-    }
-    if (leftovers.length > 0 && err instanceof Error) {
-      // Say what could not be cleaned up, keeping the original failure as the error.
-      Object.assign(err, { leftovers });
-    }
+    for (const ref of written) await cleanup(err, () => hv.removeDisk(ref.href));
     throw err;
+  }
+}
+
+/**
+ * Runs a cleanup step after `err` made an operation fail. A cleanup that fails too does not hide
+ * the original error: its message is added to `err.details.cleanupProblems`.
+ */
+export async function cleanup(err: unknown, step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (cleanupErr) {
+    if (err instanceof IntercloudError) {
+      const problems = [...((err.details['cleanupProblems'] as string[] | undefined) ?? []), messageOf(cleanupErr)];
+      Object.defineProperty(err, 'details', { value: { ...err.details, cleanupProblems: problems } });
+    }
   }
 }

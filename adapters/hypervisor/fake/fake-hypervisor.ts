@@ -11,7 +11,7 @@ import type {
   ReadDiskOptions, ShutdownOptions, ShutdownResult, UndefineOptions, VmDescription, VmListing,
   VmPowerState,
 } from '../contract.js';
-import { hvError, throwIfAborted } from '../errors.js';
+import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
 
@@ -211,6 +211,10 @@ export class FakeHypervisor implements Hypervisor {
     this.disks.set(href, { format: disk.format, capacityBytes: disk.capacityBytes, bytes: Buffer.alloc(0) });
     const guard = new ExactLength(disk.sizeBytes, `${this.prefix}: disk '${disk.name}'`);
     const parts: Buffer[] = [];
+    const onAbort = (): void => {
+      guard.destroy(abortedError(this.prefix, 'writeDisk', options.signal));
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       source.on('error', (err) => guard.destroy(err));
       source.pipe(guard);
@@ -222,6 +226,8 @@ export class FakeHypervisor implements Hypervisor {
       this.disks.delete(href);
       source.destroy();
       throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
     this.disks.set(href, { format: disk.format, capacityBytes: disk.capacityBytes, bytes: Buffer.concat(parts) });
     return { id: '0', href, format: disk.format, capacityBytes: disk.capacityBytes };

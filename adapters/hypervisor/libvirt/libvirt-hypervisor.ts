@@ -16,7 +16,7 @@ import type {
   VmPowerState,
 } from '../contract.js';
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
-import { importByParts } from '../import-by-parts.js';
+import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
 import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND } from './command-runner.js';
 import type { CommandResult, CommandRunner, RunOptions } from './command-runner.js';
@@ -267,22 +267,10 @@ export class LibvirtHypervisor implements Hypervisor {
 
   /** Removes what a failed define/write made; cleanup problems are added to the error's details. */
   private async undo(vmName: string | undefined, volumes: readonly string[], err: unknown): Promise<void> {
-    const problems: string[] = [];
-    if (vmName !== undefined) {
-      try {
-        if (err && (err as { code?: string }).code !== 'HV_VM_EXISTS') await this.undefineVm(vmName, {});
-      } catch (e) {
-        problems.push(`undefine '${vmName}': ${(e as Error).message}`);
-      }
+    if (vmName !== undefined && (err as { code?: string }).code !== 'HV_VM_EXISTS') {
+      await cleanup(err, () => this.undefineVm(vmName, {}));
     }
-    for (const v of volumes) {
-      try {
-        await this.removeDisk(v, {});
-      } catch (e) {
-        problems.push(`remove '${v}': ${(e as Error).message}`);
-      }
-    }
-    if (problems.length > 0 && err instanceof Error) Object.assign(err, { cleanupProblems: problems });
+    for (const v of volumes) await cleanup(err, () => this.removeDisk(v, {}));
   }
 
   async startVm(name: string, options: CallOptions = {}): Promise<void> {
@@ -414,6 +402,9 @@ export class LibvirtHypervisor implements Hypervisor {
     try {
       path = await this.createVolume(disk.name, disk.sizeBytes, 'raw', options, true);
       const guard = new ExactLength(disk.sizeBytes, `${this.prefix}: disk '${disk.name}'`);
+      // The consumer (ssh channel, https request) attaches later: until then the guard keeps its
+      // error (`guard.errored`) instead of raising an unhandled 'error' event.
+      guard.on('error', () => undefined);
       source.once('error', (err) => guard.destroy(err));
       source.pipe(guard);
       const args = ['vol-upload', '--vol', path, '/dev/stdin'];

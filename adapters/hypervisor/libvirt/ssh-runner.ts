@@ -242,6 +242,7 @@ export class SshRunner implements CommandRunner {
 
       if (stdin === undefined) channel.end();
       else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) channel.end(stdin);
+      else if (stdin.errored) finish(stdin.errored);
       else {
         stdin.once('error', (err) => finish(err));
         stdin.pipe(channel);

@@ -13,7 +13,7 @@ import type {
   VmPowerState,
 } from '../contract.js';
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
-import { importByParts } from '../import-by-parts.js';
+import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
 import { list, moRef, moRefNode, obj, text } from './soap.js';
 import type { MoRef } from './soap.js';
@@ -322,6 +322,9 @@ export class VmwareHypervisor implements Hypervisor {
       });
     }
     const guard = new ExactLength(disk.sizeBytes, `${this.prefix}: disk '${disk.name}'`);
+    // The consumer (ssh channel, https request) attaches later: until then the guard keeps its
+    // error (`guard.errored`) instead of raising an unhandled 'error' event.
+    guard.on('error', () => undefined);
     source.once('error', (err) => guard.destroy(err));
     source.pipe(guard);
     try {
@@ -331,19 +334,23 @@ export class VmwareHypervisor implements Hypervisor {
       return { id: '0', href, format: disk.format, capacityBytes: disk.capacityBytes };
     } catch (err) {
       source.destroy();
-      await this.removeDisk(href);
+      await cleanup(err, () => this.removeDisk(href));
       throw err;
     }
   }
 
   async removeDisk(href: string, options: CallOptions = {}): Promise<void> {
     const { signal } = options;
-    if ((await this.fileSize(href, signal)) === undefined) return;
-    const inv = await this.inv(signal);
-    const sc = await this.client.session(signal);
-    // VirtualDiskManager deletes the descriptor and its extent together.
-    const task = moRef(await this.client.call('DeleteVirtualDisk_Task', sc.virtualDiskManager, [el('name', {}, href), moRefNode('datacenter', inv.datacenter)], signal));
-    if (task) await this.client.waitTask(task, `delete '${href}'`, signal);
+    // The extent first, then the descriptor; each only when present (a cut write may leave either).
+    for (const file of [flatOf(href), href]) {
+      const res = await this.client.request('HEAD', this.folder(file), { signal });
+      res.resume();
+      if (res.statusCode === 404) continue;
+      const inv = await this.inv(signal);
+      const sc = await this.client.session(signal);
+      const task = moRef(await this.client.call('DeleteDatastoreFile_Task', sc.fileManager, [el('name', {}, file), moRefNode('datacenter', inv.datacenter)], signal));
+      if (task) await this.client.waitTask(task, `delete '${file}'`, signal);
+    }
   }
 
   async importVm(vm: VirtualMachine, disks: readonly ImportDisk[], options: CallOptions = {}): Promise<DefineResult> {

@@ -96,8 +96,12 @@ export class VsphereClient {
         timeout: this.endpoint.timeoutMs ?? 60_000,
       });
       let settled = false;
+      let response: IncomingMessage | undefined;
+      // Until the response body is consumed, an abort destroys the request (or the response).
       const onAbort = (): void => {
-        req.destroy(abortedError(this.prefix, `${method} ${path}`, signal));
+        const err = abortedError(this.prefix, `${method} ${path}`, signal);
+        if (response) response.destroy(err);
+        else req.destroy(err);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('timeout', () => req.destroy(hvError('VMWARE_UNREACHABLE', `${this.prefix}: '${method} ${path}' timed out`, { details: { host: this.base.host } })));
@@ -108,13 +112,15 @@ export class VsphereClient {
         reject(isIntercloudError(err) ? err : this.netError(err, `${method} to`));
       });
       req.on('response', (res) => {
-        signal?.removeEventListener('abort', onAbort);
         settled = true;
+        response = res;
+        res.once('close', () => signal?.removeEventListener('abort', onAbort));
         resolve(res);
       });
       const body = options.body;
       if (body === undefined) req.end();
       else if (typeof body === 'string') req.end(body);
+      else if (body.errored) req.destroy(body.errored);
       else {
         body.once('error', (err) => req.destroy(err));
         body.pipe(req);

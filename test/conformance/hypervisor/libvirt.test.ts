@@ -1,0 +1,19 @@
+/** The conformance suite against the real libvirtd `cloud-a`, driven over the real sshd. */
+import { createHypervisor } from '../../../adapters/hypervisor/index.js';
+import { libvirt, libvirtSshConfig, virsh } from '../../integration/hypervisor/env.js';
+import { hypervisorConformance } from './suite.js';
+
+hypervisorConformance({
+  name: 'libvirt (ssh, cloud-a)',
+  async create() {
+    return createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
+  },
+  async diskExists(href) {
+    const { uri, pool } = libvirt('cloud-a');
+    virsh(uri, 'pool-refresh', pool);
+    return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().endsWith(` ${href}`) || l.trim().split(/\s+/)[1] === href);
+  },
+  format: 'raw',
+  hasExtents: true,
+  shutdownTimeoutMs: 1500,
+});
