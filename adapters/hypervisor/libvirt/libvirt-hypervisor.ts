@@ -411,6 +411,7 @@ export class LibvirtHypervisor implements Hypervisor {
       const r = await this.virshRaw(args, { ...this.opts(options), stdin: guard });
       if (r.exitStatus !== 0) {
         // The pool may have filled up after our check (another writer): say so with the code.
+        await this.virsh(['pool-refresh', this.settings.pool]);
         const left = await this.freeBytes({});
         if (left < 1024 * 1024) {
           throw hvError('HV_NO_SPACE', `${this.prefix}: pool '${this.settings.pool}' ran out of space writing '${disk.name}'`, {
