@@ -2,13 +2,19 @@
  * `intercloud ovf inspect FILE [--json]` and `intercloud ovf convert --to libvirt|ovf FILE`:
  * read any VM descriptor (OVF, libvirt domain XML, virt-image) and show or convert it, printing
  * the conversion report on stderr (or inside the JSON document).
+ * `intercloud ova pack DESCRIPTOR --out X.ova [--sign-cert C --sign-key K]` and
+ * `intercloud ova verify X.ova [--root R] [--cloud ID] [--require-signature] [--extract DIR]`.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { convertDescriptor, readDescriptor, readDescriptorFile } from '../../../protocols/convert/index.js';
 import { basename } from 'node:path';
 import type { ConversionReport, VirtualMachine } from '../../../protocols/vm/index.js';
-import { printJson } from '../output.js';
+import { IntercloudError, isIntercloudError } from '../../../protocols/errors/index.js';
+import { localFileOf, packOva, verifyOva } from '../../../protocols/ova/index.js';
+import { readOvf } from '../../../protocols/ovf/index.js';
+import { parseCrlsPem } from '../../../protocols/trust/index.js';
+import { EXIT, printError, printJson } from '../output.js';
 
 function gib(n: number): string {
   return n === 0 ? 'unknown' : `${(n / 2 ** 30).toFixed(n % 2 ** 30 === 0 ? 0 : 2)} GiB`;
@@ -83,5 +89,71 @@ export function registerOvfCommands(program: Command): void {
         process.stdout.write(r.value.join('\n'));
       }
       printReport(r.report);
+    });
+}
+
+/** Registers `ova pack` and `ova verify`. */
+export function registerOvaCommands(program: Command): void {
+  const ova = program.command('ova').description('OVA packages: tar + SHA-256 manifest + optional signature (DSP0243 §5)');
+  ova
+    .command('pack')
+    .description('pack a descriptor and the files it references (relative to it) into an OVA')
+    .argument('<descriptor>', 'the .ovf file')
+    .requiredOption('--out <file>', 'the .ova to write')
+    .option('--sign-cert <pem>', "the cloud's certificate (chain) to put in the .cert")
+    .option('--sign-key <pem>', "the cloud's private key to sign the manifest with")
+    .option('--json', 'print what was written as JSON')
+    .action(async (descriptor: string, opts: { out: string; signCert?: string; signKey?: string; json?: boolean }) => {
+      if ((opts.signCert === undefined) !== (opts.signKey === undefined)) {
+        process.stderr.write('error: --sign-cert and --sign-key go together\n');
+        process.exitCode = EXIT.usage;
+        return;
+      }
+      const text = await readDescriptorFile(descriptor);
+      const pkg = readOvf(text, { source: basename(descriptor) });
+      const files = pkg.value.files.map((f) => localFileOf(descriptor, f.href));
+      const packed = await packOva({
+        out: opts.out,
+        descriptor: { name: basename(descriptor).replace(/\.[^.]*$/, '') + '.ovf', text },
+        files,
+        ...(opts.signCert && opts.signKey ? { signer: { certificatePem: await readFile(opts.signCert, 'utf8'), keyPem: await readFile(opts.signKey, 'utf8') } } : {}),
+      });
+      if (opts.json) printJson(packed);
+      else process.stdout.write(`${opts.out}: ${packed.entries.join(', ')}${packed.signed ? ' (signed)' : ''}\n`);
+    });
+  ova
+    .command('verify')
+    .description('verify an OVA: layout, entry names, manifest digests, signature and signer (exit 3 when rejected)')
+    .argument('<file>', 'the .ova')
+    .option('--root <pem>', 'trust anchors (the Intercloud Root) for the signer certificate')
+    .option('--crl <pem>', 'CRLs to check the signer against')
+    .option('--cloud <id>', 'the signer must be this cloud')
+    .option('--require-signature', 'reject unsigned packages')
+    .option('--extract <dir>', 'also extract the files into this directory')
+    .option('--json', 'print the verdict as JSON')
+    .action(async (file: string, opts: { root?: string; crl?: string; cloud?: string; requireSignature?: boolean; extract?: string; json?: boolean }) => {
+      try {
+        const v = await verifyOva(file, {
+          ...(opts.root ? { rootsPem: await readFile(opts.root, 'utf8') } : {}),
+          ...(opts.crl ? { crls: parseCrlsPem(await readFile(opts.crl, 'utf8')) } : {}),
+          ...(opts.cloud ? { expectCloudId: opts.cloud } : {}),
+          ...(opts.requireSignature ? { requireSignature: true } : {}),
+          ...(opts.extract ? { extractTo: opts.extract } : {}),
+        });
+        // The descriptor itself must read, and every file it references must be in the package.
+        const pkg = readOvf(v.descriptor, { source: v.descriptorName });
+        const inside = new Set(v.files.map((f) => f.name));
+        const missing = pkg.value.files.filter((f) => !inside.has(f.href.replace(/^(\.\/)+/, '')));
+        if (missing.length > 0) {
+          throw new IntercloudError('OVF_OVA_LAYOUT', `'${basename(file)}': descriptor references '${missing[0]?.href}' which is not in the package`, { details: { entry: missing[0]?.href } });
+        }
+        if (opts.json) printJson({ verdict: 'good', descriptor: v.descriptorName, files: v.files, signed: v.signed, signer: v.signer, vms: pkg.value.systems.length });
+        else process.stdout.write(`good: ${v.descriptorName}, ${v.files.length} file(s), ${v.signed ? `signed${v.signer ? ` by '${v.signer.cloudId ?? v.signer.subject}' (trusted)` : ' (signer not checked: no --root)'}` : 'unsigned'}\n`);
+      } catch (err) {
+        if (!isIntercloudError(err) || !err.code.startsWith('OVF_')) throw err;
+        if (opts.json) printJson({ verdict: 'rejected', error: err.toJSON() });
+        else printError(err);
+        process.exitCode = EXIT.rejected;
+      }
     });
 }
