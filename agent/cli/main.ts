@@ -11,7 +11,7 @@ import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerLispCommands } from './commands/lisp.js';
 import { registerTimeCommands } from './commands/time.js';
-import { registerOvfCommands } from './commands/ovf.js';
+import { registerOvaCommands, registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
 import { registerXmppCommands } from './commands/xmpp.js';
 import { exitCodeOf, printError } from './output.js';
@@ -28,7 +28,7 @@ const COMMANDS: RegisterCommands[] = [
   registerAuditCommands,
   registerLispCommands,
   registerTimeCommands,
-  registerTransferCommands, registerOvfCommands, registerXmppCommands];
+  registerTransferCommands, registerOvfCommands, registerOvaCommands, registerXmppCommands];
 
 /** Builds the program with every area's subcommands registered. */
 export function buildProgram(): Command {
