@@ -7,7 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { LISP_CONTROL_PORT } from './constants.js';
 import { lispError } from './errors.js';
-import { MapServerCore, type MapServerEvent, type MapServerOptions } from './map-server.js';
+import { MapServerCore, type HandleResult, type MapServerEvent, type MapServerOptions } from './map-server.js';
 
 /** Options of {@link startMapServer}. */
 export interface StartMapServerOptions extends MapServerOptions {
@@ -40,15 +40,16 @@ export async function startMapServer(options: StartMapServerOptions): Promise<Ru
   const now = options.now ?? Date.now;
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
   const emit = options.onEvent ?? (() => undefined);
-  socket.on('message', (msg, rinfo) => {
-    const result = core.handle(msg, { address: rinfo.address, port: rinfo.port }, now());
+  const deliver = (result: HandleResult): void => {
     for (const reply of result.replies) {
       socket.send(reply.data, reply.to.port, reply.to.address, (err) => {
         if (err) emit({ kind: 'rejected', error: lispError('LISP_SOCKET', `cannot send to '${reply.to.address}:${reply.to.port}'`, { cause: err }), from: reply.to });
       });
     }
     emit(result.event);
-  });
+    for (const e of result.also ?? []) emit(e);
+  };
+  socket.on('message', (msg, rinfo) => deliver(core.handle(msg, { address: rinfo.address, port: rinfo.port }, now())));
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       reject(lispError('LISP_SOCKET', `cannot bind the map server to '${host}:${options.port ?? LISP_CONTROL_PORT}'`, { cause: err }));
@@ -63,6 +64,7 @@ export async function startMapServer(options: StartMapServerOptions): Promise<Ru
   socket.on('error', (err) => emit({ kind: 'rejected', error: lispError('LISP_SOCKET', 'map server socket error', { cause: err }), from: { address: host, port: 0 } }));
   const sweep = setInterval(() => {
     for (const reg of core.expire(now())) emit({ kind: 'expired', site: reg.site, eid: `${reg.eid.address}/${reg.eid.maskLength}` });
+    for (const result of core.tick(now())) deliver(result);
   }, options.sweepIntervalMs ?? 1000);
   sweep.unref();
   const bound = socket.address();

@@ -12,7 +12,10 @@
  *   answered with a proxy Map-Reply from the registrations (longest match; the newest
  *   registration of a prefix wins while two sites hold it during a move), or a negative
  *   Map-Reply for an unregistered EID.
- * - Map-Notify-Ack (RFC 9301 §5.7): verified and reported.
+ * - When a site registers a prefix another site holds (a VM moved), the old site gets an
+ *   unsolicited Map-Notify with the new mapping, signed with its key and retransmitted until
+ *   its Map-Notify-Ack arrives (RFC 9301 §5.7; `tick`).
+ * - Map-Notify-Ack (RFC 9301 §5.7): verified, and clears the unsolicited Map-Notify it answers.
  */
 import { addressBits, afiOf, formatPrefix, parsePrefix, prefixContains, type EidPrefix } from './address.js';
 import { verifyAuthData } from './auth.js';
@@ -20,6 +23,7 @@ import { decodeLispMessage, encodeLispMessage } from './codec.js';
 import { MAP_REPLY_ACTION, NEGATIVE_MAP_REPLY_TTL_MINUTES, REGISTRATION_TIMEOUT_SECONDS } from './constants.js';
 import { lispError, type LispError } from './errors.js';
 import type { AuthenticatedMessage, LispMessage, MapReply, MapRequest, MappingRecord } from './messages.js';
+import { randomBytes } from 'node:crypto';
 import { isIntercloudError } from '../errors/index.js';
 
 /** A UDP peer. */
@@ -61,7 +65,10 @@ export type MapServerEvent =
   | { kind: 'registered'; site: string; eids: string[]; notified: boolean; from: Endpoint }
   | { kind: 'withdrawn'; site: string; eids: string[]; from: Endpoint }
   | { kind: 'map-request'; eids: string[]; found: number; replyTo: Endpoint }
-  | { kind: 'map-notify-ack'; site: string; nonce: bigint; from: Endpoint }
+  | { kind: 'map-notify-ack'; site: string; nonce: bigint; from: Endpoint; acknowledged: boolean }
+  | { kind: 'mapping-moved'; eids: string[]; from: string; to: string; notified: Endpoint }
+  | { kind: 'notify-retransmitted'; site: string; eids: string[]; to: Endpoint; attempt: number }
+  | { kind: 'notify-unacknowledged'; site: string; eids: string[]; to: Endpoint }
   | { kind: 'rejected'; error: LispError; from: Endpoint };
 
 /** The result of {@link MapServerCore.handle}. */
@@ -69,6 +76,8 @@ export interface HandleResult {
   /** Datagrams to send. */
   replies: Array<{ to: Endpoint; data: Buffer }>;
   event: MapServerEvent;
+  /** Further events of the same datagram (e.g. `mapping-moved`). */
+  also?: MapServerEvent[];
 }
 
 /** Options of a {@link MapServerCore}. */
@@ -76,6 +85,22 @@ export interface MapServerOptions {
   sites: SiteConfig[];
   /** Overrides RFC 9301's 3-minute registration timeout (seconds), e.g. for tests. */
   registrationTimeoutSeconds?: number;
+  /** Nonces of unsolicited Map-Notifies; default: 64 random bits. */
+  nonce?: () => bigint;
+  /** Wait before retransmitting an unacknowledged unsolicited Map-Notify (ms, default 3000). */
+  notifyRetransmitMs?: number;
+  /** Retransmissions of an unsolicited Map-Notify before giving up (default 3). */
+  notifyRetries?: number;
+}
+
+/** An unsolicited Map-Notify waiting for its Map-Notify-Ack. */
+interface PendingNotify {
+  site: string;
+  to: Endpoint;
+  data: Buffer;
+  eids: string[];
+  sent: number;
+  nextAt: number;
 }
 
 interface Site extends Omit<SiteConfig, 'allowedPrefixes'> {
@@ -106,10 +131,18 @@ export class MapServerCore {
   private readonly timeoutMs: number;
   /** prefix text → site name → registration. */
   private readonly table = new Map<string, Map<string, Registration>>();
+  /** Unsolicited Map-Notifies by nonce, until acknowledged or given up. */
+  private readonly pending = new Map<bigint, PendingNotify>();
+  private readonly nonce: () => bigint;
+  private readonly retransmitMs: number;
+  private readonly notifyRetries: number;
 
   constructor(options: MapServerOptions) {
     this.sites = resolveSites(options.sites);
     this.timeoutMs = (options.registrationTimeoutSeconds ?? REGISTRATION_TIMEOUT_SECONDS) * 1000;
+    this.nonce = options.nonce ?? (() => randomBytes(8).readBigUInt64BE(0));
+    this.retransmitMs = options.notifyRetransmitMs ?? 3000;
+    this.notifyRetries = options.notifyRetries ?? 3;
   }
 
   /** Handles one datagram received from `from` at time `now` (ms). Never throws for bad input. */
@@ -121,7 +154,10 @@ export class MapServerCore {
           return this.onMapRegister(datagram, message, from, now);
         case 'map-notify-ack': {
           const site = this.authenticate(datagram, message);
-          return { replies: [], event: { kind: 'map-notify-ack', site: site.name, nonce: message.nonce, from } };
+          const p = this.pending.get(message.nonce);
+          const acknowledged = p !== undefined && p.site === site.name;
+          if (acknowledged) this.pending.delete(message.nonce);
+          return { replies: [], event: { kind: 'map-notify-ack', site: site.name, nonce: message.nonce, from, acknowledged } };
         }
         case 'map-request':
           return this.onMapRequest(message, from, now);
@@ -174,6 +210,8 @@ export class MapServerCore {
     }
     const registered: string[] = [];
     const withdrawn: string[] = [];
+    const replies: HandleResult['replies'] = [];
+    const moved: Array<{ from: Registration; record: MappingRecord }> = [];
     for (const r of m.records) {
       const key = formatPrefix(r.eid);
       if (r.ttl === 0) {
@@ -189,10 +227,12 @@ export class MapServerCore {
       let bySite = this.table.get(key);
       if (!bySite) this.table.set(key, (bySite = new Map()));
       const prev = bySite.get(site.name);
+      if (!prev) {
+        for (const other of bySite.values()) if (other.site !== site.name && other.expiresAt > now) moved.push({ from: other, record: r });
+      }
       bySite.set(site.name, { eid: r.eid, site: site.name, record: r, from, since: prev?.since ?? now, expiresAt: now + timeout });
       registered.push(key);
     }
-    const replies: HandleResult['replies'] = [];
     if (m.wantMapNotify) {
       // RFC 9301 §5.7: the Map-Notify echoes nonce, key id and records, signed with the same key.
       const notify = encodeLispMessage({
@@ -201,10 +241,26 @@ export class MapServerCore {
       }, { key: site.key });
       replies.push({ to: from, data: notify });
     }
+    // RFC 9301 §5.7: an unsolicited Map-Notify tells the site that held a prefix that it now
+    // maps elsewhere (a VM moved); it is retransmitted until a Map-Notify-Ack arrives (see tick).
+    const movedEvents: MapServerEvent[] = [];
+    for (const [, group] of groupBy(moved, (mv) => mv.from.site)) {
+      const old = group[0]!.from;
+      const oldSite = this.sites.find((x) => x.name === old.site);
+      if (!oldSite) continue;
+      const nonce = this.nonce();
+      const data = encodeLispMessage({
+        type: 'map-notify', nonce, keyId: oldSite.keyId, algorithmId: m.algorithmId, authData: Buffer.alloc(0), records: group.map((g) => g.record),
+      }, { key: oldSite.key });
+      const eids = group.map((g) => formatPrefix(g.record.eid));
+      this.pending.set(nonce, { site: old.site, to: old.from, data, eids, sent: 1, nextAt: now + this.retransmitMs });
+      replies.push({ to: old.from, data });
+      movedEvents.push({ kind: 'mapping-moved', eids, from: old.site, to: site.name, notified: old.from });
+    }
     const event: MapServerEvent = registered.length > 0 || withdrawn.length === 0
       ? { kind: 'registered', site: site.name, eids: registered, notified: m.wantMapNotify, from }
       : { kind: 'withdrawn', site: site.name, eids: withdrawn, from };
-    return { replies, event };
+    return { replies, event, ...(movedEvents.length > 0 ? { also: movedEvents } : {}) };
   }
 
   private onMapRequest(m: MapRequest, replyTo: Endpoint, now: number): HandleResult {
@@ -228,6 +284,26 @@ export class MapServerCore {
       replies: [{ to: replyTo, data: encodeLispMessage(reply) }],
       event: { kind: 'map-request', eids: m.records.map(formatPrefix), found, replyTo },
     };
+  }
+
+  /**
+   * Retransmits unacknowledged unsolicited Map-Notifies that are due (RFC 9301 §5.7) and gives
+   * up on those past their retries. Call it periodically (the UDP runner does, every sweep).
+   */
+  tick(now: number): HandleResult[] {
+    const out: HandleResult[] = [];
+    for (const [nonce, p] of this.pending) {
+      if (p.nextAt > now) continue;
+      if (p.sent > this.notifyRetries) {
+        this.pending.delete(nonce);
+        out.push({ replies: [], event: { kind: 'notify-unacknowledged', site: p.site, eids: p.eids, to: p.to } });
+        continue;
+      }
+      p.sent++;
+      p.nextAt = now + this.retransmitMs;
+      out.push({ replies: [{ to: p.to, data: p.data }], event: { kind: 'notify-retransmitted', site: p.site, eids: p.eids, to: p.to, attempt: p.sent } });
+    }
+    return out;
   }
 
   /** The registration answering `eid` (longest matching prefix; newest site first), if any. */
@@ -267,6 +343,15 @@ export class MapServerCore {
 function replyAddress(m: MapRequest, from: Endpoint): string {
   const family = afiOf(from.address);
   return m.itrRlocs.find((a) => afiOf(a) === family) ?? from.address;
+}
+
+function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    m.set(k, [...(m.get(k) ?? []), it]);
+  }
+  return m;
 }
 
 /** A host prefix (/32 or /128) for a VM address. */

@@ -32,7 +32,7 @@ function site(cloud: string, over: Partial<RegistrarOptions> = {}): RegistrarOpt
   };
 }
 
-function logSince(offset: number): Array<{ kind: string; error?: { code: string }; eids?: string[] }> {
+function logSince(offset: number): Array<{ kind: string; error?: { code: string }; eids?: string[]; site?: string; acknowledged?: boolean }> {
   return readFileSync(env.log, 'utf8').slice(offset).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { kind: string });
 }
 
@@ -51,13 +51,25 @@ beforeAll(() => {
 });
 
 describe('re-address: the target registers, the source withdraws, both confirmed by Map-Notify', () => {
-  it('moves 10.77.0.5 from cloud-a to cloud-b', async () => {
+  it('moves 10.77.0.5 from cloud-a to cloud-b; cloud-a hears of it by an unsolicited Map-Notify and acks it', async () => {
     const vm = '10.77.0.5';
-    await registerEid(site('cloud-a'), [vm]);
-    expect((await lookupEid(vm, { resolver: env })).locators.map((l) => l.address)).toEqual(env.sites['cloud-a']!.rlocs);
-    const notify = await registerEid(site('cloud-b'), [vm]);
-    expect(notify.records.map((r) => r.eid)).toEqual([{ address: vm, maskLength: 32 }]);
-    await withdrawEid(site('cloud-a'), [vm]);
+    const events: RegistrarEvent[] = [];
+    const source = await Registrar.open(site('cloud-a', { refreshIntervalMs: 0, onEvent: (e) => events.push(e) }));
+    try {
+      await source.register([vm]);
+      expect((await lookupEid(vm, { resolver: env })).locators.map((l) => l.address)).toEqual(env.sites['cloud-a']!.rlocs);
+      const offset = readFileSync(env.log, 'utf8').length;
+      const notify = await registerEid(site('cloud-b'), [vm]);
+      expect(notify.records.map((r) => r.eid)).toEqual([{ address: vm, maskLength: 32 }]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${vm}/32`], acked: true });
+      const log = logSince(offset);
+      expect(log.map((e) => e.kind)).toEqual(expect.arrayContaining(['registered', 'mapping-moved', 'map-notify-ack']));
+      expect(log.find((e) => e.kind === 'map-notify-ack')).toMatchObject({ site: 'cloud-a', acknowledged: true });
+      await source.withdraw([vm]);
+    } finally {
+      await source.close();
+    }
     const rec = await lookupEid(vm, { resolver: env });
     expect(rec.locators.map((l) => l.address)).toEqual(env.sites['cloud-b']!.rlocs);
     // and `intercloud map lookup` prints the same

@@ -139,6 +139,42 @@ describe('map server: registrations', () => {
   });
 });
 
+describe('map server: unsolicited Map-Notify when a prefix moves to another site (RFC 9301 §5.7)', () => {
+  const A = { address: '127.0.0.1', port: 41000 };
+  const B = { address: '127.0.0.1', port: 42000 };
+
+  it('tells the old site, signed with its key, and retransmits until the Map-Notify-Ack', () => {
+    let n = 100n;
+    const core = new MapServerCore({ sites: SITES, nonce: () => n++, notifyRetransmitMs: 3000, notifyRetries: 2 });
+    core.handle(register([record('10.1.1.1/32', '192.0.2.1')]), A, T0);
+    const out = core.handle(register([record('10.1.1.1/32', '198.51.100.1')], { nonce: 9n }, 'key-b'), B, T0 + 10);
+    expect(out.replies.map((r) => r.to)).toEqual([B, A]);
+    expect(out.also).toEqual([{ kind: 'mapping-moved', eids: ['10.1.1.1/32'], from: 'cloud-a', to: 'cloud-b', notified: A }]);
+    const unsolicited = out.replies[1]!.data;
+    expect(decodeLispMessage(unsolicited)).toMatchObject({ type: 'map-notify', nonce: 100n, records: [{ locators: [{ address: '198.51.100.1' }] }] });
+    expect(() => verifyAuthData(unsolicited, 2, 'key-a')).not.toThrow();
+    // a refresh by cloud-b is not a new move
+    expect(core.handle(register([record('10.1.1.1/32', '198.51.100.1')], { nonce: 10n }, 'key-b'), B, T0 + 20).replies).toHaveLength(1);
+    // not yet due, then due
+    expect(core.tick(T0 + 1000)).toEqual([]);
+    const again = core.tick(T0 + 3010);
+    expect(again.map((r) => [r.event.kind, r.replies[0]?.to])).toEqual([['notify-retransmitted', A]]);
+    expect(again[0]!.replies[0]!.data).toEqual(unsolicited);
+    // cloud-a acknowledges: no more retransmissions
+    const ack = encodeLispMessage({ ...(decodeLispMessage(unsolicited) as Extract<LispMessage, { type: 'map-notify' }>), type: 'map-notify-ack' }, { key: 'key-a' });
+    expect(core.handle(ack, A, T0 + 3100).event).toMatchObject({ kind: 'map-notify-ack', site: 'cloud-a', nonce: 100n, acknowledged: true });
+    expect(core.tick(T0 + 60_000)).toEqual([]);
+  });
+
+  it('gives up after its retries when the old site never acknowledges', () => {
+    const core = new MapServerCore({ sites: SITES, nonce: () => 5n, notifyRetransmitMs: 1000, notifyRetries: 2 });
+    core.handle(register([record('10.1.1.1/32', '192.0.2.1')]), A, T0);
+    core.handle(register([record('10.1.1.1/32', '198.51.100.1')], {}, 'key-b'), B, T0);
+    const kinds = [1000, 2000, 3000, 4000].map((t) => core.tick(T0 + t).map((r) => r.event.kind));
+    expect(kinds).toEqual([['notify-retransmitted'], ['notify-retransmitted'], ['notify-unacknowledged'], []]);
+  });
+});
+
 describe('map server: bad input is rejected with a code and no answer, and the server goes on', () => {
   function rejected(core: MapServerCore, datagram: Buffer): string {
     const out = core.handle(datagram, ETR, T0);
