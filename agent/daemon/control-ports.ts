@@ -108,7 +108,7 @@ export function vmWorkload(vm: VmSummary) {
     vcpus: vm.vcpus,
     memoryMiB: Math.ceil(vm.memoryBytes / MiB),
     firmware: 'bios' as const,
-    disks: vm.disks.map((d) => ({ id: d.id, sizeGiB: Math.max(0.001, Math.ceil((d.capacityBytes / GiB) * 1000) / 1000), format: 'raw' })),
+    disks: vm.disks.map((d) => ({ id: d.id, sizeGiB: Math.max(1, Math.ceil(d.capacityBytes / GiB)), format: 'raw' })),
     nics: vm.macs.map((mac) => ({ mac })),
   };
 }

@@ -20,13 +20,16 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
   return {
     async describe(vm, signal) {
       const d = await hv.describeVm(vm, { signal });
-      const { value: descriptor } = writeOvf([d.vm]);
+      // Domain XML does not carry a file disk's size: take it from the image itself.
+      const infos = await Promise.all(d.disks.map((x) => hv.statDisk(vm, x.id, { signal })));
+      const model = { ...d.vm, disks: d.vm.disks.map((disk, i) => ({ ...disk, capacityBytes: infos[i]?.capacityBytes ?? disk.capacityBytes })) };
+      const { value: descriptor } = writeOvf([model]);
       const summary: VmSummary = {
-        name: d.vm.name,
-        vcpus: d.vm.cpu.count,
-        memoryBytes: d.vm.memoryBytes,
-        macs: d.vm.nics.flatMap((n) => (n.mac ? [n.mac] : [])),
-        disks: d.disks.map((x) => ({ id: x.id, capacityBytes: x.capacityBytes })),
+        name: model.name,
+        vcpus: model.cpu.count,
+        memoryBytes: model.memoryBytes,
+        macs: model.nics.flatMap((n) => (n.mac ? [n.mac] : [])),
+        disks: model.disks.map((x, i) => ({ id: String(i), capacityBytes: x.capacityBytes })),
         addresses: [],
       };
       return { summary, descriptor };

@@ -57,6 +57,8 @@ export interface JobStatus {
   state: 'running' | JobOutcome;
   currentStep: string | undefined;
   completedSteps: string[];
+  /** What each completed step returned (as journaled). */
+  results: Record<string, unknown>;
   cancelRequested: boolean;
   error: ReturnType<typeof recordError> | undefined;
   startedAt: string;
@@ -313,6 +315,7 @@ function summarise(records: readonly JournalRecord[], job: RunningJob | undefine
     state: v.outcome ?? 'running',
     currentStep: job?.currentStep,
     completedSteps: [...v.completed.keys()],
+    results: Object.fromEntries(v.completed),
     cancelRequested: v.cancelReason !== undefined,
     error: finished?.error ?? (lastFailure?.type === 'step-failed' ? lastFailure.error : undefined),
     startedAt: first.at,
