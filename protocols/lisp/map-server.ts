@@ -54,6 +54,8 @@ export interface Registration {
   record: MappingRecord;
   /** Where the last Map-Register came from. */
   from: Endpoint;
+  /** The Algorithm ID the site used (an unsolicited Map-Notify to it uses the same). */
+  algorithmId: number;
   /** When this site first registered the prefix (ms since the epoch); the newest one wins lookups. */
   since: number;
   /** When the registration lapses without a refresh (ms since the epoch). */
@@ -230,7 +232,7 @@ export class MapServerCore {
       if (!prev) {
         for (const other of bySite.values()) if (other.site !== site.name && other.expiresAt > now) moved.push({ from: other, record: r });
       }
-      bySite.set(site.name, { eid: r.eid, site: site.name, record: r, from, since: prev?.since ?? now, expiresAt: now + timeout });
+      bySite.set(site.name, { eid: r.eid, site: site.name, record: r, from, algorithmId: m.algorithmId, since: prev?.since ?? now, expiresAt: now + timeout });
       registered.push(key);
     }
     if (m.wantMapNotify) {
@@ -250,7 +252,7 @@ export class MapServerCore {
       if (!oldSite) continue;
       const nonce = this.nonce();
       const data = encodeLispMessage({
-        type: 'map-notify', nonce, keyId: oldSite.keyId, algorithmId: m.algorithmId, authData: Buffer.alloc(0), records: group.map((g) => g.record),
+        type: 'map-notify', nonce, keyId: oldSite.keyId, algorithmId: old.algorithmId, authData: Buffer.alloc(0), records: group.map((g) => g.record),
       }, { key: oldSite.key });
       const eids = group.map((g) => formatPrefix(g.record.eid));
       this.pending.set(nonce, { site: old.site, to: old.from, data, eids, sent: 1, nextAt: now + this.retransmitMs });
