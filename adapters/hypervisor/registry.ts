@@ -25,6 +25,7 @@ export const LibvirtConfigSchema = z.strictObject({
   domainType: z.enum(['kvm', 'qemu']).default('kvm').describe('qemu where the host has no KVM (TCG)'),
   nicTarget: z.strictObject({ type: z.enum(['network', 'bridge', 'direct', 'user']), name: z.string().min(1).optional() }).optional(),
   pollMs: z.number().int().min(10).max(10_000).default(250),
+  consoleLogDir: z.string().min(1).optional().describe('host directory where serial consoles of VMs defined here are logged'),
   ssh: z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(22),
@@ -100,6 +101,7 @@ export const HYPERVISORS = {
       return new LibvirtHypervisor({
         name: c.name, uri: c.uri, pool: c.pool, virsh: c.virsh, qemuImg: c.qemuImg, pollMs: c.pollMs,
         domainType: c.domainType, ...(c.nicTarget ? { nicTarget: c.nicTarget } : {}),
+        ...(c.consoleLogDir ? { consoleLogDir: c.consoleLogDir } : {}),
       }, runner);
     },
   },

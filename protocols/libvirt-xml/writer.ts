@@ -35,6 +35,12 @@ export interface WriteLibvirtOptions {
   readonly nicTarget?: (nic: VmNic, index: number) => NicTarget;
   /** Report to continue (e.g. the OVF reader's), so one report covers the whole conversion. */
   readonly report?: ConversionReport;
+  /**
+   * Directory on the target host where libvirt copies each serial console's output
+   * (`<log file='DIR/NAME-serialN.log'/>` on the pty), so the guest's console can be read
+   * without attaching to it. Default: no log.
+   */
+  readonly serialLogDir?: string;
   /** Whether the target host can emulate a TPM (swtpm installed); default true. When false the TPM is reported as lost. */
   readonly tpm?: boolean;
 }
@@ -188,7 +194,11 @@ export function writeLibvirtDomain(vm: VirtualMachine, options: WriteLibvirtOpti
     else if (g.type === 'vga') graphicsNodes.push(el('video', {}, [el('model', { type: 'vga' })]));
     else report.loss(`graphics[${i}]`, `graphics type '${g.type}' has no libvirt equivalent`, g.type);
   }
-  const serialNodes = Array.from({ length: vm.serialPorts ?? 0 }, (_, i) => el('serial', { type: 'pty' }, [el('target', { port: i })]));
+  const serialLogDir = options.serialLogDir?.replace(/\/+$/, '');
+  const serialNodes = Array.from({ length: vm.serialPorts ?? 0 }, (_, i) => el('serial', { type: 'pty' }, [
+    ...(serialLogDir ? [el('log', { file: `${serialLogDir}/${vm.name}-serial${i}.log`, append: 'on' })] : []),
+    el('target', { port: i }),
+  ]));
   if (vm.tpm && options.tpm === false) report.loss('tpm', 'the target host has no tpm emulator; the vtpm is not written');
   const tpmNode = vm.tpm && options.tpm !== false ? el('tpm', { model: 'tpm-crb' }, [el('backend', { type: 'emulator', version: '2.0' })]) : undefined;
 

@@ -43,6 +43,8 @@ export interface LibvirtSettings {
   domainType: string;
   /** How every NIC attaches on this host; absent = the libvirt network named by the NIC (else `default`). */
   nicTarget?: NicTarget;
+  /** Directory on the host where serial consoles of VMs defined here are logged; absent = no log. */
+  consoleLogDir?: string;
 }
 
 const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vpc: 'vhd', vhdx: 'vhdx' };
@@ -250,6 +252,7 @@ export class LibvirtHypervisor implements Hypervisor {
       const { value: xml, report } = writeLibvirtDomain(model, {
         domainType: this.settings.domainType,
         ...(nicTarget ? { nicTarget: () => nicTarget } : {}),
+        ...(this.settings.consoleLogDir ? { serialLogDir: this.settings.consoleLogDir } : {}),
       });
       entries.push(...report.entries);
       throwIfAborted(this.prefix, 'defineVm', options.signal);
