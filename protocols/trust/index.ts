@@ -3,7 +3,7 @@
  * signed negotiation messages and the hash-chained audit log. See README.md.
  */
 export { TRUST_ERRORS, type TrustErrorCode } from './errors.js';
-export { generateKeyPair, keyTypeOf, privateKeyFromPem, privateKeyToPem, type KeyPair, type KeyType } from './keys.js';
+export { generateKeyPair, keyTypeOf, privateKeyFromPem, privateKeyToPem, spkiKeyType, type KeyPair, type KeyType } from './keys.js';
 export { decodePem, encodePem } from './pem.js';
 export {
   buildCertificate, certificateToPem, encodeName, parseCertificateDer, parseCertificatePem, parseCertificatesPem, KEY_USAGE_BITS,

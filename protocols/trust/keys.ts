@@ -5,7 +5,7 @@
  * verification in the trust area goes through here.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { decode, encode, nul, oid, seq, type Asn1 } from './der.js';
+import { decode, encode, nul, oid, readOid, seq, TYPE as asn1Type, type Asn1 } from './der.js';
 import { isIntercloudError } from '../errors/index.js';
 import { trustError } from './errors.js';
 import { OID } from './oids.js';
@@ -84,6 +84,34 @@ export function spkiDer(publicKey: KeyObject): Buffer {
 /** The forge node of a SubjectPublicKeyInfo. */
 export function spkiNode(publicKey: KeyObject): Asn1 {
   return decode(spkiDer(publicKey), 'subject public key info');
+}
+
+/**
+ * The key type of SubjectPublicKeyInfo DER, read from the DER alone (RFC 5480 §2, RFC 3279
+ * §2.3.1): ECDSA on P-256, or RSA with a modulus of at least 2048 bits; anything else is
+ * TRUST_UNSUPPORTED_ALGORITHM. Loading a KeyObject costs ~150 µs with OpenSSL 3, so the
+ * verifier checks a peer's key policy this way and loads the key only when it must.
+ */
+export function spkiKeyType(spki: Uint8Array): KeyType {
+  const [algorithm, key] = (decode(spki, 'subject public key info').value as Asn1[]);
+  const [algOid, params] = (algorithm?.value ?? []) as Asn1[];
+  const unsupported = (what: string): never => {
+    throw trustError('TRUST_UNSUPPORTED_ALGORITHM', `unsupported subject public key (${what}); want ec p-256 or rsa >= 2048`);
+  };
+  const id = readOid(algOid, 'public key algorithm');
+  if (id === OID.ecPublicKey) {
+    if (params === undefined || params.type !== asn1Type.OID || readOid(params, 'named curve') !== OID.prime256v1) unsupported('ec curve');
+    return 'ec';
+  }
+  if (id !== OID.rsaEncryption) unsupported(`algorithm ${id}`);
+  const bitString = typeof key?.value === 'string' ? key.value : '';
+  const rsaKey = decode(Buffer.from(bitString, 'latin1').subarray(1), 'rsa public key').value as Asn1[];
+  const modulus = typeof rsaKey[0]?.value === 'string' ? Buffer.from(rsaKey[0].value, 'latin1') : Buffer.alloc(0);
+  let i = 0;
+  while (i < modulus.length && modulus[i] === 0) i++;
+  const bitsLength = modulus.length === i ? 0 : (modulus.length - i) * 8 - Math.clz32(modulus[i]!) + 24;
+  if (bitsLength < 2048) unsupported(`rsa modulus of ${bitsLength} bits`);
+  return 'rsa';
 }
 
 /** A public key from SubjectPublicKeyInfo DER; anything unusable is TRUST_UNSUPPORTED_ALGORITHM. */

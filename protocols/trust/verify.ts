@@ -9,7 +9,7 @@ import { isIntercloudError } from '../errors/index.js';
 import { parseCertificateDer, parseCertificatesPem, type Certificate, type KeyUsage } from './certificate.js';
 import type { Crl } from './crl.js';
 import { trustError } from './errors.js';
-import { algorithmMatchesKey, verifyBytes } from './keys.js';
+import { algorithmMatchesKey, spkiKeyType, verifyBytes } from './keys.js';
 import { OID } from './oids.js';
 
 /** What a verified peer certificate says about the peer. */
@@ -203,8 +203,8 @@ function checkIdentity(leaf: Certificate, options: VerifyOptions): void {
  */
 export function verifyCertificate(leaf: Certificate, options: VerifyOptions): PeerIdentity {
   checkCritical(leaf, 0);
-  // Loading the key enforces the key policy (ECDSA P-256 or RSA >= 2048): TRUST_UNSUPPORTED_ALGORITHM.
-  void leaf.publicKey;
+  // The key policy (ECDSA P-256 or RSA >= 2048), else TRUST_UNSUPPORTED_ALGORITHM.
+  spkiKeyType(leaf.spki);
   if (options.roots.some((r) => r.fingerprint256 === leaf.fingerprint256) || isSelfSigned(leaf)) {
     throw trustError('TRUST_SELF_SIGNED_LEAF', `certificate '${leaf.subject.text}' is self-signed and cannot identify a peer`, { details: describe(leaf, 0) });
   }

@@ -1,8 +1,9 @@
+import type { KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   buildCertificate, certificateToPem, createRootCertificate, generateKeyPair, issueServerCertificate,
-  parseCertificateDer, parseCertificatePem, randomSerial, verifyCertificate, verifyCertificatePem, type VerifyOptions,
+  parseCertificateDer, parseCertificatePem, randomSerial, spkiKeyType, verifyCertificate, verifyCertificatePem, type VerifyOptions,
 } from '../../../protocols/trust/index.js';
 import { DAY, NOW, codeOf, flipByte, makeCrl, makeGateway, makeRoot } from './fixtures.js';
 
@@ -181,5 +182,16 @@ describe('key policy', () => {
       basicConstraints: { ca: false }, keyUsage: ['digitalSignature'],
     }));
     expect(codeOf(() => verifyCertificate(cert, base))).toBe('TRUST_UNSUPPORTED_ALGORITHM');
+  });
+});
+
+describe('spkiKeyType', () => {
+  it('reads the key policy from DER: P-256 and RSA >= 2048 pass, RSA-1024 does not', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const spki = (k: KeyObject): Buffer => k.export({ type: 'spki', format: 'der' });
+    expect(spkiKeyType(spki(generateKeyPair('ec').publicKey))).toBe('ec');
+    expect(spkiKeyType(spki(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey))).toBe('rsa');
+    expect(codeOf(() => spkiKeyType(spki(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey)))).toBe('TRUST_UNSUPPORTED_ALGORITHM');
+    expect(codeOf(() => spkiKeyType(spki(generateKeyPairSync('ed25519').publicKey)))).toBe('TRUST_UNSUPPORTED_ALGORITHM');
   });
 });
