@@ -46,19 +46,24 @@ export const CA_FILES = { root: 'root.pem', key: 'root.key', state: 'ca.json', l
 /** Writes `data` to `path` atomically: temp file (mode `mode`), fsync, rename, fsync of the directory. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dfd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    const dfd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw trustError('TRUST_WRITE_FAILED', `cannot write '${path}'`, { cause: err, details: { errno: (err as NodeJS.ErrnoException).code } });
   }
 }
 
@@ -113,7 +118,11 @@ export interface CaDirectory {
  * certificate and an empty state. Refuses (TRUST_CA_EXISTS) when DIR already has a root.
  */
 export async function initCaDirectory(dir: string, options: { keyType?: KeyType; now: Date; days?: number; commonName?: string }): Promise<CaDirectory> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw trustError('TRUST_WRITE_FAILED', `cannot create ca directory '${dir}'`, { cause: err });
+  }
   return withCaLock(dir, () => {
     if (existsSync(join(dir, CA_FILES.root)) || existsSync(join(dir, CA_FILES.key))) {
       throw trustError('TRUST_CA_EXISTS', `ca directory '${dir}' already holds a root; use another --dir or remove it`);

@@ -29,6 +29,7 @@ export const TRUST_ERRORS = defineErrorCodes('trust', {
   TRUST_UNKNOWN_SIGNER: { doc: 'a signed message signer certificate is undecodable, self-signed or not issued under a trusted root', retryable: false },
   TRUST_REPLAY_CACHE_FULL: { doc: 'the replay cache is full of unexpired nonces; the message cannot be checked for replay', retryable: true },
   TRUST_KEY_MISMATCH: { doc: 'a private key does not belong to the certificate it was given with', retryable: false },
+  TRUST_WRITE_FAILED: { doc: 'a certificate, key, crl or ca state file cannot be written', retryable: false },
   TRUST_CA_STATE: { doc: 'the ca directory is missing, unreadable or inconsistent', retryable: false },
   TRUST_CA_EXISTS: { doc: 'the ca directory already holds a root; refusing to overwrite it', retryable: false },
   TRUST_CA_LOCKED: { doc: 'another process holds the ca directory lock', retryable: true },

@@ -3,7 +3,7 @@
  * (gateway identity or `--server` TLS certificate), `revoke`, `crl`.
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
@@ -93,6 +93,8 @@ export function registerCaCommands(program: Command): void {
       if (o.server && o.xmpp !== undefined) throw usage('--xmpp is for gateway (--cloud) certificates only');
       const days = parseDays(o.days);
       const dir = resolve(o.dir);
+      const out = resolve(o.out);
+      if (!existsSync(dirname(out))) throw usage(`--out '${o.out}': directory '${dirname(out)}' does not exist`);
       // The CSR's self-signature is checked before anything is signed (TRUST_CSR_SIGNATURE).
       const request = o.csr === undefined ? undefined : parseCsrPem(readInput(o.csr, 'csr'));
       const keys = request ? undefined : generateKeyPair(o.keyType);
@@ -112,7 +114,6 @@ export function registerCaCommands(program: Command): void {
         });
         return issued;
       });
-      const out = resolve(o.out);
       if (keys) writeFileAtomic(`${out}.key`, privateKeyToPem(keys.privateKey), 0o600);
       writeFileAtomic(`${out}.pem`, certificateToPem(cert.der));
       const info = { certificate: `${out}.pem`, ...(keys ? { key: `${out}.key` } : {}), ...summary(cert) };

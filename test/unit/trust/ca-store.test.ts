@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  CA_FILES, initCaDirectory, parseCertificatePem, readCaDirectory, updateCaState, verifyCertificate, withCaLock,
+  CA_FILES, initCaDirectory, parseCertificatePem, readCaDirectory, updateCaState, verifyCertificate, withCaLock, writeFileAtomic,
 } from '../../../protocols/trust/index.js';
 
 const now = new Date('2026-06-01T12:00:00Z');
@@ -47,5 +47,15 @@ describe('CA directory', () => {
     const ca = await initCaDirectory(dir, { now, keyType: 'rsa' });
     expect(ca.issuer.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
     expect(() => verifyCertificate(ca.issuer.certificate, { roots: [ca.issuer.certificate], now })).toThrowError(expect.objectContaining({ code: 'TRUST_SELF_SIGNED_LEAF' }) as Error);
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('an unwritable path is TRUST_WRITE_FAILED and leaves no temporary file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ca-'));
+    expect(() => writeFileAtomic(join(dir, 'missing', 'x.pem'), 'x')).toThrowError(expect.objectContaining({ code: 'TRUST_WRITE_FAILED' }) as Error);
+    writeFileAtomic(join(dir, 'x.pem'), 'y', 0o600);
+    expect(readFileSync(join(dir, 'x.pem'), 'utf8')).toBe('y');
+    expect(readdirSync(dir)).toEqual(['x.pem']);
   });
 });
