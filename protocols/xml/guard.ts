@@ -1,8 +1,9 @@
 /**
- * Hostile-input guard run on descriptor text before any XML parser sees it: a size cap, strict
- * UTF-8 with no binary/control characters, no DOCTYPE or ENTITY declarations (so no external
- * entities, no entity expansion, no external DTD — XML 1.0 §2.8, §4.2), one root element, and a
- * nesting-depth limit. It also records the line of every start tag in document order, which the
+ * Hostile-input guard and well-formedness check run on descriptor text before any XML parser sees
+ * it: a size cap, strict UTF-8 with no binary/control characters, no DOCTYPE or ENTITY
+ * declarations (so no external entities, no entity expansion, no external DTD — XML 1.0 §2.8,
+ * §4.2), start tags of a name and quoted unique attributes, end tags matching their start tags,
+ * one root element, and a nesting-depth limit. It also records the line of every start tag in document order, which the
  * tree builder uses to give elements line numbers.
  *
  * The scan is linear in the input and allocates one number per element.
@@ -61,6 +62,32 @@ function computeLineStarts(text: string): number[] {
 // XML 1.0 §2.2 Char: tab, LF, CR and >= 0x20 (C1 controls are legal but never in descriptors we accept).
 const FORBIDDEN_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
 
+// XML 1.0 §2.3 Name (ASCII subset plus any non-ASCII letter), §3.1 STag/Attribute.
+const NAME = '[A-Za-z_:\\u00C0-\\uFFFD][-A-Za-z0-9_:.\\u00B7-\\uFFFD]*';
+const START_TAG = new RegExp(`^(${NAME})((?:\\s+${NAME}\\s*=\\s*(?:"[^"<]*"|'[^'<]*'))*)\\s*$`);
+const ATTR_NAME = new RegExp(`(${NAME})\\s*=`, 'g');
+
+/**
+ * Checks one start tag's inside (between `<` and `>` or `/>`): a name, then `name="value"`
+ * attributes, no attribute twice (XML 1.0 §3.1 WFC Unique Att Spec). Returns the element name.
+ */
+function checkStartTag(inner: string, where: () => { source: string; line: number; column: number }): string {
+  const m = START_TAG.exec(inner);
+  if (!m) throw locatedError('OVF_XML_MALFORMED', where(), `malformed start tag '<${inner.length > 60 ? inner.slice(0, 60) + '…' : inner}>'`);
+  const attrs = m[2] as string;
+  const eq = attrs.indexOf('=');
+  if (eq !== -1 && attrs.indexOf('=', eq + 1) !== -1) {
+    const seen = new Set<string>();
+    // Attribute values cannot hold '=' followed by a name match outside quotes: strip them first.
+    for (const a of attrs.replace(/"[^"]*"|'[^']*'/g, '""').matchAll(ATTR_NAME)) {
+      const an = a[1] as string;
+      if (seen.has(an)) throw locatedError('OVF_XML_MALFORMED', where(), `attribute '${an}' is repeated`);
+      seen.add(an);
+    }
+  }
+  return m[1] as string;
+}
+
 /** What the guard learnt about the text. */
 export interface GuardResult {
   /** Text without a leading BOM. */
@@ -92,6 +119,7 @@ export function guardXml(input: string, source: string, limits: XmlLimits = {}):
   }
 
   const tagLines: number[] = [];
+  const names: string[] = [];
   let depth = 0;
   let rootClosed = false;
   let i = 0;
@@ -129,8 +157,12 @@ export function guardXml(input: string, source: string, limits: XmlLimits = {}):
     } else if (text.charCodeAt(lt + 1) === 0x2f /* / */) {
       const end = text.indexOf('>', lt);
       if (end === -1) throw locatedError('OVF_XML_MALFORMED', at(lt), 'unterminated end tag');
+      // XML 1.0 §3 element type match: the end tag names the open element.
+      const closing = text.slice(lt + 2, end).trimEnd();
+      const open = names.pop();
+      if (open === undefined) throw locatedError('OVF_XML_MALFORMED', at(lt), `end tag '</${closing}>' without a start tag`);
+      if (closing !== open) throw locatedError('OVF_XML_MALFORMED', at(lt), `end tag '</${closing}>' does not match start tag '<${open}>'`);
       depth--;
-      if (depth < 0) throw locatedError('OVF_XML_MALFORMED', at(lt), 'end tag without a start tag');
       if (depth === 0) rootClosed = true;
       i = end + 1;
     } else {
@@ -148,7 +180,10 @@ export function guardXml(input: string, source: string, limits: XmlLimits = {}):
       if (k >= n) throw locatedError('OVF_XML_MALFORMED', at(lt), 'unterminated start tag');
       if (depth === 0 && rootClosed) throw locatedError('OVF_XML_MALFORMED', at(lt), 'a second root element (two documents concatenated?)');
       tagLines.push(lineAt(text, lt, lineStarts).line);
-      if (text.charCodeAt(k - 1) !== 0x2f /* / */) {
+      const selfClosing = text.charCodeAt(k - 1) === 0x2f; /* / */
+      const name = checkStartTag(text.slice(lt + 1, selfClosing ? k - 1 : k), () => at(lt));
+      if (!selfClosing) {
+        names.push(name);
         depth++;
         if (depth > maxDepth) throw locatedError('OVF_XML_TOO_DEEP', at(lt), `elements nest deeper than ${maxDepth} levels`);
       } else if (depth === 0) {

@@ -1,9 +1,9 @@
 /**
  * A small namespace-resolved element tree built from fast-xml-parser's ordered output, after the
- * hostile-input guard and fast-xml-parser's well-formedness validator have passed.
+ * hostile-input guard (which also checks well-formedness) has passed.
  * Namespaces in XML 1.0 §5–6: prefixes resolve through `xmlns`/`xmlns:p` in scope; `xml:` is built in.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { XMLParser } from 'fast-xml-parser';
 import { locatedError } from './errors.js';
 import { guardXml, type XmlLimits } from './guard.js';
 
@@ -73,65 +73,102 @@ function decodeEntities(raw: string, fail: (problem: string) => never): string {
   });
 }
 
+/** An element of the tree; its path is computed on demand (only errors need it). */
+class TreeElement implements XmlElement {
+  readonly children: XmlElement[] = [];
+  text = '';
+  constructor(
+    readonly local: string,
+    readonly ns: string | undefined,
+    readonly prefix: string | undefined,
+    readonly attributes: readonly XmlAttribute[],
+    readonly line: number,
+    readonly scope: ReadonlyMap<string, string>,
+    private readonly parent: TreeElement | undefined,
+  ) {}
+
+  get path(): string {
+    if (!this.parent) return this.local;
+    let n = 1;
+    for (const c of this.parent.children) {
+      if (c === this) break;
+      if (c.local === this.local) n++;
+    }
+    return `${this.parent.path}/${this.local}[${n}]`;
+  }
+}
+
 /**
- * Parses descriptor text into an element tree. Runs {@link guardXml} first, then fast-xml-parser's
- * validator (well-formedness with line/column), then resolves namespaces. Throws located
+ * Parses descriptor text into an element tree. Runs {@link guardXml} first (hostile input and
+ * well-formedness, with line/column), then fast-xml-parser, then resolves namespaces. Throws located
  * `OVF_XML_…` errors naming `source`, the line and the element.
  */
 export function parseXml(input: string, source: string, limits: XmlLimits = {}): XmlElement {
+  // The guard has checked well-formedness (tags, attributes, nesting, one root); entities are
+  // checked while decoding below.
   const { text, tagLines } = guardXml(input, source, limits);
-  const valid = XMLValidator.validate(text, { allowBooleanAttributes: false });
-  if (valid !== true) {
-    throw locatedError('OVF_XML_MALFORMED', { source, line: valid.err.line, column: valid.err.col }, valid.err.msg.charAt(0).toLowerCase() + valid.err.msg.slice(1));
-  }
   const ordered = parser.parse(text) as OrderedNode[];
   let tagIndex = 0;
+  const failAt = (el: { line: number; path: string }, code: 'OVF_XML_MALFORMED' | 'OVF_XML_UNBOUND_PREFIX', problem: string): never => {
+    throw locatedError(code, { source, line: el.line, element: el.path }, problem);
+  };
+  const decode = (raw: string, el: { line: number; path: string }): string =>
+    raw.includes('&') ? decodeEntities(raw, (p) => failAt(el, 'OVF_XML_MALFORMED', p)) : raw;
 
-  const build = (node: OrderedNode, parentScope: ReadonlyMap<string, string>, parentPath: string, siblingCounts: Map<string, number>): XmlElement => {
-    const qname = Object.keys(node).find((k) => k !== ':@') as string;
+  const build = (node: OrderedNode, parentScope: ReadonlyMap<string, string>, parent: TreeElement | undefined): TreeElement => {
+    let qname = '';
+    for (const k in node) {
+      if (k !== ':@') {
+        qname = k;
+        break;
+      }
+    }
     const line = tagLines[tagIndex++] ?? 0;
     const colon = qname.indexOf(':');
     const prefix = colon === -1 ? undefined : qname.slice(0, colon);
     const local = colon === -1 ? qname : qname.slice(colon + 1);
-    const count = (siblingCounts.get(local) ?? 0) + 1;
-    siblingCounts.set(local, count);
-    const path = parentPath === '' ? local : `${parentPath}/${local}[${count}]`;
-    const fail = (code: 'OVF_XML_MALFORMED' | 'OVF_XML_UNBOUND_PREFIX', problem: string): never => {
-      throw locatedError(code, { source, line, element: path }, problem);
+    // Until the element exists, errors are located through a stand-in with the same path.
+    const here = {
+      line,
+      get path(): string {
+        return parent ? `${parent.path}/${local}[${parent.children.filter((c) => c.local === local).length + 1}]` : local;
+      },
     };
-    const rawAttrs = node[':@'] ?? {};
+    const rawAttrs = node[':@'];
     let scope = parentScope;
-    for (const [k, v] of Object.entries(rawAttrs)) {
+    const attrEntries = rawAttrs ? Object.entries(rawAttrs) : [];
+    for (const [k, v] of attrEntries) {
       if (k === 'xmlns' || k.startsWith('xmlns:')) {
         if (scope === parentScope) scope = new Map(parentScope);
-        (scope as Map<string, string>).set(k === 'xmlns' ? '' : k.slice(6), decodeEntities(v, (p) => fail('OVF_XML_MALFORMED', p)));
+        (scope as Map<string, string>).set(k === 'xmlns' ? '' : k.slice(6), decode(v, here));
       }
     }
     const ns = prefix === undefined ? scope.get('') || undefined : prefix === 'xml' ? XML_NS : scope.get(prefix);
-    if (prefix !== undefined && ns === undefined) fail('OVF_XML_UNBOUND_PREFIX', `element prefix '${prefix}' is not declared`);
+    if (prefix !== undefined && ns === undefined) failAt(here, 'OVF_XML_UNBOUND_PREFIX', `element prefix '${prefix}' is not declared`);
     const attributes: XmlAttribute[] = [];
-    for (const [k, v] of Object.entries(rawAttrs)) {
+    for (const [k, v] of attrEntries) {
       if (k === 'xmlns' || k.startsWith('xmlns:')) continue;
       const c = k.indexOf(':');
       const ap = c === -1 ? undefined : k.slice(0, c);
       const ans = ap === undefined ? undefined : ap === 'xml' ? XML_NS : scope.get(ap);
-      if (ap !== undefined && ans === undefined) fail('OVF_XML_UNBOUND_PREFIX', `attribute prefix '${ap}' of '${k}' is not declared`);
-      attributes.push({ local: c === -1 ? k : k.slice(c + 1), ns: ans, prefix: ap, value: decodeEntities(v, (p) => fail('OVF_XML_MALFORMED', p)) });
+      if (ap !== undefined && ans === undefined) failAt(here, 'OVF_XML_UNBOUND_PREFIX', `attribute prefix '${ap}' of '${k}' is not declared`);
+      attributes.push({ local: c === -1 ? k : k.slice(c + 1), ns: ans, prefix: ap, value: decode(v, here) });
     }
-    const children: XmlElement[] = [];
+    const el = new TreeElement(local, ns, prefix, attributes, line, scope, parent);
+    if (parent) parent.children.push(el);
     let textParts = '';
-    const counts = new Map<string, number>();
     for (const child of (node[qname] as OrderedNode[] | undefined) ?? []) {
       if ('#text' in child) textParts += String(child['#text']);
-      else children.push(build(child, scope, path, counts));
+      else build(child, scope, el);
     }
-    return { local, ns, prefix, attributes, children, text: decodeEntities(textParts, (p) => fail('OVF_XML_MALFORMED', p)), line, path, scope };
+    el.text = decode(textParts, el);
+    return el;
   };
 
   const roots = ordered.filter((n) => !('#text' in n));
   const root = roots[0];
   if (root === undefined || roots.length !== 1) throw locatedError('OVF_XML_MALFORMED', { source }, `expected one root element, found ${roots.length}`);
-  return build(root, new Map([['xml', XML_NS]]), '', new Map());
+  return build(root, new Map([['xml', XML_NS]]), undefined);
 }
 
 /** Children of `el` with local name `local` (and namespace `ns` when given). */
