@@ -134,6 +134,7 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
     {
       // The target registered the addresses when the VM started there; this cloud withdraws.
       name: 're-address',
+      maxAttempts: 6,
       run: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
         await ports.addressing.withdraw(summary.addresses, ctx.signal);
