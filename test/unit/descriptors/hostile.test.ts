@@ -114,3 +114,20 @@ describe('hostile descriptors', () => {
     expect(codeOf(() => readOvf(`<ovf:Envelope xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><x:VirtualSystem/></ovf:Envelope>`, { source: 'prefix.ovf' }))).toBe('OVF_XML_UNBOUND_PREFIX');
   });
 });
+
+describe('well-formedness in the guard', () => {
+  it('names the line of a mismatched end tag, a repeated attribute and a malformed start tag', () => {
+    const at = (doc: string) => {
+      try {
+        parseXml(doc, 'wf.xml');
+      } catch (e) {
+        return [(e as IntercloudError).code, (e as IntercloudError).details['line']];
+      }
+      return undefined;
+    };
+    expect(at('<a>\n<b>\n</a>')).toEqual(['OVF_XML_MALFORMED', 3]);
+    expect(at('<a>\n<b x="1" x="2"/></a>')).toEqual(['OVF_XML_MALFORMED', 2]);
+    expect(at('<a>\n\n<b x=1/></a>')).toEqual(['OVF_XML_MALFORMED', 3]);
+    expect(at('<a><b/></a>')).toBeUndefined();
+  });
+});
