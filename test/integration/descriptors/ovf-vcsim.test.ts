@@ -12,16 +12,9 @@ import { writeOvf } from '../../../protocols/ovf/index.js';
 import type { VirtualMachine } from '../../../protocols/vm/index.js';
 import { attr, childrenNamed, decodeDescriptor, escapeText, parseXml, type XmlElement } from '../../../protocols/xml/index.js';
 import { serviceEnv } from '../../helpers/services.js';
+import type { VcsimEnv } from '../hypervisor/env.js';
 import { allFixtures, fixtureBytes } from '../../unit/descriptors/fixtures.js';
 
-interface VcsimEnv {
-  url: string;
-  user: string;
-  password: string;
-  caFile: string;
-  datacenter: string;
-  datastore: string;
-}
 
 /** A minimal vSphere SOAP session (vim25) with vcsim's pinned certificate. */
 class Vim {
