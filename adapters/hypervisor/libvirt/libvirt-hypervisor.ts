@@ -1,9 +1,9 @@
 /**
  * The libvirt adapter: drives `virsh` (and `qemu-img`) on the hypervisor host through a
  * {@link CommandRunner} — over SSH, or locally — and turns libvirt domain XML into the shared VM
- * model with the descriptors' codec. Disk bytes move through `virsh vol-download`/`vol-upload`
- * as streams (libvirt's storage streams, so they work whatever the daemon's mount namespace),
- * never buffered whole.
+ * model with the descriptors' codec. Disk bytes move as streams, never buffered whole: written
+ * through `virsh vol-upload` (libvirt's storage stream), read with `dd` on the volume's file or
+ * `virsh vol-download` (setting `diskRead`).
  */
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,6 +45,12 @@ export interface LibvirtSettings {
   nicTarget?: NicTarget;
   /** Directory on the host where serial consoles of VMs defined here are logged; absent = no log. */
   consoleLogDir?: string;
+  /**
+   * How disk bytes are read: `file` runs `dd` on the volume's path (the SSH user must see the
+   * pool's files, as on a normal host); `libvirt` uses `virsh vol-download` (libvirt's stream,
+   * for hosts where only libvirtd sees the files). Writes always use `virsh vol-upload`.
+   */
+  diskRead: 'file' | 'libvirt';
 }
 
 const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vpc: 'vhd', vhdx: 'vhdx' };
@@ -367,15 +373,26 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async readDisk(name: string, diskId: string, options: ReadDiskOptions = {}): Promise<Readable> {
     const ref = await this.diskPath(name, diskId, options);
-    const args = [this.settings.virsh, '-q', '-c', this.settings.uri, 'vol-download', '--vol', ref.href];
-    if (options.offset !== undefined) args.push('--offset', String(options.offset));
-    if (options.length !== undefined) args.push('--length', String(options.length));
-    args.push('/dev/stdout');
-    const cmd = this.runner.spawn(args, this.opts(options));
+    let argv: string[];
+    let tool: string;
+    if (this.settings.diskRead === 'file') {
+      // The volume's file read where it lies, one hop less than libvirt's stream (libvirtd → virsh).
+      tool = 'dd';
+      argv = ['dd', `if=${ref.href}`, 'bs=1M', 'status=none', 'iflag=skip_bytes,count_bytes'];
+      if (options.offset !== undefined) argv.push(`skip=${options.offset}`);
+      if (options.length !== undefined) argv.push(`count=${options.length}`);
+    } else {
+      tool = 'virsh';
+      argv = [this.settings.virsh, '-q', '-c', this.settings.uri, 'vol-download', '--vol', ref.href];
+      if (options.offset !== undefined) argv.push('--offset', String(options.offset));
+      if (options.length !== undefined) argv.push('--length', String(options.length));
+      argv.push('/dev/stdout');
+    }
+    const cmd = this.runner.spawn(argv, this.opts(options));
     cmd.done.then(
       (exit) => {
-        if (exit.exitStatus === EXIT_NOT_FOUND || exit.exitStatus === EXIT_NOT_EXECUTABLE) cmd.stdout.destroy(commandMissing(this.prefix, args, exit));
-        else if (exit.exitStatus !== 0) cmd.stdout.destroy(this.failed('virsh', args.slice(4), { ...exit, stdout: Buffer.alloc(0) }));
+        if (exit.exitStatus === EXIT_NOT_FOUND || exit.exitStatus === EXIT_NOT_EXECUTABLE) cmd.stdout.destroy(commandMissing(this.prefix, argv, exit));
+        else if (exit.exitStatus !== 0) cmd.stdout.destroy(this.failed(tool, argv.slice(1), { ...exit, stdout: Buffer.alloc(0) }));
       },
       () => undefined, // the runner already failed the stream with the coded error
     );
