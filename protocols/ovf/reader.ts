@@ -583,7 +583,9 @@ function readSystem(vs: XmlElement, id: string, ctx: SystemContext, index: numbe
   const topology = coresPerSocket !== undefined && coresPerSocket > 0 && cpuCount % coresPerSocket === 0
     ? { sockets: cpuCount / coresPerSocket, cores: coresPerSocket, threads: 1 }
     : undefined;
+  // OVF has no architecture field; a 64-bit guest OS type (VMware `…64Guest`) implies x86_64.
   const arch = osName && /64/.test(osName) ? 'x86_64' : undefined;
+  if (arch) report.note(`${p}.arch`, `architecture inferred from os type '${osName}'`, arch);
 
   return {
     name,
