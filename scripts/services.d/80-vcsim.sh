@@ -52,6 +52,6 @@ vcsim_up() {
 vcsim_down() { stop_pidfile "$STATE/vcsim/vcsim.pid" "$STATE/vcsim/bin/vcsim" vcsim; }
 
 vcsim_status() {
-  if alive "$STATE/vcsim/vcsim.pid" "$STATE/vcsim/bin/vcsim"; then echo "vcsim: up on 127.0.0.1:$VCSIM_PORT"
-  else echo "vcsim: down"; return 1; fi
+  if alive "$STATE/vcsim/vcsim.pid" "$STATE/vcsim/bin/vcsim"; then say_status vcsim up "https://127.0.0.1:$VCSIM_PORT/sdk (pinned self-signed cert)"
+  else say_status vcsim down "no live pid in $STATE/vcsim/vcsim.pid"; fi
 }
