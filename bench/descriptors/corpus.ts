@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { convertDescriptor, readDescriptor } from '../../protocols/convert/index.js';
 import { writeLibvirtDomain } from '../../protocols/libvirt-xml/index.js';
 import { writeOvf } from '../../protocols/ovf/index.js';
-import { decodeDescriptor } from '../../protocols/xml/index.js';
+import { decodeDescriptor, parseXml } from '../../protocols/xml/index.js';
 
 const run = promisify(execFile);
 const fixtures = resolve(fileURLToPath(import.meta.url), '../../../../shared/fixtures');
@@ -46,6 +46,17 @@ function oursOnce(): { read: number; rejected: number } {
   return { read, rejected };
 }
 
+/** Parse only (guard + fast-xml-parser + namespace tree), the part comparable to xmllint --noout. */
+function parseOnce(): void {
+  for (const [i, b] of bytes.entries()) {
+    try {
+      parseXml(decodeDescriptor(b, files[i] as string), files[i] as string);
+    } catch (err) {
+      if (!(err instanceof Error) || !('code' in err)) throw err;
+    }
+  }
+}
+
 async function xmllintOnce(): Promise<void> {
   // Non-zero exit is expected: the corpus holds broken files on purpose.
   await run('xmllint', ['--noout', ...files]).then(
@@ -62,11 +73,15 @@ const t0 = performance.now();
 const first = oursOnce();
 const cold = performance.now() - t0;
 const ours: number[] = [];
+const parse: number[] = [];
 const lint: number[] = [];
 for (let i = 0; i < rounds; i++) {
   let s = performance.now();
   oursOnce();
   ours.push(performance.now() - s);
+  s = performance.now();
+  parseOnce();
+  parse.push(performance.now() - s);
   s = performance.now();
   await xmllintOnce();
   lint.push(performance.now() - s);
@@ -76,9 +91,11 @@ convertDescriptor(readFileSync(files.find((f) => f.endsWith('test2.ovf')) as str
 
 const mOurs = median(ours);
 const mLint = median(lint);
+const mParse = median(parse);
 const totalKiB = bytes.reduce((a, b) => a + b.length, 0) / 1024;
 console.log(`descriptors corpus: ${files.length} files, ${totalKiB.toFixed(0)} KiB (${first.read} read, ${first.rejected} rejected)`);
 console.log(`machine: ${cpus().length} cores shared with other work; median of ${rounds} rounds`);
 console.log(`ours   read+convert  cold ${cold.toFixed(1)} ms, warm median ${mOurs.toFixed(1)} ms`);
+console.log(`ours   parse only     warm median ${mParse.toFixed(1)} ms (${(mParse / mLint).toFixed(2)}x xmllint)`);
 console.log(`xmllint --noout       median ${mLint.toFixed(1)} ms (one process, all files)`);
 console.log(`ratio ours/xmllint    warm ${(mOurs / mLint).toFixed(2)}x, cold ${(cold / mLint).toFixed(2)}x (aim <= 3x)`);
