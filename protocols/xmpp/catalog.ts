@@ -18,7 +18,7 @@
  * ```
  */
 import { xml, type Element } from '@xmpp/client';
-import { attr, checkSize, child, CLOUD_ID_RE, malformed, num, numAttr, texts, timeAttr, TOKEN_RE } from './fields.js';
+import { attr, checkSize, child, CLOUD_ID_RE, decimal, malformed, num, numAttr, texts, timeAttr, TOKEN_RE } from './fields.js';
 import { CAPABILITIES, ICNS, type Capability } from './namespaces.js';
 import { buildSignature, readSignature } from './signature.js';
 
@@ -69,9 +69,17 @@ const CURRENCY_RE = /^[A-Z]{3}$/;
 const BARE_JID_RE = /^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9.-]{1,253}$/;
 const CAPABILITY_RE = new RegExp(`^(${CAPABILITIES.join('|')})$`);
 
-/** The value that is signed for an entry (see {@link canonicalJson}). */
+/** The value that is signed for an entry (prices rounded as the wire carries them). */
 export function catalogPayload(entry: CatalogEntry): Record<string, unknown> {
-  return { type: 'catalog-entry', ...entry };
+  return { type: 'catalog-entry', ...normalizeCatalogEntry(entry) };
+}
+
+/** The entry with its prices rounded to what the XML carries (see {@link decimal}). */
+export function normalizeCatalogEntry(entry: CatalogEntry): CatalogEntry {
+  return {
+    ...entry,
+    terms: { ...entry.terms, pricePerVcpuHour: decimal(entry.terms.pricePerVcpuHour), pricePerGbMonth: decimal(entry.terms.pricePerGbMonth) },
+  };
 }
 
 /** Builds the `<entry/>` element, with its signature. */

@@ -94,6 +94,14 @@ export function checkSize(el: Element, path: string, max: number = LIMITS.payloa
   if (bytes > max) throw oversized(path, `is ${bytes} bytes, more than ${max}`);
 }
 
+/**
+ * A decimal as the wire carries it (at most 9 fraction digits). Values are rounded with
+ * this *before* signing, so what a peer reads back from the XML is what was signed.
+ */
+export function decimal(n: number): number {
+  return Number(n.toFixed(9));
+}
+
 /** Formats a number for an attribute without exponent notation. */
 export function num(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(9)));

@@ -26,11 +26,11 @@ export {
 export { LIMITS } from './fields.js';
 export { buildSignature, readSignature } from './signature.js';
 export {
-  buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry,
+  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry,
   type Capacity, type CatalogEntry, type PeerFilter, type SignedCatalogEntry, type Terms,
 } from './catalog.js';
 export {
-  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, offerPayload, parseAccept, parseCancel,
+  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept, parseCancel,
   parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS,
   type Accept, type Cancel, type DiskSpec, type NicSpec, type Offer, type OfferConstraints, type OfferTerms, type Progress,
   type Reject, type RejectReason, type StorageWorkload, type VmWorkload, type Workload,

@@ -12,7 +12,7 @@
  */
 import { xml, type Element } from '@xmpp/client';
 import {
-  attr, checkSize, child, CLOUD_ID_RE, LIMITS, MAC_RE, malformed, num, numAttr, optAttr, oversized, texts, timeAttr, TOKEN_RE,
+  attr, checkSize, child, CLOUD_ID_RE, decimal, LIMITS, MAC_RE, malformed, num, numAttr, optAttr, oversized, texts, timeAttr, TOKEN_RE,
 } from './fields.js';
 import { ICNS } from './namespaces.js';
 import { buildSignature, readSignature } from './signature.js';
@@ -143,9 +143,22 @@ const CURRENCY_RE = /^[A-Z]{3}$/;
 const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
 const MiB_MAX = 64 * 1024 * 1024;
 
-/** The value signed for an offer. */
+/** The value signed for an offer (prices rounded as the wire carries them). */
 export function offerPayload(offer: Offer): Record<string, unknown> {
-  return { type: 'offer', ...offer };
+  return { type: 'offer', ...normalizeOffer(offer) };
+}
+
+/** The offer with its decimals rounded to what the XML carries (see {@link decimal}). */
+export function normalizeOffer(offer: Offer): Offer {
+  const t = offer.terms;
+  return {
+    ...offer,
+    terms: {
+      currency: t.currency,
+      ...(t.maxPricePerVcpuHour === undefined ? {} : { maxPricePerVcpuHour: decimal(t.maxPricePerVcpuHour) }),
+      ...(t.maxPricePerGbMonth === undefined ? {} : { maxPricePerGbMonth: decimal(t.maxPricePerGbMonth) }),
+    },
+  };
 }
 
 /** The value signed for an accept. */

@@ -16,7 +16,7 @@ import { jid as parseJid, xml, type Client, type Element, type IqContext } from 
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
-  buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry, type Capacity, type CatalogEntry, type PeerFilter, type Terms,
+  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type Capacity, type CatalogEntry, type PeerFilter, type Terms,
 } from './catalog.js';
 import { buildDiscoInfoQuery, buildDiscoInfoResult, parseDiscoInfo, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
@@ -24,12 +24,12 @@ import {
   CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS, type Capability,
 } from './namespaces.js';
 import {
-  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, offerPayload, parseAccept, parseCancel,
-  parseOffer, parseProgress, parseReject, type Accept, type Cancel, type Offer, type Progress, type RejectReason,
+  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept,
+  parseCancel, parseOffer, parseProgress, parseReject, type Accept, type Cancel, type Offer, type Progress, type RejectReason,
 } from './negotiation.js';
 import type { NegotiationPolicy } from './policy.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
-import { buildCreateNode, buildItemsRequest, buildPublish, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
+import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
 import { ReservationBook } from './reservations.js';
 import { buildStanzaError, parseStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
@@ -136,6 +136,11 @@ export interface GatewaySessionOptions {
    */
   readonly observer?: boolean;
   /**
+   * Whether to follow the directory (fetch the catalog at login, subscribe to its
+   * notifications). Default true; a pure provider that never looks for peers may turn it off.
+   */
+  readonly watchCatalog?: boolean;
+  /**
    * Use XEP-0198 stream management when offered (default false). With xmpp.js 0.14 the
    * inbound count goes wrong when stanzas are sent as soon as the session is online
    * (before `<enabled/>`), and Prosody closes the stream ("client acknowledged more
@@ -195,6 +200,9 @@ export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'r
 /** A catalog entry's signature is valid this long; the session re-signs and republishes at half of it. */
 const CATALOG_TTL_MS = 6 * 3_600_000;
 
+/** Capacity changes within this window are published as one catalog update. */
+const REPUBLISH_DEBOUNCE_MS = 250;
+
 const DEFAULTS = {
   reservationTtlMs: 600_000,
   offerTtlMs: 60_000,
@@ -239,6 +247,7 @@ export class GatewaySession extends EventEmitter {
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
   #expiryTimer: NodeJS.Timeout | undefined;
   #republishTimer: NodeJS.Timeout | undefined;
+  #republishPending: NodeJS.Timeout | undefined;
   #announcing: Promise<void> | undefined;
 
   constructor(options: GatewaySessionOptions) {
@@ -292,7 +301,7 @@ export class GatewaySession extends EventEmitter {
   /** The catalog entry we publish now. */
   catalogEntry(): CatalogEntry {
     const p = this.#profile;
-    return {
+    return normalizeCatalogEntry({
       cloudId: this.cloudId,
       jid: this.jid,
       regions: p.regions,
@@ -304,7 +313,7 @@ export class GatewaySession extends EventEmitter {
       transferUri: p.transferUri,
       certificateSha256: this.#opt.trust.certificateSha256,
       updated: new Date(this.#now()).toISOString(),
-    };
+    });
   }
 
   /**
@@ -377,6 +386,29 @@ export class GatewaySession extends EventEmitter {
     }
     this.#catalog.set(this.cloudId, { entry, signature });
     return entry;
+  }
+
+  /**
+   * Removes our catalog entry from the directory (a cloud leaving the Intercloud), XEP-0060
+   * §7.2. Prosody 0.12 allows it to node owners and service admins only (else `forbidden`).
+   */
+  async retractCatalog(): Promise<void> {
+    await this.#iq('set', this.#opt.pubsubJid, buildRetract(CATALOG_NODE, this.cloudId));
+    this.#catalog.delete(this.cloudId);
+  }
+
+  /**
+   * Republishes our entry soon after free capacity changed, coalescing bursts (many
+   * accepts or cancels) into one publish per {@link REPUBLISH_DEBOUNCE_MS}.
+   */
+  #scheduleRepublish(): void {
+    if (this.#republishPending || this.#opt.observer) return;
+    this.#republishPending = setTimeout(() => {
+      this.#republishPending = undefined;
+      if (!this.online) return;
+      this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
+    }, REPUBLISH_DEBOUNCE_MS);
+    this.#republishPending.unref();
   }
 
   async #ensureNode(): Promise<void> {
@@ -549,7 +581,7 @@ export class GatewaySession extends EventEmitter {
     const to = peerJid.includes('/') ? peerJid : `${peerJid}/${GATEWAY_RESOURCE}`;
     const peer = parseJid(to);
     const now = this.#now();
-    const offer: Offer = {
+    const offer: Offer = normalizeOffer({
       offerId: request.offerId ?? randomUUID(),
       from: this.cloudId,
       workload: request.workload,
@@ -557,7 +589,7 @@ export class GatewaySession extends EventEmitter {
       terms: request.terms,
       issued: new Date(now).toISOString(),
       expires: new Date(now + (this.#opt.offerTtlMs ?? DEFAULTS.offerTtlMs)).toISOString(),
-    };
+    });
     const signature = await this.#opt.trust.sign(MESSAGE_TYPES.OFFER, offerPayload(offer), this.#opt.offerTtlMs ?? DEFAULTS.offerTtlMs);
     let result: Element;
     try {
@@ -623,7 +655,7 @@ export class GatewaySession extends EventEmitter {
   /** Releases a reservation (transaction done or abandoned) and republishes free capacity. */
   async releaseReservation(reservationId: string): Promise<boolean> {
     const r = this.reservations.release(reservationId);
-    if (r && this.online) await this.publishCatalog();
+    if (r) this.#scheduleRepublish();
     return r !== undefined;
   }
 
@@ -688,10 +720,11 @@ export class GatewaySession extends EventEmitter {
       expires: new Date(expiresAt).toISOString(),
     };
     const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), expiresAt - now);
-    await this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
+    // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
+    // above are audited before they are answered.
+    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
     this.emit('reservation', reservation);
-    // Capacity changed: republish in the background (the accept must not wait for it).
-    this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
+    this.#scheduleRepublish();
     return buildAccept(accept, acceptSig);
   }
 
@@ -712,7 +745,7 @@ export class GatewaySession extends EventEmitter {
     await this.#audit({ action: 'reservation-cancelled', peer: from, reason: cancel.reason ?? 'peer', details: { reservationId: cancel.reservationId } });
     for (const h of this.#cancelHandlers) h(cancel, from);
     this.emit('cancel', { from, cancel });
-    this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
+    this.#scheduleRepublish();
     return {};
   }
 
@@ -721,9 +754,7 @@ export class GatewaySession extends EventEmitter {
     for (const r of gone) {
       await this.#audit({ action: 'reservation-expired', peer: r.senderJid, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
     }
-    if (gone.length > 0 && this.online) {
-      await this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
-    }
+    if (gone.length > 0) this.#scheduleRepublish();
   }
 
   // ── plumbing ───────────────────────────────────────────────────────────────────────
@@ -777,15 +808,18 @@ export class GatewaySession extends EventEmitter {
     for (const item of parseRoster(roster.getChild('query'))) {
       if (item.subscription === 'to' || item.subscription === 'both' || item.pending) this.#subscribed.add(item.jid);
     }
+    const watch = this.#opt.watchCatalog ?? true;
     if (!this.#opt.observer) {
       await this.publishCatalog();
-      try {
-        await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
-      } catch (err) {
-        this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+      if (watch) {
+        try {
+          await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
+        } catch (err) {
+          this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+        }
       }
     }
-    await this.refreshCatalog();
+    if (watch) await this.refreshCatalog();
   }
 
   #subscribePresence(bareJid: string): void {

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { xml } from '@xmpp/client';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
-import { buildCatalogEntry, matchesFilter, parseCatalogEntry } from '../../../protocols/xmpp/catalog.js';
+import { buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry } from '../../../protocols/xmpp/catalog.js';
+import { canonicalJson } from '../../../protocols/trust/index.js';
 import { buildItemsRequest, buildPublish, parseEvent, parseItemsResult } from '../../../protocols/xmpp/pubsub.js';
 import { bestEstimate, buildTimeResult, estimateClock, parseTimeResult } from '../../../protocols/xmpp/time.js';
 import { createDefaultPolicy } from '../../../protocols/xmpp/policy.js';
@@ -26,6 +27,13 @@ describe('catalog entries', () => {
         expect(parseCatalogEntry(buildCatalogEntry(e, 'S')).entry).toEqual(e);
       },
     ));
+  });
+
+  it('signs prices as the wire carries them, so a float like 0.01 + 0.06 verifies after the round trip', () => {
+    const e = sampleEntry({ terms: { currency: 'EUR', pricePerVcpuHour: 0.01 + 0.06, pricePerGbMonth: 1 / 3 } });
+    const back = parseCatalogEntry(buildCatalogEntry(e, 'S')).entry;
+    expect(canonicalJson(catalogPayload(back))).toBe(canonicalJson(catalogPayload(e)));
+    expect(back.terms.pricePerGbMonth).toBe(0.333333333);
   });
 
   it('refuses an entry without regions, with a bad fingerprint or an unknown capability', () => {

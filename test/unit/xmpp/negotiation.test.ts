@@ -55,6 +55,12 @@ describe('offer codec', () => {
     expect(canonicalJson(offerPayload(reordered))).toBe(canonicalJson(offerPayload(o)));
   });
 
+  it('signs max prices as the wire carries them', () => {
+    const o = sampleOffer({ terms: { currency: 'EUR', maxPricePerVcpuHour: 0.1 + 0.2 } });
+    const back = parseOffer(buildOffer(o, 'E')).offer;
+    expect(canonicalJson(offerPayload(back))).toBe(canonicalJson(offerPayload(o)));
+  });
+
   it('property: any valid vm shape round-trips', () => {
     fc.assert(fc.property(
       fc.integer({ min: 1, max: 256 }), fc.integer({ min: 1, max: 1 << 20 }),
