@@ -36,6 +36,9 @@ admin_socket = "$dir/data/prosody.sock"
 log = { info = "$dir/prosody.log"; error = "$dir/prosody.err" }
 daemonize = true
 interfaces = { "127.0.0.1" }
+-- TCP_NODELAY: with Nagle on, a reply written in several TLS records waits for the client's
+-- delayed ACK (~40 ms per request/response; the control plane is all small round trips).
+network_settings = { nagle = false }
 c2s_ports = { $PROSODY_PORT }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
