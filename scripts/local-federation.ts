@@ -1,0 +1,232 @@
+/**
+ * A federation of gateway agents on this one machine, over the servers `scripts/services up`
+ * started: agent configs written from services.json, agents run as child processes (so a
+ * test can kill one with SIGKILL and start it again), and a demo VM that boots from its one
+ * disk in a cloud's libvirt. Used by `scripts/demo`, the end-to-end tests and
+ * `bench/migration`; not part of the agent.
+ *
+ *   node --import tsx scripts/local-federation.ts config CLOUD DIR   writes DIR/agent.yaml
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createWriteStream, promises as fs, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { LocalApiClient } from '../agent/api/index.js';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '..');
+
+/** The parts of services.json a federation uses. */
+interface ServicesFile {
+  stateDir: string;
+  pki: { root: string; crl: string; clouds: Record<string, { cert: string; key: string }> };
+  prosody: { host: string; port: number; domain: string; pubsubJid: string };
+  rabbitmq: { url: string; servername: string };
+  sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
+  libvirt: { instances: Record<string, { uri: string; poolPath: string }> };
+  lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
+}
+
+/** Reads services.json (throws with the fix when the servers are not up). */
+export function loadServicesFile(stateDir = process.env['INTERCLOUD_STATE_DIR'] ?? '/var/lib/intercloud-dev'): ServicesFile {
+  const file = join(stateDir, 'services.json');
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as ServicesFile;
+  } catch (err) {
+    throw new Error(`cannot read '${file}': run 'scripts/services up' first`, { cause: err });
+  }
+}
+
+/** Options of one cloud's agent config. */
+export interface AgentConfigOptions {
+  region?: string;
+  pricePerVcpuHour?: number;
+  shutdownTimeoutMs?: number;
+  commitTimeoutMs?: number;
+  reservationSeconds?: number;
+  metricsPort?: number;
+  acceptFrom?: string[];
+  persistentTransfers?: boolean;
+}
+
+/** Writes `dir/agent.yaml` for `cloud` and returns its path; state, socket and consoles live in `dir`. */
+export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: string, o: AgentConfigOptions = {}): Promise<string> {
+  const lv = s.libvirt.instances[cloud];
+  const pki = s.pki.clouds[cloud];
+  const site = s.lisp.sites[cloud];
+  if (!lv || !pki || !site) throw new Error(`services.json has no libvirt instance, certificate or lisp site for '${cloud}'`);
+  await fs.mkdir(join(dir, 'consoles'), { recursive: true });
+  const q = JSON.stringify;
+  const yaml = [
+    `cloud: { id: ${cloud}, regions: [${o.region ?? 'eu-west'}] }`,
+    `identity: { root: ${q(s.pki.root)}, cert: ${q(pki.cert)}, key: ${q(pki.key)}, crl: ${q(s.pki.crl)} }`,
+    `xmpp: { service: "xmpp://${s.prosody.host}:${s.prosody.port}", domain: ${s.prosody.domain}, pubsub: ${s.prosody.pubsubJid} }`,
+    `amqp: { url: ${q(s.rabbitmq.url)}, servername: ${s.rabbitmq.servername} }`,
+    'hypervisor:',
+    '  kind: libvirt',
+    '  config:',
+    `    uri: ${q(lv.uri)}`,
+    '    domainType: qemu',
+    '    nicTarget: { type: user }',
+    `    consoleLogDir: ${q(join(dir, 'consoles'))}`,
+    `    ssh: { host: ${s.sshd.host}, port: ${s.sshd.port}, username: ${s.sshd.user}, privateKeyFile: ${q(s.sshd.privateKey)}, hostKeyFingerprint: ${q(s.sshd.hostKeyFingerprint)} }`,
+    `policy: { acceptFrom: ${q(o.acceptFrom ?? ['*'])}, reservationSeconds: ${o.reservationSeconds ?? 600} }`,
+    `terms: { currency: EUR, pricePerVcpuHour: ${o.pricePerVcpuHour ?? 0.04}, pricePerGbMonth: 0.02 }`,
+    'addressing:',
+    `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
+    `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 3000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false} }`,
+    `state: { dir: ${q(join(dir, 'state'))} }`,
+    `api: { socket: ${q(join(dir, 'agent.sock'))} }`,
+    ...(o.metricsPort ? [`metrics: { listen: "127.0.0.1:${o.metricsPort}" }`] : []),
+    'log: { level: info }',
+  ].join('\n') + '\n';
+  const path = join(dir, 'agent.yaml');
+  await fs.writeFile(path, yaml);
+  return path;
+}
+
+/** A running agent (a child process). */
+export class AgentProcess {
+  private child: ChildProcess | undefined;
+  readonly api: LocalApiClient;
+
+  constructor(readonly cloud: string, readonly dir: string) {
+    this.api = new LocalApiClient(join(dir, 'agent.sock'));
+  }
+
+  get logFile(): string {
+    return join(this.dir, 'agent.log');
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the agent and resolves once its local API answers. */
+  async start(timeoutMs = 60_000): Promise<void> {
+    const log = createWriteStream(this.logFile, { flags: 'a' });
+    await new Promise((r) => log.once('open', r));
+    const child = spawn(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), 'agent', '--config', join(this.dir, 'agent.yaml')], {
+      stdio: ['ignore', log, log], detached: false,
+    });
+    this.child = child;
+    const t0 = Date.now();
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`agent of '${this.cloud}' exited with ${child.exitCode}: see '${this.logFile}'`);
+      try {
+        await this.api.health();
+        return;
+      } catch {
+        if (Date.now() - t0 > timeoutMs) throw new Error(`agent of '${this.cloud}' did not come up in ${timeoutMs} ms: see '${this.logFile}'`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** Stops the agent: SIGTERM (clean) or SIGKILL (a crash). */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  }
+}
+
+/** The virsh of one cloud (run locally; tests check state with it independently of the agent). */
+export async function virsh(s: ServicesFile, cloud: string, ...args: string[]): Promise<string> {
+  const lv = s.libvirt.instances[cloud];
+  if (!lv) throw new Error(`no libvirt instance '${cloud}'`);
+  const { stdout } = await run('virsh', ['-q', '-c', lv.uri, ...args], { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+/** The power state of `vm` in `cloud`, or `absent`. */
+export async function domState(s: ServicesFile, cloud: string, vm: string): Promise<string> {
+  try {
+    return await virsh(s, cloud, 'domstate', vm);
+  } catch {
+    return 'absent';
+  }
+}
+
+/** Options of {@link createDemoVm}. */
+export interface DemoVmOptions {
+  name: string;
+  mac: string;
+  /** Disk size in MiB (the FAT boot disk; sparse beyond what it holds). */
+  diskMiB?: number;
+  /** Bytes of random data written into the disk after the boot files (to make it non-sparse). */
+  randomMiB?: number;
+  /** The disk's identity, printed by the guest in every heartbeat. */
+  diskId: string;
+  /** Where the console log goes. */
+  consoleLog: string;
+  start?: boolean;
+}
+
+/** Creates (and by default starts) a VM in `cloud` that boots from its one disk. */
+export async function createDemoVm(s: ServicesFile, cloud: string, o: DemoVmOptions): Promise<{ diskPath: string }> {
+  const lv = s.libvirt.instances[cloud];
+  if (!lv) throw new Error(`no libvirt instance '${cloud}'`);
+  const diskPath = join(lv.poolPath, `${o.name}-disk0.img`);
+  await run(join(REPO, 'scripts/guest-boot-disk'), [o.diskId, diskPath, String(o.diskMiB ?? 64)]);
+  if (o.randomMiB) {
+    // Fill the unused tail of the disk with random bytes (the FAT keeps its files at the front).
+    const size = (o.diskMiB ?? 64) * 1024 * 1024;
+    await run('dd', ['if=/dev/urandom', `of=${diskPath}`, 'bs=1M', `count=${o.randomMiB}`, `seek=${Math.floor(size / 1048576) - o.randomMiB}`, 'conv=notrunc', 'status=none']);
+  }
+  await virsh(s, cloud, 'pool-refresh', 'default');
+  const xmlPath = join(lv.poolPath, `${o.name}.xml`);
+  await fs.writeFile(xmlPath, `<domain type='qemu'>
+  <name>${o.name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${diskPath}'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='user'><mac address='${o.mac}'/><model type='virtio'/></interface>
+    <serial type='pty'><log file='${o.consoleLog}' append='off'/><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`);
+  await virsh(s, cloud, 'define', xmlPath);
+  await fs.rm(xmlPath, { force: true });
+  if (o.start !== false) await virsh(s, cloud, 'start', o.name);
+  return { diskPath };
+}
+
+/** Removes `vm` and its storage from `cloud` (absent is fine). */
+export async function removeVm(s: ServicesFile, cloud: string, vm: string): Promise<void> {
+  await virsh(s, cloud, 'destroy', vm).catch(() => undefined);
+  await virsh(s, cloud, 'undefine', vm, '--remove-all-storage').catch(() => virsh(s, cloud, 'undefine', vm).catch(() => undefined));
+}
+
+/** Waits until `file` contains `text` (a guest's console line). */
+export async function waitForText(file: string, text: string, timeoutMs = 60_000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    const content = await fs.readFile(file, 'latin1').catch(() => '');
+    if (content.includes(text)) return content;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`'${text}' did not appear in '${file}' within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  const [cmd, ...args] = process.argv.slice(2);
+  const s = loadServicesFile();
+  if (cmd === 'config' && args.length >= 2) {
+    const [cloud, dir, region, price] = args as [string, string, string?, string?];
+    process.stdout.write(await writeAgentConfig(s, cloud, dir, { ...(region ? { region } : {}), ...(price ? { pricePerVcpuHour: Number(price) } : {}) }) + '\n');
+  } else if (cmd === 'vm' && args.length === 5) {
+    const [cloud, name, mac, diskId, consoleLog] = args as [string, string, string, string, string];
+    await removeVm(s, cloud, name);
+    const { diskPath } = await createDemoVm(s, cloud, { name, mac, diskId, consoleLog });
+    process.stdout.write(diskPath + '\n');
+  } else {
+    process.stderr.write('usage: local-federation.ts config CLOUD DIR [REGION] [PRICE] | vm CLOUD NAME MAC DISK-ID CONSOLE-LOG\n');
+    process.exit(2);
+  }
+}
