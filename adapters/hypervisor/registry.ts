@@ -54,6 +54,7 @@ export const VmwareConfigSchema = z.strictObject({
   network: z.string().min(1).default('VM Network'),
   pollMs: z.number().int().min(10).max(10_000).default(250),
   timeoutMs: z.number().int().min(100).default(60_000),
+  importVia: z.enum(['datastore', 'nfc']).default('datastore').describe('datastore: /folder upload + CreateVM_Task; nfc: CreateImportSpec + ImportVApp'),
 });
 
 /** `fake`: in memory, for unit tests and dry runs. */
@@ -116,6 +117,7 @@ export const HYPERVISORS = {
       ...(c.computeResource ? { computeResource: c.computeResource } : {}),
       network: c.network,
       pollMs: c.pollMs,
+      importVia: c.importVia,
     }),
   },
   fake: {

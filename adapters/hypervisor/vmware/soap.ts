@@ -130,3 +130,23 @@ export function parseResponse(xml: string, method: string): { fault: SoapFault }
   if (rets.length === 1) return { value: toValue(rets[0]!) };
   return { value: rets.map(toValue) };
 }
+
+/**
+ * Writes a decoded value back as an element (the inverse of {@link toValue}): `_type` becomes
+ * `xsi:type`, references get their `type` attribute, repeated elements are written in order. Used
+ * to pass a server-built object (an import spec) back to the server unchanged.
+ */
+export function fromValue(name: string, v: SoapValue): XmlNode[] {
+  if (Array.isArray(v)) return v.flatMap((x) => fromValue(name, x));
+  if (typeof v === 'string') return [el(name, {}, v)];
+  if (v._type === 'ManagedObjectReference') return [el(name, { type: text(v['type']) }, text(v['value']))];
+  const attrs = v._type !== undefined ? { 'xsi:type': v._type } : {};
+  const keys = Object.keys(v).filter((k) => k !== '_type');
+  if (keys.length === 1 && keys[0] === 'value' && typeof v['value'] === 'string') return [el(name, attrs, v['value'])];
+  const children: XmlNode[] = [];
+  for (const k of keys) {
+    const c = v[k];
+    if (c !== undefined) children.push(...fromValue(k, c));
+  }
+  return [el(name, attrs, children)];
+}

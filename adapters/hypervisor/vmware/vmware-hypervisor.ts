@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VirtualMachine } from '../../../protocols/vm/index.js';
 import { el } from '../../../protocols/xml/index.js';
+import { writeOvf } from '../../../protocols/ovf/index.js';
 import type {
   CallOptions, DefineResult, DiskInfo, DiskRef, HostCapacity, Hypervisor, ImportDisk, NewDisk,
   ReadDiskOptions, ShutdownOptions, ShutdownResult, UndefineOptions, VmDescription, VmListing,
@@ -15,8 +16,8 @@ import type {
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
-import { list, moRef, moRefNode, obj, text } from './soap.js';
-import type { MoRef } from './soap.js';
+import { fromValue, list, moRef, moRefNode, obj, text } from './soap.js';
+import type { MoRef, SoapObject } from './soap.js';
 import { configSpec, parseDatastorePath, vmFromConfig } from './vm-mapping.js';
 import { prop, VsphereClient } from './vsphere-client.js';
 import type { VsphereEndpoint } from './vsphere-client.js';
@@ -34,6 +35,12 @@ export interface VmwareSettings {
   network: string;
   /** How often to poll the power state while waiting for a shutdown (ms). */
   pollMs: number;
+  /**
+   * How `importVm` brings disks in: `datastore` (default) uploads the flat vmdk pairs through
+   * `/folder` then `CreateVM_Task`; `nfc` is vSphere's OVF import (`CreateImportSpec` →
+   * `ImportVApp` → NFC upload), see {@link VmwareHypervisor.importVApp}.
+   */
+  importVia: 'datastore' | 'nfc';
 }
 
 interface Inventory {
@@ -354,7 +361,93 @@ export class VmwareHypervisor implements Hypervisor {
   }
 
   async importVm(vm: VirtualMachine, disks: readonly ImportDisk[], options: CallOptions = {}): Promise<DefineResult> {
+    if (this.settings.importVia === 'nfc') return this.importVApp(vm, disks, options);
     return importByParts(this, vm, disks, options);
+  }
+
+  /**
+   * vSphere's own OVF import: the model written as OVF (`protocols/ovf`), `OvfManager.CreateImportSpec`
+   * (vSphere parses and checks the descriptor), `ResourcePool.ImportVApp` (creates the VM and an
+   * `HttpNfcLease`), each disk's bytes sent to its lease URL, then `HttpNfcLeaseComplete`. On any
+   * failure the lease is aborted and a VM it created is destroyed. (vcsim accepts NFC uploads but
+   * discards their bytes, so its disks read back empty.)
+   */
+  async importVApp(vm: VirtualMachine, disks: readonly ImportDisk[], options: CallOptions = {}): Promise<DefineResult> {
+    const { signal } = options;
+    throwIfAborted(this.prefix, 'importVm', signal);
+    if (disks.length !== vm.disks.length) {
+      throw hvError('HV_MODEL_INVALID', `${this.prefix}: import of '${vm.name}' has ${vm.disks.length} disks in the model but ${disks.length} streams`, { details: { vm: vm.name } });
+    }
+    const inv = await this.inv(signal);
+    if (await this.findVm(vm.name, signal)) {
+      for (const d of disks) d.source.destroy();
+      throw hvError('HV_VM_EXISTS', `${this.prefix}: a vm named '${vm.name}' already exists`, { details: { vm: vm.name } });
+    }
+    const files = vm.disks.map((d, i) => ({ ...d, format: 'vmdk-stream' as const, file: { href: `${vm.name}-disk${i}.vmdk`, sizeBytes: disks[i]!.sizeBytes } }));
+    const { value: ovf, report } = writeOvf([{ ...vm, disks: files }], { devices: 'vsphere' });
+    const sc = await this.client.session(signal);
+    const created = obj(await this.client.call('CreateImportSpec', sc.ovfManager, [
+      el('ovfDescriptor', {}, ovf),
+      moRefNode('resourcePool', inv.resourcePool),
+      moRefNode('datastore', inv.datastore),
+      el('cisp', {}, [el('locale', {}, ''), el('deploymentOption', {}, ''), el('entityName', {}, vm.name)]),
+    ], signal));
+    const problems = list(created['error']).map((e) => text(obj(e)['localizedMessage']) || obj(e)._type || 'error');
+    const spec = created['importSpec'];
+    if (problems.length > 0 || spec === undefined) {
+      for (const d of disks) d.source.destroy();
+      throw hvError('HV_MODEL_INVALID', `${this.prefix}: vsphere refused the ovf of '${vm.name}': ${problems.join('; ') || 'no import spec'}`, { details: { vm: vm.name, problems } });
+    }
+    const items = list(created['fileItem']).map(obj);
+    let lease: MoRef | undefined;
+    try {
+      lease = moRef(await this.client.call('ImportVApp', inv.resourcePool, [...fromValue('spec', spec), moRefNode('folder', inv.vmFolder)], signal));
+      if (!lease) throw hvError('VMWARE_RESPONSE_INVALID', `${this.prefix}: ImportVApp returned no lease`, { details: { vm: vm.name } });
+      const info = await this.leaseReady(lease, signal);
+      const urls = list(info['deviceUrl']).map(obj);
+      for (const [i, d] of disks.entries()) {
+        const item = items.find((f) => text(f['path']) === files[i]!.file.href);
+        const target = urls.find((u) => text(u['importKey']) === text(item?.['deviceId']));
+        if (!item || !target) throw hvError('VMWARE_RESPONSE_INVALID', `${this.prefix}: the import lease has no upload url for disk ${i}`, { details: { vm: vm.name, disk: i } });
+        const url = new URL(text(target['url']).replace('://*', `://${new URL(this.settings.endpoint.url).host}`));
+        const guard = new ExactLength(d.sizeBytes, `${this.prefix}: disk ${i} of '${vm.name}'`);
+        guard.on('error', () => undefined);
+        d.source.once('error', (err) => guard.destroy(err));
+        d.source.pipe(guard);
+        const res = await this.client.request('POST', `${url.pathname}${url.search}`, {
+          headers: { 'Content-Type': 'application/x-vnd.vmware-streamVmdk', 'Content-Length': d.sizeBytes },
+          body: guard,
+          signal,
+        });
+        res.resume();
+        if ((res.statusCode ?? 500) >= 300) throw hvError('VMWARE_HTTP', `${this.prefix}: nfc upload of disk ${i} answered http ${res.statusCode}`, { details: { httpStatus: res.statusCode, vm: vm.name } });
+      }
+      await this.client.call('HttpNfcLeaseComplete', lease, [], signal);
+    } catch (err) {
+      for (const d of disks) d.source.destroy();
+      const l = lease;
+      if (l) await cleanup(err, () => this.client.call('HttpNfcLeaseAbort', l, []));
+      await cleanup(err, () => this.undefineVm(vm.name, { removeStorage: true }));
+      throw err;
+    }
+    const desc = await this.describeVm(vm.name, signal ? { signal } : {});
+    return { name: vm.name, ...(desc.vm.uuid ? { uuid: desc.vm.uuid } : {}), disks: desc.disks, report: { from: 'model', to: 'vmware', entries: report.entries } };
+  }
+
+  /** Waits for an import lease to be ready; returns its `info` (HttpNfcLeaseInfo). */
+  private async leaseReady(lease: MoRef, signal?: AbortSignal): Promise<SoapObject> {
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      const [l] = await this.client.retrieve('HttpNfcLease', ['state', 'info', 'error'], [lease], signal);
+      const state = text(l?.props['state']);
+      if (state === 'ready') return obj(l?.props['info']);
+      if (state === 'error') {
+        const e = obj(l?.props['error']);
+        throw hvError('VMWARE_TASK_FAILED', `${this.prefix}: the import lease failed: ${text(e['localizedMessage'])}`, { details: { faultName: obj(e['fault'])._type ?? 'Unknown' } });
+      }
+      await sleep(delay, undefined, signal ? { signal } : {}).catch(() => {
+        throw abortedError(this.prefix, 'importVm', signal);
+      });
+    }
   }
 
   async close(): Promise<void> {
