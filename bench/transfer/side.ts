@@ -1,7 +1,8 @@
 /**
  * One side of a benchmarked transfer, run as its own process so that its peak RSS is its own:
- * `npx tsx bench/transfer/side.ts send|receive|index '<json options>'`. Prints one JSON line:
- * the result, the side's elapsed ms and `process.resourceUsage().maxRSS`.
+ * `node side.js send|receive|index '<json options>'` (compiled by the bench, so tsx's own compiler
+ * does not count in the peak RSS). The receiver prints `{"ready":true}` first; every side ends
+ * with one JSON line: the result, its elapsed ms and `process.resourceUsage().maxRSS`.
  */
 import { ContentIndex, receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
 
@@ -31,6 +32,7 @@ if (side === 'index') {
     windowBytes: a.windowBytes, persistent: a.persistent, expiresAt: a.expiresAt, journalDir: a.journalDir,
   });
 } else {
+  process.stdout.write('{"ready":true}\n');
   let contentIndex: ContentIndex | undefined;
   if (a.base) {
     contentIndex = new ContentIndex(a.chunkSize);

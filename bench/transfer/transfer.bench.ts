@@ -72,7 +72,7 @@ function scattered(size: number, fraction: number, seed: number): Array<[number,
   let total = 0;
   const slots = Math.floor(size / (4 * MiB));
   for (let s = 0; s < slots && total < target; s++) {
-    if (rnd() > fraction * 2.2) continue;
+    if (rnd() > fraction * 4) continue;
     const len = Math.max(64 * 1024, Math.round((rnd() * 2 * MiB) / 4096) * 4096);
     const off = s * 4 * MiB + Math.round((rnd() * (4 * MiB - len)) / 4096) * 4096;
     out.push([off, len]);
@@ -115,11 +115,27 @@ function runRsync(name: string, src: string, dst: string, basis?: string): void 
 }
 
 interface SideOut { result: Record<string, unknown>; elapsedMs: number; maxRssKiB: number }
-function side(which: 'send' | 'receive' | 'index', args: Record<string, unknown>): Promise<SideOut> {
+
+/** Compiles side.ts (and what it imports) with tsc into node_modules/.cache, once per run. */
+const compiled = join(here, '../../node_modules/.cache/icx-bench-transfer');
+function compileSide(): void {
+  execFileSync(process.execPath, [
+    join(here, '../../node_modules/typescript/bin/tsc'), join(here, 'side.ts'), '--outDir', compiled, '--rootDir', join(here, '../..'),
+    '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--strict',
+  ], { stdio: 'inherit' });
+}
+
+function side(which: 'send' | 'receive' | 'index', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'side.ts'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (onReady && out.includes('"ready"')) {
+        onReady();
+        onReady = undefined;
+      }
+    });
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as SideOut) : reject(new Error(`${which} exited ${code}`))));
   });
 }
@@ -128,7 +144,10 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   rmSync(dst, { force: true });
   const transferId = randomUUID();
   const common = { transferId, chunkSize: CHUNK, windowBytes: WINDOW, persistent: opts.persistent ?? false, expiresAt: Date.now() + 3600_000 };
-  const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), ...(opts.base ? { base: opts.base } : {}) });
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), ...(opts.base ? { base: opts.base } : {}) }, ready);
+  await isReady;
   const sending = side('send', { ...common, broker: broker('cloud-a'), path: src, journalDir: join(DIR, 'journal-a') });
   const [s, r] = await Promise.all([sending, receiving]);
   const res = s.result as { wireBytes: number; chunks: Record<string, number> };
@@ -166,6 +185,7 @@ function print(): void {
 }
 
 await fs.mkdir(DIR, { recursive: true });
+compileSide();
 const cases = new Set(values.cases!.split(','));
 console.log(`transfer bench: ${SIZE / GiB} GiB, chunk ${CHUNK / MiB} MiB, window ${WINDOW / MiB} MiB, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const remote = (n: string) => join(DIR, `remote-${n}`);

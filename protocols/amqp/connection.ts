@@ -22,6 +22,8 @@ export interface BrokerOptions {
   readonly servername?: string;
   /** AMQP heartbeat in seconds (default 10): how fast a dead broker is noticed. */
   readonly heartbeatSeconds?: number;
+  /** Longest a connection attempt (TCP, TLS, AMQP handshake) may take, ms (default 10000). */
+  readonly connectTimeoutMs?: number;
 }
 
 function pem(value: string | Buffer): Buffer {
@@ -34,16 +36,30 @@ export async function connectBroker(options: BrokerOptions): Promise<ChannelMode
   const url = new URL(options.url);
   if (url.protocol !== 'amqps:') throw xferError('XFER_CONFIG', `broker url '${options.url}' must use amqps: (tls)`);
   url.searchParams.set('heartbeat', String(options.heartbeatSeconds ?? 10));
+  const limit = options.connectTimeoutMs ?? 10_000;
+  const attempt = amqp.connect(url.toString(), {
+    ca: [pem(options.ca)],
+    cert: pem(options.cert),
+    key: pem(options.key),
+    ...(options.servername ? { servername: options.servername } : {}),
+    credentials: amqp.credentials.external(),
+    timeout: limit,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  // A broker that is still booting can accept TCP and never finish the AMQP handshake:
+  // give up after `limit` (and close the connection should it still open later).
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      attempt.then((late) => late.close(), () => undefined).catch(() => undefined);
+      reject(xferError('XFER_BROKER', `broker '${url.host}' did not complete the handshake in ${limit} ms`, { retryable: true }));
+    }, limit);
+  });
   try {
-    return await amqp.connect(url.toString(), {
-      ca: [pem(options.ca)],
-      cert: pem(options.cert),
-      key: pem(options.key),
-      ...(options.servername ? { servername: options.servername } : {}),
-      credentials: amqp.credentials.external(),
-    });
+    return await Promise.race([attempt, timeout]);
   } catch (err) {
     throw brokerError(err, `cannot connect to broker '${url.host}'`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

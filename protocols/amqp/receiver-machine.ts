@@ -134,8 +134,13 @@ export class ReceiverMachine {
 
   /** A write or local copy failed to find its bytes (a `ref` not in the index): ask for data. */
   onLocalMiss(index: number): ControlMessage {
-    this.inFlight.delete(index);
+    this.release(index);
     return needMessage(this.transferId, [[index, index + 1]]);
+  }
+
+  /** Chunk `index` was decided on but not written (its write failed): it is missing again. */
+  release(index: number): void {
+    this.inFlight.delete(index);
   }
 
   /** The staging file was fsync'ed with these chunks in it: journal them as held. */

@@ -34,9 +34,9 @@ export interface ReceiveOptions {
   readonly contentIndex?: ContentIndex;
   /** Unacked deliveries at once (default 32). */
   readonly prefetch?: number;
-  /** Chunks per staging fsync + journal append (group commit; default 16). */
-  readonly syncEvery?: number;
-  /** Longest a written chunk waits for its fsync, ms (default 100). */
+  /** Bytes written between two staging fsyncs + journal appends (group commit; default 64 MiB). */
+  readonly syncBytes?: number;
+  /** Longest a written chunk waits for its fsync, ms (default 500). */
   readonly syncIntervalMs?: number;
   /** Durable queues (must match the sender's `persistent`). Default false. */
   readonly durable?: boolean;
@@ -65,11 +65,6 @@ export interface ReceiveResult {
   readonly resumed: boolean;
 }
 
-interface Pending {
-  readonly index: number;
-  readonly msg: ConsumeMessage;
-  readonly ch: Channel;
-}
 
 /**
  * Receives transfer `transferId` into `targetPath`. Resolves when the file is committed (its
@@ -83,7 +78,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   const topo = transferTopology(o.from, o.to, o.transferId);
   const now = o.now ?? Date.now;
   const prefetch = o.prefetch ?? 32;
-  const syncEvery = o.syncEvery ?? 16;
+  const syncBytes = o.syncBytes ?? 64 * 1024 * 1024;
   const durable = o.durable ?? false;
   const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'receive'));
   const machine = ReceiverMachine.restore(o.transferId, records);
@@ -101,7 +96,11 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   const done = deferred<void>();
   let failure: XferError | undefined;
   let channel: ConfirmChannel | undefined;
-  let batch: Pending[] = [];
+  // Chunks written but not yet fsync'ed. Their messages are acked already: a crash loses them
+  // from the staging file *and* the journal, and the sender's `end` poll has them sent again
+  // (the end-to-end argument), so acks need not wait for fsync and prefetch never stalls on it.
+  let batch: number[] = [];
+  let batchBytes = 0;
   let flushTimer: NodeJS.Timeout | undefined;
   let work: Promise<void> = Promise.resolve();
   let expiryTimer: NodeJS.Timeout | undefined;
@@ -162,16 +161,16 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
   };
 
-  /** Group commit: fsync the staging file, journal the chunks as held, then ack their messages. */
+  /** Group commit: fsync the staging file, then journal its chunks as held. */
   const flush = async (): Promise<void> => {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = undefined;
     if (batch.length === 0) return;
     const items = batch;
     batch = [];
+    batchBytes = 0;
     await staging?.sync();
-    await run(machine.onDurable(items.map((p) => p.index)));
-    for (const p of items) if (p.ch === channel) ackOn(p.ch, p.msg);
+    await run(machine.onDurable(items));
     report();
   };
 
@@ -202,6 +201,16 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     });
   };
 
+  /** Runs a write for chunk `index`; if it fails the chunk is no longer in progress (asked for again later). */
+  const applyOrRelease = async <T>(index: number, write: () => Promise<T>): Promise<T> => {
+    try {
+      return await write();
+    } catch (err) {
+      machine.release(index);
+      throw err;
+    }
+  };
+
   const onFrame = async (frame: Frame, msg: ConsumeMessage, ch: Channel) => {
     const ok = frame.kind !== 'data' || verifyPayload(frame);
     if (frame.kind === 'data') bytesReceived += frame.length;
@@ -222,23 +231,29 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
         break;
       case 'write':
         frames.data++;
-        await staging!.write(frame.offset, frame.payload!);
+        await applyOrRelease(frame.index, () => staging!.write(frame.offset, frame.payload!));
         break;
       case 'copy-local': {
-        const bytes = await o.contentIndex?.read(frame.sha256.toString('hex'), frame.length);
+        const bytes = await applyOrRelease(frame.index, () => o.contentIndex?.read(frame.sha256.toString('hex'), frame.length) ?? Promise.resolve(undefined));
         if (!bytes) {
           ackOn(ch, msg);
           await send(machine.onLocalMiss(frame.index));
           return;
         }
         frames.ref++;
-        await staging!.write(frame.offset, bytes);
+        await applyOrRelease(frame.index, () => staging!.write(frame.offset, bytes));
         break;
       }
     }
-    batch.push({ index: frame.index, msg, ch });
-    if (batch.length >= syncEvery) await flush();
-    else flushTimer ??= setTimeout(() => enqueue(flush), o.syncIntervalMs ?? 100);
+    // Written (or a hole): it becomes held at the next flush, whatever happens to the ack.
+    batch.push(frame.index);
+    if (frame.kind !== 'zero') batchBytes += frame.length;
+    try {
+      ackOn(ch, msg);
+    } finally {
+      if (batchBytes >= syncBytes) await flush();
+      else flushTimer ??= setTimeout(() => enqueue(flush), o.syncIntervalMs ?? 500);
+    }
   };
 
   const onControl = async (message: ControlMessage, msg: ConsumeMessage, ch: Channel) => {

@@ -241,15 +241,19 @@ async function runSender(
     notify();
   };
 
+  const scratch = Buffer.allocUnsafe(FRAME_HEADER_SIZE + manifest.chunkSize);
   /** Reads chunk `index` into a frame buffer; returns the frame and whether it is all zero. */
   const readChunk = async (index: number): Promise<{ buf: Buffer | undefined; length: number; zero: boolean }> => {
     const offset = index * manifest.chunkSize;
     const length = Math.min(manifest.chunkSize, manifest.size - offset);
     if (source.extents && isHole(source.extents, offset, length)) return { buf: undefined, length, zero: true };
+    // Read into one reused buffer; only a chunk that travels gets its own frame buffer (the
+    // window holds those until confirmed), so zero-heavy images make no garbage.
+    await source.read(offset, length, scratch, FRAME_HEADER_SIZE);
+    if (isAllZero(scratch.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length))) return { buf: undefined, length, zero: true };
     const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + length);
-    await source.read(offset, length, buf, FRAME_HEADER_SIZE);
-    const zero = isAllZero(buf.subarray(FRAME_HEADER_SIZE));
-    return { buf: zero ? undefined : buf, length, zero };
+    scratch.copy(buf, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
+    return { buf, length, zero: false };
   };
 
   const session = async (): Promise<void> => {

@@ -67,6 +67,16 @@ describe('receiver machine', () => {
     expect(m.onFrame(header(2), true)).toEqual({ action: 'write', index: 2 });
   });
 
+  it('asks again at the end for a chunk whose write failed after it was decided on', () => {
+    const m = new ReceiverMachine(TID);
+    m.onManifest(manifestOf(3));
+    for (const i of [0, 1, 2]) expect(m.onFrame(header(i), true)).toEqual({ action: 'write', index: i });
+    m.onDurable([0, 2]);
+    m.release(1); // e.g. the broker went away mid-write
+    expect(sent(m.onEnd(manifestOf(3), DIGEST))).toEqual([{ type: 'need', v: 1, transferId: TID, chunks: [[1, 2]] }]);
+    expect(m.onFrame(header(1), true)).toEqual({ action: 'write', index: 1 });
+  });
+
   it('drops frames of other transfers, out of range, or before the manifest', () => {
     const m = new ReceiverMachine(TID);
     expect(m.onFrame(header(0), true)).toMatchObject({ action: 'drop', reason: 'no-manifest' });
