@@ -308,8 +308,9 @@ export class LibvirtHypervisor implements Hypervisor {
     if (r.exitStatus === 0) {
       while (Date.now() < deadline) {
         if ((await this.vmState(name, options)) !== 'running') break;
-        await sleep(this.settings.pollMs, undefined, options.signal ? { signal: options.signal } : {}).catch((err: unknown) => {
-          throw abortedError(this.prefix, 'shutdownVm', options.signal ?? undefined) ?? err;
+        // Only the signal rejects the sleep.
+        await sleep(this.settings.pollMs, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {
+          throw abortedError(this.prefix, 'shutdownVm', options.signal);
         });
       }
     }
