@@ -15,6 +15,7 @@ export class LocalApiClient {
   listJobs(): Promise<JobStatus[]> { return this.call('GET', '/v1/jobs'); }
   job(id: string): Promise<JobStatus> { return this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`); }
   cancel(id: string): Promise<{ accepted: boolean; state: string }> { return this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`); }
+  peerTimes(): Promise<Array<{ peer: string; offsetMs: number; roundTripMs: number; measuredAt: number }>> { return this.call('GET', '/v1/peers/time'); }
 
   /** Follows a job's events until it finishes; resolves with the final event. */
   follow(id: string, onEvent: (e: SequencerEvent | { type: 'status'; status: JobStatus }) => void): Promise<void> {

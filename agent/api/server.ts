@@ -8,6 +8,7 @@
  *   GET  /v1/jobs/:id/events     server-sent events until the job ends
  *   POST /v1/jobs/:id/cancel                                              → 200 {accepted, state}
  *   GET  /v1/health                                                       → 200 {ok, cloud}
+ *   GET  /v1/peers/time          XEP-0202 clock offset and round trip per online peer → 200 [PeerOffset]
  *
  * Errors are `{error: {code, message, retryable}}` with 400 (bad request), 404 (unknown
  * job), 409 (conflict), 503 (retryable) or 500.
@@ -45,6 +46,8 @@ export interface LocalApiHandlers {
   listJobs(): Promise<JobStatus[]>;
   job(jobId: string): Promise<JobStatus>;
   cancel(jobId: string): Promise<{ accepted: boolean; state: string }>;
+  /** Measures each online peer's clock offset and round trip (XEP-0202). */
+  peerTimes(): Promise<Array<{ peer: string; offsetMs: number; roundTripMs: number; measuredAt: number }>>;
   /** Calls `listener` for each event of `jobId`; returns an unsubscribe function. */
   subscribe(jobId: string, listener: (e: SequencerEvent) => void): () => void;
 }
@@ -91,6 +94,7 @@ async function route(req: IncomingMessage, res: ServerResponse, h: LocalApiHandl
     return sendJson(res, 202, await h.startMigration(request));
   }
   if (m === 'GET' && url.pathname === '/v1/jobs') return sendJson(res, 200, await h.listJobs());
+  if (m === 'GET' && url.pathname === '/v1/peers/time') return sendJson(res, 200, await h.peerTimes());
   if (parts[0] === 'v1' && parts[1] === 'jobs' && parts[2] !== undefined) {
     const id = decodeURIComponent(parts[2]);
     if (m === 'GET' && parts.length === 3) return sendJson(res, 200, await h.job(id));

@@ -14,6 +14,7 @@ import { registerTimeCommands } from './commands/time.js';
 import { registerOvaCommands, registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
 import { registerXmppCommands } from './commands/xmpp.js';
+import { runningAgentPeerOffsets } from './commands/jobs.js';
 import { exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
@@ -27,7 +28,7 @@ const COMMANDS: RegisterCommands[] = [
   registerCertCommands,
   registerAuditCommands,
   registerLispCommands,
-  registerTimeCommands,
+  (p) => registerTimeCommands(p, { peerOffsets: runningAgentPeerOffsets }),
   registerTransferCommands, registerOvfCommands, registerOvaCommands, registerXmppCommands];
 
 /** Builds the program with every area's subcommands registered. */

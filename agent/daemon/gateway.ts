@@ -181,6 +181,18 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     job: (id) => sequencer.status(id),
     cancel: (id) => sequencer.cancel(id),
     subscribe: (id, listener) => sequencer.watch((e) => { if (e.jobId === id) listener(e); }),
+    peerTimes: async () => {
+      const out = [];
+      for (const jid of session.onlinePeers()) {
+        try {
+          const t = await session.peerTime(`${jid}/gateway`);
+          out.push({ peer: jid.split('@')[0] ?? jid, offsetMs: t.offsetMs, roundTripMs: t.rttMs, measuredAt: Date.now() });
+        } catch (err) {
+          log.debug({ err, peer: jid }, 'no entity time from peer');
+        }
+      }
+      return out;
+    },
   });
   let metricsServer: Server | undefined;
   if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);

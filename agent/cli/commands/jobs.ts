@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { IntercloudError } from '../../../protocols/errors/index.js';
 import { LocalApiClient } from '../../api/index.js';
 import type { JobStatus, SequencerEvent } from '../../sequencer/index.js';
 import { EXIT, printJson } from '../output.js';
@@ -87,6 +88,19 @@ export function registerJobCommands(program: Command): void {
       else process.stdout.write(r.accepted ? `cancelling ${id}\n` : `cannot cancel ${id}: it is ${r.state === 'running' ? 'past the point of no return' : r.state}\n`);
       process.exitCode = r.accepted ? EXIT.ok : EXIT.failed;
     });
+}
+
+/**
+ * The peers' clock offsets as the running agent measures them (XEP-0202 through its XMPP
+ * session), for `intercloud time`; none when no agent runs on `INTERCLOUD_SOCKET`.
+ */
+export async function runningAgentPeerOffsets(): Promise<Array<{ peer: string; offsetMs: number; roundTripMs: number; measuredAt: number }>> {
+  try {
+    return await new LocalApiClient(process.env['INTERCLOUD_SOCKET'] ?? DEFAULT_SOCKET).peerTimes();
+  } catch (err) {
+    if (err instanceof IntercloudError && err.code === 'API_UNREACHABLE') return [];
+    throw err;
+  }
 }
 
 /** Creates a new offer/job id. */

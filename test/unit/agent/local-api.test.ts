@@ -28,11 +28,13 @@ describe('local API', () => {
       job: (id) => seq.status(id),
       cancel: (id) => seq.cancel(id),
       subscribe: (id, l) => seq.watch((e) => { if (e.jobId === id) l(e); }),
+      peerTimes: async () => [{ peer: 'cloud-b', offsetMs: 1.5, roundTripMs: 3, measuredAt: 1 }],
     });
     try {
       expect(((await stat(socket)).mode & 0o777).toString(8)).toBe('660');
       const api = new LocalApiClient(socket);
       expect(await api.health()).toEqual({ ok: true, cloud: 'cloud-a' });
+      expect(await api.peerTimes()).toEqual([{ peer: 'cloud-b', offsetMs: 1.5, roundTripMs: 3, measuredAt: 1 }]);
       const { jobId } = await api.startMigration({ vm: 'web1', to: 'cloud-b' });
       expect(jobId).toBe('out-web1');
       const events: string[] = [];
