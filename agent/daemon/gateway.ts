@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { createHypervisor, type Hypervisor } from '../../adapters/hypervisor/index.js';
+import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
@@ -64,10 +64,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     hypervisors: [hypervisor.kind],
     formats: ['ovf', 'qcow2', 'raw'],
     capabilities: [...CAPABILITIES].filter((c) => c !== 'storage-federation'),
-    capacity: {
-      vcpus: Math.max(0, capacity.vcpusFree), memoryMiB: Math.max(0, Math.floor(capacity.memoryBytesFree / MiB)),
-      diskGiB: Math.max(0, Math.floor(capacity.diskBytesFree / GiB)), objectStorageGiB: 0,
-    },
+    capacity: capacityOf(capacity),
     terms: { currency: config.terms.currency, pricePerVcpuHour: config.terms.pricePerVcpuHour, pricePerGbMonth: config.terms.pricePerGbMonth },
     transferUri: config.amqp.url,
   };
@@ -134,10 +131,18 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       if (e.type === 'progress') return;
       const l = jobLog.child({ job: e.jobId, kind: e.kind });
       if (e.type === 'step-failed') l.warn({ step: e.step, error: e.error }, 'step failed');
-      else if (e.type === 'job-finished') l.info({ outcome: e.outcome, error: e.error }, 'job finished');
+      else if (e.type === 'job-finished') {
+        l.info({ outcome: e.outcome, error: e.error }, 'job finished');
+        // A VM came or went: the catalog entry shows the new free capacity.
+        republishCapacity().catch((err: unknown) => l.warn({ err }, 'catalog update failed'));
+      }
       else l.info({ event: e.type, step: e.step }, e.type);
     },
   });
+  async function republishCapacity(): Promise<void> {
+    const c = await hypervisor.hostCapacity();
+    await session.publishCatalog({ capacity: capacityOf(c) });
+  }
   const targetService = new MigrationTargetService(sequencer, mailbox, {
     admit: async () => undefined, // the session applied the policy (allow-list, limits, quotas, capacity) already
     reservationMs: config.policy.reservationSeconds * 1000,
@@ -210,6 +215,14 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       await auditLog.close();
       log.info('gateway stopped');
     },
+  };
+}
+
+/** The catalog's view of a host's free capacity. */
+function capacityOf(c: HostCapacity): CloudProfile['capacity'] {
+  return {
+    vcpus: Math.max(0, c.vcpusFree), memoryMiB: Math.max(0, Math.floor(c.memoryBytesFree / MiB)),
+    diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB: 0,
   };
 }
 
