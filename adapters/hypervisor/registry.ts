@@ -25,7 +25,7 @@ export const LibvirtConfigSchema = z.strictObject({
   domainType: z.enum(['kvm', 'qemu']).default('kvm').describe('qemu where the host has no KVM (TCG)'),
   nicTarget: z.strictObject({ type: z.enum(['network', 'bridge', 'direct', 'user']), name: z.string().min(1).optional() }).optional(),
   pollMs: z.number().int().min(10).max(10_000).default(250),
-  diskRead: z.enum(['file', 'libvirt']).default('file').describe('file: dd on the volume path; libvirt: virsh vol-download'),
+  diskIo: z.enum(['file', 'libvirt']).default('file').describe('file: dd on the volume path; libvirt: virsh vol-upload/vol-download'),
   consoleLogDir: z.string().min(1).optional().describe('host directory where serial consoles of VMs defined here are logged'),
   ssh: z.strictObject({
     host: z.string().min(1),
@@ -102,7 +102,7 @@ export const HYPERVISORS = {
         });
       return new LibvirtHypervisor({
         name: c.name, uri: c.uri, pool: c.pool, virsh: c.virsh, qemuImg: c.qemuImg, pollMs: c.pollMs,
-        domainType: c.domainType, diskRead: c.diskRead, ...(c.nicTarget ? { nicTarget: c.nicTarget } : {}),
+        domainType: c.domainType, diskIo: c.diskIo, ...(c.nicTarget ? { nicTarget: c.nicTarget } : {}),
         ...(c.consoleLogDir ? { consoleLogDir: c.consoleLogDir } : {}),
       }, runner);
     },

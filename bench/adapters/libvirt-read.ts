@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     virsh(l.uri, 'pool-refresh', l.pool);
   }
   const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
-  const hvStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskRead: 'libvirt' }));
+  const hvStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'libvirt' }));
   const vm = 'bench-reader';
   if ((await hv.vmState(vm)) === 'absent') {
     await hv.defineVm({ name: vm, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * MiB, disks: [{ capacityBytes: size, bus: 'virtio', format: 'raw', file: { href: path } }], cdroms: [], nics: [] });
@@ -71,8 +71,8 @@ async function main(): Promise<void> {
   const b = median(theirs);
   const c = median(viaLibvirt);
   process.stdout.write(`\nread ${size / MiB} MiB over ssh (loopback), median of ${rounds}:\n`);
-  process.stdout.write(`  libvirt adapter, diskRead=file (dd over ssh2):         ${a.toFixed(0)} MiB/s\n`);
-  process.stdout.write(`  libvirt adapter, diskRead=libvirt (vol-download/ssh2): ${c.toFixed(0)} MiB/s\n`);
+  process.stdout.write(`  libvirt adapter, diskIo=file (dd over ssh2):         ${a.toFixed(0)} MiB/s\n`);
+  process.stdout.write(`  libvirt adapter, diskIo=libvirt (vol-download/ssh2): ${c.toFixed(0)} MiB/s\n`);
   process.stdout.write(`  scp from the same sshd (anchor):                       ${b.toFixed(0)} MiB/s\n`);
   process.stdout.write(`  ratio adapter/scp: ${(a / b).toFixed(2)}x (aim >= 0.8x); via vol-download: ${(c / b).toFixed(2)}x\n`);
   process.stdout.write('  (2 cores shared with other work on this machine: expect +-30% noise)\n');

@@ -1,9 +1,10 @@
 /**
  * The libvirt adapter: drives `virsh` (and `qemu-img`) on the hypervisor host through a
  * {@link CommandRunner} — over SSH, or locally — and turns libvirt domain XML into the shared VM
- * model with the descriptors' codec. Disk bytes move as streams, never buffered whole: written
- * through `virsh vol-upload` (libvirt's storage stream), read with `dd` on the volume's file or
- * `virsh vol-download` (setting `diskRead`).
+ * model with the descriptors' codec. Disk bytes move as streams, never buffered whole, into and
+ * out of libvirt storage volumes: with `dd` on the volume's file over the same channel (setting
+ * `diskIo: 'file'`; zero blocks are written as holes) or through libvirt's storage streams
+ * (`virsh vol-upload`/`vol-download`, `diskIo: 'libvirt'`).
  */
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,11 +47,12 @@ export interface LibvirtSettings {
   /** Directory on the host where serial consoles of VMs defined here are logged; absent = no log. */
   consoleLogDir?: string;
   /**
-   * How disk bytes are read: `file` runs `dd` on the volume's path (the SSH user must see the
-   * pool's files, as on a normal host); `libvirt` uses `virsh vol-download` (libvirt's stream,
-   * for hosts where only libvirtd sees the files). Writes always use `virsh vol-upload`.
+   * How disk bytes move: `file` runs `dd` on the volume's path (the SSH user must see the pool's
+   * files, as on a normal host; writes keep zero blocks as holes and are fsynced); `libvirt` uses
+   * `virsh vol-upload`/`vol-download` (libvirt's streams, for hosts where only libvirtd sees the
+   * files). Volumes are created and deleted through libvirt either way.
    */
-  diskRead: 'file' | 'libvirt';
+  diskIo: 'file' | 'libvirt';
 }
 
 const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vpc: 'vhd', vhdx: 'vhdx' };
@@ -376,7 +378,7 @@ export class LibvirtHypervisor implements Hypervisor {
     const ref = await this.diskPath(name, diskId, options);
     let argv: string[];
     let tool: string;
-    if (this.settings.diskRead === 'file') {
+    if (this.settings.diskIo === 'file') {
       // The volume's file read where it lies, one hop less than libvirt's stream (libvirtd → virsh).
       tool = 'dd';
       argv = ['dd', `if=${ref.href}`, 'bs=1M', 'status=none', 'iflag=skip_bytes,count_bytes'];
@@ -418,7 +420,7 @@ export class LibvirtHypervisor implements Hypervisor {
         details: { pool: this.settings.pool, free, needed: disk.sizeBytes },
       });
     }
-    // A sparse raw volume of exactly the image's length, then its bytes through libvirt's stream.
+    // A sparse raw volume of exactly the image's length, then its bytes.
     let path: string | undefined;
     try {
       path = await this.createVolume(disk.name, disk.sizeBytes, 'raw', options, true);
@@ -428,8 +430,18 @@ export class LibvirtHypervisor implements Hypervisor {
       guard.on('error', () => undefined);
       source.once('error', (err) => guard.destroy(err));
       source.pipe(guard);
-      const args = ['vol-upload', '--vol', path, '/dev/stdin'];
-      const r = await this.virshRaw(args, { ...this.opts(options), stdin: guard });
+      let tool = 'virsh';
+      let args = ['vol-upload', '--vol', path, '/dev/stdin'];
+      let r: CommandResult;
+      if (this.settings.diskIo === 'file') {
+        // Whole 1 MiB blocks (fullblock), all-zero ones skipped as holes (sparse), on disk before we answer (fsync).
+        tool = 'dd';
+        args = ['dd', `of=${path}`, 'bs=1M', 'iflag=fullblock', 'conv=sparse,notrunc,fsync', 'status=none'];
+        r = await this.runner.run(args, { ...this.opts(options), stdin: guard });
+        if (r.exitStatus === EXIT_NOT_FOUND || r.exitStatus === EXIT_NOT_EXECUTABLE) throw commandMissing(this.prefix, args, r);
+      } else {
+        r = await this.virshRaw(args, { ...this.opts(options), stdin: guard });
+      }
       if (r.exitStatus !== 0) {
         // The pool may have filled up after our check (another writer): say so with the code.
         await this.virsh(['pool-refresh', this.settings.pool]);
@@ -439,7 +451,7 @@ export class LibvirtHypervisor implements Hypervisor {
             details: { pool: this.settings.pool, exitStatus: r.exitStatus, stderr: r.stderr },
           });
         }
-        throw this.failed('virsh', args, r);
+        throw this.failed(tool, args, r);
       }
       return { id: '0', href: path, format: disk.format, capacityBytes: disk.capacityBytes };
     } catch (err) {

@@ -231,7 +231,8 @@ describe('libvirt adapter: faults', () => {
     });
 
     it('two writes that each fit but not together: one fails with HV_NO_SPACE and leaves nothing', async () => {
-      const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { pool }));
+      // Only libvirtd sees this mount: its files move through libvirt's streams.
+      const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { pool, diskIo: 'libvirt' }));
       const size = 5 * MiB;
       const write = (n: string): Promise<unknown> => hv.writeDisk({ name: n, format: 'raw', sizeBytes: size, capacityBytes: size }, Readable.from([randomBytes(size)]));
       const results = await Promise.allSettled([write('one.raw'), write('two.raw')]);

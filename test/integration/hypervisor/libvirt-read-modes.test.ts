@@ -1,6 +1,7 @@
 /**
- * The libvirt adapter's two disk read modes give the same bytes: `file` (dd on the volume over
- * SSH, the default) and `libvirt` (`virsh vol-download`, libvirt's storage stream).
+ * The libvirt adapter's two disk I/O modes give the same bytes: `file` (dd on the volume over
+ * SSH, the default) and `libvirt` (`virsh vol-upload`/`vol-download`, libvirt's storage streams);
+ * `file` writes keep zero blocks as holes, which the allocation map then reports.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -14,9 +15,9 @@ async function drain(r: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-describe('libvirt adapter: disk read modes', () => {
-  const byFile = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskRead: 'file' }));
-  const byStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskRead: 'libvirt' }));
+describe('libvirt adapter: disk i/o modes', () => {
+  const byFile = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'file' }));
+  const byStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'libvirt' }));
   const name = `rm${randomBytes(3).toString('hex')}`;
   afterAll(async () => {
     await byFile.undefineVm(name, { removeStorage: true });
@@ -24,9 +25,25 @@ describe('libvirt adapter: disk read modes', () => {
     await byStream.close();
   });
 
-  it('reads the same bytes, whole and in ranges, in both modes', async () => {
+  it('writes sparse in file mode: the zero megabytes are holes in the allocation map', async () => {
+    const MiB = 1024 * 1024;
+    const img = randomBytes(4 * MiB + 5);
+    img.fill(0, MiB, 3 * MiB);
+    await byFile.importVm({ name: `${name}-sp`, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * MiB, disks: [{ capacityBytes: img.length, bus: 'virtio' }], cdroms: [], nics: [] }, [
+      { source: Readable.from([img]), sizeBytes: img.length, format: 'raw' },
+    ]);
+    try {
+      const info = await byFile.statDisk(`${name}-sp`, '0');
+      expect(info.extents!.filter((e) => !e.data).reduce((n, e) => n + e.length, 0)).toBe(2 * MiB);
+      expect((await drain(await byStream.readDisk(`${name}-sp`, '0'))).equals(img)).toBe(true);
+    } finally {
+      await byFile.undefineVm(`${name}-sp`, { removeStorage: true });
+    }
+  });
+
+  it('reads the same bytes, whole and in ranges, written by either mode', async () => {
     const img = randomBytes(3 * 1024 * 1024 + 77);
-    await byFile.importVm({ name, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * 1024 * 1024, disks: [{ capacityBytes: img.length, bus: 'virtio' }], cdroms: [], nics: [] }, [
+    await byStream.importVm({ name, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * 1024 * 1024, disks: [{ capacityBytes: img.length, bus: 'virtio' }], cdroms: [], nics: [] }, [
       { source: Readable.from([img]), sizeBytes: img.length, format: 'raw' },
     ]);
     expect((await drain(await byFile.readDisk(name, '0'))).equals(img)).toBe(true);
