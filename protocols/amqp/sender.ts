@@ -18,6 +18,7 @@ import { ROUTING, transferTopology } from './naming.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { SenderMachine } from './sender-machine.js';
 import { ackOn, closeQuietly, deferred, publishConfirmed, sleep, type Deferred } from './session-util.js';
+import { blockSizeFor, readBlocks, type Block } from './read-ahead.js';
 import { fileSource, isHole, type TransferSource } from './source.js';
 
 /** What a fault-injection tap is told about a frame about to be published. */
@@ -327,11 +328,32 @@ async function runSender(
       await statusSeen.promise;
       if (done.settled || closed.settled) return;
 
+      // Without an allocation map, scan the source in read-ahead blocks; with one, read only
+      // the chunks that hold data.
+      const blocks = source.extents
+        ? undefined
+        : readBlocks(nextIndex * manifest.chunkSize, manifest.size, blockSizeFor(manifest.chunkSize), (off, len, into) => source.read(off, len, into, 0));
+      let block: Block | undefined;
+      const chunkFromBlocks = async (index: number): Promise<{ buf: Buffer | undefined; length: number; zero: boolean }> => {
+        const offset = index * manifest.chunkSize;
+        const length = Math.min(manifest.chunkSize, manifest.size - offset);
+        while (!block || offset >= block.offset + block.bytes.length) {
+          const r = await blocks!.next();
+          if (r.done) throw xferError('XFER_IO', `source ended before offset '${offset}'`);
+          block = r.value;
+        }
+        const piece = block.bytes.subarray(offset - block.offset, offset - block.offset + length);
+        if (isAllZero(piece)) return { buf: undefined, length, zero: true };
+        const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + length);
+        piece.copy(buf, FRAME_HEADER_SIZE);
+        return { buf, length, zero: false };
+      };
+
       while (nextIndex < manifest.chunkCount) {
         if (done.settled) return;
         while (resend.length > 0) await resendChunk(resend.shift()!);
         const index = nextIndex;
-        const { buf, length, zero } = await readChunk(index);
+        const { buf, length, zero } = blocks ? await chunkFromBlocks(index) : await readChunk(index);
         const sha = zero ? zeroChunkSha256(length) : createHash('sha256').update(buf!.subarray(FRAME_HEADER_SIZE)).digest();
         const plan = machine.plan(index, zero, zero ? undefined : sha.toString('hex'));
         if (!plan.send) chunks.held++;

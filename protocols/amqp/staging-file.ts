@@ -14,6 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { xferError, type XferError } from './errors.js';
 import { WholeDigest, zeroChunkSha256 } from './digest.js';
 import { isAllZero } from './frame.js';
+import { blockSizeFor, readBlocks } from './read-ahead.js';
 
 /** Granularity of hole preservation inside data chunks (a file-system block). */
 export const SPARSE_BLOCK = 4096;
@@ -103,20 +104,22 @@ export class StagingFile {
    */
   async digest(chunkSize: number): Promise<string> {
     const h = this.open_();
-    const buf = Buffer.allocUnsafe(chunkSize);
     try {
       const { size } = await h.stat();
       const whole = new WholeDigest(size, chunkSize);
-      for (let index = 0, pos = 0; pos < size; index++, pos += chunkSize) {
-        const length = Math.min(chunkSize, size - pos);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await h.read(buf, got, length - got, pos + got);
-          if (bytesRead === 0) throw Object.assign(new Error(`unexpected end of file at '${pos + got}'`), { code: 'EOF' });
+      const read = async (offset: number, length: number, into: Buffer) => {
+        for (let got = 0; got < length; ) {
+          const { bytesRead } = await h.read(into, got, length - got, offset + got);
+          if (bytesRead === 0) throw Object.assign(new Error(`unexpected end of file at '${offset + got}'`), { code: 'EOF' });
           got += bytesRead;
         }
-        const piece = buf.subarray(0, length);
-        whole.add(index, isAllZero(piece) ? zeroChunkSha256(length) : createHash('sha256').update(piece).digest());
+      };
+      let index = 0;
+      for await (const block of readBlocks(0, size, blockSizeFor(chunkSize), read)) {
+        for (let pos = 0; pos < block.bytes.length; pos += chunkSize, index++) {
+          const piece = block.bytes.subarray(pos, Math.min(pos + chunkSize, block.bytes.length));
+          whole.add(index, isAllZero(piece) ? zeroChunkSha256(piece.length) : createHash('sha256').update(piece).digest());
+        }
       }
       return whole.hex();
     } catch (err) {

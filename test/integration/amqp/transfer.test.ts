@@ -10,11 +10,13 @@ import {
   ContentIndex,
   StagingFile,
   connectBroker,
+  fileSource,
   receiveTransfer,
   sendTransfer,
   transferTopology,
   type FrameTap,
   type ProgressEvent,
+  type TransferSource,
 } from '../../../protocols/amqp/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { allocated, brokerFor, cleanup, fileDigest, pair, queueExists, scratch, writeImage } from './helpers.js';
@@ -54,6 +56,23 @@ describe('transfer over the real broker', () => {
     const topo = transferTopology('cloud-a', 'cloud-b', p.transferId);
     expect(await queueExists(topo.dataQueue)).toBe(false);
     expect(await queueExists(topo.controlQueue)).toBe(false);
+  });
+
+  it('skips holes named by an allocation map (from the hypervisor adapter) without reading them', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src.raw');
+    await writeImage(src, 16 * MiB, [[2 * MiB, MiB], [9 * MiB + 512, 4096]]);
+    let reads = 0;
+    const file = await fileSource(src, [{ offset: 2 * MiB, length: MiB }, { offset: 9 * MiB, length: 8192 }]);
+    const counting: TransferSource = { ...file, read: (...args) => ((reads += 1), file.read(...args)), close: () => file.close() };
+    const p = pair(dir);
+    const [sent] = await Promise.all([
+      sendTransfer({ ...p.send, source: counting, chunkSize: MiB }),
+      receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst.raw') }),
+    ]);
+    expect(reads).toBe(2);
+    expect(sent.chunks).toMatchObject({ data: 2, zero: 14 });
+    expect(await fileDigest(join(dir, 'dst.raw'))).toBe(await fileDigest(src));
   });
 
   it('does not send chunks the target already holds (content index of a base image)', async () => {
