@@ -16,8 +16,6 @@ export const XMPP_ERRORS = defineErrorCodes('xmpp', {
   XMPP_MALFORMED: { doc: 'a payload lacks a required field, has a wrong type, or is not in our namespace', retryable: false },
   XMPP_OVERSIZED: { doc: 'a payload exceeds the size limits (bytes, disks, nics, list lengths)', retryable: false },
   XMPP_UNTRUSTED: { doc: 'a signed payload failed verification (chain, revocation, signature, jid mismatch, replay)', retryable: false },
-  XMPP_REJECTED: { doc: 'the peer rejected our offer (reason code in details)', retryable: false },
-  XMPP_UNKNOWN_RESERVATION: { doc: 'no live reservation has that id (never made, expired, used or cancelled)', retryable: false },
   XMPP_CONFIG: { doc: 'session options are invalid (jid, service uri, certificate files)', retryable: false },
 });
 

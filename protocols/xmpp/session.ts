@@ -18,7 +18,7 @@ import { buildCaps, capsVer } from './caps.js';
 import {
   buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type Capacity, type CatalogEntry, type PeerFilter, type Terms,
 } from './catalog.js';
-import { buildDiscoInfoQuery, buildDiscoInfoResult, parseDiscoInfo, type DiscoInfo } from './disco.js';
+import { buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
 import {
   CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS, type Capability,
@@ -166,7 +166,10 @@ export interface PeerInfo {
 
 /** Options of {@link GatewaySession.discoverPeers}. */
 export interface DiscoverOptions {
-  /** Fetch the catalog from the Root now instead of using the view kept by notifications. */
+  /**
+   * Reconcile with the Root first (list item ids, drop removed entries, fetch unknown ones)
+   * instead of trusting the view kept by notifications alone.
+   */
   readonly refresh?: boolean;
   /** Measure round trip and clock offset to each match (XEP-0202, best of `samples`). */
   readonly measure?: boolean;
@@ -242,6 +245,11 @@ export class GatewaySession extends EventEmitter {
   readonly #catalog = new Map<string, CachedEntry>();
   /** signature text → verified signer (a signature is verified once). */
   readonly #verified = new Map<string, VerifiedSigner>();
+  /** signatures of entries that failed verification. */
+  readonly #refused = new Set<string>();
+  /** item ids whose current entry failed verification (not re-fetched until notified or a full refresh). */
+  readonly #badIds = new Set<string>();
+  #catalogLoaded = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
   readonly #cancelHandlers: Array<(cancel: Cancel, from: string) => void> = [];
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
@@ -428,8 +436,29 @@ export class GatewaySession extends EventEmitter {
     }
   }
 
-  /** Fetches every catalog entry from the Root and replaces the local view (verified entries only). */
-  async refreshCatalog(): Promise<void> {
+  /**
+   * Brings the local view of the directory up to date with the Root. `full` fetches every
+   * entry (done at each login); otherwise only the item ids are listed (disco#items on the
+   * node, XEP-0060 §5.5), entries gone from the Root are dropped and only ids we do not
+   * hold are fetched — changed entries arrive as notifications while we are online.
+   */
+  async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
+    if (!options.full && this.#catalogLoaded) {
+      let ids: Set<string>;
+      try {
+        const result = await this.#iq('get', this.#opt.pubsubJid, buildDiscoItemsQuery(CATALOG_NODE));
+        ids = new Set(parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== ''));
+      } catch (err) {
+        if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
+        throw err;
+      }
+      for (const id of [...this.#catalog.keys()]) if (!ids.has(id) && id !== this.cloudId) this.#catalog.delete(id);
+      const unknown = [...ids].filter((id) => !this.#catalog.has(id) && !this.#badIds.has(id) && id !== this.cloudId);
+      if (unknown.length === 0) return;
+      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
+      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(item.id, item.payload)));
+      return;
+    }
     let items;
     try {
       const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE));
@@ -438,12 +467,14 @@ export class GatewaySession extends EventEmitter {
       if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
       throw err;
     }
+    this.#badIds.clear();
     const seen = new Set<string>();
     await Promise.all(items.map(async (item) => {
       const cached = await this.#acceptCatalogItem(item.id, item.payload);
       if (cached) seen.add(cached.entry.cloudId);
     }));
     for (const id of [...this.#catalog.keys()]) if (!seen.has(id) && id !== this.cloudId) this.#catalog.delete(id);
+    this.#catalogLoaded = true;
   }
 
   /** Parses and verifies one catalog item; bad ones are audited, warned about and skipped. */
@@ -456,6 +487,8 @@ export class GatewaySession extends EventEmitter {
       }
       const cached = this.#catalog.get(entry.cloudId);
       if (cached?.signature === signature) return cached;
+      // An entry already found bad is skipped quietly (it was audited the first time).
+      if (this.#refused.has(signature)) return undefined;
       let signer = this.#verified.get(signature);
       if (!signer) {
         signer = await this.#opt.trust.verify(signature, { type: MESSAGE_TYPES.CATALOG, payload: catalogPayload(entry), cloudId: entry.cloudId, jid: entry.jid, replay: false });
@@ -467,10 +500,17 @@ export class GatewaySession extends EventEmitter {
       }
       const fresh = { entry, signature };
       this.#catalog.set(entry.cloudId, fresh);
+      this.#badIds.delete(itemId);
       this.#subscribePresence(entry.jid);
       return fresh;
     } catch (err) {
       this.#catalog.delete(itemId);
+      this.#badIds.add(itemId);
+      const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
+      if (sig !== undefined && sig !== '') {
+        if (this.#refused.size > 10_000) this.#refused.clear();
+        this.#refused.add(sig);
+      }
       const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
       this.#warn(error);
       await this.#audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#opt.domain}`, reason: error.code, details: { message: error.message } });
@@ -768,6 +808,7 @@ export class GatewaySession extends EventEmitter {
     x.on('offline', () => this.#status('offline'));
     x.on('disconnect', () => {
       this.#presence.clear();
+      this.#catalogLoaded = false;
       if (this.#stopped) return;
       // Exponential backoff with jitter between attempts (xmpp.js reads `delay` each time).
       x.reconnect.delay = Math.round(this.#delay * (0.75 + Math.random() / 2));
@@ -819,7 +860,7 @@ export class GatewaySession extends EventEmitter {
         }
       }
     }
-    if (watch) await this.refreshCatalog();
+    if (watch) await this.refreshCatalog({ full: true });
   }
 
   #subscribePresence(bareJid: string): void {

@@ -10,11 +10,15 @@ import {
 } from '../../../protocols/xmpp/index.js';
 import { readFileSync } from 'node:fs';
 import {
-  auditRecords, crlRevoking, foreignIdentity, gatewayJid, issueIdentity, pkiIdentity, rawClient, servicesUp, startGateway,
+  auditRecords, crlRevoking, ensureCatalogNode, foreignIdentity, gatewayJid, issueIdentity, rawClient, servicesUp, startGateway, testCloud,
   type Identity, type TestGateway,
 } from './gateways.js';
 
 const env = servicesUp();
+const A = testCloud('ba');
+const B = testCloud('bb');
+const C = testCloud('bc');
+const R = testCloud('br');
 
 /** What the gateway answered a raw iq with. */
 interface Answer {
@@ -67,14 +71,15 @@ describe('a gateway under bad input', () => {
   let b: TestGateway;
   let c: Client;
   let revokedClient: Client;
-  const cId = pkiIdentity(env.pki, 'cloud-c');
-  const revoked = issueIdentity(env.pki, 'cloud-r');
-  const bJid = gatewayJid(env, 'cloud-b');
+  const cId = issueIdentity(env.pki, C);
+  const revoked = issueIdentity(env.pki, R);
+  const bJid = gatewayJid(env, B);
 
   beforeAll(async () => {
-    b = await startGateway(env, 'cloud-b', { crlPem: crlRevoking(env.pki, [revoked.serial as string]), iqTimeoutMs: 2_000 });
-    c = await rawClient(env, 'cloud-c', cId);
-    revokedClient = await rawClient(env, 'cloud-r', revoked);
+    await ensureCatalogNode(env);
+    b = await startGateway(env, B, { crlPem: crlRevoking(env.pki, [revoked.serial as string]), iqTimeoutMs: 2_000 });
+    c = await rawClient(env, C, cId);
+    revokedClient = await rawClient(env, R, revoked);
   });
   afterAll(async () => {
     await c?.stop();
@@ -84,33 +89,33 @@ describe('a gateway under bad input', () => {
 
   /** After each case the gateway still negotiates with a well-formed offer. */
   async function stillWorks(): Promise<void> {
-    const ok = await ask(c, bJid, await signed(binding(cId), offerFrom('cloud-c')));
+    const ok = await ask(c, bJid, await signed(binding(cId), offerFrom(C)));
     expect(ok.type).toBe('result');
     expect(ok.child?.is('accept', ICNS.NEGOTIATION)).toBe(true);
   }
 
   it('answers an offer missing its workload with bad-request / malformed', async () => {
-    const el = await signed(binding(cId), offerFrom('cloud-c'));
+    const el = await signed(binding(cId), offerFrom(C));
     el.remove(el.getChild('vm') as Element);
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'bad-request', errorType: 'modify', reason: 'malformed' });
     await stillWorks();
   });
 
   it('answers an offer without a signature with bad-request / malformed', async () => {
-    const el = await signed(binding(cId), offerFrom('cloud-c'));
+    const el = await signed(binding(cId), offerFrom(C));
     el.remove(el.getChild('signature', ICNS.SIGNATURE) as Element);
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'bad-request', reason: 'malformed' });
   });
 
   it('answers a malformed stanza (garbage attributes, wrong types) with bad-request', async () => {
-    const garbage = xml('offer', { xmlns: ICNS.NEGOTIATION, id: '../../etc/passwd', from: 'cloud-c', issued: 'now', expires: 'later' },
+    const garbage = xml('offer', { xmlns: ICNS.NEGOTIATION, id: '../../etc/passwd', from: C, issued: 'now', expires: 'later' },
       xml('vm', { vcpus: '-1', 'memory-mib': 'lots' }), xml('signature', { xmlns: ICNS.SIGNATURE }, '{not json'));
     expect(await ask(c, bJid, garbage)).toMatchObject({ type: 'error', condition: 'bad-request', reason: 'malformed' });
     await stillWorks();
   });
 
   it('answers an oversized offer with policy-violation', async () => {
-    const el = await signed(binding(cId), offerFrom('cloud-c'));
+    const el = await signed(binding(cId), offerFrom(C));
     (el.getChild('constraints') as Element).append(xml('region', {}, 'x'.repeat(100 * 1024)));
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'policy-violation', reason: 'malformed' });
     await stillWorks();
@@ -124,37 +129,37 @@ describe('a gateway under bad input', () => {
 
   it('refuses an expired offer with not-acceptable / expired', async () => {
     const past = Date.now() - 120_000;
-    const offer = offerFrom('cloud-c', { issued: new Date(past).toISOString(), expires: new Date(past + 60_000).toISOString() });
+    const offer = offerFrom(C, { issued: new Date(past).toISOString(), expires: new Date(past + 60_000).toISOString() });
     expect(await ask(c, bJid, await signed(binding(cId, () => past), offer))).toMatchObject({ type: 'error', condition: 'not-acceptable', reason: 'expired' });
   });
 
   it('refuses an offer issued in its future with clock-skew', async () => {
     const ahead = Date.now() + 120_000;
-    const offer = offerFrom('cloud-c', { issued: new Date(ahead).toISOString(), expires: new Date(ahead + 60_000).toISOString() });
+    const offer = offerFrom(C, { issued: new Date(ahead).toISOString(), expires: new Date(ahead + 60_000).toISOString() });
     expect(await ask(c, bJid, await signed(binding(cId, () => ahead), offer))).toMatchObject({ type: 'error', reason: 'clock-skew' });
   });
 
   it('refuses a replayed offer (same signed stanza twice) with conflict / replayed', async () => {
-    const el = await signed(binding(cId), offerFrom('cloud-c'));
+    const el = await signed(binding(cId), offerFrom(C));
     expect((await ask(c, bJid, el)).type).toBe('result');
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'conflict', reason: 'replayed' });
   });
 
   it('refuses an offer signed under an unknown root with not-authorized / untrusted', async () => {
-    const rogue = binding(foreignIdentity('cloud-c'));
-    expect(await ask(c, bJid, await signed(rogue, offerFrom('cloud-c')))).toMatchObject({ type: 'error', condition: 'not-authorized', reason: 'untrusted' });
+    const rogue = binding(foreignIdentity(C));
+    expect(await ask(c, bJid, await signed(rogue, offerFrom(C)))).toMatchObject({ type: 'error', condition: 'not-authorized', reason: 'untrusted' });
   });
 
   it('refuses an offer from a revoked cloud with untrusted (the server still let it log in)', async () => {
-    expect(await ask(revokedClient, bJid, await signed(binding(revoked), offerFrom('cloud-r')))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    expect(await ask(revokedClient, bJid, await signed(binding(revoked), offerFrom(R)))).toMatchObject({ type: 'error', reason: 'untrusted' });
   });
 
   it('refuses an offer whose claimed cloud does not match the sending jid', async () => {
-    const aId = pkiIdentity(env.pki, 'cloud-a');
-    // Sent by cloud-c, claiming and signed as cloud-a.
-    expect(await ask(c, bJid, await signed(binding(aId), offerFrom('cloud-a')))).toMatchObject({ type: 'error', reason: 'untrusted' });
-    // Sent by cloud-c as cloud-c, but signed with cloud-a's certificate.
-    expect(await ask(c, bJid, await signed(binding(aId), offerFrom('cloud-c')))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    const aId = issueIdentity(env.pki, A);
+    // Sent by C, claiming and signed as A.
+    expect(await ask(c, bJid, await signed(binding(aId), offerFrom(A)))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    // Sent by C as C, but signed with A's certificate.
+    expect(await ask(c, bJid, await signed(binding(aId), offerFrom(C)))).toMatchObject({ type: 'error', reason: 'untrusted' });
     await stillWorks();
   });
 
@@ -173,9 +178,9 @@ describe('a peer that vanishes mid-negotiation', () => {
   let b: TestGateway;
   let c: TestGateway;
   beforeAll(async () => {
-    a = await startGateway(env, 'cloud-a', { iqTimeoutMs: 1_500 });
-    b = await startGateway(env, 'cloud-b');
-    c = await startGateway(env, 'cloud-c');
+    a = await startGateway(env, A, { iqTimeoutMs: 1_500 });
+    b = await startGateway(env, B);
+    c = await startGateway(env, C);
   });
   afterAll(async () => {
     await a?.session.stop();
@@ -184,18 +189,18 @@ describe('a peer that vanishes mid-negotiation', () => {
   });
 
   it('times out the offer, keeps the sender running, and the next peer still answers', async () => {
-    // cloud-b drops its connection while it holds the offer, and never answers.
+    // B drops its connection while it holds the offer, and never answers.
     b.session.onOffer(() => {
       b.session.kill();
       return new Promise(() => undefined);
     });
-    const vm = offerFrom('cloud-a');
+    const vm = offerFrom(A);
     const request = { workload: vm.workload, constraints: vm.constraints, terms: vm.terms };
-    await expect(a.session.sendOffer('cloud-b@intercloud.test', request)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT', retryable: true });
+    await expect(a.session.sendOffer(`${B}@intercloud.test`, request)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT', retryable: true });
     expect(a.session.online).toBe(true);
     // Once the server saw it go, the peer is answered for by the server.
-    await expect(a.session.sendOffer('cloud-b@intercloud.test', request)).rejects.toMatchObject({ code: 'XMPP_PEER_UNAVAILABLE' });
-    const out = await a.session.sendOffer('cloud-c@intercloud.test', request);
+    await expect(a.session.sendOffer(`${B}@intercloud.test`, request)).rejects.toMatchObject({ code: 'XMPP_PEER_UNAVAILABLE' });
+    const out = await a.session.sendOffer(`${C}@intercloud.test`, request);
     expect(out.type).toBe('accept');
   });
 });

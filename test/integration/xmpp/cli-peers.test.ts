@@ -4,20 +4,30 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../../protocols/xmpp/index.js';
-import { profile, servicesUp, startGateway, type TestGateway } from './gateways.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { ensureCatalogNode, issueIdentity, ours, profile, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, '../../../scripts/intercloud');
-const pki = env.pki.clouds['cloud-a']!;
-const login = ['--cloud', 'cloud-a', '--cert', pki.cert, '--key', pki.key, '--root', env.pki.root, '--crl', env.pki.crl, '--wait', '300'];
+const A = testCloud('ca');
+const B = testCloud('cb');
+const C = testCloud('cc');
+// The CLI reads its identity from files, as an operator's would be.
+const dir = mkdtempSync(join(tmpdir(), 'xmpp-cli-'));
+const id = issueIdentity(env.pki, A);
+writeFileSync(join(dir, 'a.pem'), id.cert);
+writeFileSync(join(dir, 'a.key'), id.key, { mode: 0o600 });
+const login = ['--cloud', A, '--cert', join(dir, 'a.pem'), '--key', join(dir, 'a.key'), '--root', env.pki.root, '--crl', env.pki.crl, '--wait', '300'];
 
 describe('intercloud peers', () => {
   let b: TestGateway;
   let c: TestGateway;
   beforeAll(async () => {
-    b = await startGateway(env, 'cloud-b');
-    c = await startGateway(env, 'cloud-c', { profile: profile({ regions: ['us-east'], formats: ['vmdk'], hypervisors: ['vmware'] }) });
+    await ensureCatalogNode(env);
+    b = await startGateway(env, B);
+    c = await startGateway(env, C, { profile: profile({ regions: ['us-east'], formats: ['vmdk'], hypervisors: ['vmware'] }) });
   });
   afterAll(async () => {
     await b?.session.stop();
@@ -27,10 +37,10 @@ describe('intercloud peers', () => {
   it('lists matching online clouds with capacity, terms, round trip and clock offset as json', async () => {
     const { stdout } = await run(cli, ['peers', ...login, '--region', 'eu-central', '--min-vcpus', '4', '--format', 'ovf', '--json'], { timeout: 60_000 });
     const { peers } = JSON.parse(stdout) as { peers: PeerInfo[] };
-    expect(peers.map((p) => p.entry.cloudId)).toEqual(['cloud-b']);
-    expect(peers[0]?.entry.capacity.vcpus).toBe(16);
-    expect(peers[0]?.entry.terms).toEqual({ currency: 'EUR', pricePerVcpuHour: 0.04, pricePerGbMonth: 0.02 });
-    expect(peers[0]?.rttMs).toBeGreaterThan(0);
+    expect(ours(peers).map((p) => p.entry.cloudId)).toEqual([B]);
+    expect(ours(peers)[0]?.entry.capacity.vcpus).toBe(16);
+    expect(ours(peers)[0]?.entry.terms).toEqual({ currency: 'EUR', pricePerVcpuHour: 0.04, pricePerGbMonth: 0.02 });
+    expect(ours(peers)[0]?.rttMs).toBeGreaterThan(0);
     expect(Math.abs(peers[0]?.clockOffsetMs ?? 1e9)).toBeLessThan(100);
   });
 
@@ -38,8 +48,8 @@ describe('intercloud peers', () => {
     await c.session.stop();
     const { stdout } = await run(cli, ['peers', ...login, '--capability', 'vm-hosting'], { timeout: 60_000 });
     expect(stdout).toMatch(/^CLOUD\s+PRESENCE/);
-    expect(stdout).toMatch(/cloud-b\s+online\s+eu-central/);
-    expect(stdout).not.toContain('cloud-c');
+    expect(stdout).toMatch(new RegExp(`${B}\\s+online\\s+eu-central`));
+    expect(stdout).not.toContain(C);
   });
 
   it('exits 2 on a bad filter', async () => {

@@ -3,9 +3,11 @@ import { readFileSync } from 'node:fs';
 import {
   capsVer, CAPS_NODE, createXmppClient, FEATURES, IDENTITIES, NS, type OfferRequest,
 } from '../../../protocols/xmpp/index.js';
-import { gatewayJid, servicesUp, startGateway, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
+const A = testCloud('xa');
+const B = testCloud('xb');
 const vm: OfferRequest = {
   workload: {
     type: 'vm', name: 'web1', vcpus: 2, memoryMiB: 2048, firmware: 'bios',
@@ -19,10 +21,11 @@ describe('gateway sessions on the real Prosody', () => {
   let a: TestGateway;
   let b: TestGateway;
   beforeAll(async () => {
-    a = await startGateway(env, 'cloud-a', { profile: undefined });
-    b = await startGateway(env, 'cloud-b');
-    await a.session.waitForPresence('cloud-b@intercloud.test');
-    await b.session.waitForPresence('cloud-a@intercloud.test');
+    await ensureCatalogNode(env);
+    a = await startGateway(env, A);
+    b = await startGateway(env, B);
+    await a.session.waitForPresence(`${B}@intercloud.test`);
+    await b.session.waitForPresence(`${A}@intercloud.test`);
   });
   afterAll(async () => {
     await a?.session.stop();
@@ -31,14 +34,14 @@ describe('gateway sessions on the real Prosody', () => {
 
   it('logs in over TLS verified against the Root with SASL EXTERNAL', () => {
     expect(a.session.online).toBe(true);
-    expect(a.session.fullJid).toBe('cloud-a@intercloud.test/gateway');
+    expect(a.session.fullJid).toBe(`${A}@intercloud.test/gateway`);
   });
 
   it('refuses a server whose certificate does not chain to the trusted CA (XMPP_TLS)', async () => {
     const c = createXmppClient({
       service: `xmpp://${env.prosody.host}:${env.prosody.port}`, domain: env.prosody.domain, resource: 'x',
       // cloud-a's own certificate is not a CA: the server certificate cannot chain to it.
-      tls: { ca: readFileSync(env.pki.clouds['cloud-a']!.cert, 'utf8') }, externalJid: 'cloud-a@intercloud.test',
+      tls: { ca: readFileSync(env.pki.clouds['cloud-a']!.cert, 'utf8') }, externalJid: 'cloud-a@intercloud.test', // TLS fails first
     });
     c.reconnect.stop();
     const errors: unknown[] = [];
@@ -59,61 +62,61 @@ describe('gateway sessions on the real Prosody', () => {
   });
 
   it('answers disco#info with the Intercloud Gateway identity and features matching its caps', async () => {
-    const info = await a.session.peerInfo(gatewayJid(env, 'cloud-b'));
+    const info = await a.session.peerInfo(gatewayJid(env, B));
     expect(info.identities).toContainEqual(IDENTITIES.GATEWAY);
     expect(info.features).toEqual(expect.arrayContaining([FEATURES.VM_HOSTING, FEATURES.NEGOTIATION, `${FEATURES.FORMAT_PREFIX}ovf`, `${FEATURES.HYPERVISOR_PREFIX}kvm`, NS.TIME]));
-    const [peer] = await a.session.discoverPeers({ capability: 'vm-hosting' });
+    const [peer] = ours(await a.session.discoverPeers({ capability: 'vm-hosting' }));
     expect(peer?.caps).toBe(capsVer(info));
   });
 
   it('answers disco#info on its caps node#ver and item-not-found on another node (XEP-0115 §6.2)', async () => {
-    const [peer] = await a.session.discoverPeers({ capability: 'vm-hosting' });
-    const viaNode = await a.session.peerInfo(gatewayJid(env, 'cloud-b'), `${CAPS_NODE}#${peer?.caps ?? ''}`);
+    const [peer] = ours(await a.session.discoverPeers({ capability: 'vm-hosting' }));
+    const viaNode = await a.session.peerInfo(gatewayJid(env, B), `${CAPS_NODE}#${peer?.caps ?? ''}`);
     expect(capsVer(viaNode)).toBe(peer?.caps);
-    await expect(a.session.peerInfo(gatewayJid(env, 'cloud-b'), `${CAPS_NODE}#stale`)).rejects.toMatchObject({
+    await expect(a.session.peerInfo(gatewayJid(env, B), `${CAPS_NODE}#stale`)).rejects.toMatchObject({
       code: 'XMPP_STANZA_ERROR', details: { condition: 'item-not-found' },
     });
   });
 
   it('discovers peers by capability, region, capacity and format, with round trip and clock offset', async () => {
     const found = await a.session.discoverPeers({ capability: 'vm-hosting', region: 'eu-central', minVcpus: 4, format: 'ovf' }, { refresh: true, measure: true });
-    expect(found.map((p) => p.entry.cloudId)).toEqual(['cloud-b']);
-    const [b1] = found;
+    expect(ours(found).map((p) => p.entry.cloudId)).toEqual([B]);
+    const [b1] = ours(found);
     expect(b1?.rttMs).toBeGreaterThan(0);
     expect(Math.abs(b1?.clockOffsetMs ?? 99)).toBeLessThan(50);
     expect(b1?.entry.certificateSha256).toBe(b.trust.certificateSha256);
-    expect(await a.session.discoverPeers({ region: 'us-east' })).toEqual([]);
-    expect(await a.session.discoverPeers({ minVcpus: 1000 })).toEqual([]);
+    expect(ours(await a.session.discoverPeers({ region: 'us-east' }))).toEqual([]);
+    expect(ours(await a.session.discoverPeers({ minVcpus: 1000 }))).toEqual([]);
   });
 
   it('negotiates an offer into a signed, verified accept with a reservation that holds capacity', async () => {
     const before = b.session.catalogEntry().capacity.vcpus;
-    const out = await a.session.sendOffer('cloud-b@intercloud.test', vm);
+    const out = await a.session.sendOffer(`${B}@intercloud.test`, vm);
     expect(out.type).toBe('accept');
     if (out.type !== 'accept') return;
-    expect(out.signer.cloudId).toBe('cloud-b');
+    expect(out.signer.cloudId).toBe(B);
     expect(out.accept.transferQueue).toContain(out.accept.reservationId);
-    expect(b.session.reservations.get(out.accept.reservationId, Date.now())?.senderCloud).toBe('cloud-a');
+    expect(b.session.reservations.get(out.accept.reservationId, Date.now())?.senderCloud).toBe(A);
     expect(b.session.catalogEntry().capacity.vcpus).toBe(before - 2);
     // The cancel releases it.
-    await a.session.sendCancel('cloud-b@intercloud.test', { reservationId: out.accept.reservationId, reason: 'test' });
+    await a.session.sendCancel(`${B}@intercloud.test`, { reservationId: out.accept.reservationId, reason: 'test' });
     expect(b.session.reservations.get(out.accept.reservationId, Date.now())).toBeUndefined();
   });
 
   it('rejects with no-capacity once reservations hold the free capacity', async () => {
     if (vm.workload.type !== 'vm') throw new TypeError('vm offer expected');
-    // cloud-b has 16 vcpus: two 8-vcpu reservations fill it, the third does not fit.
+    // B has 16 vcpus: two 8-vcpu reservations fill it, the third does not fit.
     const big: OfferRequest = { ...vm, workload: { ...vm.workload, vcpus: 8, memoryMiB: 8192 } };
     const outcomes = [];
-    for (let i = 0; i < 3; i++) outcomes.push(await a.session.sendOffer('cloud-b@intercloud.test', big));
+    for (let i = 0; i < 3; i++) outcomes.push(await a.session.sendOffer(`${B}@intercloud.test`, big));
     expect(outcomes.map((o) => o.type)).toEqual(['accept', 'accept', 'reject']);
     expect(outcomes[2]).toMatchObject({ type: 'reject', reason: 'no-capacity' });
-    for (const o of outcomes) if (o.type === 'accept') await a.session.sendCancel('cloud-b@intercloud.test', { reservationId: o.accept.reservationId });
+    for (const o of outcomes) if (o.type === 'accept') await a.session.sendCancel(`${B}@intercloud.test`, { reservationId: o.accept.reservationId });
   });
 
   it('reports progress and lets the peer follow it', async () => {
     const got = new Promise((resolve) => b.session.onProgress((p, from) => resolve({ p, from })));
-    await a.session.sendProgress(gatewayJid(env, 'cloud-b'), { reservationId: 'r-x', state: 'running', step: 'transfer', percent: 50 });
-    expect(await got).toMatchObject({ p: { reservationId: 'r-x', state: 'running', percent: 50 }, from: gatewayJid(env, 'cloud-a') });
+    await a.session.sendProgress(gatewayJid(env, B), { reservationId: 'r-x', state: 'running', step: 'transfer', percent: 50 });
+    expect(await got).toMatchObject({ p: { reservationId: 'r-x', state: 'running', percent: 50 }, from: gatewayJid(env, A) });
   });
 });

@@ -6,14 +6,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client } from '@xmpp/client';
+import { randomBytes } from 'node:crypto';
+import { xml, type Client } from '@xmpp/client';
 import { serviceEnv } from '../../helpers/services.js';
 import {
   buildCrl, certificateToPem, crlToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
   AuditLog, createRootCertificate,
 } from '../../../protocols/trust/index.js';
 import {
-  createDefaultPolicy, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
+  buildCreateNode, CATALOG_NODE, createDefaultPolicy, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
   type CloudProfile, type GatewaySessionOptions, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 
@@ -40,6 +41,40 @@ export interface PkiEnv {
 export function servicesUp(): { prosody: ProsodyEnv; pki: PkiEnv } {
   execFileSync(join(import.meta.dirname, '../../../scripts/services'), ['up', 'pki', 'prosody'], { stdio: 'ignore' });
   return { prosody: serviceEnv<ProsodyEnv>('prosody'), pki: serviceEnv<PkiEnv>('pki') };
+}
+
+const RUN = randomBytes(3).toString('hex');
+
+/**
+ * A cloud id of its own for this test run (`<name>-<run>`), with a certificate issued
+ * under the real Root: other suites running at the same time log in as cloud-a/b/c, and
+ * a second login on the same full JID would replace ours.
+ */
+export function testCloud(name: string): string {
+  return `${name}-${RUN}`;
+}
+
+/** Only the peers of this test run (other suites' gateways may be online too). */
+export function ours<T extends { entry: { cloudId: string } }>(peers: readonly T[]): T[] {
+  return peers.filter((p) => p.entry.cloudId.endsWith(`-${RUN}`));
+}
+
+/**
+ * Makes sure the directory node exists. Prosody 0.12 lets only service admins create
+ * nodes (cloud-a/b/c are admins of the pubsub component): cloud-a creates it, under a
+ * resource of its own, if nobody did yet.
+ */
+export async function ensureCatalogNode(env: { prosody: ProsodyEnv; pki: PkiEnv }): Promise<void> {
+  const admin = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `setup-${RUN}`);
+  try {
+    await admin.iqCaller.request(xml('iq', { type: 'set', to: env.prosody.pubsubJid }, buildCreateNode(CATALOG_NODE, {
+      'pubsub#access_model': 'open', 'pubsub#publish_model': 'open', 'pubsub#persist_items': 'true', 'pubsub#max_items': '1000',
+    })), 10_000);
+  } catch (err) {
+    if ((err as { condition?: string }).condition !== 'conflict') throw err;
+  } finally {
+    await admin.stop();
+  }
 }
 
 /** A certificate + key (PEM) for a cloud. */
@@ -120,7 +155,7 @@ export interface TestGateway {
 /** Starts a gateway session for `cloud` on the real Prosody. */
 export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, opt: GatewayOptions = {}): Promise<TestGateway> {
   const { identity, crlPem, auditPath: auditAt, acceptFrom, ...rest } = opt;
-  const id = identity ?? pkiIdentity(env.pki, cloud);
+  const id = identity ?? (env.pki.clouds[cloud] ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud));
   const auditPath = auditAt ?? join(mkdtempSync(join(tmpdir(), `xmpp-audit-${cloud}-`)), 'audit.jsonl');
   const audit = await AuditLog.open(auditPath);
   const rootPem = readFileSync(env.pki.root, 'utf8');
@@ -149,9 +184,12 @@ export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cl
   return { session, trust, audit, auditPath };
 }
 
+/** Errors raw clients emitted (kept, not thrown: they come after tests closed them). */
+export const clientErrors: unknown[] = [];
+
 /** A bare xmpp.js client logged in as `cloud` (for crafting raw stanzas). */
 export async function rawClient(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, identity?: Identity, resource = 'raw'): Promise<Client> {
-  const id = identity ?? pkiIdentity(env.pki, cloud);
+  const id = identity ?? (env.pki.clouds[cloud] ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud));
   const c = createXmppClient({
     service: `xmpp://${env.prosody.host}:${env.prosody.port}`,
     domain: env.prosody.domain,
@@ -160,7 +198,8 @@ export async function rawClient(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud
     externalJid: `${cloud}@${env.prosody.domain}`,
   });
   c.reconnect.stop();
-  c.on('error', () => undefined);
+  // Errors after a test stopped the client (a closed socket) are expected; keep them for debugging.
+  c.on('error', (err: unknown) => clientErrors.push(err));
   await c.start();
   return c;
 }

@@ -8,9 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionStatus } from '../../../protocols/xmpp/index.js';
-import { servicesUp, startGateway, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
+const A = testCloud('ra');
+const B = testCloud('rb');
 
 function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -29,10 +31,11 @@ describe('Prosody restarting under running gateways', () => {
   let b: TestGateway;
   const statuses: SessionStatus[] = [];
   beforeAll(async () => {
-    a = await startGateway(env, 'cloud-a');
-    b = await startGateway(env, 'cloud-b');
+    await ensureCatalogNode(env);
+    a = await startGateway(env, A);
+    b = await startGateway(env, B);
     a.session.on('status', (s: SessionStatus) => statuses.push(s));
-    await a.session.waitForPresence('cloud-b@intercloud.test');
+    await a.session.waitForPresence(`${B}@intercloud.test`);
   });
   afterAll(async () => {
     await a?.session.stop();
@@ -50,13 +53,13 @@ describe('Prosody restarting under running gateways', () => {
     expect(statuses).toContain('reconnecting');
     expect(statuses.at(-1)).toBe('online');
     // Presence and catalog come back through re-announcement.
-    await waitFor(async () => (await a.session.discoverPeers({}, { refresh: true })).some((p) => p.entry.cloudId === 'cloud-b'), 15_000);
+    await waitFor(async () => (await a.session.discoverPeers({}, { refresh: true })).some((p) => p.entry.cloudId === B), 15_000);
     const vm = {
       workload: { type: 'vm' as const, name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios' as const, disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [] },
       constraints: { regions: [] },
       terms: { currency: 'EUR' },
     };
-    const out = await a.session.sendOffer('cloud-b@intercloud.test', vm);
+    const out = await a.session.sendOffer(`${B}@intercloud.test`, vm);
     expect(out.type).toBe('accept');
   });
 });

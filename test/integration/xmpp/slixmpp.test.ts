@@ -10,18 +10,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG_NODE, FEATURES, IDENTITIES } from '../../../protocols/xmpp/index.js';
 import { execFileSync } from 'node:child_process';
 import { serviceEnv } from '../../helpers/services.js';
-import { gatewayJid, servicesUp, startGateway, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, gatewayJid, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 // Before servicesUp(): it reads (and caches) services.json.
 execFileSync(join(import.meta.dirname, '../../../scripts/services'), ['up', 'slixmpp'], { stdio: 'ignore' });
 const env = servicesUp();
 const { python } = serviceEnv<{ python: string }>('slixmpp');
+const B = testCloud('sb');
 const run = promisify(execFile);
 
 describe('slixmpp reads what our gateway announces', () => {
   let b: TestGateway;
   beforeAll(async () => {
-    b = await startGateway(env, 'cloud-b');
+    await ensureCatalogNode(env);
+    b = await startGateway(env, B);
   });
   afterAll(async () => {
     await b?.session.stop();
@@ -31,7 +33,7 @@ describe('slixmpp reads what our gateway announces', () => {
     const { stdout } = await run(python, [
       join(import.meta.dirname, 'slixmpp-check.py'),
       env.prosody.host, String(env.prosody.port), env.prosody.scram.jid, env.prosody.scram.password, env.pki.root,
-      gatewayJid(env, 'cloud-b'), env.prosody.pubsubJid, CATALOG_NODE, 'cloud-b',
+      gatewayJid(env, B), env.prosody.pubsubJid, CATALOG_NODE, B,
     ], { timeout: 60_000 });
     const seen = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
       error?: string; identities: string[][]; features: string[];
@@ -43,7 +45,7 @@ describe('slixmpp reads what our gateway announces', () => {
     expect(seen.features).toContain(FEATURES.VM_HOSTING);
     const mine = b.session.catalogEntry();
     expect(seen.entry).toEqual({
-      cloud: 'cloud-b', jid: 'cloud-b@intercloud.test', regions: [...mine.regions], formats: [...mine.formats],
+      cloud: B, jid: `${B}@intercloud.test`, regions: [...mine.regions], formats: [...mine.formats],
       vcpus: mine.capacity.vcpus, certificate: b.trust.certificateSha256, signed: true,
     });
   });
