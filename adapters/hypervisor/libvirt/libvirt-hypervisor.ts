@@ -154,7 +154,14 @@ export class LibvirtHypervisor implements Hypervisor {
     } catch (err) {
       return this.notFoundOr(name, err, options);
     }
-    const { value: vm } = readLibvirtDomain(xml, { source: `${this.prefix} domain '${name}'` });
+    const { value: read } = readLibvirtDomain(xml, { source: `${this.prefix} domain '${name}'` });
+    // Domain XML carries no disk size (unless we wrote it in our metadata): ask the image.
+    const disksRead = await Promise.all(read.disks.map(async (d) => {
+      if (d.capacityBytes > 0 || !d.file?.href.startsWith('/')) return d;
+      const info = parseQemuImgInfo(await this.qemuImg(['info', '-U', '--output=json', d.file.href], this.opts(options)));
+      return { ...d, capacityBytes: info.virtualSizeBytes, ...(d.format ? {} : { format: FORMAT_OF_QEMU[info.format] ?? 'raw' }) };
+    }));
+    const vm: VirtualMachine = { ...read, disks: disksRead };
     const state = await this.mustExist(name, options);
     const disks = vm.disks.map((d, i): DiskRef => ({
       id: String(i),
@@ -358,8 +365,8 @@ export class LibvirtHypervisor implements Hypervisor {
     // `-f raw`: the map of the stored file itself, i.e. of the bytes readDisk yields. qemu-img
     // rounds the end up to a 512-byte sector, so the length comes from libvirt (`--physical`).
     const [mapText, infoText, volText] = await Promise.all([
-      this.qemuImg(['map', '-f', 'raw', '--output=json', ref.href], o),
-      this.qemuImg(['info', '--output=json', ref.href], o),
+      this.qemuImg(['map', '-U', '-f', 'raw', '--output=json', ref.href], o),
+      this.qemuImg(['info', '-U', '--output=json', ref.href], o),
       this.virsh(['vol-info', '--bytes', '--physical', '--vol', ref.href], o),
     ]);
     const sizeBytes = parsePhysical(volText);
