@@ -9,6 +9,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerCaCommands } from './commands/ca.js';
 import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
+import { registerHypervisorCommands } from './commands/hypervisor.js';
 import { registerLispCommands } from './commands/lisp.js';
 import { registerTimeCommands } from './commands/time.js';
 import { registerOvaCommands, registerOvfCommands } from './commands/ovf.js';
@@ -24,6 +25,7 @@ export type RegisterCommands = (program: Command) => void;
 const COMMANDS: RegisterCommands[] = [
   registerAgentCommands,
   registerJobCommands,
+  registerHypervisorCommands,
   registerCaCommands,
   registerCertCommands,
   registerAuditCommands,
