@@ -11,8 +11,9 @@
  * and promised to keep it; only then is the source copy removed. So at the end the VM
  * runs in exactly one cloud.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { IntercloudError, defineErrorCodes } from '../../protocols/errors/index.js';
-import type { StepDefinition, TransactionDefinition } from '../sequencer/index.js';
+import { COMPENSATION_MAX_ATTEMPTS, type StepContext, type StepDefinition, type TransactionDefinition } from '../sequencer/index.js';
 import type { PeerRef, Reservation, SourcePorts, VmSummary } from './ports.js';
 
 export const MIGRATION_ERRORS = defineErrorCodes('migration', {
@@ -38,6 +39,16 @@ export interface MigrateOutInput {
 }
 
 type Described = { summary: VmSummary; descriptor: string; wasRunning: boolean };
+
+/** The reservation `negotiate` returned, or undefined when it never completed. */
+function reservationOf(ctx: StepContext<MigrateOutInput>): Reservation | undefined {
+  try {
+    return ctx.result<Reservation>('negotiate');
+  } catch (err) {
+    if (err instanceof IntercloudError && err.code === 'SEQ_JOURNAL_MISMATCH') return undefined;
+    throw err;
+  }
+}
 
 /** The steps of the source side, bound to `ports`. */
 export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
@@ -80,7 +91,23 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       },
       compensate: async (ctx) => {
         const peer = peerOf(ctx);
-        await ports.control.release(peer, ctx.input.offerId, ctx.signal);
+        try {
+          await ports.control.release(peer, ctx.input.offerId, ctx.signal);
+        } catch (err) {
+          // A peer that cannot be reached (gone for good) cannot be told; but it ends an
+          // accepted offer on its own once the reservation expires (its receive and
+          // await-instantiate steps stop at the expiry and compensate). Wait for that on the
+          // last attempt rather than leaving the job to an operator.
+          const reservation = reservationOf(ctx);
+          if (!(err instanceof IntercloudError) || !err.retryable || !reservation) throw err;
+          const left = Date.parse(reservation.expiresAt) - Date.now();
+          if (left > 0 && ctx.attempt < COMPENSATION_MAX_ATTEMPTS) throw err;
+          if (left > 0) await sleep(left, undefined, { signal: ctx.signal });
+          await ports.audit.record('reservation-lapsed', {
+            job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, expiresAt: reservation.expiresAt, error: err.code,
+          });
+          return;
+        }
         await ports.audit.record('reservation-released', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId });
       },
     },

@@ -68,11 +68,15 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 'define',
-        run: async ({ result, signal }) => {
+        run: async ({ input, result, signal }) => {
           const received = result<Record<string, { path: string }>>('receive');
           const { descriptor } = result<{ descriptor: string }>('await-instantiate');
           const disks = Object.fromEntries(Object.entries(received).map(([id, r]) => [id, r.path]));
-          return ports.hypervisor.define({ descriptor, disks }, signal);
+          const defined = await ports.hypervisor.define({ descriptor, disks }, signal);
+          // The hypervisor holds its own copy of the disks now: the staged files are not needed
+          // (a repeat of this step finds the VM defined and reads no file).
+          await ports.receive.discard(input.offerId, signal);
+          return defined;
         },
         compensate: async ({ input, signal }) => {
           await ports.hypervisor.remove(input.vm.name, signal);
