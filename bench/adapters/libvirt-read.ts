@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nread ${size / MiB} MiB over ssh (loopback), median of ${rounds}:\n`);
   process.stdout.write(`  libvirt adapter, diskIo=file (dd over ssh2):         ${a.toFixed(0)} MiB/s\n`);
   process.stdout.write(`  libvirt adapter, diskIo=libvirt (vol-download/ssh2): ${c.toFixed(0)} MiB/s\n`);
-  process.stdout.write(`  scp from the same sshd (anchor):                       ${b.toFixed(0)} MiB/s\n`);
+  process.stdout.write(`  scp from the same sshd (anchor):                      ${b.toFixed(0)} MiB/s\n`);
   process.stdout.write(`  ratio adapter/scp: ${(a / b).toFixed(2)}x (aim >= 0.8x); via vol-download: ${(c / b).toFixed(2)}x\n`);
   process.stdout.write('  (2 cores shared with other work on this machine: expect +-30% noise)\n');
   await hv.undefineVm(vm);
