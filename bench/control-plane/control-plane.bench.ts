@@ -104,9 +104,20 @@ const warnings: string[] = [];
 client.on('warning', (w: Error & { code?: string }) => warnings.push(`${w.code ?? ''} ${w.message}`));
 process.stderr.write(`issued ${N + 1} certificates in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 const t1 = performance.now();
-await inBatches(providers, 25, (s) => s.start());
+// A loaded machine may time a stream open out: retry what is retryable.
+async function startWithRetry(s: GatewaySession): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await s.start();
+    } catch (err) {
+      if (attempt >= 4 || !(err as { retryable?: boolean }).retryable) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+await inBatches(providers, 20, startWithRetry);
 process.stderr.write(`${N} provider gateways online in ${((performance.now() - t1) / 1000).toFixed(1)} s\n`);
-await client.start();
+await startWithRetry(client);
 // Presence of every provider (subscriptions are approved by the providers).
 const t2 = performance.now();
 while (client.onlinePeers().filter((j) => j.startsWith('bench-0')).length < N && performance.now() - t2 < 60_000) {

@@ -16,12 +16,12 @@ import { jid as parseJid, xml, type Client, type Element, type IqContext } from 
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
-  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type Capacity, type CatalogEntry, type PeerFilter, type Terms,
+  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type CatalogEntry, type PeerFilter,
 } from './catalog.js';
 import { buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
 import {
-  CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS, type Capability,
+  CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS,
 } from './namespaces.js';
 import {
   acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept,
@@ -88,16 +88,8 @@ export interface GatewayTrust {
   audit(record: ControlPlaneAuditRecord): Promise<void>;
 }
 
-/** What this cloud publishes about itself (the catalog entry without the derived fields). */
-export interface CloudProfile {
-  readonly regions: readonly string[];
-  readonly hypervisors: readonly string[];
-  readonly formats: readonly string[];
-  readonly capabilities: readonly Capability[];
-  readonly capacity: Capacity;
-  readonly terms: Terms;
-  readonly transferUri: string;
-}
+/** What this cloud publishes about itself: the catalog entry without the fields the session derives. */
+export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri'>;
 
 /** Options of a {@link GatewaySession}. */
 export interface GatewaySessionOptions {
@@ -250,6 +242,7 @@ export class GatewaySession extends EventEmitter {
   /** item ids whose current entry failed verification (not re-fetched until notified or a full refresh). */
   readonly #badIds = new Set<string>();
   #catalogLoaded = false;
+  #reconnectOff = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
   readonly #cancelHandlers: Array<(cancel: Cancel, from: string) => void> = [];
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
@@ -331,11 +324,19 @@ export class GatewaySession extends EventEmitter {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#status('connecting');
+    if (this.#reconnectOff) {
+      this.#xmpp.reconnect.start();
+      this.#reconnectOff = false;
+    }
     try {
       await this.#xmpp.start();
     } catch (err) {
+      // A failed first login is reported, not retried in the background; the caller may call start() again.
       this.#xmpp.reconnect.stop();
-      throw this.#connectError(err);
+      this.#reconnectOff = true;
+      const error = this.#connectError(err);
+      await this.#xmpp.stop().catch((e: unknown) => this.#warn(this.#asError(e, 'closing after a failed login failed')));
+      throw error;
     }
     await this.#announcing;
     this.#expiryTimer = setInterval(() => this.#expireReservations(), 1_000);
@@ -353,6 +354,7 @@ export class GatewaySession extends EventEmitter {
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
     this.#xmpp.reconnect.stop();
+    this.#reconnectOff = true;
     try {
       if (this.online) await this.#xmpp.send(xml('presence', { type: 'unavailable' }));
       await this.#xmpp.stop();
@@ -368,6 +370,7 @@ export class GatewaySession extends EventEmitter {
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
     this.#xmpp.reconnect.stop();
+    this.#reconnectOff = true;
     const socket = this.#xmpp.socket as { destroy?: () => void } | null;
     socket?.destroy?.();
   }
@@ -992,7 +995,8 @@ export class GatewaySession extends EventEmitter {
     if (typeof e.code === 'string' && (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code.startsWith('ERR_SSL'))) {
       return xmppError('XMPP_TLS', `tls with the xmpp server failed: ${messageOf(err)}`, { cause: err, details: { code: e.code } });
     }
-    return xmppError('XMPP_CONNECT', `xmpp server '${this.#opt.service}' failed: ${messageOf(err)}`, {
+    const what = messageOf(err) || (e.name === 'TimeoutError' ? 'timed out' : String(e.name ?? 'unknown error'));
+    return xmppError('XMPP_CONNECT', `xmpp server '${this.#opt.service}' failed: ${what}`, {
       cause: err,
       details: { code: e.code, condition: e.condition },
     });

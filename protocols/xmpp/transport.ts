@@ -48,6 +48,8 @@ export interface XmppConnectOptions {
   /** The JID our certificate names, sent as the EXTERNAL authorization identity. */
   readonly externalJid?: string;
   readonly scram?: ScramCredentials;
+  /** How long to wait for the server to open or close a stream (default 10 s). */
+  readonly streamTimeoutMs?: number;
   /** Use XEP-0198 stream management when the server offers it (default true). */
   readonly streamManagement?: boolean;
 }
@@ -164,6 +166,8 @@ export function createXmppClient(options: XmppConnectOptions): Client {
     },
   });
   ref.entity = xmpp;
+  // xmpp.js waits 2 s for stream opens and closes; a loaded server needs longer.
+  (xmpp as unknown as { timeout: number }).timeout = options.streamTimeoutMs ?? 10_000;
   xmpp.saslFactory.use(externalMechanism());
 
   // Our transport: xmpp.js's TCP connection class with our upgradable socket.
