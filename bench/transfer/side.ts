@@ -4,7 +4,8 @@
  * does not count in the peak RSS). The receiver prints `{"ready":true}` first; every side ends
  * with one JSON line: the result, its elapsed ms and `process.resourceUsage().maxRSS`.
  */
-import { ContentIndex, receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
+import { readFileSync } from 'node:fs';
+import { ContentIndex, fileSource, receiveTransfer, sendTransfer, type BrokerOptions, type Extent } from '../../protocols/amqp/index.js';
 
 interface Args {
   broker: BrokerOptions;
@@ -15,6 +16,8 @@ interface Args {
   windowBytes: number;
   persistent: boolean;
   base?: string;
+  /** JSON file with the source's allocation map (what a hypervisor adapter would hand over). */
+  extentsFile?: string;
   expiresAt: number;
 }
 
@@ -28,7 +31,8 @@ if (side === 'index') {
   result = { chunks: idx.size };
 } else if (side === 'send') {
   result = await sendTransfer({
-    broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', source: a.path, chunkSize: a.chunkSize,
+    broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', chunkSize: a.chunkSize,
+    source: a.extentsFile ? await fileSource(a.path, JSON.parse(readFileSync(a.extentsFile, 'utf8')) as Extent[]) : a.path,
     windowBytes: a.windowBytes, persistent: a.persistent, expiresAt: a.expiresAt, journalDir: a.journalDir,
   });
 } else {

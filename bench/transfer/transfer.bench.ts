@@ -140,7 +140,19 @@ function side(which: 'send' | 'receive' | 'index', args: Record<string, unknown>
   });
 }
 
-async function runOurs(name: string, src: string, dst: string, opts: { persistent?: boolean; base?: string } = {}): Promise<void> {
+/**
+ * The allocation map of `path` as the hypervisor adapter would hand it over: `qemu-img map`
+ * (SEEK_DATA/SEEK_HOLE underneath), data extents only, written to a JSON file.
+ */
+function allocationMap(path: string): string {
+  const map = JSON.parse(sh('qemu-img', ['map', '--output=json', '-f', 'raw', path])) as Array<{ start: number; length: number; data: boolean }>;
+  const extents = map.filter((e) => e.data).map((e) => ({ offset: e.start, length: e.length }));
+  const file = `${path}.extents.json`;
+  execFileSync('sh', ['-c', `cat > '${file}'`], { input: JSON.stringify(extents) });
+  return file;
+}
+
+async function runOurs(name: string, src: string, dst: string, opts: { persistent?: boolean; base?: string; map?: boolean } = {}): Promise<void> {
   rmSync(dst, { force: true });
   const transferId = randomUUID();
   const common = { transferId, chunkSize: CHUNK, windowBytes: WINDOW, persistent: opts.persistent ?? false, expiresAt: Date.now() + 3600_000 };
@@ -148,12 +160,12 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   const isReady = new Promise<void>((r) => (ready = r));
   const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), ...(opts.base ? { base: opts.base } : {}) }, ready);
   await isReady;
-  const sending = side('send', { ...common, broker: broker('cloud-a'), path: src, journalDir: join(DIR, 'journal-a') });
+  const sending = side('send', { ...common, broker: broker('cloud-a'), path: src, journalDir: join(DIR, 'journal-a'), ...(opts.map ? { extentsFile: allocationMap(src) } : {}) });
   const [s, r] = await Promise.all([sending, receiving]);
   const res = s.result as { wireBytes: number; chunks: Record<string, number> };
   rows.push({
     case: name,
-    tool: `amqp ${opts.persistent ? 'persistent' : 'transient'}${opts.base ? ' + base index' : ''}`,
+    tool: `amqp ${opts.persistent ? 'persistent' : 'transient'}${opts.map ? ' + alloc map' : ' (scan)'}${opts.base ? ' + base index' : ''}`,
     seconds: s.elapsedMs / 1000,
     wireBytes: res.wireBytes,
     rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
@@ -161,6 +173,7 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   });
   const a = sh('sha256sum', [src]).split(' ')[0];
   const b = sh('sha256sum', [dst]).split(' ')[0];
+  rmSync(`${src}.extents.json`, { force: true });
   if (a !== b) throw new Error(`${name}: target differs from source`);
   rmSync(dst, { force: true });
 }
@@ -207,6 +220,7 @@ if (cases.has('b')) {
   runScp('(b) 6% allocated', src, remote('b'), SIZE);
   runRsync('(b) 6% allocated', src, remote('b'));
   await runOurs('(b) 6% allocated', src, remote('b'));
+  await runOurs('(b) 6% allocated', src, remote('b'), { map: true });
 }
 if (cases.has('c')) {
   const base = join(DIR, 'c-base.raw');
@@ -222,13 +236,14 @@ if (cases.has('c')) {
   runScp('(c) shares a base', vm2, remote('c'), SIZE);
   runRsync('(c) shares a base', vm2, remote('c'), base);
   await runOurs('(c) shares a base', vm2, remote('c'), { base });
+  await runOurs('(c) shares a base', vm2, remote('c'), { base, map: true });
 }
 if (cases.has('s')) {
   const size = Number(values['sparse-gib']) * GiB;
   const src = join(DIR, 's-sparse.raw');
   rmSync(src, { force: true });
   await writeImage(src, size, scattered(size, 0.06, 5));
-  await runOurs('(s) 8 GiB sparse', src, remote('s'));
+  await runOurs('(s) 8 GiB sparse', src, remote('s'), { map: true });
   rmSync(src, { force: true });
 }
 print();

@@ -25,7 +25,12 @@ export interface SourceIdentity {
 /** One journal record. */
 export type JournalRecord =
   | { readonly t: 'manifest'; readonly manifest: Manifest; readonly source?: SourceIdentity }
-  | { readonly t: 'have'; readonly chunks: ReadonlyArray<readonly [number, number]> }
+  | {
+      readonly t: 'have';
+      readonly chunks: ReadonlyArray<readonly [number, number]>;
+      /** Of those, the ones held as holes (zero frames, never written): not re-read to verify. */
+      readonly holes?: ReadonlyArray<readonly [number, number]>;
+    }
   | { readonly t: 'end'; readonly digest: string }
   | { readonly t: 'committed'; readonly digest: string }
   | { readonly t: 'aborted'; readonly reason: 'expired' | 'aborted' | 'failed'; readonly code?: string };
@@ -36,7 +41,11 @@ const recordSchema = z.discriminatedUnion('t', [
     manifest: z.unknown(),
     source: z.strictObject({ size: z.number().int().nonnegative(), mtimeMs: z.number().optional() }).optional(),
   }),
-  z.strictObject({ t: z.literal('have'), chunks: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])) }),
+  z.strictObject({
+    t: z.literal('have'),
+    chunks: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])),
+    holes: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().positive()])).optional(),
+  }),
   z.strictObject({ t: z.literal('end'), digest: z.string().regex(/^[0-9a-f]{64}$/) }),
   z.strictObject({ t: z.literal('committed'), digest: z.string().regex(/^[0-9a-f]{64}$/) }),
   z.strictObject({ t: z.literal('aborted'), reason: z.enum(['expired', 'aborted', 'failed']), code: z.string().optional() }),

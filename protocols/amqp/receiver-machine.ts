@@ -40,6 +40,8 @@ export class ReceiverMachine {
   private phaseValue: ReceiverPhase = 'waiting';
   private manifestValue: Manifest | undefined;
   private held: ChunkSet | undefined;
+  private holes: ChunkSet | undefined;
+  private readonly inFlightHoles = new Set<number>();
   private readonly inFlight = new Set<number>();
   private digestValue: string | undefined;
 
@@ -52,8 +54,12 @@ export class ReceiverMachine {
       if (r.t === 'manifest') {
         m.manifestValue = r.manifest;
         m.held = new ChunkSet(r.manifest.chunkCount);
+        m.holes = new ChunkSet(r.manifest.chunkCount);
         m.phaseValue = 'receiving';
-      } else if (r.t === 'have') m.held?.addRanges(r.chunks);
+      } else if (r.t === 'have') {
+        m.held?.addRanges(r.chunks);
+        if (r.holes) m.holes?.addRanges(r.holes);
+      }
       else if (r.t === 'end') m.digestValue = r.digest;
       else if (r.t === 'committed') m.phaseValue = 'committed';
       else if (r.t === 'aborted') m.phaseValue = 'aborted';
@@ -102,6 +108,7 @@ export class ReceiverMachine {
     if (!this.manifestValue) {
       this.manifestValue = manifest;
       this.held = new ChunkSet(manifest.chunkCount);
+      this.holes = new ChunkSet(manifest.chunkCount);
       this.phaseValue = 'receiving';
       out.push({ type: 'create-staging', size: manifest.size }, { type: 'journal', record: { t: 'manifest', manifest } });
     }
@@ -127,7 +134,10 @@ export class ReceiverMachine {
       return { action: 'need', message: needMessage(this.transferId, [[header.index, header.index + 1]]) };
     }
     this.inFlight.add(header.index);
-    if (header.kind === 'zero') return { action: 'hole', index: header.index };
+    if (header.kind === 'zero') {
+      this.inFlightHoles.add(header.index);
+      return { action: 'hole', index: header.index };
+    }
     if (header.kind === 'ref') return { action: 'copy-local', index: header.index };
     return { action: 'write', index: header.index };
   }
@@ -141,19 +151,37 @@ export class ReceiverMachine {
   /** Chunk `index` was decided on but not written (its write failed): it is missing again. */
   release(index: number): void {
     this.inFlight.delete(index);
+    this.inFlightHoles.delete(index);
+  }
+
+  /** True when chunk `index` is held as a hole (a zero frame: never written to the staging file). */
+  isHole(index: number): boolean {
+    return this.holes?.has(index) ?? false;
   }
 
   /** The staging file was fsync'ed with these chunks in it: journal them as held. */
   onDurable(indices: readonly number[]): ReceiverAction[] {
     if (!this.held || indices.length === 0) return [];
     const fresh: number[] = [];
+    const holes: number[] = [];
     for (const i of indices) {
       this.inFlight.delete(i);
-      if (this.held.add(i)) fresh.push(i);
+      const hole = this.inFlightHoles.delete(i);
+      if (this.held.add(i)) {
+        fresh.push(i);
+        if (hole) {
+          this.holes!.add(i);
+          holes.push(i);
+        }
+      }
     }
     if (fresh.length === 0) return [];
     fresh.sort((a, b) => a - b);
-    const out: ReceiverAction[] = [{ type: 'journal', record: { t: 'have', chunks: toRanges(fresh) } }];
+    holes.sort((a, b) => a - b);
+    const record: JournalRecord = holes.length > 0
+      ? { t: 'have', chunks: toRanges(fresh), holes: toRanges(holes) }
+      : { t: 'have', chunks: toRanges(fresh) };
+    const out: ReceiverAction[] = [{ type: 'journal', record }];
     if (this.digestValue && this.held.complete && this.phaseValue === 'receiving') out.push(...this.startVerify());
     return out;
   }

@@ -14,7 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { xferError, type XferError } from './errors.js';
 import { WholeDigest, zeroChunkSha256 } from './digest.js';
 import { isAllZero } from './frame.js';
-import { blockSizeFor, readBlocks } from './read-ahead.js';
+import { blockSizeFor } from './read-ahead.js';
 
 /** Granularity of hole preservation inside data chunks (a file-system block). */
 export const SPARSE_BLOCK = 4096;
@@ -100,25 +100,35 @@ export class StagingFile {
 
   /**
    * The transfer's whole digest (`digest.ts`) of the staging file as it is on disk: every chunk
-   * re-read and hashed (all-zero chunks — holes — by their constant hash).
+   * re-read and hashed (all-zero ones by their constant hash). Chunks for which `knownHole`
+   * says true — zero frames, never written into this sparse file — are not read.
    */
-  async digest(chunkSize: number): Promise<string> {
+  async digest(chunkSize: number, knownHole: (index: number) => boolean = () => false): Promise<string> {
     const h = this.open_();
     try {
       const { size } = await h.stat();
       const whole = new WholeDigest(size, chunkSize);
-      const read = async (offset: number, length: number, into: Buffer) => {
+      const blockSize = blockSizeFor(chunkSize);
+      const buf = Buffer.allocUnsafe(blockSize);
+      for (let offset = 0; offset < size; offset += blockSize) {
+        const length = Math.min(blockSize, size - offset);
+        const first = offset / chunkSize;
+        const count = Math.ceil(length / chunkSize);
+        const chunkLength = (i: number) => Math.min(chunkSize, size - (first + i) * chunkSize);
+        let allHoles = true;
+        for (let i = 0; i < count && allHoles; i++) allHoles = knownHole(first + i);
+        if (allHoles) {
+          for (let i = 0; i < count; i++) whole.add(first + i, zeroChunkSha256(chunkLength(i)));
+          continue;
+        }
         for (let got = 0; got < length; ) {
-          const { bytesRead } = await h.read(into, got, length - got, offset + got);
+          const { bytesRead } = await h.read(buf, got, length - got, offset + got);
           if (bytesRead === 0) throw Object.assign(new Error(`unexpected end of file at '${offset + got}'`), { code: 'EOF' });
           got += bytesRead;
         }
-      };
-      let index = 0;
-      for await (const block of readBlocks(0, size, blockSizeFor(chunkSize), read)) {
-        for (let pos = 0; pos < block.bytes.length; pos += chunkSize, index++) {
-          const piece = block.bytes.subarray(pos, Math.min(pos + chunkSize, block.bytes.length));
-          whole.add(index, isAllZero(piece) ? zeroChunkSha256(piece.length) : createHash('sha256').update(piece).digest());
+        for (let i = 0; i < count; i++) {
+          const piece = buf.subarray(i * chunkSize, i * chunkSize + chunkLength(i));
+          whole.add(first + i, isAllZero(piece) ? zeroChunkSha256(piece.length) : createHash('sha256').update(piece).digest());
         }
       }
       return whole.hex();
