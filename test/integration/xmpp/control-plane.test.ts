@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   capsVer, CAPS_NODE, createXmppClient, FEATURES, IDENTITIES, NS, type OfferRequest,
 } from '../../../protocols/xmpp/index.js';
-import { ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { auditRecords, ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const A = testCloud('xa');
@@ -112,6 +112,25 @@ describe('gateway sessions on the real Prosody', () => {
     expect(outcomes.map((o) => o.type)).toEqual(['accept', 'accept', 'reject']);
     expect(outcomes[2]).toMatchObject({ type: 'reject', reason: 'no-capacity' });
     for (const o of outcomes) if (o.type === 'accept') await a.session.sendCancel(`${B}@intercloud.test`, { reservationId: o.accept.reservationId });
+  });
+
+  it('lets an unused reservation lapse: capacity comes back and the expiry is audited', async () => {
+    const C = testCloud('xc');
+    const c = await startGateway(env, C, { reservationTtlMs: 1_000 });
+    try {
+      const before = c.session.catalogEntry().capacity.vcpus;
+      const out = await a.session.sendOffer(`${C}@intercloud.test`, vm);
+      if (out.type !== 'accept') throw new Error(`expected an accept, got '${out.reason}'`);
+      expect(c.session.catalogEntry().capacity.vcpus).toBe(before - 2);
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(c.session.reservations.get(out.accept.reservationId, Date.now())).toBeUndefined();
+      expect(c.session.catalogEntry().capacity.vcpus).toBe(before);
+      const events = auditRecords(c.auditPath).map((r) => r.event);
+      expect(events).toContainEqual(expect.objectContaining({ type: 'xmpp.reservation-expired', details: expect.objectContaining({ reservationId: out.accept.reservationId }) }));
+      expect(events).toContainEqual(expect.objectContaining({ type: 'xmpp.offer-accepted' }));
+    } finally {
+      await c.session.stop();
+    }
   });
 
   it('reports progress and lets the peer follow it', async () => {
