@@ -227,6 +227,18 @@ export interface Hypervisor {
   removeDisk(href: string, options?: CallOptions): Promise<void>;
 
   /**
+   * Optional. The storage new disks go to, as a directory of the machine this process runs on,
+   * when the backend can prove it is one (libvirt: a `dir` pool whose path shows the backend a
+   * probe file this process wrote there); `undefined` when it is not (remote host, other pool
+   * type). A raw image file written into it under a name `isSafeDiskName` accepts is a volume of
+   * the backend: `defineVm` attaches it when a disk's `file.href` is its path, so a receiver can
+   * write a disk once instead of staging it and streaming it again through `writeDisk`. Such a
+   * file belongs to the caller until a VM is defined on it (then `undefineVm` with
+   * `removeStorage` removes it).
+   */
+  localStorageDir?(options?: CallOptions): Promise<string | undefined>;
+
+  /**
    * Defines a VM together with its disks' bytes (the receiving side of a migration):
    * `vm.disks[i]` is written from `disks[i]`, then the VM is defined. All or nothing: a failure
    * leaves no defined VM and no disk behind.

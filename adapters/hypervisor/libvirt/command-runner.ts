@@ -58,8 +58,9 @@ export interface CommandRunner {
   close(): Promise<void>;
 }
 
-/** Exit status a POSIX shell gives "command not found" / "not executable". */
+/** Exit status a POSIX shell gives "command not found" (POSIX.1 Shell §2.8.2). */
 export const EXIT_NOT_FOUND = 127;
+/** Exit status a POSIX shell gives a command found but not executable (§2.8.2). */
 export const EXIT_NOT_EXECUTABLE = 126;
 
 /** Maximum stdout {@link CommandRunner.run} keeps before failing. */
@@ -127,7 +128,7 @@ export function commandMissing(where: string, argv: readonly string[], exit: Par
  */
 export class LocalRunner implements CommandRunner {
   readonly where = 'local';
-  /** @param env environment of the children (defaults to this process's). */
+  /** @param env environment of the children (default: inherited). */
   constructor(private readonly env?: NodeJS.ProcessEnv) {}
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
@@ -144,12 +145,15 @@ export class LocalRunner implements CommandRunner {
       done.catch(() => undefined);
       return { stdout: out, done };
     }
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: this.env ?? process.env });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], ...(this.env ? { env: this.env } : {}) });
     const stderr = new TailBuffer();
     child.stderr.on('data', (c: Buffer) => stderr.push(c));
     let aborted = false;
     const onAbort = (): void => {
       aborted = true;
+      // The reader learns at once, before what is still buffered could end the stream normally.
+      child.stdout.unpipe(out);
+      out.destroy(abortedError(this.where, argv[0] ?? '', signal));
       child.kill('SIGKILL');
     };
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -161,6 +165,8 @@ export class LocalRunner implements CommandRunner {
       : typeof stdin === 'string' || Buffer.isBuffer(stdin)
         ? new Promise<void>((resolve) => child.stdin.end(stdin, () => resolve()))
         : pipeline(stdin, child.stdin);
+    // Examined when the child has exited (below); until then a failure must not count as unhandled.
+    feeding.catch(() => undefined);
     // A child that exits before reading all of stdin closes the pipe (EPIPE): its exit status says why.
     child.stdin.on('error', () => undefined);
 
@@ -198,4 +204,14 @@ export class LocalRunner implements CommandRunner {
   async close(): Promise<void> {
     // Nothing is held open in local mode.
   }
+}
+
+/**
+ * Wraps argv so that its standard input or output is an OS pipe (`cat | ARGV`, `ARGV | cat` in
+ * bash, with pipefail so ARGV's exit status is kept), for programs that *open* `/dev/stdin` or
+ * `/dev/stdout` (virsh `define`, `vol-upload`, `vol-download`): Node gives local children socket
+ * pairs, which cannot be opened that way.
+ */
+export function throughPipes(argv: readonly string[], which: 'in' | 'out'): string[] {
+  return ['bash', '-c', which === 'in' ? 'set -o pipefail; cat | "$@"' : 'set -o pipefail; "$@" | cat', 'bash', ...argv];
 }

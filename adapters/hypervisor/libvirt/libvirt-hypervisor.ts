@@ -6,6 +6,9 @@
  * `diskIo: 'file'`; zero blocks are written as holes) or through libvirt's storage streams
  * (`virsh vol-upload`/`vol-download`, `diskIo: 'libvirt'`).
  */
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConversionReport, DiskFormat, ReportEntry, VirtualMachine } from '../../../protocols/vm/index.js';
@@ -19,11 +22,11 @@ import type {
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
-import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND } from './command-runner.js';
+import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, throughPipes } from './command-runner.js';
 import type { CommandResult, CommandRunner, RunOptions } from './command-runner.js';
 import {
   parseDomstate, parseNames, parseNodeinfo, parseNodememstats, parsePoolInfo, parseQemuImgInfo,
-  clipExtents, parsePhysical, parseQemuImgMap, parseVolList, sumDomstatsVcpus,
+  clipExtents, parseDirPoolPath, parsePhysical, parseQemuImgMap, parseVolList, sumDomstatsVcpus,
 } from './virsh-output.js';
 
 /** Resolved settings of the libvirt adapter. */
@@ -71,10 +74,13 @@ export class LibvirtHypervisor implements Hypervisor {
 
   // ---- running virsh -------------------------------------------------------------------------
 
-  /** Runs `virsh -c URI ARGS…`; a missing virsh is `LIBVIRT_COMMAND_MISSING`. */
+  /**
+   * Runs `virsh -c URI ARGS…`; a missing virsh is `LIBVIRT_COMMAND_MISSING`. With `stdin`, virsh
+   * gets it through a pipe, since the commands that take it open `/dev/stdin`.
+   */
   private async virshRaw(args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
     const argv = [this.settings.virsh, '-q', '-c', this.settings.uri, ...args];
-    const r = await this.runner.run(argv, options);
+    const r = await this.runner.run(options.stdin === undefined ? argv : throughPipes(argv, 'in'), options);
     if (r.exitStatus === EXIT_NOT_FOUND || r.exitStatus === EXIT_NOT_EXECUTABLE) throw commandMissing(this.prefix, argv, r);
     return r;
   }
@@ -221,6 +227,33 @@ export class LibvirtHypervisor implements Hypervisor {
       if (!still) return;
       if (attempt >= 20) throw this.failed('virsh', ['vol-delete', '--vol', href], r);
       await sleep(250);
+    }
+  }
+
+  /**
+   * The pool's directory when it is a `dir` pool that this process sees too: a probe file with a
+   * random token, written here, must read back the same through the runner (over SSH, on the
+   * hypervisor host). Anything else — another pool type, a directory missing or read-only here,
+   * another machine's directory of the same name — is `undefined`.
+   */
+  async localStorageDir(options: CallOptions = {}): Promise<string | undefined> {
+    throwIfAborted(this.prefix, 'localStorageDir', options.signal);
+    const dir = parseDirPoolPath(await this.virsh(['pool-dumpxml', this.settings.pool], this.opts(options)));
+    if (dir === undefined) return undefined;
+    const token = randomUUID();
+    const probe = join(dir, `.intercloud-probe-${token}`);
+    try {
+      await fs.writeFile(probe, token, { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      // Not writable from here (absent, read-only, not ours): no local storage, not a failure.
+      if ((err as NodeJS.ErrnoException).code !== undefined) return undefined;
+      throw err;
+    }
+    try {
+      const r = await this.runner.run(['cat', probe], this.opts(options));
+      return r.exitStatus === 0 && r.stdout.toString('utf8') === token ? dir : undefined;
+    } finally {
+      await fs.rm(probe, { force: true });
     }
   }
 
@@ -385,24 +418,28 @@ export class LibvirtHypervisor implements Hypervisor {
     const ref = await this.diskPath(name, diskId, options);
     let argv: string[];
     let tool: string;
+    let shown: string[];
     if (this.settings.diskIo === 'file') {
       // The volume's file read where it lies, one hop less than libvirt's stream (libvirtd → virsh).
       tool = 'dd';
       argv = ['dd', `if=${ref.href}`, 'bs=1M', 'status=none', 'iflag=skip_bytes,count_bytes'];
       if (options.offset !== undefined) argv.push(`skip=${options.offset}`);
       if (options.length !== undefined) argv.push(`count=${options.length}`);
+      shown = argv;
     } else {
       tool = 'virsh';
       argv = [this.settings.virsh, '-q', '-c', this.settings.uri, 'vol-download', '--vol', ref.href];
       if (options.offset !== undefined) argv.push('--offset', String(options.offset));
       if (options.length !== undefined) argv.push('--length', String(options.length));
       argv.push('/dev/stdout');
+      shown = argv;
+      argv = throughPipes(argv, 'out');
     }
     const cmd = this.runner.spawn(argv, this.opts(options));
     cmd.done.then(
       (exit) => {
-        if (exit.exitStatus === EXIT_NOT_FOUND || exit.exitStatus === EXIT_NOT_EXECUTABLE) cmd.stdout.destroy(commandMissing(this.prefix, argv, exit));
-        else if (exit.exitStatus !== 0) cmd.stdout.destroy(this.failed(tool, argv.slice(1), { ...exit, stdout: Buffer.alloc(0) }));
+        if (exit.exitStatus === EXIT_NOT_FOUND || exit.exitStatus === EXIT_NOT_EXECUTABLE) cmd.stdout.destroy(commandMissing(this.prefix, shown, exit));
+        else if (exit.exitStatus !== 0) cmd.stdout.destroy(this.failed(tool, shown.slice(1), { ...exit, stdout: Buffer.alloc(0) }));
       },
       () => undefined, // the runner already failed the stream with the coded error
     );

@@ -2,6 +2,7 @@
  * Pure readers of what `virsh` and `qemu-img` print (libvirt 9 / QEMU 7 as in Debian 12).
  * Each throws `LIBVIRT_OUTPUT_INVALID` on output it cannot read, rather than guessing.
  */
+import { attr, childNamed, childText, parseXml } from '../../../protocols/xml/index.js';
 import type { DiskExtent, VmPowerState } from '../contract.js';
 import { hvError } from '../errors.js';
 
@@ -93,6 +94,24 @@ export function parseVolList(text: string): Array<{ name: string; path: string }
     if (m) out.push({ name: m[1]!, path: m[2]! });
   }
   return out;
+}
+
+/**
+ * `virsh pool-dumpxml P` → the pool's directory when it is a `dir` pool (libvirt's storage pool
+ * XML, `<pool type='dir'><target><path>`), else `undefined`.
+ */
+export function parseDirPoolPath(xml: string): string | undefined {
+  let pool;
+  try {
+    pool = parseXml(xml, 'virsh pool-dumpxml');
+  } catch (err) {
+    throw hvError('LIBVIRT_OUTPUT_INVALID', "cannot read the output of 'virsh pool-dumpxml'", { cause: err, details: { output: xml.slice(0, 2000) } });
+  }
+  if (pool.local !== 'pool') invalid('virsh pool-dumpxml', xml);
+  if (attr(pool, 'type') !== 'dir') return undefined;
+  const target = childNamed(pool, 'target');
+  const path = target ? childText(target, 'path') : undefined;
+  return path?.startsWith('/') ? path : undefined;
 }
 
 /**

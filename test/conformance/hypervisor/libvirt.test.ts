@@ -11,7 +11,7 @@ hypervisorConformance({
   async diskExists(href) {
     const { uri, pool } = libvirt('cloud-a');
     virsh(uri, 'pool-refresh', pool);
-    return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().endsWith(` ${href}`) || l.trim().split(/\s+/)[1] === href);
+    return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
   },
   format: 'raw',
   hasExtents: true,

@@ -33,16 +33,19 @@ export interface VcsimEnv {
   datastore: string;
 }
 
+/** How to reach the sshd service. */
 export function sshd(): SshdEnv {
   return serviceEnv<SshdEnv>('sshd');
 }
 
+/** One libvirt instance of the libvirt service. */
 export function libvirt(cloud: 'cloud-a' | 'cloud-b'): LibvirtInstance {
   const inst = serviceEnv<{ instances: Record<string, LibvirtInstance> }>('libvirt').instances[cloud];
   if (!inst) throw new Error(`libvirt instance '${cloud}' is not in services.json: run 'scripts/services up libvirt'`);
   return inst;
 }
 
+/** How to reach vcsim. */
 export function vcsim(): VcsimEnv {
   return serviceEnv<VcsimEnv>('vcsim');
 }

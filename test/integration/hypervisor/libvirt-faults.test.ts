@@ -89,6 +89,20 @@ describe('libvirt adapter: faults', () => {
     await local.close();
   });
 
+  it('qemu-img missing on the host: LIBVIRT_COMMAND_MISSING from statDisk', async () => {
+    const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { qemuImg: '/nonexistent/qemu-img' }));
+    const name = `${run}-noqi`;
+    await hv.defineVm({ name, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * MiB, disks: [{ capacityBytes: 8 * MiB, bus: 'virtio' }], cdroms: [], nics: [] });
+    try {
+      const err = await failure(hv.statDisk(name, '0'));
+      expect(err.code).toBe('LIBVIRT_COMMAND_MISSING');
+      expect(err.details['exitStatus']).toBe(127);
+    } finally {
+      await hv.undefineVm(name, { removeStorage: true });
+      await hv.close();
+    }
+  });
+
   it('local mode runs the same commands without ssh', async () => {
     const { ssh: _ssh, ...localConfig } = libvirtSshConfig('cloud-a');
     const local = createHypervisor('libvirt', localConfig);

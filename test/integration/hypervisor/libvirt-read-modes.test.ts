@@ -18,11 +18,14 @@ async function drain(r: Readable): Promise<Buffer> {
 describe('libvirt adapter: disk i/o modes', () => {
   const byFile = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'file' }));
   const byStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'libvirt' }));
+  const { ssh: _ssh, ...localStreamConfig } = libvirtSshConfig('cloud-a', { diskIo: 'libvirt' });
+  const localStream = createHypervisor('libvirt', localStreamConfig);
   const name = `rm${randomBytes(3).toString('hex')}`;
   afterAll(async () => {
     await byFile.undefineVm(name, { removeStorage: true });
     await byFile.close();
     await byStream.close();
+    await localStream.close();
   });
 
   it('writes sparse in file mode: the zero megabytes are holes in the allocation map', async () => {
@@ -48,10 +51,12 @@ describe('libvirt adapter: disk i/o modes', () => {
     ]);
     expect((await drain(await byFile.readDisk(name, '0'))).equals(img)).toBe(true);
     expect((await drain(await byStream.readDisk(name, '0'))).equals(img)).toBe(true);
+    expect((await drain(await localStream.readDisk(name, '0'))).equals(img)).toBe(true);
     for (const [offset, length] of [[0, 1], [1_048_575, 3], [img.length - 10, 10], [12_345, 2_000_000]] as const) {
       const want = img.subarray(offset, offset + length);
       expect((await drain(await byFile.readDisk(name, '0', { offset, length }))).equals(want)).toBe(true);
       expect((await drain(await byStream.readDisk(name, '0', { offset, length }))).equals(want)).toBe(true);
+      expect((await drain(await localStream.readDisk(name, '0', { offset, length }))).equals(want)).toBe(true);
     }
   });
 });

@@ -1,0 +1,20 @@
+/** The conformance suite against the real libvirtd `cloud-b` in local mode (the same commands, no SSH). */
+import { createHypervisor } from '../../../adapters/hypervisor/index.js';
+import { libvirt, libvirtSshConfig, virsh } from '../../integration/hypervisor/env.js';
+import { hypervisorConformance } from './suite.js';
+
+hypervisorConformance({
+  name: 'libvirt (local, cloud-b)',
+  async create() {
+    const { ssh: _ssh, ...local } = libvirtSshConfig('cloud-b');
+    return createHypervisor('libvirt', local);
+  },
+  async diskExists(href) {
+    const { uri, pool } = libvirt('cloud-b');
+    virsh(uri, 'pool-refresh', pool);
+    return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
+  },
+  format: 'raw',
+  hasExtents: true,
+  shutdownTimeoutMs: 1500,
+});
