@@ -1,0 +1,247 @@
+/**
+ * A cold migration of a VM with a 1 GiB disk, end to end through two real agents (local API
+ * `startMigration` → job completed), next to doing it by hand in the same run: stop the source
+ * VM (`virsh shutdown`, forced off after the same timeout the agent uses), `scp` its disk image
+ * from the loopback sshd into cloud-b's pool, `virsh define` + `virsh start` in cloud-b.
+ * Two disks: random data (~1000 MiB of random bytes) and sparse (only the boot files
+ * allocated). Migration and by-hand runs alternate; each case runs `--runs` times.
+ *
+ * Printed per run: both times and the ratio, the VM's downtime (source stopped → target
+ * running, from the jobs' step results, and the gap between the guest's last heartbeat at the
+ * source and its first at the target), bytes over the wire, peak RSS of both agents and the
+ * load average. Needs root; runs `scripts/services up` itself.
+ *
+ *   npx tsx bench/migration/migration.bench.ts [--runs 2] [--cases random,sparse] [--keep]
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { openSync, promises as fs } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import {
+  AgentProcess, createDemoVm, domState, loadServicesFile, removeVm, virsh, waitForText, writeAgentConfig,
+} from '../../scripts/local-federation.js';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '../..');
+const MiB = 1024 * 1024;
+const HB = 'INTERCLOUD-GUEST-HB';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+};
+const RUNS = Number(opt('runs', '2'));
+const CASES = opt('cases', 'random,sparse').split(',') as Array<'random' | 'sparse'>;
+const SHUTDOWN_TIMEOUT_MS = Number(opt('shutdown-timeout-ms', '3000'));
+const DISK_MIB = Number(opt('disk-mib', '1024'));
+const RANDOM_MIB = Number(opt('random-mib', String(DISK_MIB - 24)));
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
+const secs = (ms: number): string => (ms / 1000).toFixed(2);
+
+/** Peak RSS (VmHWM) of a process in MiB; `reset` clears the mark first (clear_refs 5). */
+async function peakRss(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+async function resetPeakRss(pid: number | undefined): Promise<void> {
+  if (pid !== undefined) await fs.writeFile(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** Watches a console log: wall time of its last new heartbeat and of its first one. */
+class HeartbeatWatch {
+  private count = 0;
+  first: number | undefined;
+  last: number | undefined;
+  private timer: NodeJS.Timeout;
+  constructor(private readonly file: () => string | undefined) {
+    this.timer = setInterval(() => void this.poll(), 50);
+  }
+  private async poll(): Promise<void> {
+    const f = this.file();
+    if (!f) return;
+    const text = await fs.readFile(f, 'latin1').catch(() => '');
+    const n = text.split(HB).length - 1;
+    if (n > this.count) {
+      const now = Date.now();
+      this.first ??= now;
+      this.last = now;
+      this.count = n;
+    }
+  }
+  stop(): void { clearInterval(this.timer); }
+}
+
+interface Result {
+  kind: 'agent' | 'by hand';
+  totalMs: number;
+  downtimeMs: number;
+  guestGapMs: number | undefined;
+  wireBytes: number;
+  rssA?: number;
+  rssB?: number;
+  load: string;
+}
+
+const s = loadServicesFile();
+const lvB = s.libvirt.instances['cloud-b']!;
+
+async function makeVm(name: string, kase: 'random' | 'sparse', consoleLog: string): Promise<string> {
+  await removeVm(s, 'cloud-a', name);
+  await removeVm(s, 'cloud-b', name);
+  await fs.rm(consoleLog, { force: true });
+  const { diskPath } = await createDemoVm(s, 'cloud-a', {
+    name, mac: '52:54:00:1c:00:b1', diskId: `${name}-${Date.now()}`, consoleLog,
+    diskMiB: DISK_MIB, ...(kase === 'random' ? { randomMiB: RANDOM_MIB } : {}),
+  });
+  await waitForText(consoleLog, HB, 120_000);
+  return diskPath;
+}
+
+async function allocatedMiB(path: string): Promise<number> {
+  const { stdout } = await run('du', ['-k', path]);
+  return Number(stdout.split('\t')[0]) / 1024;
+}
+
+async function viaAgent(a: AgentProcess, b: AgentProcess, vm: string, targetConsole: string, sourceConsole: string): Promise<Result> {
+  await Promise.all([resetPeakRss(a.pid), resetPeakRss(b.pid)]);
+  const srcHb = new HeartbeatWatch(() => sourceConsole);
+  const dstHb = new HeartbeatWatch(() => targetConsole);
+  const l0 = load();
+  const t0 = performance.now();
+  const { jobId } = await a.api.startMigration({ vm, to: 'cloud-b' });
+  let job = await a.api.job(jobId);
+  while (job.state === 'running') {
+    await sleep(50);
+    job = await a.api.job(jobId);
+  }
+  const totalMs = performance.now() - t0;
+  if (job.state !== 'completed') throw new Error(`migration job ${jobId} ended '${job.state}': ${JSON.stringify(job.error)}`);
+  const [rssA, rssB] = await Promise.all([peakRss(a.pid), peakRss(b.pid)]);
+  await waitForText(targetConsole, HB, 60_000).catch(() => '');
+  await sleep(200);
+  srcHb.stop(); dstHb.stop();
+  const r = job.results as Record<string, Record<string, unknown>>;
+  const stoppedAt = Date.parse(String(r['stop-source']?.['stoppedAt']));
+  const offerId = (job.input as { offerId?: string }).offerId;
+  const targetJob = (await b.api.listJobs()).find((j) => (j.input as { offerId?: string } | undefined)?.offerId === offerId);
+  const startedAt = Date.parse(String((targetJob?.results['start'] as { startedAt?: string } | undefined)?.startedAt));
+  return {
+    kind: 'agent', totalMs, downtimeMs: startedAt - stoppedAt,
+    guestGapMs: srcHb.last !== undefined && dstHb.first !== undefined ? dstHb.first - srcHb.last : undefined,
+    wireBytes: Number(r['transfer']?.['bytesSent'] ?? NaN), rssA, rssB, load: l0,
+  };
+}
+
+async function byHand(vm: string, diskPath: string, targetConsole: string, sourceConsole: string): Promise<Result> {
+  const dstDisk = join(lvB.poolPath, `${vm}-disk0.img`);
+  const xml = (await virsh(s, 'cloud-a', 'dumpxml', '--inactive', vm))
+    .replaceAll(diskPath, dstDisk).replace(/<log file='[^']*'/, `<log file='${targetConsole}'`);
+  const xmlPath = join(lvB.poolPath, `${vm}.xml`);
+  await fs.rm(targetConsole, { force: true });
+  const srcHb = new HeartbeatWatch(() => sourceConsole);
+  const dstHb = new HeartbeatWatch(() => targetConsole);
+  const l0 = load();
+  const t0 = performance.now();
+  // Stop as the agent does: ACPI shutdown, forced off after the same timeout.
+  await virsh(s, 'cloud-a', 'shutdown', vm);
+  const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS;
+  while ((await domState(s, 'cloud-a', vm)) === 'running' && Date.now() < deadline) await sleep(100);
+  if ((await domState(s, 'cloud-a', vm)) === 'running') await virsh(s, 'cloud-a', 'destroy', vm);
+  const stopped = performance.now();
+  await run('scp', ['-q', '-P', String(s.sshd.port), '-i', s.sshd.privateKey, '-o', `UserKnownHostsFile=${(s.sshd as { knownHostsFile?: string }).knownHostsFile}`,
+    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `${s.sshd.user}@${s.sshd.host}:${diskPath}`, dstDisk]);
+  await fs.writeFile(xmlPath, xml);
+  await virsh(s, 'cloud-b', 'define', xmlPath);
+  await virsh(s, 'cloud-b', 'start', vm);
+  const done = performance.now();
+  await fs.rm(xmlPath, { force: true });
+  await waitForText(targetConsole, HB, 60_000).catch(() => '');
+  await sleep(200);
+  srcHb.stop(); dstHb.stop();
+  return {
+    kind: 'by hand', totalMs: done - t0, downtimeMs: done - stopped,
+    guestGapMs: srcHb.last !== undefined && dstHb.first !== undefined ? dstHb.first - srcHb.last : undefined,
+    wireBytes: (await fs.stat(diskPath)).size, load: l0,
+  };
+}
+
+/** How many times `ag` logged that its gateway is up (its XMPP session online, catalog published). */
+async function gatewayUps(ag: AgentProcess): Promise<number> {
+  return (await fs.readFile(ag.logFile, 'utf8').catch(() => '')).split('"gateway up"').length - 1;
+}
+
+function line(r: Result): string {
+  const rss = r.rssA !== undefined ? `  peak RSS a/b ${r.rssA.toFixed(0)}/${r.rssB!.toFixed(0)} MiB` : '';
+  return `    ${r.kind.padEnd(8)} ${secs(r.totalMs).padStart(7)} s  downtime ${secs(r.downtimeMs)} s  guest heartbeat gap ${r.guestGapMs === undefined ? '?' : secs(r.guestGapMs)} s  wire ${(r.wireBytes / MiB).toFixed(1)} MiB${rss}  load ${r.load}`;
+}
+
+async function main(): Promise<void> {
+  // One federation at a time on this machine (the agents' XMPP and AMQP names are fixed).
+  const lockFd = openSync('/tmp/intercloud-federation.lock', 'w');
+  execFileSync('flock', ['-w', '1800', '3'], { stdio: ['ignore', 'inherit', 'inherit', lockFd] as never });
+  execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const dir = join(s.stateDir, 'bench-migration');
+  await fs.rm(dir, { recursive: true, force: true });
+  const a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
+  const b = new AgentProcess('cloud-b', join(dir, 'cloud-b'));
+  const persistent = argv.includes('--persistent');
+  for (const ag of [a, b]) await writeAgentConfig(s, ag.cloud, ag.dir, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS, persistentTransfers: persistent });
+  const summary: Record<string, { agent: number[]; hand: number[] }> = {};
+  process.stdout.write(`bench/migration: ${DISK_MIB} MiB disk, ${RUNS} run(s) per case, persistentTransfers ${persistent}; 2 cores shared with other engineers (load average 1/5/15 min shown per run)\n`);
+  try {
+    await Promise.all([a.start(180_000), b.start(180_000)]);
+    // Both gateways online in the directory before discovery looks for cloud-b.
+    await Promise.all([a, b].map((ag) => waitForText(ag.logFile, '"gateway up"', 180_000)));
+    for (const kase of CASES) {
+      summary[kase] = { agent: [], hand: [] };
+      for (let i = 0; i < RUNS; i++) {
+        if (summary[kase].agent.length > 0 || kase !== CASES[0]) {
+          // The target's catalog entry shows its free capacity as of its last job (the VM that
+          // came in): a restarted agent publishes the capacity freed since.
+          await b.stop();
+          const ups = await gatewayUps(b);
+          await b.start(180_000);
+          while ((await gatewayUps(b)) === ups) await sleep(100);
+        }
+        const vm = `bench-mig-${kase}`;
+        const consoleA = join(a.dir, 'consoles', `${vm}-src.log`);
+        const consoleB = join(b.dir, 'consoles', `${vm}-serial0.log`);
+        // Migration through the agents.
+        let diskPath = await makeVm(vm, kase, consoleA);
+        const alloc = await allocatedMiB(diskPath);
+        process.stdout.write(`  ${kase} #${i + 1}: disk ${DISK_MIB} MiB, ${alloc.toFixed(0)} MiB allocated (${((alloc / DISK_MIB) * 100).toFixed(1)}%)\n`);
+        await fs.rm(consoleB, { force: true });
+        const ra = await viaAgent(a, b, vm, consoleB, consoleA);
+        process.stdout.write(line(ra) + '\n');
+        // By hand, from a fresh VM with the same kind of disk.
+        diskPath = await makeVm(vm, kase, consoleA);
+        const handConsole = join(b.dir, 'consoles', `${vm}-hand.log`);
+        const rh = await byHand(vm, diskPath, handConsole, consoleA);
+        process.stdout.write(line(rh) + '\n');
+        process.stdout.write(`    ratio agent / by hand: ${(ra.totalMs / rh.totalMs).toFixed(2)}×  (downtime ${(ra.downtimeMs / rh.downtimeMs).toFixed(2)}×)\n`);
+        summary[kase].agent.push(ra.totalMs);
+        summary[kase].hand.push(rh.totalMs);
+        await removeVm(s, 'cloud-a', vm);
+        await removeVm(s, 'cloud-b', vm);
+      }
+    }
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  process.stdout.write('summary (median of runs):\n');
+  const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
+  for (const [kase, v] of Object.entries(summary)) {
+    const aim = kase === 'random' ? '≤ 1.20×' : '< 1.00×';
+    process.stdout.write(`  ${kase.padEnd(6)} agent ${secs(med(v.agent))} s, by hand ${secs(med(v.hand))} s, ratio ${(med(v.agent) / med(v.hand)).toFixed(2)}× (aim ${aim})\n`);
+  }
+  if (!argv.includes('--keep')) await fs.rm(dir, { recursive: true, force: true });
+}
+
+await main();
