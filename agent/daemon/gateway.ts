@@ -116,7 +116,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const targetPorts: TargetPorts = {
     cloudId,
     hypervisor: targetHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
-    receive: targetReceivePort(join(stateDir, 'incoming'), transfer),
+    receive: targetReceivePort(join(stateDir, 'incoming'), transfer, hypervisor),
     requests: mailbox,
     addressing,
     audit,

@@ -1,7 +1,10 @@
 /**
  * The migration's transfer ports on the AMQP reliable transfer: the source sends each disk
- * of the stopped VM straight from the hypervisor adapter; the target receives each into its
- * staging folder. Transfer ids derive from the offer, so both sides agree without asking.
+ * of the stopped VM straight from the hypervisor adapter; the target receives each straight
+ * into the hypervisor's storage when the adapter says it is a directory of this machine
+ * ({@link Hypervisor.localStorageDir}), so the VM is later defined on the received file
+ * without copying it again; else into its staging folder. Transfer ids derive from the offer,
+ * so both sides agree without asking.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -54,12 +57,26 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
   };
 }
 
-/** The target side: receives every disk of an offer into `stagingDir/<offerId>/`. */
-export function targetReceivePort(stagingDir: string, s: TransferSettings): ReceivePort {
+/**
+ * Name of a disk received straight into the hypervisor's storage: offer ids come from the
+ * peer, so the name carries a UUID derived from it instead (letters, digits and `-` only).
+ */
+const storageNamePrefix = (offerId: string): string => `intercloud-in-${transferIdFor(offerId, '*')}-`;
+
+/**
+ * The target side: receives every disk of an offer into the hypervisor's local storage
+ * directory when `hv` has one, else into `stagingDir/<offerId>/`.
+ */
+export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: Hypervisor): ReceivePort {
   const dirOf = (offerId: string): string => join(stagingDir, offerId);
+  const storageDir = async (signal: AbortSignal): Promise<string | undefined> => hv?.localStorageDir?.({ signal });
   return {
     async receiveDisks(req, progress, signal) {
-      await fs.mkdir(dirOf(req.offerId), { recursive: true, mode: 0o750 });
+      const direct = await storageDir(signal);
+      const pathOf = (diskId: string): string => direct !== undefined
+        ? join(direct, `${storageNamePrefix(req.offerId)}disk${diskId}.img`)
+        : join(dirOf(req.offerId), `disk-${diskId}`);
+      if (direct === undefined) await fs.mkdir(dirOf(req.offerId), { recursive: true, mode: 0o750 });
       const out: Record<string, { path: string; sha256: string }> = {};
       const total = req.disks.reduce((n, d) => n + d.capacityBytes, 0);
       let before = 0;
@@ -70,7 +87,7 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings): Rece
           transferId: transferIdFor(req.offerId, d.id),
           from: req.from,
           to: s.cloudId,
-          targetPath: join(dirOf(req.offerId), `disk-${d.id}`),
+          targetPath: pathOf(d.id),
           journalDir: s.journalDir,
           durable: s.persistent,
           expiresAt: Date.parse(req.reservation.expiresAt),
@@ -83,8 +100,15 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings): Rece
       }
       return out;
     },
-    async discard(offerId) {
+    async discard(offerId, signal) {
       await fs.rm(dirOf(offerId), { recursive: true, force: true });
+      const direct = await storageDir(signal);
+      if (direct === undefined) return;
+      // Committed files and the receiver's staging files beside them (`.NAME.ID.part`).
+      const prefix = storageNamePrefix(offerId);
+      for (const name of await fs.readdir(direct)) {
+        if (name.startsWith(prefix) || name.startsWith(`.${prefix}`)) await fs.rm(join(direct, name), { force: true });
+      }
     },
   };
 }
