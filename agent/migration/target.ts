@@ -68,15 +68,11 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 'define',
-        run: async ({ input, result, signal }) => {
+        run: async ({ result, signal }) => {
           const received = result<Record<string, { path: string }>>('receive');
           const { descriptor } = result<{ descriptor: string }>('await-instantiate');
           const disks = Object.fromEntries(Object.entries(received).map(([id, r]) => [id, r.path]));
-          const defined = await ports.hypervisor.define({ descriptor, disks }, signal);
-          // The hypervisor holds its own copy of the disks now: the staged files are not needed
-          // (a repeat of this step finds the VM defined and reads no file).
-          await ports.receive.discard(input.offerId, signal);
-          return defined;
+          return ports.hypervisor.define({ descriptor, disks }, signal);
         },
         compensate: async ({ input, signal }) => {
           await ports.hypervisor.remove(input.vm.name, signal);

@@ -1,15 +1,12 @@
 /**
- * Two step behaviours found by the end-to-end tests (test/integration/migration/), checked
- * here on the steps themselves:
- * - the source's release of a reservation at a peer that cannot be reached: retried, and on
- *   the last attempt the reservation's expiry is waited out (the peer ends the offer then on
- *   its own) instead of leaving the job to an operator;
- * - the target discards the staged disk files once the hypervisor has defined the VM from
- *   them (they were left behind after every completed migration).
+ * Found by the end-to-end tests (test/integration/migration/peer-failures.test.ts), checked
+ * here on the step itself: the source's release of a reservation at a peer that cannot be
+ * reached is retried, and on the last attempt the reservation's expiry is waited out (the
+ * peer ends the offer on its own then) instead of leaving the job to an operator.
  */
 import { describe, expect, it } from 'vitest';
 import {
-  migrateInDefinition, migrateOutSteps, type MigrateInInput, type MigrateOutInput, type Reservation, type SourcePorts, type TargetPorts,
+  migrateOutSteps, type MigrateOutInput, type Reservation, type SourcePorts,
 } from '../../../agent/migration/index.js';
 import { COMPENSATION_MAX_ATTEMPTS, type StepContext } from '../../../agent/sequencer/index.js';
 import { IntercloudError } from '../../../protocols/errors/index.js';
@@ -71,24 +68,5 @@ describe('releasing a reservation at a peer that is gone', () => {
   it('passes the failure on when negotiate never completed (no known expiry)', async () => {
     const { compensate } = negotiateWith(unreachable);
     await expect(compensate({}, COMPENSATION_MAX_ATTEMPTS)).rejects.toMatchObject({ code: 'XMPP_PEER_UNAVAILABLE' });
-  });
-});
-
-describe('the target after defining the vm', () => {
-  it('discards the staged disks once the hypervisor has its own copy', async () => {
-    const calls: string[] = [];
-    const ports = {
-      cloudId: 'cloud-b',
-      hypervisor: { define: async () => { calls.push('define'); return { vm: 'vm1' }; } },
-      receive: { discard: async (offerId: string) => { calls.push(`discard:${offerId}`); } },
-    } as unknown as TargetPorts;
-    const define = migrateInDefinition(ports).steps.find((s) => s.name === 'define')!;
-    const input = { offerId: 'o1' } as MigrateInInput;
-    const out = await define.run(ctxOf(input, {
-      receive: { 0: { path: '/staging/o1/disk-0', sha256: 'aa' } },
-      'await-instantiate': { offerId: 'o1', descriptor: '<Envelope/>', digests: { 0: 'aa' }, addresses: [] },
-    }));
-    expect(out).toEqual({ vm: 'vm1' });
-    expect(calls).toEqual(['define', 'discard:o1']);
   });
 });
