@@ -195,6 +195,9 @@ export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'r
 /** A catalog entry's signature is valid this long; the session re-signs and republishes at half of it. */
 const CATALOG_TTL_MS = 6 * 3_600_000;
 
+/** How long past our timeout a late iq answer is still collected (then xmpp.js drops it). */
+const LATE_ANSWER_MS = 60_000;
+
 /** Capacity changes within this window are published as one catalog update. */
 const REPUBLISH_DEBOUNCE_MS = 250;
 
@@ -942,7 +945,22 @@ export class GatewaySession extends EventEmitter {
     this.#requireOnline();
     const timeout = timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs;
     try {
-      return await this.#xmpp.iqCaller.request(xml('iq', { type, to }, child), timeout);
+      // Our own timer, not xmpp.js's: when its timeout and a late answer race, xmpp.js can
+      // reject a promise nobody awaits any more. The request stays registered a while longer,
+      // so a late answer is consumed here and reported as a warning.
+      const pending = this.#xmpp.iqCaller.request(xml('iq', { type, to }, child), timeout + LATE_ANSWER_MS);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          pending.catch((late: unknown) => this.#warn(this.#asError(late, `late answer from '${to ?? 'server'}'`)));
+          reject(Object.assign(new Error(`no answer within ${timeout} ms`), { name: 'TimeoutError' }));
+        }, timeout);
+      });
+      try {
+        return await Promise.race([pending, timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (err) {
       const e = err as { name?: string; element?: Element; condition?: string };
       if (e.element !== undefined && e.condition !== undefined) {

@@ -11,7 +11,7 @@ import {
 import { readFileSync } from 'node:fs';
 import {
   auditRecords, crlRevoking, ensureCatalogNode, foreignIdentity, gatewayJid, issueIdentity, rawClient, servicesUp, startGateway, testCloud,
-  type Identity, type TestGateway,
+  retractTestEntries, type Identity, type TestGateway,
 } from './gateways.js';
 
 const env = servicesUp();
@@ -203,4 +203,8 @@ describe('a peer that vanishes mid-negotiation', () => {
     const out = await a.session.sendOffer(`${C}@intercloud.test`, request);
     expect(out.type).toBe('accept');
   });
+});
+
+afterAll(async () => {
+  await retractTestEntries(env);
 });

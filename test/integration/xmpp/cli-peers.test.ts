@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PeerInfo } from '../../../protocols/xmpp/index.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ensureCatalogNode, issueIdentity, ours, profile, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, issueIdentity, ours, profile, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const run = promisify(execFile);
@@ -60,4 +60,8 @@ describe('intercloud peers', () => {
     expect(failure.code).toBe(2);
     expect(failure.stderr).toContain('XMPP_CONFIG');
   });
+});
+
+afterAll(async () => {
+  await retractTestEntries(env);
 });

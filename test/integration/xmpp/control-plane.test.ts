@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   capsVer, CAPS_NODE, createXmppClient, FEATURES, IDENTITIES, NS, type OfferRequest,
 } from '../../../protocols/xmpp/index.js';
-import { auditRecords, ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { auditRecords, ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const A = testCloud('xa');
@@ -42,6 +42,7 @@ describe('gateway sessions on the real Prosody', () => {
       service: `xmpp://${env.prosody.host}:${env.prosody.port}`, domain: env.prosody.domain, resource: 'x',
       // cloud-a's own certificate is not a CA: the server certificate cannot chain to it.
       tls: { ca: readFileSync(env.pki.clouds['cloud-a']!.cert, 'utf8') }, externalJid: 'cloud-a@intercloud.test', // TLS fails first
+      streamTimeoutMs: 2_000,
     });
     c.reconnect.stop();
     const errors: unknown[] = [];
@@ -138,4 +139,8 @@ describe('gateway sessions on the real Prosody', () => {
     await a.session.sendProgress(gatewayJid(env, B), { reservationId: 'r-x', state: 'running', step: 'transfer', percent: 50 });
     expect(await got).toMatchObject({ p: { reservationId: 'r-x', state: 'running', percent: 50 }, from: gatewayJid(env, A) });
   });
+});
+
+afterAll(async () => {
+  await retractTestEntries(env);
 });

@@ -14,7 +14,7 @@ import {
   AuditLog, createRootCertificate,
 } from '../../../protocols/trust/index.js';
 import {
-  buildCreateNode, CATALOG_NODE, createDefaultPolicy, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
+  buildCreateNode, buildDiscoItemsQuery, buildRetract, CATALOG_NODE, createDefaultPolicy, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
   type CloudProfile, type GatewaySessionOptions, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 
@@ -72,6 +72,23 @@ export async function ensureCatalogNode(env: { prosody: ProsodyEnv; pki: PkiEnv 
     })), 10_000);
   } catch (err) {
     if ((err as { condition?: string }).condition !== 'conflict') throw err;
+  } finally {
+    await admin.stop();
+  }
+}
+
+/**
+ * Retracts this run's catalog entries (ids ending in `-<run>`), so test runs do not pile up
+ * dead entries in the shared directory. Prosody 0.12 lets only admins retract: cloud-a does.
+ */
+export async function retractTestEntries(env: { prosody: ProsodyEnv; pki: PkiEnv }): Promise<void> {
+  const admin = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `cleanup-${RUN}`);
+  try {
+    const list = await admin.iqCaller.request(xml('iq', { type: 'get', to: env.prosody.pubsubJid }, buildDiscoItemsQuery(CATALOG_NODE)), 20_000);
+    const ids = parseDiscoItems(list.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((id) => id.endsWith(`-${RUN}`));
+    for (const id of ids) {
+      await admin.iqCaller.request(xml('iq', { type: 'set', to: env.prosody.pubsubJid }, buildRetract(CATALOG_NODE, id)), 20_000);
+    }
   } finally {
     await admin.stop();
   }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionStatus } from '../../../protocols/xmpp/index.js';
-import { ensureCatalogNode, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const A = testCloud('ra');
@@ -62,4 +62,8 @@ describe('Prosody restarting under running gateways', () => {
     const out = await a.session.sendOffer(`${B}@intercloud.test`, vm);
     expect(out.type).toBe('accept');
   });
+});
+
+afterAll(async () => {
+  await retractTestEntries(env);
 });

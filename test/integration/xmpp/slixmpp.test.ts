@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG_NODE, FEATURES, IDENTITIES } from '../../../protocols/xmpp/index.js';
 import { execFileSync } from 'node:child_process';
 import { serviceEnv } from '../../helpers/services.js';
-import { ensureCatalogNode, gatewayJid, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { ensureCatalogNode, gatewayJid, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
 
 // Before servicesUp(): it reads (and caches) services.json.
 execFileSync(join(import.meta.dirname, '../../../scripts/services'), ['up', 'slixmpp'], { stdio: 'ignore' });
@@ -49,4 +49,8 @@ describe('slixmpp reads what our gateway announces', () => {
       vcpus: mine.capacity.vcpus, certificate: b.trust.certificateSha256, signed: true,
     });
   });
+});
+
+afterAll(async () => {
+  await retractTestEntries(env);
 });
