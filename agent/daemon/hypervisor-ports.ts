@@ -99,6 +99,9 @@ export function targetHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
       } finally {
         for (const p of parts) p.source.destroy();
       }
+      // The hypervisor holds its own copy now: the staged files go (a crash before this line
+      // leaves them to the offer's discard, which only a compensation runs).
+      await Promise.all(files.map((f) => fs.rm(f.path, { force: true })));
       return { vm: vm.name };
     },
     start: async (vm, signal) => hv.startVm(vm, { signal }),

@@ -12,6 +12,7 @@
  * load average. Needs root; runs `scripts/services up` itself.
  *
  *   npx tsx bench/migration/migration.bench.ts [--runs 2] [--cases random,sparse] [--keep]
+ *     [--persistent] [--chunk-mib N] [--window N] [--shutdown-timeout-ms 3000]
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { openSync, promises as fs } from 'node:fs';
@@ -38,6 +39,8 @@ const CASES = opt('cases', 'random,sparse').split(',') as Array<'random' | 'spar
 const SHUTDOWN_TIMEOUT_MS = Number(opt('shutdown-timeout-ms', '3000'));
 const DISK_MIB = Number(opt('disk-mib', '1024'));
 const RANDOM_MIB = Number(opt('random-mib', String(DISK_MIB - 24)));
+const CHUNK_MIB = Number(opt('chunk-mib', '0'));
+const WINDOW = Number(opt('window', '0'));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -192,7 +195,12 @@ async function main(): Promise<void> {
   const a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
   const b = new AgentProcess('cloud-b', join(dir, 'cloud-b'));
   const persistent = argv.includes('--persistent');
-  for (const ag of [a, b]) await writeAgentConfig(s, ag.cloud, ag.dir, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS, persistentTransfers: persistent });
+  for (const ag of [a, b]) {
+    const file = await writeAgentConfig(s, ag.cloud, ag.dir, { shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS, persistentTransfers: persistent });
+    // Transfer tuning (agent config `amqp.chunkBytes` / `amqp.window`), when asked for.
+    const tuning = [CHUNK_MIB ? `chunkBytes: ${CHUNK_MIB * MiB}` : '', WINDOW ? `window: ${WINDOW}` : ''].filter(Boolean).join(', ');
+    if (tuning) await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace(/^amqp: \{ (.*) \}$/m, `amqp: { $1, ${tuning} }`));
+  }
   const summary: Record<string, { agent: number[]; hand: number[] }> = {};
   process.stdout.write(`bench/migration: ${DISK_MIB} MiB disk, ${RUNS} run(s) per case, persistentTransfers ${persistent}; 2 cores shared with other engineers (load average 1/5/15 min shown per run)\n`);
   try {
@@ -230,6 +238,8 @@ async function main(): Promise<void> {
         summary[kase].hand.push(rh.totalMs);
         await removeVm(s, 'cloud-a', vm);
         await removeVm(s, 'cloud-b', vm);
+        // The by-hand copy was never a volume of the pool (no refresh): remove the file itself.
+        await fs.rm(join(lvB.poolPath, `${vm}-disk0.img`), { force: true });
       }
     }
   } finally {
