@@ -244,16 +244,17 @@ describe('libvirt adapter: faults', () => {
       rmSync(path, { recursive: true, force: true });
     });
 
-    it('two writes that each fit but not together: one fails with HV_NO_SPACE and leaves nothing', async () => {
+    it('two writes that each fit but not together: each failure is HV_NO_SPACE and leaves nothing', async () => {
       // Only libvirtd sees this mount: its files move through libvirt's streams.
       const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { pool, diskIo: 'libvirt' }));
       const size = 5 * MiB;
       const write = (n: string): Promise<unknown> => hv.writeDisk({ name: n, format: 'raw', sizeBytes: size, capacityBytes: size }, Readable.from([randomBytes(size)]));
       const results = await Promise.allSettled([write('one.raw'), write('two.raw')]);
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      expect(failed).toHaveLength(1);
-      expect(isIntercloudError(failed[0]!.reason, 'HV_NO_SPACE')).toBe(true);
-      expect(volumes('cloud-a', pool)).toHaveLength(1);
+      // Streamed side by side, either one or both run out of room; whichever fails says so.
+      expect(failed.length).toBeGreaterThanOrEqual(1);
+      for (const f of failed) expect(isIntercloudError(f.reason, 'HV_NO_SPACE')).toBe(true);
+      expect(volumes('cloud-a', pool)).toHaveLength(results.length - failed.length);
       await hv.close();
     });
   });
