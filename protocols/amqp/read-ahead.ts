@@ -1,7 +1,7 @@
 /**
  * Sequential reading in large blocks with one block read ahead (I/O helper). Each positional
  * read is a trip through libuv's thread pool; on a busy machine that trip, not the copy, is
- * what costs, so the sender's scan and the receiver's verification read 8 MiB at a time and
+ * what costs, so the sender's scan and the receiver's verification read 4 MiB at a time and
  * overlap the next read with the work on the current block.
  */
 
@@ -14,8 +14,8 @@ export interface Block {
   readonly bytes: Buffer;
 }
 
-/** Default block size: 8 MiB, rounded to whole chunks. */
-export function blockSizeFor(chunkSize: number, target = 8 * 1024 * 1024): number {
+/** Default block size: 4 MiB, rounded to whole chunks. */
+export function blockSizeFor(chunkSize: number, target = 4 * 1024 * 1024): number {
   return Math.max(1, Math.floor(target / chunkSize)) * chunkSize;
 }
 
