@@ -109,6 +109,17 @@ describe('receiver machine', () => {
     expect(m.phase).toBe('aborted');
   });
 
+  it('journals which held chunks are holes, and restores that', () => {
+    const m = new ReceiverMachine(TID);
+    m.onManifest(manifestOf(3));
+    m.onFrame(header(0, 'zero'), true);
+    m.onFrame(header(1), true);
+    const [journal] = m.onDurable([0, 1]);
+    expect(journal).toEqual({ type: 'journal', record: { t: 'have', chunks: [[0, 2]], holes: [[0, 1]] } });
+    const r = ReceiverMachine.restore(TID, [{ t: 'manifest', manifest: manifestOf(3) }, { t: 'have', chunks: [[0, 2]], holes: [[0, 1]] }]);
+    expect([r.isHole(0), r.isHole(1), r.isHole(2)]).toEqual([true, false, false]);
+  });
+
   it('restores from its journal what was held (a restarted receiver)', () => {
     const m = ReceiverMachine.restore(TID, [{ t: 'manifest', manifest: manifestOf(8) }, { t: 'have', chunks: [[0, 3], [5, 6]] }]);
     expect(m.heldCount).toBe(4);
