@@ -35,6 +35,29 @@ function fromPeer(err: unknown, what: string, peer: PeerRef): never {
   throw new IntercloudError('XMPP_CONNECT', `${peer.cloudId}: ${what}: ${messageOf(err)}`, { retryable: true, cause: err });
 }
 
+/**
+ * Settles like `pending`, unless the peer's gateway goes offline first (unavailable
+ * presence, RFC 6121 §4.5.2): a request it received before it died is never answered, so
+ * waiting out the long timeout would only delay the retry. Rejects then with the retryable
+ * `XMPP_PEER_UNAVAILABLE`; the step is retried once the peer is back.
+ */
+function unlessPeerLeaves<T>(session: GatewaySession, peer: PeerRef, what: string, pending: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onPresence = (p: { from: string; type: string }): void => {
+      if (p.type !== 'unavailable' || p.from.split('/')[0] !== peer.jid) return;
+      session.off('presence', onPresence);
+      reject(new IntercloudError('XMPP_PEER_UNAVAILABLE', `${peer.cloudId}: ${what}: the peer's gateway went offline before answering`, {
+        details: { from: p.from },
+      }));
+    };
+    session.on('presence', onPresence);
+    pending.then(
+      (v) => { session.off('presence', onPresence); resolve(v); },
+      (err: unknown) => { session.off('presence', onPresence); reject(err as Error); },
+    );
+  });
+}
+
 /** Picks the best peer: cheapest vCPU, then lowest round trip. */
 export function choosePeer(peers: readonly PeerInfo[]): PeerInfo | undefined {
   return [...peers]
@@ -46,7 +69,7 @@ export function choosePeer(peers: readonly PeerInfo[]): PeerInfo | undefined {
 export function sourceControlPort(session: GatewaySession, opts: { currency: string }): ControlPort {
   const request = async (peer: PeerRef, child: Element, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
     try {
-      return parseMigrationState(await session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what]));
+      return parseMigrationState(await unlessPeerLeaves(session, peer, what, session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what])));
     } catch (err) {
       return fromPeer(err, what, peer);
     }

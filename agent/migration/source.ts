@@ -148,6 +148,8 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
     },
     {
       name: 'instantiate',
+      // Retried across a restart of the target's agent (seconds): the request is idempotent.
+      maxAttempts: 6,
       run: async (ctx) => {
         const peer = peerOf(ctx);
         const { descriptor, summary } = ctx.result<Described>('describe');
