@@ -42,6 +42,23 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
   };
 }
 
+const LOCAL_STORAGE_TTL_MS = 60_000;
+const localStorageSeen = new WeakMap<Hypervisor, { dir: string | undefined; at: number }>();
+
+/**
+ * {@link Hypervisor.localStorageDir} of `hv`, remembered for a minute: the probe costs two
+ * hypervisor commands (over SSH, a round trip each), and one migration asks on both the
+ * receive and the define step. `undefined` when the adapter has no local storage.
+ */
+export async function localStorageDirOf(hv: Hypervisor, signal: AbortSignal): Promise<string | undefined> {
+  if (!hv.localStorageDir) return undefined;
+  const seen = localStorageSeen.get(hv);
+  if (seen && Date.now() - seen.at < LOCAL_STORAGE_TTL_MS) return seen.dir;
+  const dir = await hv.localStorageDir({ signal });
+  localStorageSeen.set(hv, { dir, at: Date.now() });
+  return dir;
+}
+
 /**
  * A disk of a stopped VM as a transfer source: bytes streamed from the adapter (reopened at
  * an offset for re-sends), holes known from its allocation map are never read. An image in
@@ -49,7 +66,7 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
  * file here, sparing the adapter's hop (over SSH: one more encryption of every byte).
  */
 export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal): Promise<TransferSource> {
-  const [info, local] = await Promise.all([hv.statDisk(vm, diskId, { signal }), hv.localStorageDir?.({ signal })]);
+  const [info, local] = await Promise.all([hv.statDisk(vm, diskId, { signal }), localStorageDirOf(hv, signal)]);
   const extents = info.extents?.filter((e) => e.data).map((e) => ({ offset: e.offset, length: e.length }));
   if (local !== undefined && dirname(info.href) === local) return fileSource(info.href, extents);
   return streamSource({
@@ -84,7 +101,7 @@ export function targetHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
         return { path, format: d.format ?? 'raw' };
       });
       // Received straight into the hypervisor's storage: define the VM on those files.
-      const local = await hv.localStorageDir?.({ signal });
+      const local = await localStorageDirOf(hv, signal);
       if (local !== undefined && files.every((f) => dirname(f.path) === local)) {
         const sized = await Promise.all(files.map(async (f) => ({ ...f, sizeBytes: (await fs.stat(f.path)).size })));
         await hv.defineVm({ ...vm, disks: vm.disks.map((d, i) => ({ ...d, format: sized[i]!.format, file: { href: sized[i]!.path, sizeBytes: sized[i]!.sizeBytes } })) }, { signal });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Hypervisor } from '../../adapters/hypervisor/index.js';
 import { receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
 import type { ReceivePort, TransferPort } from '../migration/index.js';
-import { diskTransferSource } from './hypervisor-ports.js';
+import { diskTransferSource, localStorageDirOf } from './hypervisor-ports.js';
 import { transferIdFor } from './transfer-ids.js';
 
 /** What both transfer ports need. */
@@ -69,7 +69,7 @@ const storageNamePrefix = (offerId: string): string => `intercloud-in-${transfer
  */
 export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: Hypervisor): ReceivePort {
   const dirOf = (offerId: string): string => join(stagingDir, offerId);
-  const storageDir = async (signal: AbortSignal): Promise<string | undefined> => hv?.localStorageDir?.({ signal });
+  const storageDir = async (signal: AbortSignal): Promise<string | undefined> => (hv ? localStorageDirOf(hv, signal) : undefined);
   return {
     async receiveDisks(req, progress, signal) {
       const direct = await storageDir(signal);
