@@ -5,7 +5,7 @@
 # services.json: sshd: { host, port, user, privateKey, publicKey, hostPublicKey,
 #   hostKeyFingerprint, knownHostsLine, knownHostsFile, pidFile, log }
 
-sshd_packages="openssh-server openssh-client"
+sshd_packages="openssh-server openssh-client rsync"
 SSHD_PORT=22322
 
 sshd_up() {
