@@ -39,6 +39,8 @@ export interface Federation {
   eid: string;
   /** SHA-256 of the VM's disk file in cloud-a, taken before the move. */
   diskSha256: string;
+  /** Received-disk files (`intercloud-in-…`) in cloud-b's pool before the test. */
+  receivedBefore: Set<string>;
 }
 
 /** Options of {@link setUpFederation}. */
@@ -70,7 +72,7 @@ export async function setUpFederation(n: number, o: FederationOptions = {}): Pro
   await writeAgentConfig(s, 'cloud-b', b.dir, { region: 'eu-central', ...o.b });
   const diskId = `${vm}-${Date.now()}`;
   const consoleLog = join(a.dir, 'consoles', `${vm}-created.log`);
-  const f: Federation = { s, dir, a, b, vm, mac, diskId, eid, diskSha256: '' };
+  const f: Federation = { s, dir, a, b, vm, mac, diskId, eid, diskSha256: '', receivedBefore: new Set(await receivedFiles(s)) };
   try {
     const [, , { diskPath }] = await Promise.all([
       a.start(),
@@ -258,7 +260,8 @@ async function consoleLogOf(s: Services, cloud: Cloud, vm: string): Promise<stri
  * Asserts the invariant, with virsh and the files directly: the VM runs in exactly one cloud
  * (absent from the other), with the same MAC, its disk file's bytes are those of the source
  * disk before the move, a heartbeat written after this check began names the same disk id,
- * both audit logs verify intact, and the EID maps to the RLOCs of the cloud it runs in.
+ * both audit logs verify intact, the EID maps to the RLOCs of the cloud it runs in, and
+ * nothing of the move is left at the target but the VM's disk when it runs there.
  * Returns where it runs.
  */
 export async function assertInvariant(f: Federation, expected?: Cloud): Promise<Cloud> {
@@ -294,11 +297,33 @@ export async function assertInvariant(f: Federation, expected?: Cloud): Promise<
 
   const mapping = await lookupEid(f.eid, { resolver: { host: f.s.lisp.host, port: f.s.lisp.port } });
   expect(mapping.locators.map((l) => l.address).sort()).toEqual([...f.s.lisp.sites[where]!.rlocs].sort());
+
+  await assertNothingLeftAtTarget(f, where);
   return where;
 }
 
-/** Nothing of the VM is left in cloud-b's staging area once its job ended. */
-export async function assertNothingStagedAtTarget(f: Federation): Promise<void> {
-  const incoming = await fs.readdir(join(f.b.dir, 'state', 'incoming')).catch(() => [] as string[]);
-  for (const offer of incoming) expect(await fs.readdir(join(f.b.dir, 'state', 'incoming', offer))).toEqual([]);
+/** Files an agent received disks into, in cloud-b's pool (`intercloud-in-…`, with its `.part` staging files). */
+async function receivedFiles(s: Services): Promise<string[]> {
+  const pool = s.libvirt.instances['cloud-b']!.poolPath;
+  return (await fs.readdir(pool)).filter((n) => /^\.?intercloud-in-/.test(n)).map((n) => join(pool, n));
+}
+
+/**
+ * Nothing of the move is left at the target but the VM's own disk when it runs there: no
+ * staged file in the agent's staging folder, no received file in cloud-b's pool.
+ */
+export async function assertNothingLeftAtTarget(f: Federation, where: Cloud): Promise<void> {
+  const incoming = join(f.b.dir, 'state', 'incoming');
+  const staged: string[] = [];
+  for (const offer of await fs.readdir(incoming).catch(() => [] as string[])) {
+    for (const file of await fs.readdir(join(incoming, offer))) staged.push(join(offer, file));
+  }
+  expect(staged, 'staged files left in cloud-b').toEqual([]);
+  const fresh = (await receivedFiles(f.s)).filter((p) => !f.receivedBefore.has(p));
+  if (where === 'cloud-a') {
+    expect(fresh, 'received files left in cloud-b').toEqual([]);
+  } else {
+    const disk = (await virsh(f.s, 'cloud-b', 'domblklist', f.vm, '--details')).split(/\s+/).find((w) => w.startsWith('/'));
+    expect(fresh.filter((p) => p !== disk), 'received files left in cloud-b besides the vm disk').toEqual([]);
+  }
 }

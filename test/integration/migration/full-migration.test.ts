@@ -1,0 +1,37 @@
+/**
+ * A full migration cloud-a → cloud-b with real agents, servers and VMs: the job completes,
+ * every step ran once, and the invariant holds (checked with virsh, the disk bytes, the
+ * guest's heartbeat, both audit logs and the LISP mapping).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertInvariant, lockFederation, migrate, setUpFederation, tearDownFederation, waitForEnd, waitForTargetEnd, type Federation,
+} from './federation-fixture.js';
+
+describe('a full migration between two clouds', () => {
+  let f: Federation | undefined;
+  let unlock: (() => Promise<void>) | undefined;
+  beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
+  afterAll(async () => { await tearDownFederation(f); await unlock?.(); });
+
+  it('moves the vm with its mac, disk bytes and address, and removes it from the source', async () => {
+    f = await setUpFederation(1, { diskMiB: 64, randomMiB: 16 });
+    await assertInvariant(f, 'cloud-a');
+    const { jobId } = await migrate(f);
+    const job = await waitForEnd(f.a, jobId);
+    expect(job.error).toBeUndefined();
+    expect(job.state).toBe('completed');
+    expect(job.completedSteps).toEqual([
+      'describe', 'find-peer', 'verify-peer', 'negotiate', 'stop-source', 'transfer', 'instantiate', 're-address', 'commit', 'release-source',
+    ]);
+    const target = await waitForTargetEnd(f, jobId);
+    if (target === 'unknown') throw new Error(`cloud-b has no job for '${jobId}'`);
+    expect(target.state).toBe('completed');
+    // The transfer's whole digest the source sent is the one the target computed on receipt.
+    const sent = (job.results['transfer'] as { digests: Record<string, string> }).digests;
+    const received = target.results['receive'] as Record<string, { sha256: string }>;
+    expect(Object.keys(sent)).toEqual(['0']);
+    expect(received['0']?.sha256).toBe(sent['0']);
+    expect(await assertInvariant(f)).toBe('cloud-b');
+  });
+});

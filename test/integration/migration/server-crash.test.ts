@@ -1,0 +1,57 @@
+/**
+ * The federation's servers killed (SIGKILL, by the pid file `scripts/services` wrote) while
+ * a migration runs, then brought back with `scripts/services up NAME`: the broker (RabbitMQ)
+ * mid-transfer, and the XMPP server (Prosody) at negotiate. The agents keep running; the job
+ * must end (completed or compensated) with the invariant holding.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  assertInvariant, killService, lockFederation, midTransfer, migrate, onEvent, serviceUp, setUpFederation,
+  stepStarts, tearDownFederation, waitForEnd, waitForTargetEnd, type ApiEvent, type Federation, type FederationOptions,
+} from './federation-fixture.js';
+
+let unlock: (() => Promise<void>) | undefined;
+let f: Federation | undefined;
+let revive: string | undefined;
+beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
+afterEach(async () => {
+  // Whatever happened, the server the test killed is up again for the next test.
+  if (revive) await serviceUp(revive);
+  revive = undefined;
+  await tearDownFederation(f);
+  f = undefined;
+}, 180_000);
+afterAll(async () => { await unlock?.(); });
+
+async function serverDown(n: number, service: 'rabbitmq' | 'prosody', when: (e: ApiEvent) => boolean, o: FederationOptions = {}) {
+  f = await setUpFederation(n, o);
+  const fed = f;
+  const { pidFile } = (fed.s as unknown as Record<string, { pidFile: string }>)[service]!;
+  const { jobId } = await migrate(fed);
+  let downMs = 0;
+  await onEvent(fed, jobId, when, async () => {
+    revive = service;
+    const t0 = Date.now();
+    await killService(pidFile);
+    await new Promise((r) => setTimeout(r, 2000));
+    await serviceUp(service);
+    revive = undefined;
+    downMs = Date.now() - t0;
+  });
+  const job = await waitForEnd(fed.a, jobId, 240_000);
+  const target = await waitForTargetEnd(fed, jobId);
+  const where = await assertInvariant(fed);
+  console.info(`${service} down ${downMs} ms: source ${job.state}${job.error ? ` (${job.error.code})` : ''}, target ${target === 'unknown' ? 'no job' : target.state}, vm in ${where}`);
+  expect(['completed', 'compensated']).toContain(job.state);
+  expect(where).toBe(job.state === 'completed' ? 'cloud-b' : 'cloud-a');
+}
+
+describe('servers killed during a migration and brought back', () => {
+  it('the broker killed mid-transfer', async () => {
+    await serverDown(21, 'rabbitmq', midTransfer(0.2), { diskMiB: 192, randomMiB: 160 });
+  }, 300_000);
+
+  it('the xmpp server killed at negotiate', async () => {
+    await serverDown(22, 'prosody', stepStarts('negotiate'));
+  }, 300_000);
+});
