@@ -294,6 +294,7 @@ export class Sequencer {
 
   private async backoff(attempt: number, signal: AbortSignal): Promise<void> {
     const ms = this.options.backoffMs?.(attempt) ?? Math.min(15_000, 500 * 2 ** Math.max(0, attempt - 2));
+    // An abort ends the wait early; the loop then sees the aborted signal and stops or fails the step.
     if (ms > 0) await sleep(ms, undefined, { signal }).catch(() => undefined);
   }
 }

@@ -103,7 +103,7 @@ export class JournalFile {
       this.records.push(full);
       return full;
     });
-    this.tail = write.catch(() => undefined);
+    this.tail = write.catch(() => undefined); // the caller of this append gets the error; the next one still runs
     return write;
   }
 
