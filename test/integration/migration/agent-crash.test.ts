@@ -9,19 +9,15 @@
  * Every other boundary, and crashes during compensation, are covered with fakes in
  * test/unit/migration/migration.test.ts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { JobStatus } from '../../../agent/sequencer/index.js';
 import type { AgentProcess } from '../../../scripts/local-federation.js';
 import {
-  assertInvariant, lastJournalRecord, lockFederation, midTransfer, migrate, onEvent, setUpFederation,
-  stepStarts, tearDownFederation, waitForEnd, waitForTargetEnd, type ApiEvent, type Federation, type FederationOptions,
+  assertInvariant, federationHooks, inboundOf, lastJournalRecord, midTransfer, migrate, onEvent, setUpFederation, stepStarts, waitForEnd,
+  waitForTargetEnd, type ApiEvent, type FederationOptions,
 } from './federation-fixture.js';
 
-let unlock: (() => Promise<void>) | undefined;
-let f: Federation | undefined;
-beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
-afterEach(async () => { await tearDownFederation(f); f = undefined; });
-afterAll(async () => { await unlock?.(); });
+const slot = federationHooks();
 
 /** A disk big enough (random bytes) that a kill lands while it is on the wire. */
 const BIG: FederationOptions = { diskMiB: 192, randomMiB: 160 };
@@ -32,11 +28,10 @@ const BIG: FederationOptions = { diskMiB: 192, randomMiB: 160 };
  * stood when it died.
  */
 async function crashAndResume(n: number, victim: 'source' | 'target', when: (e: ApiEvent) => boolean, o: FederationOptions = {}) {
-  f = await setUpFederation(n, o);
-  const fed = f;
+  const fed = (slot.f = await setUpFederation(n, o));
   const agent: AgentProcess = victim === 'source' ? fed.a : fed.b;
   const { jobId } = await migrate(fed);
-  const jobAtVictim = victim === 'source' ? jobId : `in-${jobId.replace(/^out-/, '')}`;
+  const jobAtVictim = victim === 'source' ? jobId : inboundOf(jobId);
   let killedAt = '';
   await onEvent(fed, jobId, when, async () => {
     await agent.stop('SIGKILL');

@@ -4,21 +4,16 @@
  * cancelled, the VM runs at the source as before, nothing of it is left at the target.
  * Cancels at the other steps are covered with fakes in test/unit/migration/migration.test.ts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  assertInvariant, lockFederation, midTransfer, migrate, onEvent, setUpFederation, stepStarts,
-  tearDownFederation, waitForEnd, waitForTargetEnd, type ApiEvent, type Federation, type FederationOptions,
+  assertInvariant, federationHooks, midTransfer, migrate, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd,
+  type ApiEvent, type FederationOptions,
 } from './federation-fixture.js';
 
-let unlock: (() => Promise<void>) | undefined;
-let f: Federation | undefined;
-beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
-afterEach(async () => { await tearDownFederation(f); f = undefined; });
-afterAll(async () => { await unlock?.(); });
+const slot = federationHooks();
 
 async function cancelAt(n: number, when: (e: ApiEvent) => boolean, o: FederationOptions = {}) {
-  f = await setUpFederation(n, o);
-  const fed = f;
+  const fed = (slot.f = await setUpFederation(n, o));
   const { jobId } = await migrate(fed);
   let answer: { accepted: boolean; state: string } | undefined;
   await onEvent(fed, jobId, when, async () => { answer = await fed.a.api.cancel(jobId); });

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { JobStatus, SequencerEvent } from '../../../agent/sequencer/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { lookupEid, registerEid, type AuthAlgorithm } from '../../../protocols/lisp/index.js';
@@ -218,6 +218,19 @@ export async function lastJournalRecord(agent: AgentProcess, jobId: string): Pro
   } catch {
     return last === '' ? 'no journal' : 'torn line';
   }
+}
+
+/**
+ * Registers a test file's hooks: the federation lock for the whole file, and after each test
+ * the teardown of the federation the test put in the returned slot.
+ */
+export function federationHooks(): { f: Federation | undefined } {
+  const slot: { f: Federation | undefined } = { f: undefined };
+  let unlock: (() => Promise<void>) | undefined;
+  beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
+  afterEach(async () => { await tearDownFederation(slot.f); slot.f = undefined; }, 180_000);
+  afterAll(async () => { await unlock?.(); });
+  return slot;
 }
 
 /** Kills a server started by `scripts/services` by its pid file (SIGKILL). */

@@ -3,19 +3,14 @@
  * every step ran once, and the invariant holds (checked with virsh, the disk bytes, the
  * guest's heartbeat, both audit logs and the LISP mapping).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assertInvariant, lockFederation, migrate, setUpFederation, tearDownFederation, waitForEnd, waitForTargetEnd, type Federation,
-} from './federation-fixture.js';
+import { describe, expect, it } from 'vitest';
+import { assertInvariant, federationHooks, migrate, setUpFederation, waitForEnd, waitForTargetEnd } from './federation-fixture.js';
 
 describe('a full migration between two clouds', () => {
-  let f: Federation | undefined;
-  let unlock: (() => Promise<void>) | undefined;
-  beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
-  afterAll(async () => { await tearDownFederation(f); await unlock?.(); });
+  const slot = federationHooks();
 
   it('moves the vm with its mac, disk bytes and address, and removes it from the source', async () => {
-    f = await setUpFederation(1, { diskMiB: 64, randomMiB: 16 });
+    const f = (slot.f = await setUpFederation(1, { diskMiB: 64, randomMiB: 16 }));
     await assertInvariant(f, 'cloud-a');
     const { jobId } = await migrate(f);
     const job = await waitForEnd(f.a, jobId);

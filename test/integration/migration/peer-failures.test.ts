@@ -6,21 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  assertInvariant, lastJournalRecord, lockFederation, migrate, onEvent, setUpFederation, stepStarts, tearDownFederation, waitForEnd,
-  waitForTargetEnd, type Federation,
+  assertInvariant, federationHooks, lastJournalRecord, migrate, onEvent, setUpFederation, stepStarts, waitForEnd,
+  waitForTargetEnd,
 } from './federation-fixture.js';
 
-let unlock: (() => Promise<void>) | undefined;
-let f: Federation | undefined;
-beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
-afterEach(async () => { await tearDownFederation(f); f = undefined; });
-afterAll(async () => { await unlock?.(); });
+const slot = federationHooks();
 
 describe('peers that do not complete a migration', () => {
   it('a peer that rejects: compensated with MIGRATE_REJECTED, the vm untouched at the source', async () => {
-    f = await setUpFederation(41, { b: { acceptFrom: [] } });
+    const f = (slot.f = await setUpFederation(41, { b: { acceptFrom: [] } }));
     const { jobId } = await migrate(f);
     const job = await waitForEnd(f.a, jobId);
     expect(job.state).toBe('compensated');
@@ -32,8 +28,7 @@ describe('peers that do not complete a migration', () => {
 
   it('a peer that accepts and disappears for good: the source gives up, the vm runs at the source', async () => {
     // The target's reservation is short so the source's transfer gives up in seconds.
-    f = await setUpFederation(42, { b: { reservationSeconds: 12 } });
-    const fed = f;
+    const fed = (slot.f = await setUpFederation(42, { b: { reservationSeconds: 12 } }));
     const { jobId } = await migrate(fed);
     await onEvent(fed, jobId, stepStarts('stop-source'), async () => { await fed.b.stop('SIGKILL'); });
     const job = await waitForEnd(fed.a, jobId);
@@ -44,8 +39,7 @@ describe('peers that do not complete a migration', () => {
   }, 240_000);
 
   it('a reservation that expires while the source is down: the source compensates when it comes back', async () => {
-    f = await setUpFederation(43, { b: { reservationSeconds: 10 } });
-    const fed = f;
+    const fed = (slot.f = await setUpFederation(43, { b: { reservationSeconds: 10 } }));
     const { jobId } = await migrate(fed);
     let stoppedAt = '';
     await onEvent(fed, jobId, (e) => e.type === 'step-completed' && e.step === 'negotiate', async () => {

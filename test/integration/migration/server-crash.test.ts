@@ -4,28 +4,22 @@
  * mid-transfer, and the XMPP server (Prosody) at negotiate. The agents keep running; the job
  * must end (completed or compensated) with the invariant holding.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
-  assertInvariant, killService, lockFederation, midTransfer, migrate, onEvent, serviceUp, setUpFederation,
-  stepStarts, tearDownFederation, waitForEnd, waitForTargetEnd, type ApiEvent, type Federation, type FederationOptions,
+  assertInvariant, federationHooks, killService, midTransfer, migrate, onEvent, serviceUp, setUpFederation, stepStarts,
+  waitForEnd, waitForTargetEnd, type ApiEvent, type FederationOptions,
 } from './federation-fixture.js';
 
-let unlock: (() => Promise<void>) | undefined;
-let f: Federation | undefined;
+const slot = federationHooks();
 let revive: string | undefined;
-beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
 afterEach(async () => {
   // Whatever happened, the server the test killed is up again for the next test.
   if (revive) await serviceUp(revive);
   revive = undefined;
-  await tearDownFederation(f);
-  f = undefined;
 }, 180_000);
-afterAll(async () => { await unlock?.(); });
 
 async function serverDown(n: number, service: 'rabbitmq' | 'prosody', when: (e: ApiEvent) => boolean, o: FederationOptions = {}) {
-  f = await setUpFederation(n, o);
-  const fed = f;
+  const fed = (slot.f = await setUpFederation(n, o));
   const { pidFile } = (fed.s as unknown as Record<string, { pidFile: string }>)[service]!;
   const { jobId } = await migrate(fed);
   let downMs = 0;
