@@ -1,6 +1,8 @@
 /**
- * Journals recorded by real agents (`test/fixtures/journals/`, written by a migration between
- * two real clouds) replay to the same decisions: for every prefix of the recorded records,
+ * Journals recorded by real agents (`test/fixtures/journals/`, written by migrations between
+ * two real clouds in test/integration/migration: a completed move, a move whose target agent
+ * was killed at instantiate and restarted — retries and a step resumed after a crash — and a
+ * move cancelled during the transfer — compensation) replay to the same decisions: for every prefix of the recorded records,
  * {@link decideNext} over the shapes of today's `migrateOutDefinition` / `migrateInDefinition`
  * gives the move the recorded next record shows (run or compensate the recorded step with the
  * recorded attempt, or finish with the recorded outcome and error code).
