@@ -6,8 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** `<repo>/../shared/fixtures`. */
-export const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures');
+/** `<repo>/../shared/fixtures`, or `$INTERCLOUD_FIXTURES` when the checkout sits elsewhere. */
+export const FIXTURES = process.env['INTERCLOUD_FIXTURES'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures');
 
 /** Every fixture file as `{ dir, name, path }`. */
 export function allFixtures(): Array<{ dir: string; name: string; path: string }> {
