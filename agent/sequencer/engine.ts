@@ -318,7 +318,8 @@ function summarise(records: readonly JournalRecord[], job: RunningJob | undefine
     completedSteps: [...v.completed.keys()],
     results: Object.fromEntries(v.completed),
     cancelRequested: v.cancelReason !== undefined,
-    error: finished?.error ?? (lastFailure?.type === 'step-failed' ? lastFailure.error : undefined),
+    // A finished job shows what ended it (nothing when it completed); a running one its latest failure.
+    error: finished ? finished.error : lastFailure?.type === 'step-failed' ? lastFailure.error : undefined,
     startedAt: first.at,
     updatedAt: records[records.length - 1]?.at ?? first.at,
     lastProgress: job?.lastProgress,

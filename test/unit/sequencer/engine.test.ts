@@ -81,6 +81,8 @@ describe('Sequencer', () => {
     const seq = new Sequencer({ journalDir: dir, definitions: [def], ...fast });
     expect(await (await seq.start('demo', 'j', {})).done).toBe('completed');
     expect(w.log).toEqual(['run:a#1', 'run:a#2', 'run:a#3']);
+    // A completed job reports no error, whatever failed on the way.
+    expect((await seq.status('j')).error).toBeUndefined();
   });
 
   it('resumes after a stop mid-step without re-running completed steps', async () => {
