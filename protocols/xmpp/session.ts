@@ -743,6 +743,16 @@ export class GatewaySession extends EventEmitter {
       const code = isIntercloudError(err) ? err.code : 'unknown';
       return refuse(trustReason(code), `offer '${offer.offerId}' did not verify: ${messageOf(err)}`, { ...details, code });
     }
+    // The same offer again (the sender retried after a crash or a lost answer): answer with the
+    // reservation it already holds, after the handlers agree, instead of counting it twice.
+    const held = this.reservations.byOffer(signer.cloudId, offer.offerId, now);
+    if (held) {
+      for (const handler of this.#offerHandlers) {
+        const veto = await handler({ offer, from, signer });
+        if (veto) return refuse(veto.reason, veto.text, details);
+      }
+      return this.#acceptFor(held.reservationId, offer.offerId, held.expiresAt, now);
+    }
     const decision = this.#opt.policy.evaluate({
       offer,
       senderCloud: signer.cloudId,
@@ -757,8 +767,18 @@ export class GatewaySession extends EventEmitter {
     const reservationId = randomUUID();
     const expiresAt = now + (this.#opt.reservationTtlMs ?? DEFAULTS.reservationTtlMs);
     const reservation = this.reservations.add(reservationId, offer, { cloud: signer.cloudId, jid: from }, expiresAt);
+    // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
+    // above are audited before they are answered.
+    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
+    this.emit('reservation', reservation);
+    this.#scheduleRepublish();
+    return this.#acceptFor(reservationId, offer.offerId, expiresAt, now);
+  }
+
+  /** The signed accept of a reservation. */
+  async #acceptFor(reservationId: string, offerId: string, expiresAt: number, now: number): Promise<Element> {
     const accept: Accept = {
-      offerId: offer.offerId,
+      offerId,
       reservationId,
       by: this.cloudId,
       transferUri: this.#profile.transferUri,
@@ -766,11 +786,6 @@ export class GatewaySession extends EventEmitter {
       expires: new Date(expiresAt).toISOString(),
     };
     const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), expiresAt - now);
-    // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
-    // above are audited before they are answered.
-    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
-    this.emit('reservation', reservation);
-    this.#scheduleRepublish();
     return buildAccept(accept, acceptSig);
   }
 

@@ -104,6 +104,20 @@ describe('gateway sessions on the real Prosody', () => {
     expect(b.session.reservations.get(out.accept.reservationId, Date.now())).toBeUndefined();
   });
 
+  it('answers a re-sent offer (same id, fresh signature) with the reservation it already holds', async () => {
+    if (vm.workload.type !== 'vm') throw new TypeError('vm offer expected');
+    // 8 of B's 16 vcpus: counting the same offer twice would leave room for nothing else.
+    const again: OfferRequest = { ...vm, offerId: `resent-${Date.now()}`, workload: { ...vm.workload, vcpus: 8, memoryMiB: 8192 } };
+    const first = await a.session.sendOffer(`${B}@intercloud.test`, again);
+    const second = await a.session.sendOffer(`${B}@intercloud.test`, again);
+    expect(first.type).toBe('accept');
+    expect(second.type).toBe('accept');
+    if (first.type !== 'accept' || second.type !== 'accept') return;
+    expect(second.accept.reservationId).toBe(first.accept.reservationId);
+    expect(b.session.reservations.usage(A, Date.now()).reservations).toBe(1);
+    await a.session.sendCancel(`${B}@intercloud.test`, { reservationId: first.accept.reservationId });
+  });
+
   it('rejects with no-capacity once reservations hold the free capacity', async () => {
     if (vm.workload.type !== 'vm') throw new TypeError('vm offer expected');
     // B has 16 vcpus: two 8-vcpu reservations fill it, the third does not fit.
