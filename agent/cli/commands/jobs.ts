@@ -40,7 +40,8 @@ export function registerJobCommands(program: Command): void {
       const api = client(cmd);
       const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.address ? { addresses: o.address } : {}) });
       if (!o.wait) { if (o.json) printJson({ jobId }); else process.stdout.write(`${jobId}\n`); return; }
-      const bar = o.json || !process.stderr.isTTY ? undefined : new ProgressLine();
+      // A bar on a terminal; on a pipe or log file, a line at every quarter of the bytes.
+      const bar = o.json ? undefined : new ProgressLine(process.stderr.isTTY === true);
       await api.follow(jobId, (e) => {
         if (!o.json) describeEvent(e, bar);
       });
@@ -108,10 +109,12 @@ export function newJobId(prefix: string): string {
   return `${prefix}-${randomUUID()}`;
 }
 
-/** A one-line progress bar on stderr: bytes, rate, ETA. */
+/** Progress on stderr: bytes, rate, ETA — a redrawn bar on a terminal, quarter lines otherwise. */
 class ProgressLine {
   private t0 = Date.now();
   private shown = 0;
+  private quarter = 0;
+  constructor(private readonly tty: boolean) {}
   update(done: number, total: number): void {
     if (done < this.shown) return; // never backwards
     this.shown = done;
@@ -119,12 +122,21 @@ class ProgressLine {
     const rate = s > 0 ? done / s : 0;
     const eta = rate > 0 ? (total - done) / rate : 0;
     const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-    const width = 30;
-    const filled = Math.round((pct / 100) * width);
-    process.stderr.write(`\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${mib(done)}/${mib(total)} MiB ${mib(rate)} MiB/s ETA ${eta.toFixed(0)}s `);
+    const text = `${pct}% ${mib(done)}/${mib(total)} MiB ${mib(rate)} MiB/s ETA ${eta.toFixed(0)}s`;
+    if (this.tty) {
+      const width = 30;
+      const filled = Math.round((pct / 100) * width);
+      process.stderr.write(`\r  [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text} `);
+    } else if (Math.floor(pct / 25) > this.quarter) {
+      this.quarter = Math.floor(pct / 25);
+      process.stderr.write(`    ${text}\n`);
+    }
   }
   end(): void {
-    if (this.shown > 0) process.stderr.write('\n');
+    if (this.tty && this.shown > 0) process.stderr.write('\n');
+    this.shown = 0;
+    this.quarter = 0;
+    this.t0 = Date.now();
   }
 }
 
