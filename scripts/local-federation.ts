@@ -227,6 +227,6 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
     process.stdout.write(diskPath + '\n');
   } else {
     process.stderr.write('usage: local-federation.ts config CLOUD DIR [REGION] [PRICE] | vm CLOUD NAME MAC DISK-ID CONSOLE-LOG\n');
-    process.exit(2);
+    process.exitCode = 2;
   }
 }
