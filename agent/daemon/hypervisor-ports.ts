@@ -20,10 +20,8 @@ const stateOf = (s: VmPowerState | 'absent'): 'running' | 'stopped' | 'absent' =
 export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: number }): HypervisorPort {
   return {
     async describe(vm, signal) {
-      const d = await hv.describeVm(vm, { signal });
-      // Domain XML does not carry a file disk's size: take it from the image itself.
-      const infos = await Promise.all(d.disks.map((x) => hv.statDisk(vm, x.id, { signal })));
-      const model = { ...d.vm, disks: d.vm.disks.map((disk, i) => ({ ...disk, capacityBytes: infos[i]?.capacityBytes ?? disk.capacityBytes })) };
+      // The adapter reports disk sizes from the images themselves (domain XML has none).
+      const { vm: model } = await hv.describeVm(vm, { signal });
       const { value: descriptor } = writeOvf([model]);
       const summary: VmSummary = {
         name: model.name,
