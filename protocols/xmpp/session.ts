@@ -963,7 +963,13 @@ export class GatewaySession extends EventEmitter {
       // Our own timer, not xmpp.js's: when its timeout and a late answer race, xmpp.js can
       // reject a promise nobody awaits any more. The request stays registered a while longer,
       // so a late answer is consumed here and reported as a warning.
-      const pending = this.#xmpp.iqCaller.request(xml('iq', { type, to }, child), timeout + LATE_ANSWER_MS);
+      const id = randomUUID();
+      const pending = this.#xmpp.iqCaller.request(xml('iq', { type, to, id }, child), timeout + LATE_ANSWER_MS);
+      // @xmpp/iq 0.14 registers the request's promise, then awaits the socket write before it
+      // listens to that promise: an error answer arriving in between (a server answering
+      // service-unavailable at once) rejects it with no listener — an unhandled rejection,
+      // although `pending` below still carries the error to us. Listen from the start.
+      this.#xmpp.iqCaller.handlers.get(id)?.promise.catch(() => undefined);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {

@@ -92,7 +92,11 @@ declare module '@xmpp/client' {
     restart(): Promise<void>;
     isSecure(): boolean;
     _attachSocket(socket: unknown): void;
-    iqCaller: { request(element: Element, timeout?: number): Promise<Element> };
+    iqCaller: {
+      request(element: Element, timeout?: number): Promise<Element>;
+      /** Pending requests by stanza id (internal to @xmpp/iq; see GatewaySession's #iq). */
+      handlers: Map<string, { promise: Promise<unknown> }>;
+    };
     iqCallee: { get(xmlns: string, name: string, handler: IqHandler): void; set(xmlns: string, name: string, handler: IqHandler): void };
     saslFactory: { use(mech: SaslMechanismClass): void };
     streamFeatures: { use(name: string, xmlns: string, handler: (ctx: StreamFeatureContext, next: () => Promise<unknown>, feature: Element) => unknown): void };
