@@ -42,8 +42,7 @@ export class AgentMetrics {
   }
 
   /** Serves `/metrics` on `host:port`; resolves once listening. */
-  async serve(listen: string): Promise<Server> {
-    const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))];
+  async serve({ host, port }: { host: string; port: number }): Promise<Server> {
     const server = createServer((req, res) => {
       if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
       this.registry.metrics().then(

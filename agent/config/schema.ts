@@ -6,7 +6,9 @@
 import { z } from 'zod';
 
 const cloudId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a cloud id is lowercase letters, digits and dashes, e.g. "cloud-a"');
-const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:9464"');
+/** `HOST:PORT`, resolved once into its parts. */
+const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:9464"')
+  .transform((s) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) }));
 
 export const AgentConfigSchema = z.strictObject({
   /** This cloud. */

@@ -14,7 +14,7 @@ import { isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
 } from '../../protocols/xmpp/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
 import type { AgentConfig } from '../config/index.js';
@@ -190,7 +190,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       const out = [];
       for (const jid of session.onlinePeers()) {
         try {
-          const t = await session.peerTime(`${jid}/gateway`);
+          const t = await session.peerTime(`${jid}/${GATEWAY_RESOURCE}`);
           out.push({ peer: jid.split('@')[0] ?? jid, offsetMs: t.offsetMs, roundTripMs: t.rttMs, measuredAt: Date.now() });
         } catch (err) {
           log.debug({ err, peer: jid }, 'no entity time from peer');
@@ -228,6 +228,5 @@ function capacityOf(c: HostCapacity): CloudProfile['capacity'] {
 
 async function openRegistrar(lisp: NonNullable<AgentConfig['addressing']['lisp']>): Promise<Registrar> {
   const key = (await fs.readFile(lisp.keyFile, 'utf8')).trim();
-  const [host, port] = [lisp.mapServer.slice(0, lisp.mapServer.lastIndexOf(':')), Number(lisp.mapServer.slice(lisp.mapServer.lastIndexOf(':') + 1))];
-  return Registrar.open({ mapServer: { host, port }, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs });
+  return Registrar.open({ mapServer: lisp.mapServer, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs });
 }

@@ -20,6 +20,7 @@ describe('agent config', () => {
     expect(c.amqp.chunkBytes).toBe(1024 * 1024);
     expect(c.policy.acceptFrom).toEqual([]);
     expect(c.addressing.lisp?.keyId).toBe(1);
+    expect(c.addressing.lisp?.mapServer).toEqual({ host: '127.0.0.1', port: 4342 });
     expect(c.addressing.lisp?.keyFile).toBe('/etc/intercloud/lisp.key');
     expect(c.migration.shutdownTimeoutMs).toBe(60_000);
   });
