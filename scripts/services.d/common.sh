@@ -38,8 +38,12 @@ waitport() {
 # ensure_packages PKG… — installs the Debian packages that are missing (one apt run).
 ensure_packages() {
   local missing=() p installed
-  # One dpkg-query for all (one per package costs ~20 ms each on every `up`).
-  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null | awk -F: '$2 == "install ok installed" {print $1}' | tr '\n' ' ') "
+  # One dpkg-query for all (one per package costs ~20 ms each on every `up`). It exits 1 when any
+  # package was never installed — the very case this is for — so its status is not the answer:
+  # its output is. Captured first, outside the pipeline, so `set -o pipefail` cannot end the script.
+  local status
+  status=$(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null) || true
+  installed=" $(printf '%s\n' "$status" | awk -F: '$2 == "install ok installed" {print $1}' | tr '\n' ' ') "
   for p in "$@"; do
     case $installed in *" $p "*) ;; *) missing+=("$p") ;; esac
   done
