@@ -14,7 +14,8 @@
 # services.json: libvirt: { instances: { <cloud>: { uri, socket, netns, address, hostUuid,
 #   pool, poolPath, dir, log, pidFile, migrationPorts: [min, max] } } }
 
-libvirt_packages="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils iproute2"
+# libxml2-utils: virt-xml-validate (libvirt-clients) runs xmllint but does not depend on it.
+libvirt_packages="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86 qemu-utils iproute2"
 LIBVIRT_CLOUDS="cloud-a cloud-b"
 
 # libvirt_conf CLOUD — fixed per-cloud facts: index, host uuid, veth address, migration ports.
