@@ -15,7 +15,7 @@
  *     [--persistent] [--chunk-mib N] [--window N] [--shutdown-timeout-ms 3000] [--hv ssh|local]
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { openSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import {
   AgentProcess, createDemoVm, domState, loadServicesFile, removeVm, virsh, waitForText, writeAgentConfig,
 } from '../../scripts/local-federation.js';
+import { lockFederation } from '../../scripts/federation-lock.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
@@ -188,8 +189,7 @@ function line(r: Result): string {
 
 async function main(): Promise<void> {
   // One federation at a time on this machine (the agents' XMPP and AMQP names are fixed).
-  const lockFd = openSync('/tmp/intercloud-federation.lock', 'w');
-  execFileSync('flock', ['-w', '1800', '3'], { stdio: ['ignore', 'inherit', 'inherit', lockFd] as never });
+  await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const dir = join(s.stateDir, 'bench-migration');
   await fs.rm(dir, { recursive: true, force: true });

@@ -24,6 +24,21 @@ stop_pidfile() {
   rm -f "$pf"
 }
 
+# close_inherited_fds — closes every descriptor above 2 this shell inherited or opened, except
+# bash's own (255, the script it reads), so the daemons it starts hold none of them.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+  done
+}
+
+# service_dir NAME — the folder under $STATE that holds service NAME's state and logs.
+service_dir() {
+  case $1 in sshd) echo "$STATE/ssh" ;; timesync) echo "$STATE/time" ;; *) echo "$STATE/$1" ;; esac
+}
+
 # waitport PORT [NETNS] — waits up to 60 s for a TCP listener on PORT.
 waitport() {
   local p=$1 ns=${2:-}

@@ -4,7 +4,7 @@
  * cloud-a with its EID registered at cloud-a's site, and the invariant checked with virsh,
  * sha256sum-equivalent hashing, the audit CLI and a LISP lookup — never through the agent.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { lookupEid, registerEid, type AuthAlgorithm } from '../../../protocols/l
 import {
   AgentProcess, createDemoVm, domState, loadServicesFile, removeVm, virsh, waitForText, writeAgentConfig, type AgentConfigOptions,
 } from '../../../scripts/local-federation.js';
+import { lockFederation } from '../../../scripts/federation-lock.js';
 import { STATE_DIR } from '../../helpers/services.js';
 
 const run = promisify(execFile);
@@ -92,25 +93,6 @@ export async function setUpFederation(n: number, o: FederationOptions = {}): Pro
     await tearDownFederation(f);
     throw err;
   }
-}
-
-/**
- * Takes the machine's federation lock (`/tmp/intercloud-federation.lock`, the one
- * `bench/migration` takes): cloud-a and cloud-b have one XMPP identity each, so two
- * federations at once would log each other out. Resolves with the function that releases it;
- * the lock also goes when this process dies (the holder is a child reading our pipe).
- */
-export async function lockFederation(timeoutS = 1500): Promise<() => Promise<void>> {
-  const holder = spawn('flock', ['-w', String(timeoutS), '/tmp/intercloud-federation.lock', 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((res, rej) => {
-    holder.stdout.once('data', () => res());
-    holder.once('exit', (code) => rej(new Error(`could not take the federation lock (flock exit ${code})`)));
-  });
-  return async () => {
-    const exited = new Promise((r) => holder.once('exit', r));
-    holder.stdin.end();
-    await exited;
-  };
 }
 
 /** Stops the agents, removes the VM from both clouds and the test's directory. */
@@ -227,7 +209,8 @@ export async function lastJournalRecord(agent: AgentProcess, jobId: string): Pro
 export function federationHooks(): { f: Federation | undefined } {
   const slot: { f: Federation | undefined } = { f: undefined };
   let unlock: (() => Promise<void>) | undefined;
-  beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
+  // lockFederation gives up (with who holds the lock) after INTERCLOUD_LOCK_WAIT_S, 600 s by default.
+  beforeAll(async () => { unlock = await lockFederation(); }, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
   afterEach(async () => { await tearDownFederation(slot.f); slot.f = undefined; }, 180_000);
   afterAll(async () => { await unlock?.(); });
   return slot;
