@@ -4,7 +4,7 @@
  * may run at a time on this machine. Whoever waits for the lock is told at once who holds it
  * (pid and command line) and gives up after a bound with that same message. Not part of the agent.
  *
- *   node --import tsx scripts/federation-lock.ts holders [PID-TO-IGNORE…]   prints who holds it
+ *   node --import tsx scripts/federation-lock.ts holders     prints who holds it
  */
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -32,17 +32,22 @@ async function parentOf(pid: number): Promise<number> {
 }
 
 /**
- * The processes that hold `path` open (read from /proc/PID/fd), but those in `ignore`. A process
- * that merely inherited the descriptor holds the lock as surely as the one that took it.
+ * The processes that hold the lock on `path`: every process with a
+ * descriptor of the open file that took the lock — the kernel shows the lock in that
+ * descriptor's /proc/PID/fdinfo — so one that merely inherited it (a daemon started by the
+ * holder) is named too. Processes that only wait for the lock are not holders.
  */
-export async function federationLockHolders(path = FEDERATION_LOCK, ignore: number[] = []): Promise<LockHolder[]> {
+export async function federationLockHolders(path = FEDERATION_LOCK): Promise<LockHolder[]> {
   const holders: LockHolder[] = [];
   for (const entry of await fs.readdir('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || ignore.includes(pid)) continue;
+    if (!Number.isInteger(pid)) continue;
     const fds = await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
     for (const fd of fds) {
       if ((await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) !== path) continue;
+      // fdinfo: "lock:\t1: FLOCK  ADVISORY  WRITE 123 fe:00:456 0 EOF" when this open file holds it.
+      const info = await fs.readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8').catch(() => '');
+      if (!/^lock:\s+\d+: FLOCK\s/m.test(info)) continue;
       const parentPid = await parentOf(pid);
       holders.push({ pid, command: await commandLine(pid), parentPid, parentCommand: await commandLine(parentPid) });
       break;
@@ -98,11 +103,10 @@ export async function lockFederation(opts: LockOptions = {}): Promise<() => Prom
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
-  const [cmd, ...ignore] = process.argv.slice(2);
-  if (cmd === 'holders') {
-    process.stdout.write(describeLockHolders(await federationLockHolders(FEDERATION_LOCK, ignore.map(Number))) + '\n');
+  if (process.argv[2] === 'holders' && process.argv.length === 3) {
+    process.stdout.write(describeLockHolders(await federationLockHolders()) + '\n');
   } else {
-    process.stderr.write('usage: federation-lock.ts holders [PID-TO-IGNORE…]\n');
+    process.stderr.write('usage: federation-lock.ts holders\n');
     process.exitCode = 2;
   }
 }

@@ -32,12 +32,14 @@ async function holdLock(): Promise<{ sleeper: number }> {
 }
 
 describe('federation lock', () => {
-  it('names every process that holds the lock file open, inherited or not', async () => {
+  it('names every process that holds the lock, inherited or not, and no waiter', async () => {
     const { sleeper } = await holdLock();
+    const waiter = spawn('flock', ['-w', '30', lock, 'true'], { stdio: 'ignore' });
+    children.push(waiter);
+    await new Promise((r) => setTimeout(r, 200));
     const holders = await federationLockHolders(lock);
-    const pids = holders.map((h) => h.pid);
-    expect(pids).toContain(sleeper);
-    expect(pids).toContain(children[0]!.pid);
+    const pids = holders.map((h) => h.pid).sort();
+    expect(pids).toEqual([children[0]!.pid!, sleeper].sort());
     expect(holders.find((h) => h.pid === sleeper)?.command).toBe('sleep 300');
     expect(holders.find((h) => h.pid === sleeper)?.parentPid).toBe(children[0]!.pid);
   });
