@@ -2,7 +2,12 @@
  * How the CLI prints results and errors, and which exit code each outcome gets.
  * Read commands take `--json` and print one JSON document on stdout.
  */
-import { IntercloudError } from '../../protocols/errors/index.js';
+import { defineErrorCodes, IntercloudError } from '../../protocols/errors/index.js';
+
+/** Error codes of the command line itself (documented in the README's error table). */
+export const CLI_ERRORS = defineErrorCodes('cli', {
+  CLI_USAGE: { doc: 'the command line is wrong: an unknown command or option, a missing or invalid argument, or a file it names that cannot be read', retryable: false },
+});
 
 /** Exit codes of the `intercloud` command (documented in the README). */
 export const EXIT = {
@@ -16,6 +21,14 @@ export const EXIT = {
   /** A peer or server could not be reached; retrying later may help. */
   unavailable: 4,
 } as const;
+
+/**
+ * A usage error (`CLI_USAGE`, exit 2): the message names the flag or argument and what it
+ * must be, so the operator can fix the command.
+ */
+export function usageError(message: string, cause?: unknown): IntercloudError<'CLI_USAGE'> {
+  return new IntercloudError('CLI_USAGE', message, cause === undefined ? {} : { cause });
+}
 
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(err: unknown): number {
