@@ -30,11 +30,14 @@ export function usageError(message: string, cause?: unknown): IntercloudError<'C
   return new IntercloudError('CLI_USAGE', message, cause === undefined ? {} : { cause });
 }
 
+/** Codes that mean "fix the command or the config file" besides the `CONFIG_*` and `*_CONFIG` ones. */
+const USAGE_CODES: ReadonlySet<string> = new Set(['CLI_USAGE', 'HV_CONFIG_INVALID', 'HV_UNKNOWN_BACKEND']);
+
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof IntercloudError) {
     if (err.details['exit'] !== undefined) return Number(err.details['exit']);
-    if (err.code.endsWith('_CONFIG') || err.code.startsWith('CONFIG_') || err.code === 'CLI_USAGE') return EXIT.usage;
+    if (err.code.endsWith('_CONFIG') || err.code.startsWith('CONFIG_') || USAGE_CODES.has(err.code)) return EXIT.usage;
     return err.retryable ? EXIT.unavailable : EXIT.failed;
   }
   return EXIT.failed;
