@@ -8,8 +8,9 @@ export type {
 } from './contract.js';
 export { HvErrors, LibvirtErrors, VmwareErrors, type HypervisorErrorCode } from './errors.js';
 export {
-  createHypervisor, FakeConfigSchema, HYPERVISORS, LibvirtConfigSchema, VmwareConfigSchema,
-  type HypervisorKind, type HypervisorRegistration,
+  createHypervisor, FakeConfigSchema, HYPERVISORS, hypervisorConfigPaths, LibvirtConfigSchema, LOCAL_PATHS, parseHypervisorSettings,
+  resolveHypervisorPaths, safeParseHypervisorSettings, VmwareConfigSchema,
+  type HypervisorKind, type HypervisorRegistration, type HypervisorSettings, type HypervisorSettingsResult,
 } from './registry.js';
 export { FakeHypervisor, type FakeHypervisorConfig } from './fake/fake-hypervisor.js';
 export { sha256Fingerprint } from './libvirt/host-key.js';

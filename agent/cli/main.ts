@@ -16,7 +16,7 @@ import { registerOvaCommands, registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
 import { registerXmppCommands } from './commands/xmpp.js';
 import { runningAgentPeerOffsets } from './commands/jobs.js';
-import { exitCodeOf, printError } from './output.js';
+import { EXIT, exitCodeOf, printError } from './output.js';
 
 /** One area's subcommands. */
 export type RegisterCommands = (program: Command) => void;
@@ -39,6 +39,10 @@ export function buildProgram(): Command {
     .description('Intercloud gateway agent: find, trust and move workloads to other clouds')
     .version('0.1.0')
     .showHelpAfterError()
+    // Commander's own errors (unknown command or option, missing argument …) are usage errors:
+    // printed with the CLI's code, like every other error, and mapped to exit 2 in runCli.
+    // Subcommands inherit this output setting from the program when they are created.
+    .configureOutput({ outputError: (text, write) => write(`error [CLI_USAGE]: ${text.replace(/^error: /, '')}`) })
     .exitOverride();
   for (const register of COMMANDS) register(program);
   return program;
@@ -51,7 +55,8 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Help and --version end with exit code 0; every other commander error is a usage error.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     printError(err);
     return exitCodeOf(err);
   }

@@ -2,7 +2,12 @@
  * How the CLI prints results and errors, and which exit code each outcome gets.
  * Read commands take `--json` and print one JSON document on stdout.
  */
-import { IntercloudError } from '../../protocols/errors/index.js';
+import { defineErrorCodes, IntercloudError } from '../../protocols/errors/index.js';
+
+/** Error codes of the command line itself (documented in the README's error table). */
+export const CLI_ERRORS = defineErrorCodes('cli', {
+  CLI_USAGE: { doc: 'the command line is wrong: an unknown command or option, a missing or invalid argument, or a file it names that cannot be read', retryable: false },
+});
 
 /** Exit codes of the `intercloud` command (documented in the README). */
 export const EXIT = {
@@ -17,11 +22,22 @@ export const EXIT = {
   unavailable: 4,
 } as const;
 
+/**
+ * A usage error (`CLI_USAGE`, exit 2): the message names the flag or argument and what it
+ * must be, so the operator can fix the command.
+ */
+export function usageError(message: string, cause?: unknown): IntercloudError<'CLI_USAGE'> {
+  return new IntercloudError('CLI_USAGE', message, cause === undefined ? {} : { cause });
+}
+
+/** Codes that mean "fix the command or the config file" besides the `CONFIG_*` and `*_CONFIG` ones. */
+const USAGE_CODES: ReadonlySet<string> = new Set(['CLI_USAGE', 'HV_CONFIG_INVALID', 'HV_UNKNOWN_BACKEND']);
+
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof IntercloudError) {
     if (err.details['exit'] !== undefined) return Number(err.details['exit']);
-    if (err.code.endsWith('_CONFIG') || err.code.startsWith('CONFIG_') || err.code === 'CLI_USAGE') return EXIT.usage;
+    if (err.code.endsWith('_CONFIG') || err.code.startsWith('CONFIG_') || USAGE_CODES.has(err.code)) return EXIT.usage;
     return err.retryable ? EXIT.unavailable : EXIT.failed;
   }
   return EXIT.failed;

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { resolveHypervisorPaths } from '../../adapters/hypervisor/index.js';
 import { defineErrorCodes, IntercloudError } from '../../protocols/errors/index.js';
 import { AgentConfigSchema, CONFIG_PATH_KEYS, type AgentConfig } from './schema.js';
 
@@ -43,7 +44,8 @@ export function parseConfig(text: string, file: string): AgentConfig {
     const v = obj[last];
     if (typeof v === 'string' && !isAbsolute(v)) obj[last] = resolve(base, v);
   }
-  return config;
+  // The adapter's schema marks its own path fields; the agent need not know them.
+  return { ...config, hypervisor: resolveHypervisorPaths(config.hypervisor, base) };
 }
 
 /** Reads and parses the config file at `file`. */

@@ -4,13 +4,14 @@
  * file's folder. A bad config exits non-zero before any socket opens.
  */
 import { z } from 'zod';
+import { safeParseHypervisorSettings } from '../../adapters/hypervisor/index.js';
 
 const cloudId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a cloud id is lowercase letters, digits and dashes, e.g. "cloud-a"');
 /** `HOST:PORT`, resolved once into its parts. */
 const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:9464"')
   .transform((s) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) }));
 
-export const AgentConfigSchema = z.strictObject({
+const AgentConfigShape = z.strictObject({
   /** This cloud. */
   cloud: z.strictObject({
     id: cloudId,
@@ -38,7 +39,7 @@ export const AgentConfigSchema = z.strictObject({
     chunkBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(1024 * 1024),
     window: z.number().int().min(1).max(1024).default(16),
   }),
-  /** The local hypervisor backend; `config` is checked by the adapter's own schema. */
+  /** The local hypervisor backend; `config` is checked by the adapter's own schema (below). */
   hypervisor: z.strictObject({
     kind: z.string().min(1),
     config: z.record(z.string(), z.unknown()).default({}),
@@ -98,8 +99,23 @@ export const AgentConfigSchema = z.strictObject({
   }).default({ level: 'info' }),
 });
 
+/**
+ * The agent's config schema. `hypervisor.config` is parsed by the schema of the adapter that
+ * `hypervisor.kind` names (registered in `adapters/hypervisor`), named after the cloud unless it
+ * says otherwise; its problems are reported under `hypervisor.…` like every other key's, so a bad
+ * adapter config fails here, at `--check` and at start, before the agent opens anything.
+ */
+export const AgentConfigSchema = AgentConfigShape.transform((c, ctx) => {
+  const hv = safeParseHypervisorSettings(c.hypervisor.kind, { name: c.cloud.id, ...c.hypervisor.config });
+  if (!hv.success) {
+    for (const issue of hv.issues) ctx.issues.push({ ...issue, path: ['hypervisor', ...issue.path] } as typeof ctx.issues[number]);
+    return z.NEVER;
+  }
+  return { ...c, hypervisor: hv.data };
+});
+
 /** The resolved configuration the daemon runs with. */
-export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
 
 /** Paths in the config that are resolved against the config file's folder. */
 export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [

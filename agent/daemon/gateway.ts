@@ -44,6 +44,10 @@ export interface RunningGateway {
 export async function startGateway(config: AgentConfig, log: Logger): Promise<RunningGateway> {
   const cloudId = config.cloud.id;
   const stateDir = config.state.dir;
+  // The adapter was parsed with the config; creating it reads the files its config names (key,
+  // CA) but connects nothing. Done first, so a file it cannot read stops the agent before the
+  // state folder or the audit log exist.
+  const hypervisor = createHypervisor(config.hypervisor);
   await fs.mkdir(stateDir, { recursive: true, mode: 0o750 });
   const [certPem, keyPem, rootPem, crlPem] = await Promise.all([
     fs.readFile(config.identity.cert, 'utf8'), fs.readFile(config.identity.key, 'utf8'), fs.readFile(config.identity.root, 'utf8'),
@@ -57,7 +61,6 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     auditLog, clockSkewMs: config.policy.maxClockSkewMs,
   });
 
-  const hypervisor = createHypervisor(config.hypervisor.kind, { name: cloudId, ...config.hypervisor.config });
   const capacity = await hypervisor.hostCapacity();
   const profile: CloudProfile = {
     regions: config.cloud.regions,

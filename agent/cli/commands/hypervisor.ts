@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG } from './agent.js';
 
 async function withHypervisor<T>(configFile: string, run: (hv: Hypervisor) => Promise<T>): Promise<T> {
   const config = await loadConfig(configFile);
-  const hv = createHypervisor(config.hypervisor.kind, { name: config.cloud.id, ...config.hypervisor.config });
+  const hv = createHypervisor(config.hypervisor);
   try {
     return await run(hv);
   } finally {

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import { LocalApiClient } from '../../api/index.js';
 import type { JobStatus, SequencerEvent } from '../../sequencer/index.js';
-import { EXIT, printJson } from '../output.js';
+import { EXIT, printJson, usageError } from '../output.js';
 
 /** Default socket of the local API (the systemd unit's RuntimeDirectory). */
 export const DEFAULT_SOCKET = '/run/intercloud/agent.sock';
@@ -33,9 +33,7 @@ export function registerJobCommands(program: Command): void {
     .option('--socket <path>', 'local API socket of the agent', undefined)
     .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; address?: string[]; wait: boolean; json?: boolean }, cmd: Command) => {
       if (!o.to === !o.auto) {
-        process.stderr.write('error: give exactly one of --to CLOUD or --auto\n');
-        process.exitCode = EXIT.usage;
-        return;
+        throw usageError('give exactly one of --to CLOUD or --auto');
       }
       const api = client(cmd);
       const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.address ? { addresses: o.address } : {}) });

@@ -12,9 +12,15 @@ import {
   LISP_CONTROL_PORT, formatPrefix, lookupEid, registerEid, startMapServer, withdrawEid, type AuthAlgorithm, type RegistrarOptions,
   type SiteConfig,
 } from '../../../protocols/lisp/index.js';
-import { EXIT, printJson } from '../output.js';
+import { EXIT, printJson, usageError } from '../output.js';
 
+/** A bad flag (`CLI_USAGE`, exit 2). */
 function usage(message: string, cause?: unknown): IntercloudError {
+  return usageError(message, cause);
+}
+
+/** A bad map server config file (`LISP_CONFIG`, the area's own config code, exit 2). */
+function configError(message: string, cause?: unknown): IntercloudError {
   return new IntercloudError('LISP_CONFIG', message, { cause, details: { exit: EXIT.usage } });
 }
 
@@ -106,7 +112,7 @@ export function registerLispCommands(program: Command): void {
         try {
           raw = parseYaml(readFileSync(o.config, 'utf8'));
         } catch (err) {
-          throw usage(`cannot read the map server config '${o.config}'`, err);
+          throw configError(`cannot read the map server config '${o.config}'`, err);
         }
       }
       const merged = raw as { sites?: unknown[]; listen?: string; registrationTimeoutSeconds?: number };
@@ -118,7 +124,7 @@ export function registerLispCommands(program: Command): void {
       };
       const parsed = MapServerConfigSchema.safeParse(candidate);
       if (!parsed.success) {
-        throw usage(`invalid map server config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        throw configError(`invalid map server config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
       const cfg = parsed.data;
       const sites: SiteConfig[] = cfg.sites.map((s) => ({ name: s.name, keyId: s.keyId, key: readKey(s), allowedPrefixes: s.allowedPrefixes }));

@@ -14,7 +14,7 @@ import { IntercloudError, isIntercloudError } from '../../../protocols/errors/in
 import { localFileOf, packOva, verifyOva } from '../../../protocols/ova/index.js';
 import { readOvf } from '../../../protocols/ovf/index.js';
 import { parseCrlsPem } from '../../../protocols/trust/index.js';
-import { EXIT, printError, printJson } from '../output.js';
+import { EXIT, printError, printJson, usageError } from '../output.js';
 
 function gib(n: number): string {
   return n === 0 ? 'unknown' : `${(n / 2 ** 30).toFixed(n % 2 ** 30 === 0 ? 0 : 2)} GiB`;
@@ -66,9 +66,7 @@ export function registerOvfCommands(program: Command): void {
     .option('--json', 'print { documents, report } as JSON')
     .action(async (file: string, opts: { to: string; out?: string; domainType: string; ovfVersion: string; devices: string; json?: boolean }) => {
       if (opts.to !== 'libvirt' && opts.to !== 'ovf') {
-        process.stderr.write(`error: --to must be 'libvirt' or 'ovf', got '${opts.to}'\n`);
-        process.exitCode = 2;
-        return;
+        throw usageError(`--to must be 'libvirt' or 'ovf', got '${opts.to}'`);
       }
       const text = await readDescriptorFile(file);
       const r = convertDescriptor(text, {
@@ -105,9 +103,7 @@ export function registerOvaCommands(program: Command): void {
     .option('--json', 'print what was written as JSON')
     .action(async (descriptor: string, opts: { out: string; signCert?: string; signKey?: string; json?: boolean }) => {
       if ((opts.signCert === undefined) !== (opts.signKey === undefined)) {
-        process.stderr.write('error: --sign-cert and --sign-key go together\n');
-        process.exitCode = EXIT.usage;
-        return;
+        throw usageError('--sign-cert and --sign-key go together');
       }
       const text = await readDescriptorFile(descriptor);
       const pkg = readOvf(text, { source: basename(descriptor) });

@@ -7,11 +7,10 @@
  * `(p) => registerTimeCommands(p, { peerOffsets })` in the CLI's COMMANDS list.
  */
 import type { Command } from 'commander';
-import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   judgePeers, readHostTimeSync, type HostTimeOptions, type HostTimeSync, type PeerOffset, type PeerOffsetProvider,
 } from '../../../protocols/time/index.js';
-import { EXIT, printJson } from '../output.js';
+import { EXIT, printJson, usageError } from '../output.js';
 
 /** What `intercloud time` can be given by other areas. */
 export interface TimeCommandOptions {
@@ -40,7 +39,7 @@ export function registerTimeCommands(program: Command, options: TimeCommandOptio
     .option('--json', 'print json')
     .action(async (o: { source: string; chronyHost?: string; chronyPort?: string; pmcSocket?: string; maxSkewMs: string; json?: boolean }) => {
       if (o.source !== 'auto' && o.source !== 'chrony' && o.source !== 'ptp') {
-        throw new IntercloudError('TIME_BAD_OUTPUT', `--source '${o.source}' is not auto, chrony or ptp`, { details: { exit: EXIT.usage } });
+        throw usageError(`--source '${o.source}' is not auto, chrony or ptp`);
       }
       const bound = Number(o.maxSkewMs);
       const hostOpts: HostTimeOptions = {

@@ -12,8 +12,7 @@ import {
   type BrokerOptions,
   type ProgressEvent,
 } from '../../../protocols/amqp/index.js';
-import { IntercloudError } from '../../../protocols/errors/index.js';
-import { EXIT, printJson } from '../output.js';
+import { printJson, usageError } from '../output.js';
 
 interface BrokerFlags {
   broker: string;
@@ -41,7 +40,7 @@ function brokerOf(o: BrokerFlags): BrokerOptions {
 function intOf(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) {
-    throw new IntercloudError('XFER_CONFIG', `${flag} '${value}' is not a positive integer`, { details: { exit: EXIT.usage } });
+    throw usageError(`${flag} '${value}' is not a positive integer`);
   }
   return n;
 }

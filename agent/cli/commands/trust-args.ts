@@ -1,16 +1,16 @@
 /** Argument helpers shared by the trust commands (`ca`, `cert`, `audit`). */
 import { readFileSync } from 'node:fs';
-import { IntercloudError } from '../../../protocols/errors/index.js';
-import { EXIT } from '../output.js';
+import type { IntercloudError } from '../../../protocols/errors/index.js';
+import { usageError } from '../output.js';
 
 /** Commander collector for repeatable options (`--dns a --dns b`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** A usage error: exits 2. */
+/** A usage error (`CLI_USAGE`): exits 2. */
 export function usage(message: string, cause?: unknown): IntercloudError {
-  return new IntercloudError('TRUST_BAD_ARGUMENT', message, { details: { exit: EXIT.usage }, ...(cause === undefined ? {} : { cause }) });
+  return usageError(message, cause);
 }
 
 /** Reads a file named on the command line; an unreadable one is a usage error. */

@@ -10,9 +10,9 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
 import {
-  CAPABILITIES, createDefaultPolicy, createTrustBinding, GatewaySession, xmppError, type Capability, type PeerFilter, type PeerInfo,
+  CAPABILITIES, createDefaultPolicy, createTrustBinding, GatewaySession, type Capability, type PeerFilter, type PeerInfo,
 } from '../../../protocols/xmpp/index.js';
-import { EXIT, printJson } from '../output.js';
+import { printJson, usageError } from '../output.js';
 
 interface PeersFlags {
   config?: string;
@@ -36,9 +36,9 @@ interface PeersFlags {
   json?: boolean;
 }
 
-/** A usage or config error: exits 2 with the fix in the message. */
+/** A usage error (`CLI_USAGE`): exits 2 with the fix in the message. */
 function usage(message: string, cause?: unknown): IntercloudError {
-  return xmppError('XMPP_CONFIG', message, { details: { exit: EXIT.usage }, ...(cause === undefined ? {} : { cause }) });
+  return usageError(message, cause);
 }
 
 function readFile(path: string, what: string): string {

@@ -58,7 +58,7 @@ describe('intercloud peers', () => {
       (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
     );
     expect(failure.code).toBe(2);
-    expect(failure.stderr).toContain('XMPP_CONFIG');
+    expect(failure.stderr).toContain('CLI_USAGE');
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../agent/config/index.js';
 
+const FP = `SHA256:${'A'.repeat(43)}`;
+
 const good = `
 cloud: { id: cloud-a, regions: [eu-west] }
 identity: { root: pki/root.pem, cert: pki/cloud-a.pem, key: pki/cloud-a.key }
@@ -34,5 +36,61 @@ describe('agent config', () => {
   it('reports yaml syntax errors with the line', () => {
     expect(() => parseConfig('cloud: [\n', '/etc/a.yaml')).toThrow(expect.objectContaining({ code: 'CONFIG_SYNTAX', message: expect.stringContaining("'/etc/a.yaml:") }));
     expect(() => parseConfig('', '/etc/a.yaml')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('checks hypervisor.config against the adapter\'s own schema and says how to fix it', () => {
+    const withHv = (hv: string): string => good.replace('hypervisor: { kind: libvirt, config: { uri: "qemu:///system" } }', `hypervisor: ${hv}`);
+    const problem = (hv: string): unknown => {
+      try {
+        parseConfig(withHv(hv), '/etc/intercloud/agent.yaml');
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    expect(problem('{ kind: libvirt, config: { uri: "qemu:///system", colour: red } }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringContaining("hypervisor.config: unknown key(s) 'colour' — remove or correct the spelling"),
+    });
+    expect(problem('{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: h, username: u, privateKeyFile: k } } }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringContaining('hypervisor.config.ssh: pin the host key: give exactly one of hostKeyFingerprint or knownHostsFile'),
+    });
+    expect(problem('{ kind: libvirt, config: { uri: "qemu:///system", domainType: xen } }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringMatching(/hypervisor\.config\.domainType: .*"kvm"\|"qemu"/),
+    });
+    expect(problem('{ kind: vmware, config: { url: "http://vc.example/sdk", user: u, password: p, caFile: ca.pem, datacenter: d, datastore: s } }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringContaining('hypervisor.config.url: write it as https://HOST[:PORT]/sdk'),
+    });
+    expect(problem('{ kind: xen, config: {} }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringContaining("hypervisor.kind: no hypervisor adapter 'xen': use one of 'libvirt', 'vmware', 'fake'"),
+    });
+    expect(problem('{ kind: libvirt, config: { uri: "qemu:///system", consoleLogDir: consoles } }')).toMatchObject({
+      code: 'CONFIG_INVALID', message: expect.stringContaining('hypervisor.config.consoleLogDir: write an absolute directory on the hypervisor host'),
+    });
+  });
+
+  it('parses the adapter config once into the adapter\'s typed config: defaults filled, named after the cloud', () => {
+    const c = parseConfig(good, '/etc/intercloud/agent.yaml');
+    expect(c.hypervisor).toEqual({
+      kind: 'libvirt',
+      config: { name: 'cloud-a', uri: 'qemu:///system', pool: 'default', virsh: 'virsh', qemuImg: 'qemu-img', domainType: 'kvm', pollMs: 250, diskIo: 'file' },
+    });
+  });
+
+  it('resolves relative paths inside the adapter config against the config file\'s folder', () => {
+    const libvirt = parseConfig(good.replace('config: { uri: "qemu:///system" }',
+      `config: { uri: "qemu:///system", consoleLogDir: /var/log/ic, ssh: { host: h, username: u, privateKeyFile: keys/ssh_key, knownHostsFile: ../ssh/known_hosts } }`),
+    '/etc/intercloud/agent.yaml');
+    expect(libvirt.hypervisor.config).toMatchObject({
+      consoleLogDir: '/var/log/ic',
+      ssh: { privateKeyFile: '/etc/intercloud/keys/ssh_key', knownHostsFile: '/etc/ssh/known_hosts', host: 'h' },
+    });
+    const absolute = parseConfig(good.replace('config: { uri: "qemu:///system" }',
+      `config: { uri: "qemu:///system", ssh: { host: h, username: u, privateKeyFile: /srv/key, hostKeyFingerprint: "${FP}" } }`),
+    '/etc/intercloud/agent.yaml');
+    expect(absolute.hypervisor.config).toMatchObject({ ssh: { privateKeyFile: '/srv/key' } });
+    const vmware = parseConfig(good.replace('kind: libvirt, config: { uri: "qemu:///system" }',
+      'kind: vmware, config: { url: "https://vc.example/sdk", user: u, password: p, caFile: pki/vcenter.pem, datacenter: d, datastore: s }'),
+    '/etc/intercloud/agent.yaml');
+    expect(vmware.hypervisor).toMatchObject({ kind: 'vmware', config: { caFile: '/etc/intercloud/pki/vcenter.pem' } });
   });
 });

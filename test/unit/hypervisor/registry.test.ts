@@ -2,7 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createHypervisor, HvErrors, HYPERVISORS, LibvirtErrors, VmwareErrors } from '../../../adapters/hypervisor/index.js';
+import {
+  createHypervisor, HvErrors, HYPERVISORS, hypervisorConfigPaths, LibvirtErrors, parseHypervisorSettings, resolveHypervisorPaths, VmwareErrors,
+} from '../../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 
 function thrown(f: () => unknown): unknown {
@@ -41,5 +43,32 @@ describe('hypervisor registry', () => {
     for (const [code, info] of Object.entries({ ...HvErrors, ...LibvirtErrors, ...VmwareErrors })) {
       expect(readme).toContain(`| \`${code}\` | ${info.retryable ? 'yes' : 'no'} | ${info.doc} |`);
     }
+  });
+});
+
+describe('hypervisor config paths', () => {
+  it('each adapter schema marks the fields that name files on this machine', () => {
+    expect(hypervisorConfigPaths('libvirt')).toEqual([['ssh', 'privateKeyFile'], ['ssh', 'knownHostsFile']]);
+    expect(hypervisorConfigPaths('vmware')).toEqual([['caFile']]);
+    expect(hypervisorConfigPaths('fake')).toEqual([]);
+  });
+
+  it('resolves the marked relative paths against a folder and leaves the rest alone', () => {
+    const settings = parseHypervisorSettings('libvirt', {
+      name: 'a', uri: 'qemu:///system', virsh: 'bin/virsh',
+      ssh: { host: 'h', username: 'u', privateKeyFile: 'id_ed25519', knownHostsFile: '/etc/ssh/known_hosts' },
+    });
+    const resolved = resolveHypervisorPaths(settings, '/etc/intercloud');
+    expect(resolved.config).toMatchObject({
+      virsh: 'bin/virsh',
+      ssh: { privateKeyFile: '/etc/intercloud/id_ed25519', knownHostsFile: '/etc/ssh/known_hosts' },
+    });
+    expect(settings.config).toMatchObject({ ssh: { privateKeyFile: 'id_ed25519' } });
+  });
+
+  it('creates an adapter from parsed settings without parsing again', async () => {
+    const hv = createHypervisor(parseHypervisorSettings('fake', { name: 'x', vcpus: 3 }));
+    expect(hv.kind).toBe('fake');
+    expect((await hv.hostCapacity()).vcpusTotal).toBe(3);
   });
 });
