@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
-import { isIntercloudError } from '../../protocols/errors/index.js';
+import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
 import {
@@ -79,6 +79,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       acceptFrom: config.policy.acceptFrom,
       maxVcpusPerVm: config.policy.maxVcpusPerVm,
       maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
+      quotaReservationsPerCloud: config.policy.quotaReservationsPerCloud,
+      ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
     }),
     profile,
     reservationTtlMs: config.policy.reservationSeconds * 1000,
@@ -143,11 +145,37 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     const c = await hypervisor.hostCapacity();
     await session.publishCatalog({ capacity: capacityOf(c) });
   }
+  // An accepted offer's reservation holds capacity for as long as its inbound job runs, and
+  // is released when the job ends, whatever the outcome (issue 12 finding 6).
+  const endedOffers = new Set<string>();
   const targetService = new MigrationTargetService(sequencer, mailbox, {
-    admit: async () => undefined, // the session applied the policy (allow-list, limits, quotas, capacity) already
+    // The session applied the policy (allow-list, limits, quotas, capacity) already; the pool
+    // must also have room for the offered disks now, besides what live reservations hold.
+    admit: async (_peer, offer) => {
+      const need = offer.vm.disks.reduce((n, d) => n + d.capacityBytes, 0);
+      const held = session.reservations.held(Date.now()).diskGiB * GiB;
+      const { diskBytesFree } = await hypervisor.hostCapacity();
+      if (need + held > diskBytesFree) {
+        throw new IntercloudError('MIGRATE_NO_CAPACITY', `offer '${offer.offerId}' needs ${need} bytes of storage; ${diskBytesFree} are free and ${held} reserved`, {
+          details: { needBytes: need, freeBytes: diskBytesFree, reservedBytes: held },
+        });
+      }
+    },
     reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
+  }, {
+    jobEnded: (offerId, peer) => {
+      if (!session.releaseOffer(peer.cloudId, offerId)) {
+        // The job ended before the session recorded the reservation: release it when it does.
+        endedOffers.add(offerId);
+        setTimeout(() => endedOffers.delete(offerId), 60_000).unref();
+      }
+    },
+  });
+  session.on('reservation', (r: { reservationId: string; senderCloud: string; offer: { offerId: string } }) => {
+    if (endedOffers.delete(r.offer.offerId)) session.releaseOffer(r.senderCloud, r.offer.offerId);
+    else session.useReservation(r.reservationId);
   });
   session.onOffer(async (incoming) => {
     const w = incoming.offer.workload;
@@ -160,6 +188,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return undefined;
     } catch (err) {
       log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
+      if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return { reason: 'no-capacity', text: err.message };
       return { reason: 'policy', text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
     }
   });
