@@ -38,7 +38,7 @@ export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIden
 export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
 export { ProgressMeter, type ProgressEvent } from './progress.js';
 export {
-  MAX_CHUNK_COUNT, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
+  MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
 } from './receiver-machine.js';
 export { SenderMachine, type ChunkPlan, type SenderPhase } from './sender-machine.js';
 export { StagingFile } from './staging-file.js';

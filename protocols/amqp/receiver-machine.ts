@@ -24,6 +24,13 @@ import type { JournalRecord } from './journal-records.js';
  */
 export const MAX_CHUNK_COUNT = 2 ** 24;
 
+/**
+ * Most ranges one `need` message asks for: the sender answers them and polls again with `end`,
+ * which asks for the next ones, so a message (and the arrays behind it) stays small however
+ * scattered the missing chunks are.
+ */
+export const MAX_NEED_RANGES = 4096;
+
 /** What a receiver takes for one transfer. */
 export interface ReceiverLimits {
   /** Most bytes the file may have (e.g. the capacity of the disk that was offered). */
@@ -234,8 +241,8 @@ export class ReceiverMachine {
     }
     if (this.phaseValue === 'verifying') return out;
     if (this.held!.complete) return [...out, ...this.startVerify()];
-    const missing = this.held!.missing().filter(([a, b]) => !rangeAllInFlight(this.inFlight, a, b));
-    const ranges = subtract(missing, this.inFlight);
+    const missing = this.held!.missing(MAX_NEED_RANGES).filter(([a, b]) => !rangeAllInFlight(this.inFlight, a, b));
+    const ranges = subtract(missing, this.inFlight).slice(0, MAX_NEED_RANGES);
     if (ranges.length > 0) out.push({ type: 'send', message: needMessage(this.transferId, ranges) });
     return out;
   }
@@ -305,9 +312,20 @@ function rangeAllInFlight(inFlight: ReadonlySet<number>, a: number, b: number): 
   return true;
 }
 
+/** `ranges` without the indices in `drop`, split around them (never expanded index by index). */
 function subtract(ranges: ChunkRanges, drop: ReadonlySet<number>): Array<[number, number]> {
   if (drop.size === 0) return ranges.map(([a, b]) => [a, b] as [number, number]);
-  const keep: number[] = [];
-  for (const [a, b] of ranges) for (let i = a; i < b; i++) if (!drop.has(i)) keep.push(i);
-  return toRanges(keep);
+  const cuts = [...drop].sort((x, y) => x - y);
+  const out: Array<[number, number]> = [];
+  let k = 0;
+  for (const [a, b] of ranges) {
+    let start = a;
+    while (k < cuts.length && cuts[k]! < a) k++;
+    for (let j = k; j < cuts.length && cuts[j]! < b; j++) {
+      if (cuts[j]! > start) out.push([start, cuts[j]!]);
+      start = cuts[j]! + 1;
+    }
+    if (start < b) out.push([start, b]);
+  }
+  return out;
 }

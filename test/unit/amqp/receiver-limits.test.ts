@@ -3,7 +3,8 @@
  * memory. A manifest beyond the receiver's limits is refused before anything is made for it.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_CHUNK_COUNT, ReceiverMachine, checkManifestLimits, type Manifest } from '../../../protocols/amqp/index.js';
+import { createHash } from 'node:crypto';
+import { MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type Manifest } from '../../../protocols/amqp/index.js';
 
 const TID = '123e4567-e89b-12d3-a456-426614174000';
 const manifest = (size: number, chunkSize = 1024 * 1024): Manifest => ({
@@ -34,5 +35,25 @@ describe('receiver limits', () => {
     expect(tiny.chunkCount).toBe(MAX_CHUNK_COUNT + 1);
     expect(() => new ReceiverMachine(TID).onManifest(tiny)).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE' }));
     expect(() => new ReceiverMachine(TID).onManifest(manifest(MAX_CHUNK_COUNT * 4096, 4096))).not.toThrow();
+  });
+
+  it('asks for at most MAX_NEED_RANGES ranges at once, however scattered the missing chunks, splitting around chunks in flight', () => {
+    const n = 3 * MAX_NEED_RANGES;
+    const m = new ReceiverMachine(TID);
+    m.onManifest(manifest(n * 4096, 4096));
+    const sha = createHash('sha256').update('x').digest();
+    const written: number[] = [];
+    for (let i = 0; i < n; i += 2) {
+      expect(m.onFrame({ kind: 'data', transferId: TID, index: i, offset: i * 4096, length: 4096, sha256: sha }, true).action).toBe('write');
+      written.push(i);
+    }
+    m.onDurable(written);
+    // Chunk 5 is being written right now: not asked for.
+    expect(m.onFrame({ kind: 'data', transferId: TID, index: 5, offset: 5 * 4096, length: 4096, sha256: sha }, true).action).toBe('write');
+    const need = m.onEnd(manifest(n * 4096, 4096), 'e'.repeat(64)).flatMap((a) => (a.type === 'send' && a.message.type === 'need' ? [a.message] : []));
+    expect(need).toHaveLength(1);
+    const ranges = need[0]!.type === 'need' ? need[0]!.chunks : [];
+    expect(ranges.length).toBeLessThanOrEqual(MAX_NEED_RANGES);
+    expect(ranges.slice(0, 3)).toEqual([[1, 2], [3, 4], [7, 8]]);
   });
 });
