@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
-import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
+import { isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
 import {
@@ -25,6 +25,7 @@ import {
   type AddressingPort, type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { checkFreeStorage } from './admission.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
@@ -151,16 +152,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const targetService = new MigrationTargetService(sequencer, mailbox, {
     // The session applied the policy (allow-list, limits, quotas, capacity) already; the pool
     // must also have room for the offered disks now, besides what live reservations hold.
-    admit: async (_peer, offer) => {
-      const need = offer.vm.disks.reduce((n, d) => n + d.capacityBytes, 0);
-      const held = session.reservations.held(Date.now()).diskGiB * GiB;
-      const { diskBytesFree } = await hypervisor.hostCapacity();
-      if (need + held > diskBytesFree) {
-        throw new IntercloudError('MIGRATE_NO_CAPACITY', `offer '${offer.offerId}' needs ${need} bytes of storage; ${diskBytesFree} are free and ${held} reserved`, {
-          details: { needBytes: need, freeBytes: diskBytesFree, reservedBytes: held },
-        });
-      }
-    },
+    admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
     reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
