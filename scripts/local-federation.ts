@@ -46,6 +46,10 @@ export interface AgentConfigOptions {
   reservationSeconds?: number;
   metricsPort?: number;
   acceptFrom?: string[];
+  /** Per sending cloud: most vCPUs held in live reservations (`policy.quotaVcpusPerCloud`). */
+  quotaVcpusPerCloud?: number;
+  /** Per sending cloud: most live reservations (`policy.quotaReservationsPerCloud`). */
+  quotaReservationsPerCloud?: number;
   persistentTransfers?: boolean;
 }
 
@@ -70,7 +74,9 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
     '    nicTarget: { type: user }',
     `    consoleLogDir: ${q(join(dir, 'consoles'))}`,
     `    ssh: { host: ${s.sshd.host}, port: ${s.sshd.port}, username: ${s.sshd.user}, privateKeyFile: ${q(s.sshd.privateKey)}, hostKeyFingerprint: ${q(s.sshd.hostKeyFingerprint)} }`,
-    `policy: { acceptFrom: ${q(o.acceptFrom ?? ['*'])}, reservationSeconds: ${o.reservationSeconds ?? 600} }`,
+    `policy: { acceptFrom: ${q(o.acceptFrom ?? ['*'])}, reservationSeconds: ${o.reservationSeconds ?? 600}` +
+      `${o.quotaVcpusPerCloud === undefined ? '' : `, quotaVcpusPerCloud: ${o.quotaVcpusPerCloud}`}` +
+      `${o.quotaReservationsPerCloud === undefined ? '' : `, quotaReservationsPerCloud: ${o.quotaReservationsPerCloud}`} }`,
     `terms: { currency: EUR, pricePerVcpuHour: ${o.pricePerVcpuHour ?? 0.04}, pricePerGbMonth: 0.02 }`,
     'addressing:',
     `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,

@@ -51,7 +51,11 @@ const AgentConfigShape = z.strictObject({
     maxMemoryBytesPerVm: z.number().int().positive().default(64 * 1024 ** 3),
     reservationSeconds: z.number().int().min(10).max(86_400).default(600),
     maxClockSkewMs: z.number().int().min(1).default(2_000),
-  }).default({ acceptFrom: [], maxVcpusPerVm: 16, maxMemoryBytesPerVm: 64 * 1024 ** 3, reservationSeconds: 600, maxClockSkewMs: 2_000 }),
+    /** Per sending cloud: most vCPUs held in live reservations and running migrations (unset: no limit but capacity). */
+    quotaVcpusPerCloud: z.number().int().positive().optional(),
+    /** Per sending cloud: most live reservations at once, so no one cloud can hold all of our capacity. */
+    quotaReservationsPerCloud: z.number().int().positive().default(8),
+  }).default({ acceptFrom: [], maxVcpusPerVm: 16, maxMemoryBytesPerVm: 64 * 1024 ** 3, reservationSeconds: 600, maxClockSkewMs: 2_000, quotaReservationsPerCloud: 8 }),
   /** Terms this cloud offers in its catalog entry. */
   terms: z.strictObject({
     currency: z.string().length(3).default('EUR'),

@@ -6,8 +6,8 @@
 import type { Element } from '@xmpp/client';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import {
-  NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, parseMigrationFailure,
-  parseMigrationRequest, parseMigrationState, type GatewaySession, type PeerInfo,
+  NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, migrationRequestPayload, parseMigrationFailure,
+  parseMigrationRequest, parseMigrationState, type GatewaySession, type MigrationRequest, type PeerInfo,
 } from '../../protocols/xmpp/index.js';
 import type { ControlPort, MigrationTargetService, PeerRef, VmSummary } from '../migration/index.js';
 
@@ -67,9 +67,16 @@ export function choosePeer(peers: readonly PeerInfo[]): PeerInfo | undefined {
 
 /** The source side's control port. */
 export function sourceControlPort(session: GatewaySession, opts: { currency: string }): ControlPort {
-  const request = async (peer: PeerRef, child: Element, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
+  // Every request is signed afresh (new nonce, short expiry) for the peer it goes to: a retry
+  // after a crash is a new message, not a replay.
+  const request = async (peer: PeerRef, req: MigrationRequest, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
+    const send = async (): Promise<Element> => {
+      const signature = await session.signRequest(migrationRequestPayload(req, peer.cloudId));
+      const child = req.type === 'instantiate' ? buildInstantiate(req.request, signature) : buildOfferRequest(req.type, req.offerId, signature);
+      return session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what]);
+    };
     try {
-      return parseMigrationState(await unlessPeerLeaves(session, peer, what, session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what])));
+      return parseMigrationState(await unlessPeerLeaves(session, peer, what, send()));
     } catch (err) {
       return fromPeer(err, what, peer);
     }
@@ -110,14 +117,14 @@ export function sourceControlPort(session: GatewaySession, opts: { currency: str
       return { reservationId: a.reservationId, transfer: { uri: a.transferUri, queue: a.transferQueue }, expiresAt: a.expires };
     },
     async release(peer, offerId) {
-      await request(peer, buildOfferRequest('release', offerId), 'release');
+      await request(peer, { type: 'release', offerId }, 'release');
     },
     async instantiate(peer, order) {
-      await request(peer, buildInstantiate(order), 'instantiate');
+      await request(peer, { type: 'instantiate', request: order }, 'instantiate');
       return { state: 'running' };
     },
     async commit(peer, offerId) {
-      await request(peer, buildOfferRequest('commit', offerId), 'commit');
+      await request(peer, { type: 'commit', offerId }, 'commit');
       return { state: 'running' };
     },
   };
@@ -144,13 +151,18 @@ export function summaryFromWorkload(w: ReturnType<typeof vmWorkload>): VmSummary
   };
 }
 
-/** Serves the source's migration requests on the target, from the session into the service. */
+/**
+ * Serves the source's migration requests on the target, from the session into the service.
+ * A request is acted on only when signed (issue 12 finding 7): by the certificate naming the
+ * sending JID's cloud and that JID, for this cloud, fresh and not replayed; the peer is then
+ * the verified cloud id and full bare JID, and the service acts only for the offer's own peer.
+ */
 export function serveMigrationRequests(session: GatewaySession, service: MigrationTargetService): void {
   const handler = async (el: Element, from: string): Promise<Element> => {
-    const bare = from.split('/')[0] ?? '';
-    const peer: PeerRef = { cloudId: bare.split('@')[0] ?? '', jid: bare };
     try {
       const req = parseMigrationRequest(el);
+      const signer = await session.verifyRequest(from, req.signature, migrationRequestPayload(req, session.cloudId));
+      const peer: PeerRef = { cloudId: signer.cloudId, jid: signer.jid };
       switch (req.type) {
         case 'instantiate':
           await service.handleInstantiate(peer, { ...req.request, digests: { ...req.request.digests }, addresses: [...req.request.addresses] });

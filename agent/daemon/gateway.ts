@@ -25,6 +25,7 @@ import {
   type AddressingPort, type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { checkFreeStorage } from './admission.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
@@ -82,6 +83,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       acceptFrom: config.policy.acceptFrom,
       maxVcpusPerVm: config.policy.maxVcpusPerVm,
       maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
+      quotaReservationsPerCloud: config.policy.quotaReservationsPerCloud,
+      ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
     }),
     profile,
     reservationTtlMs: config.policy.reservationSeconds * 1000,
@@ -146,11 +149,28 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     const c = await hypervisor.hostCapacity();
     await session.publishCatalog({ capacity: capacityOf(c) });
   }
+  // An accepted offer's reservation holds capacity for as long as its inbound job runs, and
+  // is released when the job ends, whatever the outcome (issue 12 finding 6).
+  const endedOffers = new Set<string>();
   const targetService = new MigrationTargetService(sequencer, mailbox, {
-    admit: async () => undefined, // the session applied the policy (allow-list, limits, quotas, capacity) already
+    // The session applied the policy (allow-list, limits, quotas, capacity) already; the pool
+    // must also have room for the offered disks now, besides what live reservations hold.
+    admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
     reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
+  }, {
+    jobEnded: (offerId, peer) => {
+      if (!session.releaseOffer(peer.cloudId, offerId)) {
+        // The job ended before the session recorded the reservation: release it when it does.
+        endedOffers.add(offerId);
+        setTimeout(() => endedOffers.delete(offerId), 60_000).unref();
+      }
+    },
+  });
+  session.on('reservation', (r: { reservationId: string; senderCloud: string; offer: { offerId: string } }) => {
+    if (endedOffers.delete(r.offer.offerId)) session.releaseOffer(r.senderCloud, r.offer.offerId);
+    else session.useReservation(r.reservationId);
   });
   session.onOffer(async (incoming) => {
     const w = incoming.offer.workload;
@@ -163,6 +183,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return undefined;
     } catch (err) {
       log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
+      if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return { reason: 'no-capacity', text: err.message };
       return { reason: 'policy', text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
     }
   });

@@ -91,6 +91,8 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
           journalDir: s.journalDir,
           durable: s.persistent,
           expiresAt: Date.parse(req.reservation.expiresAt),
+          // The sender may not send more than the disk it offered (issue 12 finding 8).
+          maxSize: d.capacityBytes,
           signal,
           onProgress: (p) => progress({ bytesDone: before + p.bytesDone, bytesTotal: Math.max(total, before + p.bytesTotal) }),
         });

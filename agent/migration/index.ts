@@ -5,5 +5,5 @@
 export * from './ports.js';
 export { migrateOutDefinition, migrateDryRunDefinition, migrateOutSteps, MIGRATION_ERRORS, type MigrateOutInput } from './source.js';
 export { migrateInDefinition, type MigrateInInput } from './target.js';
-export { MigrationTargetService, inboundJobId, type TargetPolicy } from './target-service.js';
+export { MigrationTargetService, inboundJobId, type TargetPolicy, type TargetServiceHooks } from './target-service.js';
 export { SourceRequestMailbox } from './source-requests.js';

@@ -25,6 +25,7 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_BAD_DESCRIPTOR: { doc: 'the vm descriptor or its disks do not fit together', retryable: false },
   MIGRATE_FAILED: { doc: 'the peer failed a migration request for a reason it did not code', retryable: false },
   MIGRATE_NO_PEER: { doc: 'no trusted cloud that is online matches the request', retryable: true },
+  MIGRATE_NO_CAPACITY: { doc: 'the target has not enough free storage for the offered disks', retryable: true },
 });
 
 /** What a migration job is started with. */

@@ -22,6 +22,15 @@ export interface TargetPolicy {
   transferEndpoint(offerId: string): Record<string, unknown>;
 }
 
+/** What the target service tells its owner about inbound jobs. */
+export interface TargetServiceHooks {
+  /**
+   * The job of `offerId` ended (completed, failed, compensated or cancelled): whatever the
+   * offer held (its reservation) is released (issue 12 finding 6).
+   */
+  jobEnded?(offerId: string, peer: PeerRef): void;
+}
+
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {
   return `in-${offerId}`;
@@ -33,6 +42,7 @@ export class MigrationTargetService {
     private readonly sequencer: Sequencer,
     private readonly mailbox: SourceRequestMailbox,
     private readonly policy: TargetPolicy,
+    private readonly hooks: TargetServiceHooks = {},
   ) {}
 
   /** Accepts (and starts receiving for) an offer, or throws the policy's rejection. */
@@ -53,7 +63,11 @@ export class MigrationTargetService {
     };
     const input: MigrateInInput = { offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs };
     const { done } = await this.sequencer.start('migrate-in', inboundJobId(offer.offerId), input);
-    done.then(() => this.mailbox.forget(offer.offerId), () => undefined);
+    const ended = (): void => {
+      this.mailbox.forget(offer.offerId);
+      this.hooks.jobEnded?.(offer.offerId, peer);
+    };
+    done.then(ended, ended);
     return reservation;
   }
 
@@ -106,10 +120,14 @@ export class MigrationTargetService {
     return job;
   }
 
+  /**
+   * Only the cloud that made the offer may act on it (issue 12 finding 7): the same cloud id
+   * (as its certificate names it) and the same bare JID, not just the JID's local part.
+   */
   private checkPeer(job: JobStatus, peer: PeerRef): void {
     const owner = (job.input as MigrateInInput).peer;
-    if (owner.cloudId !== peer.cloudId) {
-      throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${(job.input as MigrateInInput).offerId}' belongs to '${owner.cloudId}', not '${peer.cloudId}'`);
+    if (owner.cloudId !== peer.cloudId || owner.jid !== peer.jid) {
+      throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${(job.input as MigrateInInput).offerId}' belongs to '${owner.jid}', not '${peer.jid}'`);
     }
   }
 

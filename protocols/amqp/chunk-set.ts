@@ -56,9 +56,9 @@ export class ChunkSet {
     return toRanges(this.count, (i) => this.has(i));
   }
 
-  /** The indices *not* in the set, as ranges (what a receiver still needs). */
-  missing(): Array<[number, number]> {
-    return toRanges(this.count, (i) => !this.has(i));
+  /** The indices *not* in the set, as ranges (what a receiver still needs); at most `limit` ranges, the lowest first. */
+  missing(limit = Number.POSITIVE_INFINITY): Array<[number, number]> {
+    return toRanges(this.count, (i) => !this.has(i), limit);
   }
 
   /** The bitmap as base64 (bit `i & 7` of byte `i >> 3`). */
@@ -84,10 +84,10 @@ export class ChunkSet {
   }
 }
 
-function toRanges(count: number, member: (i: number) => boolean): Array<[number, number]> {
+function toRanges(count: number, member: (i: number) => boolean, limit = Number.POSITIVE_INFINITY): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let start = -1;
-  for (let i = 0; i <= count; i++) {
+  for (let i = 0; i <= count && out.length < limit; i++) {
     const m = i < count && member(i);
     if (m && start < 0) start = i;
     if (!m && start >= 0) {

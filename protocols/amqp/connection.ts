@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
 import { xferError, type XferError } from './errors.js';
-import { QUEUE_IDLE_EXPIRY_MS, ROUTING, type TransferTopology } from './naming.js';
+import { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, type TransferTopology } from './naming.js';
 
 /** How to reach and log in to the broker. */
 export interface BrokerOptions {
@@ -84,10 +84,15 @@ export function brokerError(err: unknown, what: string): XferError {
  * after {@link QUEUE_IDLE_EXPIRY_MS} unused.
  */
 export async function assertTopology(ch: Channel, topo: TransferTopology, durable: boolean): Promise<void> {
-  const args = { 'x-expires': QUEUE_IDLE_EXPIRY_MS };
+  const args = (limits: { maxLength: number; maxLengthBytes: number }) => ({
+    'x-expires': QUEUE_IDLE_EXPIRY_MS,
+    'x-max-length': limits.maxLength,
+    'x-max-length-bytes': limits.maxLengthBytes,
+    'x-overflow': 'reject-publish',
+  });
   await ch.assertExchange(topo.exchange, 'direct', { durable, autoDelete: false });
-  await ch.assertQueue(topo.dataQueue, { durable, autoDelete: false, arguments: args });
-  await ch.assertQueue(topo.controlQueue, { durable, autoDelete: false, arguments: args });
+  await ch.assertQueue(topo.dataQueue, { durable, autoDelete: false, arguments: args(QUEUE_LIMITS.data) });
+  await ch.assertQueue(topo.controlQueue, { durable, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
   await ch.bindQueue(topo.dataQueue, topo.exchange, ROUTING.data);
   await ch.bindQueue(topo.controlQueue, topo.exchange, ROUTING.control);
 }

@@ -18,6 +18,7 @@ export const XFER_ERRORS = defineErrorCodes('transfer', {
   XFER_BROKER_AUTH: { doc: 'the amqp broker refused the certificate login (sasl external) or a permission', retryable: false },
   XFER_JOURNAL: { doc: 'a transfer journal is unreadable or belongs to another transfer', retryable: false },
   XFER_CONFIG: { doc: 'transfer options are invalid (ids, chunk size, window, paths)', retryable: false },
+  XFER_TOO_LARGE: { doc: 'the manifest declares more bytes or chunks than the receiver takes for this transfer', retryable: false },
 });
 
 /** One of the transfer's error codes. */

@@ -35,9 +35,11 @@ export {
 export { WholeDigest, zeroChunkSha256 } from './digest.js';
 export { ChunkSet, type ChunkRanges } from './chunk-set.js';
 export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIdentity } from './journal-records.js';
-export { QUEUE_IDLE_EXPIRY_MS, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
+export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
 export { ProgressMeter, type ProgressEvent } from './progress.js';
-export { ReceiverMachine, type FrameDecision, type ReceiverAction, type ReceiverPhase } from './receiver-machine.js';
+export {
+  MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
+} from './receiver-machine.js';
 export { SenderMachine, type ChunkPlan, type SenderPhase } from './sender-machine.js';
 export { StagingFile } from './staging-file.js';
 export { TransferJournal } from './journal-file.js';

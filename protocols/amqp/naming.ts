@@ -30,6 +30,21 @@ export const ROUTING = { data: 'data', control: 'ctl' } as const;
  */
 export const QUEUE_IDLE_EXPIRY_MS = 24 * 3600 * 1000;
 
+/**
+ * Length limits of a transfer's queues (RabbitMQ `x-max-length`, `x-max-length-bytes`) with
+ * `x-overflow: reject-publish`: past them the broker nacks the publish instead of holding it,
+ * so one peer cannot make the broker hold an unbounded backlog (issue 12 finding 9). An honest
+ * sender has at most its window unconfirmed and the receiver drains the data queue as it
+ * writes; a nacked chunk is sent again after the sender's reconnect pause, so the limit only
+ * slows a sender that runs far ahead of a stalled receiver. Both sides declare the queues with
+ * these same arguments (the broker refuses a declaration that differs), so they are protocol
+ * constants: changing them is a breaking change for transfers in flight.
+ */
+export const QUEUE_LIMITS = {
+  data: { maxLength: 65_536, maxLengthBytes: 256 * 1024 * 1024 },
+  control: { maxLength: 1_024, maxLengthBytes: 64 * 1024 * 1024 },
+} as const;
+
 /** Names of the transfer `transferId` from cloud `from` to cloud `to`. */
 export function transferTopology(from: string, to: string, transferId: string): TransferTopology {
   for (const id of [from, to]) if (!CLOUD_RE.test(id)) throw xferError('XFER_CONFIG', `cloud id '${id}' is not valid`);

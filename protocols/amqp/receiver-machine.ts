@@ -13,8 +13,47 @@
  */
 import { ChunkSet, type ChunkRanges } from './chunk-set.js';
 import type { FrameHeader } from './frame.js';
+import { xferError } from './errors.js';
 import { CONTROL_VERSION, needMessage, type AbortReason, type ControlMessage, type Manifest } from './messages.js';
 import type { JournalRecord } from './journal-records.js';
+
+/**
+ * Most chunks one transfer may have: the receiver keeps two bitmaps of this many bits (2 MiB
+ * each at most) and sends one in every `status`, whatever size the sender declares. With the
+ * default 1 MiB chunks that is 16 TiB.
+ */
+export const MAX_CHUNK_COUNT = 2 ** 24;
+
+/**
+ * Most ranges one `need` message asks for: the sender answers them and polls again with `end`,
+ * which asks for the next ones, so a message (and the arrays behind it) stays small however
+ * scattered the missing chunks are.
+ */
+export const MAX_NEED_RANGES = 4096;
+
+/** What a receiver takes for one transfer. */
+export interface ReceiverLimits {
+  /** Most bytes the file may have (e.g. the capacity of the disk that was offered). */
+  readonly maxSize?: number;
+}
+
+/**
+ * Refuses, with `XFER_TOO_LARGE`, a manifest declaring more than `limits.maxSize` bytes or more
+ * than {@link MAX_CHUNK_COUNT} chunks — before anything is allocated for it (issue 12 finding 8:
+ * the sender must not decide how much the target stores or keeps in memory).
+ */
+export function checkManifestLimits(manifest: Manifest, limits: ReceiverLimits = {}): void {
+  if (limits.maxSize !== undefined && manifest.size > limits.maxSize) {
+    throw xferError('XFER_TOO_LARGE', `transfer '${manifest.transferId}' declares ${manifest.size} bytes, more than the ${limits.maxSize} it may have`, {
+      details: { size: manifest.size, maxSize: limits.maxSize },
+    });
+  }
+  if (manifest.chunkCount > MAX_CHUNK_COUNT) {
+    throw xferError('XFER_TOO_LARGE', `transfer '${manifest.transferId}' declares ${manifest.chunkCount} chunks, more than ${MAX_CHUNK_COUNT}`, {
+      details: { chunkCount: manifest.chunkCount, maxChunkCount: MAX_CHUNK_COUNT },
+    });
+  }
+}
 
 /** Where the receiver is. */
 export type ReceiverPhase = 'waiting' | 'receiving' | 'verifying' | 'committed' | 'aborted';
@@ -45,11 +84,12 @@ export class ReceiverMachine {
   private readonly inFlight = new Set<number>();
   private digestValue: string | undefined;
 
-  constructor(readonly transferId: string) {}
+  /** @param limits — what a manifest may declare ({@link checkManifestLimits}). */
+  constructor(readonly transferId: string, readonly limits: ReceiverLimits = {}) {}
 
   /** Rebuilds the machine from journal records (a restarted receiver). */
-  static restore(transferId: string, records: readonly JournalRecord[]): ReceiverMachine {
-    const m = new ReceiverMachine(transferId);
+  static restore(transferId: string, records: readonly JournalRecord[], limits: ReceiverLimits = {}): ReceiverMachine {
+    const m = new ReceiverMachine(transferId, limits);
     for (const r of records) {
       if (r.t === 'manifest') {
         m.manifestValue = r.manifest;
@@ -101,11 +141,15 @@ export class ReceiverMachine {
     };
   }
 
-  /** A `manifest` arrived (first time or again). */
+  /**
+   * A `manifest` arrived (first time or again). Throws `XFER_TOO_LARGE` ({@link checkManifestLimits})
+   * for a first manifest beyond the limits; the caller aborts the transfer.
+   */
   onManifest(manifest: Manifest, hashes: readonly string[] = []): ReceiverAction[] {
     if (manifest.transferId !== this.transferId || this.isFinal()) return this.finalAnswer();
     const out: ReceiverAction[] = [];
     if (!this.manifestValue) {
+      checkManifestLimits(manifest, this.limits);
       this.manifestValue = manifest;
       this.held = new ChunkSet(manifest.chunkCount);
       this.holes = new ChunkSet(manifest.chunkCount);
@@ -197,8 +241,8 @@ export class ReceiverMachine {
     }
     if (this.phaseValue === 'verifying') return out;
     if (this.held!.complete) return [...out, ...this.startVerify()];
-    const missing = this.held!.missing().filter(([a, b]) => !rangeAllInFlight(this.inFlight, a, b));
-    const ranges = subtract(missing, this.inFlight);
+    const missing = this.held!.missing(MAX_NEED_RANGES).filter(([a, b]) => !rangeAllInFlight(this.inFlight, a, b));
+    const ranges = subtract(missing, this.inFlight).slice(0, MAX_NEED_RANGES);
     if (ranges.length > 0) out.push({ type: 'send', message: needMessage(this.transferId, ranges) });
     return out;
   }
@@ -268,9 +312,20 @@ function rangeAllInFlight(inFlight: ReadonlySet<number>, a: number, b: number): 
   return true;
 }
 
+/** `ranges` without the indices in `drop`, split around them (never expanded index by index). */
 function subtract(ranges: ChunkRanges, drop: ReadonlySet<number>): Array<[number, number]> {
   if (drop.size === 0) return ranges.map(([a, b]) => [a, b] as [number, number]);
-  const keep: number[] = [];
-  for (const [a, b] of ranges) for (let i = a; i < b; i++) if (!drop.has(i)) keep.push(i);
-  return toRanges(keep);
+  const cuts = [...drop].sort((x, y) => x - y);
+  const out: Array<[number, number]> = [];
+  let k = 0;
+  for (const [a, b] of ranges) {
+    let start = a;
+    while (k < cuts.length && cuts[k]! < a) k++;
+    for (let j = k; j < cuts.length && cuts[j]! < b; j++) {
+      if (cuts[j]! > start) out.push([start, cuts[j]!]);
+      start = cuts[j]! + 1;
+    }
+    if (start < b) out.push([start, b]);
+  }
+  return out;
 }

@@ -48,6 +48,11 @@ export interface ReceiveOptions {
   readonly onProgress?: (event: ProgressEvent) => void;
   /** Clock (ms); tests may replace it. */
   readonly now?: () => number;
+  /**
+   * Most bytes the sender may declare (e.g. the offered disk's capacity): a larger manifest is
+   * refused with `XFER_TOO_LARGE` before a staging file or bitmap is made, and the sender told.
+   */
+  readonly maxSize?: number;
 }
 
 /** What {@link receiveTransfer} resolves to. */
@@ -81,7 +86,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   const syncBytes = o.syncBytes ?? 64 * 1024 * 1024;
   const durable = o.durable ?? false;
   const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'receive'));
-  const machine = ReceiverMachine.restore(o.transferId, records);
+  const machine = ReceiverMachine.restore(o.transferId, records, o.maxSize === undefined ? {} : { maxSize: o.maxSize });
   const resumed = records.length > 0;
   if (machine.phase === 'aborted') {
     await journal.close();

@@ -24,6 +24,12 @@ export class ReplayCache {
     return this.#entries.size;
   }
 
+  /** Forgets every nonce past its last acceptable instant at `nowMs`; returns how many are left. */
+  sweep(nowMs: number): number {
+    this.#sweep(nowMs);
+    return this.#entries.size;
+  }
+
   #sweep(nowMs: number): void {
     let earliest = Number.POSITIVE_INFINITY;
     for (const [key, until] of this.#entries) {

@@ -44,12 +44,13 @@ export {
   buildAvailablePresence, buildRosterQuery, buildSubscription, NS_ROSTER, parsePresence, parseRoster, type PresenceInfo, type RosterItem,
 } from './presence.js';
 export {
-  GatewaySession, MESSAGE_TYPES, trustReason,
+  GatewaySession, MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason,
   type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions, type GatewaySessionOptions, type GatewayTrust,
   type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifiedSigner, type VerifyExpectation,
 } from './session.js';
-export { createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
+export { REPLAY_ENTRIES_PER_PEER, REPLAY_PEERS, createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
 export {
   MAX_INSTANTIATE_BYTES, NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest,
-  parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequestStanza,
+  migrationRequestPayload, parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequest,
+  type MigrationRequestStanza,
 } from './migration.js';

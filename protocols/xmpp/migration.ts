@@ -6,6 +6,11 @@
  * is a stanza error with a `<failure code retryable/>` element so the caller gets the
  * target's coded error back.
  *
+ * Every request carries a `<signature/>` (issue 12 finding 7): a signed payload
+ * ({@link migrationRequestPayload}: the request, the offer, the target cloud, and for
+ * `instantiate` the descriptor's SHA-256, the disk digests and the addresses) with a nonce and
+ * a short expiry, signed like an offer by the certificate naming the sending cloud and JID.
+ *
  *   <instantiate xmlns='urn:intercloud:migration:0' offer='…'>
  *     <descriptor format='ovf'>…OVF text…</descriptor>
  *     <disk id='0' sha256='…'/>
@@ -15,9 +20,11 @@
  *   <release xmlns='urn:intercloud:migration:0' offer='…'/>
  *   → <state xmlns='urn:intercloud:migration:0' value='running'/>
  */
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { xml, type Element } from '@xmpp/client';
 import { attr, checkSize, child, malformed, TOKEN_RE } from './fields.js';
+import { buildSignature, readSignature } from './signature.js';
 import { buildStanzaError } from './stanza-error.js';
 
 /** The namespace of the migration conversation. */
@@ -40,35 +47,57 @@ export interface InstantiateRequest {
   readonly addresses: readonly string[];
 }
 
-/** The three requests, as a discriminated union on `type`. */
-export type MigrationRequestStanza =
+/** The three requests, as a discriminated union on `type` (without their signature). */
+export type MigrationRequest =
   | { readonly type: 'instantiate'; readonly request: InstantiateRequest }
   | { readonly type: 'commit'; readonly offerId: string }
   | { readonly type: 'release'; readonly offerId: string };
 
-/** Builds `<instantiate/>`. */
-export function buildInstantiate(r: InstantiateRequest): Element {
+/** A request as read from the wire: the request and its signature envelope (opaque text). */
+export type MigrationRequestStanza = MigrationRequest & { readonly signature: string };
+
+/**
+ * The value a migration request's signature covers (canonical JSON is taken by the trust
+ * area). `target` is the cloud the request is for, so a request signed for one target means
+ * nothing at another; the descriptor is covered by its SHA-256.
+ */
+export function migrationRequestPayload(req: MigrationRequest, target: string): Record<string, unknown> {
+  if (req.type !== 'instantiate') return { request: req.type, offerId: req.offerId, target };
+  const r = req.request;
+  return {
+    request: 'instantiate',
+    offerId: r.offerId,
+    target,
+    descriptorSha256: createHash('sha256').update(r.descriptor, 'utf8').digest('hex'),
+    digests: Object.fromEntries(Object.entries(r.digests).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    addresses: [...r.addresses],
+  };
+}
+
+/** Builds `<instantiate/>` with its `<signature/>`. */
+export function buildInstantiate(r: InstantiateRequest, signature: string): Element {
   const el = xml('instantiate', { xmlns: NS_MIGRATION, offer: r.offerId },
     xml('descriptor', { format: 'ovf' }, r.descriptor),
     ...Object.entries(r.digests).map(([id, sha256]) => xml('disk', { id, sha256 })),
-    ...r.addresses.map((a) => xml('address', {}, a)));
+    ...r.addresses.map((a) => xml('address', {}, a)),
+    buildSignature(signature));
   checkSize(el, 'instantiate', MAX_INSTANTIATE_BYTES);
   return el;
 }
 
-/** Builds `<commit/>` or `<release/>`. */
-export function buildOfferRequest(type: 'commit' | 'release', offerId: string): Element {
-  return xml(type, { xmlns: NS_MIGRATION, offer: offerId });
+/** Builds `<commit/>` or `<release/>` with its `<signature/>`. */
+export function buildOfferRequest(type: 'commit' | 'release', offerId: string, signature: string): Element {
+  return xml(type, { xmlns: NS_MIGRATION, offer: offerId }, buildSignature(signature));
 }
 
-/** Parses any of the three requests; `XMPP_MALFORMED` / `XMPP_OVERSIZED` otherwise. */
+/** Parses any of the three requests; `XMPP_MALFORMED` (also for a missing signature) / `XMPP_OVERSIZED` otherwise. */
 export function parseMigrationRequest(el: Element): MigrationRequestStanza {
   if (el.getNS() !== NS_MIGRATION) return malformed(el.name, `is not in '${NS_MIGRATION}'`);
   const offerId = attr(el, 'offer', el.name, TOKEN_RE);
   switch (el.name) {
     case 'commit':
     case 'release':
-      return { type: el.name, offerId };
+      return { type: el.name, offerId, signature: readSignature(el, el.name) };
     case 'instantiate': {
       checkSize(el, 'instantiate', MAX_INSTANTIATE_BYTES);
       const d = child(el, 'descriptor', 'instantiate');
@@ -84,7 +113,7 @@ export function parseMigrationRequest(el: Element): MigrationRequestStanza {
       if (Object.keys(digests).length === 0) return malformed('instantiate/disk', 'is missing');
       const addresses = el.getChildren('address').map((a) => a.text().trim());
       for (const a of addresses) if (isIP(a) === 0) return malformed('instantiate/address', `'${a.slice(0, 64)}' is not an ip address`);
-      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses } };
+      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses }, signature: readSignature(el, 'instantiate') };
     }
     default:
       return malformed(el.name, 'is not a migration request');

@@ -21,11 +21,17 @@ export interface OfferContext {
 }
 
 /**
- * A pluggable policy. Contract: `evaluate` is pure and synchronous, is called only after
- * the sender's certificate and signature were verified, and returns a rejection reason
- * of `policy` (not allowed) or `no-capacity` (allowed, but not now).
+ * A pluggable policy. Contract: both calls are pure and synchronous.
+ *
+ * `admitsSender` is asked first, before any signature is verified or nonce stored, with
+ * the cloud the server authenticated the sending JID as: a cloud that may not send us work
+ * costs no verification and leaves nothing behind. `evaluate` is called only after the
+ * sender's certificate and signature were verified (so `senderCloud` is the certificate's
+ * cloud), and returns a rejection reason of `policy` (not allowed) or `no-capacity`
+ * (allowed, but not now).
  */
 export interface NegotiationPolicy {
+  admitsSender(senderCloud: string): PolicyDecision;
   evaluate(ctx: OfferContext): PolicyDecision;
 }
 
@@ -52,12 +58,16 @@ export function workloadDemand(offer: Offer): { vcpus: number; memoryMiB: number
 
 /** The default policy: allow-list, per-VM limits, per-cloud quotas, then capacity. */
 export function createDefaultPolicy(options: DefaultPolicyOptions): NegotiationPolicy {
+  const admitsSender = (senderCloud: string): PolicyDecision =>
+    options.acceptFrom.includes('*') || options.acceptFrom.includes(senderCloud)
+      ? { accept: true }
+      : { accept: false, reason: 'policy', text: `cloud '${senderCloud}' may not send us work` };
   return {
+    admitsSender,
     evaluate(ctx: OfferContext): PolicyDecision {
       const { offer, senderCloud, free, senderUsage } = ctx;
-      if (!options.acceptFrom.includes('*') && !options.acceptFrom.includes(senderCloud)) {
-        return { accept: false, reason: 'policy', text: `cloud '${senderCloud}' may not send us work` };
-      }
+      const allowed = admitsSender(senderCloud);
+      if (!allowed.accept) return allowed;
       const need = workloadDemand(offer);
       if (offer.workload.type === 'vm') {
         if (need.vcpus > options.maxVcpusPerVm) {

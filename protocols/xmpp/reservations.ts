@@ -50,6 +50,19 @@ export class ReservationBook {
     };
   }
 
+  /** What all live reservations hold at `now`. */
+  held(now: number): Capacity {
+    this.expire(now);
+    const held = { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 0 };
+    for (const r of this.#byId.values()) {
+      held.vcpus += r.demand.vcpus;
+      held.memoryMiB += r.demand.memoryMiB;
+      held.diskGiB += r.demand.diskGiB;
+      held.objectStorageGiB += r.demand.objectStorageGiB;
+    }
+    return held;
+  }
+
   /** What one sending cloud holds at `now`. */
   usage(senderCloud: string, now: number): { vcpus: number; memoryMiB: number; diskGiB: number; reservations: number } {
     this.expire(now);

@@ -60,13 +60,30 @@ export interface VerifyExpectation {
   readonly jid: string;
   /** Remember the nonce and refuse a second use (offers, accepts; not catalog entries, which are re-read). */
   readonly replay: boolean;
+  /**
+   * Longest lifetime (issued → expires) accepted for the envelope, ms. Messages whose nonce is
+   * remembered live minutes ({@link SIGNED_MESSAGE_MAX_LIFETIME_MS}), so the replay store
+   * holds each nonce minutes, not a day. Default: that for `replay`, the trust area's otherwise.
+   */
+  readonly maxLifetimeMs?: number;
 }
+
+/**
+ * Longest lifetime of a signed message whose nonce is remembered (offers, accepts, migration
+ * requests): 15 minutes. Issue 12 finding 6: a nonce kept a day lets a flood fill the store.
+ */
+export const SIGNED_MESSAGE_MAX_LIFETIME_MS = 15 * 60_000;
+
+/** How long the signature of an accept or a migration request we send is valid (it is verified on arrival). */
+export const SIGNED_REQUEST_TTL_MS = 120_000;
 
 /** Signed message types of the control plane. */
 export const MESSAGE_TYPES = {
   CATALOG: 'intercloud/catalog-entry',
   OFFER: 'intercloud/offer',
   ACCEPT: 'intercloud/accept',
+  /** instantiate / commit / release after an accepted offer (`migration.ts`). */
+  MIGRATION_REQUEST: 'intercloud/migration-request',
 } as const;
 
 /**
@@ -656,7 +673,10 @@ export class GatewaySession extends EventEmitter {
     if (accept.by !== peer.local) throw xmppError('XMPP_UNTRUSTED', `accept from '${to}' claims to be by '${accept.by}'`);
     let signer: VerifiedSigner;
     try {
-      signer = await this.#opt.trust.verify(acceptSig, { type: MESSAGE_TYPES.ACCEPT, payload: acceptPayload(accept), cloudId: peer.local, jid: peer.bare().toString(), replay: true });
+      signer = await this.#opt.trust.verify(acceptSig, {
+        type: MESSAGE_TYPES.ACCEPT, payload: acceptPayload(accept), cloudId: peer.local, jid: peer.bare().toString(), replay: true,
+        maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
+      });
     } catch (err) {
       throw xmppError('XMPP_UNTRUSTED', `accept from '${to}' did not verify: ${messageOf(err)}`, { cause: err });
     }
@@ -698,6 +718,18 @@ export class GatewaySession extends EventEmitter {
     return this.reservations.get(reservationId, this.#now()) !== undefined && this.reservations.markUsed(reservationId);
   }
 
+  /**
+   * Releases the reservation a sender's offer holds, if any (the transaction it was made for
+   * ended: completed, failed or cancelled), and republishes free capacity.
+   */
+  releaseOffer(senderCloud: string, offerId: string): boolean {
+    const r = this.reservations.byOffer(senderCloud, offerId, this.#now());
+    if (!r) return false;
+    this.reservations.release(r.reservationId);
+    this.#scheduleRepublish();
+    return true;
+  }
+
   /** Releases a reservation (transaction done or abandoned) and republishes free capacity. */
   async releaseReservation(reservationId: string): Promise<boolean> {
     const r = this.reservations.release(reservationId);
@@ -728,6 +760,10 @@ export class GatewaySession extends EventEmitter {
     if (sender.local !== offer.from || sender.domain !== this.#opt.domain) {
       return refuse('untrusted', `offer claims cloud '${offer.from}' but comes from '${sender.bare().toString()}'`, details);
     }
+    // Allow-list first (issue 12 finding 6): a cloud that may not send us work costs no
+    // signature verification and leaves no nonce in our replay store.
+    const admitted = this.#opt.policy.admitsSender(sender.local);
+    if (!admitted.accept) return refuse(admitted.reason, admitted.text, details);
     const now = this.#now();
     const skew = this.#opt.maxClockSkewMs ?? DEFAULTS.maxClockSkewMs;
     if (Date.parse(offer.issued) - now > skew) {
@@ -738,7 +774,10 @@ export class GatewaySession extends EventEmitter {
     }
     let signer: VerifiedSigner;
     try {
-      signer = await this.#opt.trust.verify(signature, { type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: sender.bare().toString(), replay: true });
+      signer = await this.#opt.trust.verify(signature, {
+        type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: sender.bare().toString(), replay: true,
+        maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
+      });
     } catch (err) {
       const code = isIntercloudError(err) ? err.code : 'unknown';
       return refuse(trustReason(code), `offer '${offer.offerId}' did not verify: ${messageOf(err)}`, { ...details, code });
@@ -785,7 +824,8 @@ export class GatewaySession extends EventEmitter {
       transferQueue: this.#opt.transferQueue?.(reservationId) ?? `intercloud.${this.cloudId}.${reservationId}`,
       expires: new Date(expiresAt).toISOString(),
     };
-    const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), expiresAt - now);
+    // The signature only has to survive the trip: the reservation's own expiry is in the payload.
+    const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), Math.max(1, Math.min(expiresAt - now, SIGNED_REQUEST_TTL_MS)));
     return buildAccept(accept, acceptSig);
   }
 
@@ -937,6 +977,34 @@ export class GatewaySession extends EventEmitter {
   }
 
   /**
+   * Signs the payload of a request to a peer (a migration request, `migration.ts`) as
+   * {@link MESSAGE_TYPES.MIGRATION_REQUEST}, valid {@link SIGNED_REQUEST_TTL_MS}, with a fresh nonce.
+   */
+  async signRequest(payload: Record<string, unknown>): Promise<string> {
+    return this.#opt.trust.sign(MESSAGE_TYPES.MIGRATION_REQUEST, payload, SIGNED_REQUEST_TTL_MS);
+  }
+
+  /**
+   * Verifies a peer's signed request (issue 12 finding 7): `from` (the full JID the server
+   * authenticated) must be a gateway of our domain; the envelope must be signed by the
+   * certificate naming that cloud *and* that JID (id-on-xmppAddr), carry exactly `payload`,
+   * be within its minutes-long lifetime and use a nonce not seen before (per-peer replay store).
+   * Returns the verified cloud id and the sender's bare JID; throws the trust area's coded
+   * error (`TRUST_…`) or `XMPP_UNTRUSTED` for a JID outside our domain.
+   */
+  async verifyRequest(from: string, signature: string, payload: Record<string, unknown>): Promise<VerifiedSigner & { readonly jid: string }> {
+    const sender = parseJid(from);
+    if (sender.local === '' || sender.domain !== this.#opt.domain) {
+      throw xmppError('XMPP_UNTRUSTED', `request from '${from}' is not from a gateway of '${this.#opt.domain}'`);
+    }
+    const jid = sender.bare().toString();
+    const signer = await this.#opt.trust.verify(signature, {
+      type: MESSAGE_TYPES.MIGRATION_REQUEST, payload, cloudId: sender.local, jid, replay: true, maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
+    });
+    return { ...signer, jid };
+  }
+
+  /**
    * Serves iq `set` requests whose child is `<name xmlns=ns/>` from other gateways: the
    * handler gets the child and the sender's full JID (authenticated by the server) and
    * returns the result child, or an `<error/>` element to refuse.
@@ -1053,6 +1121,9 @@ export function trustReason(code: string): RejectReason {
       return 'replayed';
     case 'TRUST_MESSAGE_MALFORMED':
       return 'malformed';
+    case 'TRUST_REPLAY_CACHE_FULL':
+      // The sender's own replay store is full: it sent more than its share (finding 6).
+      return 'policy';
     default:
       return 'untrusted';
   }

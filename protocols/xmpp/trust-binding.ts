@@ -12,7 +12,7 @@ import { canonicalJson, parseCertificatePem, parseCertificatesPem, parseCrlsPem,
 } from '../trust/index.js';
 import { messageOf } from '../errors/index.js';
 import { xmppError } from './errors.js';
-import type { ControlPlaneAuditRecord, GatewayTrust, VerifiedSigner, VerifyExpectation } from './session.js';
+import { SIGNED_MESSAGE_MAX_LIFETIME_MS, type ControlPlaneAuditRecord, type GatewayTrust, type VerifiedSigner, type VerifyExpectation } from './session.js';
 import { IntercloudError } from '../errors/index.js';
 
 /** What {@link createTrustBinding} needs. */
@@ -30,7 +30,21 @@ export interface TrustBindingOptions {
   readonly clockSkewMs?: number;
   /** The clock (ms since the epoch). */
   readonly now?: () => number;
+  /** Most nonces remembered per peer cloud at once (default {@link REPLAY_ENTRIES_PER_PEER}). */
+  readonly replayEntriesPerPeer?: number;
+  /** Most peer clouds with a replay store at once (default {@link REPLAY_PEERS}). */
+  readonly replayPeers?: number;
 }
+
+/**
+ * Nonces remembered per peer cloud. Each peer has its own bounded store (issue 12 finding 6):
+ * a peer that floods signed messages fills only its own store and is refused
+ * (`TRUST_REPLAY_CACHE_FULL`) while every other peer goes on. With messages living at most
+ * {@link SIGNED_MESSAGE_MAX_LIFETIME_MS}, 4096 nonces are over four messages a second, sustained.
+ */
+export const REPLAY_ENTRIES_PER_PEER = 4096;
+/** Peer clouds with a replay store at once; stores holding no live nonce are dropped first. */
+export const REPLAY_PEERS = 1024;
 
 /** A {@link GatewayTrust} that can also take a new CRL. */
 export interface TrustBinding extends GatewayTrust {
@@ -54,7 +68,24 @@ export function createTrustBinding(options: TrustBindingOptions): TrustBinding {
   }
   const privateKey = createPrivateKey(options.privateKeyPem);
   const now = options.now ?? Date.now;
-  const replayCache = new ReplayCache();
+  const perPeer = options.replayEntriesPerPeer ?? REPLAY_ENTRIES_PER_PEER;
+  const maxPeers = options.replayPeers ?? REPLAY_PEERS;
+  const replayStores = new Map<string, ReplayCache>();
+  /** The replay store of one peer cloud; TRUST_REPLAY_CACHE_FULL when too many peers hold live nonces. */
+  const replayStoreOf = (cloudId: string): ReplayCache => {
+    let store = replayStores.get(cloudId);
+    if (store) return store;
+    if (replayStores.size >= maxPeers) {
+      const t = now();
+      for (const [id, c] of replayStores) if (c.sweep(t) === 0) replayStores.delete(id);
+      if (replayStores.size >= maxPeers) {
+        throw new IntercloudError('TRUST_REPLAY_CACHE_FULL', `replay stores of ${replayStores.size} peer clouds hold live nonces`, { details: { maxPeers } });
+      }
+    }
+    store = new ReplayCache(perPeer);
+    replayStores.set(cloudId, store);
+    return store;
+  };
   return {
     certificate,
     certificateSha256: certificate.fingerprint256,
@@ -78,7 +109,10 @@ export function createTrustBinding(options: TrustBindingOptions): TrustBinding {
         now: new Date(now()),
         expectCloudId: expected.cloudId,
         expectType: expected.type,
-        ...(expected.replay ? { replayCache } : {}),
+        ...(expected.replay ? { replayCache: replayStoreOf(expected.cloudId) } : {}),
+        // Remembered nonces live minutes; catalog entries (not remembered) may live hours.
+        ...(expected.maxLifetimeMs !== undefined ? { maxLifetimeMs: expected.maxLifetimeMs }
+          : expected.replay ? { maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS } : {}),
         ...(options.clockSkewMs === undefined ? {} : { clockSkewMs: options.clockSkewMs }),
       });
       // The certificate must name the JID that sent or published it (XEP-0178 id-on-xmppAddr).

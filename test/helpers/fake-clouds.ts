@@ -81,7 +81,11 @@ export async function fakeClouds(world: FakeWorld) {
   const dirB = await mkdtemp(join(tmpdir(), 'mig-b-'));
   const peerA = { cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' };
   const peerB = { cloudId: 'cloud-b', jid: 'cloud-b@intercloud.test' };
-  const state = { target: undefined as MigrationTargetService | undefined, targetUp: true, mailbox: new SourceRequestMailbox() };
+  const state = {
+    target: undefined as MigrationTargetService | undefined, targetUp: true, mailbox: new SourceRequestMailbox(),
+    /** Offers whose target job ended, in order, as the service's `jobEnded` hook reported them. */
+    ended: [] as Array<{ offerId: string; peer: string }>,
+  };
 
   const targetDown = (): IntercloudError => new IntercloudError('TEST_UNREACHABLE', 'cloud-b is not answering', { retryable: true });
   const target = (): MigrationTargetService => {
@@ -176,7 +180,7 @@ export async function fakeClouds(world: FakeWorld) {
       state.mailbox = new SourceRequestMailbox();
       state.target = new MigrationTargetService(seq, state.mailbox, {
         admit: async () => undefined, reservationMs: 60_000, commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
-      });
+      }, { jobEnded: (offerId, peer) => state.ended.push({ offerId, peer: peer.jid }) });
       return seq;
     },
   };

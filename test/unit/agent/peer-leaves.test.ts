@@ -17,7 +17,7 @@ const signal = new AbortController().signal;
 /** A session whose requests never get an answer. */
 function silentSession(): GatewaySession & EventEmitter {
   const s = new EventEmitter() as GatewaySession & EventEmitter;
-  Object.assign(s, { request: () => new Promise(() => undefined) });
+  Object.assign(s, { request: () => new Promise(() => undefined), signRequest: async () => 'signed' });
   return s;
 }
 
@@ -43,7 +43,7 @@ describe('a request to a peer that goes offline', () => {
 
   it('stops watching presence once the request settled', async () => {
     const session = new EventEmitter() as GatewaySession & EventEmitter;
-    Object.assign(session, { request: () => Promise.reject(new IntercloudError('XMPP_TIMEOUT', "no answer from 'cloud-b@intercloud.test/gateway' within 5 ms", { retryable: true })) });
+    Object.assign(session, { signRequest: async () => 'signed', request: () => Promise.reject(new IntercloudError('XMPP_TIMEOUT', "no answer from 'cloud-b@intercloud.test/gateway' within 5 ms", { retryable: true })) });
     await expect(sourceControlPort(session, { currency: 'EUR' }).release(PEER, 'o1', signal)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT' });
     expect(session.listenerCount('presence')).toBe(0);
   });

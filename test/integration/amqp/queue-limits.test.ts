@@ -1,0 +1,61 @@
+/**
+ * Issue 12 finding 9 (queue part): a transfer's queues have a length limit, past which the
+ * broker refuses the publish (nack) instead of holding an unbounded backlog. The attacker is
+ * cloud-c, a certified cloud, as the sending side of a transfer to cloud-b, with a plain
+ * amqplib client on the real RabbitMQ; the queues are declared as cloud-b's receiver declares them.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import amqp from 'amqplib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assertTopology, deleteTopology } from '../../../protocols/amqp/connection.js';
+import { QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { brokerFor, rabbit } from './helpers.js';
+
+describe('transfer queues', () => {
+  const topo = transferTopology('cloud-c', 'cloud-b', randomUUID());
+  const closers: Array<() => Promise<void>> = [];
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  });
+
+  it('refuse messages past their length limit: 65,537 tiny publishes by cloud-c, the last one nacked', async () => {
+    // cloud-b's receiver declares the transfer's queues (the protocol's own declaration).
+    const receiver = await connectBroker(brokerFor('cloud-b'));
+    closers.push(async () => receiver.close());
+    const rch = await receiver.createChannel();
+    await assertTopology(rch, topo, false);
+    closers.push(async () => deleteTopology(rch, [topo.dataQueue, topo.controlQueue], topo.exchange));
+
+    // cloud-c: a plain amqplib client with its certificate (SASL EXTERNAL).
+    const r = rabbit();
+    const u = r.users['cloud-c']!;
+    const conn = await amqp.connect(r.url, {
+      ca: [readFileSync(r.tls.ca)], cert: readFileSync(u.cert), key: readFileSync(u.key), servername: r.servername,
+      credentials: amqp.credentials.external(),
+    });
+    closers.push(async () => conn.close());
+    const ch = await conn.createConfirmChannel();
+    const n = QUEUE_LIMITS.data.maxLength + 1;
+    let acked = 0;
+    let nacked = 0;
+    const body = Buffer.from('x');
+    const confirms: Array<Promise<void>> = [];
+    for (let i = 0; i < n; i++) {
+      confirms.push(new Promise<void>((resolve) => {
+        ch.publish(topo.exchange, ROUTING.data, body, {}, (err) => {
+          if (err) nacked++;
+          else acked++;
+          resolve();
+        });
+      }));
+      if (i % 1000 === 999) await new Promise((res) => setImmediate(res));
+    }
+    await Promise.all(confirms);
+    const q = await rch.checkQueue(topo.dataQueue);
+    console.info(`data queue: ${acked} accepted, ${nacked} refused, ${q.messageCount} held`);
+    expect(q.messageCount).toBe(QUEUE_LIMITS.data.maxLength);
+    expect(nacked).toBe(1);
+    expect(acked).toBe(QUEUE_LIMITS.data.maxLength);
+  }, 120_000);
+});
