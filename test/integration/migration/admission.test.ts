@@ -20,7 +20,7 @@ import { isIntercloudError } from '../../../protocols/errors/index.js';
 import * as X from '../../../protocols/xmpp/index.js';
 import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
-import { lockFederation } from './federation-fixture.js';
+import { lockFederation } from '../../../scripts/federation-lock.js';
 
 const s = loadServicesFile(STATE_DIR) as ReturnType<typeof loadServicesFile> & {
   prosody: { host: string; port: number; domain: string; tls: { servername: string } };
@@ -151,7 +151,7 @@ async function startB(dir: string, o: Parameters<typeof writeAgentConfig>[3]): P
 
 const base = join(STATE_DIR, 'test-migration', `admission-${process.pid}`);
 let unlock: (() => Promise<void>) | undefined;
-beforeAll(async () => { unlock = await lockFederation(); }, 1_600_000);
+beforeAll(async () => { unlock = await lockFederation(); }, 660_000);
 afterAll(async () => {
   await unlock?.();
   if (process.env['INTERCLOUD_KEEP_TEST_DIRS'] === undefined) await fs.rm(base, { recursive: true, force: true });
