@@ -37,6 +37,8 @@ export function scramPassword(env: { prosody: ProsodyEnv }): string {
 
 /** `pki` in services.json. */
 export interface PkiEnv {
+  /** The CA directory (`intercloud ca … --dir`). */
+  dir: string;
   root: string;
   rootKey: string;
   crl: string;
