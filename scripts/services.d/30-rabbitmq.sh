@@ -6,7 +6,7 @@
 #   is EXTERNAL (rabbitmq_auth_mechanism_ssl): the user is the client certificate's CN, i.e. the
 #   cloud id. There is no password login at all on this listener, the one other clouds reach.
 # - Revocation: crl_check with ssl_crl_hash_dir, which reads $dir/crl/<issuer hash>.r0 at every
-#   handshake; `up` copies $STATE/pki/crl.pem there when it changed (no restart). An expired CRL
+#   handshake: a link to $STATE/pki/crl.pem, so a re-issued CRL is live at once. An expired CRL
 #   refuses every client (closed). ssl_options live in advanced.config (crl_cache has no
 #   rabbitmq.conf key, and advanced.config replaces the whole ssl_options list).
 # - Users, vhosts and permissions come from $STATE/rabbitmq/definitions.json, loaded at boot
@@ -77,10 +77,11 @@ CTL
     rabbitmq_definitions | update_file "$dir/definitions.json" 600 && restart=1
     echo "$defkey" > "$dir/definitions.key"
   fi
-  # The CRL where ssl_crl_hash_dir looks for it (<issuer name hash>.r0); read at each handshake.
+  # The CRL where ssl_crl_hash_dir looks for it (<issuer name hash>.r0), read at each handshake:
+  # a link to the PKI's crl.pem, so a CRL re-issued there (`ca crl` renames) is live at once.
   mkdir -p "$dir/crl"
   local crlhash; crlhash=$(openssl crl -in "$pki/crl.pem" -noout -hash)
-  update_file "$dir/crl/$crlhash.r0" < "$pki/crl.pem" && log "rabbitmq: crl updated" || true
+  [ "$(readlink "$dir/crl/$crlhash.r0" 2>/dev/null)" = "$pki/crl.pem" ] || ln -sfn "$pki/crl.pem" "$dir/crl/$crlhash.r0"
   find "$dir/crl" -name '*.r[0-9]*' ! -name "$crlhash.r0" -delete
   update_file "$dir/rabbitmq.conf" 600 <<CONF && restart=1
 # certificates: $(cat "$pki/rabbitmq.pem" "$pki/root.pem" | sha256sum | cut -c1-16) (a change restarts the broker)
