@@ -6,10 +6,12 @@
 #   (no registration step). Pitfalls: the client certificate needs the serverAuth EKU besides
 #   clientAuth, and an empty EXTERNAL initial response is refused (send the JID or "=").
 # - Revocation: the client certificate is checked against the Root's CRL (LuaSec verifyext
-#   "crl_check"; the CA file Prosody reads is root.pem + crl.pem, $dir/trust.pem). OpenSSL reads
-#   it when the TLS context is made, so `up` reloads Prosody (SIGHUP: mod_tls rebuilds its
-#   contexts, sessions stay) whenever the CRL changed — run `scripts/services up pki prosody`
-#   after `intercloud ca revoke` + `intercloud ca crl`. An expired CRL fails every login (closed).
+#   "crl_check"). The TLS capath $dir/trust holds links <hash>.0 → root.pem and <hash>.r0 →
+#   crl.pem. OpenSSL reads the CRL when a TLS context is made, so our global module
+#   mod_intercloud_crl_reload (services.d/prosody/) watches $STATE/pki/crl.pem and reloads the
+#   configuration when it changed (mod_tls remakes its contexts, as on SIGHUP; sessions stay):
+#   `intercloud ca revoke` + `intercloud ca crl` take effect within seconds. An expired CRL
+#   fails every login (closed).
 # - scram.intercloud.test is a second host with SCRAM-SHA-1/PLAIN (internal_hashed), one account
 #   `fallback`, for clients that cannot present a certificate (interop tests). Its password is in
 #   $dir/scram.password (0600, user prosody), never in services.json. It is not a gateway: the
@@ -38,6 +40,7 @@ prosody_config() {
 -- Written by scripts/services.d/20-prosody.sh; edits are overwritten by the next \`up\`.
 -- certificates and modules: $(cat "$pki/prosody.pem" "$pki/root.pem" "$dir"/modules/*.lua | sha256sum | cut -c1-16) (a change restarts the server)
 plugin_paths = { "$dir/modules" }
+intercloud_crl_file = "$pki/crl.pem"
 pidfile = "$dir/prosody.pid"
 data_path = "$dir/data"
 certificates = "$dir"  -- certificates are named explicitly below
@@ -58,22 +61,22 @@ http_ports = { }
 https_ports = { }
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "time"; "version"; "uptime";
-  "smacks"; "carbons"; "pep"; "private"; "posix"; "admin_shell";
+  "smacks"; "carbons"; "pep"; "private"; "posix"; "admin_shell"; "intercloud_crl_reload";
 }
 modules_disabled = { "s2s"; "dialback" }
 c2s_require_encryption = true
 allow_registration = false
 -- no DNS lookups are needed: nothing federates
 unbound = { resolvconf = false; hoststxt = true; forward = "127.0.0.1" }
-ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; cafile = "$dir/trust.pem"; capath = false }
+ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; capath = "$dir/trust" }
 
 VirtualHost "$XMPP_DOMAIN"
   authentication = "ccert"
   certificate_match = "xmppaddr"
   -- ask for a client certificate, verified against the Intercloud Root and its CRL (XEP-0178);
   -- verifyext adds to Prosody's defaults (lsec_continue: mod_auth_ccert refuses a bad chain)
-  c2s_ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; cafile = "$dir/trust.pem";
-              capath = false; verify = { "peer"; "client_once" }; verifyext = { "crl_check" } }
+  c2s_ssl = { certificate = "$pki/prosody.pem"; key = "$pki/prosody.key"; capath = "$dir/trust";
+              verify = { "peer"; "client_once" }; verifyext = { "crl_check" } }
 
 VirtualHost "scram.$XMPP_DOMAIN"
   authentication = "internal_hashed"
@@ -89,19 +92,22 @@ CFG
 
 prosody_up() {
   local dir=$STATE/prosody s; s=$(now)
-  mkdir -p "$dir/data" "$dir/modules"
-  local restart=0 reload=0
-  update_file "$dir/modules/mod_intercloud_directory.lua" < "$INTERCLOUD_REPO/scripts/services.d/prosody/mod_intercloud_directory.lua" || true
-  cat "$STATE/pki/root.pem" "$STATE/pki/crl.pem" | update_file "$dir/trust.pem" && reload=1
+  mkdir -p "$dir/data" "$dir/modules" "$dir/trust"
+  local restart=0 m
+  for m in "$INTERCLOUD_REPO"/scripts/services.d/prosody/mod_*.lua; do
+    update_file "$dir/modules/$(basename "$m")" < "$m" || true
+  done
+  rm -f "$dir/trust.pem"
+  # TLS capath: the root and its CRL by OpenSSL subject hash (links: a re-issued CRL is read as is)
+  local pki=$STATE/pki rh ch
+  rh=$(openssl x509 -in "$pki/root.pem" -noout -hash); ch=$(openssl crl -in "$pki/crl.pem" -noout -hash)
+  find "$dir/trust" -mindepth 1 ! -name "$rh.0" ! -name "$ch.r0" -delete
+  [ "$(readlink "$dir/trust/$rh.0")" = "$pki/root.pem" ] || ln -sfn "$pki/root.pem" "$dir/trust/$rh.0"
+  [ "$(readlink "$dir/trust/$ch.r0")" = "$pki/crl.pem" ] || ln -sfn "$pki/crl.pem" "$dir/trust/$ch.r0"
   prosody_config "$dir" | update_file "$dir/prosody.cfg.lua" && restart=1
-  chown -R prosody:prosody "$dir"
+  chown -R -h prosody:prosody "$dir"  # -h: the links in trust/ keep pointing at root-owned files
   if alive "$dir/prosody.pid" prosody; then
-    if [ "$restart" = 0 ]; then
-      # A new CRL: mod_tls remakes its TLS contexts on a reload (SIGHUP); sessions stay up.
-      [ "$reload" = 1 ] && { log "prosody: crl changed, reloading"; kill -HUP "$(cat "$dir/prosody.pid")"; }
-      prosody_env "$dir"
-      return 0
-    fi
+    [ "$restart" = 1 ] || { prosody_env "$dir"; return 0; }
     log "prosody configuration changed: restarting"; prosody_down
   fi
   rm -f "$dir/prosody.pid"
