@@ -10,7 +10,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CrlWatcher } from '../../../agent/daemon/crl-watch.js';
-import { buildCrl, createRootCertificate, crlToPem, generateKeyPair } from '../../../protocols/trust/index.js';
+import {
+  buildCrl, certificateToPem, createRootCertificate, crlToPem, generateKeyPair, issueGatewayCertificate, privateKeyToPem,
+} from '../../../protocols/trust/index.js';
+import { createTrustBinding } from '../../../protocols/xmpp/index.js';
 
 const DAY = 86_400_000;
 const rootKeys = generateKeyPair('ec');
@@ -75,6 +78,27 @@ describe('CrlWatcher', () => {
     expect(applied).toEqual([first]);
     expect(watcher.loaded?.crlNumber).toBe('1');
     expect(records.some((r) => r.level === ERROR && /refused the new crl/.test(r.msg))).toBe(true);
+  });
+
+  it('refuses a CRL that no trusted root signed (through the trust binding) and keeps the one in force', async () => {
+    const now = Date.now();
+    const gwKeys = generateKeyPair('ec');
+    const gw = issueGatewayCertificate({ certificate: root, privateKey: rootKeys.privateKey }, { cloudId: 'cloud-x', publicKey: gwKeys.publicKey, now: new Date(now - DAY) });
+    const trust = createTrustBinding({
+      certificatePem: certificateToPem(gw.der), privateKeyPem: privateKeyToPem(gwKeys.privateKey), rootsPem: certificateToPem(root.der),
+    });
+    writeFileSync(file, crl(1, now - DAY));
+    const { log, records } = capture();
+    watcher = new CrlWatcher({ file, apply: (pem) => trust.setCrl(pem), log, pollMs: 3_600_000 });
+    await watcher.check();
+    const rogueKeys = generateKeyPair('ec');
+    const rogue = createRootCertificate({ ...rogueKeys, now: new Date(now - DAY), commonName: 'Test Root' }); // same name, other key
+    writeFileSync(file, crlToPem(buildCrl({
+      issuer: rogue, signingKey: rogueKeys.privateKey, revoked: [], crlNumber: 9, thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY),
+    })));
+    await watcher.check();
+    expect(watcher.loaded?.crlNumber).toBe('1');
+    expect(records.find((r) => r.level === ERROR)).toMatchObject({ code: 'TRUST_CRL_INVALID' });
   });
 
   it('says nothing while the CRL is young, warns well before nextUpdate, errors once past it', async () => {
