@@ -27,6 +27,7 @@ import {
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
 import { checkFreeStorage } from './admission.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
+import { CrlWatcher } from './crl-watch.js';
 import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
 
@@ -61,6 +62,12 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     certificatePem: certPem, privateKeyPem: keyPem, rootsPem: rootPem, ...(crlPem ? { crlPem } : {}),
     auditLog, clockSkewMs: config.policy.maxClockSkewMs,
   });
+  // Revocation is live: a re-issued CRL file is taken without a restart, and a CRL nearing its
+  // nextUpdate is warned about (issue 12, finding 7).
+  const crlWatch = config.identity.crl
+    ? new CrlWatcher({ file: config.identity.crl, apply: (pem) => trust.setCrl(pem), log: log.child({ component: 'trust' }) })
+    : undefined;
+  await crlWatch?.start();
 
   const capacity = await hypervisor.hostCapacity();
   const profile: CloudProfile = {
@@ -232,6 +239,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     async stop() {
       api.close();
       metricsServer?.close();
+      crlWatch?.stop();
       await sequencer.stop();
       await session.stop();
       await registrar?.close();

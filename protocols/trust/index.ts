@@ -22,7 +22,7 @@ export {
 } from './ca-store.js';
 export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';
 export {
-  isTrustRejection, trustDecisionEvent, verifyCertificate, verifyCertificateDer, verifyCertificatePem,
+  crlIssuer, isTrustRejection, trustDecisionEvent, verifyCertificate, verifyCertificateDer, verifyCertificatePem,
   type PeerIdentity, type TrustDecisionEvent, type VerifyOptions,
 } from './verify.js';
 export { canonicalBytes, canonicalJson } from './canonical-json.js';

@@ -135,6 +135,20 @@ function findIssuer(cert: Certificate, pool: readonly Certificate[], depth: numb
   return undefined;
 }
 
+/**
+ * The root among `roots` that issued and signed `crl` (RFC 5280 §6.3.3 (f), (g): issuer name,
+ * authority key id, cRLSign usage, signature). Throws `TRUST_CRL_INVALID` when none did — for
+ * a CRL file that is about to replace the one in force.
+ */
+export function crlIssuer(crl: Crl, roots: readonly Certificate[]): Certificate {
+  for (const root of roots) {
+    if (!crl.issuerName.equals(root.subjectName)) continue;
+    if (crl.authorityKeyId && root.subjectKeyId && !crl.authorityKeyId.equals(root.subjectKeyId)) continue;
+    if (hasUsage(root, 'cRLSign') && signedBy(crl.tbs, crl.signatureAlgorithm, crl.signature, root)) return root;
+  }
+  throw trustError('TRUST_CRL_INVALID', `crl #${crl.crlNumber ?? '?'} is not signed by a trusted root`, { details: { crlNumber: crl.crlNumber } });
+}
+
 function checkRevocation(cert: Certificate, issuer: Certificate, options: VerifyOptions, depth: number): void {
   let covered = false;
   for (const crl of options.crls ?? []) {

@@ -421,7 +421,8 @@ export class GatewaySession extends EventEmitter {
 
   /**
    * Removes our catalog entry from the directory (a cloud leaving the Intercloud), XEP-0060
-   * §7.2. Prosody 0.12 allows it to node owners and service admins only (else `forbidden`).
+   * §7.2. The Root's server lets a cloud retract its own item only (the project's Prosody runs
+   * mod_intercloud_directory for that; plain Prosody 0.12 allows it to owners and admins only).
    */
   async retractCatalog(): Promise<void> {
     await this.#iq('set', this.#opt.pubsubJid, buildRetract(CATALOG_NODE, this.cloudId));
@@ -444,6 +445,8 @@ export class GatewaySession extends EventEmitter {
 
   async #ensureNode(): Promise<void> {
     // XEP-0060 §8.1.3: an open node that anyone may read and publish to, one item per cloud.
+    // The Root normally made it already (its server refuses node creation to gateways); this is
+    // for a Root whose server lets a gateway make it.
     const create = buildCreateNode(CATALOG_NODE, {
       'pubsub#access_model': 'open',
       'pubsub#publish_model': 'open',

@@ -7,7 +7,7 @@
 import { createPrivateKey } from 'node:crypto';
 import type {
   AuditLog} from '../trust/index.js';
-import { canonicalJson, parseCertificatePem, parseCertificatesPem, parseCrlsPem, ReplayCache, signPayload, verifySignedPayload,
+import { canonicalJson, crlIssuer, parseCertificatePem, parseCertificatesPem, parseCrlsPem, ReplayCache, signPayload, verifySignedPayload,
   type Crl, type Certificate,
 } from '../trust/index.js';
 import { messageOf } from '../errors/index.js';
@@ -48,7 +48,8 @@ export const REPLAY_PEERS = 1024;
 
 /** A {@link GatewayTrust} that can also take a new CRL. */
 export interface TrustBinding extends GatewayTrust {
-  /** Replaces the CRLs used from now on (e.g. after `intercloud ca crl`). */
+  /** Replaces the CRLs used from now on (e.g. after `intercloud ca crl`); throws `TRUST_CRL_INVALID`
+   * (keeping the current ones) when a root did not sign one of them. */
   setCrl(crlPem: string): void;
   /** This gateway's certificate. */
   readonly certificate: Certificate;
@@ -90,7 +91,11 @@ export function createTrustBinding(options: TrustBindingOptions): TrustBinding {
     certificate,
     certificateSha256: certificate.fingerprint256,
     setCrl(crlPem: string): void {
-      crls = parseCrlsPem(crlPem);
+      const next = parseCrlsPem(crlPem);
+      // A CRL that no root signed is refused whole (the one in force stays): it would make every
+      // verification fail, or silently revoke nothing.
+      for (const crl of next) crlIssuer(crl, roots);
+      crls = next;
     },
     async sign(type: string, payload: Record<string, unknown>, ttlMs: number): Promise<string> {
       const env = signPayload(payload, { certificate, privateKey }, { now: new Date(now()), type, ttlMs: Math.max(1, Math.round(ttlMs)) });

@@ -82,10 +82,11 @@ export interface XmppEnv {
   tls: { ca: string; servername: string };
   /** JIDs that can log in with SASL EXTERNAL (any certificate with such an xmppAddr works). */
   sasl: { external: string[] };
-  /** JIDs that are admins of the PubSub component (may create nodes). */
-  pubsubAdmins: string[];
-  /** A password account (SCRAM-SHA-1/PLAIN) on a second host, for clients without a certificate. */
-  scram: { domain: string; username: string; password: string; jid: string };
+  /** The directory's catalog node, made by the server (gateways are not PubSub admins). */
+  catalogNode: string;
+  /** A password account (SCRAM-SHA-1/PLAIN) on a second host, for clients without a certificate;
+   * its password is in `passwordFile` (0600: never in services.json, which any local user reads). */
+  scram: { domain: string; username: string; passwordFile: string; jid: string };
   /** State directory, log file and pid file of the server. */
   dir: string;
   log: string;
@@ -106,11 +107,10 @@ export interface AmqpEnv {
   servername: string;
   /** CA file to verify the broker with (the Intercloud Root). */
   tls: { ca: string };
-  /** EXTERNAL users (certificate CN = cloud id) and their client certificates. */
+  /** EXTERNAL users (certificate CN = cloud id) and their client certificates. There is no
+   * password login: the operator manages the broker with {@link AmqpEnv.ctl}. */
   users: Record<string, CertKeyPair>;
-  /** Administrator (PLAIN over TLS): full permissions on `/` and `intercloud`. */
-  admin: { username: string; password: string };
-  /** rabbitmqctl wired to this node (an executable path), e.g. `[ctl, 'add_vhost', 'x']`. */
+  /** rabbitmqctl wired to this node (an executable path, root only), e.g. `[ctl, 'add_vhost', 'x']`. */
   ctl: string;
   /** Erlang node name. */
   nodeName: string;

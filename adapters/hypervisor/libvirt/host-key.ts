@@ -26,23 +26,58 @@ function hostPatternMatches(pattern: string, name: string): boolean {
   return pattern.split(',').some((p) => p === name);
 }
 
-/** The key blobs that known_hosts `text` accepts for `host`:`port` (revoked `@revoked` lines excluded). */
-export function knownHostKeys(text: string, host: string, port: number): Buffer[] {
-  const name = knownHostsName(host, port);
-  const keys: Buffer[] = [];
+/** One known_hosts line: its marker (`@revoked`, `@cert-authority`), host patterns and key blob. */
+interface KnownHostsEntry {
+  marker: string | undefined;
+  hosts: string;
+  key: Buffer;
+}
+
+function knownHostsEntries(text: string): KnownHostsEntry[] {
+  const entries: KnownHostsEntry[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const fields = line.split(/\s+/);
-    if (fields[0]?.startsWith('@')) {
-      if (fields[0] === '@revoked' || fields[0] === '@cert-authority') continue;
-      fields.shift();
-    }
+    const marker = fields[0]?.startsWith('@') ? fields.shift() : undefined;
     const [hosts, , b64] = fields;
     if (!hosts || !b64) continue;
-    if (hostPatternMatches(hosts, name)) keys.push(Buffer.from(b64, 'base64'));
+    entries.push({ marker, hosts, key: Buffer.from(b64, 'base64') });
   }
-  return keys;
+  return entries;
+}
+
+/**
+ * The key blobs that known_hosts `text` accepts for `host`:`port`: plain lines whose host
+ * pattern matches, less every key an `@revoked` line names. `@cert-authority` lines are not host
+ * keys (host certificates are not supported) and are ignored.
+ */
+export function knownHostKeys(text: string, host: string, port: number): Buffer[] {
+  const name = knownHostsName(host, port);
+  const entries = knownHostsEntries(text);
+  const revoked = revokedKeys(entries);
+  return entries
+    .filter((e) => e.marker === undefined && hostPatternMatches(e.hosts, name))
+    .map((e) => e.key)
+    .filter((k) => !revoked.some((r) => sameKey(r, k)));
+}
+
+/**
+ * Keys that `@revoked` lines name. sshd(8): such a key "must not ever be accepted" — it is
+ * refused for every host, whatever host pattern its line carries (stricter than OpenSSH, which
+ * looks only at lines for the host it connects to).
+ */
+function revokedKeys(entries: readonly KnownHostsEntry[]): Buffer[] {
+  return entries.filter((e) => e.marker === '@revoked').map((e) => e.key);
+}
+
+/** True when known_hosts `text` revokes `keyBlob` (an `@revoked` line names it). */
+export function knownHostKeyRevoked(text: string, keyBlob: Buffer): boolean {
+  return revokedKeys(knownHostsEntries(text)).some((r) => sameKey(r, keyBlob));
+}
+
+function sameKey(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** What the host key must be: exactly one of the two. */
@@ -54,5 +89,6 @@ export function hostKeyMatches(pin: HostKeyPin, keyBlob: Buffer, host: string, p
     const want = pin.fingerprint.replace(/=+$/, '');
     return sha256Fingerprint(keyBlob) === want;
   }
-  return knownHostKeys(pin.knownHosts, host, port).some((k) => k.length === keyBlob.length && timingSafeEqual(k, keyBlob));
+  if (knownHostKeyRevoked(pin.knownHosts, keyBlob)) return false;
+  return knownHostKeys(pin.knownHosts, host, port).some((k) => sameKey(k, keyBlob));
 }

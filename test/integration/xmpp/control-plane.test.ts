@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   capsVer, CAPS_NODE, createXmppClient, FEATURES, IDENTITIES, NS, type OfferRequest,
 } from '../../../protocols/xmpp/index.js';
-import { auditRecords, ensureCatalogNode, gatewayJid, ours, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
+import { auditRecords, ensureCatalogNode, scramPassword, gatewayJid, ours, servicesUp, startGateway, testCloud, retractTestEntries, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const A = testCloud('xa');
@@ -54,7 +54,7 @@ describe('gateway sessions on the real Prosody', () => {
   it('logs in with SCRAM-SHA-1 where no certificate is presented', async () => {
     const c = createXmppClient({
       service: `xmpp://${env.prosody.host}:${env.prosody.port}`, domain: env.prosody.scram.domain, resource: 'x',
-      tls: { ca: readFileSync(env.pki.root, 'utf8') }, scram: { username: env.prosody.scram.username, password: env.prosody.scram.password },
+      tls: { ca: readFileSync(env.pki.root, 'utf8') }, scram: { username: env.prosody.scram.username, password: scramPassword(env) },
     });
     c.reconnect.stop();
     const jid = await c.start();

@@ -14,7 +14,7 @@ import {
   AuditLog, createRootCertificate,
 } from '../../../protocols/trust/index.js';
 import {
-  buildCreateNode, buildDiscoItemsQuery, buildRetract, CATALOG_NODE, createDefaultPolicy, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
+  buildDiscoItemsQuery, buildRetract, CATALOG_NODE, createDefaultPolicy, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
   type CloudProfile, type GatewaySessionOptions, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 
@@ -25,12 +25,20 @@ export interface ProsodyEnv {
   domain: string;
   pubsubJid: string;
   tls: { ca: string; servername: string };
-  scram: { domain: string; username: string; password: string; jid: string };
+  /** The password account; its password is in `passwordFile` (0600, root and prosody only). */
+  scram: { domain: string; username: string; passwordFile: string; jid: string };
   pidFile: string;
+}
+
+/** The password of the SCRAM fallback account (read from its 0600 file: tests run as root). */
+export function scramPassword(env: { prosody: ProsodyEnv }): string {
+  return readFileSync(env.prosody.scram.passwordFile, 'utf8').trim();
 }
 
 /** `pki` in services.json. */
 export interface PkiEnv {
+  /** The CA directory (`intercloud ca … --dir`). */
+  dir: string;
   root: string;
   rootKey: string;
   crl: string;
@@ -60,37 +68,39 @@ export function ours<T extends { entry: { cloudId: string } }>(peers: readonly T
 }
 
 /**
- * Makes sure the directory node exists. Prosody 0.12 lets only service admins create
- * nodes (cloud-a/b/c are admins of the pubsub component): cloud-a creates it, under a
- * resource of its own, if nobody did yet.
+ * Checks that the directory node exists. The Root makes it (Prosody's mod_intercloud_directory,
+ * scripts/services.d/prosody): gateways are not admins and cannot create nodes.
  */
 export async function ensureCatalogNode(env: { prosody: ProsodyEnv; pki: PkiEnv }): Promise<void> {
-  const admin = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `setup-${RUN}`);
+  const reader = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `setup-${RUN}`);
   try {
-    await admin.iqCaller.request(xml('iq', { type: 'set', to: env.prosody.pubsubJid }, buildCreateNode(CATALOG_NODE, {
-      'pubsub#access_model': 'open', 'pubsub#publish_model': 'open', 'pubsub#persist_items': 'true', 'pubsub#max_items': '1000',
-    })), 10_000);
-  } catch (err) {
-    if ((err as { condition?: string }).condition !== 'conflict') throw err;
+    await reader.iqCaller.request(xml('iq', { type: 'get', to: env.prosody.pubsubJid }, buildDiscoItemsQuery(CATALOG_NODE)), 10_000);
   } finally {
-    await admin.stop();
+    await reader.stop();
   }
 }
 
 /**
  * Retracts this run's catalog entries (ids ending in `-<run>`), so test runs do not pile up
- * dead entries in the shared directory. Prosody 0.12 lets only admins retract: cloud-a does.
+ * dead entries in the shared directory. A cloud may retract only its own item: each is
+ * retracted by a certificate naming that cloud, issued under the real Root.
  */
 export async function retractTestEntries(env: { prosody: ProsodyEnv; pki: PkiEnv }): Promise<void> {
-  const admin = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `cleanup-${RUN}`);
+  const reader = await rawClient(env, 'cloud-a', pkiIdentity(env.pki, 'cloud-a'), `cleanup-${RUN}`);
+  let ids: string[];
   try {
-    const list = await admin.iqCaller.request(xml('iq', { type: 'get', to: env.prosody.pubsubJid }, buildDiscoItemsQuery(CATALOG_NODE)), 20_000);
-    const ids = parseDiscoItems(list.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((id) => id.endsWith(`-${RUN}`));
-    for (const id of ids) {
-      await admin.iqCaller.request(xml('iq', { type: 'set', to: env.prosody.pubsubJid }, buildRetract(CATALOG_NODE, id)), 20_000);
-    }
+    const list = await reader.iqCaller.request(xml('iq', { type: 'get', to: env.prosody.pubsubJid }, buildDiscoItemsQuery(CATALOG_NODE)), 20_000);
+    ids = parseDiscoItems(list.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((id) => id.endsWith(`-${RUN}`));
   } finally {
-    await admin.stop();
+    await reader.stop();
+  }
+  for (const id of ids) {
+    const owner = await rawClient(env, id, issueIdentity(env.pki, id), `cleanup-${RUN}`);
+    try {
+      await owner.iqCaller.request(xml('iq', { type: 'set', to: env.prosody.pubsubJid }, buildRetract(CATALOG_NODE, id)), 20_000);
+    } finally {
+      await owner.stop();
+    }
   }
 }
 

@@ -4,7 +4,8 @@ Logs in to the same Prosody (SCRAM, TLS verified against the Intercloud Root), a
 gateway's disco#info, and reads that gateway's catalog entry from the PubSub node.
 Prints one JSON document on stdout.
 
-usage: slixmpp-check.py HOST PORT JID PASSWORD CA_FILE GATEWAY_FULL_JID PUBSUB_JID NODE ITEM_ID
+usage: slixmpp-check.py HOST PORT JID PASSWORD_FILE CA_FILE GATEWAY_FULL_JID PUBSUB_JID NODE ITEM_ID
+(the password is read from a file: a command line is visible to every local user)
 """
 import asyncio
 import json
@@ -13,7 +14,9 @@ import xml.etree.ElementTree as ET
 
 from slixmpp import ClientXMPP
 
-host, port, jid, password, ca, gateway, pubsub, node, item_id = sys.argv[1:10]
+host, port, jid, password_file, ca, gateway, pubsub, node, item_id = sys.argv[1:10]
+with open(password_file, encoding='utf-8') as f:
+    password = f.read().strip()
 CATALOG = '{urn:intercloud:catalog:0}'
 
 

@@ -32,7 +32,7 @@ describe('slixmpp reads what our gateway announces', () => {
   it('sees the gateway identity, its features and its signed catalog entry', async () => {
     const { stdout } = await run(python, [
       join(import.meta.dirname, 'slixmpp-check.py'),
-      env.prosody.host, String(env.prosody.port), env.prosody.scram.jid, env.prosody.scram.password, env.pki.root,
+      env.prosody.host, String(env.prosody.port), env.prosody.scram.jid, env.prosody.scram.passwordFile, env.pki.root,
       gatewayJid(env, B), env.prosody.pubsubJid, CATALOG_NODE, B,
     ], { timeout: 60_000 });
     const seen = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {

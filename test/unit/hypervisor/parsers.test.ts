@@ -100,6 +100,15 @@ describe('ssh host keys', () => {
     expect(hostKeyMatches({ knownHosts: `@revoked [127.0.0.1]:22322 ${pub[0]} ${pub[1]}\n` }, blob, '127.0.0.1', 22322)).toBe(false);
   });
 
+  it('enforces @revoked over a plain line for the same key, under any host pattern', () => {
+    const listed = `[127.0.0.1]:22322 ${pub[0]} ${pub[1]}\n`;
+    expect(hostKeyMatches({ knownHosts: `${listed}@revoked [127.0.0.1]:22322 ${pub[0]} ${pub[1]}\n` }, blob, '127.0.0.1', 22322)).toBe(false);
+    expect(hostKeyMatches({ knownHosts: `@revoked other.host ${pub[0]} ${pub[1]}\n${listed}` }, blob, '127.0.0.1', 22322)).toBe(false);
+    expect(knownHostKeys(`${listed}@revoked * ${pub[0]} ${pub[1]}\n`, '127.0.0.1', 22322)).toEqual([]);
+    // a revoked other key leaves this one accepted
+    expect(hostKeyMatches({ knownHosts: `${listed}@revoked * ${pub[0]} AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n` }, blob, '127.0.0.1', 22322)).toBe(true);
+  });
+
   it('does not accept a different key of the same type', () => {
     const other = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' });
     expect(hostKeyMatches({ fingerprint: fp }, other, '127.0.0.1', 22322)).toBe(false);

@@ -1,0 +1,87 @@
+/**
+ * Issue 12, finding 3: the development stack's secrets. An unprivileged local user (`nobody`) reads
+ * services.json (tests share it) and must find no secret in it, and cannot read the files that hold
+ * them; a certified cloud (`cloud-c`) cannot log in by password on the AMQPS listener other clouds use.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { STATE_DIR, service } from '../../helpers/services.js';
+
+/** Reads `file` as the unprivileged user nobody; undefined when it may not. */
+function readAsNobody(file: string): string | undefined {
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'cat', file], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+/** Files of the Prosody, RabbitMQ and PKI services that hold a secret (those that exist). */
+function secretFiles(): string[] {
+  const pki = join(STATE_DIR, 'pki');
+  return [
+    join(STATE_DIR, 'prosody', 'scram.password'),
+    join(STATE_DIR, 'rabbitmq', 'admin.password'),
+    join(STATE_DIR, 'rabbitmq', 'cookie'),
+    join(STATE_DIR, 'rabbitmq', 'home', '.erlang.cookie'),
+    join(STATE_DIR, 'rabbitmq', 'rabbitmq.conf'),
+    join(STATE_DIR, 'rabbitmq', 'definitions.json'),
+    join(pki, 'ca.json'),
+    ...readdirSync(pki).filter((f) => f.endsWith('.key')).map((f) => join(pki, f)),
+  ].filter((f) => existsSync(f));
+}
+
+/** Keys whose string values are secrets wherever they appear. */
+const SECRET_KEY = /pass(word)?$|secret|cookie|token/i;
+
+function secretKeys(value: unknown, path: string[] = []): string[] {
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+    typeof v === 'string' && SECRET_KEY.test(k) ? [[...path, k].join('.')] : secretKeys(v, [...path, k]));
+}
+
+describe('secrets of the development stack (issue 12, finding 3)', () => {
+  it('services.json, readable by nobody, holds no prosody, rabbitmq or pki secret', () => {
+    const text = readAsNobody(join(STATE_DIR, 'services.json'));
+    expect(text, 'tests share services.json: any local user may read it').toBeDefined();
+    const all = JSON.parse(text as string) as Record<string, unknown>;
+    const shared = { pki: all['pki'], prosody: all['prosody'], rabbitmq: all['rabbitmq'] };
+    expect(secretKeys(shared)).toEqual([]);
+    for (const file of secretFiles().filter((f) => /password|cookie/.test(f))) {
+      const secret = readFileSync(file, 'utf8').trim();
+      expect(secret.length).toBeGreaterThan(8);
+      expect(text, `services.json carries the secret of '${file}'`).not.toContain(secret);
+    }
+    for (const name of ['prosody', 'rabbitmq', 'pki']) {
+      const env = readAsNobody(join(STATE_DIR, 'env', `${name}.json`));
+      if (env !== undefined) expect(secretKeys(JSON.parse(env))).toEqual([]);
+    }
+  });
+
+  it('nobody cannot read a file that holds a secret (keys, passwords, cookie, broker config)', () => {
+    const files = secretFiles();
+    expect(files).toContain(join(STATE_DIR, 'prosody', 'scram.password'));
+    expect(files.filter((f) => readAsNobody(f) !== undefined)).toEqual([]);
+  });
+
+  it('refuses a password (PLAIN) login on the AMQPS listener, even with a certified client certificate', async () => {
+    const env = service('rabbitmq');
+    const pki = service('pki');
+    const c = pki.clouds['cloud-c'];
+    if (!c) throw new Error('no cloud-c identity in services.json');
+    // cloud-c found the administrator's password where it was once kept (or guesses one).
+    const legacy = join(STATE_DIR, 'rabbitmq', 'admin.password');
+    const password = existsSync(legacy) ? readFileSync(legacy, 'utf8').trim() : 'guessed-password';
+    const tls = { ca: [readFileSync(env.tls.ca)], servername: env.servername };
+    const url = `amqps://${encodeURIComponent('intercloud-admin')}:${encodeURIComponent(password)}@${env.host}:${env.port}/${env.vhost}`;
+    // with cloud-c's own certificate: the TLS handshake succeeds, PLAIN must not
+    const withCert = amqp.connect(url, { ...tls, cert: readFileSync(c.cert), key: readFileSync(c.key) });
+    await expect(withCert.then((conn) => conn.close().then(() => 'logged in'))).rejects.toThrow();
+    // guest/guest, RabbitMQ's default, neither
+    const guest = amqp.connect(`amqps://guest:guest@${env.host}:${env.port}/`, { ...tls, cert: readFileSync(c.cert), key: readFileSync(c.key) });
+    await expect(guest.then((conn) => conn.close().then(() => 'logged in'))).rejects.toThrow();
+    // without a client certificate the handshake itself fails
+    const noCert = amqp.connect(url, tls);
+    await expect(noCert.then((conn) => conn.close().then(() => 'logged in'))).rejects.toThrow();
+  });
+});
