@@ -10,6 +10,7 @@
  *     <descriptor format='ovf'>…OVF text…</descriptor>
  *     <disk id='0' sha256='…'/>
  *     <address>10.1.0.5</address>
+ *     <hand-over>{…the source's signed EID hand-over, JSON…}</hand-over>   (optional)
  *   </instantiate>
  *   <commit xmlns='urn:intercloud:migration:0' offer='…'/>
  *   <release xmlns='urn:intercloud:migration:0' offer='…'/>
@@ -38,6 +39,8 @@ export interface InstantiateRequest {
   readonly digests: Readonly<Record<string, string>>;
   /** The VM's addresses (EIDs) the target registers once the VM runs there. */
   readonly addresses: readonly string[];
+  /** The source's hand-over of those addresses, signed under the Intercloud Root (JSON text, opaque here). */
+  readonly handOver?: string;
 }
 
 /** The three requests, as a discriminated union on `type`. */
@@ -51,7 +54,8 @@ export function buildInstantiate(r: InstantiateRequest): Element {
   const el = xml('instantiate', { xmlns: NS_MIGRATION, offer: r.offerId },
     xml('descriptor', { format: 'ovf' }, r.descriptor),
     ...Object.entries(r.digests).map(([id, sha256]) => xml('disk', { id, sha256 })),
-    ...r.addresses.map((a) => xml('address', {}, a)));
+    ...r.addresses.map((a) => xml('address', {}, a)),
+    ...(r.handOver === undefined ? [] : [xml('hand-over', {}, r.handOver)]));
   checkSize(el, 'instantiate', MAX_INSTANTIATE_BYTES);
   return el;
 }
@@ -84,7 +88,11 @@ export function parseMigrationRequest(el: Element): MigrationRequestStanza {
       if (Object.keys(digests).length === 0) return malformed('instantiate/disk', 'is missing');
       const addresses = el.getChildren('address').map((a) => a.text().trim());
       for (const a of addresses) if (isIP(a) === 0) return malformed('instantiate/address', `'${a.slice(0, 64)}' is not an ip address`);
-      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses } };
+      const handOvers = el.getChildren('hand-over');
+      if (handOvers.length > 1) return malformed('instantiate/hand-over', 'appears more than once');
+      const handOver = handOvers[0]?.text();
+      if (handOver !== undefined && handOver.length === 0) return malformed('instantiate/hand-over', 'is empty');
+      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses, ...(handOver === undefined ? {} : { handOver }) } };
     }
     default:
       return malformed(el.name, 'is not a migration request');
