@@ -31,7 +31,8 @@
  * forgotten at its expiry.
  */
 import {
-  afiOf, formatPrefix, hostPrefix, negativePrefix, parsePrefix, prefixContains, prefixesOverlap, type EidPrefix,
+  addressBits, addressToBytes, afiOf, bytesToAddress, formatPrefix, hostPrefix, maskBytes, negativePrefix, parsePrefix, prefixContains,
+  prefixesOverlap, type EidPrefix,
 } from './address.js';
 import { verifyAuthData } from './auth.js';
 import { decodeLispMessage, encodeLispMessage } from './codec.js';
@@ -187,6 +188,8 @@ export class MapServerCore {
   private readonly trust: MapServerOptions['trust'];
   /** prefix text → site name → registration (one site per prefix, but a move is visible while it happens). */
   private readonly table = new Map<string, Map<string, Registration>>();
+  /** Mask lengths ever registered (so a covering registration is found in a few lookups). */
+  private readonly maskLengths = new Set<number>();
   /** Unsolicited Map-Notifies by nonce, until acknowledged or given up. */
   private readonly pending = new Map<bigint, PendingNotify>();
   /** RFC 9301 §5.6: the last Map-Register (or hand-over) nonce accepted from each site. */
@@ -278,13 +281,15 @@ export class MapServerCore {
   private checkNonce(site: Site, nonce: bigint, now: number): void {
     const sentAt = nonceTimeMs(nonce);
     const last = this.lastNonce.get(site.name);
-    const details = { site: site.name, nonce: `0x${nonce.toString(16)}`, sentAt: new Date(sentAt).toISOString(), windowMs: this.nonceWindowMs };
+    const details = (): Record<string, unknown> => ({
+      site: site.name, nonce: `0x${nonce.toString(16)}`, sentAt: new Date(sentAt).toISOString(), windowMs: this.nonceWindowMs,
+    });
     if (Math.abs(sentAt - now) > this.nonceWindowMs) {
-      throw lispError('LISP_STALE_NONCE', `site '${site.name}' sent a nonce dated '${new Date(sentAt).toISOString()}', outside ${this.nonceWindowMs / 1000} s of now`, { details });
+      throw lispError('LISP_STALE_NONCE', `site '${site.name}' sent a nonce dated '${new Date(sentAt).toISOString()}', outside ${this.nonceWindowMs / 1000} s of now`, { details: details() });
     }
     if (last !== undefined && nonce <= last) {
       throw lispError('LISP_STALE_NONCE', `site '${site.name}' sent nonce '0x${nonce.toString(16)}', not above its last '0x${last.toString(16)}' (a replay)`, {
-        details: { ...details, last: `0x${last.toString(16)}` },
+        details: { ...details(), last: `0x${last.toString(16)}` },
       });
     }
     this.lastNonce.set(site.name, nonce);
@@ -295,12 +300,22 @@ export class MapServerCore {
     return this.grants.get(site)?.find((g) => g.expiresAt > now && formatPrefix(g.eid) === key);
   }
 
-  /** Live registrations of sites other than `site` that overlap `eid`. */
+  /**
+   * Live registrations of sites other than `site` that overlap `eid`: those covering it are
+   * found by one table lookup per shorter mask; more specific ones (only when `eid` is not a
+   * host prefix) by a scan.
+   */
   private heldByOthers(site: string, eid: EidPrefix, now: number): Registration[] {
     const out: Registration[] = [];
-    for (const bySite of this.table.values()) {
-      for (const reg of bySite.values()) {
-        if (reg.site !== site && reg.expiresAt > now && prefixesOverlap(reg.eid, eid)) out.push(reg);
+    const keep = (reg: Registration): void => { if (reg.site !== site && reg.expiresAt > now) out.push(reg); };
+    const bytes = addressToBytes(eid.address);
+    for (const len of this.maskLengths) {
+      if (len > eid.maskLength) continue;
+      for (const reg of this.table.get(`${bytesToAddress(maskBytes(bytes, len))}/${len}`)?.values() ?? []) keep(reg);
+    }
+    if (eid.maskLength < addressBits(afiOf(eid.address))) {
+      for (const bySite of this.table.values()) {
+        for (const reg of bySite.values()) if (reg.eid.maskLength > eid.maskLength && prefixesOverlap(reg.eid, eid)) keep(reg);
       }
     }
     return out;
@@ -340,7 +355,6 @@ export class MapServerCore {
   }
 
   private onMapRegister(site: Site, m: MapRegister, from: Endpoint, now: number): HandleResult {
-    this.expire(now);
     // Every record is checked before any is applied: a refused message changes nothing.
     const rights = m.records.map((r) => (isWithdrawal(r) ? undefined : this.rightTo(site, r.eid, now)));
     const registered: string[] = [];
@@ -363,6 +377,7 @@ export class MapServerCore {
       const timeout = m.useTtlForTimeout ? r.ttl * 60_000 : this.timeoutMs;
       let bySite = this.table.get(key);
       if (!bySite) this.table.set(key, (bySite = new Map()));
+      this.maskLengths.add(r.eid.maskLength);
       const prev = bySite.get(site.name);
       for (const old of right.displaced) {
         this.table.get(formatPrefix(old.eid))?.delete(old.site);
