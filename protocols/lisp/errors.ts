@@ -22,6 +22,7 @@ export const LISP_ERRORS = defineErrorCodes('lisp', {
   LISP_HAND_OVER_INVALID: { doc: 'an eid hand-over is not signed by the eids\' holder under the intercloud root, is expired, malformed or not addressed to the presenting site', retryable: false },
   LISP_HAND_OVER_REFUSED: { doc: 'the map server refused an eid hand-over (details.code is its reason)', retryable: false },
   LISP_NO_ANSWER: { doc: 'the map server or map resolver did not answer after all retries', retryable: true },
+  LISP_STATE: { doc: 'the map server could not write its state file (it keeps serving from memory)', retryable: true },
   LISP_SOCKET: { doc: 'the udp socket could not be opened, bound or used', retryable: true },
   LISP_CONFIG: { doc: 'map server or registrar options are invalid (sites, keys, prefixes, ports)', retryable: false },
 });

@@ -132,6 +132,20 @@ export interface MapServerOptions {
   notifyRetries?: number;
 }
 
+/**
+ * What a map server must not forget across a restart (JSON): who holds which prefix (a prefix
+ * received by hand-over is outside the holder's grant, so its refreshes would be refused), each
+ * site's last nonce (so a Map-Register captured before the restart stays a replay), and the
+ * unused and used hand-overs.
+ */
+export interface MapServerSnapshot {
+  v: 1;
+  registrations: Array<Omit<Registration, 'eid'> & { eid: string }>;
+  lastNonces: Record<string, string>;
+  grants: Array<Omit<HandOverGrant, 'eid'> & { eid: string }>;
+  seenHandOvers: Array<{ id: string; to: string; expiresAt: number }>;
+}
+
 /** An unsolicited Map-Notify waiting for its Map-Notify-Ack. */
 interface PendingNotify {
   site: string;
@@ -201,6 +215,8 @@ export class MapServerCore {
   private readonly nonce: () => bigint;
   private readonly retransmitMs: number;
   private readonly notifyRetries: number;
+  /** True when state worth a {@link snapshot} changed since the last one. */
+  dirty = false;
 
   constructor(options: MapServerOptions) {
     this.sites = resolveSites(options.sites);
@@ -293,6 +309,7 @@ export class MapServerCore {
       });
     }
     this.lastNonce.set(site.name, nonce);
+    this.dirty = true;
   }
 
   private grantFor(site: string, eid: EidPrefix, now: number): HandOverGrant | undefined {
@@ -416,6 +433,7 @@ export class MapServerCore {
       const offerId = group[0]!.offerId;
       movedEvents.push({ kind: 'mapping-moved', eids, from: old.site, to: site.name, notified: old.from, ...(offerId ? { offerId } : {}) });
     }
+    this.dirty = true;
     const event: MapServerEvent = registered.length > 0 || withdrawn.length === 0
       ? { kind: 'registered', site: site.name, eids: registered, notified: m.wantMapNotify, from }
       : { kind: 'withdrawn', site: site.name, eids: withdrawn, from };
@@ -578,7 +596,7 @@ export class MapServerCore {
     const gone: Registration[] = [];
     for (const [key, bySite] of this.table) {
       for (const [site, reg] of bySite) {
-        if (reg.expiresAt <= now) { bySite.delete(site); gone.push(reg); }
+        if (reg.expiresAt <= now) { bySite.delete(site); gone.push(reg); this.dirty = true; }
       }
       if (bySite.size === 0) this.table.delete(key);
     }
@@ -594,6 +612,49 @@ export class MapServerCore {
   /** Every live registration (for `status` and tests). */
   registrations(now: number): Registration[] {
     return [...this.table.values()].flatMap((m) => [...m.values()]).filter((r) => r.expiresAt > now);
+  }
+
+  /** The state to keep across a restart (see {@link MapServerSnapshot}); clears {@link dirty}. */
+  snapshot(now: number): MapServerSnapshot {
+    this.dirty = false;
+    return {
+      v: 1,
+      registrations: this.registrations(now).map((r) => ({ ...r, eid: formatPrefix(r.eid) })),
+      lastNonces: Object.fromEntries([...this.lastNonce].map(([site, n]) => [site, n.toString(16)])),
+      grants: [...this.grants.values()].flat().filter((g) => g.expiresAt > now).map((g) => ({ ...g, eid: formatPrefix(g.eid) })),
+      seenHandOvers: [...this.seenHandOvers].filter(([, v]) => v.expiresAt > now).map(([id, v]) => ({ id, ...v })),
+    };
+  }
+
+  /**
+   * Takes back a {@link snapshot} (at start, before any datagram): entries of sites no longer
+   * configured, and expired ones, are dropped. LISP_CONFIG when it is not a snapshot.
+   */
+  restore(snap: MapServerSnapshot, now: number): void {
+    if (snap?.v !== 1 || !Array.isArray(snap.registrations) || !Array.isArray(snap.grants) || !Array.isArray(snap.seenHandOvers)
+      || typeof snap.lastNonces !== 'object' || snap.lastNonces === null) {
+      throw lispError('LISP_CONFIG', 'the map server state is not a version 1 snapshot');
+    }
+    const known = new Set(this.sites.map((x) => x.name));
+    try {
+      for (const r of snap.registrations) {
+        if (!known.has(r.site) || r.expiresAt <= now) continue;
+        const eid = parsePrefix(r.eid);
+        const key = formatPrefix(eid);
+        let bySite = this.table.get(key);
+        if (!bySite) this.table.set(key, (bySite = new Map()));
+        bySite.set(r.site, { ...r, eid });
+        this.maskLengths.add(eid.maskLength);
+      }
+      for (const [site, n] of Object.entries(snap.lastNonces)) if (known.has(site)) this.lastNonce.set(site, BigInt(`0x${n}`));
+      for (const g of snap.grants) {
+        if (!known.has(g.to) || g.expiresAt <= now) continue;
+        this.grants.set(g.to, [...(this.grants.get(g.to) ?? []), { ...g, eid: parsePrefix(g.eid) }]);
+      }
+      for (const h of snap.seenHandOvers) if (h.expiresAt > now) this.seenHandOvers.set(h.id, { to: h.to, expiresAt: h.expiresAt });
+    } catch (err) {
+      throw lispError('LISP_CONFIG', 'the map server state has an invalid entry', { cause: err });
+    }
   }
 }
 

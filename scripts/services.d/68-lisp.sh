@@ -4,7 +4,8 @@
 # $STATE/lisp/<cloud>.key), each granted its own block of the Intercloud's EID space
 # (10.0.0.0/8, 2001:db8::/32; see lisp_grants). A VM's EID moves to another cloud only by a
 # hand-over its holder signs under the Intercloud Root, so the map server is given the
-# Root and its CRL ($STATE/pki, from 10-pki.sh). tshark is installed for the integration
+# Root and its CRL ($STATE/pki, from 10-pki.sh); who holds which EID survives a restart in
+# $STATE/lisp/state.json. tshark is installed for the integration
 # tests that decode what the codec writes.
 #
 # services.json: lisp: { host, port, pidFile, log, config, eidSpace: [..],
@@ -44,6 +45,7 @@ lisp_up() {
     echo "# Written by scripts/services.d/68-lisp.sh."
     echo "listen: 127.0.0.1:$LISP_PORT"
     echo "trust: { root: \"$STATE/pki/root.pem\", crl: \"$STATE/pki/crl.pem\" }"
+    echo "stateFile: $dir/state.json"
     echo "sites:"
     for entry in $LISP_CLOUDS; do
       IFS=: read -r c id rloc <<<"$entry"

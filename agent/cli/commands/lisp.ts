@@ -41,6 +41,8 @@ const MapServerConfigSchema = z.strictObject({
   nonceWindowSeconds: z.number().int().positive().optional(),
   /** The Intercloud Root that EID hand-overs must be signed under, and its CRL (without it, EIDs move only by withdrawal). */
   trust: z.strictObject({ root: z.string().min(1), crl: z.string().min(1).optional() }).optional(),
+  /** Keeps who holds which EID, the sites' last nonces and the hand-overs across restarts. */
+  stateFile: z.string().min(1).optional(),
   sites: z.array(SiteSchema).min(1),
 });
 
@@ -110,7 +112,7 @@ export function registerLispCommands(program: Command): void {
 
   root.command('map-server')
     .description('run a LISP Map-Server/Map-Resolver (RFC 9301); logs one JSON line per message on stdout')
-    .option('--config <file>', 'YAML/JSON: { listen, registrationTimeoutSeconds?, nonceWindowSeconds?, trust?: { root, crl? }, sites: [{ name, keyId, key|keyFile, allowedPrefixes }] }')
+    .option('--config <file>', 'YAML/JSON: { listen, registrationTimeoutSeconds?, nonceWindowSeconds?, trust?: { root, crl? }, stateFile?, sites: [{ name, keyId, key|keyFile, allowedPrefixes }] }')
     .option('--listen <host:port>', `address to bind (default 127.0.0.1:${LISP_CONTROL_PORT})`)
     .option('--site <name:keyId:keyFile:prefixes>', 'a site (repeatable), instead of or besides --config', collect)
     .option('--registration-timeout <seconds>', 'registration timeout (default 180, RFC 9301 §8.2)')
@@ -143,6 +145,7 @@ export function registerLispCommands(program: Command): void {
       const server = await startMapServer({
         host: listen.host, port: listen.port, sites,
         ...(cfg.trust === undefined ? {} : { trust: readTrust(cfg.trust) }),
+        ...(cfg.stateFile === undefined ? {} : { stateFile: cfg.stateFile }),
         ...(cfg.nonceWindowSeconds === undefined ? {} : { nonceWindowSeconds: cfg.nonceWindowSeconds }),
         ...(cfg.registrationTimeoutSeconds === undefined ? {} : { registrationTimeoutSeconds: cfg.registrationTimeoutSeconds }),
         onEvent: (e) => log(e.kind === 'rejected' ? { kind: e.kind, from: e.from, ...(e.site ? { site: e.site } : {}), error: e.error.toJSON() } : { ...e }),

@@ -41,6 +41,7 @@ const GRANTS: Record<string, string[]> = {
 let lisp: LispEnv;
 let server: ChildProcess;
 let port = 0;
+let config: string;
 const log: Array<Record<string, unknown>> = [];
 let ids: Record<'cloud-a' | 'cloud-b' | 'cloud-c', Signer>;
 let dir: string;
@@ -82,8 +83,15 @@ beforeAll(async () => {
     ...Object.entries(GRANTS).map(([name, allowedPrefixes]) => ({ name, keyId: lisp.sites[name]!.keyId, keyFile: lisp.sites[name]!.keyFile, allowedPrefixes })),
     { name: 'cloud-d', keyId: 4, keyFile: join(dir, 'cloud-d.key'), allowedPrefixes: ['10.0.0.0/8'] },
   ];
-  const config = join(dir, 'map-server.json');
-  writeFileSync(config, JSON.stringify({ listen: '127.0.0.1:0', trust: { root: pki.root, crl: pki.crl }, sites }), { mode: 0o600 });
+  config = join(dir, 'map-server.json');
+  writeFileSync(config, JSON.stringify({
+    listen: '127.0.0.1:0', trust: { root: pki.root, crl: pki.crl }, stateFile: join(dir, 'state.json'), sites,
+  }), { mode: 0o600 });
+  await startServer();
+}, 40_000);
+
+/** Starts this tree's map server with the test's config; `port` is where it listens. */
+async function startServer(): Promise<void> {
   server = spawn('scripts/intercloud', ['root', 'map-server', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: server.stdout! });
   port = await new Promise<number>((resolve, reject) => {
@@ -95,15 +103,17 @@ beforeAll(async () => {
       if (e['kind'] === 'listening') { clearTimeout(t); resolve((e['address'] as { port: number }).port); }
     });
   });
-}, 40_000);
+}
 
-afterAll(async () => {
+async function stopServer(): Promise<void> {
   if (server?.exitCode === null) {
     const gone = new Promise((resolve) => server.once('exit', resolve));
     server.kill('SIGTERM');
     await gone;
   }
-});
+}
+
+afterAll(stopServer);
 
 describe('a site registers only what it was granted or handed, never what another site holds', () => {
   it('cloud-c registering cloud-a\'s EID is refused; the EID stays mapped to cloud-a', async () => {
@@ -212,6 +222,36 @@ describe('a site registers only what it was granted or handed, never what anothe
     expect(await mappedTo(eid)).toEqual([rlocOf('cloud-a')]);
     await withdrawEid(site('cloud-a'), [eid]);
   });
+});
+
+describe('a restarted map server (its state file) keeps who holds what', () => {
+  it('the EID handed to cloud-b stays cloud-b\'s; a Map-Register captured before the restart is still refused', async () => {
+    const eid = '10.77.207.5';
+    const relay = await Relay.open(port);
+    try {
+      await registerEid({ ...site('cloud-a'), mapServer: { host: '127.0.0.1', port: relay.port } }, [eid]);
+    } finally {
+      relay.close();
+    }
+    const captured = relay.fromClient.find((d) => decodeLispMessage(d).type === 'map-register')!;
+    const h = signEidHandOver({ eids: [eid], from: 'cloud-a', to: 'cloud-b', offerId: 'offer-207' }, ids['cloud-a'], { now: new Date() });
+    await registerEid(site('cloud-b'), [eid], undefined, JSON.stringify(h));
+    await stopServer();
+    await startServer();
+    expect(await mappedTo(eid)).toEqual([rlocOf('cloud-b')]);
+    await registerEid(site('cloud-b'), [eid]); // its refresh, outside its grant
+    const since = log.length;
+    await expect(registerEid(site('cloud-a'), [eid])).rejects.toMatchObject({ code: 'LISP_NO_ANSWER' });
+    const attacker = createSocket('udp4');
+    await new Promise<void>((resolve) => attacker.send(captured, port, '127.0.0.1', () => resolve()));
+    await settle();
+    attacker.close();
+    const codes = rejections(since).map((r) => r.code);
+    expect(codes).toContain('LISP_EID_HELD');
+    expect(codes[codes.length - 1]).toBe('LISP_STALE_NONCE');
+    expect(await mappedTo(eid)).toEqual([rlocOf('cloud-b')]);
+    await withdrawEid(site('cloud-b'), [eid]);
+  }, 60_000);
 });
 
 describe('conformance (RFC 9301)', () => {

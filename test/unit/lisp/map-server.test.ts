@@ -374,6 +374,45 @@ describe('map server: EID hand-over signed under the Intercloud Root', () => {
   });
 });
 
+describe('map server: state kept across a restart (snapshot / restore)', () => {
+  const SITES3 = [
+    { name: 'cloud-a', keyId: 0, key: 'key-a', allowedPrefixes: ['10.0.0.0/9'] },
+    { name: 'cloud-b', keyId: 0, key: 'key-b', allowedPrefixes: ['10.128.0.0/10'] },
+  ];
+  it('a handed-over EID stays with its new holder, and a Map-Register captured before the restart stays a replay', () => {
+    const A = { address: '127.0.0.1', port: 41000 };
+    const B = { address: '127.0.0.1', port: 42000 };
+    const VM = '10.77.0.5/32';
+    const before = new MapServerCore({ sites: SITES3, trust: TRUST });
+    const captured = register([record(VM, '192.0.2.1')], {}, 'key-a', T0);
+    before.handle(captured, A, T0);
+    before.handle(handOver({ eids: [VM], from: 'cloud-a', to: 'cloud-b', offerId: 'o' }, CLOUD.a, 'key-b', T0 + 1), B, T0 + 1);
+    before.handle(register([record(VM, '198.51.100.1')], {}, 'key-b', T0 + 2), B, T0 + 2);
+    expect(before.dirty).toBe(true);
+    const snap = JSON.parse(JSON.stringify(before.snapshot(T0 + 3))) as ReturnType<MapServerCore['snapshot']>;
+    expect(before.dirty).toBe(false);
+
+    const after = new MapServerCore({ sites: SITES3, trust: TRUST });
+    after.restore(snap, T0 + 10_000);
+    expect(after.lookup(VM, T0 + 10_000)).toMatchObject({ site: 'cloud-b', handedOverBy: { site: 'cloud-a', offerId: 'o' } });
+    // cloud-b's refresh is accepted though the EID is outside its grant; cloud-a's is refused
+    expect(after.handle(register([record(VM, '198.51.100.1')], {}, 'key-b', T0 + 11_000), B, T0 + 11_000).event.kind).toBe('registered');
+    expect(after.handle(register([record(VM, '192.0.2.1')], {}, 'key-a', T0 + 12_000), A, T0 + 12_000).event)
+      .toMatchObject({ kind: 'rejected', error: { code: 'LISP_EID_HELD' } });
+    // the Map-Register captured before the restart (within the nonce window) is still a replay
+    const fresh = new MapServerCore({ sites: SITES3, trust: TRUST });
+    fresh.restore(snap, T0 + 13_000);
+    expect(fresh.handle(captured, A, T0 + 13_000).event).toMatchObject({ kind: 'rejected', error: { code: 'LISP_STALE_NONCE' } });
+  });
+
+  it('refuses something that is not a snapshot (LISP_CONFIG)', () => {
+    const core = new MapServerCore({ sites: SITES3 });
+    expect(() => core.restore({ v: 2 } as never, T0)).toThrow(expect.objectContaining({ code: 'LISP_CONFIG' }));
+    expect(() => core.restore({ v: 1, registrations: [{ eid: 'nonsense', site: 'cloud-a', expiresAt: T0 + 1 }], lastNonces: {}, grants: [], seenHandOvers: [] } as never, T0))
+      .toThrow(expect.objectContaining({ code: 'LISP_CONFIG' }));
+  });
+});
+
 describe('map server: negative Map-Replies cover the least-specific unregistered prefix (RFC 9301 §8.1, RFC 6833 §6.1)', () => {
   it('inside a site\'s space: the widest prefix around the EID that overlaps no registration, within that space', () => {
     const core = new MapServerCore({ sites: SITES });
