@@ -488,9 +488,10 @@ export class MapServerCore {
           this.assertHolds(holder, eid, site.name, now);
         }
         const list = this.grants.get(site.name) ?? [];
-        if (list.length + eids.length > this.maxHandOvers) {
-          throw lispError('LISP_HAND_OVER_INVALID', `site '${site.name}' already holds ${list.length} unused hand-overs (at most ${this.maxHandOvers})`, {
-            details: { site: site.name, held: list.length, max: this.maxHandOvers },
+        const seenBySite = [...this.seenHandOvers.values()].filter((v) => v.to === site.name).length;
+        if (list.length + eids.length > this.maxHandOvers || seenBySite >= this.maxHandOvers) {
+          throw lispError('LISP_HAND_OVER_INVALID', `site '${site.name}' already holds ${list.length} unused and ${seenBySite} remembered hand-overs (at most ${this.maxHandOvers})`, {
+            details: { site: site.name, held: list.length, remembered: seenBySite, max: this.maxHandOvers },
           });
         }
         const expiresAt = h.expiresAt.getTime();

@@ -367,6 +367,15 @@ describe('map server: EID hand-over signed under the Intercloud Root', () => {
       .toMatchObject({ kind: 'rejected', error: { code: 'LISP_EID_HELD' } });
   });
 
+  it('holds a bounded number of hand-overs per site', () => {
+    const core = new MapServerCore({ sites: SITES3, trust: TRUST, maxHandOversPerSite: 2 });
+    const own = (n: number, at: number): ReturnType<MapServerCore['handle']> =>
+      core.handle(handOver({ eids: [`10.192.0.${n}`], from: 'cloud-c', to: 'cloud-c', offerId: `o${n}` }, CLOUD.c, 'key-c', at), C, at);
+    expect(answer(own(1, T0 + 1), 'key-c').accepted).toBe(true);
+    expect(answer(own(2, T0 + 2), 'key-c').accepted).toBe(true);
+    expect(own(3, T0 + 3).event).toMatchObject({ kind: 'rejected', error: { code: 'LISP_HAND_OVER_INVALID', details: { max: 2 } } });
+  });
+
   it('without a configured Root every hand-over is refused', () => {
     const core = new MapServerCore({ sites: SITES3 });
     expect(answer(core.handle(handOver({ eids: [VM], from: 'cloud-a', to: 'cloud-b', offerId: 'o' }, CLOUD.a, 'key-b'), B, T0), 'key-b'))
