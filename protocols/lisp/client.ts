@@ -65,7 +65,7 @@ export interface RegistrarOptions extends RetryOptions {
 export type RegistrarEvent =
   | { kind: 'refreshed'; eids: string[] }
   | { kind: 'refresh-failed'; eids: string[]; error: LispError }
-  | { kind: 'unsolicited-map-notify'; eids: string[]; acked: boolean }
+  | { kind: 'unsolicited-map-notify'; eids: string[]; acked: boolean; released?: string[] }
   | { kind: 'ignored'; error: LispError };
 
 function toLocator(spec: RlocSpec): Locator {
@@ -350,7 +350,21 @@ export class Registrar {
       return;
     }
     this.channel.send(encodeLispMessage({ ...m, type: 'map-notify-ack' }, { key: this.opts.key }));
-    this.opts.onEvent?.({ kind: 'unsolicited-map-notify', eids: m.records.map((r) => formatPrefix(r.eid)), acked: true });
+    // RFC 9301 §5.7: the Map-Server says these prefixes now map elsewhere (handed to another
+    // site). They are no longer ours to refresh: a refresh naming them would be refused whole,
+    // and this site's other EIDs would lapse with them.
+    const ours = new Set(this.locators.map((l) => l.address));
+    const released: string[] = [];
+    for (const r of m.records) {
+      const key = formatPrefix(r.eid);
+      if (this.held.has(key) && !r.locators.some((l) => ours.has(l.address))) {
+        this.held.delete(key);
+        released.push(key);
+      }
+    }
+    this.opts.onEvent?.({
+      kind: 'unsolicited-map-notify', eids: m.records.map((r) => formatPrefix(r.eid)), acked: true, ...(released.length ? { released } : {}),
+    });
   }
 
   /** Stops refreshing and closes the socket (registrations are not withdrawn). */

@@ -201,7 +201,8 @@ describe('a site registers only what it was granted or handed, never what anothe
       expect(JSON.parse(stdout)).toMatchObject({ registered: [`${eid}/32`] });
       expect(await mappedTo(eid)).toEqual([rlocOf('cloud-b')]);
       await settle();
-      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${eid}/32`], acked: true });
+      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${eid}/32`], acked: true, released: [`${eid}/32`] });
+      expect(source.registered()).toEqual([]); // no longer refreshed by the site it left
       expect(log).toContainEqual(expect.objectContaining({ kind: 'mapping-moved', eids: [`${eid}/32`], from: 'cloud-a', to: 'cloud-b', offerId: 'offer-203' }));
       // the source's withdrawal is confirmed and changes nothing; it cannot register it again
       await source.withdraw([eid]);

@@ -66,7 +66,8 @@ describe('re-address: the target registers with the source\'s signed hand-over, 
       const notify = await registerEid(site('cloud-b'), [vm], undefined, JSON.stringify(handOver));
       expect(notify.records.map((r) => r.eid)).toEqual([{ address: vm, maskLength: 32 }]);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${vm}/32`], acked: true });
+      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${vm}/32`], acked: true, released: [`${vm}/32`] });
+      expect(source.registered()).toEqual([]); // no longer refreshed by the site it left
       const log = logSince(offset);
       expect(log.map((e) => e.kind)).toEqual(expect.arrayContaining(['hand-over-accepted', 'registered', 'mapping-moved', 'map-notify-ack']));
       expect(log.find((e) => e.kind === 'map-notify-ack')).toMatchObject({ site: 'cloud-a', acknowledged: true });
