@@ -11,8 +11,8 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
-import { Registrar } from '../../protocols/lisp/index.js';
-import { AuditLog } from '../../protocols/trust/index.js';
+import { Registrar, signEidHandOver } from '../../protocols/lisp/index.js';
+import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
   CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
 } from '../../protocols/xmpp/index.js';
@@ -113,8 +113,21 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   };
 
   const registrar = config.addressing.lisp ? await openRegistrar(config.addressing.lisp) : undefined;
+  // The LISP site is this cloud: it signs the hand-over of a VM's EIDs it holds with its own
+  // certificate (the map server checks it under the Root), and presents the one it receives.
+  const [certificate, ...chain] = parseCertificatesPem(certPem) as [Certificate, ...Certificate[]];
+  const signer: Signer = { certificate, privateKey: privateKeyFromPem(keyPem), ...(chain.length ? { chain } : {}) };
   const addressing: AddressingPort = registrar
-    ? { register: async (a, signal) => { if (a.length) await registrar.register(a, signal); }, withdraw: async (a, signal) => { if (a.length) await registrar.withdraw(a, signal); } }
+    ? {
+      register: async (a, signal, handOver) => {
+        if (!a.length) return;
+        if (handOver !== undefined) await registrar.presentHandOver(handOver, signal);
+        await registrar.register(a, signal);
+      },
+      withdraw: async (a, signal) => { if (a.length) await registrar.withdraw(a, signal); },
+      signHandOver: async ({ addresses, to, offerId }) =>
+        JSON.stringify(signEidHandOver({ eids: addresses, from: cloudId, to, offerId }, signer, { now: new Date() })),
+    }
     : { register: async () => undefined, withdraw: async () => undefined };
 
   const sourcePorts: SourcePorts = {

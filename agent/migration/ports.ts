@@ -29,6 +29,12 @@ export interface InstantiateOrder {
   digests: Record<string, string>;
   /** The VM's addresses, registered by the target once the VM runs there. */
   addresses: string[];
+  /**
+   * The source's hand-over of those addresses to the target, signed under the Intercloud Root
+   * (opaque here: made by the source's {@link AddressingPort.signHandOver}, presented by the
+   * target's {@link AddressingPort.register}). Absent when the source's addressing has none.
+   */
+  handOver?: string;
 }
 
 /** A peer cloud, once found. */
@@ -97,8 +103,20 @@ export interface TransferPort {
  * mapping system confirmed (LISP Map-Notify, DNS update response). Idempotent.
  */
 export interface AddressingPort {
-  register(addresses: string[], signal: AbortSignal): Promise<void>;
+  /**
+   * Registers `addresses` for this site. `handOver` — the holder's signed hand-over from the
+   * instantiate order — is presented first when the addresses come from another site (the
+   * mapping system lets a site take another's addresses only with it).
+   */
+  register(addresses: string[], signal: AbortSignal, handOver?: string): Promise<void>;
   withdraw(addresses: string[], signal: AbortSignal): Promise<void>;
+  /**
+   * As the holder of `addresses`, signs their hand-over to cloud `to` for offer `offerId`
+   * (the source, before it asks the target to instantiate). Undefined when this site's
+   * addressing has no such thing (no LISP mapping). Not idempotent in its bytes (each call
+   * signs anew), which is fine: the target keeps the first order it gets.
+   */
+  signHandOver?(req: { addresses: string[]; to: string; offerId: string }, signal: AbortSignal): Promise<string | undefined>;
 }
 
 /** The audit trail of intercloud actions. */

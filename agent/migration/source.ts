@@ -155,7 +155,14 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         const peer = peerOf(ctx);
         const { descriptor, summary } = ctx.result<Described>('describe');
         const { digests } = ctx.result<{ digests: Record<string, string> }>('transfer');
-        return ports.control.instantiate(peer, { offerId: ctx.input.offerId, descriptor, digests, addresses: summary.addresses }, ctx.signal);
+        // This site holds the VM's addresses: it signs their hand-over to the target, which
+        // the target presents to the mapping system when it registers them.
+        const handOver = summary.addresses.length > 0 && ports.addressing.signHandOver
+          ? await ports.addressing.signHandOver({ addresses: summary.addresses, to: peer.cloudId, offerId: ctx.input.offerId }, ctx.signal)
+          : undefined;
+        return ports.control.instantiate(peer, {
+          offerId: ctx.input.offerId, descriptor, digests, addresses: summary.addresses, ...(handOver === undefined ? {} : { handOver }),
+        }, ctx.signal);
       },
       compensate: async (ctx) => {
         await ports.control.release(peerOf(ctx), ctx.input.offerId, ctx.signal);
@@ -171,6 +178,10 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         return { addresses: summary.addresses, at: peerOf(ctx).cloudId };
       },
       compensate: async (ctx) => {
+        // The target holds the addresses now (handed over): it gives them back when it releases
+        // the VM (its re-address is undone first), and only then may this site register them
+        // again. Release is idempotent; the instantiate step's compensation repeats it harmlessly.
+        await ports.control.release(peerOf(ctx), ctx.input.offerId, ctx.signal);
         const { summary } = ctx.result<Described>('describe');
         await ports.addressing.register(summary.addresses, ctx.signal);
       },

@@ -92,8 +92,9 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       {
         name: 're-address',
         run: async ({ result, signal }) => {
-          const { addresses } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.register(addresses, signal);
+          // The source's signed hand-over lets this site take the addresses it held.
+          const { addresses, handOver } = result<InstantiateOrder>('await-instantiate');
+          await ports.addressing.register(addresses, signal, handOver);
           return { registered: addresses };
         },
         compensate: async ({ result, signal }) => {

@@ -115,3 +115,31 @@ export function prefixContains(outer: EidPrefix, inner: EidPrefix): boolean {
   if (a.length !== b.length || inner.maskLength < outer.maskLength) return false;
   return maskBytes(b, outer.maskLength).equals(maskBytes(a, outer.maskLength));
 }
+
+/** A host prefix (/32 or /128) for a VM address. */
+export function hostPrefix(address: string): EidPrefix {
+  return parsePrefix(`${address}/${addressBits(afiOf(address))}`);
+}
+
+/** True when two prefixes share an address (one contains the other). */
+export function prefixesOverlap(a: EidPrefix, b: EidPrefix): boolean {
+  return prefixContains(a, b) || prefixContains(b, a);
+}
+
+/**
+ * The prefix a negative Map-Reply for `eid` covers (RFC 9301 §8.1, RFC 6833 §6.1: "the
+ * least-specific prefix that both matches the original query and does not match any
+ * EID-Prefix known to exist"): the shortest prefix containing `eid` that overlaps no
+ * prefix in `known`. `within`, when given, bounds it from above (e.g. the site's configured
+ * prefix the EID lies in, so a reply never covers space with another meaning). Returns the
+ * host prefix when every shorter one overlaps.
+ */
+export function negativePrefix(eid: EidPrefix, known: readonly EidPrefix[], within?: EidPrefix): EidPrefix {
+  const start = within && prefixContains(within, eid) ? within.maskLength : 0;
+  const sameFamily = known.filter((k) => afiOf(k.address) === afiOf(eid.address));
+  for (let len = start; len <= eid.maskLength; len++) {
+    const candidate = { address: bytesToAddress(maskBytes(addressToBytes(eid.address), len)), maskLength: len };
+    if (!sameFamily.some((k) => prefixesOverlap(k, candidate))) return candidate;
+  }
+  return eid;
+}

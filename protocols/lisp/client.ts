@@ -15,8 +15,9 @@ import {
   ALGORITHM_ID, DEFAULT_RECORD_TTL_MINUTES, LISP_CONTROL_PORT, MAP_REGISTER_INTERVAL_SECONDS, type AuthAlgorithm,
 } from './constants.js';
 import { lispError, type LispError } from './errors.js';
-import { hostPrefix } from './map-server.js';
+import { hostPrefix } from './address.js';
 import type { Locator, LispMessage, MapNotify, MappingRecord } from './messages.js';
+import { RegisterNonces } from './nonce.js';
 import { isIntercloudError } from '../errors/index.js';
 
 /** Where a Map-Server or Map-Resolver listens. */
@@ -56,13 +57,15 @@ export interface RegistrarOptions extends RetryOptions {
   refreshIntervalMs?: number;
   /** Told about refresh failures, unsolicited Map-Notifies and ignored datagrams. */
   onEvent?: (event: RegistrarEvent) => void;
+  /** Clock for the increasing Map-Register nonces (RFC 9301 §5.6); default Date.now. */
+  now?: () => number;
 }
 
 /** What a {@link Registrar} does in the background. */
 export type RegistrarEvent =
   | { kind: 'refreshed'; eids: string[] }
   | { kind: 'refresh-failed'; eids: string[]; error: LispError }
-  | { kind: 'unsolicited-map-notify'; eids: string[]; acked: boolean }
+  | { kind: 'unsolicited-map-notify'; eids: string[]; acked: boolean; released?: string[] }
   | { kind: 'ignored'; error: LispError };
 
 function toLocator(spec: RlocSpec): Locator {
@@ -74,6 +77,7 @@ function toLocator(spec: RlocSpec): Locator {
   };
 }
 
+/** A random Map-Request nonce (RFC 9301 §5.2). */
 function newNonce(): bigint {
   return randomBytes(8).readBigUInt64BE(0);
 }
@@ -116,10 +120,11 @@ class Channel {
   }
 
   /**
-   * Sends `data` until `match` accepts an answer, waiting `initialTimeoutMs` then doubling;
-   * LISP_NO_ANSWER after the last retry.
+   * Sends `data` (or what `data()` builds afresh for each attempt, e.g. with a new nonce)
+   * until `match` accepts an answer, waiting `initialTimeoutMs` then doubling;
+   * LISP_NO_ANSWER after the last retry. `match` may throw to end the request at once.
    */
-  async request<T>(data: Buffer, match: (msg: Buffer) => T | undefined, what: string, opts: RetryOptions, signal?: AbortSignal): Promise<T> {
+  async request<T>(data: Buffer | (() => Buffer), match: (msg: Buffer) => T | undefined, what: string, opts: RetryOptions, signal?: AbortSignal): Promise<T> {
     const retries = opts.retries ?? 3;
     let timeout = opts.initialTimeoutMs ?? 1000;
     const max = opts.maxTimeoutMs ?? 8000;
@@ -129,16 +134,23 @@ class Channel {
           cause: signal.reason, retryable: false, details: { attempts: attempt, aborted: true },
         });
       }
-      const got = await new Promise<{ value: T } | undefined>((resolve) => {
+      const bytes = typeof data === 'function' ? data() : data;
+      const got = await new Promise<{ value: T } | { error: unknown } | undefined>((resolve) => {
         const waiter = (msg: Buffer): boolean => {
-          const v = match(msg);
+          let v: T | undefined;
+          try {
+            v = match(msg);
+          } catch (err) {
+            done({ error: err });
+            return true;
+          }
           if (v === undefined) return false;
           done({ value: v });
           return true;
         };
         const onAbort = (): void => done(undefined);
         const timer = setTimeout(() => done(undefined), timeout);
-        const done = (v: { value: T } | undefined): void => {
+        const done = (v: { value: T } | { error: unknown } | undefined): void => {
           clearTimeout(timer);
           this.waiters.delete(waiter);
           signal?.removeEventListener('abort', onAbort);
@@ -146,8 +158,9 @@ class Channel {
         };
         this.waiters.add(waiter);
         signal?.addEventListener('abort', onAbort);
-        this.send(data);
+        this.send(bytes);
       });
+      if (got && 'error' in got) throw got.error;
       if (got) return got.value;
       timeout = Math.min(max, timeout * 2);
     }
@@ -181,6 +194,7 @@ export class Registrar {
   private readonly locators: Locator[];
   private refreshTimer?: NodeJS.Timeout;
   private refreshing = false;
+  private readonly nonces = new RegisterNonces();
 
   private constructor(private readonly opts: RegistrarOptions, private readonly channel: Channel) {
     this.locators = opts.rlocs.map(toLocator);
@@ -238,22 +252,45 @@ export class Registrar {
     }
   }
 
+  /** The next Map-Register nonce: increasing (RFC 9301 §5.6), carrying this clock. */
+  private nextNonce(): bigint {
+    return this.nonces.next((this.opts.now ?? Date.now)());
+  }
+
   private async send(eids: EidPrefix[], ttl: number, signal?: AbortSignal): Promise<MapNotify> {
     if (eids.length === 0 || eids.length > 255) {
       throw lispError('LISP_BAD_FIELD', `a map-register carries 1–255 records, not '${eids.length}'`);
     }
-    const nonce = newNonce();
     const records: MappingRecord[] = eids.map((eid) => ({
       ttl, eid, action: 0, authoritative: true, mapVersion: 0, locators: ttl === 0 ? [] : this.locators,
     }));
-    const data = encodeLispMessage({
-      type: 'map-register', proxyReply: true, securityCapable: false, useTtlForTimeout: false, wantMapNotify: true,
-      nonce, keyId: this.opts.keyId, algorithmId: ALGORITHM_ID[this.opts.algorithm], authData: Buffer.alloc(0), records,
-    }, { key: this.opts.key });
+    const algorithmId = ALGORITHM_ID[this.opts.algorithm];
+    // A retransmission is a new Map-Register with a new, higher nonce (the Map-Server refuses
+    // a repeated one as a replay); a Map-Notify answering any of them acknowledges.
+    const sent = new Set<bigint>();
+    const build = (): Buffer => {
+      const nonce = this.nextNonce();
+      sent.add(nonce);
+      return encodeLispMessage({
+        type: 'map-register', proxyReply: true, securityCapable: false, useTtlForTimeout: false, wantMapNotify: true,
+        nonce, keyId: this.opts.keyId, algorithmId, authData: Buffer.alloc(0), records,
+      }, { key: this.opts.key });
+    };
     const what = ttl === 0 ? 'map-register (withdraw)' : 'map-register';
-    return this.channel.request(data, (msg) => {
+    return this.channel.request(build, (msg) => {
       const m = tryDecode(msg);
-      if (m instanceof Error || m.type !== 'map-notify' || m.nonce !== nonce) return undefined;
+      if (m instanceof Error || m.type !== 'map-notify' || !sent.has(m.nonce)) return undefined;
+      // RFC 9301 §5.7: the Map-Notify acknowledging a Map-Register carries its key id and
+      // algorithm; one under another key id is not its acknowledgement.
+      if (m.keyId !== this.opts.keyId || m.algorithmId !== algorithmId) {
+        this.opts.onEvent?.({
+          kind: 'ignored',
+          error: lispError('LISP_BAD_FIELD', `map-notify for nonce '0x${m.nonce.toString(16)}' has key id '${m.keyId}' / algorithm '${m.algorithmId}', not '${this.opts.keyId}' / '${algorithmId}'`, {
+            details: { keyId: m.keyId, algorithmId: m.algorithmId },
+          }),
+        });
+        return undefined;
+      }
       try {
         verifyAuthData(msg, m.algorithmId, this.opts.key, { keyId: m.keyId });
       } catch (err) {
@@ -264,12 +301,48 @@ export class Registrar {
     }, what, this.opts, signal);
   }
 
+  /**
+   * Presents an EID hand-over (a `SignedEnvelope` the EIDs' holder signed, as JSON text) to
+   * the Map-Server, so that this site may then register those EIDs. Resolves when the
+   * Map-Server accepts it; LISP_HAND_OVER_REFUSED (not retryable, `details.code` = the
+   * server's reason) when it refuses; LISP_NO_ANSWER when it stays silent.
+   */
+  async presentHandOver(handOver: string, signal?: AbortSignal): Promise<void> {
+    const algorithmId = ALGORITHM_ID[this.opts.algorithm];
+    const sent = new Set<bigint>();
+    const build = (): Buffer => {
+      const nonce = this.nextNonce();
+      sent.add(nonce);
+      return encodeLispMessage({ type: 'eid-hand-over', nonce, keyId: this.opts.keyId, algorithmId, authData: Buffer.alloc(0), handOver }, { key: this.opts.key });
+    };
+    await this.channel.request(build, (msg) => {
+      const m = tryDecode(msg);
+      if (m instanceof Error || m.type !== 'eid-hand-over-answer' || !sent.has(m.nonce)) return undefined;
+      if (m.keyId !== this.opts.keyId || m.algorithmId !== algorithmId) return undefined;
+      try {
+        verifyAuthData(msg, m.algorithmId, this.opts.key, { keyId: m.keyId });
+      } catch (err) {
+        if (isIntercloudError(err)) { this.opts.onEvent?.({ kind: 'ignored', error: err as LispError }); return undefined; }
+        throw err;
+      }
+      if (!m.accepted) {
+        throw lispError('LISP_HAND_OVER_REFUSED', `the map server '${this.opts.mapServer.host}:${this.opts.mapServer.port ?? LISP_CONTROL_PORT}' refused the eid hand-over: '${m.code}'`, {
+          details: { code: m.code },
+        });
+      }
+      return true;
+    }, 'eid hand-over', this.opts, signal);
+  }
+
   /** RFC 9301 §5.7: an authenticated unsolicited Map-Notify is acknowledged with a Map-Notify-Ack. */
   private onUnsolicited(msg: Buffer): void {
     const m = tryDecode(msg);
     if (m instanceof Error) { this.opts.onEvent?.({ kind: 'ignored', error: m }); return; }
     if (m.type !== 'map-notify') return;
     try {
+      if (m.keyId !== this.opts.keyId) {
+        throw lispError('LISP_BAD_FIELD', `unsolicited map-notify has key id '${m.keyId}', not '${this.opts.keyId}'`, { details: { keyId: m.keyId } });
+      }
       verifyAuthData(msg, m.algorithmId, this.opts.key, { keyId: m.keyId });
     } catch (err) {
       if (!isIntercloudError(err)) throw err;
@@ -277,7 +350,21 @@ export class Registrar {
       return;
     }
     this.channel.send(encodeLispMessage({ ...m, type: 'map-notify-ack' }, { key: this.opts.key }));
-    this.opts.onEvent?.({ kind: 'unsolicited-map-notify', eids: m.records.map((r) => formatPrefix(r.eid)), acked: true });
+    // RFC 9301 §5.7: the Map-Server says these prefixes now map elsewhere (handed to another
+    // site). They are no longer ours to refresh: a refresh naming them would be refused whole,
+    // and this site's other EIDs would lapse with them.
+    const ours = new Set(this.locators.map((l) => l.address));
+    const released: string[] = [];
+    for (const r of m.records) {
+      const key = formatPrefix(r.eid);
+      if (this.held.has(key) && !r.locators.some((l) => ours.has(l.address))) {
+        this.held.delete(key);
+        released.push(key);
+      }
+    }
+    this.opts.onEvent?.({
+      kind: 'unsolicited-map-notify', eids: m.records.map((r) => formatPrefix(r.eid)), acked: true, ...(released.length ? { released } : {}),
+    });
   }
 
   /** Stops refreshing and closes the socket (registrations are not withdrawn). */
@@ -289,11 +376,14 @@ export class Registrar {
 
 /**
  * Registers `addresses` once and resolves when the Map-Server confirms (for the migration's
- * re-address step). Retries with backoff; LISP_NO_ANSWER when the Map-Server stays silent.
+ * re-address step), first presenting `handOver` (the holder's signed hand-over, JSON) when
+ * the addresses come from another site. Retries with backoff; LISP_NO_ANSWER when the
+ * Map-Server stays silent, LISP_HAND_OVER_REFUSED when it refuses the hand-over.
  */
-export async function registerEid(opts: RegistrarOptions, addresses: string[], signal?: AbortSignal): Promise<MapNotify> {
+export async function registerEid(opts: RegistrarOptions, addresses: string[], signal?: AbortSignal, handOver?: string): Promise<MapNotify> {
   const r = await Registrar.open({ ...opts, refreshIntervalMs: 0 });
   try {
+    if (handOver !== undefined) await r.presentHandOver(handOver, signal);
     return await r.register(addresses, signal);
   } finally {
     await r.close();

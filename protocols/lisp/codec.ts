@@ -5,10 +5,11 @@
  */
 import { addressBits, addressToBytes, afiOf, bytesToAddress, maskBytes, type EidPrefix, type IpAfi } from './address.js';
 import { algorithmOf, signInPlace } from './auth.js';
-import { AFI, ALGORITHM_ID, AUTH_DATA_LENGTH, LISP_TYPE } from './constants.js';
+import { AFI, ALGORITHM_ID, AUTH_DATA_LENGTH, LISP_TYPE, SHARED_EXTENSION_SUBTYPE } from './constants.js';
 import { lispError } from './errors.js';
 import type {
-  AuthenticatedMessage, EncapsulatedControlMessage, InnerHeader, LispMessage, Locator, MapReply, MapRequest, MappingRecord,
+  AuthenticatedMessage, EidHandOverAnswer, EidHandOverMessage, EncapsulatedControlMessage, InnerHeader, LispMessage, Locator, MapReply,
+  MapRequest, MappingRecord,
 } from './messages.js';
 
 // ---------------------------------------------------------------- writer
@@ -211,6 +212,30 @@ export function encodeLispMessage(message: LispMessage, options: EncodeOptions =
       for (const r of m.records) writeRecord(w, r);
       return w.finish();
     }
+    case 'eid-hand-over':
+    case 'eid-hand-over-answer': {
+      const m = options.key === undefined ? message : { ...message, authData: Buffer.alloc(AUTH_DATA_LENGTH[algorithmOf(message.algorithmId)]) };
+      // RFC 9304 §2 |Type=15|Sub-type (12)|Reserved (16)|, then the Map-Register's auth header (RFC 9301 §5.6).
+      const subtype = m.type === 'eid-hand-over' ? SHARED_EXTENSION_SUBTYPE.eidHandOver : SHARED_EXTENSION_SUBTYPE.eidHandOverAnswer;
+      w.u32(((LISP_TYPE.sharedExtension << 28) | (subtype << 16)) >>> 0);
+      w.u64(m.nonce);
+      w.u8(checkRange('key id', m.keyId, 255));
+      w.u8(checkRange('algorithm id', m.algorithmId, 255));
+      w.u16(checkRange('authentication data length', m.authData.length, 0xffff));
+      w.bytes(m.authData);
+      if (m.type === 'eid-hand-over') {
+        const body = Buffer.from(m.handOver, 'utf8');
+        w.u16(checkRange('hand-over length', body.length, 0xffff));
+        w.bytes(body);
+      } else {
+        const code = Buffer.from(m.code, 'ascii');
+        w.u8(m.accepted ? 0 : 1);
+        w.u8(checkRange('code length', code.length, 255));
+        w.bytes(code);
+      }
+      const out = w.finish();
+      return options.key === undefined ? out : signInPlace(out, algorithmOf(m.algorithmId), options.key);
+    }
     case 'encapsulated-control-message': {
       const m = message;
       if (m.message.type === 'encapsulated-control-message') {
@@ -381,7 +406,37 @@ const TYPE_NAMES: Record<number, string> = {
   [LISP_TYPE.mapNotify]: 'map-notify',
   [LISP_TYPE.mapNotifyAck]: 'map-notify-ack',
   [LISP_TYPE.encapsulatedControlMessage]: 'encapsulated-control-message',
+  [LISP_TYPE.sharedExtension]: 'shared-extension',
 };
+
+/** RFC 9304 Shared Extension Message with one of our sub-types (the EID hand-over and its answer). */
+function readSharedExtension(r: Reader, first: number): EidHandOverMessage | EidHandOverAnswer {
+  const subtype = (first >>> 16) & 0xfff;
+  if (subtype !== SHARED_EXTENSION_SUBTYPE.eidHandOver && subtype !== SHARED_EXTENSION_SUBTYPE.eidHandOverAnswer) {
+    throw lispError('LISP_UNKNOWN_TYPE', `lisp shared extension sub-type '${subtype}' is not handled`, { details: { type: LISP_TYPE.sharedExtension, subtype } });
+  }
+  const nonce = r.u64('nonce');
+  const keyId = r.u8('key id');
+  const algorithmId = r.u8('algorithm id');
+  const authLen = r.u16('authentication data length');
+  const algorithm = algorithmOf(algorithmId);
+  if (authLen !== AUTH_DATA_LENGTH[algorithm]) {
+    throw lispError('LISP_BAD_LENGTH', `${r.what} authentication data length '${authLen}' is not ${AUTH_DATA_LENGTH[algorithm]} for ${algorithm}`, {
+      details: { message: r.what, authLength: authLen, algorithmId },
+    });
+  }
+  const authData = Buffer.from(r.bytes(authLen, 'authentication data'));
+  if (subtype === SHARED_EXTENSION_SUBTYPE.eidHandOver) {
+    const len = r.u16('hand-over length');
+    const handOver = r.bytes(len, 'hand-over').toString('utf8');
+    return { type: 'eid-hand-over', nonce, keyId, algorithmId, authData, handOver };
+  }
+  const status = r.u8('status');
+  if (status > 1) throw lispError('LISP_BAD_FIELD', `eid hand-over answer status '${status}' is not 0 or 1`, { details: { field: 'status', value: status } });
+  const codeLen = r.u8('code length');
+  const code = r.bytes(codeLen, 'code').toString('ascii');
+  return { type: 'eid-hand-over-answer', nonce, keyId, algorithmId, authData, accepted: status === 0, code };
+}
 
 /** The LISP type number of an encoded message (first 4 bits), without decoding the rest. */
 export function peekLispType(buf: Uint8Array): number {
@@ -453,6 +508,9 @@ export function decodeLispMessage(input: Uint8Array): LispMessage {
       out = m;
       break;
     }
+    case LISP_TYPE.sharedExtension:
+      out = readSharedExtension(r, first);
+      break;
     case LISP_TYPE.mapReply: {
       const count = first & 0xff;
       const nonce = r.u64('nonce');

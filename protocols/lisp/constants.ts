@@ -16,6 +16,20 @@ export const LISP_TYPE = {
   mapNotifyAck: 5,
   /** RFC 9301 §5.8 Encapsulated Control Message. */
   encapsulatedControlMessage: 8,
+  /** RFC 9304 LISP Shared Extension Message (a 12-bit Sub-type follows the type). */
+  sharedExtension: 15,
+} as const;
+
+/**
+ * Sub-types of the Shared Extension Message (RFC 9304 §2) this implementation uses for the
+ * Intercloud EID hand-over. They are taken from the top of the 12-bit space, which IANA has
+ * not assigned; a deployment beyond one federation would register its own (RFC 9304 §4).
+ */
+export const SHARED_EXTENSION_SUBTYPE = {
+  /** An xTR presents a hand-over signed under the Intercloud Root to its Map-Server. */
+  eidHandOver: 0xffe,
+  /** The Map-Server's answer: accepted, or refused with an error code. */
+  eidHandOverAnswer: 0xfff,
 } as const;
 
 /** Address Family Identifiers used for EIDs and RLOCs (RFC 9301 §5.1, IANA AFN registry). */
@@ -74,6 +88,14 @@ export const REGISTRATION_TIMEOUT_SECONDS = 180;
 
 /** RFC 9301 §5.4: the TTL, in minutes, of a negative Map-Reply for an unregistered EID. */
 export const NEGATIVE_MAP_REPLY_TTL_MINUTES = 15;
+
+/**
+ * RFC 9301 §5.6: the Map-Register nonce increases with every Map-Register a site sends, so a
+ * Map-Server can refuse a replayed or stale one. Ours carry the sender's clock in their top
+ * 48 bits (ms since the epoch), and a Map-Server refuses nonces further than this from its
+ * own clock, as well as any not above the last one it accepted from the site.
+ */
+export const REGISTER_NONCE_WINDOW_SECONDS = 120;
 
 /** RFC 9301 §5.4: the usual Record TTL (one day, in minutes) of a positive mapping. */
 export const DEFAULT_RECORD_TTL_MINUTES = 1440;

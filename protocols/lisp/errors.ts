@@ -17,7 +17,12 @@ export const LISP_ERRORS = defineErrorCodes('lisp', {
   LISP_UNKNOWN_KEY_ID: { doc: 'no site of the map server has the key id of a map-register', retryable: false },
   LISP_BAD_HMAC: { doc: 'the authentication data does not match the hmac of the message under the site key', retryable: false },
   LISP_EID_NOT_ALLOWED: { doc: 'a map-register names an eid prefix outside the allowed prefixes of its site', retryable: false },
+  LISP_EID_HELD: { doc: 'an eid prefix is held by another site: it moves only on the holder\'s withdrawal or a hand-over the holder signed', retryable: false },
+  LISP_STALE_NONCE: { doc: 'a map-register or hand-over nonce is not above the site\'s last one, or its time is outside the window (replayed or stale)', retryable: false },
+  LISP_HAND_OVER_INVALID: { doc: 'an eid hand-over is not signed by the eids\' holder under the intercloud root, is expired, malformed or not addressed to the presenting site', retryable: false },
+  LISP_HAND_OVER_REFUSED: { doc: 'the map server refused an eid hand-over (details.code is its reason)', retryable: false },
   LISP_NO_ANSWER: { doc: 'the map server or map resolver did not answer after all retries', retryable: true },
+  LISP_STATE: { doc: 'the map server could not write its state file (it keeps serving from memory)', retryable: true },
   LISP_SOCKET: { doc: 'the udp socket could not be opened, bound or used', retryable: true },
   LISP_CONFIG: { doc: 'map server or registrar options are invalid (sites, keys, prefixes, ports)', retryable: false },
 });

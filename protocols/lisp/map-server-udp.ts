@@ -4,10 +4,11 @@
  * go to the caller's `onEvent` (the CLI logs them). A bad datagram never stops the server.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { LISP_CONTROL_PORT } from './constants.js';
 import { lispError } from './errors.js';
-import { MapServerCore, type HandleResult, type MapServerEvent, type MapServerOptions } from './map-server.js';
+import { MapServerCore, type HandleResult, type MapServerEvent, type MapServerOptions, type MapServerSnapshot } from './map-server.js';
 
 /** Options of {@link startMapServer}. */
 export interface StartMapServerOptions extends MapServerOptions {
@@ -21,6 +22,12 @@ export interface StartMapServerOptions extends MapServerOptions {
   now?: () => number;
   /** How often stale registrations are purged (ms); default 1000. */
   sweepIntervalMs?: number;
+  /**
+   * A file (mode 0600) that keeps who holds which EID, the sites' last nonces and the
+   * hand-overs across restarts: read at start when it exists, written at each sweep when
+   * something changed, and at close.
+   */
+  stateFile?: string;
 }
 
 /** A running map server. */
@@ -38,6 +45,28 @@ export async function startMapServer(options: StartMapServerOptions): Promise<Ru
   const core = new MapServerCore(options);
   const host = options.host ?? '127.0.0.1';
   const now = options.now ?? Date.now;
+  const stateFile = options.stateFile;
+  if (stateFile !== undefined) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(stateFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw lispError('LISP_CONFIG', `cannot read the map server state '${stateFile}'`, { cause: err });
+    }
+    if (text !== undefined) {
+      try {
+        core.restore(JSON.parse(text) as MapServerSnapshot, now());
+      } catch (err) {
+        throw lispError('LISP_CONFIG', `the map server state '${stateFile}' is not usable (move it away to start empty)`, { cause: err });
+      }
+    }
+  }
+  const save = (): void => {
+    if (stateFile === undefined || !core.dirty) return;
+    const tmp = `${stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(core.snapshot(now())), { mode: 0o600 });
+    renameSync(tmp, stateFile);
+  };
   const socket: Socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
   const emit = options.onEvent ?? (() => undefined);
   const deliver = (result: HandleResult): void => {
@@ -62,9 +91,17 @@ export async function startMapServer(options: StartMapServerOptions): Promise<Ru
   });
   // After binding, socket errors (e.g. ICMP port unreachable on send) are reported, not fatal.
   socket.on('error', (err) => emit({ kind: 'rejected', error: lispError('LISP_SOCKET', 'map server socket error', { cause: err }), from: { address: host, port: 0 } }));
+  const persist = (): void => {
+    try {
+      save();
+    } catch (err) {
+      emit({ kind: 'rejected', error: lispError('LISP_STATE', `cannot write the map server state '${stateFile}'`, { cause: err }), from: { address: host, port: 0 } });
+    }
+  };
   const sweep = setInterval(() => {
     for (const reg of core.expire(now())) emit({ kind: 'expired', site: reg.site, eid: `${reg.eid.address}/${reg.eid.maskLength}` });
     for (const result of core.tick(now())) deliver(result);
+    persist();
   }, options.sweepIntervalMs ?? 1000);
   sweep.unref();
   const bound = socket.address();
@@ -73,6 +110,7 @@ export async function startMapServer(options: StartMapServerOptions): Promise<Ru
     core,
     close: () => new Promise<void>((resolve) => {
       clearInterval(sweep);
+      persist();
       socket.close(() => resolve());
     }),
   };

@@ -149,6 +149,46 @@ export interface EncapsulatedControlMessage {
   message: LispMessage;
 }
 
+/**
+ * Intercloud EID hand-over (a Shared Extension Message, RFC 9304, sub-type
+ * `SHARED_EXTENSION_SUBTYPE.eidHandOver`): a site presents to its Map-Server a hand-over that
+ * the EIDs' holder signed under the Intercloud Root. Laid out like a Map-Register up to the
+ * Authentication Data (so it is authenticated with the site key the same way, RFC 9301 §5.6),
+ * then the signed hand-over as UTF-8 JSON with a 16-bit length:
+ *
+ *   |Type=15| Sub-type=0xffe |        Reserved               |
+ *   |                        Nonce (64)                        |
+ *   | Key ID | Algorithm ID |  Authentication Data Length     |
+ *   ~                 Authentication Data                      ~
+ *   |     Hand-over Length     |  Hand-over (JSON) ...          ~
+ */
+export interface EidHandOverMessage {
+  type: 'eid-hand-over';
+  nonce: bigint;
+  keyId: number;
+  algorithmId: number;
+  authData: Buffer;
+  /** The signed hand-over (a trust `SignedEnvelope`), as its JSON text. */
+  handOver: string;
+}
+
+/**
+ * The Map-Server's answer to an {@link EidHandOverMessage} (sub-type
+ * `eidHandOverAnswer`), same header, signed with the site key, then
+ * `| Status (8) | Code Length (8) | Code (ASCII) |` — status 0 accepted, 1 refused.
+ */
+export interface EidHandOverAnswer {
+  type: 'eid-hand-over-answer';
+  /** The hand-over message's nonce. */
+  nonce: bigint;
+  keyId: number;
+  algorithmId: number;
+  authData: Buffer;
+  accepted: boolean;
+  /** The error code of a refusal (e.g. `LISP_HAND_OVER_REFUSED`); empty when accepted. */
+  code: string;
+}
+
 /** Every LISP control message this implementation reads and writes. */
 export type LispMessage =
   | MapRequest
@@ -156,7 +196,12 @@ export type LispMessage =
   | MapRegister
   | MapNotify
   | MapNotifyAck
-  | EncapsulatedControlMessage;
+  | EncapsulatedControlMessage
+  | EidHandOverMessage
+  | EidHandOverAnswer;
 
 /** Messages that carry authentication data. */
 export type AuthenticatedMessage = MapRegister | MapNotify | MapNotifyAck;
+
+/** Messages authenticated with a site key (HMAC at the same offset, RFC 9301 §5.6). */
+export type SiteAuthenticatedMessage = AuthenticatedMessage | EidHandOverMessage | EidHandOverAnswer;

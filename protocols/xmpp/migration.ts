@@ -8,13 +8,15 @@
  *
  * Every request carries a `<signature/>` (issue 12 finding 7): a signed payload
  * ({@link migrationRequestPayload}: the request, the offer, the target cloud, and for
- * `instantiate` the descriptor's SHA-256, the disk digests and the addresses) with a nonce and
+ * `instantiate` the descriptor's SHA-256, the disk digests, the addresses and the hand-over's
+ * SHA-256) with a nonce and
  * a short expiry, signed like an offer by the certificate naming the sending cloud and JID.
  *
  *   <instantiate xmlns='urn:intercloud:migration:0' offer='…'>
  *     <descriptor format='ovf'>…OVF text…</descriptor>
  *     <disk id='0' sha256='…'/>
  *     <address>10.1.0.5</address>
+ *     <hand-over>{…the source's signed EID hand-over, JSON…}</hand-over>   (optional)
  *   </instantiate>
  *   <commit xmlns='urn:intercloud:migration:0' offer='…'/>
  *   <release xmlns='urn:intercloud:migration:0' offer='…'/>
@@ -45,6 +47,8 @@ export interface InstantiateRequest {
   readonly digests: Readonly<Record<string, string>>;
   /** The VM's addresses (EIDs) the target registers once the VM runs there. */
   readonly addresses: readonly string[];
+  /** The source's hand-over of those addresses, signed under the Intercloud Root (JSON text, opaque here). */
+  readonly handOver?: string;
 }
 
 /** The three requests, as a discriminated union on `type` (without their signature). */
@@ -71,6 +75,8 @@ export function migrationRequestPayload(req: MigrationRequest, target: string): 
     descriptorSha256: createHash('sha256').update(r.descriptor, 'utf8').digest('hex'),
     digests: Object.fromEntries(Object.entries(r.digests).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     addresses: [...r.addresses],
+    // The hand-over is signed by its own envelope; covering it here binds it to this request.
+    ...(r.handOver === undefined ? {} : { handOverSha256: createHash('sha256').update(r.handOver, 'utf8').digest('hex') }),
   };
 }
 
@@ -80,6 +86,7 @@ export function buildInstantiate(r: InstantiateRequest, signature: string): Elem
     xml('descriptor', { format: 'ovf' }, r.descriptor),
     ...Object.entries(r.digests).map(([id, sha256]) => xml('disk', { id, sha256 })),
     ...r.addresses.map((a) => xml('address', {}, a)),
+    ...(r.handOver === undefined ? [] : [xml('hand-over', {}, r.handOver)]),
     buildSignature(signature));
   checkSize(el, 'instantiate', MAX_INSTANTIATE_BYTES);
   return el;
@@ -113,7 +120,15 @@ export function parseMigrationRequest(el: Element): MigrationRequestStanza {
       if (Object.keys(digests).length === 0) return malformed('instantiate/disk', 'is missing');
       const addresses = el.getChildren('address').map((a) => a.text().trim());
       for (const a of addresses) if (isIP(a) === 0) return malformed('instantiate/address', `'${a.slice(0, 64)}' is not an ip address`);
-      return { type: 'instantiate', request: { offerId, descriptor, digests, addresses }, signature: readSignature(el, 'instantiate') };
+      const handOvers = el.getChildren('hand-over');
+      if (handOvers.length > 1) return malformed('instantiate/hand-over', 'appears more than once');
+      const handOver = handOvers[0]?.text();
+      if (handOver !== undefined && handOver.length === 0) return malformed('instantiate/hand-over', 'is empty');
+      return {
+        type: 'instantiate',
+        request: { offerId, descriptor, digests, addresses, ...(handOver === undefined ? {} : { handOver }) },
+        signature: readSignature(el, 'instantiate'),
+      };
     }
     default:
       return malformed(el.name, 'is not a migration request');

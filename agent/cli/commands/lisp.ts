@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { IntercloudError } from '../../../protocols/errors/index.js';
+import { parseCertificatesPem, parseCrlsPem, type Certificate, type Crl } from '../../../protocols/trust/index.js';
 import {
   LISP_CONTROL_PORT, formatPrefix, lookupEid, registerEid, startMapServer, withdrawEid, type AuthAlgorithm, type RegistrarOptions,
   type SiteConfig,
@@ -42,8 +43,23 @@ const SiteSchema = z.strictObject({
 const MapServerConfigSchema = z.strictObject({
   listen: z.string().default(`127.0.0.1:${LISP_CONTROL_PORT}`),
   registrationTimeoutSeconds: z.number().int().positive().optional(),
+  /** How far a Map-Register nonce's time may be from this server's clock (RFC 9301 §5.6 replay protection). */
+  nonceWindowSeconds: z.number().int().positive().optional(),
+  /** The Intercloud Root that EID hand-overs must be signed under, and its CRL (without it, EIDs move only by withdrawal). */
+  trust: z.strictObject({ root: z.string().min(1), crl: z.string().min(1).optional() }).optional(),
+  /** Keeps who holds which EID, the sites' last nonces and the hand-overs across restarts. */
+  stateFile: z.string().min(1).optional(),
   sites: z.array(SiteSchema).min(1),
 });
+
+function readTrust(t: { root: string; crl?: string | undefined }): { roots: Certificate[]; crls?: Crl[] } {
+  try {
+    const roots = parseCertificatesPem(readFileSync(t.root, 'utf8'));
+    return { roots, ...(t.crl === undefined ? {} : { crls: parseCrlsPem(readFileSync(t.crl, 'utf8')) }) };
+  } catch (err) {
+    throw usage(`cannot read the intercloud root '${t.root}'${t.crl ? ` or its crl '${t.crl}'` : ''} of the map server config`, err);
+  }
+}
 
 function readKey(site: { name: string; key?: string | undefined; keyFile?: string | undefined }): string {
   if (site.key !== undefined) return site.key;
@@ -102,7 +118,7 @@ export function registerLispCommands(program: Command): void {
 
   root.command('map-server')
     .description('run a LISP Map-Server/Map-Resolver (RFC 9301); logs one JSON line per message on stdout')
-    .option('--config <file>', 'YAML/JSON: { listen, registrationTimeoutSeconds?, sites: [{ name, keyId, key|keyFile, allowedPrefixes }] }')
+    .option('--config <file>', 'YAML/JSON: { listen, registrationTimeoutSeconds?, nonceWindowSeconds?, trust?: { root, crl? }, stateFile?, sites: [{ name, keyId, key|keyFile, allowedPrefixes }] }')
     .option('--listen <host:port>', `address to bind (default 127.0.0.1:${LISP_CONTROL_PORT})`)
     .option('--site <name:keyId:keyFile:prefixes>', 'a site (repeatable), instead of or besides --config', collect)
     .option('--registration-timeout <seconds>', 'registration timeout (default 180, RFC 9301 §8.2)')
@@ -134,10 +150,13 @@ export function registerLispCommands(program: Command): void {
       };
       const server = await startMapServer({
         host: listen.host, port: listen.port, sites,
+        ...(cfg.trust === undefined ? {} : { trust: readTrust(cfg.trust) }),
+        ...(cfg.stateFile === undefined ? {} : { stateFile: cfg.stateFile }),
+        ...(cfg.nonceWindowSeconds === undefined ? {} : { nonceWindowSeconds: cfg.nonceWindowSeconds }),
         ...(cfg.registrationTimeoutSeconds === undefined ? {} : { registrationTimeoutSeconds: cfg.registrationTimeoutSeconds }),
-        onEvent: (e) => log(e.kind === 'rejected' ? { kind: e.kind, from: e.from, error: e.error.toJSON() } : { ...e }),
+        onEvent: (e) => log(e.kind === 'rejected' ? { kind: e.kind, from: e.from, ...(e.site ? { site: e.site } : {}), error: e.error.toJSON() } : { ...e }),
       });
-      log({ kind: 'listening', address: server.address, sites: sites.map((s) => s.name) });
+      log({ kind: 'listening', address: server.address, sites: sites.map((s) => ({ name: s.name, allowedPrefixes: s.allowedPrefixes })), handOvers: cfg.trust !== undefined });
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
@@ -182,8 +201,17 @@ export function registerLispCommands(program: Command): void {
     .argument('<eid...>', 'addresses or prefixes')
     .requiredOption('--rloc <address>', 'an RLOC of this cloud (repeatable)', collect)
     .option('--ttl <minutes>', 'record TTL (default 1440)')
-    .action(async (eids: string[], o: RegisterFlags) => {
-      const notify = await registerEid(registrarOptions(o), eids);
+    .option('--hand-over <file>', 'a hand-over of these EIDs signed by their holder (JSON), presented first')
+    .action(async (eids: string[], o: RegisterFlags & { handOver?: string }) => {
+      let handOver: string | undefined;
+      if (o.handOver !== undefined) {
+        try {
+          handOver = readFileSync(o.handOver, 'utf8');
+        } catch (err) {
+          throw usage(`cannot read the hand-over '${o.handOver}'`, err);
+        }
+      }
+      const notify = await registerEid(registrarOptions(o), eids, undefined, handOver);
       const out = { registered: notify.records.map((r) => formatPrefix(r.eid)), nonce: `0x${notify.nonce.toString(16)}` };
       if (o.json) printJson(out);
       else process.stdout.write(`registered ${out.registered.join(' ')} (map-notify ${out.nonce})\n`);

@@ -9,9 +9,10 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Registrar, encodeLispMessage, lookupEid, registerEid, withdrawEid, type RegistrarEvent, type RegistrarOptions,
+  Registrar, encodeLispMessage, lookupEid, registerEid, signEidHandOver, withdrawEid, type RegistrarEvent, type RegistrarOptions,
 } from '../../../protocols/lisp/index.js';
-import { serviceEnv } from '../../helpers/services.js';
+import { loadGatewayIdentity } from '../../../protocols/trust/index.js';
+import { service, serviceEnv } from '../../helpers/services.js';
 
 const run = promisify(execFile);
 
@@ -50,21 +51,25 @@ beforeAll(() => {
   env = serviceEnv<LispEnv>('lisp');
 });
 
-describe('re-address: the target registers, the source withdraws, both confirmed by Map-Notify', () => {
+describe('re-address: the target registers with the source\'s signed hand-over, the source withdraws, both confirmed by Map-Notify', () => {
   it('moves 10.77.0.5 from cloud-a to cloud-b; cloud-a hears of it by an unsolicited Map-Notify and acks it', async () => {
     const vm = '10.77.0.5';
     const events: RegistrarEvent[] = [];
+    const pki = service('pki');
+    const holder = await loadGatewayIdentity(pki.clouds['cloud-a']!.cert, pki.clouds['cloud-a']!.key);
     const source = await Registrar.open(site('cloud-a', { refreshIntervalMs: 0, onEvent: (e) => events.push(e) }));
     try {
       await source.register([vm]);
       expect((await lookupEid(vm, { resolver: env })).locators.map((l) => l.address)).toEqual(env.sites['cloud-a']!.rlocs);
       const offset = readFileSync(env.log, 'utf8').length;
-      const notify = await registerEid(site('cloud-b'), [vm]);
+      const handOver = signEidHandOver({ eids: [vm], from: 'cloud-a', to: 'cloud-b', offerId: `it-${Date.now()}` }, holder, { now: new Date() });
+      const notify = await registerEid(site('cloud-b'), [vm], undefined, JSON.stringify(handOver));
       expect(notify.records.map((r) => r.eid)).toEqual([{ address: vm, maskLength: 32 }]);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${vm}/32`], acked: true });
+      expect(events).toContainEqual({ kind: 'unsolicited-map-notify', eids: [`${vm}/32`], acked: true, released: [`${vm}/32`] });
+      expect(source.registered()).toEqual([]); // no longer refreshed by the site it left
       const log = logSince(offset);
-      expect(log.map((e) => e.kind)).toEqual(expect.arrayContaining(['registered', 'mapping-moved', 'map-notify-ack']));
+      expect(log.map((e) => e.kind)).toEqual(expect.arrayContaining(['hand-over-accepted', 'registered', 'mapping-moved', 'map-notify-ack']));
       expect(log.find((e) => e.kind === 'map-notify-ack')).toMatchObject({ site: 'cloud-a', acknowledged: true });
       await source.withdraw([vm]);
     } finally {
@@ -79,25 +84,25 @@ describe('re-address: the target registers, the source withdraws, both confirmed
     expect((await lookupEid(vm, { resolver: env })).locators).toEqual([]);
   });
 
-  it('registers an IPv6 VM address as a /128 with `intercloud map register` and withdraws it', async () => {
+  it('registers an IPv6 VM address of its grant as a /128 with `intercloud map register` and withdraws it', async () => {
     const s = env.sites['cloud-c']!;
     const args = ['--map-server', `${env.host}:${env.port}`, '--key-id', String(s.keyId), '--key-file', s.keyFile, '--json'];
-    const reg = await run('scripts/intercloud', ['map', 'register', '2001:db8:77::5', '--rloc', s.rlocs[0]!, ...args]);
-    expect(JSON.parse(reg.stdout)).toMatchObject({ registered: ['2001:db8:77::5/128'] });
-    expect((await lookupEid('2001:db8:77::5', { resolver: env })).locators[0]!.address).toBe(s.rlocs[0]);
-    const wd = await run('scripts/intercloud', ['map', 'withdraw', '2001:db8:77::5', ...args]);
-    expect(JSON.parse(wd.stdout)).toMatchObject({ withdrawn: ['2001:db8:77::5/128'] });
+    const reg = await run('scripts/intercloud', ['map', 'register', '2001:db8:c::5', '--rloc', s.rlocs[0]!, ...args]);
+    expect(JSON.parse(reg.stdout)).toMatchObject({ registered: ['2001:db8:c::5/128'] });
+    expect((await lookupEid('2001:db8:c::5', { resolver: env })).locators[0]!.address).toBe(s.rlocs[0]);
+    const wd = await run('scripts/intercloud', ['map', 'withdraw', '2001:db8:c::5', ...args]);
+    expect(JSON.parse(wd.stdout)).toMatchObject({ withdrawn: ['2001:db8:c::5/128'] });
   });
 
   it('re-registers on its period (RFC 9301 §8.2), each refresh confirmed by a Map-Notify', async () => {
     const events: RegistrarEvent[] = [];
     const r = await Registrar.open(site('cloud-c', { refreshIntervalMs: 200, onEvent: (e) => events.push(e) }));
     try {
-      await r.register(['10.77.0.9']);
+      await r.register(['10.192.0.9']);
       await new Promise((resolve) => setTimeout(resolve, 700));
       expect(events.filter((e) => e.kind === 'refreshed').length).toBeGreaterThanOrEqual(2);
-      expect(r.registered()).toEqual(['10.77.0.9/32']);
-      await r.withdraw(['10.77.0.9']);
+      expect(r.registered()).toEqual(['10.192.0.9/32']);
+      await r.withdraw(['10.192.0.9']);
       expect(r.registered()).toEqual([]);
     } finally {
       await r.close();

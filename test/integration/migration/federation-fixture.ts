@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { JobStatus, SequencerEvent } from '../../../agent/sequencer/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
-import { lookupEid, registerEid, type AuthAlgorithm } from '../../../protocols/lisp/index.js';
+import { lookupEid, registerEid, withdrawEid, type AuthAlgorithm } from '../../../protocols/lisp/index.js';
 import {
   AgentProcess, createDemoVm, domState, loadServicesFile, removeVm, virsh, waitForText, writeAgentConfig, type AgentConfigOptions,
 } from '../../../scripts/local-federation.js';
@@ -83,11 +83,17 @@ export async function setUpFederation(n: number, o: FederationOptions = {}): Pro
     f.diskSha256 = await sha256File(diskPath);
     await waitForText(consoleLog, `disk=${diskId}`, 60_000);
     // The VM's EID is registered at its home cloud's site, as the cloud did when it created it.
-    const site = s.lisp.sites['cloud-a']!;
-    await registerEid({
-      mapServer: { host: s.lisp.host, port: s.lisp.port }, keyId: site.keyId, algorithm: site.algorithm as AuthAlgorithm,
-      key: readFileSync(site.keyFile, 'utf8').trim(), rlocs: site.rlocs,
-    }, [eid]);
+    // An earlier run may have moved it to cloud-b, which still holds it for a few minutes: its
+    // holder withdraws it first (an EID moves only by its holder's withdrawal or hand-over).
+    const lispSite = (c: Cloud) => {
+      const site = s.lisp.sites[c]!;
+      return {
+        mapServer: { host: s.lisp.host, port: s.lisp.port }, keyId: site.keyId, algorithm: site.algorithm as AuthAlgorithm,
+        key: readFileSync(site.keyFile, 'utf8').trim(), rlocs: site.rlocs,
+      };
+    };
+    await withdrawEid(lispSite('cloud-b'), [eid]);
+    await registerEid(lispSite('cloud-a'), [eid]);
     return f;
   } catch (err) {
     await tearDownFederation(f);

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  bytesToAddress, canonicalAddress, decodeLispMessage, encodeLispMessage, parsePrefix, prefixContains, verifyAuthData,
+  RegisterNonces, bytesToAddress, canonicalAddress, decodeLispMessage, encodeLispMessage, negativePrefix, nonceTimeMs, parsePrefix,
+  prefixContains, registerNonceAt, verifyAuthData,
   type LispMessage, type Locator, type MappingRecord,
 } from '../../../protocols/lisp/index.js';
 
@@ -46,6 +47,71 @@ describe('lisp codec golden vectors', () => {
     expect(m).toMatchObject({ type: 'map-register', wantMapNotify: true, nonce: 0x0102030405060708n, keyId: 0, algorithmId: 2, records: [goldenRecord] });
     expect(() => verifyAuthData(buf, 2, 'intercloud')).not.toThrow();
     expect(() => verifyAuthData(buf, 2, 'other-key')).toThrow(expect.objectContaining({ code: 'LISP_BAD_HMAC' }));
+  });
+});
+
+// The EID hand-over (a Shared Extension Message, RFC 9304, with our sub-types) and its answer,
+// assembled field by field, HMAC-SHA-256 by Python's `hmac` under 'intercloud':
+//   fffe0000            type 15, sub-type 0xffe (hand-over), reserved
+//   0102030405060708    nonce
+//   01 02 0020          key id 1, algorithm id 2, 32 bytes of auth data, then the auth data
+//   0007 7b2278223a317d hand-over length 7, '{"x":1}'
+const GOLDEN_HAND_OVER = 'fffe000001020304050607080102002080884b4a4a14e9f8b9dbc4e0139b367c2bcbc7d0f2e39ea079610a690bcd262000077b2278223a317d';
+//   ffff0000 … 01 0d 'LISP_EID_HELD'   sub-type 0xfff (answer), status 1 (refused), code length 13, code
+const GOLDEN_HAND_OVER_ANSWER = 'ffff0000010203040506070801020020f0d31cf69e24ad762adaba070f982ff6d055262b65718d34afa89ecff8ed5052010d4c4953505f4549445f48454c44';
+
+describe('eid hand-over messages: golden vectors', () => {
+  const base = { nonce: 0x0102030405060708n, keyId: 1, algorithmId: 2, authData: Buffer.alloc(0) };
+  it('encodes the hand-over and its answer byte for byte', () => {
+    expect(encodeLispMessage({ type: 'eid-hand-over', ...base, handOver: '{"x":1}' }, { key: 'intercloud' }).toString('hex')).toBe(GOLDEN_HAND_OVER);
+    expect(encodeLispMessage({ type: 'eid-hand-over-answer', ...base, accepted: false, code: 'LISP_EID_HELD' }, { key: 'intercloud' }).toString('hex'))
+      .toBe(GOLDEN_HAND_OVER_ANSWER);
+  });
+
+  it('decodes them and their HMAC verifies under the key only', () => {
+    const h = Buffer.from(GOLDEN_HAND_OVER, 'hex');
+    expect(decodeLispMessage(h)).toMatchObject({ type: 'eid-hand-over', nonce: base.nonce, keyId: 1, algorithmId: 2, handOver: '{"x":1}' });
+    expect(() => verifyAuthData(h, 2, 'intercloud')).not.toThrow();
+    expect(() => verifyAuthData(h, 2, 'other')).toThrow(expect.objectContaining({ code: 'LISP_BAD_HMAC' }));
+    expect(decodeLispMessage(Buffer.from(GOLDEN_HAND_OVER_ANSWER, 'hex'))).toMatchObject({ type: 'eid-hand-over-answer', accepted: false, code: 'LISP_EID_HELD' });
+  });
+
+  it('refuses truncations, trailing bytes, a bad status and an unknown sub-type', () => {
+    const h = Buffer.from(GOLDEN_HAND_OVER, 'hex');
+    for (let len = 0; len < h.length; len++) {
+      expect(() => decodeLispMessage(h.subarray(0, len))).toThrow(expect.objectContaining({ code: expect.stringMatching(/^LISP_(TRUNCATED|BAD_LENGTH)$/) }));
+    }
+    expect(() => decodeLispMessage(Buffer.concat([h, Buffer.alloc(1)]))).toThrow(expect.objectContaining({ code: 'LISP_BAD_LENGTH' }));
+    const a = Buffer.from(GOLDEN_HAND_OVER_ANSWER, 'hex');
+    a[48] = 2;
+    expect(() => decodeLispMessage(a)).toThrow(expect.objectContaining({ code: 'LISP_BAD_FIELD' }));
+    const sub = Buffer.from(h);
+    sub[1] = 0x00;
+    expect(() => decodeLispMessage(sub)).toThrow(expect.objectContaining({ code: 'LISP_UNKNOWN_TYPE', details: { type: 15, subtype: 0xf00 } }));
+  });
+});
+
+describe('map-register nonces increase and carry the sender\'s clock (RFC 9301 §5.6)', () => {
+  it('are the time in ms over 16 bits of counter', () => {
+    expect(registerNonceAt(0x0102030405, 0x0607)).toBe(0x01020304050607n);
+    expect(nonceTimeMs(registerNonceAt(1_700_000_000_123, 99))).toBe(1_700_000_000_123);
+  });
+
+  it('strictly increase even when the clock stands still or steps back', () => {
+    const n = new RegisterNonces();
+    const seen = [n.next(1000), n.next(1000), n.next(999), n.next(2000)];
+    expect(seen).toEqual([registerNonceAt(1000), registerNonceAt(1000, 1), registerNonceAt(1000, 2), registerNonceAt(2000)]);
+  });
+});
+
+describe('negative prefixes (RFC 6833 §6.1: the least-specific prefix matching the query and no known EID-prefix)', () => {
+  const p = parsePrefix;
+  it('is the widest prefix around the EID that overlaps nothing known, within the bound', () => {
+    expect(negativePrefix(p('10.1.1.3/32'), [p('10.1.1.1/32')], p('10.0.0.0/8'))).toEqual(p('10.1.1.2/31'));
+    expect(negativePrefix(p('10.1.1.3/32'), [], p('10.0.0.0/8'))).toEqual(p('10.0.0.0/8'));
+    expect(negativePrefix(p('172.16.0.1/32'), [p('10.0.0.0/8')])).toEqual(p('128.0.0.0/1'));
+    expect(negativePrefix(p('2001:db8::3/128'), [p('2001:db8::/127')])).toEqual(p('2001:db8::2/127'));
+    expect(negativePrefix(p('2001:db9::1/128'), [p('2001:db8::/32'), p('10.0.0.0/8')])).toEqual(p('2001:db9::/32'));
   });
 });
 
@@ -166,7 +232,7 @@ describe('lisp codec bad input', () => {
     for (const type of [0, 6, 7, 9, 15]) {
       const bad = Buffer.from(good);
       bad[0] = (type << 4) | (bad[0]! & 0x0f);
-      expect(() => decodeLispMessage(bad)).toThrow(expect.objectContaining({ code: 'LISP_UNKNOWN_TYPE', details: { type } }));
+      expect(() => decodeLispMessage(bad)).toThrow(expect.objectContaining({ code: 'LISP_UNKNOWN_TYPE', details: expect.objectContaining({ type }) }));
     }
   });
 

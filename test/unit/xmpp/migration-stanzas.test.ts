@@ -17,6 +17,17 @@ describe('migration stanzas', () => {
     expect(parseMigrationState(xml('iq', {}, buildMigrationState('running')))).toBe('running');
   });
 
+  it('carries the source\'s signed EID hand-over in instantiate, as its JSON text', () => {
+    const handOver = JSON.stringify({ v: 1, type: 'lisp/eid-hand-over', payload: { eids: ['10.1.0.5/32'], from: 'cloud-a', to: 'cloud-b', offerId: 'o-1' }, sig: 'x<&>' });
+    const req = { offerId: 'o-1', descriptor: '<Envelope/>', digests: { '0': sha }, addresses: ['10.1.0.5'], handOver };
+    expect(parseMigrationRequest(buildInstantiate(req, SIG))).toEqual({ type: 'instantiate', request: req, signature: SIG });
+    const twice = xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: sha }),
+      xml('hand-over', {}, '{}'), xml('hand-over', {}, '{}'));
+    expect(() => parseMigrationRequest(twice)).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+    const empty = xml('instantiate', { xmlns: NS_MIGRATION, offer: 'o' }, xml('descriptor', { format: 'ovf' }, 'x'), xml('disk', { id: '0', sha256: sha }), xml('hand-over', {}));
+    expect(() => parseMigrationRequest(empty)).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
+  });
+
   it('rejects malformed requests with coded errors', () => {
     const bad = (el: ReturnType<typeof xml>) => () => parseMigrationRequest(el);
     expect(bad(xml('commit', { xmlns: 'urn:other' }))).toThrow(expect.objectContaining({ code: 'XMPP_MALFORMED' }));
