@@ -1,7 +1,7 @@
 /**
  * The gateway agent assembled from its parts: trust (the cloud's certificate, the Root,
  * CRL, audit log), the local hypervisor adapter, the XMPP session on the Root's server
- * (presence, catalog, offers, migration requests), the AMQP transfers, LISP addressing,
+ * (presence, catalog, offers, migration requests), the AMQP transfers, addressing (LISP or DNS),
  * and the sequencer that runs migrations in both directions, with its local API and
  * metrics. {@link startGateway} brings it up; the returned `stop` brings it down cleanly.
  */
@@ -11,7 +11,6 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
-import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
 import {
   CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
@@ -22,9 +21,10 @@ import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
 import {
   MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateOutDefinition,
-  type AddressingPort, type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
+  type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { createAddresser } from './addressing-ports.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
@@ -99,10 +99,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     onBytes: (direction, bytes) => metrics.transferBytes.inc({ direction }, bytes),
   };
 
-  const registrar = config.addressing.lisp ? await openRegistrar(config.addressing.lisp) : undefined;
-  const addressing: AddressingPort = registrar
-    ? { register: async (a, signal) => { if (a.length) await registrar.register(a, signal); }, withdraw: async (a, signal) => { if (a.length) await registrar.withdraw(a, signal); } }
-    : { register: async () => undefined, withdraw: async () => undefined };
+  // LISP, DNS, both or none, from the config: the migration sees only the port.
+  const addressing = await createAddresser(config.addressing);
 
   const sourcePorts: SourcePorts = {
     cloudId,
@@ -201,7 +199,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   });
   let metricsServer: Server | undefined;
   if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);
-  log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen }, 'gateway up');
+  log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen, addressing: addressing.kinds }, 'gateway up');
 
   return {
     sequencer, session, hypervisor,
@@ -210,7 +208,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       metricsServer?.close();
       await sequencer.stop();
       await session.stop();
-      await registrar?.close();
+      await addressing.close();
       await hypervisor.close();
       await auditLog.close();
       log.info('gateway stopped');
@@ -224,9 +222,4 @@ function capacityOf(c: HostCapacity): CloudProfile['capacity'] {
     vcpus: Math.max(0, c.vcpusFree), memoryMiB: Math.max(0, Math.floor(c.memoryBytesFree / MiB)),
     diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB: 0,
   };
-}
-
-async function openRegistrar(lisp: NonNullable<AgentConfig['addressing']['lisp']>): Promise<Registrar> {
-  const key = (await fs.readFile(lisp.keyFile, 'utf8')).trim();
-  return Registrar.open({ mapServer: lisp.mapServer, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs });
 }

@@ -91,14 +91,26 @@ export interface TransferPort {
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
 }
 
+/** What a re-address moves: the VM's name and its addresses (EIDs). */
+export interface AddressedVm {
+  /** The VM's name (the same in both clouds); a DNS addresser publishes it as `<name>.<zone>`. */
+  name: string;
+  /** The VM's addresses (EIDs) to keep reachable; a LISP addresser maps them. */
+  addresses: string[];
+}
+
 /**
- * Addressing continuity (LISP mapping or DNS) of this cloud's own site: the VM's addresses
- * (EIDs) are registered with this cloud's locators, or withdrawn. Both resolve only once the
- * mapping system confirmed (LISP Map-Notify, DNS update response). Idempotent.
+ * The addresser: addressing continuity of this cloud's own site, whatever the mapping system
+ * (LISP Map-Register of the VM's EIDs to this site's RLOCs, or a DNS update of the VM's name
+ * to this site's locators — the daemon builds it from the config, the migration does not
+ * know which). `register` makes the VM reachable through this site, `withdraw` removes this
+ * site's part only (another site's registration of the same VM stays). Both resolve only once
+ * the mapping system confirmed (LISP Map-Notify, DNS signed update response). Idempotent; an
+ * absent registration is fine to withdraw.
  */
 export interface AddressingPort {
-  register(addresses: string[], signal: AbortSignal): Promise<void>;
-  withdraw(addresses: string[], signal: AbortSignal): Promise<void>;
+  register(vm: AddressedVm, signal: AbortSignal): Promise<void>;
+  withdraw(vm: AddressedVm, signal: AbortSignal): Promise<void>;
 }
 
 /** The audit trail of intercloud actions. */

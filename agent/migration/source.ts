@@ -166,12 +166,12 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       maxAttempts: 6,
       run: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.withdraw(summary.addresses, ctx.signal);
+        await ports.addressing.withdraw({ name: summary.name, addresses: summary.addresses }, ctx.signal);
         return { addresses: summary.addresses, at: peerOf(ctx).cloudId };
       },
       compensate: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.register(summary.addresses, ctx.signal);
+        await ports.addressing.register({ name: summary.name, addresses: summary.addresses }, ctx.signal);
       },
     },
     {

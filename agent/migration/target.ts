@@ -91,14 +91,14 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 're-address',
-        run: async ({ result, signal }) => {
+        run: async ({ input, result, signal }) => {
           const { addresses } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.register(addresses, signal);
+          await ports.addressing.register({ name: input.vm.name, addresses }, signal);
           return { registered: addresses };
         },
-        compensate: async ({ result, signal }) => {
+        compensate: async ({ input, result, signal }) => {
           const { addresses } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.withdraw(addresses, signal);
+          await ports.addressing.withdraw({ name: input.vm.name, addresses }, signal);
         },
       },
       {

@@ -1,0 +1,113 @@
+/**
+ * The migration's addresser ({@link AddressingPort}), built from the config's `addressing`:
+ * the LISP registrar (the VM's EIDs map to this site's RLOCs), a DNS updater (the VM's name
+ * points at this site's locators), both, or none. The sequence only sees the port: which
+ * mapping system a cloud uses is decided here, once, from its config.
+ *
+ * DNS re-addressing, as this agent does it: the VM keeps its name `<vm>.<zone>` (and, inside
+ * the guest, its MAC and IP: nothing is reconfigured); what changes is where the name points.
+ * While the VM runs in a cloud, the name has A/AAAA records for that cloud's `locators` (the
+ * addresses at which the cloud reaches its VMs: its ingress or NAT, the DNS counterpart of
+ * LISP RLOCs), exactly as the EID's mapping points at that site's RLOCs with LISP. Each site
+ * adds and deletes only its own records (RFC 2136 §2.5.1 / §2.5.4), never the whole RRset, so
+ * the target's fresh record survives the source's withdraw, and the source's re-registration
+ * (a compensation before the pivot) survives the target's.
+ */
+import { promises as fs } from 'node:fs';
+import { addDnsAddresses, deleteDnsAddresses, dnsError, type DnsUpdateOptions } from '../../protocols/dns/index.js';
+import { Registrar } from '../../protocols/lisp/index.js';
+import type { AgentConfig } from '../config/index.js';
+import type { AddressedVm, AddressingPort } from '../migration/index.js';
+
+type LispConfig = NonNullable<AgentConfig['addressing']['lisp']>;
+type DnsConfig = NonNullable<AgentConfig['addressing']['dns']>;
+
+/** An addresser the daemon owns: the port, which mapping systems it updates, and its teardown. */
+export interface Addresser extends AddressingPort {
+  /** The mapping systems it updates (`lisp`, `dns`; none: empty), for the log. */
+  readonly kinds: readonly string[];
+  /** Releases sockets and timers (registrations are not withdrawn). */
+  close(): Promise<void>;
+}
+
+/** How each kind of addresser is made; tests replace them. */
+export interface AddresserFactories {
+  lisp(config: LispConfig): Promise<Addresser>;
+  dns(config: DnsConfig): Addresser;
+}
+
+/** The DNS updates a {@link dnsAddresser} sends (`protocols/dns`); tests replace them. */
+export interface DnsUpdates {
+  add: typeof addDnsAddresses;
+  delete: typeof deleteDnsAddresses;
+}
+
+/** An RFC 1123 host label: what a VM's name must be to be published as `<name>.<zone>`. */
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The addresser of a cloud whose addressing is DNS: `register` adds this cloud's locators to
+ * the A/AAAA records of `<vm>.<zone>`, `withdraw` deletes them (others' records stay), each an
+ * RFC 2136 update signed with the config's TSIG key. The VM's EIDs play no part. A VM name
+ * that is not a host label is refused (`DNS_CONFIG`) before anything is sent.
+ */
+export function dnsAddresser(config: DnsConfig, updates: DnsUpdates = { add: addDnsAddresses, delete: deleteDnsAddresses }): Addresser {
+  const zone = config.zone.replace(/\.$/, '').toLowerCase();
+  const nameOf = (vm: AddressedVm): string => {
+    const label = vm.name.toLowerCase();
+    if (!LABEL.test(label)) {
+      throw dnsError('DNS_CONFIG', `vm name '${vm.name}' is not a dns host label, so it has no name in zone '${zone}': `
+        + 'name the vm with letters, digits and dashes (at most 63), or use lisp addressing', { details: { vm: vm.name, zone } });
+    }
+    return `${label}.${zone}`;
+  };
+  const options = (signal: AbortSignal): DnsUpdateOptions => ({
+    server: config.server, zone, signal,
+    key: { name: config.tsigName, secret: config.tsigSecret, algorithm: config.tsigAlgorithm },
+  });
+  return {
+    kinds: ['dns'],
+    async register(vm, signal) {
+      await updates.add(nameOf(vm), config.locators, config.ttl, options(signal));
+    },
+    async withdraw(vm, signal) {
+      await updates.delete(nameOf(vm), config.locators, options(signal));
+    },
+    close: async () => undefined,
+  };
+}
+
+/** The addresser of a cloud whose addressing is LISP: the VM's EIDs, registered at this site's RLOCs. */
+export function lispAddresser(registrar: Pick<Registrar, 'register' | 'withdraw' | 'close'>): Addresser {
+  return {
+    kinds: ['lisp'],
+    async register({ addresses }, signal) { if (addresses.length) await registrar.register(addresses, signal); },
+    async withdraw({ addresses }, signal) { if (addresses.length) await registrar.withdraw(addresses, signal); },
+    close: () => registrar.close(),
+  };
+}
+
+/** Opens the LISP registrar of the config (reads the site key file). */
+async function openLispAddresser(lisp: LispConfig): Promise<Addresser> {
+  const key = (await fs.readFile(lisp.keyFile, 'utf8')).trim();
+  return lispAddresser(await Registrar.open({ mapServer: lisp.mapServer, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs }));
+}
+
+const FACTORIES: AddresserFactories = { lisp: openLispAddresser, dns: (c) => dnsAddresser(c) };
+
+/**
+ * The addresser the config asks for: LISP, DNS, both (each registration goes to both, in
+ * that order), or none (re-addressing does nothing: the cloud keeps no mapping).
+ */
+export async function createAddresser(addressing: AgentConfig['addressing'], make: AddresserFactories = FACTORIES): Promise<Addresser> {
+  const parts: Addresser[] = [];
+  if (addressing.lisp) parts.push(await make.lisp(addressing.lisp));
+  if (addressing.dns) parts.push(make.dns(addressing.dns));
+  if (parts.length === 1) return parts[0]!;
+  return {
+    kinds: parts.flatMap((p) => p.kinds),
+    async register(vm, signal) { for (const p of parts) await p.register(vm, signal); },
+    async withdraw(vm, signal) { for (const p of parts) await p.withdraw(vm, signal); },
+    async close() { await Promise.all(parts.map((p) => p.close())); },
+  };
+}
