@@ -15,6 +15,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { addDnsAddresses, deleteDnsAddresses, dnsError, type DnsUpdateOptions } from '../../protocols/dns/index.js';
+import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import type { AgentConfig } from '../config/index.js';
 import type { AddressedVm, AddressingPort } from '../migration/index.js';
@@ -26,6 +27,13 @@ type DnsConfig = NonNullable<AgentConfig['addressing']['dns']>;
 export interface Addresser extends AddressingPort {
   /** The mapping systems it updates (`lisp`, `dns`; none: empty), for the log. */
   readonly kinds: readonly string[];
+  /**
+   * Checks, without changing anything, that the mapping system takes this site's updates (DNS:
+   * a signed update with no changes, so a wrong key or zone shows at start, not mid-migration).
+   * Throws `CONFIG_INVALID` (with the fix) when it refuses them; a silent server is not an error
+   * here (the re-address step retries), it resolves `unreachable` instead.
+   */
+  verify(signal: AbortSignal): Promise<'ok' | 'unreachable'>;
   /** Releases sockets and timers (registrations are not withdrawn). */
   close(): Promise<void>;
 }
@@ -73,6 +81,21 @@ export function dnsAddresser(config: DnsConfig, updates: DnsUpdates = { add: add
     async withdraw(vm, signal) {
       await updates.delete(nameOf(vm), config.locators, options(signal));
     },
+    async verify(signal) {
+      // RFC 2136 §3: an update with an empty update section changes nothing, but the server
+      // still checks the TSIG (RFC 8945 §5.2) and that it is the zone's primary (§3.1).
+      try {
+        await updates.add(zone, [], config.ttl, options(signal));
+        return 'ok';
+      } catch (err) {
+        if (isIntercloudError(err, 'DNS_NO_ANSWER')) return 'unreachable';
+        const where = `${config.server.host}:${config.server.port}`;
+        const fix = isIntercloudError(err, 'DNS_TSIG_REJECTED') || isIntercloudError(err, 'DNS_TSIG_BAD_RESPONSE')
+          ? 'check addressing.dns.tsigName, tsigSecret and tsigAlgorithm against the key the zone\'s allow-update names'
+          : `check that addressing.dns.server is the primary of zone '${zone}' and that the zone allows updates signed with the key`;
+        throw new IntercloudError('CONFIG_INVALID', `addressing.dns: the server '${where}' refuses updates of zone '${zone}': ${fix}`, { cause: err });
+      }
+    },
     close: async () => undefined,
   };
 }
@@ -83,6 +106,8 @@ export function lispAddresser(registrar: Pick<Registrar, 'register' | 'withdraw'
     kinds: ['lisp'],
     async register({ addresses }, signal) { if (addresses.length) await registrar.register(addresses, signal); },
     async withdraw({ addresses }, signal) { if (addresses.length) await registrar.withdraw(addresses, signal); },
+    // A Map-Register of nothing would not be answered: the site key shows at the first registration.
+    verify: async () => 'ok',
     close: () => registrar.close(),
   };
 }
@@ -106,6 +131,11 @@ export async function createAddresser(addressing: AgentConfig['addressing'], mak
   if (parts.length === 1) return parts[0]!;
   return {
     kinds: parts.flatMap((p) => p.kinds),
+    async verify(signal) {
+      let result: 'ok' | 'unreachable' = 'ok';
+      for (const p of parts) if ((await p.verify(signal)) === 'unreachable') result = 'unreachable';
+      return result;
+    },
     async register(vm, signal) { for (const p of parts) await p.register(vm, signal); },
     async withdraw(vm, signal) { for (const p of parts) await p.withdraw(vm, signal); },
     async close() { await Promise.all(parts.map((p) => p.close())); },

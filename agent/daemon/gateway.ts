@@ -99,8 +99,17 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     onBytes: (direction, bytes) => metrics.transferBytes.inc({ direction }, bytes),
   };
 
-  // LISP, DNS, both or none, from the config: the migration sees only the port.
+  // LISP, DNS, both or none, from the config: the migration sees only the port. A key or zone
+  // the mapping system refuses stops the agent here (exit 2), not a migration halfway.
   const addressing = await createAddresser(config.addressing);
+  try {
+    if ((await addressing.verify(AbortSignal.timeout(15_000))) === 'unreachable') {
+      log.warn({ addressing: addressing.kinds }, 'the addressing server did not answer: re-address steps will retry');
+    }
+  } catch (err) {
+    await addressing.close();
+    throw err;
+  }
 
   const sourcePorts: SourcePorts = {
     cloudId,

@@ -24,6 +24,7 @@ function recordingFactories() {
     kinds: [kind],
     register: async (vm) => { calls.push(`${kind}:register:${vm.name}:${vm.addresses.join(',')}`); },
     withdraw: async (vm) => { calls.push(`${kind}:withdraw:${vm.name}:${vm.addresses.join(',')}`); },
+    verify: async () => { calls.push(`${kind}:verify`); return kind === 'dns' ? 'unreachable' : 'ok'; },
     close: async () => { calls.push(`${kind}:close`); },
   });
   const built: Record<string, unknown> = {};
@@ -63,6 +64,8 @@ describe('the addresser the daemon builds from the config', () => {
     const { calls, make } = recordingFactories();
     const a = await createAddresser(addressingOf(LISP, DNS), make);
     expect(a.kinds).toEqual(['lisp', 'dns']);
+    expect(await a.verify(signal)).toBe('unreachable');
+    calls.length = 0;
     await a.register(VM, signal);
     await a.withdraw(VM, signal);
     await a.close();
@@ -113,6 +116,13 @@ describe('the dns addresser', () => {
       await expect(a.register({ name, addresses: [] }, signal)).rejects.toMatchObject({ code: 'DNS_CONFIG', retryable: false, message: expect.stringMatching(/host label.*letters, digits and dashes/) });
     }
     expect(updates.add).not.toHaveBeenCalled();
+  });
+
+  it('verifies the key and zone with a signed update of the zone that changes nothing', async () => {
+    const updates = fakeUpdates();
+    expect(await dnsAddresser(config, updates).verify(signal)).toBe('ok');
+    expect(updates.add).toHaveBeenCalledExactlyOnceWith('vms.intercloud.test', [], 30, expect.objectContaining({ zone: 'vms.intercloud.test', signal }));
+    expect(updates.delete).not.toHaveBeenCalled();
   });
 
   it('passes the update\'s coded error on, retryable as it was', async () => {
