@@ -50,7 +50,7 @@ describe('intercloud agent --check with dns re-addressing', () => {
 
   it('passes a complete dns config', async () => {
     expect(await check(DNS)).toBe(0);
-    expect(out.join('')).toContain("is valid (cloud 'cloud-b')");
+    expect(out.join('')).toMatch(/is valid \(cloud 'cloud-b'/);
   });
 
   it('refuses a dns config without a zone: exit 2, the key, and what to write', async () => {
