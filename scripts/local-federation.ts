@@ -23,8 +23,9 @@ interface ServicesFile {
   prosody: { host: string; port: number; domain: string; pubsubJid: string };
   rabbitmq: { url: string; servername: string };
   sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
-  libvirt: { instances: Record<string, { uri: string; poolPath: string }> };
+  libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
+  bind?: { host: string; port: number; zone: string; keyName: string; keyAlgorithm: string; keySecret: string };
 }
 
 /** Reads services.json (throws with the fix when the servers are not up). */
@@ -51,6 +52,14 @@ export interface AgentConfigOptions {
   /** Per sending cloud: most live reservations (`policy.quotaReservationsPerCloud`). */
   quotaReservationsPerCloud?: number;
   persistentTransfers?: boolean;
+  /**
+   * How the agent re-addresses the VMs it takes or gives (default `lisp`, the map server's site
+   * of the cloud). `dns`: RFC 2136 updates to services.json's BIND zone with its TSIG key; the
+   * cloud's locator is its libvirt instance's address.
+   */
+  addressing?: 'lisp' | 'dns';
+  /** With `addressing: 'dns'`: send the updates to this HOST:PORT instead of BIND's (a relay in a test). */
+  dnsServer?: string;
 }
 
 /** Writes `dir/agent.yaml` for `cloud` and returns its path; state, socket and consoles live in `dir`. */
@@ -79,7 +88,9 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
       `${o.quotaReservationsPerCloud === undefined ? '' : `, quotaReservationsPerCloud: ${o.quotaReservationsPerCloud}`} }`,
     `terms: { currency: EUR, pricePerVcpuHour: ${o.pricePerVcpuHour ?? 0.04}, pricePerGbMonth: 0.02 }`,
     'addressing:',
-    `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
+    o.addressing === 'dns'
+      ? dnsAddressing(s, lv.address, o.dnsServer)
+      : `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
     `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 3000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false} }`,
     `state: { dir: ${q(join(dir, 'state'))} }`,
     `api: { socket: ${q(join(dir, 'agent.sock'))} }`,
@@ -89,6 +100,15 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
   const path = join(dir, 'agent.yaml');
   await fs.writeFile(path, yaml);
   return path;
+}
+
+/** The `addressing.dns` line of an agent config, from services.json's BIND. */
+function dnsAddressing(s: ServicesFile, locator: string, server?: string): string {
+  const b = s.bind;
+  if (!b) throw new Error("services.json has no 'bind': run 'scripts/services up bind'");
+  const q = JSON.stringify;
+  return `  dns: { server: ${q(server ?? `${b.host}:${b.port}`)}, zone: ${b.zone}, tsigName: ${q(b.keyName)}, tsigSecret: ${q(b.keySecret)}, `
+    + `tsigAlgorithm: ${b.keyAlgorithm}, locators: [${locator}], ttl: 30 }`;
 }
 
 /** A running agent (a child process). */

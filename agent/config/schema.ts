@@ -3,6 +3,7 @@
  * start into a resolved, typed {@link AgentConfig}. Paths are resolved against the config
  * file's folder. A bad config exits non-zero before any socket opens.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { safeParseHypervisorSettings } from '../../adapters/hypervisor/index.js';
 
@@ -10,6 +11,35 @@ const cloudId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a cloud id is low
 /** `HOST:PORT`, resolved once into its parts. */
 const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:9464"')
   .transform((s) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) }));
+
+/** A key the config must have: when absent, the message says what to write (`howTo`). */
+const missing = (howTo: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? `missing: ${howTo}` : undefined) });
+const dnsName = /^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * DNS re-addressing (RFC 2136 update signed with TSIG, `protocols/dns`): while a vm runs in
+ * this cloud, its name `<vm>.<zone>` has A/AAAA records for this cloud's `locators`.
+ */
+const DnsAddressingSchema = z.strictObject({
+  server: z.string(missing('the primary server of the zone, as HOST:PORT, e.g. server: "127.0.0.1:15353"'))
+    .regex(/^[^:\s]+:\d{1,5}$/, 'write it as HOST:PORT, e.g. "127.0.0.1:15353"')
+    .transform((s) => ({ host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) })),
+  zone: z.string(missing("the zone that holds the vms' names, e.g. zone: vms.intercloud.test (its server must accept updates signed with the tsig key)"))
+    .regex(dnsName, 'write a dns name, e.g. "vms.intercloud.test"'),
+  tsigName: z.string(missing('the name of the tsig key the zone accepts updates signed with (BIND: the key named in the zone\'s allow-update), e.g. tsigName: intercloud-update'))
+    .min(1, 'name the tsig key, e.g. tsigName: intercloud-update'),
+  tsigSecret: z.string(missing("the tsig key's secret, base64, as tsig-keygen writes it in the key's `secret \"…\";` line"))
+    .min(1, "write the tsig key's secret, base64, as tsig-keygen writes it")
+    .regex(base64, "the tsig key's secret is base64, as tsig-keygen writes it: copy it from the key's `secret \"…\";` line")
+    .describe('secret, base64'),
+  tsigAlgorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256'),
+  locators: z.array(z.string().refine((a) => isIP(a) !== 0, 'write an ipv4 or ipv6 address, e.g. 198.51.100.1'), missing(
+    "the addresses at which this cloud reaches its vms (its site's locators, like lisp rlocs): a vm's name points at them while it runs here, e.g. locators: [198.51.100.1]",
+  )).min(1, 'give at least one address, e.g. locators: [198.51.100.1]'),
+  /** TTL of the records (seconds): how long resolvers may keep answering with the old site. */
+  ttl: z.number().int().min(0).max(86_400).default(60),
+});
 
 const AgentConfigShape = z.strictObject({
   /** This cloud. */
@@ -71,12 +101,7 @@ const AgentConfigShape = z.strictObject({
       keyFile: z.string().min(1).describe('file holding the site key shared with the map server'),
       rlocs: z.array(z.string().min(1)).min(1),
     }).optional(),
-    dns: z.strictObject({
-      server: hostPort,
-      zone: z.string().min(1),
-      tsigName: z.string().min(1),
-      tsigSecret: z.string().min(1).describe('secret, base64'),
-    }).optional(),
+    dns: DnsAddressingSchema.optional(),
   }).default({}),
   /** How migrations run on this side. */
   migration: z.strictObject({
@@ -128,4 +153,4 @@ export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [
 ];
 
 /** Keys whose values are secrets: the logger redacts them. */
-export const CONFIG_SECRET_PATHS = ['addressing.dns.tsigSecret', 'hypervisor.config.password'] as const;
+export const CONFIG_SECRET_PATHS = ['addressing.dns.tsigSecret', 'addressing.dns.tsigName', 'hypervisor.config.password'] as const;

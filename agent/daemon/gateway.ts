@@ -1,7 +1,7 @@
 /**
  * The gateway agent assembled from its parts: trust (the cloud's certificate, the Root,
  * CRL, audit log), the local hypervisor adapter, the XMPP session on the Root's server
- * (presence, catalog, offers, migration requests), the AMQP transfers, LISP addressing,
+ * (presence, catalog, offers, migration requests), the AMQP transfers, addressing (LISP or DNS),
  * and the sequencer that runs migrations in both directions, with its local API and
  * metrics. {@link startGateway} brings it up; the returned `stop` brings it down cleanly.
  */
@@ -11,7 +11,6 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
-import { Registrar, signEidHandOver } from '../../protocols/lisp/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
   CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
@@ -22,9 +21,10 @@ import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
 import {
   MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateOutDefinition,
-  type AddressingPort, type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
+  type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
@@ -112,23 +112,21 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     onBytes: (direction, bytes) => metrics.transferBytes.inc({ direction }, bytes),
   };
 
-  const registrar = config.addressing.lisp ? await openRegistrar(config.addressing.lisp) : undefined;
-  // The LISP site is this cloud: it signs the hand-over of a VM's EIDs it holds with its own
-  // certificate (the map server checks it under the Root), and presents the one it receives.
+  // The site is this cloud: with LISP it signs the hand-over of a VM's EIDs it holds with its
+  // own certificate (the map server checks it under the Root), and presents the one it receives.
   const [certificate, ...chain] = parseCertificatesPem(certPem) as [Certificate, ...Certificate[]];
   const signer: Signer = { certificate, privateKey: privateKeyFromPem(keyPem), ...(chain.length ? { chain } : {}) };
-  const addressing: AddressingPort = registrar
-    ? {
-      register: async (a, signal, handOver) => {
-        if (!a.length) return;
-        if (handOver !== undefined) await registrar.presentHandOver(handOver, signal);
-        await registrar.register(a, signal);
-      },
-      withdraw: async (a, signal) => { if (a.length) await registrar.withdraw(a, signal); },
-      signHandOver: async ({ addresses, to, offerId }) =>
-        JSON.stringify(signEidHandOver({ eids: addresses, from: cloudId, to, offerId }, signer, { now: new Date() })),
+  // LISP, DNS, both or none, from the config: the migration sees only the port. A key or zone
+  // the mapping system refuses stops the agent here (exit 2), not a migration halfway.
+  const addressing = await createAddresser(config.addressing, { cloudId, signer });
+  try {
+    if ((await addressing.verify(AbortSignal.timeout(15_000))) === 'unreachable') {
+      log.warn({ addressing: addressing.kinds }, 'the addressing server did not answer: re-address steps will retry');
     }
-    : { register: async () => undefined, withdraw: async () => undefined };
+  } catch (err) {
+    await addressing.close();
+    throw err;
+  }
 
   const sourcePorts: SourcePorts = {
     cloudId,
@@ -245,7 +243,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   });
   let metricsServer: Server | undefined;
   if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);
-  log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen }, 'gateway up');
+  log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen, addressing: addressing.kinds }, 'gateway up');
 
   return {
     sequencer, session, hypervisor,
@@ -255,7 +253,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       crlWatch?.stop();
       await sequencer.stop();
       await session.stop();
-      await registrar?.close();
+      await addressing.close();
       await hypervisor.close();
       await auditLog.close();
       log.info('gateway stopped');
@@ -269,9 +267,4 @@ function capacityOf(c: HostCapacity): CloudProfile['capacity'] {
     vcpus: Math.max(0, c.vcpusFree), memoryMiB: Math.max(0, Math.floor(c.memoryBytesFree / MiB)),
     diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB: 0,
   };
-}
-
-async function openRegistrar(lisp: NonNullable<AgentConfig['addressing']['lisp']>): Promise<Registrar> {
-  const key = (await fs.readFile(lisp.keyFile, 'utf8')).trim();
-  return Registrar.open({ mapServer: lisp.mapServer, keyId: lisp.keyId, algorithm: lisp.algorithm, key, rlocs: lisp.rlocs });
 }

@@ -97,24 +97,36 @@ export interface TransferPort {
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
 }
 
+/** What a re-address moves: the VM's name and its addresses (EIDs). */
+export interface AddressedVm {
+  /** The VM's name (the same in both clouds); a DNS addresser publishes it as `<name>.<zone>`. */
+  name: string;
+  /** The VM's addresses (EIDs) to keep reachable; a LISP addresser maps them. */
+  addresses: string[];
+}
+
 /**
- * Addressing continuity (LISP mapping or DNS) of this cloud's own site: the VM's addresses
- * (EIDs) are registered with this cloud's locators, or withdrawn. Both resolve only once the
- * mapping system confirmed (LISP Map-Notify, DNS update response). Idempotent.
+ * The addresser: addressing continuity of this cloud's own site, whatever the mapping system
+ * (LISP Map-Register of the VM's EIDs to this site's RLOCs, or a DNS update of the VM's name
+ * to this site's locators — the daemon builds it from the config, the migration does not
+ * know which). `register` makes the VM reachable through this site, `withdraw` removes this
+ * site's part only (another site's registration of the same VM stays). Both resolve only once
+ * the mapping system confirmed (LISP Map-Notify, DNS signed update response). Idempotent; an
+ * absent registration is fine to withdraw.
  */
 export interface AddressingPort {
   /**
-   * Registers `addresses` for this site. `handOver` — the holder's signed hand-over from the
-   * instantiate order — is presented first when the addresses come from another site (the
-   * mapping system lets a site take another's addresses only with it).
+   * Makes `vm` reachable through this site. `handOver` — the holder's signed hand-over from the
+   * instantiate order — is presented first when the addresses come from another site (a LISP
+   * mapping system lets a site take another's EIDs only with it; DNS has no use for it).
    */
-  register(addresses: string[], signal: AbortSignal, handOver?: string): Promise<void>;
-  withdraw(addresses: string[], signal: AbortSignal): Promise<void>;
+  register(vm: AddressedVm, signal: AbortSignal, handOver?: string): Promise<void>;
+  withdraw(vm: AddressedVm, signal: AbortSignal): Promise<void>;
   /**
    * As the holder of `addresses`, signs their hand-over to cloud `to` for offer `offerId`
-   * (the source, before it asks the target to instantiate). Undefined when this site's
-   * addressing has no such thing (no LISP mapping). Not idempotent in its bytes (each call
-   * signs anew), which is fine: the target keeps the first order it gets.
+   * (the source, before it asks the target to instantiate). Absent, or resolving undefined,
+   * when this site's addressing has no such thing (no LISP mapping). Not idempotent in its
+   * bytes (each call signs anew), which is fine: the target keeps the first order it gets.
    */
   signHandOver?(req: { addresses: string[]; to: string; offerId: string }, signal: AbortSignal): Promise<string | undefined>;
 }

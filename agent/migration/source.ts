@@ -174,7 +174,7 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       maxAttempts: 6,
       run: async (ctx) => {
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.withdraw(summary.addresses, ctx.signal);
+        await ports.addressing.withdraw({ name: summary.name, addresses: summary.addresses }, ctx.signal);
         return { addresses: summary.addresses, at: peerOf(ctx).cloudId };
       },
       compensate: async (ctx) => {
@@ -183,7 +183,7 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         // again. Release is idempotent; the instantiate step's compensation repeats it harmlessly.
         await ports.control.release(peerOf(ctx), ctx.input.offerId, ctx.signal);
         const { summary } = ctx.result<Described>('describe');
-        await ports.addressing.register(summary.addresses, ctx.signal);
+        await ports.addressing.register({ name: summary.name, addresses: summary.addresses }, ctx.signal);
       },
     },
     {

@@ -91,15 +91,15 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 're-address',
-        run: async ({ result, signal }) => {
+        run: async ({ input, result, signal }) => {
           // The source's signed hand-over lets this site take the addresses it held.
           const { addresses, handOver } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.register(addresses, signal, handOver);
+          await ports.addressing.register({ name: input.vm.name, addresses }, signal, handOver);
           return { registered: addresses };
         },
-        compensate: async ({ result, signal }) => {
+        compensate: async ({ input, result, signal }) => {
           const { addresses } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.withdraw(addresses, signal);
+          await ports.addressing.withdraw({ name: input.vm.name, addresses }, signal);
         },
       },
       {

@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { dnsError } from './errors.js';
 import { TSIG_ERROR_NAMES, readTsig, signRequest, verifyResponse, type TsigAlgorithm, type TsigKey } from './tsig.js';
-import { buildAddressUpdate, readHeader } from './update.js';
+import { buildAddressUpdate, readHeader, type AddressUpdate } from './update.js';
 
 /** Options of {@link updateDnsRecord}. */
 export interface DnsUpdateOptions {
@@ -36,7 +36,7 @@ export interface DnsUpdateResult {
 
 function resolveKey(key: DnsUpdateOptions['key']): TsigKey {
   const secret = typeof key.secret === 'string' ? Buffer.from(key.secret, 'base64') : key.secret;
-  if (secret.length === 0 || !key.name) throw dnsError('DNS_CONFIG', `tsig key '${key.name}' has no name or an empty secret`);
+  if (secret.length === 0 || !key.name) throw dnsError('DNS_CONFIG', 'the tsig key has no name or an empty secret');
   return { name: key.name, algorithm: key.algorithm ?? 'hmac-sha256', secret };
 }
 
@@ -47,9 +47,30 @@ function resolveKey(key: DnsUpdateOptions['key']): TsigKey {
  * (`details.rcode`), DNS_TSIG_BAD_RESPONSE, DNS_NO_ANSWER (retryable), DNS_CONFIG.
  */
 export async function updateDnsRecord(name: string, addresses: string[], ttl: number, opts: DnsUpdateOptions): Promise<DnsUpdateResult> {
+  return sendUpdate({ zone: opts.zone, name, addresses, ttl, mode: 'replace' }, opts);
+}
+
+/**
+ * Adds `addresses` to `name`'s A/AAAA records (RFC 2136 §2.5.1), leaving the others; an
+ * address already there stays once. Same signing, answer and errors as {@link updateDnsRecord}.
+ */
+export async function addDnsAddresses(name: string, addresses: string[], ttl: number, opts: DnsUpdateOptions): Promise<DnsUpdateResult> {
+  return sendUpdate({ zone: opts.zone, name, addresses, ttl, mode: 'add' }, opts);
+}
+
+/**
+ * Deletes just `addresses` from `name`'s A/AAAA records (RFC 2136 §2.5.4), leaving the
+ * others; an address not there is fine. Same signing, answer and errors as {@link updateDnsRecord}.
+ */
+export async function deleteDnsAddresses(name: string, addresses: string[], opts: DnsUpdateOptions): Promise<DnsUpdateResult> {
+  return sendUpdate({ zone: opts.zone, name, addresses, ttl: 0, mode: 'delete' }, opts);
+}
+
+async function sendUpdate(update: Omit<AddressUpdate, 'id'>, opts: DnsUpdateOptions): Promise<DnsUpdateResult> {
+  const { name } = update;
   const key = resolveKey(opts.key);
   const id = randomInt(0, 0x10000);
-  const unsigned = buildAddressUpdate({ id, zone: opts.zone, name, addresses, ttl });
+  const unsigned = buildAddressUpdate({ id, ...update });
   const now = opts.now ?? Date.now;
   const socket = createSocket({ type: isIPv6(opts.server.host) ? 'udp6' : 'udp4' });
   socket.on('error', () => undefined); // ICMP unreachable: the attempt goes unanswered
@@ -94,13 +115,14 @@ function check(response: Buffer, requestMac: Buffer, key: TsigKey, name: string,
   // RFC 8945 §5.2: a server that cannot verify answers NOTAUTH with the TSIG error (unsigned).
   if (tsig && tsig.error !== 0) {
     const tsigError = TSIG_ERROR_NAMES[tsig.error] ?? String(tsig.error);
-    throw dnsError('DNS_TSIG_REJECTED', `dns(${where}): update of '${name}' refused: tsig ${tsigError.toLowerCase()} for key '${key.name}'`, {
-      details: { rcode: header.rcodeName, tsigError, keyName: key.name, ...(tsig.error === 18 && tsig.otherData.length === 6 ? { serverTime: tsig.otherData.readUIntBE(0, 6) } : {}) },
+    // The key's name is a credential's identifier: it stays out of errors (they are logged).
+    throw dnsError('DNS_TSIG_REJECTED', `dns(${where}): update of '${name}' refused: tsig ${tsigError.toLowerCase()} for the configured key`, {
+      details: { rcode: header.rcodeName, tsigError, ...(tsig.error === 18 && tsig.otherData.length === 6 ? { serverTime: tsig.otherData.readUIntBE(0, 6) } : {}) },
     });
   }
   if (header.rcodeName === 'NOTAUTH' && !tsig) {
     throw dnsError('DNS_TSIG_REJECTED', `dns(${where}): update of '${name}' refused as not authorized (notauth, unsigned answer)`, {
-      details: { rcode: header.rcodeName, keyName: key.name },
+      details: { rcode: header.rcodeName },
     });
   }
   const verified = verifyResponse(response, requestMac, key);

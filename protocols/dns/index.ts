@@ -7,4 +7,4 @@ export { DNS_ERRORS, dnsError, type DnsCode } from './errors.js';
 export { TSIG_ALGORITHMS, TSIG_ERROR_NAMES, readTsig, signRequest, verifyResponse, type TsigAlgorithm, type TsigKey, type TsigRecord } from './tsig.js';
 export { OPCODE_UPDATE, RCODE_NAMES, buildAddressUpdate, checkInZone, readHeader, type AddressUpdate, type UpdateResponseHeader } from './update.js';
 export { listRecords, type RawRecord, type Section } from './records.js';
-export { updateDnsRecord, type DnsUpdateOptions, type DnsUpdateResult } from './client.js';
+export { addDnsAddresses, deleteDnsAddresses, updateDnsRecord, type DnsUpdateOptions, type DnsUpdateResult } from './client.js';

@@ -145,9 +145,11 @@ export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKe
   const found = readTsig(response);
   if (!found) throw dnsError('DNS_TSIG_BAD_RESPONSE', 'the dns response carries no tsig record');
   const { record, unsigned } = found;
-  if (record.keyName.toLowerCase() !== key.name.replace(/\.$/, '').toLowerCase() || record.mac.length === 0) {
-    throw dnsError('DNS_TSIG_BAD_RESPONSE', `the dns response is signed with key '${record.keyName}' and a ${record.mac.length}-byte mac`, {
-      details: { keyName: record.keyName, tsigError: TSIG_ERROR_NAMES[record.error] ?? record.error },
+  // Key names stay out of errors and their details: they identify a credential, and errors are logged.
+  const sameKey = record.keyName.toLowerCase() === key.name.replace(/\.$/, '').toLowerCase();
+  if (!sameKey || record.mac.length === 0) {
+    throw dnsError('DNS_TSIG_BAD_RESPONSE', `the dns response is signed ${sameKey ? 'with our key' : 'with another key'} and a ${record.mac.length}-byte mac`, {
+      details: { sameKey, tsigError: TSIG_ERROR_NAMES[record.error] ?? record.error },
     });
   }
   const expected = hmac(key, [
@@ -155,7 +157,7 @@ export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKe
     tsigVariables(key.name, record.algorithm, record.timeSigned, record.fudge, record.error, record.otherData),
   ]);
   if (expected.length !== record.mac.length || !timingSafeEqual(expected, record.mac)) {
-    throw dnsError('DNS_TSIG_BAD_RESPONSE', 'the tsig mac of the dns response does not verify under our key', { details: { keyName: record.keyName } });
+    throw dnsError('DNS_TSIG_BAD_RESPONSE', 'the tsig mac of the dns response does not verify under our key');
   }
   return record;
 }

@@ -1,12 +1,14 @@
 /**
  * RFC 2136 dynamic update messages for a VM's address records, built with dns-packet.
- * Pure. The update replaces the A and AAAA RRsets of one name: it deletes both RRsets
- * (RFC 2136 §2.5.2) and adds the given addresses (§2.5.1); no addresses deletes the name's
- * addresses.
+ * Pure. By default the update replaces the A and AAAA RRsets of one name: it deletes both
+ * RRsets (RFC 2136 §2.5.2) and adds the given addresses (§2.5.1); no addresses deletes the
+ * name's addresses. Mode `add` only adds the given addresses to the name's records (§2.5.1),
+ * mode `delete` only deletes those addresses from them (§2.5.4), leaving any other.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { dnsError } from './errors.js';
 import { dnsPacket } from './packet.js';
+import { listRecords } from './records.js';
 
 /** RFC 2136 §1: the UPDATE opcode, in the header's OPCODE field. */
 export const OPCODE_UPDATE = 5;
@@ -28,7 +30,16 @@ export interface AddressUpdate {
   addresses: string[];
   /** TTL of the added records (seconds). */
   ttl: number;
+  /**
+   * What the update does with the name's existing A/AAAA records: `replace` (default) makes
+   * them exactly `addresses`; `add` adds `addresses` to them (§2.5.1); `delete` deletes just
+   * `addresses` from them (§2.5.4). `add` and `delete` leave every other address alone.
+   */
+  mode?: 'replace' | 'add' | 'delete';
 }
+
+/** RFC 2136 §1.3: CLASS NONE, which marks "delete an RR from an RRset" (§2.5.4). */
+const CLASS_NONE = 254;
 
 function canonicalName(n: string): string {
   return n.replace(/\.$/, '').toLowerCase();
@@ -51,19 +62,33 @@ export function buildAddressUpdate(u: AddressUpdate): Buffer {
   }
   if (!Number.isInteger(u.ttl) || u.ttl < 0 || u.ttl > 0x7fffffff) throw dnsError('DNS_CONFIG', `ttl '${u.ttl}' is out of range`);
   const name = canonicalName(u.name);
+  const mode = u.mode ?? 'replace';
   // RFC 2136 §2.5.2 "Delete An RRset": class ANY, TTL 0, RDLENGTH 0, TYPE = the RRset's type.
   // dns-packet writes raw RDATA for its `UNKNOWN_<type>` names, which is how an empty RDATA is written.
-  const deletions = [1, 28].map((type) => ({ name, type: `UNKNOWN_${type}`, class: 'ANY', ttl: 0, data: Buffer.alloc(0) }));
-  const additions = u.addresses.map((a) => ({ name, type: isIPv4(a) ? 'A' : 'AAAA', class: 'IN', ttl: u.ttl, data: a }));
-  return dnsPacket.encode({
+  const rrsetDeletions = mode === 'replace'
+    ? [1, 28].map((type) => ({ name, type: `UNKNOWN_${type}`, class: 'ANY', ttl: 0, data: Buffer.alloc(0) }))
+    : [];
+  // §2.5.1 "Add To An RRset": class IN, the TTL and RDATA of the record. §2.5.4 "Delete An RR
+  // From An RRset" is the same record with class NONE and TTL 0: dns-packet has no name for
+  // class NONE, so those records are written as IN and their class patched below.
+  const records = u.addresses.map((a) => ({ name, type: isIPv4(a) ? 'A' : 'AAAA', class: 'IN', ttl: mode === 'delete' ? 0 : u.ttl, data: a }));
+  const message = dnsPacket.encode({
     type: 'query',
     id: u.id,
     flags: OPCODE_UPDATE << 11,
     // RFC 2136 §2.3 Zone section: ZNAME, ZTYPE SOA, ZCLASS IN.
     questions: [{ name: canonicalName(u.zone), type: 'SOA', class: 'IN' }],
     answers: [], // §2.4 prerequisites: none
-    authorities: [...deletions, ...additions] as never, // §2.5 update section
+    authorities: [...rrsetDeletions, ...records] as never, // §2.5 update section
   });
+  if (mode === 'delete') {
+    for (const r of listRecords(message)) {
+      if (r.section !== 'update') continue;
+      dnsPacket.name.decode(message, r.offset);
+      message.writeUInt16BE(CLASS_NONE, r.offset + dnsPacket.name.decode.bytes + 2);
+    }
+  }
+  return message;
 }
 
 /** The header of a response to an update. */

@@ -12,7 +12,7 @@ import { IntercloudError } from '../../protocols/errors/index.js';
 import { Sequencer } from '../../agent/sequencer/index.js';
 import {
   MigrationTargetService, SourceRequestMailbox, migrateInDefinition, migrateOutDefinition, migrateDryRunDefinition,
-  type SourcePorts, type TargetPorts, type VmSummary,
+  type AddressingPort, type SourcePorts, type TargetPorts, type VmSummary,
 } from '../../agent/migration/index.js';
 
 export interface FakeVm { summary: VmSummary; state: 'running' | 'stopped'; disks: Record<string, Buffer> }
@@ -25,16 +25,20 @@ export class FakeWorld {
   readonly wire = new Map<string, Buffer>();
   /** EID → clouds that registered it. */
   readonly addresses = new Map<string, Set<string>>();
+  /** VM name → clouds that registered it (as a DNS addresser publishes names). */
+  readonly names = new Map<string, Set<string>>();
 
-  addressing(cloud: string) {
+  addressing(cloud: string): AddressingPort {
     return {
-      register: async (addresses: string[], signal: AbortSignal) => {
+      register: async ({ name, addresses }, signal) => {
         await this.hit(`register:${cloud}`, signal);
         for (const a of addresses) { const s = this.addresses.get(a) ?? new Set<string>(); s.add(cloud); this.addresses.set(a, s); }
+        const s = this.names.get(name) ?? new Set<string>(); s.add(cloud); this.names.set(name, s);
       },
-      withdraw: async (addresses: string[], signal: AbortSignal) => {
+      withdraw: async ({ name, addresses }, signal) => {
         await this.hit(`withdraw:${cloud}`, signal);
         for (const a of addresses) this.addresses.get(a)?.delete(cloud);
+        this.names.get(name)?.delete(cloud);
       },
     };
   }

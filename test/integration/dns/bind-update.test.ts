@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { updateDnsRecord, type DnsUpdateOptions } from '../../../protocols/dns/index.js';
+import { addDnsAddresses, deleteDnsAddresses, updateDnsRecord, type DnsUpdateOptions } from '../../../protocols/dns/index.js';
 import { serviceEnv } from '../../helpers/services.js';
 
 const run = promisify(execFile);
@@ -57,6 +57,26 @@ describe('TSIG-signed dynamic update against BIND 9', () => {
   });
 });
 
+describe('adding and deleting single addresses (a re-address from one site to another)', () => {
+  const name = `moving-${process.pid}.vms.intercloud.test`;
+
+  it('adds an address beside the one there, then deletes just the old one', async () => {
+    await updateDnsRecord(name, ['192.0.2.1'], 60, opts);
+    await addDnsAddresses(name, ['198.51.100.1'], 60, opts);
+    expect(await dig(name, 'A')).toEqual(['192.0.2.1', '198.51.100.1']);
+    await deleteDnsAddresses(name, ['192.0.2.1'], opts);
+    expect(await dig(name, 'A')).toEqual(['198.51.100.1']);
+  });
+
+  it('is idempotent: adding an address twice keeps one, deleting an absent one changes nothing', async () => {
+    await addDnsAddresses(name, ['198.51.100.1'], 60, opts);
+    await deleteDnsAddresses(name, ['192.0.2.1', '2001:db8::1'], opts);
+    expect(await dig(name, 'A')).toEqual(['198.51.100.1']);
+    await deleteDnsAddresses(name, ['198.51.100.1'], opts);
+    expect(await dig(name, 'A')).toEqual([]);
+  });
+});
+
 describe('TSIG failures are refused with a coded error and change nothing', () => {
   const name = `bad-${process.pid}.vms.intercloud.test`;
 
@@ -64,6 +84,9 @@ describe('TSIG failures are refused with a coded error and change nothing', () =
     await expect(updateDnsRecord(name, ['10.1.1.1'], 60, { ...opts, key: { name: env.keyName, secret: Buffer.alloc(32, 7) } }))
       .rejects.toMatchObject({ code: 'DNS_TSIG_REJECTED', details: { rcode: 'NOTAUTH', tsigError: 'BADSIG' } });
     expect(await dig(name, 'A')).toEqual([]);
+    // Errors are logged: the key's name and secret appear in neither the message nor the details.
+    const err = await updateDnsRecord(name, ['10.1.1.1'], 60, { ...opts, key: { name: env.keyName, secret: Buffer.alloc(32, 7) } }).then(() => undefined, (e: unknown) => e as Error);
+    expect(JSON.stringify({ message: err?.message, ...err })).not.toContain(env.keyName);
     expect(namedAlive()).toBe(true);
   });
 

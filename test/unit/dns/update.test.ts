@@ -25,6 +25,28 @@ describe('RFC 2136 update message', () => {
     ]);
   });
 
+  it('in add mode only adds the addresses to the RRsets (RFC 2136 §2.5.1), deleting nothing', () => {
+    const msg = buildAddressUpdate({ ...UPDATE, addresses: ['10.77.0.5', '2001:db8::5'], mode: 'add' });
+    expect(listRecords(msg).map((r) => [r.section, r.name, r.type, r.class, r.ttl, r.rdata?.toString('hex')])).toEqual([
+      ['zone', 'vms.intercloud.test', 6, 1, undefined, undefined],
+      ['update', 'web1.vms.intercloud.test', 1, 1, 60, '0a4d0005'],
+      ['update', 'web1.vms.intercloud.test', 28, 1, 60, '20010db8000000000000000000000005'],
+    ]);
+  });
+
+  it('in delete mode deletes just those RRs (RFC 2136 §2.5.4: class NONE, TTL 0, the RDATA)', () => {
+    const msg = buildAddressUpdate({ ...UPDATE, addresses: ['10.77.0.5', '2001:db8::5'], mode: 'delete' });
+    expect(readHeader(msg)).toMatchObject({ id: 0x1234, isResponse: false, opcode: 5 });
+    expect(listRecords(msg).map((r) => [r.section, r.name, r.type, r.class, r.ttl, r.rdata?.toString('hex')])).toEqual([
+      ['zone', 'vms.intercloud.test', 6, 1, undefined, undefined],
+      ['update', 'web1.vms.intercloud.test', 1, 254, 0, '0a4d0005'],
+      ['update', 'web1.vms.intercloud.test', 28, 254, 0, '20010db8000000000000000000000005'],
+    ]);
+    // Byte for byte as RFC 1035 §4.1.3 lays the first RR out, written independently.
+    const rr = Buffer.concat([wire('web1.vms.intercloud.test'), Buffer.from([0, 1, 0, 254, 0, 0, 0, 0, 0, 4, 10, 77, 0, 5])]);
+    expect(msg.includes(rr)).toBe(true);
+  });
+
   it('refuses names outside the zone and non-addresses with DNS_CONFIG', () => {
     expect(() => buildAddressUpdate({ ...UPDATE, name: 'web1.other.test' })).toThrow(expect.objectContaining({ code: 'DNS_CONFIG' }));
     expect(() => buildAddressUpdate({ ...UPDATE, name: 'xvms.intercloud.test' })).toThrow(expect.objectContaining({ code: 'DNS_CONFIG' }));
@@ -66,6 +88,12 @@ describe('TSIG (RFC 8945)', () => {
     expect(() => verifyResponse(tampered, mac, KEY)).toThrow(expect.objectContaining({ code: 'DNS_TSIG_BAD_RESPONSE' }));
     expect(() => verifyResponse(signed, mac, { ...KEY, secret: Buffer.alloc(32) })).toThrow(expect.objectContaining({ code: 'DNS_TSIG_BAD_RESPONSE' }));
     expect(() => verifyResponse(response, mac, KEY)).toThrow(expect.objectContaining({ code: 'DNS_TSIG_BAD_RESPONSE' }));
+    // The key's name identifies a credential: no error names it (errors end up in logs).
+    for (const [r, k] of [[tampered, KEY], [signed, { ...KEY, secret: Buffer.alloc(32) }], [signed, { ...KEY, name: 'other-key' }]] as const) {
+      const err = (() => { try { verifyResponse(r, mac, k); return undefined; } catch (e) { return e as Error; } })();
+      expect(err).toBeDefined();
+      expect(JSON.stringify({ message: err?.message, ...err })).not.toMatch(/intercloud-update/i);
+    }
   });
 
   it('reports a truncated response as DNS_BAD_MESSAGE', () => {

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { IntercloudError } from '../../../protocols/errors/index.js';
+import type { AddressedVm } from '../../../agent/migration/index.js';
 import { FakeWorld, fakeClouds, vmOf } from '../../helpers/fake-clouds.js';
 
 /** A FakeWorld whose addressing refuses what the map server refuses. */
@@ -19,7 +20,8 @@ class HolderWorld extends FakeWorld {
   override addressing(cloud: string) {
     const base = super.addressing(cloud);
     return {
-      register: async (addresses: string[], signal: AbortSignal, handOver?: string) => {
+      register: async (vm: AddressedVm, signal: AbortSignal, handOver?: string) => {
+        const { addresses } = vm;
         this.presented.push({ cloud, handOver });
         const h = handOver === undefined ? undefined : JSON.parse(handOver) as { from: string; to: string; eids: string[] };
         for (const a of addresses) {
@@ -29,7 +31,7 @@ class HolderWorld extends FakeWorld {
             throw new IntercloudError('LISP_NO_ANSWER', `'${cloud}' may not register '${a}': '${holders.join(',')}' holds it`);
           }
         }
-        await base.register(addresses, signal);
+        await base.register(vm, signal);
         // the holder's registration steps aside for the one it handed the addresses to
         if (h) for (const a of addresses) this.addresses.get(a)?.delete(h.from);
       },

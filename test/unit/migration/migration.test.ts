@@ -9,6 +9,7 @@ async function setup() {
   const disk = randomBytes(4096);
   world.vms['cloud-a'].set('web1', vmOf('web1', disk));
   world.addresses.set('10.1.0.5', new Set(['cloud-a']));
+  world.names.set('web1', new Set(['cloud-a']));
   const clouds = await fakeClouds(world);
   return { world, disk, clouds, a: clouds.make.source(), b: clouds.make.target() };
 }
@@ -19,6 +20,8 @@ function expectInvariant(world: FakeWorld, where: 'cloud-a' | 'cloud-b', disk: B
   expect(vm.summary.macs).toEqual(['52:54:00:aa:bb:01']);
   expect(vm.disks['disk0']!.equals(disk)).toBe(true);
   expect([...world.addresses.get('10.1.0.5')!]).toEqual([where]);
+  // The VM's name is registered by the cloud it runs in only (a DNS addresser's records).
+  expect([...world.names.get('web1')!]).toEqual([where]);
   if (where === 'cloud-b') expect(world.vms['cloud-a'].has('web1')).toBe(false);
   else expect(world.vms['cloud-b'].has('web1')).toBe(false);
 }
