@@ -12,6 +12,7 @@ import { createWriteStream, promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { LocalApiClient } from '../agent/api/index.js';
+import { parseTsigKeyFile } from '../protocols/dns/index.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
@@ -25,7 +26,7 @@ interface ServicesFile {
   sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
   libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
-  bind?: { host: string; port: number; zone: string; keyName: string; keyAlgorithm: string; keySecret: string };
+  bind?: { host: string; port: number; zone: string; keyFile: string };
 }
 
 /** Reads services.json (throws with the fix when the servers are not up). */
@@ -107,8 +108,9 @@ function dnsAddressing(s: ServicesFile, locator: string, server?: string): strin
   const b = s.bind;
   if (!b) throw new Error("services.json has no 'bind': run 'scripts/services up bind'");
   const q = JSON.stringify;
-  return `  dns: { server: ${q(server ?? `${b.host}:${b.port}`)}, zone: ${b.zone}, tsigName: ${q(b.keyName)}, tsigSecret: ${q(b.keySecret)}, `
-    + `tsigAlgorithm: ${b.keyAlgorithm}, locators: [${locator}], ttl: 30 }`;
+  const key = parseTsigKeyFile(readFileSync(b.keyFile, 'utf8'));
+  return `  dns: { server: ${q(server ?? `${b.host}:${b.port}`)}, zone: ${b.zone}, tsigName: ${q(key.name)}, tsigSecret: ${q(key.secret)}, `
+    + `tsigAlgorithm: ${key.algorithm}, locators: [${locator}], ttl: 30 }`;
 }
 
 /** A running agent (a child process). */

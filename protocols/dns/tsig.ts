@@ -161,3 +161,29 @@ export function verifyResponse(response: Buffer, requestMac: Buffer, key: TsigKe
   }
   return record;
 }
+
+/** A TSIG key as a BIND key file holds it: its secret still base64, as `DnsUpdateOptions.key` takes it. */
+export interface TsigKeyFile {
+  name: string;
+  algorithm: TsigAlgorithm;
+  /** base64, as `tsig-keygen` writes it. */
+  secret: string;
+}
+
+/**
+ * Reads a BIND key file (`tsig-keygen`'s output, what `nsupdate -k` reads):
+ * `key "NAME" { algorithm hmac-sha256; secret "BASE64"; };`. Pure: the caller reads the file.
+ * Throws `DNS_CONFIG` (never quoting the secret) when it holds no such key.
+ */
+export function parseTsigKeyFile(text: string): TsigKeyFile {
+  const m = /key\s+"?([A-Za-z0-9._-]+)"?\s*\{([^}]*)\}/.exec(text);
+  const algorithm = m ? /algorithm\s+"?([a-z0-9-]+)"?\s*;/i.exec(m[2]!)?.[1]?.toLowerCase() : undefined;
+  const secret = m ? /secret\s+"([A-Za-z0-9+/=]+)"\s*;/.exec(m[2]!)?.[1] : undefined;
+  if (!m || algorithm === undefined || secret === undefined) {
+    throw dnsError('DNS_CONFIG', 'not a bind key file: write it as tsig-keygen does, key "NAME" { algorithm hmac-sha256; secret "BASE64"; };');
+  }
+  if (!(algorithm in TSIG_ALGORITHMS)) {
+    throw dnsError('DNS_CONFIG', `tsig algorithm '${algorithm}' is not supported: use one of ${Object.keys(TSIG_ALGORITHMS).map((a) => `'${a}'`).join(', ')}`);
+  }
+  return { name: m[1]!, algorithm: algorithm as TsigAlgorithm, secret };
+}

@@ -3,7 +3,8 @@
 # `intercloud-update` (hmac-sha256, made by tsig-keygen) — the DNS re-address path for
 # clouds that do not run LISP. No recursion, no rndc; state in $STATE/bind (owned by bind).
 #
-# services.json: bind: { host, port, zone, keyName, keyAlgorithm, keySecret, keyFile, pidFile, log }
+# services.json: bind: { host, port, zone, keyName, keyAlgorithm, keyFile, pidFile, log } — the TSIG
+#   secret is only in keyFile (root:bind 0640; what `nsupdate -k` reads), never in services.json.
 
 bind_packages="bind9 bind9-dnsutils"
 BIND_PORT=15353
@@ -11,10 +12,10 @@ BIND_ZONE=vms.intercloud.test
 BIND_KEY=intercloud-update
 
 bind_up() {
-  local dir=$STATE/bind s restart=0 secret; s=$(now)
+  local dir=$STATE/bind s restart=0; s=$(now)
   mkdir -p "$dir"
-  [ -s "$dir/update.key" ] || tsig-keygen -a hmac-sha256 "$BIND_KEY" > "$dir/update.key"
-  secret=$(sed -n 's/.*secret "\(.*\)";.*/\1/p' "$dir/update.key")
+  [ -s "$dir/update.key" ] || { ( umask 077; tsig-keygen -a hmac-sha256 "$BIND_KEY" > "$dir/update.key.tmp" ); mv "$dir/update.key.tmp" "$dir/update.key"; }
+  chown root:bind "$dir/update.key"; chmod 640 "$dir/update.key"
   if [ ! -s "$dir/$BIND_ZONE.zone" ]; then
     cat > "$dir/$BIND_ZONE.zone" <<ZONE
 \$TTL 300
@@ -61,7 +62,7 @@ CONF
     took bind "$s"
   fi
   write_env bind "{\"host\": \"127.0.0.1\", \"port\": $BIND_PORT, \"zone\": \"$BIND_ZONE\", \"keyName\": \"$BIND_KEY\",
-  \"keyAlgorithm\": \"hmac-sha256\", \"keySecret\": \"$secret\", \"keyFile\": \"$dir/update.key\",
+  \"keyAlgorithm\": \"hmac-sha256\", \"keyFile\": \"$dir/update.key\",
   \"pidFile\": \"$dir/named.pid\", \"log\": \"$dir/named.log\"}"
 }
 

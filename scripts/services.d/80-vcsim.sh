@@ -6,7 +6,8 @@
 # Its datastore LocalDS_0 is a directory under $STATE/vcsim/tmp (TMPDIR).
 #
 # services.json:
-#   vcsim: { url, host, port, user, password, caFile, certSha256, datacenter, datastore, pidFile }
+#   vcsim: { url, host, port, user, passwordFile, caFile, certSha256, datacenter, datastore, pidFile }
+#   (the password only in passwordFile, 0600, never in services.json)
 
 vcsim_packages="golang-go golang-github-vmware-govmomi-dev openssl"
 VCSIM_PORT=24443
@@ -21,6 +22,7 @@ vcsim_build() {
     go build -o "$dir/bin/vcsim.tmp" . ) >"$dir/build.log" 2>&1 \
     || { echo "services: vcsim build failed, see $dir/build.log" >&2; tail -20 "$dir/build.log" >&2; return 1; }
   mv "$dir/bin/vcsim.tmp" "$dir/bin/vcsim"
+  VCSIM_REBUILT=1
   took "vcsim-build" "$s"
 }
 
@@ -35,18 +37,20 @@ vcsim_up() {
     chmod 600 "$dir/key.pem"
   fi
   [ -s "$dir/password" ] || { head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$dir/password"; chmod 600 "$dir/password"; }
+  # A new build replaces the one running.
+  [ "${VCSIM_REBUILT:-0}" = 0 ] || stop_pidfile "$dir/vcsim.pid" "$dir/bin/vcsim" vcsim
   if ! alive "$dir/vcsim.pid" "$dir/bin/vcsim"; then
     # A restart is a fresh inventory: remove the previous run's datastore directories.
     rm -rf "$dir/tmp"; mkdir -p "$dir/tmp"
     TMPDIR="$dir/tmp" setsid "$dir/bin/vcsim" -listen "127.0.0.1:$VCSIM_PORT" -cert "$dir/cert.pem" -key "$dir/key.pem" \
-      -user intercloud -password "$(cat "$dir/password")" >"$dir/vcsim.log" 2>&1 < /dev/null &
+      -user intercloud -password-file "$dir/password" >"$dir/vcsim.log" 2>&1 < /dev/null &
     echo $! > "$dir/vcsim.pid"
     waitport "$VCSIM_PORT"
     took "vcsim" "$s"
   fi
   local fp; fp=$(openssl x509 -in "$dir/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)
-  write_env vcsim "$(printf '{"url":"https://127.0.0.1:%s/sdk","host":"127.0.0.1","port":%s,"user":"intercloud","password":"%s","caFile":"%s","certSha256":"%s","datacenter":"DC0","datastore":"LocalDS_0","pidFile":"%s"}' \
-    "$VCSIM_PORT" "$VCSIM_PORT" "$(cat "$dir/password")" "$dir/cert.pem" "$fp" "$dir/vcsim.pid")"
+  write_env vcsim "$(printf '{"url":"https://127.0.0.1:%s/sdk","host":"127.0.0.1","port":%s,"user":"intercloud","passwordFile":"%s","caFile":"%s","certSha256":"%s","datacenter":"DC0","datastore":"LocalDS_0","pidFile":"%s"}' \
+    "$VCSIM_PORT" "$VCSIM_PORT" "$dir/password" "$dir/cert.pem" "$fp" "$dir/vcsim.pid")"
 }
 
 vcsim_down() { stop_pidfile "$STATE/vcsim/vcsim.pid" "$STATE/vcsim/bin/vcsim" vcsim; }

@@ -1,6 +1,7 @@
 // Command vcsim serves VMware's vCenter simulator (the `simulator` library of govmomi, as
 // Debian's golang-github-vmware-govmomi-dev ships it) on a loopback address, over TLS with
-// the certificate it is given, accepting only the user and password it is given.
+// the certificate it is given, accepting only the user it is given and the password in the
+// file it is given (a file, not an argument: every local user can read a command line).
 // scripts/services.d/80-vcsim.sh builds it offline in GOPATH mode and starts it.
 package main
 
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
@@ -22,10 +24,18 @@ func main() {
 	certFile := flag.String("cert", "", "PEM certificate to serve")
 	keyFile := flag.String("key", "", "PEM private key of -cert")
 	user := flag.String("user", "intercloud", "the one user name that may log in")
-	pass := flag.String("password", "", "its password")
+	passFile := flag.String("password-file", "", "file holding its password (one line)")
 	flag.Parse()
-	if *certFile == "" || *keyFile == "" || *pass == "" {
-		log.Fatal("vcsim: -cert, -key and -password are required")
+	if *certFile == "" || *keyFile == "" || *passFile == "" {
+		log.Fatal("vcsim: -cert, -key and -password-file are required")
+	}
+	passBytes, err := os.ReadFile(*passFile)
+	if err != nil {
+		log.Fatalf("vcsim: cannot read the password file: %v", err)
+	}
+	pass := strings.TrimSpace(string(passBytes))
+	if pass == "" {
+		log.Fatal("vcsim: the password file is empty")
 	}
 	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
 	if err != nil {
@@ -38,7 +48,7 @@ func main() {
 		log.Fatalf("vcsim: cannot create the inventory: %v", err)
 	}
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, *pass)}
+	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, pass)}
 	server := model.Service.NewServer()
 
 	fmt.Printf("vcsim: serving https://%s%s\n", server.URL.Host, server.URL.Path)

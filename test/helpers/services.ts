@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseTsigKeyFile, type TsigKeyFile } from '../../protocols/dns/index.js';
 
 /** The state directory the services script uses. */
 export const STATE_DIR = process.env['INTERCLOUD_STATE_DIR'] ?? '/var/lib/intercloud-dev';
@@ -205,4 +206,23 @@ export interface ServiceEnvs {
 /** Typed {@link serviceEnv} for the services whose shape is declared here. */
 export function service<K extends keyof ServiceEnvs>(name: K): ServiceEnvs[K] {
   return serviceEnv<ServiceEnvs[K]>(name);
+}
+
+/** `services.json` → `bind`: BIND 9 with the zone the DNS re-address tests update (scripts/services.d/70-bind.sh). */
+export interface BindEnv {
+  host: string;
+  port: number;
+  zone: string;
+  keyName: string;
+  keyAlgorithm: 'hmac-sha256';
+  /** The BIND key file (root:bind 0640): the only place the TSIG secret is kept. */
+  keyFile: string;
+  pidFile: string;
+  log: string;
+}
+
+/** BIND's env with its TSIG key read from the key file (tests run as root). */
+export function bindService(): BindEnv & { key: TsigKeyFile } {
+  const env = serviceEnv<BindEnv>('bind');
+  return { ...env, key: parseTsigKeyFile(readFileSync(env.keyFile, 'utf8')) };
 }

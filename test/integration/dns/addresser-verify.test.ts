@@ -9,19 +9,18 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../agent/config/index.js';
 import { dnsAddresser } from '../../../agent/daemon/addressing-ports.js';
-import { serviceEnv } from '../../helpers/services.js';
+import { bindService } from '../../helpers/services.js';
 
 const run = promisify(execFile);
 
-interface BindEnv { host: string; port: number; zone: string; keyName: string; keySecret: string }
-let env: BindEnv;
+let env: ReturnType<typeof bindService>;
 
 const signal = (): AbortSignal => AbortSignal.timeout(10_000);
 
 function configWith(o: { server?: string; zone?: string; tsigName?: string; tsigSecret?: string } = {}) {
   const dns = {
     server: o.server ?? `${env.host}:${env.port}`, zone: o.zone ?? env.zone,
-    tsigName: o.tsigName ?? env.keyName, tsigSecret: o.tsigSecret ?? env.keySecret, locators: ['10.213.7.2'],
+    tsigName: o.tsigName ?? env.keyName, tsigSecret: o.tsigSecret ?? env.key.secret, locators: ['10.213.7.2'],
   };
   return parseConfig([
     'cloud: { id: cloud-b }', 'identity: { root: r.pem, cert: c.pem, key: k.pem }',
@@ -37,7 +36,7 @@ async function serial(): Promise<string> {
 }
 
 beforeAll(() => {
-  env = serviceEnv<BindEnv>('bind');
+  env = bindService();
 });
 
 describe('the dns addresser checks its key and zone at start', () => {

@@ -7,12 +7,11 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { addDnsAddresses, deleteDnsAddresses, updateDnsRecord, type DnsUpdateOptions } from '../../../protocols/dns/index.js';
-import { serviceEnv } from '../../helpers/services.js';
+import { bindService } from '../../helpers/services.js';
 
 const run = promisify(execFile);
 
-interface BindEnv { host: string; port: number; zone: string; keyName: string; keySecret: string; pidFile: string }
-let env: BindEnv;
+let env: ReturnType<typeof bindService>;
 let opts: DnsUpdateOptions;
 
 async function dig(name: string, type: 'A' | 'AAAA'): Promise<string[]> {
@@ -30,8 +29,8 @@ function namedAlive(): boolean {
 }
 
 beforeAll(() => {
-  env = serviceEnv<BindEnv>('bind');
-  opts = { server: { host: env.host, port: env.port }, zone: env.zone, key: { name: env.keyName, secret: env.keySecret } };
+  env = bindService();
+  opts = { server: { host: env.host, port: env.port }, zone: env.zone, key: { name: env.keyName, secret: env.key.secret } };
 });
 
 describe('TSIG-signed dynamic update against BIND 9', () => {
@@ -91,7 +90,7 @@ describe('TSIG failures are refused with a coded error and change nothing', () =
   });
 
   it('an unknown key name → DNS_TSIG_REJECTED (BADKEY)', async () => {
-    await expect(updateDnsRecord(name, ['10.1.1.1'], 60, { ...opts, key: { name: 'not-a-key', secret: env.keySecret } }))
+    await expect(updateDnsRecord(name, ['10.1.1.1'], 60, { ...opts, key: { name: 'not-a-key', secret: env.key.secret } }))
       .rejects.toMatchObject({ code: 'DNS_TSIG_REJECTED', details: { tsigError: 'BADKEY' } });
     expect(await dig(name, 'A')).toEqual([]);
   });

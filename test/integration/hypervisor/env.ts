@@ -2,6 +2,7 @@
  * Adapter configs for the real servers that `scripts/services up` starts (sshd, libvirt
  * cloud-a/cloud-b, vcsim), read from services.json.
  */
+import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { serviceEnv } from '../../helpers/services.js';
 
@@ -23,10 +24,11 @@ export interface LibvirtInstance {
   pidFile: string;
 }
 
-/** services.json `vcsim`. */
+/** services.json `vcsim`, with the password read from its file (0600, never in services.json). */
 export interface VcsimEnv {
   url: string;
   user: string;
+  passwordFile: string;
   password: string;
   caFile: string;
   datacenter: string;
@@ -47,7 +49,8 @@ export function libvirt(cloud: 'cloud-a' | 'cloud-b'): LibvirtInstance {
 
 /** How to reach vcsim. */
 export function vcsim(): VcsimEnv {
-  return serviceEnv<VcsimEnv>('vcsim');
+  const env = serviceEnv<Omit<VcsimEnv, 'password'>>('vcsim');
+  return { ...env, password: readFileSync(env.passwordFile, 'utf8').trim() };
 }
 
 /** The libvirt adapter's config for `cloud`, over the sshd service (overrides merged in). */

@@ -9,18 +9,16 @@ import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { listRecords, updateDnsRecord, type DnsUpdateOptions } from '../../../protocols/dns/index.js';
 import { domState, virsh } from '../../../scripts/local-federation.js';
-import { serviceEnv } from '../../helpers/services.js';
+import { bindService } from '../../helpers/services.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { inboundOf, type Cloud, type Federation } from './federation-fixture.js';
 
 const run = promisify(execFile);
 
-/** services.json → `bind` (scripts/services.d/70-bind.sh). */
-export interface BindEnv { host: string; port: number; zone: string; keyName: string; keyAlgorithm: 'hmac-sha256'; keySecret: string }
 
 /** BIND's address, zone and update key. */
-export function bindEnv(): BindEnv {
-  return serviceEnv<BindEnv>('bind');
+export function bindEnv(): ReturnType<typeof bindService> {
+  return bindService();
 }
 
 /** The VM's DNS name: `<vm>.<zone>`, as the agents' DNS addresser publishes it. */
@@ -45,14 +43,14 @@ export async function digA(f: Federation): Promise<string[]> {
 /** Points the VM's name at `cloud`'s locator only, as that cloud did when it created the VM. */
 export async function publishName(f: Federation, cloud: Cloud): Promise<void> {
   const b = bindEnv();
-  const opts: DnsUpdateOptions = { server: { host: b.host, port: b.port }, zone: b.zone, key: { name: b.keyName, secret: b.keySecret, algorithm: b.keyAlgorithm } };
+  const opts: DnsUpdateOptions = { server: { host: b.host, port: b.port }, zone: b.zone, key: { name: b.keyName, secret: b.key.secret, algorithm: b.keyAlgorithm } };
   await updateDnsRecord(dnsNameOf(f), [locatorOf(f, cloud)], 30, opts);
 }
 
 /** Deletes the VM's name (the end of a test). */
 export async function unpublishName(f: Federation): Promise<void> {
   const b = bindEnv();
-  await updateDnsRecord(dnsNameOf(f), [], 30, { server: { host: b.host, port: b.port }, zone: b.zone, key: { name: b.keyName, secret: b.keySecret, algorithm: b.keyAlgorithm } });
+  await updateDnsRecord(dnsNameOf(f), [], 30, { server: { host: b.host, port: b.port }, zone: b.zone, key: { name: b.keyName, secret: b.key.secret, algorithm: b.keyAlgorithm } });
 }
 
 /** Waits until cloud-b has a job for the source job `jobId` (it accepted the offer). */

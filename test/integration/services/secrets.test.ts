@@ -27,6 +27,8 @@ function secretFiles(): string[] {
     join(STATE_DIR, 'rabbitmq', 'rabbitmq.conf'),
     join(STATE_DIR, 'rabbitmq', 'definitions.json'),
     join(pki, 'ca.json'),
+    join(STATE_DIR, 'bind', 'update.key'),
+    join(STATE_DIR, 'vcsim', 'password'),
     ...readdirSync(pki).filter((f) => f.endsWith('.key')).map((f) => join(pki, f)),
   ].filter((f) => existsSync(f));
 }
@@ -41,21 +43,35 @@ function secretKeys(value: unknown, path: string[] = []): string[] {
 }
 
 describe('secrets of the development stack (issue 12, finding 3)', () => {
-  it('services.json, readable by nobody, holds no prosody, rabbitmq or pki secret', () => {
+  it('services.json, readable by nobody, holds no secret of any service', () => {
     const text = readAsNobody(join(STATE_DIR, 'services.json'));
     expect(text, 'tests share services.json: any local user may read it').toBeDefined();
-    const all = JSON.parse(text as string) as Record<string, unknown>;
-    const shared = { pki: all['pki'], prosody: all['prosody'], rabbitmq: all['rabbitmq'] };
-    expect(secretKeys(shared)).toEqual([]);
-    for (const file of secretFiles().filter((f) => /password|cookie/.test(f))) {
-      const secret = readFileSync(file, 'utf8').trim();
+    expect(secretKeys(JSON.parse(text as string))).toEqual([]);
+    const secrets = secretFiles().filter((f) => /password|cookie|update\.key/.test(f)).map((file) => {
+      const content = readFileSync(file, 'utf8');
+      // a BIND key file: the secret is the base64 in its `secret "…";` line
+      return { file, secret: /secret "([^"]+)"/.exec(content)?.[1] ?? content.trim() };
+    });
+    expect(secrets.map((s) => s.file)).toEqual(expect.arrayContaining([join(STATE_DIR, 'bind', 'update.key'), join(STATE_DIR, 'vcsim', 'password')]));
+    for (const { file, secret } of secrets) {
       expect(secret.length).toBeGreaterThan(8);
       expect(text, `services.json carries the secret of '${file}'`).not.toContain(secret);
     }
-    for (const name of ['prosody', 'rabbitmq', 'pki']) {
-      const env = readAsNobody(join(STATE_DIR, 'env', `${name}.json`));
-      if (env !== undefined) expect(secretKeys(JSON.parse(env))).toEqual([]);
+    for (const name of readdirSync(join(STATE_DIR, 'env')).filter((f) => f.endsWith('.json'))) {
+      const env = readAsNobody(join(STATE_DIR, 'env', name));
+      if (env !== undefined) expect(secretKeys(JSON.parse(env)), name).toEqual([]);
     }
+  });
+
+  it('no server started by the services carries a secret on its command line (every local user reads those)', () => {
+    const secrets = secretFiles().filter((f) => /password|update\.key/.test(f))
+      .map((f) => /secret "([^"]+)"/.exec(readFileSync(f, 'utf8'))?.[1] ?? readFileSync(f, 'utf8').trim());
+    const leaks: string[] = [];
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      const cmdline = readAsNobody(`/proc/${pid}/cmdline`)?.replaceAll('\0', ' ') ?? '';
+      if (secrets.some((s) => cmdline.includes(s))) leaks.push(`pid ${pid}: ${cmdline.split(' ')[0]}`);
+    }
+    expect(leaks).toEqual([]);
   });
 
   it('nobody cannot read a file that holds a secret (keys, passwords, cookie, broker config)', () => {
