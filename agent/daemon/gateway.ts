@@ -14,7 +14,7 @@ import { isIntercloudError } from '../../protocols/errors/index.js';
 import { Registrar } from '../../protocols/lisp/index.js';
 import { AuditLog } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile, type RejectReason,
 } from '../../protocols/xmpp/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
 import type { AgentConfig } from '../config/index.js';
@@ -115,7 +115,10 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const mailbox = new SourceRequestMailbox();
   const targetPorts: TargetPorts = {
     cloudId,
-    hypervisor: targetHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
+    hypervisor: targetHypervisorPort(hypervisor, {
+      shutdownTimeoutMs: config.migration.shutdownTimeoutMs,
+      networks: { map: config.migration.networks.map, ...(config.migration.networks.default !== undefined ? { default: config.migration.networks.default } : {}) },
+    }),
     receive: targetReceivePort(join(stateDir, 'incoming'), transfer, hypervisor),
     requests: mailbox,
     addressing,
@@ -145,6 +148,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   }
   const targetService = new MigrationTargetService(sequencer, mailbox, {
     admit: async () => undefined, // the session applied the policy (allow-list, limits, quotas, capacity) already
+    vmNameInUse: (name) => targetPorts.hypervisor.nameInUse(name, AbortSignal.timeout(30_000)),
     reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
@@ -160,7 +164,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return undefined;
     } catch (err) {
       log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
-      return { reason: 'policy', text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
+      return { reason: rejectReasonOf(err), text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
     }
   });
   serveMigrationRequests(session, targetService);
@@ -216,6 +220,13 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       log.info('gateway stopped');
     },
   };
+}
+
+/** The reject reason a peer is sent for the target service's refusal of an offer. */
+function rejectReasonOf(err: unknown): RejectReason {
+  if (isIntercloudError(err, 'MIGRATE_NAME_TAKEN')) return 'name-taken';
+  if (isIntercloudError(err, 'MIGRATE_BAD_VM_NAME')) return 'malformed';
+  return 'policy';
 }
 
 /** The catalog's view of a host's free capacity. */
