@@ -26,6 +26,9 @@ export interface TargetPolicy {
   transferEndpoint(offerId: string): Record<string, unknown>;
 }
 
+/** Why a target refuses what a source sent; passed back to the source by code. */
+const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS']);
+
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {
   return `in-${offerId}`;
@@ -81,7 +84,12 @@ export class MigrationTargetService {
     const job = await this.require(req.offerId, peer);
     if (job.state === 'running') this.mailbox.deliverInstantiate(req.offerId, req);
     const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || st.completedSteps.includes('start'), signal);
-    if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) throw this.ended(s, req.offerId);
+    if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) {
+      // What the source sent was refused: it learns why, by code.
+      const code = s.error?.code;
+      if (code !== undefined && REFUSALS.has(code)) throw new IntercloudError(code, `offer '${req.offerId}': ${s.error!.message}`, { retryable: false });
+      throw this.ended(s, req.offerId);
+    }
     return { state: 'running' };
   }
 

@@ -52,7 +52,7 @@ describe('the target and VMs it did not make (fakes)', () => {
     const local = { ...vmOf('web1', randomBytes(64)), uuid: 'local-uuid' };
     world.vms['cloud-b'].set('web1', local);
     await expect(service.handleInstantiate(peerC, { offerId: 'o1', descriptor: JSON.stringify(theirs.summary), digests: { disk0: sha(disk) }, addresses: [] }))
-      .rejects.toMatchObject({ code: 'MIGRATE_NO_RESERVATION' });
+      .rejects.toMatchObject({ code: 'MIGRATE_NAME_TAKEN' });
     const st = await seq.status(inboundJobId('o1'));
     expect(st.state).toBe('compensated');
     expect(st.error?.code).toBe('MIGRATE_NAME_TAKEN');
@@ -69,7 +69,7 @@ describe('the target and VMs it did not make (fakes)', () => {
     const victim = vmOf('victim', randomBytes(64));
     world.vms['cloud-b'].set('victim', victim);
     await expect(service.handleInstantiate(peerC, { offerId: 'o2', descriptor: JSON.stringify(vmOf('victim', disk).summary), digests: { disk0: sha(disk) }, addresses: [] }))
-      .rejects.toMatchObject({ code: 'MIGRATE_NO_RESERVATION' });
+      .rejects.toMatchObject({ code: 'MIGRATE_BAD_DESCRIPTOR' });
     expect((await seq.status(inboundJobId('o2'))).error?.code).toBe('MIGRATE_BAD_DESCRIPTOR');
     expect(world.vms['cloud-b'].get('victim')).toBe(victim);
     expect(victim.state).toBe('running');
