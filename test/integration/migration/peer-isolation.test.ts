@@ -254,9 +254,9 @@ describe('a certified peer may touch only what it brought (cloud-c against a rea
     const st = await b.api.job(`in-${offerId}`);
     const losses = (st.results['define'] as { losses: Array<{ path: string }> }).losses.map((l) => l.path);
     expect(losses).toEqual(expect.arrayContaining(['cdroms[0].file', 'cdroms[1].file']));
-    // Released before the commit: only what this offer made goes.
+    // Released before the commit (the running job is cancelled): only what this offer made goes.
     await release(offerId);
-    expect((await jobOf(offerId)).state).toBe('compensated');
+    expect((await jobOf(offerId)).state).toBe('cancelled');
     expect(await domState(s, 'cloud-b', 'tsafe-c-3')).toBe('absent');
     await victimUntouched();
   });
