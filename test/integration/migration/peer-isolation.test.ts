@@ -41,11 +41,15 @@ let dir = '';
 let b: AgentProcess;
 let c: TestGateway;
 let control: ControlPort;
-/** The cloud-b VM the attacker aims at: running, with a disk in cloud-b's pool. */
+/**
+ * The cloud-b VM the attacker aims at: defined and shut off (cloud-b's two vCPUs may be taken
+ * by other VMs, and a shut-off VM shows an adoption too: it would be started), with a disk in
+ * cloud-b's pool.
+ */
 const victim = { name: 'tsafe-victim', disk: '', sha256: '' };
 
 async function victimUntouched(): Promise<void> {
-  expect(await domState(s, 'cloud-b', victim.name)).toBe('running');
+  expect(await domState(s, 'cloud-b', victim.name)).toBe('shut off');
   const blk = await virsh(s, 'cloud-b', 'domblklist', victim.name, '--details');
   expect(blk).toContain(victim.disk);
   expect(existsSync(victim.disk)).toBe(true);
@@ -75,7 +79,7 @@ const RESERVATION_S = 20;
 
 /**
  * Offers `name` to cloud-b as cloud-c (signed). A `no-capacity` answer (an earlier test's
- * reservation still held: cloud-b has one free vCPU beside the victim) is waited out.
+ * reservation still held: cloud-b may have one free vCPU only) is waited out.
  */
 async function offer(name: string, disks = 1): Promise<{ offerId: string; reservation: Reservation }> {
   const t0 = Date.now();
@@ -151,7 +155,7 @@ beforeAll(async () => {
   await fs.mkdir(dir, { recursive: true });
   await removeVm(s, 'cloud-b', victim.name);
   const { diskPath } = await createDemoVm(s, 'cloud-b', {
-    name: victim.name, mac: '52:54:00:7e:0c:99', diskId: `victim-${Date.now()}`, consoleLog: join(dir, 'victim.log'), diskMiB: 16,
+    name: victim.name, mac: '52:54:00:7e:0c:99', diskId: `victim-${Date.now()}`, consoleLog: join(dir, 'victim.log'), diskMiB: 16, start: false,
   });
   victim.disk = diskPath;
   victim.sha256 = await sha256File(diskPath);
