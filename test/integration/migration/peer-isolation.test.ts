@@ -79,7 +79,8 @@ const RESERVATION_S = 20;
 
 /**
  * Offers `name` to cloud-b as cloud-c (signed). A `no-capacity` answer (an earlier test's
- * reservation still held: cloud-b may have one free vCPU only) is waited out.
+ * reservation still held: cloud-b may have one free vCPU only), or cloud-b's gateway not
+ * online yet, is waited out.
  */
 async function offer(name: string, disks = 1): Promise<{ offerId: string; reservation: Reservation }> {
   const t0 = Date.now();
@@ -89,7 +90,8 @@ async function offer(name: string, disks = 1): Promise<{ offerId: string; reserv
       const reservation = await control.offer(B, { offerId, vm: summary(name, disks) }, AbortSignal.timeout(30_000));
       return { offerId, reservation };
     } catch (err) {
-      const busy = isIntercloudError(err, 'MIGRATE_REJECTED') && err.details['reason'] === 'no-capacity';
+      // Not yet: an earlier reservation holds the vCPU, or cloud-b's agent has just come up.
+      const busy = (isIntercloudError(err, 'MIGRATE_REJECTED') && err.details['reason'] === 'no-capacity') || isIntercloudError(err, 'XMPP_PEER_UNAVAILABLE');
       if (!busy || Date.now() - t0 > (RESERVATION_S + 15) * 1000) throw err;
       await new Promise((r) => setTimeout(r, 1000));
     }
