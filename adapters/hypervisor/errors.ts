@@ -14,6 +14,7 @@ export const HvErrors = defineErrorCodes('hypervisor', {
   HV_CONFIG_INVALID: { doc: 'the adapter configuration is invalid', retryable: false },
   HV_UNKNOWN_BACKEND: { doc: 'no hypervisor adapter is registered under this name', retryable: false },
   HV_VM_NOT_FOUND: { doc: 'no vm has this name', retryable: false },
+  HV_VM_NAME_INVALID: { doc: "the vm name is not one this project passes to a hypervisor (empty, '/', control characters, a leading '-', all digits or uuid-shaped)", retryable: false },
   HV_VM_EXISTS: { doc: 'a vm with this name already exists (name clash at define or import)', retryable: false },
   HV_DISK_NOT_FOUND: { doc: 'the vm has no disk with this id', retryable: false },
   HV_DISK_EXISTS: { doc: 'a disk with this name already exists in the target storage', retryable: false },

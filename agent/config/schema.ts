@@ -111,7 +111,16 @@ const AgentConfigShape = z.strictObject({
     commitTimeoutMs: z.number().int().min(1_000).default(3_600_000),
     /** Broker-persistent messages for transfers (both ends keep journals either way). */
     persistentTransfers: z.boolean().default(false),
-  }).default({ shutdownTimeoutMs: 60_000, commitTimeoutMs: 3_600_000, persistentTransfers: false }),
+    /**
+     * Local policy for the networks of VMs that peers move here: the peer's network name →
+     * a local network (`map`), else `default`, else the hypervisor's default. A peer never
+     * names a local network or host interface itself.
+     */
+    networks: z.strictObject({
+      map: z.record(z.string().min(1), z.string().min(1)).default({}),
+      default: z.string().min(1).optional(),
+    }).default({ map: {} }),
+  }).default({ shutdownTimeoutMs: 60_000, commitTimeoutMs: 3_600_000, persistentTransfers: false, networks: { map: {} } }),
   /** Where the agent keeps journals, staging files and its audit log. */
   state: z.strictObject({
     dir: z.string().min(1),

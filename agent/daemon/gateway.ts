@@ -13,7 +13,7 @@ import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adap
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile, type RejectReason,
 } from '../../protocols/xmpp/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
 import type { AgentConfig } from '../config/index.js';
@@ -139,7 +139,10 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const mailbox = new SourceRequestMailbox();
   const targetPorts: TargetPorts = {
     cloudId,
-    hypervisor: targetHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
+    hypervisor: targetHypervisorPort(hypervisor, {
+      shutdownTimeoutMs: config.migration.shutdownTimeoutMs,
+      networks: { map: config.migration.networks.map, ...(config.migration.networks.default !== undefined ? { default: config.migration.networks.default } : {}) },
+    }),
     receive: targetReceivePort(join(stateDir, 'incoming'), transfer, hypervisor),
     requests: mailbox,
     addressing,
@@ -174,6 +177,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     // The session applied the policy (allow-list, limits, quotas, capacity) already; the pool
     // must also have room for the offered disks now, besides what live reservations hold.
     admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
+    vmNameInUse: (name) => targetPorts.hypervisor.nameInUse(name, AbortSignal.timeout(30_000)),
     reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
@@ -201,8 +205,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return undefined;
     } catch (err) {
       log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
-      if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return { reason: 'no-capacity', text: err.message };
-      return { reason: 'policy', text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
+      return { reason: rejectReasonOf(err), text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
     }
   });
   serveMigrationRequests(session, targetService);
@@ -259,6 +262,14 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       log.info('gateway stopped');
     },
   };
+}
+
+/** The reject reason a peer is sent for the target service's refusal of an offer. */
+function rejectReasonOf(err: unknown): RejectReason {
+  if (isIntercloudError(err, 'MIGRATE_NAME_TAKEN')) return 'name-taken';
+  if (isIntercloudError(err, 'MIGRATE_BAD_VM_NAME')) return 'malformed';
+  if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return 'no-capacity';
+  return 'policy';
 }
 
 /** The catalog's view of a host's free capacity. */

@@ -3,15 +3,21 @@
  * describes its VM as OVF and stops, starts or removes it; the target imports the VM from
  * the OVF and the received disk files. No backend detail is visible here: only the contract.
  */
+import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Hypervisor, VmPowerState } from '../../adapters/hypervisor/index.js';
-import { IntercloudError } from '../../protocols/errors/index.js';
+import { promisify } from 'node:util';
+import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
 import type { TransferSource } from '../../protocols/amqp/index.js';
 import { fileSource, streamSource } from '../../protocols/amqp/index.js';
-import type { HypervisorPort, TargetHypervisorPort, VmSummary } from '../migration/index.js';
+import {
+  localVmModel, parseImageInfo, type HypervisorPort, type ImageInfo, type LocalVmRef, type NetworkPolicy, type TargetHypervisorPort, type VmSummary,
+} from '../migration/index.js';
+
+const execFileAsync = promisify(execFile);
 
 const stateOf = (s: VmPowerState | 'absent'): 'running' | 'stopped' | 'absent' =>
   s === 'absent' ? 'absent' : s === 'running' || s === 'paused' ? 'running' : 'stopped';
@@ -81,47 +87,122 @@ export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: str
   });
 }
 
+/** Reads what one received image file is (format, size, files it names); see {@link probeImageFile}. */
+export type ImageProbe = (path: string, signal: AbortSignal) => Promise<ImageInfo>;
+
 /**
- * The target side's hypervisor port: defines the VM from the OVF on the received files when
- * they lie in the hypervisor's local storage (received there directly), else imports it from
- * the OVF + received files (the adapter streams them into its storage); then runs it.
+ * What a received file is, read from the file itself with this machine's `qemu-img info
+ * --output=json` (the files are received here; `info` opens the image without its backing
+ * chain, so a hostile image does not make it open other files).
  */
-export function targetHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: number }): TargetHypervisorPort {
+export const probeImageFile: ImageProbe = async (path, signal) => {
+  try {
+    const { stdout } = await execFileAsync('qemu-img', ['info', '-U', '--output=json', path], { signal, maxBuffer: 4 * 1024 * 1024 });
+    return parseImageInfo(stdout, path);
+  } catch (err) {
+    if (isIntercloudError(err)) throw err;
+    throw new IntercloudError('MIGRATE_BAD_DISK', `received file '${path}': qemu-img info failed: ${messageOf(err)}`, { cause: err });
+  }
+};
+
+/** Options of {@link targetHypervisorPort}. */
+export interface TargetHypervisorOptions {
+  shutdownTimeoutMs: number;
+  /** How the peer's network names map to local networks. */
+  networks: NetworkPolicy;
+  /** Reads received image files (default {@link probeImageFile}). */
+  probe?: ImageProbe;
+}
+
+/**
+ * The target side's hypervisor port. The VM is built from the received files and the
+ * descriptor's hardware only ({@link localVmModel}), defined on the received files when they
+ * lie in the hypervisor's local storage (received there directly), else imported with them
+ * (the adapter streams them into its storage). Every later call goes by the VM's name and the
+ * UUID the job chose: a domain of that name with another UUID is not ours and is never
+ * adopted, started, stopped or removed.
+ */
+export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptions): TargetHypervisorPort {
+  const probe = opts.probe ?? probeImageFile;
+  /** Whose domain carries `ref.name`: nobody's, ours (our UUID), or another's. */
+  const ownerOf = async (ref: LocalVmRef, signal: AbortSignal): Promise<{ owner: 'absent' | 'ours' | 'other'; state: VmPowerState | 'absent' }> => {
+    const state = await hv.vmState(ref.name, { signal });
+    if (state === 'absent') return { owner: 'absent', state };
+    const { vm } = await hv.describeVm(ref.name, { signal });
+    return { owner: vm.uuid === ref.uuid ? 'ours' : 'other', state };
+  };
+  const notOurs = (ref: LocalVmRef): IntercloudError => new IntercloudError('MIGRATE_NOT_OURS',
+    `vm '${ref.name}' here is not the one this migration defined (uuid '${ref.uuid}'): it is left alone`, { details: { vm: ref.name, uuid: ref.uuid } });
   return {
-    async define({ descriptor, disks }, signal) {
+    nameInUse: async (name, signal) => (await hv.vmState(name, { signal })) !== 'absent',
+    async define({ descriptor, disks, vm: ref, offer }, signal) {
       const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
-      const vm = pkg.systems[0];
-      if (!vm) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', 'the descriptor holds no virtual system');
-      if ((await hv.vmState(vm.name, { signal })) !== 'absent') return { vm: vm.name }; // defined by an earlier attempt
-      const files = vm.disks.map((d, i) => {
-        const path = disks[String(i)];
-        if (path === undefined) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `vm '${vm.name}': no received file for disk '${i}'`);
-        return { path, format: d.format ?? 'raw' };
+      const described = pkg.systems[0];
+      if (!described || pkg.systems.length !== 1) {
+        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor holds ${pkg.systems.length} virtual systems, not one`);
+      }
+      // Before anything is looked up by the peer's name: it must be the offer's.
+      if (described.name !== ref.name) {
+        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor names vm ${JSON.stringify(described.name)}, the offer '${ref.name}'`);
+      }
+      const found = await ownerOf(ref, signal);
+      if (found.owner === 'other') {
+        throw new IntercloudError('MIGRATE_NAME_TAKEN', `a vm named '${ref.name}' exists in this cloud and is not this migration's: it is left alone`, { details: { vm: ref.name } });
+      }
+      if (found.owner === 'ours') {
+        // Defined by an earlier attempt of this job (a crash before its result was journaled).
+        const desc = await hv.describeVm(ref.name, { signal });
+        return { vm: ref.name, uuid: ref.uuid, volumes: desc.disks.map((d) => d.href).filter((h) => h !== ''), losses: [] };
+      }
+      const paths = offer.disks.map((d, i) => {
+        const path = disks[d.id] ?? disks[String(i)];
+        if (path === undefined) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `vm '${ref.name}': no received file for disk '${d.id}'`);
+        return path;
       });
+      const images = await Promise.all(paths.map(async (path) => ({ path, image: await probe(path, signal) })));
+      const { vm, losses } = localVmModel({ described, offer, uuid: ref.uuid, files: images, networks: opts.networks });
       // Received straight into the hypervisor's storage: define the VM on those files.
       const local = await localStorageDirOf(hv, signal);
-      if (local !== undefined && files.every((f) => dirname(f.path) === local)) {
-        const sized = await Promise.all(files.map(async (f) => ({ ...f, sizeBytes: (await fs.stat(f.path)).size })));
-        await hv.defineVm({ ...vm, disks: vm.disks.map((d, i) => ({ ...d, format: sized[i]!.format, file: { href: sized[i]!.path, sizeBytes: sized[i]!.sizeBytes } })) }, { signal });
-        return { vm: vm.name };
+      if (local !== undefined && paths.every((p) => dirname(p) === local)) {
+        const sized = await Promise.all(vm.disks.map(async (d) => ({ ...d, file: { href: d.file!.href, sizeBytes: (await fs.stat(d.file!.href)).size } })));
+        const r = await hv.defineVm({ ...vm, disks: sized }, { signal });
+        return { vm: ref.name, uuid: ref.uuid, volumes: [...paths], losses: [...losses, ...r.report.entries] };
       }
-      const parts = await Promise.all(files.map(async (f) => {
-        const st = await fs.stat(f.path);
-        return { source: createReadStream(f.path), sizeBytes: st.size, format: f.format };
+      const parts = await Promise.all(vm.disks.map(async (d) => {
+        const st = await fs.stat(d.file!.href);
+        return { source: createReadStream(d.file!.href), sizeBytes: st.size, format: d.format ?? 'raw' };
       }));
+      let r;
       try {
-        await hv.importVm(vm, parts, { signal });
+        r = await hv.importVm({ ...vm, disks: vm.disks.map(({ file: _file, ...d }) => d) }, parts, { signal });
       } finally {
         for (const p of parts) p.source.destroy();
       }
       // The hypervisor holds its own copy now: the staged files go (a crash before this line
       // leaves them to the offer's discard, which only a compensation runs).
-      await Promise.all(files.map((f) => fs.rm(f.path, { force: true })));
-      return { vm: vm.name };
+      await Promise.all(paths.map((p) => fs.rm(p, { force: true })));
+      return { vm: ref.name, uuid: ref.uuid, volumes: r.disks.map((d) => d.href), losses: [...losses, ...r.report.entries] };
     },
-    start: async (vm, signal) => hv.startVm(vm, { signal }),
-    stop: async (vm, signal) => { if ((await hv.vmState(vm, { signal })) !== 'absent') await hv.shutdownVm(vm, { timeoutMs: opts.shutdownTimeoutMs, signal }); },
-    state: async (vm, signal) => stateOf(await hv.vmState(vm, { signal })),
-    remove: async (vm, signal) => { await hv.undefineVm(vm, { removeStorage: true, signal }); },
+    async start(ref, signal) {
+      if ((await ownerOf(ref, signal)).owner !== 'ours') throw notOurs(ref);
+      await hv.startVm(ref.name, { signal });
+    },
+    async stop(ref, signal) {
+      const found = await ownerOf(ref, signal);
+      if (found.owner !== 'ours') return { touched: false };
+      await hv.shutdownVm(ref.name, { timeoutMs: opts.shutdownTimeoutMs, signal });
+      return { touched: true };
+    },
+    async state(ref, signal) {
+      const found = await ownerOf(ref, signal);
+      return found.owner === 'ours' ? stateOf(found.state) : 'absent';
+    },
+    async remove(ref, volumes, signal) {
+      const found = await ownerOf(ref, signal);
+      // Never `removeStorage`: the definition may name storage this offer did not make.
+      if (found.owner === 'ours') await hv.undefineVm(ref.name, { signal });
+      for (const v of volumes) await hv.removeDisk(v, { signal });
+      return { undefined: found.owner === 'ours' };
+    },
   };
 }

@@ -146,19 +146,52 @@ export interface SourcePorts {
   audit: AuditPort;
 }
 
+/**
+ * A VM this target defined for an offer: its name and the UUID the target chose for it
+ * (recorded in the job's journal before anything was defined). A domain of that name with
+ * another UUID is not ours: the target never starts, stops or removes it.
+ */
+export interface LocalVmRef {
+  name: string;
+  uuid: string;
+}
+
+/** What the target's define step made, as recorded in its journal. */
+export interface DefinedVm {
+  /** The local VM name (the offer's). */
+  vm: string;
+  /** The domain's UUID (the one in the job's input). */
+  uuid: string;
+  /** Storage the define step made or took over for this VM (removed on compensation). */
+  volumes: string[];
+  /** What of the peer's descriptor was not kept (host paths, network names …). */
+  losses: Array<{ severity: 'loss' | 'note'; path: string; message: string; value?: string }>;
+}
+
 /** The local hypervisor, as the receiving side uses it. */
 export interface TargetHypervisorPort {
+  /** Whether a VM of this name exists here (whoever made it). */
+  nameInUse(name: string, signal: AbortSignal): Promise<boolean>;
   /**
-   * Defines the VM from the source's portable descriptor with the received disk files
-   * (`disks`: disk id → local path). Idempotent: an identical VM already defined is fine.
-   * Returns the local VM name.
+   * Defines the VM `vm` from the source's portable descriptor and the received disk files
+   * (`disks`: disk id → local path), built from those files and the descriptor's hardware
+   * only. Refuses (`MIGRATE_BAD_DESCRIPTOR`) a descriptor that is not the offer's VM, and
+   * (`MIGRATE_BAD_DISK`) a file that names another file of the host. Idempotent: a domain of
+   * the name with `vm.uuid` (an earlier attempt) is taken as it is; one with another UUID is
+   * refused with `MIGRATE_NAME_TAKEN`, never adopted.
    */
-  define(req: { descriptor: string; disks: Record<string, string> }, signal: AbortSignal): Promise<{ vm: string }>;
-  start(vm: string, signal: AbortSignal): Promise<void>;
-  stop(vm: string, signal: AbortSignal): Promise<void>;
-  state(vm: string, signal: AbortSignal): Promise<'running' | 'stopped' | 'absent'>;
-  /** Undefines the VM and removes its disks; absent is fine. */
-  remove(vm: string, signal: AbortSignal): Promise<void>;
+  define(req: { descriptor: string; disks: Record<string, string>; vm: LocalVmRef; offer: VmSummary }, signal: AbortSignal): Promise<DefinedVm>;
+  /** Starts our VM; refuses (`MIGRATE_NOT_OURS`) a domain of that name with another UUID. */
+  start(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
+  /** Stops our VM; absent, or another UUID under that name (not ours), is left alone. */
+  stop(vm: LocalVmRef, signal: AbortSignal): Promise<{ touched: boolean }>;
+  /** `absent` when no VM of that name has our UUID. */
+  state(vm: LocalVmRef, signal: AbortSignal): Promise<'running' | 'stopped' | 'absent'>;
+  /**
+   * Undefines our VM (never one of that name with another UUID) and removes exactly
+   * `volumes` — never the other storage its definition may name. Absent is fine.
+   */
+  remove(vm: LocalVmRef, volumes: readonly string[], signal: AbortSignal): Promise<{ undefined: boolean }>;
 }
 
 /** Receiving disks (AMQP reliable transfer, target side). */

@@ -26,6 +26,10 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_FAILED: { doc: 'the peer failed a migration request for a reason it did not code', retryable: false },
   MIGRATE_NO_PEER: { doc: 'no trusted cloud that is online matches the request', retryable: true },
   MIGRATE_NO_CAPACITY: { doc: 'the target has not enough free storage for the offered disks', retryable: true },
+  MIGRATE_NAME_TAKEN: { doc: "a vm of the offered name exists in the target cloud and is not this migration's: refused, never adopted", retryable: false },
+  MIGRATE_BAD_VM_NAME: { doc: "the offered vm name is not one the target passes to its hypervisor (empty, '/', control characters, a leading '-', all digits or uuid-shaped)", retryable: false },
+  MIGRATE_BAD_DISK: { doc: 'a received disk file may not be used: not raw or qcow2, or it names a backing or data file that is not a disk of the same offer', retryable: false },
+  MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
 });
 
 /** What a migration job is started with. */

@@ -4,7 +4,9 @@
  * wait on and cancel the target's journaled `migrate-in` job. Every call is idempotent:
  * the job id is derived from the offer id.
  */
+import { randomUUID } from 'node:crypto';
 import { IntercloudError } from '../../protocols/errors/index.js';
+import { vmNameProblem } from '../../protocols/vm/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
 import type { InstantiateOrder, PeerRef, Reservation, VmSummary } from './ports.js';
 import type { SourceRequestMailbox } from './source-requests.js';
@@ -14,6 +16,8 @@ import type { MigrateInInput } from './target.js';
 export interface TargetPolicy {
   /** Throws a coded rejection (policy, no-capacity, untrusted …) when the offer is refused. */
   admit(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<void>;
+  /** Whether a VM of this name exists in this cloud (whoever made it). */
+  vmNameInUse(name: string): Promise<boolean>;
   /** How long an accepted offer waits for its data and instantiate request. */
   reservationMs: number;
   /** How long a started VM waits for the source's commit. */
@@ -30,6 +34,8 @@ export interface TargetServiceHooks {
    */
   jobEnded?(offerId: string, peer: PeerRef): void;
 }
+/** Why a target refuses what a source sent; passed back to the source by code. */
+const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS']);
 
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {
@@ -45,7 +51,13 @@ export class MigrationTargetService {
     private readonly hooks: TargetServiceHooks = {},
   ) {}
 
-  /** Accepts (and starts receiving for) an offer, or throws the policy's rejection. */
+  /**
+   * Accepts (and starts receiving for) an offer, or throws the policy's rejection. Before any
+   * byte moves, an offered VM name that the hypervisor must not be given is refused with
+   * `MIGRATE_BAD_VM_NAME`, and one that a VM here already has with `MIGRATE_NAME_TAKEN`: the
+   * target never adopts a VM it did not make for this offer. The job's input records the UUID
+   * this cloud gives the VM's domain, by which every later step knows it as its own.
+   */
   async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<Reservation> {
     const existing = await this.find(offer.offerId);
     if (existing) {
@@ -55,13 +67,22 @@ export class MigrationTargetService {
       }
       return (existing.input as MigrateInInput).reservation;
     }
+    const problem = vmNameProblem(offer.vm.name);
+    if (problem !== undefined) {
+      throw new IntercloudError('MIGRATE_BAD_VM_NAME', `offer '${offer.offerId}': vm name ${JSON.stringify(offer.vm.name)} ${problem}`);
+    }
     await this.policy.admit(peer, offer);
+    if (await this.policy.vmNameInUse(offer.vm.name)) {
+      throw new IntercloudError('MIGRATE_NAME_TAKEN', `offer '${offer.offerId}': a vm named '${offer.vm.name}' already exists in this cloud`);
+    }
     const reservation: Reservation = {
       reservationId: `rsv-${offer.offerId}`,
       transfer: this.policy.transferEndpoint(offer.offerId),
       expiresAt: new Date(Date.now() + this.policy.reservationMs).toISOString(),
     };
-    const input: MigrateInInput = { offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs };
+    const input: MigrateInInput = {
+      offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs, domainUuid: randomUUID(),
+    };
     const { done } = await this.sequencer.start('migrate-in', inboundJobId(offer.offerId), input);
     const ended = (): void => {
       this.mailbox.forget(offer.offerId);
@@ -76,7 +97,12 @@ export class MigrationTargetService {
     const job = await this.require(req.offerId, peer);
     if (job.state === 'running') this.mailbox.deliverInstantiate(req.offerId, req);
     const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || st.completedSteps.includes('start'), signal);
-    if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) throw this.ended(s, req.offerId);
+    if (!s.completedSteps.includes('start') || (s.state !== 'running' && s.state !== 'completed')) {
+      // What the source sent was refused: it learns why, by code.
+      const code = s.error?.code;
+      if (code !== undefined && REFUSALS.has(code)) throw new IntercloudError(code, `offer '${req.offerId}': ${s.error!.message}`, { retryable: false });
+      throw this.ended(s, req.offerId);
+    }
     return { state: 'running' };
   }
 

@@ -6,10 +6,17 @@
  * Before `await-commit` completes, a failure, a cancel, the source's `release` or the
  * reservation expiring compensates newest first (stop, undefine and remove the VM, discard
  * received disks). Once committed, the target keeps the VM: the source removes its copy.
+ *
+ * The peer is a stranger: the job touches only what it made. The VM's domain gets a UUID
+ * chosen when the offer was accepted and journaled in the job's input; starting, stopping,
+ * checking and removing go by name *and* that UUID, so a domain of the same name that is not
+ * ours is never adopted, stopped or undefined. Compensation removes only the storage the
+ * define step recorded, and the received files (`receive`).
  */
-import { IntercloudError } from '../../protocols/errors/index.js';
-import type { TransactionDefinition } from '../sequencer/index.js';
-import type { InstantiateOrder, PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
+import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
+import type { StepContext, TransactionDefinition } from '../sequencer/index.js';
+import type { DefinedVm, InstantiateOrder, LocalVmRef, PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
+import { legacyDomainUuid } from './target-model.js';
 
 /** What a receiving job is started with (from the accepted offer). */
 export interface MigrateInInput {
@@ -19,6 +26,27 @@ export interface MigrateInInput {
   reservation: Reservation;
   /** How long to wait for the source's commit after the VM runs here (ms). */
   commitTimeoutMs: number;
+  /**
+   * The UUID this cloud gives the VM's domain, chosen when the offer was accepted. Absent in
+   * jobs journaled before it existed: those use {@link legacyDomainUuid}, which no domain
+   * defined then has, so they never touch one.
+   */
+  domainUuid?: string;
+}
+
+/** The result `step` journaled, or undefined when it never completed. */
+function recorded<T>(ctx: StepContext<MigrateInInput>, step: string): T | undefined {
+  try {
+    return ctx.result<T>(step);
+  } catch (err) {
+    if (isIntercloudError(err, 'SEQ_JOURNAL_MISMATCH')) return undefined;
+    throw err;
+  }
+}
+
+/** The VM this job defines (or defined): the offer's name with the job's own UUID. */
+export function localVmOf(input: MigrateInInput): LocalVmRef {
+  return { name: input.vm.name, uuid: input.domainUuid ?? legacyDomainUuid(input.offerId) };
 }
 
 /** The migration transaction, target side. */
@@ -68,26 +96,36 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 'define',
-        run: async ({ result, signal }) => {
+        run: async ({ input, result, signal }) => {
           const received = result<Record<string, { path: string }>>('receive');
           const { descriptor } = result<{ descriptor: string }>('await-instantiate');
           const disks = Object.fromEntries(Object.entries(received).map(([id, r]) => [id, r.path]));
-          return ports.hypervisor.define({ descriptor, disks }, signal);
+          const defined = await ports.hypervisor.define({ descriptor, disks, vm: localVmOf(input), offer: input.vm }, signal);
+          await ports.audit.record('vm-defined', {
+            offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId,
+            losses: defined.losses.filter((l) => l.severity === 'loss').map((l) => l.path),
+          });
+          return defined;
         },
-        compensate: async ({ input, signal }) => {
-          await ports.hypervisor.remove(input.vm.name, signal);
-          await ports.audit.record('vm-removed', { offerId: input.offerId, vm: input.vm.name });
+        compensate: async (ctx) => {
+          const { input, signal } = ctx;
+          const ref = localVmOf(input);
+          // Only what the step recorded as made; a step that failed made nothing (the
+          // adapter's define is all or nothing) beyond a domain that carries our UUID.
+          const volumes = recorded<DefinedVm>(ctx, 'define')?.volumes ?? [];
+          const { undefined: removed } = await ports.hypervisor.remove(ref, volumes, signal);
+          await ports.audit.record(removed ? 'vm-removed' : 'vm-not-removed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, volumes });
         },
       },
       {
         name: 'start',
-        run: async ({ input, result, signal }) => {
-          const { vm } = result<{ vm: string }>('define');
-          await ports.hypervisor.start(vm, signal);
-          await ports.audit.record('vm-started', { offerId: input.offerId, vm, from: input.peer.cloudId });
-          return { vm, startedAt: new Date().toISOString() };
+        run: async ({ input, signal }) => {
+          const ref = localVmOf(input);
+          await ports.hypervisor.start(ref, signal);
+          await ports.audit.record('vm-started', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
+          return { vm: ref.name, startedAt: new Date().toISOString() };
         },
-        compensate: async ({ input, signal }) => ports.hypervisor.stop(input.vm.name, signal),
+        compensate: async ({ input, signal }) => { await ports.hypervisor.stop(localVmOf(input), signal); },
       },
       {
         name: 're-address',
@@ -105,7 +143,7 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       {
         name: 'await-commit',
         pivot: true,
-        run: async ({ input, result, signal }) => {
+        run: async ({ input, signal }) => {
           const wait = untilExpiry(input.commitTimeoutMs, signal);
           try {
             await ports.requests.commitRequest(input.offerId, wait);
@@ -113,11 +151,11 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
             if (!signal.aborted && wait.aborted) throw expired('the commit', input.offerId);
             throw err;
           }
-          const { vm } = result<{ vm: string }>('define');
-          if ((await ports.hypervisor.state(vm, signal)) !== 'running') {
-            throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${vm}' is not running in '${ports.cloudId}'`, { retryable: false });
+          const ref = localVmOf(input);
+          if ((await ports.hypervisor.state(ref, signal)) !== 'running') {
+            throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${ref.name}' (uuid '${ref.uuid}') is not running in '${ports.cloudId}'`, { retryable: false });
           }
-          await ports.audit.record('migration-committed', { offerId: input.offerId, vm, from: input.peer.cloudId });
+          await ports.audit.record('migration-committed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
           return { committed: true };
         },
       },

@@ -26,3 +26,4 @@ export type {
 } from './model.js';
 export { VM_ERRORS, type VmErrorCode } from './errors.js';
 export { assertValidVm, normaliseMac, normaliseUuid, ReportBuilder } from './normalise.js';
+export { MAX_VM_NAME_BYTES, vmNameProblem } from './names.js';

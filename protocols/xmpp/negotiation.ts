@@ -96,7 +96,7 @@ export interface Accept {
 }
 
 /** Why an offer was rejected. */
-export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew'] as const;
+export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken'] as const;
 /** One of {@link REJECT_REASONS}. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -118,6 +118,8 @@ export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErro
   replayed: { type: 'cancel', condition: 'conflict' },
   malformed: { type: 'modify', condition: 'bad-request' },
   'clock-skew': { type: 'modify', condition: 'not-acceptable' },
+  // The offered VM's name is taken at the target: it never adopts a VM it did not make.
+  'name-taken': { type: 'cancel', condition: 'conflict' },
 };
 
 /** Progress states of a transaction a peer follows. */

@@ -15,7 +15,8 @@
 #   pool, poolPath, dir, log, pidFile, migrationPorts: [min, max] } } }
 
 # libxml2-utils: virt-xml-validate (libvirt-clients) runs xmllint but does not depend on it.
-libvirt_packages="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86 qemu-utils iproute2"
+# jq, curl: the sample libvirt hook (systemd/libvirt-hooks/qemu) that a test runs.
+libvirt_packages="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils jq curl qemu-system-x86 qemu-utils iproute2"
 LIBVIRT_CLOUDS="cloud-a cloud-b"
 
 # libvirt_conf CLOUD — fixed per-cloud facts: index, host uuid, veth address, migration ports.

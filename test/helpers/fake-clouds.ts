@@ -15,7 +15,7 @@ import {
   type AddressingPort, type SourcePorts, type TargetPorts, type VmSummary,
 } from '../../agent/migration/index.js';
 
-export interface FakeVm { summary: VmSummary; state: 'running' | 'stopped'; disks: Record<string, Buffer> }
+export interface FakeVm { summary: VmSummary; state: 'running' | 'stopped'; disks: Record<string, Buffer>; uuid?: string }
 
 /** A place where something fails once, chosen by the test. */
 export type FaultPoint = string;
@@ -139,17 +139,36 @@ export async function fakeClouds(world: FakeWorld) {
   const targetPorts: TargetPorts = {
     cloudId: 'cloud-b',
     hypervisor: {
-      define: async ({ descriptor, disks }, signal) => {
+      // Like the real port: a VM of the name with another uuid is never adopted, started, stopped or removed.
+      nameInUse: async (name) => world.vms['cloud-b'].has(name),
+      define: async ({ descriptor, disks, vm: ref }, signal) => {
         await world.hit('define', signal);
         const summary = JSON.parse(descriptor) as VmSummary;
+        if (summary.name !== ref.name) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `descriptor names '${summary.name}', the offer '${ref.name}'`);
         const files = Object.fromEntries(Object.entries(disks).map(([id, key]) => [id, received.get(key.split('#')[0]!)![id]!]));
-        if (!world.vms['cloud-b'].has(summary.name)) world.vms['cloud-b'].set(summary.name, { summary, state: 'stopped', disks: files });
-        return { vm: summary.name };
+        const there = world.vms['cloud-b'].get(ref.name);
+        if (there && there.uuid !== ref.uuid) throw new IntercloudError('MIGRATE_NAME_TAKEN', `a vm named '${ref.name}' exists`);
+        if (!there) world.vms['cloud-b'].set(ref.name, { summary, state: 'stopped', disks: files, uuid: ref.uuid });
+        return { vm: ref.name, uuid: ref.uuid, volumes: Object.values(disks), losses: [] };
       },
-      start: async (vm, signal) => { await world.hit('start', signal); world.vms['cloud-b'].get(vm)!.state = 'running'; },
-      stop: async (vm) => { const v = world.vms['cloud-b'].get(vm); if (v) v.state = 'stopped'; },
-      state: async (vm) => world.vms['cloud-b'].get(vm)?.state ?? 'absent',
-      remove: async (vm) => { world.vms['cloud-b'].delete(vm); },
+      start: async (ref, signal) => {
+        await world.hit('start', signal);
+        const v = world.vms['cloud-b'].get(ref.name);
+        if (v?.uuid !== ref.uuid) throw new IntercloudError('MIGRATE_NOT_OURS', `vm '${ref.name}' is not ours`);
+        v.state = 'running';
+      },
+      stop: async (ref) => {
+        const v = world.vms['cloud-b'].get(ref.name);
+        if (v?.uuid !== ref.uuid) return { touched: false };
+        v.state = 'stopped';
+        return { touched: true };
+      },
+      state: async (ref) => { const v = world.vms['cloud-b'].get(ref.name); return v?.uuid === ref.uuid ? v.state : 'absent'; },
+      remove: async (ref) => {
+        if (world.vms['cloud-b'].get(ref.name)?.uuid !== ref.uuid) return { undefined: false };
+        world.vms['cloud-b'].delete(ref.name);
+        return { undefined: true };
+      },
     },
     receive: {
       receiveDisks: async (req, _progress, signal) => {
@@ -183,7 +202,8 @@ export async function fakeClouds(world: FakeWorld) {
       const seq = new Sequencer({ journalDir: dirB, definitions: [migrateInDefinition(targetPorts)], backoffMs: () => 1 });
       state.mailbox = new SourceRequestMailbox();
       state.target = new MigrationTargetService(seq, state.mailbox, {
-        admit: async () => undefined, reservationMs: 60_000, commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
+        admit: async () => undefined, vmNameInUse: async (name) => world.vms['cloud-b'].has(name),
+        reservationMs: 60_000, commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
       }, { jobEnded: (offerId, peer) => state.ended.push({ offerId, peer: peer.jid }) });
       return seq;
     },

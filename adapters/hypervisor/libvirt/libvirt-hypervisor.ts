@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ConversionReport, DiskFormat, ReportEntry, VirtualMachine } from '../../../protocols/vm/index.js';
+import { vmNameProblem, type ConversionReport, type DiskFormat, type ReportEntry, type VirtualMachine } from '../../../protocols/vm/index.js';
 import { readLibvirtDomain, writeLibvirtDomain } from '../../../protocols/libvirt-xml/index.js';
 import type { NicTarget } from '../../../protocols/libvirt-xml/index.js';
 import type {
@@ -106,6 +106,17 @@ export class LibvirtHypervisor implements Hypervisor {
     return r.stdout.toString('utf8');
   }
 
+  /**
+   * Every name that reaches virsh passes the project's VM-name rule first ({@link vmNameProblem}):
+   * names can come from a peer, and virsh would read `-x` as an option, `7` as a domain id.
+   */
+  private checkName(name: string): void {
+    const problem = vmNameProblem(name);
+    if (problem !== undefined) {
+      throw hvError('HV_VM_NAME_INVALID', `${this.prefix}: vm name ${JSON.stringify(name)} ${problem}`, { details: { vm: name } });
+    }
+  }
+
   private opts(options: CallOptions): RunOptions {
     return options.signal ? { signal: options.signal } : {};
   }
@@ -144,6 +155,7 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async vmState(name: string, options: CallOptions = {}): Promise<VmPowerState | 'absent'> {
+    this.checkName(name);
     const o = this.opts(options);
     const r = await this.virshRaw(['domstate', name], o);
     if (r.exitStatus === 0) return parseDomstate(r.stdout.toString('utf8'));
@@ -153,6 +165,7 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async describeVm(name: string, options: CallOptions = {}): Promise<VmDescription> {
+    this.checkName(name);
     const o = this.opts(options);
     let xml: string;
     try {
@@ -265,11 +278,13 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async defineVm(vm: VirtualMachine, options: CallOptions = {}): Promise<DefineResult> {
     throwIfAborted(this.prefix, 'defineVm', options.signal);
+    this.checkName(vm.name);
     if ((await this.vmState(vm.name, options)) !== 'absent') {
       throw hvError('HV_VM_EXISTS', `${this.prefix}: a vm named '${vm.name}' already exists`, { details: { vm: vm.name } });
     }
     const entries: ReportEntry[] = [];
     const created: string[] = [];
+    let defined = false;
     try {
       const vols = await this.volumes(options);
       const disks = [];
@@ -306,25 +321,28 @@ export class LibvirtHypervisor implements Hypervisor {
       throwIfAborted(this.prefix, 'defineVm', options.signal);
       // `virsh define FILE` with the XML on stdin.
       await this.virsh(['define', '/dev/stdin'], { ...this.opts(options), stdin: xml });
+      defined = true;
       const desc = await this.describeVm(vm.name, {});
       const rep: ConversionReport = { from: 'model', to: 'libvirt', entries };
       return { name: vm.name, ...(desc.vm.uuid ? { uuid: desc.vm.uuid } : {}), disks: desc.disks, report: rep };
     } catch (err) {
-      // Nothing half-made: the domain (if define got through before an abort) and new volumes go.
-      await this.undo(vm.name, created, err);
+      // Nothing half-made: the domain (only if our define got through: a domain of that name
+      // that appeared meanwhile is someone else's) and new volumes go.
+      await this.undo(defined ? vm.name : undefined, created, err);
       throw err;
     }
   }
 
   /** Removes what a failed define/write made; cleanup problems are added to the error's details. */
   private async undo(vmName: string | undefined, volumes: readonly string[], err: unknown): Promise<void> {
-    if (vmName !== undefined && (err as { code?: string }).code !== 'HV_VM_EXISTS') {
+    if (vmName !== undefined) {
       await cleanup(err, () => this.undefineVm(vmName, {}));
     }
     for (const v of volumes) await cleanup(err, () => this.removeDisk(v, {}));
   }
 
   async startVm(name: string, options: CallOptions = {}): Promise<void> {
+    this.checkName(name);
     const state = await this.mustExist(name, options);
     if (state === 'running') return;
     if (state === 'paused') {
@@ -341,6 +359,7 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async shutdownVm(name: string, options: ShutdownOptions): Promise<ShutdownResult> {
+    this.checkName(name);
     const o = this.opts(options);
     const state = await this.mustExist(name, options);
     if (state === 'stopped') return { alreadyStopped: true, forced: false };
@@ -367,6 +386,7 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async undefineVm(name: string, options: UndefineOptions = {}): Promise<{ existed: boolean }> {
+    this.checkName(name);
     const o = this.opts(options);
     const state = await this.vmState(name, options);
     if (state === 'absent') return { existed: false };

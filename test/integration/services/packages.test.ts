@@ -52,6 +52,25 @@ async function programsRun(): Promise<Map<string, string>> {
   return found;
 }
 
+/**
+ * The programs the shell scripts under systemd/ need (tests run them), from their `# Needs A, B
+ * and C.` line.
+ */
+async function programsNeededBySamples(): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else for (const m of (await fs.readFile(p, 'utf8')).matchAll(/^# Needs (.+)\.$/gm)) {
+        for (const name of m[1]!.split(/,\s*|\s+and\s+/)) found.set(name.trim(), p.slice(REPO.length + 1));
+      }
+    }
+  };
+  await walk(join(REPO, 'systemd'));
+  return found;
+}
+
 /** The Debian packages the services files list (`NAME_packages="…"`). */
 async function listedPackages(): Promise<string[]> {
   const dir = join(REPO, 'scripts/services.d');
@@ -93,6 +112,9 @@ describe('external programs', () => {
   it('each comes from a package the services install or from the base system', async () => {
     const programs = await programsRun();
     expect(programs.has('virsh')).toBe(true); // the scan sees the calls it is meant to see
+    const samples = await programsNeededBySamples();
+    expect(samples.has('jq')).toBe(true);
+    for (const [name, where] of samples) if (!programs.has(name)) programs.set(name, where);
     const installed = await installedByServices(await listedPackages());
     const faults: string[] = [];
     for (const [name, where] of [...programs].sort()) {

@@ -36,7 +36,7 @@ describe('intercloud agent with a bad hypervisor adapter config', { timeout: 60_
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function run(name: string, hypervisor: string, ...flags: string[]): { status: number | null; stdout: string; stderr: string } {
+  function runAgent(name: string, hypervisor: string, ...flags: string[]): { status: number | null; stdout: string; stderr: string } {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, configWith(hypervisor));
     const r = spawnSync(CLI, ['agent', '--config', file, ...flags], { encoding: 'utf8', timeout: 60_000 });
@@ -46,7 +46,7 @@ describe('intercloud agent with a bad hypervisor adapter config', { timeout: 60_
   const unpinned = '{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: id_ed25519 } } }';
 
   it('--check exits 2 and names the key and the fix', () => {
-    const r = run('unpinned', unpinned, '--check');
+    const r = runAgent('unpinned', unpinned, '--check');
     expect(r.stderr).toContain('error [CONFIG_INVALID]');
     expect(r.stderr).toContain('hypervisor.config.ssh: pin the host key: give exactly one of hostKeyFingerprint or knownHostsFile');
     expect(r.status).toBe(2);
@@ -54,30 +54,30 @@ describe('intercloud agent with a bad hypervisor adapter config', { timeout: 60_
   });
 
   it('--check exits 2 on an unknown key and an unknown kind', () => {
-    const typo = run('typo', '{ kind: libvirt, config: { uri: "qemu:///system", colour: red } }', '--check');
+    const typo = runAgent('typo', '{ kind: libvirt, config: { uri: "qemu:///system", colour: red } }', '--check');
     expect(typo.stderr).toContain("hypervisor.config: unknown key(s) 'colour' — remove or correct the spelling");
     expect(typo.status).toBe(2);
-    const kind = run('kind', '{ kind: xen, config: {} }', '--check');
+    const kind = runAgent('kind', '{ kind: xen, config: {} }', '--check');
     expect(kind.stderr).toContain("hypervisor.kind: no hypervisor adapter 'xen': use one of 'libvirt', 'vmware', 'fake'");
     expect(kind.status).toBe(2);
   });
 
   it('--check exits 2 when a file the adapter reads is missing, naming the path resolved against the config folder', () => {
-    const r = run('missing-key', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: keys/missing, hostKeyFingerprint: "${FP}" } } }`, '--check');
+    const r = runAgent('missing-key', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: keys/missing, hostKeyFingerprint: "${FP}" } } }`, '--check');
     expect(r.stderr).toContain('[HV_CONFIG_INVALID]');
     expect(r.stderr).toContain(`'${join(dir, 'keys/missing')}'`);
     expect(r.status).toBe(2);
   });
 
   it('--check passes a good adapter config whose relative key file is beside the config', () => {
-    const r = run('good', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: id_ed25519, hostKeyFingerprint: "${FP}" } } }`, '--check');
+    const r = runAgent('good', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: id_ed25519, hostKeyFingerprint: "${FP}" } } }`, '--check');
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('is valid');
     expect(r.status).toBe(0);
   });
 
   it('a normal start exits 2 the same way, before the state folder or the audit log exist', () => {
-    const r = run('start', unpinned);
+    const r = runAgent('start', unpinned);
     expect(r.stderr).toContain('hypervisor.config.ssh: pin the host key');
     expect(r.status).toBe(2);
     expect(existsSync(join(dir, 'state', 'audit.log'))).toBe(false);
@@ -85,7 +85,7 @@ describe('intercloud agent with a bad hypervisor adapter config', { timeout: 60_
   });
 
   it('a normal start exits 2 on a key file it cannot read, before the state folder exists', () => {
-    const r = run('start-missing-key', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: keys/missing, hostKeyFingerprint: "${FP}" } } }`);
+    const r = runAgent('start-missing-key', `{ kind: libvirt, config: { uri: "qemu:///system", ssh: { host: 127.0.0.1, username: root, privateKeyFile: keys/missing, hostKeyFingerprint: "${FP}" } } }`);
     expect(r.stderr).toContain('[HV_CONFIG_INVALID]');
     expect(r.status).toBe(2);
     expect(existsSync(join(dir, 'state'))).toBe(false);
