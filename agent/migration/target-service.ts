@@ -123,10 +123,16 @@ export class MigrationTargetService {
     if (job.state === 'completed') {
       throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' is committed: the vm stays in this cloud`);
     }
-    if (job.state === 'running') {
+    let state: JobStatus['state'] = job.state;
+    if (state === 'running') {
       const c = await this.sequencer.cancel(job.jobId, `released by '${peer.cloudId}'`);
       if (!c.accepted) throw new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' is committed: the vm stays in this cloud`);
-      await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal);
+      state = (await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal)).state;
+    }
+    // A job that could not undo its steps may have left the VM defined, even running, here: the
+    // source must not take this answer as a release and start its own copy (never two).
+    if (state === 'needs-operator') {
+      throw new IntercloudError('MIGRATE_TARGET_UNRELEASED', `offer '${offerId}': this cloud could not undo its part, an operator must look; the vm may still be here`);
     }
   }
 
