@@ -11,8 +11,7 @@ import { readDescriptor } from '../../../protocols/convert/index.js';
 import { writeOvf } from '../../../protocols/ovf/index.js';
 import type { VirtualMachine } from '../../../protocols/vm/index.js';
 import { attr, childrenNamed, decodeDescriptor, escapeText, parseXml, type XmlElement } from '../../../protocols/xml/index.js';
-import { serviceEnv } from '../../helpers/services.js';
-import type { VcsimEnv } from '../hypervisor/env.js';
+import { vcsim, type VcsimEnv } from '../hypervisor/env.js';
 import { allFixtures, fixtureBytes } from '../../unit/descriptors/fixtures.js';
 
 
@@ -64,7 +63,7 @@ function corpusVms(): Array<{ label: string; vm: VirtualMachine }> {
 }
 
 describe('OVF we write, imported by vcsim (OvfManager.CreateImportSpec)', () => {
-  const env = serviceEnv<VcsimEnv>('vcsim');
+  const env = vcsim();
   const vim = new Vim(env);
   let pool = '';
   let datastore = '';
