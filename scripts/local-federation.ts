@@ -99,7 +99,9 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
     'log: { level: info }',
   ].join('\n') + '\n';
   const path = join(dir, 'agent.yaml');
-  await fs.writeFile(path, yaml);
+  // The config may carry a secret (the DNS update key): readable by root only, like an operator's.
+  await fs.writeFile(path, yaml, { mode: 0o600 });
+  await fs.chmod(path, 0o600);
   return path;
 }
 

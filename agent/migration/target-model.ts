@@ -27,6 +27,8 @@ export interface ImageInfo {
   virtualSizeBytes: number;
   /** The backing file as written in the image, when it has one. */
   backingFile?: string;
+  /** The format the image declares for its backing file (absent: qemu would probe it). */
+  backingFormat?: string;
   /** An external data file (qcow2 `data-file`), when it has one. */
   dataFile?: string;
 }
@@ -47,9 +49,11 @@ export function parseImageInfo(text: string, file: string): ImageInfo {
   const backing = v['full-backing-filename'] ?? v['backing-filename'];
   const specific = (v['format-specific'] as { data?: Record<string, unknown> } | undefined)?.data;
   const dataFile = specific?.['data-file'];
+  const backingFormat = v['backing-filename-format'];
   return {
     format, virtualSizeBytes: size,
     ...(typeof backing === 'string' ? { backingFile: backing } : {}),
+    ...(typeof backingFormat === 'string' ? { backingFormat } : {}),
     ...(typeof dataFile === 'string' ? { dataFile } : {}),
   };
 }
@@ -109,7 +113,7 @@ export function localVmModel(input: LocalModelInput): LocalModel {
   const loss = (path: string, message: string, value?: string): void => {
     losses.push({ severity: 'loss', path, message, ...(value !== undefined ? { value } : {}) });
   };
-  const received = new Set(input.files.map((f) => resolve(f.path)));
+  const received = new Map(input.files.map((f) => [resolve(f.path), f.image]));
   const disks = d.disks.map((disk, i): VmDisk => {
     const { path, image } = input.files[i]!;
     const format = ACCEPTED_FORMATS[image.format];
@@ -117,6 +121,23 @@ export function localVmModel(input: LocalModelInput): LocalModel {
       throw new IntercloudError('MIGRATE_BAD_DISK', `disk ${i} of vm '${offer.name}': received image is '${image.format}'; only raw and qcow2 are taken`, {
         details: { disk: i, format: image.format },
       });
+    }
+    // The guest sees the image's virtual size: a small file may declare a huge disk.
+    const offered = offer.disks[i]!.capacityBytes;
+    if (image.virtualSizeBytes > offered) {
+      throw new IntercloudError('MIGRATE_BAD_DISK', `disk ${i} of vm '${offer.name}': the image declares ${image.virtualSizeBytes} bytes, the offer ${offered}`, {
+        details: { disk: i, virtualSizeBytes: image.virtualSizeBytes, offeredBytes: offered },
+      });
+    }
+    // A backing file must declare its format, and that format must be what the received file
+    // is: otherwise qemu probes it, and a raw-looking file read as, say, vmdk names host files.
+    if (image.backingFile !== undefined) {
+      const backing = received.get(resolve(dirname(path), image.backingFile));
+      if (backing !== undefined && image.backingFormat !== backing.format) {
+        throw new IntercloudError('MIGRATE_BAD_DISK', `disk ${i} of vm '${offer.name}': the image reads its backing file as ${JSON.stringify(image.backingFormat ?? 'probed')}, the received file is '${backing.format}'`, {
+          details: { disk: i, backingFile: image.backingFile, ...(image.backingFormat !== undefined ? { backingFormat: image.backingFormat } : {}) },
+        });
+      }
     }
     for (const [what, ref] of [['backing file', image.backingFile], ['data file', image.dataFile]] as const) {
       // Relative names are relative to the image's own directory (qemu's rule).

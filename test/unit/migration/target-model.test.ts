@@ -74,11 +74,30 @@ describe('localVmModel', () => {
     const { vm } = build({
       offer: two, described: { ...described, disks: [described.disks[0]!, described.disks[0]!] },
       files: [
-        { path: '/pool/a-disk0.img', image: { format: 'qcow2', virtualSizeBytes: MiB, backingFile: 'a-disk1.img' } },
-        { path: '/pool/a-disk1.img', image: raw },
+        { path: '/pool/a-disk0.img', image: { format: 'qcow2', virtualSizeBytes: MiB, backingFile: 'a-disk1.img', backingFormat: 'raw' } },
+        { path: '/pool/a-disk1.img', image: { format: 'raw', virtualSizeBytes: MiB } },
       ],
     });
     expect(vm.disks.map((d) => d.format)).toEqual(['qcow2', 'raw']);
+  });
+
+  it('refuses a received backing file read in another format than it has, or probed', () => {
+    const two: VmSummary = { ...offer, disks: [{ id: '0', capacityBytes: MiB }, { id: '1', capacityBytes: MiB }] };
+    const chain = (backingFormat?: string) => build({
+      offer: two, described: { ...described, disks: [described.disks[0]!, described.disks[0]!] },
+      files: [
+        { path: '/pool/a-disk0.img', image: { format: 'qcow2', virtualSizeBytes: MiB, backingFile: 'a-disk1.img', ...(backingFormat ? { backingFormat } : {}) } },
+        // what qemu-img reports for a vmdk descriptor it does not recognise: raw
+        { path: '/pool/a-disk1.img', image: { format: 'raw', virtualSizeBytes: MiB } },
+      ],
+    });
+    expect(() => chain('vmdk')).toThrow(expect.objectContaining({ code: 'MIGRATE_BAD_DISK', message: expect.stringContaining('"vmdk"') }));
+    expect(() => chain(undefined)).toThrow(expect.objectContaining({ code: 'MIGRATE_BAD_DISK', message: expect.stringContaining('"probed"') }));
+  });
+
+  it('refuses an image that declares a larger disk than the offer', () => {
+    expect(() => build({ files: file({ format: 'qcow2', virtualSizeBytes: 100 * 1024 * 1024 * MiB }) }))
+      .toThrow(expect.objectContaining({ code: 'MIGRATE_BAD_DISK', details: expect.objectContaining({ offeredBytes: offer.disks[0]!.capacityBytes }) }));
   });
 
   it('refuses image formats that can name other files (vmdk extents, …)', () => {
@@ -89,10 +108,10 @@ describe('localVmModel', () => {
 describe('parseImageInfo', () => {
   it('reads format, virtual size, backing and data files of qemu-img info --output=json', () => {
     const text = JSON.stringify({
-      'virtual-size': 16777216, filename: '/x.qcow2', format: 'qcow2', 'backing-filename': 'base.img', 'full-backing-filename': '/p/base.img',
+      'virtual-size': 16777216, filename: '/x.qcow2', format: 'qcow2', 'backing-filename': 'base.img', 'full-backing-filename': '/p/base.img', 'backing-filename-format': 'raw',
       'format-specific': { type: 'qcow2', data: { compat: '1.1', 'data-file': '/dev/sdb' } },
     });
-    expect(parseImageInfo(text, '/x.qcow2')).toEqual({ format: 'qcow2', virtualSizeBytes: 16777216, backingFile: '/p/base.img', dataFile: '/dev/sdb' });
+    expect(parseImageInfo(text, '/x.qcow2')).toEqual({ format: 'qcow2', virtualSizeBytes: 16777216, backingFile: '/p/base.img', backingFormat: 'raw', dataFile: '/dev/sdb' });
     expect(parseImageInfo('{"virtual-size": 4096, "format": "raw"}', '/y')).toEqual({ format: 'raw', virtualSizeBytes: 4096 });
     expect(() => parseImageInfo('not json', '/z')).toThrow(expect.objectContaining({ code: 'MIGRATE_BAD_DISK' }));
   });
