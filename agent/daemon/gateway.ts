@@ -208,6 +208,17 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return { reason: rejectReasonOf(err), text: isIntercloudError(err) ? err.message : 'cannot take this offer' };
     }
   });
+  // A peer's <cancel> of its offer cancels the inbound job; its reservation stays held until the
+  // job has ended (jobEnded above), and a committed job is not cancelled (issue 12, findings 6, 8).
+  session.onCancel(async (_cancel, from, reservation) => {
+    try {
+      const r = await targetService.handleCancel({ cloudId: reservation.senderCloud, jid: from.split('/')[0] ?? from }, reservation.offer.offerId);
+      return r === 'cancelling' ? { action: 'hold' } : undefined;
+    } catch (err) {
+      log.warn({ err, offer: reservation.offer.offerId }, 'peer cancel refused');
+      return { action: 'refuse', text: isIntercloudError(err) ? err.message : 'cannot cancel this offer' };
+    }
+  });
   serveMigrationRequests(session, targetService);
 
   await session.start();

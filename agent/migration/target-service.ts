@@ -136,6 +136,30 @@ export class MigrationTargetService {
     }
   }
 
+  /**
+   * The offer's own peer cancelled it on the control plane (issue 12, findings 6 and 8). A
+   * running job is cancelled through the sequencer (its compensation removes what it made),
+   * and what the offer holds is released by the `jobEnded` hook once the job has ended, not
+   * now: a peer could otherwise offer, cancel and offer again past its quotas while the jobs
+   * still receive. A committed job is not cancelled: the VM stays in this cloud.
+   * @returns `cancelling` (the job is being cancelled; hold what the offer holds until it
+   *   ends), `ended` (its job already ended: nothing left to hold), or `none` (no job here).
+   * @throws `MIGRATE_NO_RESERVATION` when the offer is another peer's, or committed.
+   */
+  async handleCancel(peer: PeerRef, offerId: string): Promise<'cancelling' | 'ended' | 'none'> {
+    const job = await this.find(offerId);
+    if (!job) return 'none';
+    this.checkPeer(job, peer);
+    const committed = (): IntercloudError =>
+      new IntercloudError('MIGRATE_NO_RESERVATION', `offer '${offerId}' is committed: the vm stays in this cloud`, { retryable: false });
+    if (job.state === 'completed') throw committed();
+    if (job.state !== 'running') return 'ended';
+    const c = await this.sequencer.cancel(job.jobId, `cancelled by '${peer.cloudId}'`);
+    if (c.accepted) return 'cancelling';
+    if (c.state === 'running' || c.state === 'completed') throw committed();
+    return 'ended';
+  }
+
   private async find(offerId: string): Promise<JobStatus | undefined> {
     try {
       return await this.sequencer.status(inboundJobId(offerId));

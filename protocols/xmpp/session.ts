@@ -30,7 +30,7 @@ import {
 import type { NegotiationPolicy } from './policy.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
 import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
-import { ReservationBook } from './reservations.js';
+import { ReservationBook, type Reservation } from './reservations.js';
 import { buildStanzaError, parseStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
 import { createXmppClient, type ScramCredentials, type TlsMaterial } from './transport.js';
@@ -43,7 +43,7 @@ export interface VerifiedSigner {
 
 /** One audit record about an intercloud action of the control plane. */
 export interface ControlPlaneAuditRecord {
-  readonly action: 'offer-accepted' | 'offer-refused' | 'catalog-entry-ignored' | 'reservation-cancelled' | 'reservation-expired';
+  readonly action: 'offer-accepted' | 'offer-refused' | 'catalog-entry-ignored' | 'reservation-cancelled' | 'cancel-refused' | 'reservation-expired';
   /** The peer's JID. */
   readonly peer: string;
   readonly reason?: string;
@@ -200,6 +200,24 @@ export interface IncomingOffer {
   readonly signer: VerifiedSigner;
 }
 
+/**
+ * A cancel handler's answer ({@link GatewaySession.onCancel}); `undefined` lets the session
+ * release the reservation at once (nothing was made for it). `hold`: a job made for the offer
+ * is being cancelled, and the reservation is released when that job ends
+ * ({@link GatewaySession.releaseOffer}), never while it still runs (issue 12, findings 6 and 8).
+ * `refuse`: the cancel is refused (e.g. the job is committed) and the reservation stays.
+ */
+export type CancelVerdict = { readonly action: 'hold' } | { readonly action: 'refuse'; readonly text: string };
+
+/** What became of a peer's cancel ({@link GatewaySession.cancelReservation}). */
+export type CancelOutcome =
+  | { readonly outcome: 'released' }
+  | { readonly outcome: 'held' }
+  | { readonly outcome: 'refused'; readonly condition: 'item-not-found' | 'not-allowed'; readonly text: string };
+
+/** A cancel handler: asked about each cancel the offer's own sender makes. */
+export type CancelHandler = (cancel: Cancel, from: string, reservation: Reservation) => Promise<CancelVerdict | undefined> | CancelVerdict | undefined;
+
 /** A handler's veto: the offer is rejected with this reason. */
 export interface OfferVeto {
   readonly reason: RejectReason;
@@ -264,7 +282,7 @@ export class GatewaySession extends EventEmitter {
   #catalogLoaded = false;
   #reconnectOff = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
-  readonly #cancelHandlers: Array<(cancel: Cancel, from: string) => void> = [];
+  readonly #cancelHandlers: CancelHandler[] = [];
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
   #expiryTimer: NodeJS.Timeout | undefined;
   #republishTimer: NodeJS.Timeout | undefined;
@@ -694,8 +712,12 @@ export class GatewaySession extends EventEmitter {
     this.#offerHandlers.push(handler);
   }
 
-  /** Adds a handler called when a peer cancels one of our reservations. */
-  onCancel(handler: (cancel: Cancel, from: string) => void): void {
+  /**
+   * Adds a handler asked when the sender of an offer cancels the reservation we gave it; it
+   * may hold the reservation (a job made for it is being cancelled) or refuse the cancel.
+   * See {@link CancelVerdict}.
+   */
+  onCancel(handler: CancelHandler): void {
     this.#cancelHandlers.push(handler);
   }
 
@@ -840,17 +862,39 @@ export class GatewaySession extends EventEmitter {
     } catch (err) {
       return buildStanzaError('modify', 'bad-request', messageOf(err));
     }
+    const out = await this.cancelReservation(cancel, from);
+    return out.outcome === 'refused' ? buildStanzaError('cancel', out.condition, out.text) : {};
+  }
+
+  /**
+   * Handles a peer's `<cancel>` of a reservation (what the iq handler runs; `from` is the
+   * server-authenticated full JID). Only the full JID that made the offer may cancel it. The
+   * cancel handlers are asked first: a reservation whose job is being cancelled is held until
+   * that job ends, and a refused cancel leaves it in place (issue 12, findings 6 and 8: a
+   * reservation freed while its job still runs would let a peer pass the quotas and the
+   * free-storage check by offering and cancelling again and again).
+   */
+  async cancelReservation(cancel: Cancel, from: string): Promise<CancelOutcome> {
     const r = this.reservations.get(cancel.reservationId, this.#now());
-    // Only the cloud that holds a reservation may cancel it.
-    if (!r || parseJid(r.senderJid).bare().toString() !== parseJid(from).bare().toString()) {
-      return buildStanzaError('cancel', 'item-not-found', `no reservation '${cancel.reservationId}' of yours`);
+    if (!r || r.senderJid !== from) {
+      return { outcome: 'refused', condition: 'item-not-found', text: `no reservation '${cancel.reservationId}' of yours` };
     }
-    this.reservations.release(cancel.reservationId);
-    await this.#audit({ action: 'reservation-cancelled', peer: from, reason: cancel.reason ?? 'peer', details: { reservationId: cancel.reservationId } });
-    for (const h of this.#cancelHandlers) h(cancel, from);
+    let hold = false;
+    for (const h of this.#cancelHandlers) {
+      const verdict = await h(cancel, from, r);
+      if (verdict?.action === 'refuse') {
+        await this.#audit({ action: 'cancel-refused', peer: from, reason: verdict.text, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
+        return { outcome: 'refused', condition: 'not-allowed', text: verdict.text };
+      }
+      if (verdict?.action === 'hold') hold = true;
+    }
+    if (!hold) this.reservations.release(r.reservationId);
+    await this.#audit({
+      action: 'reservation-cancelled', peer: from, reason: cancel.reason ?? 'peer', details: { reservationId: r.reservationId, offerId: r.offer.offerId, held: hold },
+    });
     this.emit('cancel', { from, cancel });
-    this.#scheduleRepublish();
-    return {};
+    if (!hold) this.#scheduleRepublish();
+    return { outcome: hold ? 'held' : 'released' };
   }
 
   async #expireReservations(): Promise<void> {

@@ -49,15 +49,24 @@ export class FakeWorld {
   readonly hangs = new Set<FaultPoint>();
   /** Hang points some step is blocked in right now. */
   readonly reached = new Set<FaultPoint>();
+  /** How to let each blocked hang point go on (see {@link letGo}). */
+  readonly #waiting = new Map<FaultPoint, () => void>();
+
+  /** Stops hanging at `point`; a step blocked there now goes on as if nothing happened. */
+  letGo(point: FaultPoint): void {
+    this.hangs.delete(point);
+    this.#waiting.get(point)?.();
+  }
 
   hit(point: FaultPoint, signal: AbortSignal): Promise<void> {
     if (this.faults.delete(point)) return Promise.reject(new IntercloudError('TEST_FAULT', `injected fault at '${point}'`));
     if (this.hangs.has(point)) {
       this.reached.add(point);
-      return new Promise((_, rej) => {
-        const leave = (): void => { this.reached.delete(point); rej(signal.reason); };
+      return new Promise((res, rej) => {
+        const leave = (): void => { this.reached.delete(point); this.#waiting.delete(point); rej(signal.reason); };
         if (signal.aborted) leave();
         signal.addEventListener('abort', leave);
+        this.#waiting.set(point, () => { this.reached.delete(point); this.#waiting.delete(point); signal.removeEventListener('abort', leave); res(); });
       });
     }
     return Promise.resolve();
