@@ -16,7 +16,7 @@
 import { promises as fs } from 'node:fs';
 import { addDnsAddresses, deleteDnsAddresses, dnsError, type DnsUpdateOptions } from '../../protocols/dns/index.js';
 import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
-import { Registrar, signEidHandOver } from '../../protocols/lisp/index.js';
+import { Registrar, hostPrefix, parsePrefix, prefixesOverlap, signEidHandOver, type EidPrefix } from '../../protocols/lisp/index.js';
 import type { Signer } from '../../protocols/trust/index.js';
 import type { AgentConfig } from '../config/index.js';
 import type { AddressedVm, AddressingPort } from '../migration/index.js';
@@ -64,18 +64,27 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
  * The addresser of a cloud whose addressing is DNS: `register` adds this cloud's locators to
  * the A/AAAA records of `<vm>.<zone>`, `withdraw` deletes them (others' records stay), each an
  * RFC 2136 update signed with the config's TSIG key. The VM's EIDs play no part. A VM name
- * that is not a host label is refused (`DNS_CONFIG`) before anything is sent.
+ * that is not a lowercase host label is refused (`DNS_CONFIG`) before anything is sent: VM
+ * names are case-sensitive, DNS names are not (RFC 4343), so folding `WEB` onto `web` would let
+ * one VM's withdraw delete another's record.
+ *
+ * `held` answers from the names this addresser registered and has not withdrawn since, kept in
+ * memory: the site's own record of its own updates, no query (the zone's A/AAAA records say
+ * nothing of which site added a locator another site shares). After a restart it is empty; a
+ * name of a VM that runs here is then still refused by the target's name-clash check, since a
+ * name is published exactly as the VM is named.
  */
 export function dnsAddresser(config: DnsConfig, updates: DnsUpdates = { add: addDnsAddresses, delete: deleteDnsAddresses }): Addresser {
   const zone = config.zone.replace(/\.$/, '').toLowerCase();
   const nameOf = (vm: AddressedVm): string => {
-    const label = vm.name.toLowerCase();
-    if (!LABEL.test(label)) {
-      throw dnsError('DNS_CONFIG', `vm name '${vm.name}' is not a dns host label, so it has no name in zone '${zone}': `
-        + 'name the vm with letters, digits and dashes (at most 63), or use lisp addressing', { details: { vm: vm.name, zone } });
+    if (!LABEL.test(vm.name)) {
+      throw dnsError('DNS_CONFIG', `vm name '${vm.name}' is not a lowercase dns host label, so it has no name of its own in zone '${zone}': `
+        + 'name the vm with lowercase letters, digits and dashes (at most 63), or use lisp addressing', { details: { vm: vm.name, zone } });
     }
-    return `${label}.${zone}`;
+    return `${vm.name}.${zone}`;
   };
+  /** The names this site registered and has not withdrawn since. */
+  const mine = new Set<string>();
   const options = (signal: AbortSignal): DnsUpdateOptions => ({
     server: config.server, zone, signal,
     key: { name: config.tsigName, secret: config.tsigSecret, algorithm: config.tsigAlgorithm },
@@ -83,11 +92,16 @@ export function dnsAddresser(config: DnsConfig, updates: DnsUpdates = { add: add
   return {
     kinds: ['dns'],
     async register(vm, signal) {
-      await updates.add(nameOf(vm), config.locators, config.ttl, options(signal));
+      const name = nameOf(vm);
+      await updates.add(name, config.locators, config.ttl, options(signal));
+      mine.add(name);
     },
     async withdraw(vm, signal) {
-      await updates.delete(nameOf(vm), config.locators, options(signal));
+      const name = nameOf(vm);
+      await updates.delete(name, config.locators, options(signal));
+      mine.delete(name);
     },
+    held: async (vm) => ({ addresses: [], name: mine.has(nameOf(vm)) }),
     async verify(signal) {
       // RFC 2136 §3: an update with an empty update section changes nothing, but the server
       // still checks the TSIG (RFC 8945 §5.2) and that it is the zone's primary (§3.1).
@@ -113,9 +127,14 @@ export function dnsAddresser(config: DnsConfig, updates: DnsUpdates = { add: add
  * server first; as the holder, this site signs the hand-over of its own.
  */
 export function lispAddresser(
-  registrar: Pick<Registrar, 'register' | 'withdraw' | 'presentHandOver' | 'close'>, site: LispSite,
+  registrar: Pick<Registrar, 'register' | 'withdraw' | 'presentHandOver' | 'registered' | 'close'>, site: LispSite,
 ): Addresser {
   return {
+    // What the registrar keeps registered (and refreshes) that overlaps the VM's EIDs.
+    held: async ({ addresses }) => {
+      const mine = registrar.registered().map(parsePrefix);
+      return { addresses: addresses.filter((a) => mine.some((m) => prefixesOverlap(m, eidOf(a)))), name: false };
+    },
     kinds: ['lisp'],
     async register({ addresses }, signal, handOver) {
       if (!addresses.length) return;
@@ -129,6 +148,9 @@ export function lispAddresser(
     close: () => registrar.close(),
   };
 }
+
+/** An address or prefix as the registrar reads it (a bare address: its host prefix). */
+const eidOf = (a: string): EidPrefix => (a.includes('/') ? parsePrefix(a) : hostPrefix(a));
 
 /** Opens the LISP registrar of the config (reads the site key file). */
 async function openLispAddresser(lisp: LispConfig, site: LispSite): Promise<Addresser> {
@@ -158,6 +180,16 @@ export async function createAddresser(
     },
     async register(vm, signal, handOver) { for (const p of parts) await p.register(vm, signal, handOver); },
     async withdraw(vm, signal) { for (const p of parts) await p.withdraw(vm, signal); },
+    async held(vm, signal) {
+      const addresses = new Set<string>();
+      let name = false;
+      for (const p of parts) {
+        const h = await p.held(vm, signal);
+        h.addresses.forEach((a) => addresses.add(a));
+        name ||= h.name;
+      }
+      return { addresses: [...addresses], name };
+    },
     async signHandOver(req, signal) {
       for (const p of parts) {
         const signed = await p.signHandOver?.(req, signal);

@@ -123,6 +123,15 @@ export interface AddressingPort {
   register(vm: AddressedVm, signal: AbortSignal, handOver?: string): Promise<void>;
   withdraw(vm: AddressedVm, signal: AbortSignal): Promise<void>;
   /**
+   * What of `vm` this site holds already, as its own registrations (no query of other sites'):
+   * the `addresses` of `vm` (or overlapping them) it keeps registered, and whether it publishes
+   * `vm`'s name. The target refuses a migration that would register what it holds — for a VM of
+   * its own — so that the migration's compensation never withdraws it. Throws, before anything
+   * is registered, a coded error when `vm` cannot be addressed at all (a DNS addresser: a name
+   * that is not a lowercase host label).
+   */
+  held(vm: AddressedVm, signal: AbortSignal): Promise<{ addresses: string[]; name: boolean }>;
+  /**
    * As the holder of `addresses`, signs their hand-over to cloud `to` for offer `offerId`
    * (the source, before it asks the target to instantiate). Absent, or resolving undefined,
    * when this site's addressing has no such thing (no LISP mapping). Not idempotent in its

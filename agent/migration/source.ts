@@ -30,6 +30,7 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_BAD_VM_NAME: { doc: "the offered vm name is not one the target passes to its hypervisor (empty, '/', control characters, a leading '-', all digits or uuid-shaped)", retryable: false },
   MIGRATE_BAD_DISK: { doc: 'a received disk file may not be used: not raw or qcow2, or it names a backing or data file that is not a disk of the same offer', retryable: false },
   MIGRATE_TARGET_UNRELEASED: { doc: 'the target could not undo its part of the migration (its job needs an operator): the vm may still be there, so the source keeps its copy stopped', retryable: false },
+  MIGRATE_ADDRESS_HELD: { doc: "the target site already holds one of the offered vm's addresses, or publishes its name, for a vm of its own: refused before anything is defined or registered, and never withdrawn by the migration", retryable: false },
   MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
 });
 

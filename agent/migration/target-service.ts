@@ -35,7 +35,7 @@ export interface TargetServiceHooks {
   jobEnded?(offerId: string, peer: PeerRef): void;
 }
 /** Why a target refuses what a source sent; passed back to the source by code. */
-const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS']);
+const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS', 'MIGRATE_ADDRESS_HELD']);
 
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {

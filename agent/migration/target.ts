@@ -12,6 +12,11 @@
  * checking and removing go by name *and* that UUID, so a domain of the same name that is not
  * ours is never adopted, stopped or undefined. Compensation removes only the storage the
  * define step recorded, and the received files (`receive`).
+ *
+ * Addresses likewise: an address (or name) this site already holds for a VM of its own is
+ * refused when the instantiate arrives and again before the re-address step registers
+ * (`MIGRATE_ADDRESS_HELD`), and the re-address compensation withdraws only what the step
+ * recorded as newly registered, so a peer's `release` never withdraws the site's own.
  */
 import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
 import type { StepContext, TransactionDefinition } from '../sequencer/index.js';
@@ -49,12 +54,27 @@ export function localVmOf(input: MigrateInInput): LocalVmRef {
   return { name: input.vm.name, uuid: input.domainUuid ?? legacyDomainUuid(input.offerId) };
 }
 
+/** The re-address step's journaled result: what it newly registered (absent `name`: an older record). */
+interface ReAddressed {
+  registered: string[];
+  name: boolean;
+}
+
 /** The migration transaction, target side. */
 export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<MigrateInInput> {
   const untilExpiry = (ms: number, signal: AbortSignal): AbortSignal =>
     AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, ms))]);
   const expired = (what: string, offerId: string): IntercloudError =>
     new IntercloudError('MIGRATE_NO_RESERVATION', `reservation for offer '${offerId}' expired while waiting for ${what}`);
+  /** Refuses `vm` when this site already holds any of its addresses or its name (`MIGRATE_ADDRESS_HELD`). */
+  const refuseHeld = async (vm: { name: string; addresses: string[] }, input: MigrateInInput, signal: AbortSignal): Promise<void> => {
+    const held = await ports.addressing.held(vm, signal);
+    if (held.addresses.length === 0 && !held.name) return;
+    const what = [...held.addresses.map((a) => `address '${a}'`), ...(held.name ? [`the name of vm '${vm.name}'`] : [])].join(', ');
+    throw new IntercloudError('MIGRATE_ADDRESS_HELD',
+      `offer '${input.offerId}' from '${input.peer.cloudId}': '${ports.cloudId}' already holds ${what} for a vm of its own`,
+      { retryable: false, details: { offerId: input.offerId, addresses: held.addresses, name: held.name } });
+  };
   return {
     kind: 'migrate-in',
     version: 1,
@@ -72,12 +92,17 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
         name: 'await-instantiate',
         run: async ({ input, signal }) => {
           const wait = untilExpiry(Date.parse(input.reservation.expiresAt) - Date.now(), signal);
+          let order: InstantiateOrder;
           try {
-            return await ports.requests.instantiateRequest(input.offerId, wait);
+            order = await ports.requests.instantiateRequest(input.offerId, wait);
           } catch (err) {
             if (!signal.aborted && wait.aborted) throw expired('the instantiate request', input.offerId);
             throw err;
           }
+          // Before the peer's VM is defined (and runs here with those addresses): what this site
+          // holds for a VM of its own is refused, so nothing of it is ever taken or withdrawn.
+          await refuseHeld({ name: input.vm.name, addresses: order.addresses }, input, signal);
+          return order;
         },
       },
       {
@@ -129,15 +154,42 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 're-address',
-        run: async ({ input, result, signal }) => {
+        run: async ({ input, result, signal, attempt }) => {
           // The source's signed hand-over lets this site take the addresses it held.
           const { addresses, handOver } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.register({ name: input.vm.name, addresses }, signal, handOver);
-          return { registered: addresses };
+          const vm = { name: input.vm.name, addresses };
+          // Checked again, for what this site registered since (another job): only on the first
+          // attempt, as a retry may follow this job's own half-done register (a refusal is final).
+          if (attempt === 1) await refuseHeld(vm, input, signal);
+          await ports.addressing.register(vm, signal, handOver);
+          // All of it is new here (the held were refused): the compensation withdraws this.
+          return { registered: addresses, name: true } satisfies ReAddressed;
         },
-        compensate: async ({ input, result, signal }) => {
-          const { addresses } = result<InstantiateOrder>('await-instantiate');
-          await ports.addressing.withdraw({ name: input.vm.name, addresses }, signal);
+        compensate: async (ctx) => {
+          const { input, signal } = ctx;
+          const order = recorded<InstantiateOrder>(ctx, 'await-instantiate');
+          if (!order) return;
+          const done = recorded<{ registered: string[]; name?: boolean }>(ctx, 're-address');
+          const vm = { name: input.vm.name, addresses: order.addresses };
+          if (done && typeof done.name === 'boolean') {
+            // What this step recorded as newly registered, and nothing else.
+            if (done.name) await ports.addressing.withdraw({ name: vm.name, addresses: done.registered }, signal);
+            return;
+          }
+          if (done) {
+            // Journaled before the step recorded what was new: whether the site held some of it
+            // before is unknown, so nothing is withdrawn (an operator withdraws, if need be).
+            await ports.audit.record('addresses-kept', { offerId: input.offerId, vm: vm.name, addresses: vm.addresses, reason: 'old-journal' });
+            return;
+          }
+          // The step failed, maybe half way: withdraw only when this site holds none of it now
+          // (a register that half happened left nothing held; a refused one left the owner's).
+          const now = await ports.addressing.held(vm, signal);
+          if (now.name || now.addresses.length > 0) {
+            await ports.audit.record('addresses-kept', { offerId: input.offerId, vm: vm.name, addresses: now.addresses, name: now.name, reason: 'held' });
+            return;
+          }
+          await ports.addressing.withdraw(vm, signal);
         },
       },
       {

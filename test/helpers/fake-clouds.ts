@@ -40,6 +40,10 @@ export class FakeWorld {
         for (const a of addresses) this.addresses.get(a)?.delete(cloud);
         this.names.get(name)?.delete(cloud);
       },
+      held: async ({ name, addresses }) => ({
+        addresses: addresses.filter((a) => this.addresses.get(a)?.has(cloud) ?? false),
+        name: this.names.get(name)?.has(cloud) ?? false,
+      }),
     };
   }
   readonly audit: Array<{ cloud: string; event: string }> = [];

@@ -24,6 +24,10 @@ function recordingFactories() {
     kinds: [kind],
     register: async (vm) => { calls.push(`${kind}:register:${vm.name}:${vm.addresses.join(',')}`); },
     withdraw: async (vm) => { calls.push(`${kind}:withdraw:${vm.name}:${vm.addresses.join(',')}`); },
+    held: async (vm) => {
+      calls.push(`${kind}:held:${vm.name}`);
+      return kind === 'lisp' ? { addresses: vm.addresses.slice(0, 1), name: false } : { addresses: [], name: true };
+    },
     verify: async () => { calls.push(`${kind}:verify`); return kind === 'dns' ? 'unreachable' : 'ok'; },
     close: async () => { calls.push(`${kind}:close`); },
   });
@@ -77,12 +81,20 @@ describe('the addresser the daemon builds from the config', () => {
     ]);
   });
 
+  it('tells what either part holds when both are configured', async () => {
+    const { calls, make } = recordingFactories();
+    const a = await createAddresser(addressingOf(LISP, DNS), SITE, make);
+    expect(await a.held({ name: 'web1', addresses: ['10.77.1.5', '10.77.1.6'] }, signal)).toEqual({ addresses: ['10.77.1.5'], name: true });
+    expect(calls).toEqual(['lisp:held:web1', 'dns:held:web1']);
+  });
+
   it('does nothing when no addressing is configured', async () => {
     const { calls, make } = recordingFactories();
     const a = await createAddresser(addressingOf(), SITE, make);
     expect(a.kinds).toEqual([]);
     await a.register(VM, signal);
     await a.withdraw(VM, signal);
+    expect(await a.held(VM, signal)).toEqual({ addresses: [], name: false });
     expect(calls).toEqual([]);
   });
 });
@@ -96,7 +108,7 @@ describe('the dns addresser', () => {
 
   it('adds this cloud\'s locators to <vm>.<zone> on register, signed with the configured key', async () => {
     const updates = fakeUpdates();
-    await dnsAddresser(config, updates).register({ name: 'Web1', addresses: ['10.77.1.5'] }, signal);
+    await dnsAddresser(config, updates).register({ name: 'web1', addresses: ['10.77.1.5'] }, signal);
     expect(updates.delete).not.toHaveBeenCalled();
     expect(updates.add).toHaveBeenCalledExactlyOnceWith('web1.vms.intercloud.test', ['198.51.100.1', '2001:db8:b::1'], 30, {
       server: { host: '127.0.0.1', port: 15353 }, zone: 'vms.intercloud.test', signal,
@@ -120,6 +132,39 @@ describe('the dns addresser', () => {
     expect(updates.add).not.toHaveBeenCalled();
   });
 
+  it('refuses a vm name with capitals (no folding onto another vm\'s name), in held and register, before sending anything', async () => {
+    const updates = fakeUpdates();
+    const a = dnsAddresser(config, updates);
+    await a.register({ name: 'web', addresses: [] }, signal);
+    updates.add.mockClear();
+    for (const name of ['WEB', 'Web', 'wEb1']) {
+      const refused = { code: 'DNS_CONFIG', retryable: false, message: expect.stringMatching(/lowercase dns host label/) };
+      await expect(a.held({ name, addresses: [] }, signal)).rejects.toMatchObject(refused);
+      await expect(a.register({ name, addresses: [] }, signal)).rejects.toMatchObject(refused);
+      await expect(a.withdraw({ name, addresses: [] }, signal)).rejects.toMatchObject(refused);
+    }
+    expect(updates.add).not.toHaveBeenCalled();
+    expect(updates.delete).not.toHaveBeenCalled();
+  });
+
+  it('holds the names it registered until it withdraws them, and not those whose update failed', async () => {
+    const updates = fakeUpdates();
+    const a = dnsAddresser(config, updates);
+    const web = { name: 'web', addresses: ['10.77.1.5'] };
+    expect(await a.held(web, signal)).toEqual({ addresses: [], name: false });
+    await a.register(web, signal);
+    expect(await a.held(web, signal)).toEqual({ addresses: [], name: true });
+    expect(await a.held({ name: 'web2', addresses: [] }, signal)).toEqual({ addresses: [], name: false });
+    updates.add.mockRejectedValueOnce(dnsError('DNS_NO_ANSWER', 'no answer', { retryable: true }));
+    await expect(a.register({ name: 'web2', addresses: [] }, signal)).rejects.toMatchObject({ code: 'DNS_NO_ANSWER' });
+    expect(await a.held({ name: 'web2', addresses: [] }, signal)).toEqual({ addresses: [], name: false });
+    updates.delete.mockRejectedValueOnce(dnsError('DNS_NO_ANSWER', 'no answer', { retryable: true }));
+    await expect(a.withdraw(web, signal)).rejects.toMatchObject({ code: 'DNS_NO_ANSWER' });
+    expect(await a.held(web, signal)).toEqual({ addresses: [], name: true });
+    await a.withdraw(web, signal);
+    expect(await a.held(web, signal)).toEqual({ addresses: [], name: false });
+  });
+
   it('verifies the key and zone with a signed update of the zone that changes nothing', async () => {
     const updates = fakeUpdates();
     expect(await dnsAddresser(config, updates).verify(signal)).toBe('ok');
@@ -138,7 +183,7 @@ describe('the lisp addresser', () => {
   it('maps the vm\'s EIDs, and sends nothing for a vm without addresses', async () => {
     const registrar = {
       register: vi.fn(async () => ({}) as never), withdraw: vi.fn(async () => ({}) as never),
-      presentHandOver: vi.fn(async () => undefined), close: vi.fn(async () => undefined),
+      presentHandOver: vi.fn(async () => undefined), registered: vi.fn(() => []), close: vi.fn(async () => undefined),
     };
     const a = lispAddresser(registrar, SITE);
     await a.register({ name: 'web1', addresses: [] }, signal);
@@ -153,9 +198,23 @@ describe('the lisp addresser', () => {
     const order: string[] = [];
     const registrar = {
       register: vi.fn(async () => { order.push('register'); return {} as never; }), withdraw: vi.fn(async () => ({}) as never),
-      presentHandOver: vi.fn(async (h: string) => { order.push(`present:${h}`); }), close: vi.fn(async () => undefined),
+      presentHandOver: vi.fn(async (h: string) => { order.push(`present:${h}`); }), registered: vi.fn(() => []), close: vi.fn(async () => undefined),
     };
     await lispAddresser(registrar, SITE).register(VM, signal, '{"hand-over":1}');
     expect(order).toEqual(['present:{"hand-over":1}', 'register']);
+  });
+
+  it('holds the EIDs its registrar keeps registered, also those a listed prefix overlaps; never a name', async () => {
+    const registrar = {
+      register: vi.fn(async () => ({}) as never), withdraw: vi.fn(async () => ({}) as never),
+      presentHandOver: vi.fn(async () => undefined), close: vi.fn(async () => undefined),
+      registered: vi.fn(() => ['10.77.1.5/32', '2001:db8:77::5/128']),
+    };
+    const a = lispAddresser(registrar, SITE);
+    expect(await a.held({ name: 'web1', addresses: ['10.77.1.5', '10.77.1.6', '10.77.2.0/24', '2001:db8:77::5'] }, signal))
+      .toEqual({ addresses: ['10.77.1.5', '2001:db8:77::5'], name: false });
+    expect(await a.held({ name: 'x', addresses: ['10.77.1.0/24'] }, signal)).toEqual({ addresses: ['10.77.1.0/24'], name: false });
+    expect(await a.held({ name: 'web1', addresses: [] }, signal)).toEqual({ addresses: [], name: false });
+    expect(registrar.register).not.toHaveBeenCalled();
   });
 });

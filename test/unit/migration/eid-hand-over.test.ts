@@ -36,6 +36,7 @@ class HolderWorld extends FakeWorld {
         if (h) for (const a of addresses) this.addresses.get(a)?.delete(h.from);
       },
       withdraw: base.withdraw,
+      held: base.held,
       signHandOver: async (req: { addresses: string[]; to: string; offerId: string }) => {
         this.signed.push({ cloud, ...req });
         return JSON.stringify({ from: cloud, to: req.to, eids: req.addresses, offerId: req.offerId });

@@ -18,7 +18,7 @@ class RefusingTargetWorld extends FakeWorld {
     const refuse = async (_vm: AddressedVm): Promise<void> => {
       throw new IntercloudError('TEST_FAULT', `the mapping system refuses '${cloud}'`);
     };
-    return { register: refuse, withdraw: refuse };
+    return { register: refuse, withdraw: refuse, held: base.held };
   }
 }
 
