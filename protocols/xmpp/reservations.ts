@@ -34,14 +34,7 @@ export class ReservationBook {
 
   /** Capacity not held by live reservations at `now`. */
   free(now: number): Capacity {
-    this.expire(now);
-    const held = { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 0 };
-    for (const r of this.#byId.values()) {
-      held.vcpus += r.demand.vcpus;
-      held.memoryMiB += r.demand.memoryMiB;
-      held.diskGiB += r.demand.diskGiB;
-      held.objectStorageGiB += r.demand.objectStorageGiB;
-    }
+    const held = this.held(now);
     return {
       vcpus: Math.max(0, this.#total.vcpus - held.vcpus),
       memoryMiB: Math.max(0, this.#total.memoryMiB - held.memoryMiB),
