@@ -190,15 +190,22 @@ export class SshRunner implements CommandRunner {
     try {
       const client = await this.connect();
       if (signal?.aborted) throw abortedError(this.where, op, signal);
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        client.exec(shellLine(argv), (err, ch) => (err ? reject(hvError('LIBVIRT_CONNECTION_LOST', `${this.where}: cannot open a channel for '${op}': ${err.message}`, { cause: err })) : resolve(ch)));
+      // The channel's listeners go on inside the exec callback, not after a promise settles:
+      // a command that ends at once arrives as one burst (exec reply, output, exit-status,
+      // close) that ssh2 parses in one go, and an `exit` listener added a microtask later
+      // misses its status.
+      return await new Promise<CommandExit>((resolve, reject) => {
+        client.exec(shellLine(argv), (err, channel) => {
+          if (err) reject(hvError('LIBVIRT_CONNECTION_LOST', `${this.where}: cannot open a channel for '${op}': ${err.message}`, { cause: err }));
+          else this.drive(channel, argv, options, out).then(resolve, reject);
+        });
       });
-      return await this.drive(channel, argv, options, out);
     } finally {
       release();
     }
   }
 
+  /** Feeds stdin, streams stdout, and settles on the exit status; call it synchronously on the channel's arrival. */
   private drive(channel: ClientChannel, argv: readonly string[], options: RunOptions, out: PassThrough): Promise<CommandExit> {
     const { signal, stdin } = options;
     const op = argv[0] ?? '';
