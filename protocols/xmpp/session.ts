@@ -27,19 +27,12 @@ import {
   acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept,
   parseCancel, parseOffer, parseProgress, parseReject, type Accept, type Cancel, type Offer, type Progress, type RejectReason,
 } from './negotiation.js';
-import type { NegotiationPolicy } from './policy.js';
+import type { OfferAdmission, OfferSender, Reservation, ReservationLedger, VerifiedSigner } from './offer-admission.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
 import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
-import { ReservationBook, type Reservation } from './reservations.js';
 import { buildStanzaError, parseStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
 import { createXmppClient, type ScramCredentials, type TlsMaterial } from './transport.js';
-
-/** Who signed a payload, once the trust area has verified it. */
-export interface VerifiedSigner {
-  readonly cloudId: string;
-  readonly certificateSha256: string;
-}
 
 /** One audit record about an intercloud action of the control plane. */
 export interface ControlPlaneAuditRecord {
@@ -121,14 +114,15 @@ export interface GatewaySessionOptions {
   /** SCRAM-SHA-1 fallback when the server does not take our certificate. */
   readonly scram?: ScramCredentials;
   readonly trust: GatewayTrust;
-  readonly policy: NegotiationPolicy;
-  readonly profile: CloudProfile;
-  /** How long an accepted reservation is held unless used (default 10 min). */
-  readonly reservationTtlMs?: number;
+  /**
+   * Whether to take an offer, and the reservations taken (the agent's `agent/admission`).
+   * Required unless `observer`.
+   */
+  readonly admission?: OfferAdmission;
+  /** What this cloud publishes and answers in disco#info. Required unless `observer`. */
+  readonly profile?: CloudProfile;
   /** How long an offer we send stays valid (default 60 s). */
   readonly offerTtlMs?: number;
-  /** Offers issued further in the future than this are refused with `clock-skew` (default 2 s). */
-  readonly maxClockSkewMs?: number;
   /** Timeout of each iq we send (default 10 s). */
   readonly iqTimeoutMs?: number;
   /** Reconnect backoff: first delay, doubled up to the maximum (defaults 250 ms, 30 s). */
@@ -198,6 +192,11 @@ export interface IncomingOffer {
   readonly offer: Offer;
   readonly from: string;
   readonly signer: VerifiedSigner;
+  /**
+   * The reservation the accept will carry (its id and expiry): the only one of the
+   * transaction. Recorded once every handler agreed; the same one again for a retried offer.
+   */
+  readonly reservation: Reservation;
 }
 
 /**
@@ -237,12 +236,18 @@ const LATE_ANSWER_MS = 60_000;
 const REPUBLISH_DEBOUNCE_MS = 250;
 
 const DEFAULTS = {
-  reservationTtlMs: 600_000,
   offerTtlMs: 60_000,
-  maxClockSkewMs: 2_000,
   iqTimeoutMs: 10_000,
   initialDelayMs: 250,
   maxDelayMs: 30_000,
+};
+
+/** An observer publishes nothing: its disco#info names no capability. */
+const OBSERVER_PROFILE: CloudProfile = {
+  regions: [], hypervisors: [], formats: [], capabilities: [],
+  capacity: { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 0 },
+  terms: { currency: 'EUR', pricePerVcpuHour: 0, pricePerGbMonth: 0 },
+  transferUri: '',
 };
 
 interface CachedEntry {
@@ -260,7 +265,7 @@ export class GatewaySession extends EventEmitter {
   readonly cloudId: string;
   /** Our bare JID. */
   readonly jid: string;
-  readonly reservations: ReservationBook;
+  readonly #admission: OfferAdmission | undefined;
   readonly #opt: GatewaySessionOptions;
   readonly #xmpp: Client;
   readonly #now: () => number;
@@ -295,8 +300,11 @@ export class GatewaySession extends EventEmitter {
     this.cloudId = options.cloudId;
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
-    this.#profile = options.profile;
-    this.reservations = new ReservationBook(options.profile.capacity);
+    if (!options.observer && (options.admission === undefined || options.profile === undefined)) {
+      throw xmppError('XMPP_CONFIG', `session of '${options.cloudId}' takes offers and publishes: give it an admission and a profile, or make it an observer`);
+    }
+    this.#profile = options.profile ?? OBSERVER_PROFILE;
+    this.#admission = options.admission;
     this.#delay = options.reconnect?.initialDelayMs ?? DEFAULTS.initialDelayMs;
     this.#xmpp = createXmppClient({
       service: options.service,
@@ -308,6 +316,12 @@ export class GatewaySession extends EventEmitter {
       ...(options.scram === undefined ? {} : { scram: options.scram }),
     });
     this.#wire();
+  }
+
+  /** The reservations accepted offers hold (`XMPP_CONFIG` for an observer, which takes none). */
+  get reservations(): ReservationLedger {
+    if (!this.#admission) throw xmppError('XMPP_CONFIG', `session of '${this.cloudId}' is an observer: it takes no offers`);
+    return this.#admission.reservations;
   }
 
   /** Our full JID (`<cloud>@<domain>/gateway`). */
@@ -779,70 +793,46 @@ export class GatewaySession extends EventEmitter {
       }
       return refuse('malformed', isIntercloudError(err) ? err.message : 'offer could not be read', { code: isIntercloudError(err) ? err.code : 'unknown' });
     }
-    const sender = parseJid(from);
+    const jid = parseJid(from);
+    const sender: OfferSender = { local: jid.local, domain: jid.domain, jid: from };
     const details = { offerId: offer.offerId, claimed: offer.from };
-    // The sender's JID (authenticated by the server) must be the cloud the offer claims.
-    if (sender.local !== offer.from || sender.domain !== this.#opt.domain) {
-      return refuse('untrusted', `offer claims cloud '${offer.from}' but comes from '${sender.bare().toString()}'`, details);
-    }
-    // Allow-list first (issue 12 finding 6): a cloud that may not send us work costs no
-    // signature verification and leaves no nonce in our replay store.
-    const admitted = this.#opt.policy.admitsSender(sender.local);
-    if (!admitted.accept) return refuse(admitted.reason, admitted.text, details);
+    const admission = this.#admission as OfferAdmission;
     const now = this.#now();
-    const skew = this.#opt.maxClockSkewMs ?? DEFAULTS.maxClockSkewMs;
-    if (Date.parse(offer.issued) - now > skew) {
-      return refuse('clock-skew', `offer '${offer.offerId}' was issued ${Date.parse(offer.issued) - now} ms in our future`, details);
-    }
-    if (Date.parse(offer.expires) <= now) {
-      return refuse('expired', `offer '${offer.offerId}' expired at ${offer.expires}`, details);
-    }
+    // Sender identity, allow-list and times, before any signature is verified or nonce stored.
+    const screened = admission.screen(offer, sender, now);
+    if (screened) return refuse(screened.reason, screened.text, details);
     let signer: VerifiedSigner;
     try {
       signer = await this.#opt.trust.verify(signature, {
-        type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: sender.bare().toString(), replay: true,
+        type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: jid.bare().toString(), replay: true,
         maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
       });
     } catch (err) {
       const code = isIntercloudError(err) ? err.code : 'unknown';
       return refuse(trustReason(code), `offer '${offer.offerId}' did not verify: ${messageOf(err)}`, { ...details, code });
     }
-    // The same offer again (the sender retried after a crash or a lost answer): answer with the
-    // reservation it already holds, after the handlers agree, instead of counting it twice.
-    const held = this.reservations.byOffer(signer.cloudId, offer.offerId, now);
-    if (held) {
-      for (const handler of this.#offerHandlers) {
-        const veto = await handler({ offer, from, signer });
-        if (veto) return refuse(veto.reason, veto.text, details);
-      }
-      return this.#acceptFor(held.reservationId, offer.offerId, held.expiresAt, now);
-    }
-    const decision = this.#opt.policy.evaluate({
-      offer,
-      senderCloud: signer.cloudId,
-      free: this.reservations.free(now),
-      senderUsage: this.reservations.usage(signer.cloudId, now),
-    });
-    if (!decision.accept) return refuse(decision.reason, decision.text, details);
+    const verdict = admission.admit(offer, signer, sender, now);
+    if (verdict.verdict === 'reject') return refuse(verdict.reason, verdict.text, details);
+    const { reservation } = verdict;
     for (const handler of this.#offerHandlers) {
-      const veto = await handler({ offer, from, signer });
+      const veto = await handler({ offer, from, signer, reservation });
       if (veto) return refuse(veto.reason, veto.text, details);
     }
-    const reservationId = randomUUID();
-    const expiresAt = now + (this.#opt.reservationTtlMs ?? DEFAULTS.reservationTtlMs);
-    const reservation = this.reservations.add(reservationId, offer, { cloud: signer.cloudId, jid: from }, expiresAt);
+    if (!verdict.fresh) return this.#acceptFor(reservation, now);
+    this.reservations.record(reservation);
     // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
     // above are audited before they are answered.
-    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
+    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId: reservation.reservationId } });
     this.emit('reservation', reservation);
     this.#scheduleRepublish();
-    return this.#acceptFor(reservationId, offer.offerId, expiresAt, now);
+    return this.#acceptFor(reservation, now);
   }
 
   /** The signed accept of a reservation. */
-  async #acceptFor(reservationId: string, offerId: string, expiresAt: number, now: number): Promise<Element> {
+  async #acceptFor(reservation: Reservation, now: number): Promise<Element> {
+    const { reservationId, expiresAt } = reservation;
     const accept: Accept = {
-      offerId,
+      offerId: reservation.offer.offerId,
       reservationId,
       by: this.cloudId,
       transferUri: this.#profile.transferUri,
