@@ -183,7 +183,6 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     // must also have room for the offered disks now, besides what live reservations hold.
     admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
     vmNameInUse: (name) => targetPorts.hypervisor.nameInUse(name, AbortSignal.timeout(30_000)),
-    reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
   }, {
@@ -206,6 +205,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       await targetService.handleOffer(
         { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
         { offerId: incoming.offer.offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
+        // The reservation admission made, which the accept carries: the job's only one.
+        incoming.reservation,
       );
       return undefined;
     } catch (err) {
