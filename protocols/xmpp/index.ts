@@ -46,7 +46,7 @@ export {
   GatewaySession, MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason,
   type CancelHandler, type CancelOutcome, type CancelVerdict, type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions,
   type GatewaySessionOptions, type GatewayTrust,
-  type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifyExpectation,
+  type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type SessionStatus, type VerifyExpectation,
 } from './session.js';
 export { REPLAY_ENTRIES_PER_PEER, REPLAY_PEERS, createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
 export {
@@ -54,3 +54,7 @@ export {
   migrationRequestPayload, parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequest,
   type MigrationRequestStanza,
 } from './migration.js';
+export {
+  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems,
+  type DirectoryEntry, type DirectoryEvent, type DirectoryState, type PeerInfo,
+} from './directory.js';

@@ -16,8 +16,11 @@ import { jid as parseJid, xml, type Client, type Element, type IqContext } from 
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
-  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type CatalogEntry, type PeerFilter,
+  buildCatalogEntry, catalogPayload, normalizeCatalogEntry, parseCatalogEntry, type CatalogEntry, type PeerFilter,
 } from './catalog.js';
+import {
+  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems, type DirectoryEvent, type DirectoryState, type PeerInfo,
+} from './directory.js';
 import { buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
 import {
@@ -153,20 +156,6 @@ export interface GatewaySessionOptions {
   readonly streamManagement?: boolean;
 }
 
-/** A cloud found by {@link GatewaySession.discoverPeers}. */
-export interface PeerInfo {
-  readonly entry: CatalogEntry;
-  /** The full JIDs the peer is available at. */
-  readonly resources: readonly string[];
-  readonly caps?: string;
-  /** Round trip of an entity-time exchange, ms (when measured). */
-  readonly rttMs?: number;
-  /** The peer's clock minus ours, ms (when measured). */
-  readonly clockOffsetMs?: number;
-  /** Set when measuring failed (the peer did not answer). */
-  readonly unreachable?: string;
-}
-
 /** Options of {@link GatewaySession.discoverPeers}. */
 export interface DiscoverOptions {
   /**
@@ -272,19 +261,14 @@ export class GatewaySession extends EventEmitter {
   #profile: CloudProfile;
   #stopped = false;
   #delay: number;
-  /** bare JID → full JID → caps ver */
-  readonly #presence = new Map<string, Map<string, string | undefined>>();
   /** bare JIDs we receive presence from, or asked to. */
   readonly #subscribed = new Set<string>();
-  /** cloud id → verified entry, kept current by pubsub notifications. */
-  readonly #catalog = new Map<string, CachedEntry>();
+  /** Verified catalog entries and presence (a pure reducer, `directory.ts`). */
+  #dir: DirectoryState;
   /** signature text → verified signer (a signature is verified once). */
   readonly #verified = new Map<string, VerifiedSigner>();
   /** signatures of entries that failed verification. */
   readonly #refused = new Set<string>();
-  /** item ids whose current entry failed verification (not re-fetched until notified or a full refresh). */
-  readonly #badIds = new Set<string>();
-  #catalogLoaded = false;
   #reconnectOff = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
   readonly #cancelHandlers: CancelHandler[] = [];
@@ -300,6 +284,7 @@ export class GatewaySession extends EventEmitter {
     this.cloudId = options.cloudId;
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
+    this.#dir = emptyDirectory(options.cloudId);
     if (!options.observer && (options.admission === undefined || options.profile === undefined)) {
       throw xmppError('XMPP_CONFIG', `session of '${options.cloudId}' takes offers and publishes: give it an admission and a profile, or make it an observer`);
     }
@@ -447,7 +432,7 @@ export class GatewaySession extends EventEmitter {
       await this.#ensureNode();
       await this.#iq('set', this.#opt.pubsubJid, buildPublish(CATALOG_NODE, this.cloudId, buildCatalogEntry(entry, signature)));
     }
-    this.#catalog.set(this.cloudId, { entry, signature });
+    this.#dispatch({ type: 'published', service: this.#opt.pubsubJid, entry, signature });
     return entry;
   }
 
@@ -458,7 +443,11 @@ export class GatewaySession extends EventEmitter {
    */
   async retractCatalog(): Promise<void> {
     await this.#iq('set', this.#opt.pubsubJid, buildRetract(CATALOG_NODE, this.cloudId));
-    this.#catalog.delete(this.cloudId);
+    if (this.#dir.entries.has(this.cloudId)) {
+      const entries = new Map(this.#dir.entries);
+      entries.delete(this.cloudId);
+      this.#dir = { ...this.#dir, entries };
+    }
   }
 
   /**
@@ -501,50 +490,50 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    if (!options.full && this.#catalogLoaded) {
-      let ids: Set<string>;
+    const service = this.#opt.pubsubJid;
+    if (!options.full && this.#dir.loaded.has(service)) {
+      let ids: string[];
       try {
-        const result = await this.#iq('get', this.#opt.pubsubJid, buildDiscoItemsQuery(CATALOG_NODE));
-        ids = new Set(parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== ''));
+        const result = await this.#iq('get', service, buildDiscoItemsQuery(CATALOG_NODE));
+        ids = parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== '');
       } catch (err) {
         if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
         throw err;
       }
-      for (const id of [...this.#catalog.keys()]) if (!ids.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-      const unknown = [...ids].filter((id) => !this.#catalog.has(id) && !this.#badIds.has(id) && id !== this.cloudId);
+      this.#dispatch({ type: 'listed', service, itemIds: ids, complete: false });
+      const unknown = unknownItems(this.#dir, service, ids);
       if (unknown.length === 0) return;
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
-      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(item.id, item.payload)));
+      const result = await this.#iq('get', service, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
+      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(service, item.id, item.payload)));
       return;
     }
     let items;
     try {
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE));
+      const result = await this.#iq('get', service, buildItemsRequest(CATALOG_NODE));
       items = parseItemsResult(result.getChild('pubsub', NS.PUBSUB));
     } catch (err) {
       if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
       throw err;
     }
-    this.#badIds.clear();
-    const seen = new Set<string>();
+    this.#dispatch({ type: 'reload', service });
+    const seen: string[] = [];
     await Promise.all(items.map(async (item) => {
-      const cached = await this.#acceptCatalogItem(item.id, item.payload);
-      if (cached) seen.add(cached.entry.cloudId);
+      const cached = await this.#acceptCatalogItem(service, item.id, item.payload);
+      if (cached) seen.push(cached.entry.cloudId);
     }));
-    for (const id of [...this.#catalog.keys()]) if (!seen.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-    this.#catalogLoaded = true;
+    this.#dispatch({ type: 'listed', service, itemIds: seen, complete: true });
   }
 
   /** Parses and verifies one catalog item; bad ones are audited, warned about and skipped. */
-  async #acceptCatalogItem(itemId: string, payload: Element | undefined): Promise<CachedEntry | undefined> {
+  async #acceptCatalogItem(service: string, itemId: string, payload: Element | undefined): Promise<CachedEntry | undefined> {
     try {
       const { entry, signature } = parseCatalogEntry(payload);
       if (entry.cloudId !== itemId) throw xmppError('XMPP_MALFORMED', `catalog item '${itemId}' carries the entry of '${entry.cloudId}'`);
       if (entry.jid !== `${entry.cloudId}@${this.#opt.domain}`) {
         throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names jid '${entry.jid}'`);
       }
-      const cached = this.#catalog.get(entry.cloudId);
-      if (cached?.signature === signature) return cached;
+      const cached = this.#dir.entries.get(entry.cloudId);
+      if (cached?.signature === signature && cached.service === service) return cached;
       // An entry already found bad is skipped quietly (it was audited the first time).
       if (this.#refused.has(signature)) return undefined;
       let signer = this.#verified.get(signature);
@@ -556,14 +545,11 @@ export class GatewaySession extends EventEmitter {
       if (signer.certificateSha256 !== entry.certificateSha256) {
         throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names a certificate it was not signed with`);
       }
-      const fresh = { entry, signature };
-      this.#catalog.set(entry.cloudId, fresh);
-      this.#badIds.delete(itemId);
+      this.#dispatch({ type: 'published', service, entry, signature });
       this.#subscribePresence(entry.jid);
-      return fresh;
+      return { entry, signature };
     } catch (err) {
-      this.#catalog.delete(itemId);
-      this.#badIds.add(itemId);
+      this.#dispatch({ type: 'refused', service, itemId });
       const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
       if (sig !== undefined && sig !== '') {
         if (this.#refused.size > 10_000) this.#refused.clear();
@@ -586,16 +572,7 @@ export class GatewaySession extends EventEmitter {
    */
   async discoverPeers(filter: PeerFilter = {}, options: DiscoverOptions = {}): Promise<PeerInfo[]> {
     if (options.refresh) await this.refreshCatalog();
-    const matches: PeerInfo[] = [];
-    for (const { entry } of this.#catalog.values()) {
-      if (entry.cloudId === this.cloudId || !matchesFilter(entry, filter)) continue;
-      const resources = this.#presence.get(entry.jid);
-      if (!resources || resources.size === 0) continue;
-      const full = [...resources.keys()];
-      const caps = resources.get(full[0] as string);
-      matches.push({ entry, resources: full, ...(caps === undefined ? {} : { caps }) });
-    }
-    matches.sort((a, b) => a.entry.cloudId.localeCompare(b.entry.cloudId));
+    const matches = findPeers(this.#dir, filter);
     if (!options.measure) return matches;
     return Promise.all(matches.map(async (m) => {
       const target = m.resources.includes(`${m.entry.jid}/${GATEWAY_RESOURCE}`) ? `${m.entry.jid}/${GATEWAY_RESOURCE}` : (m.resources[0] as string);
@@ -610,12 +587,12 @@ export class GatewaySession extends EventEmitter {
 
   /** The bare JIDs we currently see available presence from. */
   onlinePeers(): string[] {
-    return [...this.#presence.entries()].filter(([, r]) => r.size > 0).map(([j]) => j);
+    return availablePeers(this.#dir);
   }
 
   /** Waits until `bareJid` is available (presence), or rejects with `XMPP_PEER_UNAVAILABLE`. */
   async waitForPresence(bareJid: string, timeoutMs = 10_000): Promise<void> {
-    const isOn = (): boolean => (this.#presence.get(bareJid)?.size ?? 0) > 0;
+    const isOn = (): boolean => isAvailable(this.#dir, bareJid);
     if (isOn()) return;
     this.#subscribePresence(bareJid);
     await new Promise<void>((resolve, reject) => {
@@ -905,8 +882,7 @@ export class GatewaySession extends EventEmitter {
     x.on('error', (err: unknown) => this.#warn(this.#connectError(err)));
     x.on('offline', () => this.#status('offline'));
     x.on('disconnect', () => {
-      this.#presence.clear();
-      this.#catalogLoaded = false;
+      this.#dispatch({ type: 'disconnected' });
       if (this.#stopped) return;
       // Exponential backoff with jitter between attempts (xmpp.js reads `delay` each time).
       x.reconnect.delay = Math.round(this.#delay * (0.75 + Math.random() / 2));
@@ -980,13 +956,7 @@ export class GatewaySession extends EventEmitter {
       return;
     }
     if (p.type !== 'available' && p.type !== 'unavailable') return;
-    let resources = this.#presence.get(bare);
-    if (p.type === 'available') {
-      if (!resources) this.#presence.set(bare, (resources = new Map()));
-      resources.set(p.from, p.caps?.ver);
-    } else {
-      resources?.delete(p.from);
-    }
+    this.#dispatch({ type: 'presence', from: p.from, available: p.type === 'available', ...(p.caps?.ver === undefined ? {} : { caps: p.caps.ver }) });
     this.emit('presence', { from: p.from, type: p.type });
   }
 
@@ -995,10 +965,10 @@ export class GatewaySession extends EventEmitter {
     if (from === this.#opt.pubsubJid) {
       const ev = parseEvent(stanza);
       if (!ev || ev.node !== CATALOG_NODE) return;
-      for (const id of ev.retracted) if (id !== this.cloudId) this.#catalog.delete(id);
+      if (ev.retracted.length > 0) this.#dispatch({ type: 'retracted', service: from, itemIds: ev.retracted });
       for (const item of ev.items) {
         if (item.id === this.cloudId) continue;
-        void this.#acceptCatalogItem(item.id, item.payload);
+        void this.#acceptCatalogItem(from, item.id, item.payload);
       }
       return;
     }
@@ -1115,6 +1085,10 @@ export class GatewaySession extends EventEmitter {
     } catch (err) {
       this.#warn(this.#asError(err, `audit of '${record.action}' failed`));
     }
+  }
+
+  #dispatch(event: DirectoryEvent): void {
+    this.#dir = reduceDirectory(this.#dir, event);
   }
 
   #status(status: SessionStatus): void {
