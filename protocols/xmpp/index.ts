@@ -58,3 +58,8 @@ export {
   availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems,
   type DirectoryEntry, type DirectoryEvent, type DirectoryState, type PeerInfo,
 } from './directory.js';
+export {
+  classifyConnectError, parseStreamError,
+  type ConnectObservation, type ConnectionStatus, type IqRequestHandler, type StreamErrorInfo, type XmppConnection,
+} from './connection.js';
+export { XmppJsConnection, type XmppJsConnectionOptions } from './xmpp-connection.js';

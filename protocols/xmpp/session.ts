@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { jid as parseJid, xml, type Client, type Element, type IqContext } from '@xmpp/client';
+import { jid as parseJid, xml, type Element } from '@xmpp/client';
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
@@ -33,9 +33,11 @@ import {
 import type { OfferAdmission, OfferSender, Reservation, ReservationLedger, VerifiedSigner } from './offer-admission.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
 import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
-import { buildStanzaError, parseStanzaError } from './stanza-error.js';
+import { buildStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
-import { createXmppClient, type ScramCredentials, type TlsMaterial } from './transport.js';
+import type { ConnectionStatus, XmppConnection } from './connection.js';
+import type { ScramCredentials, TlsMaterial } from './transport.js';
+import { XmppJsConnection } from './xmpp-connection.js';
 
 /** One audit record about an intercloud action of the control plane. */
 export interface ControlPlaneAuditRecord {
@@ -130,6 +132,13 @@ export interface GatewaySessionOptions {
   readonly iqTimeoutMs?: number;
   /** Reconnect backoff: first delay, doubled up to the maximum (defaults 250 ms, 30 s). */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  /** Deadline for connect and login in `start` (default 15 s). */
+  readonly connectTimeoutMs?: number;
+  /**
+   * The connection to use instead of one on `@xmpp/client` built from `service`, `tls`,
+   * `scram`, `resource`, `reconnect` and `streamManagement` (tests: an in-memory one).
+   */
+  readonly connection?: XmppConnection;
   /** The queue name a sender must use for a reservation (default `intercloud.<cloudId>.<reservationId>`). */
   readonly transferQueue?: (reservationId: string) => string;
   /** The clock (ms since the epoch); tests inject a skewed one. */
@@ -218,17 +227,12 @@ export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'r
 /** A catalog entry's signature is valid this long; the session re-signs and republishes at half of it. */
 const CATALOG_TTL_MS = 6 * 3_600_000;
 
-/** How long past our timeout a late iq answer is still collected (then xmpp.js drops it). */
-const LATE_ANSWER_MS = 60_000;
-
 /** Capacity changes within this window are published as one catalog update. */
 const REPUBLISH_DEBOUNCE_MS = 250;
 
 const DEFAULTS = {
   offerTtlMs: 60_000,
   iqTimeoutMs: 10_000,
-  initialDelayMs: 250,
-  maxDelayMs: 30_000,
 };
 
 /** An observer publishes nothing: its disco#info names no capability. */
@@ -256,11 +260,10 @@ export class GatewaySession extends EventEmitter {
   readonly jid: string;
   readonly #admission: OfferAdmission | undefined;
   readonly #opt: GatewaySessionOptions;
-  readonly #xmpp: Client;
+  readonly #conn: XmppConnection;
   readonly #now: () => number;
   #profile: CloudProfile;
   #stopped = false;
-  #delay: number;
   /** bare JIDs we receive presence from, or asked to. */
   readonly #subscribed = new Set<string>();
   /** Verified catalog entries and presence (a pure reducer, `directory.ts`). */
@@ -269,7 +272,6 @@ export class GatewaySession extends EventEmitter {
   readonly #verified = new Map<string, VerifiedSigner>();
   /** signatures of entries that failed verification. */
   readonly #refused = new Set<string>();
-  #reconnectOff = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
   readonly #cancelHandlers: CancelHandler[] = [];
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
@@ -290,8 +292,7 @@ export class GatewaySession extends EventEmitter {
     }
     this.#profile = options.profile ?? OBSERVER_PROFILE;
     this.#admission = options.admission;
-    this.#delay = options.reconnect?.initialDelayMs ?? DEFAULTS.initialDelayMs;
-    this.#xmpp = createXmppClient({
+    this.#conn = options.connection ?? new XmppJsConnection({
       service: options.service,
       domain: options.domain,
       resource: options.resource ?? GATEWAY_RESOURCE,
@@ -299,6 +300,8 @@ export class GatewaySession extends EventEmitter {
       externalJid: this.jid,
       streamManagement: options.streamManagement ?? false,
       ...(options.scram === undefined ? {} : { scram: options.scram }),
+      ...(options.reconnect === undefined ? {} : { reconnect: options.reconnect }),
+      ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
     });
     this.#wire();
   }
@@ -316,12 +319,12 @@ export class GatewaySession extends EventEmitter {
 
   /** Whether the stream is up and bound. */
   get online(): boolean {
-    return this.#xmpp.status === 'online';
+    return this.#conn.online;
   }
 
   /** Whether XEP-0198 stream management is enabled on the current stream. */
   get streamManagement(): boolean {
-    return this.#xmpp.streamManagement.enabled;
+    return this.#conn.streamManagement;
   }
 
   /** The disco#info we answer (XEP-0030) and hash into our caps (XEP-0115). */
@@ -361,20 +364,8 @@ export class GatewaySession extends EventEmitter {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#status('connecting');
-    if (this.#reconnectOff) {
-      this.#xmpp.reconnect.start();
-      this.#reconnectOff = false;
-    }
-    try {
-      await this.#xmpp.start();
-    } catch (err) {
-      // A failed first login is reported, not retried in the background; the caller may call start() again.
-      this.#xmpp.reconnect.stop();
-      this.#reconnectOff = true;
-      const error = this.#connectError(err);
-      await this.#xmpp.stop().catch((e: unknown) => this.#warn(this.#asError(e, 'closing after a failed login failed')));
-      throw error;
-    }
+    // A failed first login is reported, not retried in the background; the caller may call start() again.
+    await this.#conn.start();
     await this.#announcing;
     this.#expiryTimer = setInterval(() => this.#expireReservations(), 1_000);
     this.#expiryTimer.unref();
@@ -390,11 +381,9 @@ export class GatewaySession extends EventEmitter {
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
-    this.#xmpp.reconnect.stop();
-    this.#reconnectOff = true;
     try {
-      if (this.online) await this.#xmpp.send(xml('presence', { type: 'unavailable' }));
-      await this.#xmpp.stop();
+      if (this.online) await this.#conn.send(xml('presence', { type: 'unavailable' }));
+      await this.#conn.stop();
     } catch (err) {
       this.#warn(xmppError('XMPP_CONNECT', `closing the stream failed: ${messageOf(err)}`, { cause: err }));
     }
@@ -406,10 +395,7 @@ export class GatewaySession extends EventEmitter {
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
-    this.#xmpp.reconnect.stop();
-    this.#reconnectOff = true;
-    const socket = this.#xmpp.socket as { destroy?: () => void } | null;
-    socket?.destroy?.();
+    this.#conn.kill();
   }
 
   // ── catalog ────────────────────────────────────────────────────────────────────────
@@ -720,7 +706,7 @@ export class GatewaySession extends EventEmitter {
   /** Sends a progress report of a long transaction to a peer (a message, fire and forget). */
   async sendProgress(peerJid: string, progress: Progress): Promise<void> {
     this.#requireOnline();
-    await this.#xmpp.send(xml('message', { to: peerJid, type: 'normal', id: randomUUID() }, buildProgress(progress)));
+    await this.#conn.send(xml('message', { to: peerJid, type: 'normal', id: randomUUID() }, buildProgress(progress)));
   }
 
   /** Asks a peer to cancel a reservation it gave us; resolves when it acknowledged. */
@@ -753,8 +739,7 @@ export class GatewaySession extends EventEmitter {
     return r !== undefined;
   }
 
-  async #handleOffer(ctx: IqContext): Promise<Element> {
-    const from = ctx.stanza.attrs['from'] ?? '';
+  async #handleOffer(element: Element, from: string): Promise<Element> {
     const refuse = async (reason: RejectReason, text: string, details: Record<string, unknown> = {}, error?: Element): Promise<Element> => {
       await this.#audit({ action: 'offer-refused', peer: from, reason, details: { text, ...details } });
       return error ?? buildRejectError({ reason, text });
@@ -762,7 +747,7 @@ export class GatewaySession extends EventEmitter {
     let offer: Offer;
     let signature: string;
     try {
-      ({ offer, signature } = parseOffer(ctx.element));
+      ({ offer, signature } = parseOffer(element));
     } catch (err) {
       if (isIntercloudError(err, 'XMPP_OVERSIZED')) {
         return refuse('malformed', err.message, { code: err.code },
@@ -821,11 +806,10 @@ export class GatewaySession extends EventEmitter {
     return buildAccept(accept, acceptSig);
   }
 
-  async #handleCancel(ctx: IqContext): Promise<Element | Record<string, never>> {
-    const from = ctx.stanza.attrs['from'] ?? '';
+  async #handleCancel(element: Element, from: string): Promise<Element | Record<string, never>> {
     let cancel: Cancel;
     try {
-      cancel = parseCancel(ctx.element);
+      cancel = parseCancel(element);
     } catch (err) {
       return buildStanzaError('modify', 'bad-request', messageOf(err));
     }
@@ -875,50 +859,36 @@ export class GatewaySession extends EventEmitter {
   // ── plumbing ───────────────────────────────────────────────────────────────────────
 
   #wire(): void {
-    const x = this.#xmpp;
-    const maxDelay = this.#opt.reconnect?.maxDelayMs ?? DEFAULTS.maxDelayMs;
-    const initial = this.#opt.reconnect?.initialDelayMs ?? DEFAULTS.initialDelayMs;
-    x.reconnect.delay = this.#delay;
-    x.on('error', (err: unknown) => this.#warn(this.#connectError(err)));
-    x.on('offline', () => this.#status('offline'));
-    x.on('disconnect', () => {
-      this.#dispatch({ type: 'disconnected' });
-      if (this.#stopped) return;
-      // Exponential backoff with jitter between attempts (xmpp.js reads `delay` each time).
-      x.reconnect.delay = Math.round(this.#delay * (0.75 + Math.random() / 2));
-      this.#delay = Math.min(maxDelay, this.#delay * 2);
-      this.#status('reconnecting');
+    const c = this.#conn;
+    c.on('warning', (err) => this.#warn(err));
+    c.on('disconnect', () => this.#dispatch({ type: 'disconnected' }));
+    c.on('status', (status: ConnectionStatus) => {
+      this.#status(status);
+      if (status === 'online') {
+        this.#announcing = this.#announce().catch((err: unknown) => this.#warn(this.#asError(err, 'announcing after login failed')));
+      }
     });
-    x.on('online', () => {
-      this.#delay = initial;
-      this.#status('online');
-      this.#announcing = this.#announce().catch((err: unknown) => this.#warn(this.#asError(err, 'announcing after login failed')));
-    });
-    x.streamManagement.on('resumed', () => {
-      this.#delay = initial;
-      this.#status('resumed');
-    });
-    x.on('stanza', (stanza: Element) => {
+    c.on('stanza', (stanza: Element) => {
       if (stanza.is('presence')) this.#onPresence(stanza);
       else if (stanza.is('message')) this.#onMessage(stanza);
     });
-    x.iqCallee.get(NS.DISCO_INFO, 'query', (ctx) => {
-      const node = ctx.element.attrs['node'];
+    c.handle('get', NS.DISCO_INFO, 'query', (element) => {
+      const node = element.attrs['node'];
       const info = this.discoInfo();
       if (node !== undefined && node !== `${CAPS_NODE}#${capsVer(info)}`) {
         return buildStanzaError('cancel', 'item-not-found', `no disco node '${node}'`);
       }
       return buildDiscoInfoResult(info, node);
     });
-    x.iqCallee.get(NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
+    c.handle('get', NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
     if (this.#opt.observer) return;
-    x.iqCallee.set(ICNS.NEGOTIATION, 'offer', (ctx) => this.#handleOffer(ctx));
-    x.iqCallee.set(ICNS.NEGOTIATION, 'cancel', (ctx) => this.#handleCancel(ctx));
+    c.handle('set', ICNS.NEGOTIATION, 'offer', (element, from) => this.#handleOffer(element, from));
+    c.handle('set', ICNS.NEGOTIATION, 'cancel', (element, from) => this.#handleCancel(element, from));
   }
 
   /** After every fresh login: presence with caps, catalog subscription and publish, presence subscriptions. */
   async #announce(): Promise<void> {
-    await this.#xmpp.send(buildAvailablePresence(buildCaps(CAPS_NODE, this.discoInfo()), 'Intercloud Gateway'));
+    await this.#conn.send(buildAvailablePresence(buildCaps(CAPS_NODE, this.discoInfo()), 'Intercloud Gateway'));
     const roster = await this.#iq('get', undefined, buildRosterQuery());
     for (const item of parseRoster(roster.getChild('query'))) {
       if (item.subscription === 'to' || item.subscription === 'both' || item.pending) this.#subscribed.add(item.jid);
@@ -940,7 +910,7 @@ export class GatewaySession extends EventEmitter {
   #subscribePresence(bareJid: string): void {
     if (bareJid === this.jid || this.#subscribed.has(bareJid) || !this.online) return;
     this.#subscribed.add(bareJid);
-    this.#xmpp.send(buildSubscription(bareJid, 'subscribe')).catch((err: unknown) => this.#warn(this.#asError(err, 'presence subscription failed')));
+    this.#conn.send(buildSubscription(bareJid, 'subscribe')).catch((err: unknown) => this.#warn(this.#asError(err, 'presence subscription failed')));
   }
 
   #onPresence(stanza: Element): void {
@@ -951,7 +921,7 @@ export class GatewaySession extends EventEmitter {
     if (p.type === 'subscribe') {
       // RFC 6121 §3.1.3: approve gateways of our domain; trust is checked on each offer.
       const type = full.domain === this.#opt.domain && full.local !== '' ? 'subscribed' : 'unsubscribed';
-      this.#xmpp.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
+      this.#conn.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
       if (type === 'subscribed') this.#subscribePresence(bare);
       return;
     }
@@ -1017,7 +987,7 @@ export class GatewaySession extends EventEmitter {
    * returns the result child, or an `<error/>` element to refuse.
    */
   serveRequests(ns: string, name: string, handler: (element: Element, from: string) => Promise<Element>): void {
-    this.#xmpp.iqCallee.set(ns, name, (ctx) => handler(ctx.element, ctx.stanza.attrs['from'] ?? ''));
+    this.#conn.handle('set', ns, name, handler);
   }
 
   /**
@@ -1033,50 +1003,11 @@ export class GatewaySession extends EventEmitter {
   /** Sends an iq and returns the result; stanza errors become `XMPP_STANZA_ERROR`, timeouts `XMPP_TIMEOUT`. */
   async #iq(type: 'get' | 'set', to: string | undefined, child: Element, timeoutMs?: number): Promise<Element> {
     this.#requireOnline();
-    const timeout = timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs;
-    try {
-      // Our own timer, not xmpp.js's: when its timeout and a late answer race, xmpp.js can
-      // reject a promise nobody awaits any more. The request stays registered a while longer,
-      // so a late answer is consumed here and reported as a warning.
-      const id = randomUUID();
-      const pending = this.#xmpp.iqCaller.request(xml('iq', { type, to, id }, child), timeout + LATE_ANSWER_MS);
-      // @xmpp/iq 0.14 registers the request's promise, then awaits the socket write before it
-      // listens to that promise: an error answer arriving in between (a server answering
-      // service-unavailable at once) rejects it with no listener — an unhandled rejection,
-      // although `pending` below still carries the error to us. Listen from the start.
-      this.#xmpp.iqCaller.handlers.get(id)?.promise.catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          pending.catch((late: unknown) => this.#warn(this.#asError(late, `late answer from '${to ?? 'server'}'`)));
-          reject(Object.assign(new Error(`no answer within ${timeout} ms`), { name: 'TimeoutError' }));
-        }, timeout);
-      });
-      try {
-        return await Promise.race([pending, timedOut]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } catch (err) {
-      const e = err as { name?: string; element?: Element; condition?: string };
-      if (e.element !== undefined && e.condition !== undefined) {
-        const info = parseStanzaError(e.element);
-        const condition = info.condition;
-        throw xmppError('XMPP_STANZA_ERROR', `'${to ?? 'server'}' answered '${condition}'${info.text ? `: ${info.text}` : ''}`, {
-          cause: err,
-          retryable: info.type === 'wait',
-          details: { condition, type: info.type, text: info.text, application: info.application, to },
-        });
-      }
-      if (e.name === 'TimeoutError') {
-        throw xmppError('XMPP_TIMEOUT', `no answer from '${to ?? 'server'}' within ${timeout} ms`, { cause: err, details: { to, timeoutMs: timeout } });
-      }
-      throw this.#asError(err, `iq to '${to ?? 'server'}' failed`);
-    }
+    return this.#conn.iq(type, to, child, timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs);
   }
 
   #requireOnline(): void {
-    if (!this.online) throw xmppError('XMPP_NOT_CONNECTED', `session of '${this.cloudId}' is not online (status '${this.#xmpp.status}')`);
+    if (!this.online) throw xmppError('XMPP_NOT_CONNECTED', `session of '${this.cloudId}' is not online (status '${this.#conn.status}')`);
   }
 
   async #audit(record: ControlPlaneAuditRecord): Promise<void> {
@@ -1102,22 +1033,6 @@ export class GatewaySession extends EventEmitter {
   #asError(err: unknown, what: string): IntercloudError {
     if (err instanceof IntercloudError) return err;
     return xmppError('XMPP_CONNECT', `${what}: ${messageOf(err)}`, { cause: err });
-  }
-
-  #connectError(err: unknown): IntercloudError {
-    if (err instanceof IntercloudError) return err;
-    const e = err as { code?: string; name?: string; condition?: string; message?: string };
-    if (e.name === 'SASLError') {
-      return xmppError('XMPP_AUTH', `login of '${this.jid}' refused: ${messageOf(err)}`, { cause: err, details: { condition: e.condition } });
-    }
-    if (typeof e.code === 'string' && (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code.startsWith('ERR_SSL'))) {
-      return xmppError('XMPP_TLS', `tls with the xmpp server failed: ${messageOf(err)}`, { cause: err, details: { code: e.code } });
-    }
-    const what = messageOf(err) || (e.name === 'TimeoutError' ? 'timed out' : String(e.name ?? 'unknown error'));
-    return xmppError('XMPP_CONNECT', `xmpp server '${this.#opt.service}' failed: ${what}`, {
-      cause: err,
-      details: { code: e.code, condition: e.condition },
-    });
   }
 }
 

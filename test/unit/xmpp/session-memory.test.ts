@@ -1,0 +1,115 @@
+/**
+ * GatewaySession over an in-memory connection (issue 13): the negotiation end to end with the
+ * real trust binding (certificates under a test Root, signatures, per-peer replay stores) and
+ * the agent's admission, but no server.
+ */
+import { describe, expect, it } from 'vitest';
+import { certificateToPem, privateKeyToPem } from '../../../protocols/trust/index.js';
+import { xml, type Element } from '@xmpp/client';
+import { GatewaySession, createTrustBinding, parseReject, parseStanzaError, type GatewaySessionOptions } from '../../../protocols/xmpp/index.js';
+import { createDefaultPolicy, createOfferAdmission } from '../../../agent/admission/index.js';
+import { NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
+import { sampleEntry, sampleOffer } from './fixtures.js';
+import { MemoryHub } from './memory-connection.js';
+
+const root = makeRoot();
+const rootPem = certificateToPem(root.certificate.der);
+const ids = Object.fromEntries(['cloud-a', 'cloud-b'].map((c) => [c, makeGateway(root, c)]));
+const DOMAIN = 'intercloud.test';
+
+function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trustNow?: () => number; acceptFrom?: string[] } = {}): GatewaySession {
+  const g = ids[cloud]!;
+  const now = opts.now ?? (() => NOW.getTime());
+  const e = sampleEntry({ cloudId: cloud, jid: `${cloud}@${DOMAIN}` });
+  const options: GatewaySessionOptions = {
+    cloudId: cloud, service: 'xmpp://memory', domain: DOMAIN, pubsubJid: `pubsub.${DOMAIN}`, tls: { ca: rootPem },
+    trust: createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: opts.trustNow ?? now }),
+    admission: createOfferAdmission({
+      policy: createDefaultPolicy({ acceptFrom: opts.acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }), domain: DOMAIN, capacity: e.capacity,
+    }),
+    profile: { regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri },
+    watchCatalog: false, now, connection: hub.connect(`${cloud}@${DOMAIN}/gateway`),
+  };
+  return new GatewaySession(options);
+}
+
+/** The reject reason of an iq handler's `<error/>` answer. */
+function reasonOf(answer: Element | Record<string, never>): string | undefined {
+  const info = parseStanzaError('name' in answer ? (answer as Element) : xml('error'));
+  return parseReject(info.application, info.text)?.reason;
+}
+
+const request = () => {
+  const o = sampleOffer();
+  return { workload: o.workload, constraints: o.constraints, terms: o.terms };
+};
+
+describe('a session over an in-memory connection', () => {
+  it('offers, and the target accepts with the reservation its admission made, recorded in its book', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b');
+    const seen: string[] = [];
+    b.onOffer((incoming) => { seen.push(incoming.reservation.reservationId); return undefined; });
+    await a.start();
+    await b.start();
+    const out = await a.sendOffer(`cloud-b@${DOMAIN}`, request());
+    expect(out.type).toBe('accept');
+    if (out.type !== 'accept') return;
+    expect(out.signer.cloudId).toBe('cloud-b');
+    expect(seen).toEqual([out.accept.reservationId]);
+    const r = b.reservations.get(out.accept.reservationId, NOW.getTime());
+    expect(r).toMatchObject({ senderCloud: 'cloud-a', senderJid: `cloud-a@${DOMAIN}/gateway` });
+    expect(new Date(r!.expiresAt).toISOString()).toBe(out.accept.expires);
+    await a.stop();
+    await b.stop();
+  });
+
+  it('refuses a cloud the allow-list does not name, with reason policy', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b', { acceptFrom: ['cloud-z'] });
+    await a.start();
+    await b.start();
+    await expect(a.sendOffer(`cloud-b@${DOMAIN}`, request())).resolves.toMatchObject({ type: 'reject', reason: 'policy' });
+    expect(b.reservations.size(NOW.getTime())).toBe(0);
+  });
+
+  it('refuses an offer whose signature expired, with reason expired, though the offer itself is current', async () => {
+    const hub = new MemoryHub();
+    // cloud-a signs with a clock 10 minutes behind: its 60 s envelope is long expired at cloud-b.
+    const a = gateway(hub, 'cloud-a', { trustNow: () => NOW.getTime() - 600_000 });
+    const b = gateway(hub, 'cloud-b');
+    await a.start();
+    await b.start();
+    await expect(a.sendOffer(`cloud-b@${DOMAIN}`, request())).resolves.toMatchObject({ type: 'reject', reason: 'expired' });
+  });
+
+  it('refuses a replayed offer stanza with reason replayed, and the retried offer id gets the same reservation', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b');
+    await a.start();
+    await b.start();
+    const first = await a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), offerId: 'o-1' });
+    const sent = hub.sent.at(-1)!;
+    const replay = await hub.deliver(sent.from, sent.to, 'set', sent.child);
+    expect(reasonOf(replay)).toBe('replayed');
+    // The same offer id again, freshly signed (a retry): the reservation it holds.
+    const again = await a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), offerId: 'o-1' });
+    expect(first.type === 'accept' && again.type === 'accept' && again.accept.reservationId === first.accept.reservationId).toBe(true);
+    expect(b.reservations.size(NOW.getTime())).toBe(1);
+  });
+
+  it('refuses an offer that claims another cloud than its sender: untrusted', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b');
+    await a.start();
+    await b.start();
+    await a.sendOffer(`cloud-b@${DOMAIN}`, request());
+    const sent = hub.sent.at(-1)!;
+    const forged = await hub.deliver(`cloud-c@${DOMAIN}/gateway`, sent.to, 'set', sent.child);
+    expect(reasonOf(forged)).toBe('untrusted');
+  });
+});
