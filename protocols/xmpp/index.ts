@@ -43,11 +43,15 @@ export {
   buildAvailablePresence, buildRosterQuery, buildSubscription, NS_ROSTER, parsePresence, parseRoster, type PresenceInfo, type RosterItem,
 } from './presence.js';
 export {
-  GatewaySession, MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason,
-  type CancelHandler, type CancelOutcome, type CancelVerdict, type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions,
-  type GatewaySessionOptions, type GatewayTrust,
-  type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type SessionStatus, type VerifyExpectation,
+  MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation,
+} from './trust-port.js';
+export {
+  GatewaySession, type CloudProfile, type DiscoverOptions, type GatewaySessionOptions, type OfferOutcome, type OfferRequest, type SessionStatus,
 } from './session.js';
+export {
+  OfferResponder, acceptFor,
+  type CancelHandler, type CancelOutcome, type CancelVerdict, type IncomingOffer, type OfferResponderOptions, type OfferVeto, type TransferEndpoint,
+} from './offer-responder.js';
 export { REPLAY_ENTRIES_PER_PEER, REPLAY_PEERS, createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
 export {
   MAX_INSTANTIATE_BYTES, NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest,

@@ -27,10 +27,10 @@ import {
   CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS,
 } from './namespaces.js';
 import {
-  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept,
-  parseCancel, parseOffer, parseProgress, parseReject, type Accept, type Cancel, type Offer, type Progress, type RejectReason,
+  acceptPayload, buildCancel, buildOffer, buildProgress, normalizeOffer, offerPayload, parseAccept, parseProgress, parseReject,
+  type Accept, type Cancel, type Offer, type Progress, type RejectReason,
 } from './negotiation.js';
-import type { OfferAdmission, OfferSender, Reservation, ReservationLedger, VerifiedSigner } from './offer-admission.js';
+import type { OfferAdmission, ReservationLedger, VerifiedSigner } from './offer-admission.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
 import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
 import { buildStanzaError } from './stanza-error.js';
@@ -38,70 +38,10 @@ import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClo
 import type { ConnectionStatus, XmppConnection } from './connection.js';
 import type { ScramCredentials, TlsMaterial } from './transport.js';
 import { XmppJsConnection } from './xmpp-connection.js';
-
-/** One audit record about an intercloud action of the control plane. */
-export interface ControlPlaneAuditRecord {
-  readonly action: 'offer-accepted' | 'offer-refused' | 'catalog-entry-ignored' | 'reservation-cancelled' | 'cancel-refused' | 'reservation-expired';
-  /** The peer's JID. */
-  readonly peer: string;
-  readonly reason?: string;
-  readonly details?: Readonly<Record<string, unknown>>;
-}
-
-/** What a signed payload must be for {@link GatewayTrust.verify} to accept it. */
-export interface VerifyExpectation {
-  /** The message type (`intercloud/catalog-entry`, `intercloud/offer`, `intercloud/accept`). */
-  readonly type: string;
-  /** The payload as read from the XML; the envelope must carry exactly this value. */
-  readonly payload: Record<string, unknown>;
-  readonly cloudId: string;
-  readonly jid: string;
-  /** Remember the nonce and refuse a second use (offers, accepts; not catalog entries, which are re-read). */
-  readonly replay: boolean;
-  /**
-   * Longest lifetime (issued → expires) accepted for the envelope, ms. Messages whose nonce is
-   * remembered live minutes ({@link SIGNED_MESSAGE_MAX_LIFETIME_MS}), so the replay store
-   * holds each nonce minutes, not a day. Default: that for `replay`, the trust area's otherwise.
-   */
-  readonly maxLifetimeMs?: number;
-}
-
-/**
- * Longest lifetime of a signed message whose nonce is remembered (offers, accepts, migration
- * requests): 15 minutes. Issue 12 finding 6: a nonce kept a day lets a flood fill the store.
- */
-export const SIGNED_MESSAGE_MAX_LIFETIME_MS = 15 * 60_000;
-
-/** How long the signature of an accept or a migration request we send is valid (it is verified on arrival). */
-export const SIGNED_REQUEST_TTL_MS = 120_000;
-
-/** Signed message types of the control plane. */
-export const MESSAGE_TYPES = {
-  CATALOG: 'intercloud/catalog-entry',
-  OFFER: 'intercloud/offer',
-  ACCEPT: 'intercloud/accept',
-  /** instantiate / commit / release after an accepted offer (`migration.ts`). */
-  MIGRATION_REQUEST: 'intercloud/migration-request',
-} as const;
-
-/**
- * What the session needs from the trust area (bound to `protocols/trust` by the daemon).
- *
- * Contract: `sign` returns an envelope text carrying this gateway's certificate, a fresh
- * nonce and an expiry. `verify` checks the envelope's certificate chain to the Root,
- * revocation, that the certificate names `expected.cloudId` and `expected.jid`, that the
- * signed payload equals `expected.payload` (canonical JSON), its type and time window,
- * and (when `replay` is true) that its nonce was not seen before; it throws an {@link IntercloudError} with a `TRUST_…` code
- * otherwise. `audit` appends to the hash-chained audit log.
- */
-export interface GatewayTrust {
-  /** SHA-256 of this gateway's certificate DER (64 lowercase hex digits). */
-  readonly certificateSha256: string;
-  /** Signs `payload` as a message of `type` valid for `ttlMs`; returns the envelope text. */
-  sign(type: string, payload: Record<string, unknown>, ttlMs: number): Promise<string>;
-  verify(envelope: string, expected: VerifyExpectation): Promise<VerifiedSigner>;
-  audit(record: ControlPlaneAuditRecord): Promise<void>;
-}
+import { OfferResponder, type CancelHandler, type CancelOutcome, type IncomingOffer, type OfferVeto } from './offer-responder.js';
+import {
+  MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, type ControlPlaneAuditRecord, type GatewayTrust,
+} from './trust-port.js';
 
 /** What this cloud publishes about itself: the catalog entry without the fields the session derives. */
 export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri'>;
@@ -185,42 +125,6 @@ export type OfferOutcome =
 /** What the caller gives {@link GatewaySession.sendOffer}; ids and times are filled in. */
 export type OfferRequest = Pick<Offer, 'workload' | 'constraints' | 'terms'> & { readonly offerId?: string };
 
-/** An offer that passed verification and policy, handed to {@link GatewaySession.onOffer} handlers. */
-export interface IncomingOffer {
-  readonly offer: Offer;
-  readonly from: string;
-  readonly signer: VerifiedSigner;
-  /**
-   * The reservation the accept will carry (its id and expiry): the only one of the
-   * transaction. Recorded once every handler agreed; the same one again for a retried offer.
-   */
-  readonly reservation: Reservation;
-}
-
-/**
- * A cancel handler's answer ({@link GatewaySession.onCancel}); `undefined` lets the session
- * release the reservation at once (nothing was made for it). `hold`: a job made for the offer
- * is being cancelled, and the reservation is released when that job ends
- * ({@link GatewaySession.releaseOffer}), never while it still runs (issue 12, findings 6 and 8).
- * `refuse`: the cancel is refused (e.g. the job is committed) and the reservation stays.
- */
-export type CancelVerdict = { readonly action: 'hold' } | { readonly action: 'refuse'; readonly text: string };
-
-/** What became of a peer's cancel ({@link GatewaySession.cancelReservation}). */
-export type CancelOutcome =
-  | { readonly outcome: 'released' }
-  | { readonly outcome: 'held' }
-  | { readonly outcome: 'refused'; readonly condition: 'item-not-found' | 'not-allowed'; readonly text: string };
-
-/** A cancel handler: asked about each cancel the offer's own sender makes. */
-export type CancelHandler = (cancel: Cancel, from: string, reservation: Reservation) => Promise<CancelVerdict | undefined> | CancelVerdict | undefined;
-
-/** A handler's veto: the offer is rejected with this reason. */
-export interface OfferVeto {
-  readonly reason: RejectReason;
-  readonly text: string;
-}
-
 /** Status changes the daemon may log. */
 export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'reconnecting' | 'stopped';
 
@@ -272,8 +176,8 @@ export class GatewaySession extends EventEmitter {
   readonly #verified = new Map<string, VerifiedSigner>();
   /** signatures of entries that failed verification. */
   readonly #refused = new Set<string>();
-  readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
-  readonly #cancelHandlers: CancelHandler[] = [];
+  /** Answers offers and cancels; absent for an observer. */
+  readonly #responder: OfferResponder | undefined;
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
   #expiryTimer: NodeJS.Timeout | undefined;
   #republishTimer: NodeJS.Timeout | undefined;
@@ -292,6 +196,23 @@ export class GatewaySession extends EventEmitter {
     }
     this.#profile = options.profile ?? OBSERVER_PROFILE;
     this.#admission = options.admission;
+    this.#responder = options.admission === undefined || options.observer ? undefined : new OfferResponder({
+      cloudId: options.cloudId,
+      trust: options.trust,
+      admission: options.admission,
+      now: this.#now,
+      endpoint: (reservationId) => ({
+        transferUri: this.#profile.transferUri,
+        transferQueue: options.transferQueue?.(reservationId) ?? `intercloud.${options.cloudId}.${reservationId}`,
+      }),
+      audit: (record) => this.#audit(record),
+      reserved: (reservation) => {
+        this.emit('reservation', reservation);
+        this.#scheduleRepublish();
+      },
+      capacityChanged: () => this.#scheduleRepublish(),
+      cancelled: (from, cancel) => this.emit('cancel', { from, cancel }),
+    });
     this.#conn = options.connection ?? new XmppJsConnection({
       service: options.service,
       domain: options.domain,
@@ -367,7 +288,7 @@ export class GatewaySession extends EventEmitter {
     // A failed first login is reported, not retried in the background; the caller may call start() again.
     await this.#conn.start();
     await this.#announcing;
-    this.#expiryTimer = setInterval(() => this.#expireReservations(), 1_000);
+    this.#expiryTimer = setInterval(() => void this.#responder?.expireReservations(), 1_000);
     this.#expiryTimer.unref();
     this.#republishTimer = setInterval(() => {
       if (this.online && !this.#opt.observer) this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
@@ -686,7 +607,7 @@ export class GatewaySession extends EventEmitter {
    * it, before the reservation is made; returning a veto rejects the offer.
    */
   onOffer(handler: (offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined): void {
-    this.#offerHandlers.push(handler);
+    this.#takesOffers().onOffer(handler);
   }
 
   /**
@@ -695,7 +616,7 @@ export class GatewaySession extends EventEmitter {
    * See {@link CancelVerdict}.
    */
   onCancel(handler: CancelHandler): void {
-    this.#cancelHandlers.push(handler);
+    this.#takesOffers().onCancel(handler);
   }
 
   /** Adds a handler called on each progress report a peer sends us. */
@@ -717,7 +638,7 @@ export class GatewaySession extends EventEmitter {
 
   /** Marks a reservation as in use (it no longer lapses); false when it is not live. */
   useReservation(reservationId: string): boolean {
-    return this.reservations.get(reservationId, this.#now()) !== undefined && this.reservations.markUsed(reservationId);
+    return this.#takesOffers().useReservation(reservationId);
   }
 
   /**
@@ -725,135 +646,25 @@ export class GatewaySession extends EventEmitter {
    * ended: completed, failed or cancelled), and republishes free capacity.
    */
   releaseOffer(senderCloud: string, offerId: string): boolean {
-    const r = this.reservations.byOffer(senderCloud, offerId, this.#now());
-    if (!r) return false;
-    this.reservations.release(r.reservationId);
-    this.#scheduleRepublish();
-    return true;
+    return this.#takesOffers().releaseOffer(senderCloud, offerId);
   }
 
   /** Releases a reservation (transaction done or abandoned) and republishes free capacity. */
   async releaseReservation(reservationId: string): Promise<boolean> {
-    const r = this.reservations.release(reservationId);
-    if (r) this.#scheduleRepublish();
-    return r !== undefined;
-  }
-
-  async #handleOffer(element: Element, from: string): Promise<Element> {
-    const refuse = async (reason: RejectReason, text: string, details: Record<string, unknown> = {}, error?: Element): Promise<Element> => {
-      await this.#audit({ action: 'offer-refused', peer: from, reason, details: { text, ...details } });
-      return error ?? buildRejectError({ reason, text });
-    };
-    let offer: Offer;
-    let signature: string;
-    try {
-      ({ offer, signature } = parseOffer(element));
-    } catch (err) {
-      if (isIntercloudError(err, 'XMPP_OVERSIZED')) {
-        return refuse('malformed', err.message, { code: err.code },
-          buildStanzaError('modify', 'policy-violation', err.message, xml('reject', { xmlns: ICNS.NEGOTIATION, reason: 'malformed' })));
-      }
-      return refuse('malformed', isIntercloudError(err) ? err.message : 'offer could not be read', { code: isIntercloudError(err) ? err.code : 'unknown' });
-    }
-    const jid = parseJid(from);
-    const sender: OfferSender = { local: jid.local, domain: jid.domain, jid: from };
-    const details = { offerId: offer.offerId, claimed: offer.from };
-    const admission = this.#admission as OfferAdmission;
-    const now = this.#now();
-    // Sender identity, allow-list and times, before any signature is verified or nonce stored.
-    const screened = admission.screen(offer, sender, now);
-    if (screened) return refuse(screened.reason, screened.text, details);
-    let signer: VerifiedSigner;
-    try {
-      signer = await this.#opt.trust.verify(signature, {
-        type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: jid.bare().toString(), replay: true,
-        maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
-      });
-    } catch (err) {
-      const code = isIntercloudError(err) ? err.code : 'unknown';
-      return refuse(trustReason(code), `offer '${offer.offerId}' did not verify: ${messageOf(err)}`, { ...details, code });
-    }
-    const verdict = admission.admit(offer, signer, sender, now);
-    if (verdict.verdict === 'reject') return refuse(verdict.reason, verdict.text, details);
-    const { reservation } = verdict;
-    for (const handler of this.#offerHandlers) {
-      const veto = await handler({ offer, from, signer, reservation });
-      if (veto) return refuse(veto.reason, veto.text, details);
-    }
-    if (!verdict.fresh) return this.#acceptFor(reservation, now);
-    this.reservations.record(reservation);
-    // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
-    // above are audited before they are answered.
-    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId: reservation.reservationId } });
-    this.emit('reservation', reservation);
-    this.#scheduleRepublish();
-    return this.#acceptFor(reservation, now);
-  }
-
-  /** The signed accept of a reservation. */
-  async #acceptFor(reservation: Reservation, now: number): Promise<Element> {
-    const { reservationId, expiresAt } = reservation;
-    const accept: Accept = {
-      offerId: reservation.offer.offerId,
-      reservationId,
-      by: this.cloudId,
-      transferUri: this.#profile.transferUri,
-      transferQueue: this.#opt.transferQueue?.(reservationId) ?? `intercloud.${this.cloudId}.${reservationId}`,
-      expires: new Date(expiresAt).toISOString(),
-    };
-    // The signature only has to survive the trip: the reservation's own expiry is in the payload.
-    const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), Math.max(1, Math.min(expiresAt - now, SIGNED_REQUEST_TTL_MS)));
-    return buildAccept(accept, acceptSig);
-  }
-
-  async #handleCancel(element: Element, from: string): Promise<Element | Record<string, never>> {
-    let cancel: Cancel;
-    try {
-      cancel = parseCancel(element);
-    } catch (err) {
-      return buildStanzaError('modify', 'bad-request', messageOf(err));
-    }
-    const out = await this.cancelReservation(cancel, from);
-    return out.outcome === 'refused' ? buildStanzaError('cancel', out.condition, out.text) : {};
+    return this.#takesOffers().releaseReservation(reservationId);
   }
 
   /**
    * Handles a peer's `<cancel>` of a reservation (what the iq handler runs; `from` is the
-   * server-authenticated full JID). Only the full JID that made the offer may cancel it. The
-   * cancel handlers are asked first: a reservation whose job is being cancelled is held until
-   * that job ends, and a refused cancel leaves it in place (issue 12, findings 6 and 8: a
-   * reservation freed while its job still runs would let a peer pass the quotas and the
-   * free-storage check by offering and cancelling again and again).
+   * server-authenticated full JID); see {@link OfferResponder.cancelReservation}.
    */
   async cancelReservation(cancel: Cancel, from: string): Promise<CancelOutcome> {
-    const r = this.reservations.get(cancel.reservationId, this.#now());
-    if (!r || r.senderJid !== from) {
-      return { outcome: 'refused', condition: 'item-not-found', text: `no reservation '${cancel.reservationId}' of yours` };
-    }
-    let hold = false;
-    for (const h of this.#cancelHandlers) {
-      const verdict = await h(cancel, from, r);
-      if (verdict?.action === 'refuse') {
-        await this.#audit({ action: 'cancel-refused', peer: from, reason: verdict.text, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
-        return { outcome: 'refused', condition: 'not-allowed', text: verdict.text };
-      }
-      if (verdict?.action === 'hold') hold = true;
-    }
-    if (!hold) this.reservations.release(r.reservationId);
-    await this.#audit({
-      action: 'reservation-cancelled', peer: from, reason: cancel.reason ?? 'peer', details: { reservationId: r.reservationId, offerId: r.offer.offerId, held: hold },
-    });
-    this.emit('cancel', { from, cancel });
-    if (!hold) this.#scheduleRepublish();
-    return { outcome: hold ? 'held' : 'released' };
+    return this.#takesOffers().cancelReservation(cancel, from);
   }
 
-  async #expireReservations(): Promise<void> {
-    const gone = this.reservations.expire(this.#now());
-    for (const r of gone) {
-      await this.#audit({ action: 'reservation-expired', peer: r.senderJid, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
-    }
-    if (gone.length > 0) this.#scheduleRepublish();
+  #takesOffers(): OfferResponder {
+    if (!this.#responder) throw xmppError('XMPP_CONFIG', `session of '${this.cloudId}' is an observer: it takes no offers`);
+    return this.#responder;
   }
 
   // ── plumbing ───────────────────────────────────────────────────────────────────────
@@ -882,8 +693,9 @@ export class GatewaySession extends EventEmitter {
     });
     c.handle('get', NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
     if (this.#opt.observer) return;
-    c.handle('set', ICNS.NEGOTIATION, 'offer', (element, from) => this.#handleOffer(element, from));
-    c.handle('set', ICNS.NEGOTIATION, 'cancel', (element, from) => this.#handleCancel(element, from));
+    const responder = this.#takesOffers();
+    c.handle('set', ICNS.NEGOTIATION, 'offer', (element, from) => responder.handleOffer(element, from));
+    c.handle('set', ICNS.NEGOTIATION, 'cancel', (element, from) => responder.handleCancel(element, from));
   }
 
   /** After every fresh login: presence with caps, catalog subscription and publish, presence subscriptions. */
@@ -1033,24 +845,5 @@ export class GatewaySession extends EventEmitter {
   #asError(err: unknown, what: string): IntercloudError {
     if (err instanceof IntercloudError) return err;
     return xmppError('XMPP_CONNECT', `${what}: ${messageOf(err)}`, { cause: err });
-  }
-}
-
-/** Maps a trust verification error code to the reject reason we send. */
-export function trustReason(code: string): RejectReason {
-  switch (code) {
-    case 'TRUST_MESSAGE_EXPIRED':
-      return 'expired';
-    case 'TRUST_MESSAGE_NOT_YET_VALID':
-      return 'clock-skew';
-    case 'TRUST_MESSAGE_REPLAYED':
-      return 'replayed';
-    case 'TRUST_MESSAGE_MALFORMED':
-      return 'malformed';
-    case 'TRUST_REPLAY_CACHE_FULL':
-      // The sender's own replay store is full: it sent more than its share (finding 6).
-      return 'policy';
-    default:
-      return 'untrusted';
   }
 }

@@ -13,7 +13,7 @@ import { canonicalJson, crlIssuer, parseCertificatePem, parseCertificatesPem, pa
 import { messageOf } from '../errors/index.js';
 import { xmppError } from './errors.js';
 import type { VerifiedSigner } from './offer-admission.js';
-import { SIGNED_MESSAGE_MAX_LIFETIME_MS, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation } from './session.js';
+import { SIGNED_MESSAGE_MAX_LIFETIME_MS, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation } from './trust-port.js';
 import { IntercloudError } from '../errors/index.js';
 
 /** What {@link createTrustBinding} needs. */
