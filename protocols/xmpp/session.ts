@@ -16,12 +16,12 @@ import { jid as parseJid, xml, type Element } from '@xmpp/client';
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
-  buildCatalogEntry, catalogPayload, normalizeCatalogEntry, parseCatalogEntry, type CatalogEntry, type PeerFilter,
+  buildCatalogEntry, catalogPayload, normalizeCatalogEntry, type CatalogEntry, type PeerFilter,
 } from './catalog.js';
 import {
-  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems, type DirectoryEvent, type DirectoryState, type PeerInfo,
+  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, type DirectoryEvent, type DirectoryState, type PeerInfo,
 } from './directory.js';
-import { buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems, type DiscoInfo } from './disco.js';
+import { buildDiscoInfoQuery, buildDiscoInfoResult, parseDiscoInfo, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
 import {
   CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS,
@@ -32,12 +32,13 @@ import {
 } from './negotiation.js';
 import type { OfferAdmission, ReservationLedger, VerifiedSigner } from './offer-admission.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
-import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
+import { buildCreateNode, buildPublish, buildRetract, buildSubscribe, parseEvent } from './pubsub.js';
 import { buildStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
 import type { ConnectionStatus, XmppConnection } from './connection.js';
 import type { ScramCredentials, TlsMaterial } from './transport.js';
 import { XmppJsConnection } from './xmpp-connection.js';
+import { DirectoryReader } from './directory-reader.js';
 import { OfferResponder, type CancelHandler, type CancelOutcome, type IncomingOffer, type OfferVeto } from './offer-responder.js';
 import {
   MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, type ControlPlaneAuditRecord, type GatewayTrust,
@@ -147,11 +148,6 @@ const OBSERVER_PROFILE: CloudProfile = {
   transferUri: '',
 };
 
-interface CachedEntry {
-  readonly entry: CatalogEntry;
-  readonly signature: string;
-}
-
 /**
  * One gateway's XMPP session. Create, then `start()`; `stop()` ends it. Events:
  * `status` ({@link SessionStatus}), `warning` (IntercloudError: something ignored, e.g.
@@ -172,10 +168,8 @@ export class GatewaySession extends EventEmitter {
   readonly #subscribed = new Set<string>();
   /** Verified catalog entries and presence (a pure reducer, `directory.ts`). */
   #dir: DirectoryState;
-  /** signature text → verified signer (a signature is verified once). */
-  readonly #verified = new Map<string, VerifiedSigner>();
-  /** signatures of entries that failed verification. */
-  readonly #refused = new Set<string>();
+  /** Reads and follows the catalog into `#dir`. */
+  readonly #reader: DirectoryReader;
   /** Answers offers and cancels; absent for an observer. */
   readonly #responder: OfferResponder | undefined;
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
@@ -191,6 +185,17 @@ export class GatewaySession extends EventEmitter {
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
     this.#dir = emptyDirectory(options.cloudId);
+    this.#reader = new DirectoryReader({
+      cloudId: options.cloudId,
+      domain: options.domain,
+      trust: options.trust,
+      iq: (type, to, child) => this.#iq(type, to, child),
+      state: () => this.#dir,
+      dispatch: (event) => this.#dispatch(event),
+      found: (entry) => this.#subscribePresence(entry.jid),
+      warn: (error) => this.#warn(error),
+      audit: (record) => this.#audit(record),
+    });
     if (!options.observer && (options.admission === undefined || options.profile === undefined)) {
       throw xmppError('XMPP_CONFIG', `session of '${options.cloudId}' takes offers and publishes: give it an admission and a profile, or make it an observer`);
     }
@@ -397,76 +402,7 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    const service = this.#opt.pubsubJid;
-    if (!options.full && this.#dir.loaded.has(service)) {
-      let ids: string[];
-      try {
-        const result = await this.#iq('get', service, buildDiscoItemsQuery(CATALOG_NODE));
-        ids = parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== '');
-      } catch (err) {
-        if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
-        throw err;
-      }
-      this.#dispatch({ type: 'listed', service, itemIds: ids, complete: false });
-      const unknown = unknownItems(this.#dir, service, ids);
-      if (unknown.length === 0) return;
-      const result = await this.#iq('get', service, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
-      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(service, item.id, item.payload)));
-      return;
-    }
-    let items;
-    try {
-      const result = await this.#iq('get', service, buildItemsRequest(CATALOG_NODE));
-      items = parseItemsResult(result.getChild('pubsub', NS.PUBSUB));
-    } catch (err) {
-      if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
-      throw err;
-    }
-    this.#dispatch({ type: 'reload', service });
-    const seen: string[] = [];
-    await Promise.all(items.map(async (item) => {
-      const cached = await this.#acceptCatalogItem(service, item.id, item.payload);
-      if (cached) seen.push(cached.entry.cloudId);
-    }));
-    this.#dispatch({ type: 'listed', service, itemIds: seen, complete: true });
-  }
-
-  /** Parses and verifies one catalog item; bad ones are audited, warned about and skipped. */
-  async #acceptCatalogItem(service: string, itemId: string, payload: Element | undefined): Promise<CachedEntry | undefined> {
-    try {
-      const { entry, signature } = parseCatalogEntry(payload);
-      if (entry.cloudId !== itemId) throw xmppError('XMPP_MALFORMED', `catalog item '${itemId}' carries the entry of '${entry.cloudId}'`);
-      if (entry.jid !== `${entry.cloudId}@${this.#opt.domain}`) {
-        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names jid '${entry.jid}'`);
-      }
-      const cached = this.#dir.entries.get(entry.cloudId);
-      if (cached?.signature === signature && cached.service === service) return cached;
-      // An entry already found bad is skipped quietly (it was audited the first time).
-      if (this.#refused.has(signature)) return undefined;
-      let signer = this.#verified.get(signature);
-      if (!signer) {
-        signer = await this.#opt.trust.verify(signature, { type: MESSAGE_TYPES.CATALOG, payload: catalogPayload(entry), cloudId: entry.cloudId, jid: entry.jid, replay: false });
-        if (this.#verified.size > 10_000) this.#verified.clear();
-        this.#verified.set(signature, signer);
-      }
-      if (signer.certificateSha256 !== entry.certificateSha256) {
-        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names a certificate it was not signed with`);
-      }
-      this.#dispatch({ type: 'published', service, entry, signature });
-      this.#subscribePresence(entry.jid);
-      return { entry, signature };
-    } catch (err) {
-      this.#dispatch({ type: 'refused', service, itemId });
-      const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
-      if (sig !== undefined && sig !== '') {
-        if (this.#refused.size > 10_000) this.#refused.clear();
-        this.#refused.add(sig);
-      }
-      const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
-      this.#warn(error);
-      await this.#audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#opt.domain}`, reason: error.code, details: { message: error.message } });
-      return undefined;
-    }
+    await this.#reader.refresh(this.#opt.pubsubJid, options);
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────────────
@@ -747,11 +683,7 @@ export class GatewaySession extends EventEmitter {
     if (from === this.#opt.pubsubJid) {
       const ev = parseEvent(stanza);
       if (!ev || ev.node !== CATALOG_NODE) return;
-      if (ev.retracted.length > 0) this.#dispatch({ type: 'retracted', service: from, itemIds: ev.retracted });
-      for (const item of ev.items) {
-        if (item.id === this.cloudId) continue;
-        void this.#acceptCatalogItem(from, item.id, item.payload);
-      }
+      this.#reader.notified(from, ev);
       return;
     }
     const el = stanza.getChild('progress', ICNS.NEGOTIATION);

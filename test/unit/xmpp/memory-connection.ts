@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { xml, type Element } from '@xmpp/client';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
-import { parseStanzaError, xmppError, type IqRequestHandler, type XmppConnection } from '../../../protocols/xmpp/index.js';
+import { NS, parseStanzaError, xmppError, type IqRequestHandler, type XmppConnection } from '../../../protocols/xmpp/index.js';
 
 /** Answers iqs sent to the server or a service; `undefined` → an empty result. */
 export type ServerHandler = (iq: { type: 'get' | 'set'; to: string | undefined; from: string; child: Element }) => Element | undefined;
@@ -18,6 +18,8 @@ export class MemoryHub {
   /** Every iq request a connection sent to another, in order (tests replay them). */
   readonly sent: Array<{ from: string; to: string; child: Element }> = [];
   server: ServerHandler = () => undefined;
+  /** The last available presence each connection broadcast (a newcomer is sent them, as a server's probes would). */
+  readonly presence = new Map<string, Element>();
 
   connect(fullJid: string): MemoryConnection {
     return new MemoryConnection(this, fullJid);
@@ -52,6 +54,7 @@ export class MemoryConnection extends EventEmitter implements XmppConnection {
     this.online = true;
     this.status = 'online';
     this.emit('status', 'online');
+    for (const [jid, p] of this.hub.presence) if (jid !== this.jid) this.emit('stanza', p);
   }
 
   async stop(): Promise<void> {
@@ -66,6 +69,7 @@ export class MemoryConnection extends EventEmitter implements XmppConnection {
 
   #down(): void {
     this.hub.connections.delete(this.jid);
+    this.hub.presence.delete(this.jid);
     this.online = false;
     this.status = 'offline';
     this.emit('disconnect');
@@ -75,10 +79,13 @@ export class MemoryConnection extends EventEmitter implements XmppConnection {
     const to = stanza.attrs['to'];
     const out = xml(stanza.name, { ...stanza.attrs, from: this.jid }, ...stanza.children);
     if (to === undefined && stanza.is('presence')) {
+      if (stanza.attrs['type'] === undefined) this.hub.presence.set(this.jid, out);
+      else this.hub.presence.delete(this.jid);
       for (const [jid, other] of this.hub.connections) if (jid !== this.jid) other.emit('stanza', out);
       return;
     }
-    this.hub.connections.get(to ?? '')?.emit('stanza', out);
+    // A bare JID reaches each of its resources.
+    for (const [jid, other] of this.hub.connections) if (jid === to || jid.split('/')[0] === to) other.emit('stanza', out);
   }
 
   async iq(type: 'get' | 'set', to: string | undefined, child: Element): Promise<Element> {
@@ -105,4 +112,59 @@ export class MemoryConnection extends EventEmitter implements XmppConnection {
   warn(err: IntercloudError): void {
     this.emit('warning', err);
   }
+}
+
+/**
+ * A PubSub service for the hub (XEP-0060, only what the session uses): publish, retract,
+ * items (all or by id), subscribe, disco#items of a node; subscribers get notifications.
+ */
+export function pubsubService(hub: MemoryHub, serviceJid: string): ServerHandler {
+  const nodes = new Map<string, Map<string, Element>>();
+  const subscribers = new Map<string, Set<string>>();
+  const notify = (node: string, child: Element): void => {
+    for (const bare of subscribers.get(node) ?? []) {
+      for (const [jid, c] of hub.connections) {
+        if (jid.split('/')[0] === bare) c.emit('stanza', xml('message', { from: serviceJid, to: jid }, xml('event', { xmlns: NS.PUBSUB_EVENT }, xml('items', { node }, child))));
+      }
+    }
+  };
+  const previous = hub.server;
+  return (iq) => {
+    if (iq.to !== serviceJid) return previous(iq);
+    const items = (node: string): Map<string, Element> => {
+      let m = nodes.get(node);
+      if (!m) nodes.set(node, (m = new Map()));
+      return m;
+    };
+    if (iq.child.is('query', NS.DISCO_ITEMS)) {
+      const node = iq.child.attrs['node'] ?? '';
+      return xml('query', { xmlns: NS.DISCO_ITEMS, node }, ...[...items(node).keys()].map((id) => xml('item', { jid: serviceJid, name: id })));
+    }
+    const op = iq.child.getChildElements()[0];
+    const node = op?.attrs['node'] ?? '';
+    if (op?.name === 'publish') {
+      const item = op.getChild('item')!;
+      items(node).set(item.attrs['id'] ?? '', item);
+      notify(node, item);
+      return undefined;
+    }
+    if (op?.name === 'retract') {
+      const id = op.getChild('item')?.attrs['id'] ?? '';
+      items(node).delete(id);
+      notify(node, xml('retract', { id }));
+      return undefined;
+    }
+    if (op?.name === 'subscribe') {
+      let s = subscribers.get(node);
+      if (!s) subscribers.set(node, (s = new Set()));
+      s.add(op.attrs['jid'] ?? iq.from.split('/')[0]!);
+      return undefined;
+    }
+    if (op?.name === 'items') {
+      const wanted = op.getChildren('item').map((i) => i.attrs['id'] ?? '');
+      const all = [...items(node).entries()].filter(([id]) => wanted.length === 0 || wanted.includes(id)).map(([, i]) => i);
+      return xml('pubsub', { xmlns: NS.PUBSUB }, xml('items', { node }, ...all));
+    }
+    return undefined;
+  };
 }

@@ -6,21 +6,23 @@
 import { describe, expect, it } from 'vitest';
 import { certificateToPem, privateKeyToPem } from '../../../protocols/trust/index.js';
 import { xml, type Element } from '@xmpp/client';
-import { GatewaySession, createTrustBinding, parseReject, parseStanzaError, type GatewaySessionOptions } from '../../../protocols/xmpp/index.js';
+import {
+  CATALOG_NODE, GatewaySession, buildCatalogEntry, buildPublish, createTrustBinding, parseReject, parseStanzaError, type GatewaySessionOptions,
+} from '../../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../../../agent/admission/index.js';
 import { NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
 import { sampleEntry, sampleOffer } from './fixtures.js';
-import { MemoryHub } from './memory-connection.js';
+import { MemoryHub, pubsubService } from './memory-connection.js';
 
 const root = makeRoot();
 const rootPem = certificateToPem(root.certificate.der);
-const ids = Object.fromEntries(['cloud-a', 'cloud-b'].map((c) => [c, makeGateway(root, c)]));
+const ids = Object.fromEntries(['cloud-a', 'cloud-b', 'cloud-c'].map((c) => [c, makeGateway(root, c)]));
 const DOMAIN = 'intercloud.test';
 
-function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trustNow?: () => number; acceptFrom?: string[] } = {}): GatewaySession {
+function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trustNow?: () => number; acceptFrom?: string[]; watch?: boolean; regions?: string[] } = {}): GatewaySession {
   const g = ids[cloud]!;
   const now = opts.now ?? (() => NOW.getTime());
-  const e = sampleEntry({ cloudId: cloud, jid: `${cloud}@${DOMAIN}` });
+  const e = sampleEntry({ cloudId: cloud, jid: `${cloud}@${DOMAIN}`, ...(opts.regions ? { regions: opts.regions } : {}) });
   const options: GatewaySessionOptions = {
     cloudId: cloud, service: 'xmpp://memory', domain: DOMAIN, pubsubJid: `pubsub.${DOMAIN}`, tls: { ca: rootPem },
     trust: createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: opts.trustNow ?? now }),
@@ -28,7 +30,7 @@ function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trus
       policy: createDefaultPolicy({ acceptFrom: opts.acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }), domain: DOMAIN, capacity: e.capacity,
     }),
     profile: { regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri },
-    watchCatalog: false, now, connection: hub.connect(`${cloud}@${DOMAIN}/gateway`),
+    watchCatalog: opts.watch ?? false, now, connection: hub.connect(`${cloud}@${DOMAIN}/gateway`),
   };
   return new GatewaySession(options);
 }
@@ -111,5 +113,61 @@ describe('a session over an in-memory connection', () => {
     const sent = hub.sent.at(-1)!;
     const forged = await hub.deliver(`cloud-c@${DOMAIN}/gateway`, sent.to, 'set', sent.child);
     expect(reasonOf(forged)).toBe('untrusted');
+  });
+});
+
+describe('the directory over an in-memory connection and PubSub service', () => {
+  function observer(hub: MemoryHub): GatewaySession {
+    const g = ids['cloud-a']!;
+    // What the CLI's `peers` makes: no profile, no policy, no admission.
+    return new GatewaySession({
+      cloudId: 'cloud-a', service: 'xmpp://memory', domain: DOMAIN, pubsubJid: `pubsub.${DOMAIN}`, tls: { ca: rootPem },
+      trust: createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: () => NOW.getTime() }),
+      observer: true, resource: 'cli-1', now: () => NOW.getTime(), connection: hub.connect(`cloud-a@${DOMAIN}/cli-1`),
+    });
+  }
+
+  it('an observer with no profile or policy finds the online clouds, filters them, and sees one leave', async () => {
+    const hub = new MemoryHub();
+    hub.server = pubsubService(hub, `pubsub.${DOMAIN}`);
+    const b = gateway(hub, 'cloud-b', { watch: true });
+    const c = gateway(hub, 'cloud-c', { watch: true, regions: ['us-east'] });
+    await b.start();
+    await c.start();
+    const a = observer(hub);
+    await a.start();
+    expect((await a.discoverPeers({}, { refresh: true })).map((p) => p.entry.cloudId)).toEqual(['cloud-b', 'cloud-c']);
+    expect((await a.discoverPeers({ region: 'us-east' })).map((p) => p.entry.cloudId)).toEqual(['cloud-c']);
+    // The observer published nothing and takes no offers.
+    expect(() => a.reservations).toThrow(expect.objectContaining({ code: 'XMPP_CONFIG' }));
+    await c.retractCatalog();
+    expect((await a.discoverPeers({}, { refresh: true })).map((p) => p.entry.cloudId)).toEqual(['cloud-b']);
+    b.kill();
+    expect(await a.discoverPeers({}, { refresh: true })).toEqual([]);
+  });
+
+  it('a watching gateway follows notifications: a changed entry, and a bad one is skipped with a coded warning', async () => {
+    const hub = new MemoryHub();
+    const pubsub = pubsubService(hub, `pubsub.${DOMAIN}`);
+    hub.server = pubsub;
+    const b = gateway(hub, 'cloud-b', { watch: true });
+    const c = gateway(hub, 'cloud-c', { watch: true });
+    const warnings: string[] = [];
+    b.on('warning', (w: { code: string }) => warnings.push(w.code));
+    await b.start();
+    await c.start();
+    const [first] = await b.discoverPeers();
+    expect(first?.entry.capacity.vcpus).toBe(32);
+    await c.publishCatalog({ capacity: { ...first!.entry.capacity, vcpus: 3 } });
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await b.discoverPeers())[0]?.entry.capacity.vcpus).toBe(3);
+    // Someone publishes cloud-c's item with a changed price but cloud-c's old signature.
+    const good = c.catalogEntry();
+    const forged = buildCatalogEntry({ ...good, terms: { ...good.terms, pricePerVcpuHour: 0.001 } }, 'not-a-signature');
+    pubsub({ type: 'set', to: `pubsub.${DOMAIN}`, from: 'x', child: buildPublish(CATALOG_NODE, 'cloud-c', forged) });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await b.discoverPeers()).toEqual([]);
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings.every((w) => /^(XMPP|TRUST)_[A-Z_]+$/.test(w))).toBe(true);
   });
 });
