@@ -21,8 +21,11 @@ import { MESSAGE_TYPES, type ControlPlaneAuditRecord, type GatewayTrust } from '
 export interface DirectoryReaderOptions {
   /** Our cloud id: our own item is not read back. */
   readonly cloudId: string;
-  /** The XMPP domain of the gateways whose entries are accepted (an entry's JID is `<cloud>@<domain>`). */
-  readonly domain: string;
+  /**
+   * The XMPP domain whose gateways may publish on `service` (an entry's JID must be
+   * `<cloud>@<domain>`): a Root's PubSub service lists the clouds of that Root.
+   */
+  readonly domainOf: (service: string) => string;
   readonly trust: GatewayTrust;
   /** Sends an iq and returns the result (the session's, with its timeout and error codes). */
   readonly iq: (type: 'get' | 'set', to: string, child: Element) => Promise<Element>;
@@ -101,7 +104,7 @@ export class DirectoryReader {
     try {
       const { entry, signature } = parseCatalogEntry(payload);
       if (entry.cloudId !== itemId) throw xmppError('XMPP_MALFORMED', `catalog item '${itemId}' carries the entry of '${entry.cloudId}'`);
-      if (entry.jid !== `${entry.cloudId}@${this.#o.domain}`) {
+      if (entry.jid !== `${entry.cloudId}@${this.#o.domainOf(service)}`) {
         throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names jid '${entry.jid}'`);
       }
       const cached = this.#o.state().entries.get(entry.cloudId);
@@ -129,7 +132,7 @@ export class DirectoryReader {
       }
       const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
       this.#o.warn(error);
-      await this.#o.audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#o.domain}`, reason: error.code, details: { message: error.message } });
+      await this.#o.audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#o.domainOf(service)}`, reason: error.code, details: { message: error.message } });
       return undefined;
     }
   }

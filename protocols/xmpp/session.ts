@@ -47,6 +47,12 @@ import {
 /** What this cloud publishes about itself: the catalog entry without the fields the session derives. */
 export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri'>;
 
+/** A PubSub service whose catalog node is read, and the XMPP domain of the clouds publishing on it. */
+export interface CatalogService {
+  readonly service: string;
+  readonly domain: string;
+}
+
 /** Options of a {@link GatewaySession}. */
 export interface GatewaySessionOptions {
   /** This cloud's id; the session logs in as `<cloudId>@<domain>/gateway`. */
@@ -54,8 +60,14 @@ export interface GatewaySessionOptions {
   /** `xmpp://HOST:PORT` of the Root's XMPP server. */
   readonly service: string;
   readonly domain: string;
-  /** The PubSub service holding the catalog node (`pubsub.<domain>`). */
+  /** The PubSub service holding the catalog node (`pubsub.<domain>`): where this cloud publishes. */
   readonly pubsubJid: string;
+  /**
+   * The PubSub services whose catalogs are read, each with the XMPP domain of the clouds that
+   * publish there (default: `pubsubJid` with `domain`). A federated Root's service is one more
+   * entry; the directory keeps which service each entry came from.
+   */
+  readonly catalogServices?: readonly CatalogService[];
   readonly tls: TlsMaterial;
   /** SCRAM-SHA-1 fallback when the server does not take our certificate. */
   readonly scram?: ScramCredentials;
@@ -168,8 +180,10 @@ export class GatewaySession extends EventEmitter {
   readonly #subscribed = new Set<string>();
   /** Verified catalog entries and presence (a pure reducer, `directory.ts`). */
   #dir: DirectoryState;
-  /** Reads and follows the catalog into `#dir`. */
+  /** Reads and follows the catalogs into `#dir`. */
   readonly #reader: DirectoryReader;
+  /** service JID → domain of the clouds publishing there. */
+  readonly #catalogServices: ReadonlyMap<string, string>;
   /** Answers offers and cancels; absent for an observer. */
   readonly #responder: OfferResponder | undefined;
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
@@ -185,9 +199,10 @@ export class GatewaySession extends EventEmitter {
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
     this.#dir = emptyDirectory(options.cloudId);
+    this.#catalogServices = new Map((options.catalogServices ?? [{ service: options.pubsubJid, domain: options.domain }]).map((c) => [c.service, c.domain]));
     this.#reader = new DirectoryReader({
       cloudId: options.cloudId,
-      domain: options.domain,
+      domainOf: (service) => this.#catalogServices.get(service) ?? options.domain,
       trust: options.trust,
       iq: (type, to, child) => this.#iq(type, to, child),
       state: () => this.#dir,
@@ -402,7 +417,7 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    await this.#reader.refresh(this.#opt.pubsubJid, options);
+    await Promise.all([...this.#catalogServices.keys()].map((service) => this.#reader.refresh(service, options)));
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────────────
@@ -645,10 +660,12 @@ export class GatewaySession extends EventEmitter {
     if (!this.#opt.observer) {
       await this.publishCatalog();
       if (watch) {
-        try {
-          await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
-        } catch (err) {
-          this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+        for (const service of this.#catalogServices.keys()) {
+          try {
+            await this.#iq('set', service, buildSubscribe(CATALOG_NODE, this.jid));
+          } catch (err) {
+            this.#warn(this.#asError(err, `subscribing to the catalog node of '${service}' failed`));
+          }
         }
       }
     }
@@ -680,7 +697,7 @@ export class GatewaySession extends EventEmitter {
 
   #onMessage(stanza: Element): void {
     const from = stanza.attrs['from'] ?? '';
-    if (from === this.#opt.pubsubJid) {
+    if (this.#catalogServices.has(from)) {
       const ev = parseEvent(stanza);
       if (!ev || ev.node !== CATALOG_NODE) return;
       this.#reader.notified(from, ev);

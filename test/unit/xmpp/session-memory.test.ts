@@ -4,13 +4,13 @@
  * the agent's admission, but no server.
  */
 import { describe, expect, it } from 'vitest';
-import { certificateToPem, privateKeyToPem } from '../../../protocols/trust/index.js';
+import { certificateToPem, generateKeyPair, issueGatewayCertificate, privateKeyToPem } from '../../../protocols/trust/index.js';
 import { xml, type Element } from '@xmpp/client';
 import {
   CATALOG_NODE, GatewaySession, buildCatalogEntry, buildPublish, createTrustBinding, parseReject, parseStanzaError, type GatewaySessionOptions,
 } from '../../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../../../agent/admission/index.js';
-import { NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
+import { DAY, NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
 import { sampleEntry, sampleOffer } from './fixtures.js';
 import { MemoryHub, pubsubService } from './memory-connection.js';
 
@@ -169,5 +169,53 @@ describe('the directory over an in-memory connection and PubSub service', () => 
     expect(await b.discoverPeers()).toEqual([]);
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings.every((w) => /^(XMPP|TRUST)_[A-Z_]+$/.test(w))).toBe(true);
+  });
+});
+
+describe('catalogs from several PubSub services (federated Roots)', () => {
+  it('reads each service, keeps where each entry came from, and a retraction on one leaves the other', async () => {
+    const ROOT2 = 'root2.test';
+    const hub = new MemoryHub();
+    hub.server = pubsubService(hub, `pubsub.${DOMAIN}`);
+    hub.server = pubsubService(hub, `pubsub.${ROOT2}`);
+    const b = gateway(hub, 'cloud-b', { watch: true });
+    await b.start();
+    // cloud-d belongs to the second Root: its certificate names cloud-d@root2.test, and it
+    // publishes on that Root's service.
+    const keys = generateKeyPair('ec');
+    const dCert = issueGatewayCertificate(root, { cloudId: 'cloud-d', jid: `cloud-d@${ROOT2}`, publicKey: keys.publicKey, now: new Date(NOW.getTime() - DAY), days: 90 });
+    const e = sampleEntry({ cloudId: 'cloud-d', jid: `cloud-d@${ROOT2}` });
+    const d = new GatewaySession({
+      cloudId: 'cloud-d', service: 'xmpp://memory', domain: ROOT2, pubsubJid: `pubsub.${ROOT2}`, tls: { ca: rootPem },
+      trust: createTrustBinding({ certificatePem: certificateToPem(dCert.der), privateKeyPem: privateKeyToPem(keys.privateKey), rootsPem: rootPem, now: () => NOW.getTime() }),
+      admission: createOfferAdmission({ policy: createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }), domain: ROOT2, capacity: e.capacity }),
+      profile: { regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri },
+      watchCatalog: false, now: () => NOW.getTime(), connection: hub.connect(`cloud-d@${ROOT2}/gateway`),
+    });
+    await d.start();
+    const g = ids['cloud-a']!;
+    let readers = 0;
+    const reader = (services?: Array<{ service: string; domain: string }>): GatewaySession => new GatewaySession({
+      cloudId: 'cloud-a', service: 'xmpp://memory', domain: DOMAIN, pubsubJid: `pubsub.${DOMAIN}`, tls: { ca: rootPem },
+      trust: createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: () => NOW.getTime() }),
+      observer: true, now: () => NOW.getTime(), connection: hub.connect(`cloud-a@${DOMAIN}/cli-${++readers}`),
+      ...(services ? { catalogServices: services } : {}),
+    });
+    // By default only our own Root's catalog is read.
+    const one = reader();
+    await one.start();
+    expect((await one.discoverPeers({}, { refresh: true })).map((p) => p.entry.cloudId)).toEqual(['cloud-b']);
+    const both = reader([{ service: `pubsub.${DOMAIN}`, domain: DOMAIN }, { service: `pubsub.${ROOT2}`, domain: ROOT2 }]);
+    await both.start();
+    expect((await both.discoverPeers({}, { refresh: true })).map((p) => p.entry.jid)).toEqual(['cloud-b@intercloud.test', `cloud-d@${ROOT2}`]);
+    await b.retractCatalog();
+    expect((await both.discoverPeers({}, { refresh: true })).map((p) => p.entry.cloudId)).toEqual(['cloud-d']);
+    // A service's entries must name JIDs of its own domain: read as our Root's, cloud-d's entry is refused.
+    const wrong = reader([{ service: `pubsub.${ROOT2}`, domain: DOMAIN }]);
+    const warned: string[] = [];
+    wrong.on('warning', (w: { code: string }) => warned.push(w.code));
+    await wrong.start();
+    expect(await wrong.discoverPeers({}, { refresh: true })).toEqual([]);
+    expect(warned).toContain('XMPP_UNTRUSTED');
   });
 });
