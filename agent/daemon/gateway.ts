@@ -13,8 +13,9 @@ import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adap
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createDefaultPolicy, createTrustBinding, type CloudProfile, type RejectReason,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createTrustBinding, type CloudProfile, type RejectReason,
 } from '../../protocols/xmpp/index.js';
+import { createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
 import type { AgentConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
@@ -86,16 +87,20 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     pubsubJid: config.xmpp.pubsub,
     tls: { ca: rootPem, cert: certPem, key: keyPem, servername: config.xmpp.servername ?? config.xmpp.domain },
     trust,
-    policy: createDefaultPolicy({
-      acceptFrom: config.policy.acceptFrom,
-      maxVcpusPerVm: config.policy.maxVcpusPerVm,
-      maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
-      quotaReservationsPerCloud: config.policy.quotaReservationsPerCloud,
-      ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
+    admission: createOfferAdmission({
+      policy: createDefaultPolicy({
+        acceptFrom: config.policy.acceptFrom,
+        maxVcpusPerVm: config.policy.maxVcpusPerVm,
+        maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
+        quotaReservationsPerCloud: config.policy.quotaReservationsPerCloud,
+        ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
+      }),
+      domain: config.xmpp.domain,
+      capacity: profile.capacity,
+      reservationTtlMs: config.policy.reservationSeconds * 1000,
+      maxClockSkewMs: config.policy.maxClockSkewMs,
     }),
     profile,
-    reservationTtlMs: config.policy.reservationSeconds * 1000,
-    maxClockSkewMs: config.policy.maxClockSkewMs,
   });
   const sessionLog = log.child({ component: 'xmpp' });
   session.on('status', (status: string) => sessionLog.info({ status }, 'xmpp session'));
@@ -178,7 +183,6 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     // must also have room for the offered disks now, besides what live reservations hold.
     admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
     vmNameInUse: (name) => targetPorts.hypervisor.nameInUse(name, AbortSignal.timeout(30_000)),
-    reservationMs: config.policy.reservationSeconds * 1000,
     commitTimeoutMs: config.migration.commitTimeoutMs,
     transferEndpoint: () => ({ uri: config.amqp.url }),
   }, {
@@ -201,6 +205,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       await targetService.handleOffer(
         { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
         { offerId: incoming.offer.offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
+        // The reservation admission made, which the accept carries: the job's only one.
+        incoming.reservation,
       );
       return undefined;
     } catch (err) {

@@ -6,5 +6,5 @@ export * from './ports.js';
 export { migrateOutDefinition, migrateDryRunDefinition, migrateOutSteps, MIGRATION_ERRORS, type MigrateOutInput } from './source.js';
 export { migrateInDefinition, localVmOf, type MigrateInInput } from './target.js';
 export { legacyDomainUuid, localVmModel, parseImageInfo, type ImageInfo, type LocalModel, type LocalModelInput, type NetworkPolicy } from './target-model.js';
-export { MigrationTargetService, inboundJobId, type TargetPolicy, type TargetServiceHooks } from './target-service.js';
+export { MigrationTargetService, inboundJobId, type HeldReservation, type TargetPolicy, type TargetServiceHooks } from './target-service.js';
 export { SourceRequestMailbox } from './source-requests.js';

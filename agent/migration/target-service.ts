@@ -18,12 +18,20 @@ export interface TargetPolicy {
   admit(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<void>;
   /** Whether a VM of this name exists in this cloud (whoever made it). */
   vmNameInUse(name: string): Promise<boolean>;
-  /** How long an accepted offer waits for its data and instantiate request. */
-  reservationMs: number;
   /** How long a started VM waits for the source's commit. */
   commitTimeoutMs: number;
   /** Where the source sends disks for this offer. */
   transferEndpoint(offerId: string): Record<string, unknown>;
+}
+
+/**
+ * The reservation admission made for an offer (`agent/admission`): the one its accept carries.
+ * The target's job waits for the data and the instantiate request until `expiresAt`.
+ */
+export interface HeldReservation {
+  readonly reservationId: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
 }
 
 /** What the target service tells its owner about inbound jobs. */
@@ -56,9 +64,10 @@ export class MigrationTargetService {
    * byte moves, an offered VM name that the hypervisor must not be given is refused with
    * `MIGRATE_BAD_VM_NAME`, and one that a VM here already has with `MIGRATE_NAME_TAKEN`: the
    * target never adopts a VM it did not make for this offer. The job's input records the UUID
-   * this cloud gives the VM's domain, by which every later step knows it as its own.
+   * this cloud gives the VM's domain, by which every later step knows it as its own, and
+   * `held`, the reservation admission made (the one the accept carries; there is no other).
    */
-  async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }): Promise<Reservation> {
+  async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }, held: HeldReservation): Promise<Reservation> {
     const existing = await this.find(offer.offerId);
     if (existing) {
       this.checkPeer(existing, peer);
@@ -76,9 +85,9 @@ export class MigrationTargetService {
       throw new IntercloudError('MIGRATE_NAME_TAKEN', `offer '${offer.offerId}': a vm named '${offer.vm.name}' already exists in this cloud`);
     }
     const reservation: Reservation = {
-      reservationId: `rsv-${offer.offerId}`,
+      reservationId: held.reservationId,
       transfer: this.policy.transferEndpoint(offer.offerId),
-      expiresAt: new Date(Date.now() + this.policy.reservationMs).toISOString(),
+      expiresAt: new Date(held.expiresAt).toISOString(),
     };
     const input: MigrateInInput = {
       offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs, domainUuid: randomUUID(),

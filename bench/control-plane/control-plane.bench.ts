@@ -23,8 +23,9 @@ import {
   certificateToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
 } from '../../protocols/trust/index.js';
 import {
-  createDefaultPolicy, createTrustBinding, GatewaySession, type CloudProfile, type OfferRequest,
+  createTrustBinding, GatewaySession, type CloudProfile, type OfferRequest,
 } from '../../protocols/xmpp/index.js';
+import { createDefaultPolicy, createOfferAdmission } from '../../agent/admission/index.js';
 import { serviceEnv } from '../../test/helpers/services.js';
 
 const { values: args } = parseArgs({
@@ -68,10 +69,12 @@ function session(cloud: string, id: { cert: string; key: string }, profile: Clou
     pubsubJid: prosody.pubsubJid,
     tls: { ca: rootPem, cert: id.cert, key: id.key, servername: prosody.tls.servername },
     trust: createTrustBinding({ certificatePem: id.cert, privateKeyPem: id.key, rootsPem: rootPem }),
-    policy: createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 64, maxMemoryMiBPerVm: 1 << 20 }),
+    admission: createOfferAdmission({
+      policy: createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 64, maxMemoryMiBPerVm: 1 << 20 }),
+      domain: prosody.domain, capacity: profile.capacity, reservationTtlMs: 5_000,
+    }),
     profile,
     watchCatalog,
-    reservationTtlMs: 5_000,
     iqTimeoutMs: 20_000,
   });
 }

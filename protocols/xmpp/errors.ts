@@ -6,9 +6,12 @@ import { defineErrorCodes, IntercloudError, type IntercloudErrorOptions } from '
 
 /** Every code this area raises, with its one-line description. */
 export const XMPP_ERRORS = defineErrorCodes('xmpp', {
-  XMPP_CONNECT: { doc: 'the xmpp server could not be reached or closed the stream', retryable: true },
+  XMPP_CONNECT: { doc: 'the connection to the xmpp server closed before login finished, or was lost', retryable: true },
+  XMPP_UNREACHABLE: { doc: 'no tcp connection to the xmpp server (refused, no route, name not found; errno in details)', retryable: true },
+  XMPP_CONNECT_TIMEOUT: { doc: 'the xmpp server did not complete connect and login in time', retryable: true },
+  XMPP_STREAM_ERROR: { doc: 'the xmpp server closed the stream with a stream error (condition in details)', retryable: true },
   XMPP_TLS: { doc: 'tls to the xmpp server failed (certificate not issued by the intercloud root, wrong name)', retryable: false },
-  XMPP_AUTH: { doc: 'the server refused sasl external and scram login', retryable: false },
+  XMPP_AUTH: { doc: 'the server refused our sasl login (condition in details), or offered no mechanism we use', retryable: false },
   XMPP_NOT_CONNECTED: { doc: 'the session is not online (not started, stopped or reconnecting)', retryable: true },
   XMPP_TIMEOUT: { doc: 'a peer or the server did not answer an iq in time', retryable: true },
   XMPP_STANZA_ERROR: { doc: 'a peer or the server answered with a stanza error (condition in details)', retryable: false },

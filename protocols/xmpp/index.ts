@@ -1,7 +1,7 @@
 /**
  * The Intercloud control plane over XMPP: pure stanza codecs (disco, caps, pubsub,
- * catalog, negotiation, time, ping, stanza errors), the local policy and reservation
- * book, and the I/O: {@link GatewaySession} on `@xmpp/client`. See README.md.
+ * catalog, negotiation, time, ping, stanza errors), the admission port (the policy and
+ * reservation book are the agent's, `agent/admission/`), and the I/O: {@link GatewaySession} on `@xmpp/client`. See README.md.
  */
 export { XMPP_ERRORS, xmppError, type XmppCode } from './errors.js';
 export {
@@ -35,23 +35,35 @@ export {
   type Accept, type Cancel, type DiskSpec, type NicSpec, type Offer, type OfferConstraints, type OfferTerms, type Progress,
   type Reject, type RejectReason, type StorageWorkload, type VmWorkload, type Workload,
 } from './negotiation.js';
-export {
-  createDefaultPolicy, workloadDemand, type DefaultPolicyOptions, type NegotiationPolicy, type OfferContext, type PolicyDecision,
-} from './policy.js';
-export { ReservationBook, type Reservation } from './reservations.js';
+export type {
+  AdmissionRefusal, AdmissionVerdict, OfferAdmission, OfferSender, Reservation, ReservationLedger, VerifiedSigner,
+} from './offer-admission.js';
 export { createXmppClient, StartTlsSocket, type ScramCredentials, type TlsMaterial, type XmppConnectOptions } from './transport.js';
 export {
   buildAvailablePresence, buildRosterQuery, buildSubscription, NS_ROSTER, parsePresence, parseRoster, type PresenceInfo, type RosterItem,
 } from './presence.js';
 export {
-  GatewaySession, MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason,
-  type CancelHandler, type CancelOutcome, type CancelVerdict, type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions,
-  type GatewaySessionOptions, type GatewayTrust,
-  type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifiedSigner, type VerifyExpectation,
+  MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation,
+} from './trust-port.js';
+export {
+  GatewaySession, type CatalogService, type CloudProfile, type DiscoverOptions, type GatewaySessionOptions, type OfferOutcome, type OfferRequest, type SessionStatus,
 } from './session.js';
+export {
+  OfferResponder, acceptFor,
+  type CancelHandler, type CancelOutcome, type CancelVerdict, type IncomingOffer, type OfferResponderOptions, type OfferVeto, type TransferEndpoint,
+} from './offer-responder.js';
 export { REPLAY_ENTRIES_PER_PEER, REPLAY_PEERS, createTrustBinding, type TrustBinding, type TrustBindingOptions } from './trust-binding.js';
 export {
   MAX_INSTANTIATE_BYTES, NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest,
   migrationRequestPayload, parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequest,
   type MigrationRequestStanza,
 } from './migration.js';
+export {
+  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems,
+  type DirectoryEntry, type DirectoryEvent, type DirectoryState, type PeerInfo,
+} from './directory.js';
+export {
+  classifyConnectError, parseStreamError,
+  type ConnectObservation, type ConnectionStatus, type IqRequestHandler, type StreamErrorInfo, type XmppConnection,
+} from './connection.js';
+export { XmppJsConnection, type XmppJsConnectionOptions } from './xmpp-connection.js';

@@ -12,101 +12,46 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { jid as parseJid, xml, type Client, type Element, type IqContext } from '@xmpp/client';
+import { jid as parseJid, xml, type Element } from '@xmpp/client';
 import { IntercloudError, isIntercloudError, messageOf } from '../errors/index.js';
 import { buildCaps, capsVer } from './caps.js';
 import {
-  buildCatalogEntry, catalogPayload, matchesFilter, normalizeCatalogEntry, parseCatalogEntry, type CatalogEntry, type PeerFilter,
+  buildCatalogEntry, catalogPayload, normalizeCatalogEntry, type CatalogEntry, type PeerFilter,
 } from './catalog.js';
-import { buildDiscoInfoQuery, buildDiscoInfoResult, buildDiscoItemsQuery, parseDiscoInfo, parseDiscoItems, type DiscoInfo } from './disco.js';
+import {
+  availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, type DirectoryEvent, type DirectoryState, type PeerInfo,
+} from './directory.js';
+import { buildDiscoInfoQuery, buildDiscoInfoResult, parseDiscoInfo, type DiscoInfo } from './disco.js';
 import { xmppError } from './errors.js';
 import {
   CAPABILITY_FEATURE, CAPS_NODE, CATALOG_NODE, FEATURES, GATEWAY_RESOURCE, ICNS, IDENTITIES, NS,
 } from './namespaces.js';
 import {
-  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept,
-  parseCancel, parseOffer, parseProgress, parseReject, type Accept, type Cancel, type Offer, type Progress, type RejectReason,
+  acceptPayload, buildCancel, buildOffer, buildProgress, normalizeOffer, offerPayload, parseAccept, parseProgress, parseReject,
+  type Accept, type Cancel, type Offer, type Progress, type RejectReason,
 } from './negotiation.js';
-import type { NegotiationPolicy } from './policy.js';
+import type { OfferAdmission, ReservationLedger, VerifiedSigner } from './offer-admission.js';
 import { buildAvailablePresence, buildRosterQuery, buildSubscription, parsePresence, parseRoster } from './presence.js';
-import { buildCreateNode, buildItemsRequest, buildPublish, buildRetract, buildSubscribe, parseEvent, parseItemsResult } from './pubsub.js';
-import { ReservationBook, type Reservation } from './reservations.js';
-import { buildStanzaError, parseStanzaError } from './stanza-error.js';
+import { buildCreateNode, buildPublish, buildRetract, buildSubscribe, parseEvent } from './pubsub.js';
+import { buildStanzaError } from './stanza-error.js';
 import { bestEstimate, buildPing, buildTimeRequest, buildTimeResult, estimateClock, parseTimeResult, type ClockEstimate } from './time.js';
-import { createXmppClient, type ScramCredentials, type TlsMaterial } from './transport.js';
-
-/** Who signed a payload, once the trust area has verified it. */
-export interface VerifiedSigner {
-  readonly cloudId: string;
-  readonly certificateSha256: string;
-}
-
-/** One audit record about an intercloud action of the control plane. */
-export interface ControlPlaneAuditRecord {
-  readonly action: 'offer-accepted' | 'offer-refused' | 'catalog-entry-ignored' | 'reservation-cancelled' | 'cancel-refused' | 'reservation-expired';
-  /** The peer's JID. */
-  readonly peer: string;
-  readonly reason?: string;
-  readonly details?: Readonly<Record<string, unknown>>;
-}
-
-/** What a signed payload must be for {@link GatewayTrust.verify} to accept it. */
-export interface VerifyExpectation {
-  /** The message type (`intercloud/catalog-entry`, `intercloud/offer`, `intercloud/accept`). */
-  readonly type: string;
-  /** The payload as read from the XML; the envelope must carry exactly this value. */
-  readonly payload: Record<string, unknown>;
-  readonly cloudId: string;
-  readonly jid: string;
-  /** Remember the nonce and refuse a second use (offers, accepts; not catalog entries, which are re-read). */
-  readonly replay: boolean;
-  /**
-   * Longest lifetime (issued → expires) accepted for the envelope, ms. Messages whose nonce is
-   * remembered live minutes ({@link SIGNED_MESSAGE_MAX_LIFETIME_MS}), so the replay store
-   * holds each nonce minutes, not a day. Default: that for `replay`, the trust area's otherwise.
-   */
-  readonly maxLifetimeMs?: number;
-}
-
-/**
- * Longest lifetime of a signed message whose nonce is remembered (offers, accepts, migration
- * requests): 15 minutes. Issue 12 finding 6: a nonce kept a day lets a flood fill the store.
- */
-export const SIGNED_MESSAGE_MAX_LIFETIME_MS = 15 * 60_000;
-
-/** How long the signature of an accept or a migration request we send is valid (it is verified on arrival). */
-export const SIGNED_REQUEST_TTL_MS = 120_000;
-
-/** Signed message types of the control plane. */
-export const MESSAGE_TYPES = {
-  CATALOG: 'intercloud/catalog-entry',
-  OFFER: 'intercloud/offer',
-  ACCEPT: 'intercloud/accept',
-  /** instantiate / commit / release after an accepted offer (`migration.ts`). */
-  MIGRATION_REQUEST: 'intercloud/migration-request',
-} as const;
-
-/**
- * What the session needs from the trust area (bound to `protocols/trust` by the daemon).
- *
- * Contract: `sign` returns an envelope text carrying this gateway's certificate, a fresh
- * nonce and an expiry. `verify` checks the envelope's certificate chain to the Root,
- * revocation, that the certificate names `expected.cloudId` and `expected.jid`, that the
- * signed payload equals `expected.payload` (canonical JSON), its type and time window,
- * and (when `replay` is true) that its nonce was not seen before; it throws an {@link IntercloudError} with a `TRUST_…` code
- * otherwise. `audit` appends to the hash-chained audit log.
- */
-export interface GatewayTrust {
-  /** SHA-256 of this gateway's certificate DER (64 lowercase hex digits). */
-  readonly certificateSha256: string;
-  /** Signs `payload` as a message of `type` valid for `ttlMs`; returns the envelope text. */
-  sign(type: string, payload: Record<string, unknown>, ttlMs: number): Promise<string>;
-  verify(envelope: string, expected: VerifyExpectation): Promise<VerifiedSigner>;
-  audit(record: ControlPlaneAuditRecord): Promise<void>;
-}
+import type { ConnectionStatus, XmppConnection } from './connection.js';
+import type { ScramCredentials, TlsMaterial } from './transport.js';
+import { XmppJsConnection } from './xmpp-connection.js';
+import { DirectoryReader } from './directory-reader.js';
+import { OfferResponder, type CancelHandler, type CancelOutcome, type IncomingOffer, type OfferVeto } from './offer-responder.js';
+import {
+  MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, type ControlPlaneAuditRecord, type GatewayTrust,
+} from './trust-port.js';
 
 /** What this cloud publishes about itself: the catalog entry without the fields the session derives. */
 export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri'>;
+
+/** A PubSub service whose catalog node is read, and the XMPP domain of the clouds publishing on it. */
+export interface CatalogService {
+  readonly service: string;
+  readonly domain: string;
+}
 
 /** Options of a {@link GatewaySession}. */
 export interface GatewaySessionOptions {
@@ -115,24 +60,38 @@ export interface GatewaySessionOptions {
   /** `xmpp://HOST:PORT` of the Root's XMPP server. */
   readonly service: string;
   readonly domain: string;
-  /** The PubSub service holding the catalog node (`pubsub.<domain>`). */
+  /** The PubSub service holding the catalog node (`pubsub.<domain>`): where this cloud publishes. */
   readonly pubsubJid: string;
+  /**
+   * The PubSub services whose catalogs are read, each with the XMPP domain of the clouds that
+   * publish there (default: `pubsubJid` with `domain`). A federated Root's service is one more
+   * entry; the directory keeps which service each entry came from.
+   */
+  readonly catalogServices?: readonly CatalogService[];
   readonly tls: TlsMaterial;
   /** SCRAM-SHA-1 fallback when the server does not take our certificate. */
   readonly scram?: ScramCredentials;
   readonly trust: GatewayTrust;
-  readonly policy: NegotiationPolicy;
-  readonly profile: CloudProfile;
-  /** How long an accepted reservation is held unless used (default 10 min). */
-  readonly reservationTtlMs?: number;
+  /**
+   * Whether to take an offer, and the reservations taken (the agent's `agent/admission`).
+   * Required unless `observer`.
+   */
+  readonly admission?: OfferAdmission;
+  /** What this cloud publishes and answers in disco#info. Required unless `observer`. */
+  readonly profile?: CloudProfile;
   /** How long an offer we send stays valid (default 60 s). */
   readonly offerTtlMs?: number;
-  /** Offers issued further in the future than this are refused with `clock-skew` (default 2 s). */
-  readonly maxClockSkewMs?: number;
   /** Timeout of each iq we send (default 10 s). */
   readonly iqTimeoutMs?: number;
   /** Reconnect backoff: first delay, doubled up to the maximum (defaults 250 ms, 30 s). */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  /** Deadline for connect and login in `start` (default 15 s). */
+  readonly connectTimeoutMs?: number;
+  /**
+   * The connection to use instead of one on `@xmpp/client` built from `service`, `tls`,
+   * `scram`, `resource`, `reconnect` and `streamManagement` (tests: an in-memory one).
+   */
+  readonly connection?: XmppConnection;
   /** The queue name a sender must use for a reservation (default `intercloud.<cloudId>.<reservationId>`). */
   readonly transferQueue?: (reservationId: string) => string;
   /** The clock (ms since the epoch); tests inject a skewed one. */
@@ -159,20 +118,6 @@ export interface GatewaySessionOptions {
   readonly streamManagement?: boolean;
 }
 
-/** A cloud found by {@link GatewaySession.discoverPeers}. */
-export interface PeerInfo {
-  readonly entry: CatalogEntry;
-  /** The full JIDs the peer is available at. */
-  readonly resources: readonly string[];
-  readonly caps?: string;
-  /** Round trip of an entity-time exchange, ms (when measured). */
-  readonly rttMs?: number;
-  /** The peer's clock minus ours, ms (when measured). */
-  readonly clockOffsetMs?: number;
-  /** Set when measuring failed (the peer did not answer). */
-  readonly unreachable?: string;
-}
-
 /** Options of {@link GatewaySession.discoverPeers}. */
 export interface DiscoverOptions {
   /**
@@ -193,62 +138,27 @@ export type OfferOutcome =
 /** What the caller gives {@link GatewaySession.sendOffer}; ids and times are filled in. */
 export type OfferRequest = Pick<Offer, 'workload' | 'constraints' | 'terms'> & { readonly offerId?: string };
 
-/** An offer that passed verification and policy, handed to {@link GatewaySession.onOffer} handlers. */
-export interface IncomingOffer {
-  readonly offer: Offer;
-  readonly from: string;
-  readonly signer: VerifiedSigner;
-}
-
-/**
- * A cancel handler's answer ({@link GatewaySession.onCancel}); `undefined` lets the session
- * release the reservation at once (nothing was made for it). `hold`: a job made for the offer
- * is being cancelled, and the reservation is released when that job ends
- * ({@link GatewaySession.releaseOffer}), never while it still runs (issue 12, findings 6 and 8).
- * `refuse`: the cancel is refused (e.g. the job is committed) and the reservation stays.
- */
-export type CancelVerdict = { readonly action: 'hold' } | { readonly action: 'refuse'; readonly text: string };
-
-/** What became of a peer's cancel ({@link GatewaySession.cancelReservation}). */
-export type CancelOutcome =
-  | { readonly outcome: 'released' }
-  | { readonly outcome: 'held' }
-  | { readonly outcome: 'refused'; readonly condition: 'item-not-found' | 'not-allowed'; readonly text: string };
-
-/** A cancel handler: asked about each cancel the offer's own sender makes. */
-export type CancelHandler = (cancel: Cancel, from: string, reservation: Reservation) => Promise<CancelVerdict | undefined> | CancelVerdict | undefined;
-
-/** A handler's veto: the offer is rejected with this reason. */
-export interface OfferVeto {
-  readonly reason: RejectReason;
-  readonly text: string;
-}
-
 /** Status changes the daemon may log. */
 export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'reconnecting' | 'stopped';
 
 /** A catalog entry's signature is valid this long; the session re-signs and republishes at half of it. */
 const CATALOG_TTL_MS = 6 * 3_600_000;
 
-/** How long past our timeout a late iq answer is still collected (then xmpp.js drops it). */
-const LATE_ANSWER_MS = 60_000;
-
 /** Capacity changes within this window are published as one catalog update. */
 const REPUBLISH_DEBOUNCE_MS = 250;
 
 const DEFAULTS = {
-  reservationTtlMs: 600_000,
   offerTtlMs: 60_000,
-  maxClockSkewMs: 2_000,
   iqTimeoutMs: 10_000,
-  initialDelayMs: 250,
-  maxDelayMs: 30_000,
 };
 
-interface CachedEntry {
-  readonly entry: CatalogEntry;
-  readonly signature: string;
-}
+/** An observer publishes nothing: its disco#info names no capability. */
+const OBSERVER_PROFILE: CloudProfile = {
+  regions: [], hypervisors: [], formats: [], capabilities: [],
+  capacity: { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 0 },
+  terms: { currency: 'EUR', pricePerVcpuHour: 0, pricePerGbMonth: 0 },
+  transferUri: '',
+};
 
 /**
  * One gateway's XMPP session. Create, then `start()`; `stop()` ends it. Events:
@@ -260,29 +170,22 @@ export class GatewaySession extends EventEmitter {
   readonly cloudId: string;
   /** Our bare JID. */
   readonly jid: string;
-  readonly reservations: ReservationBook;
+  readonly #admission: OfferAdmission | undefined;
   readonly #opt: GatewaySessionOptions;
-  readonly #xmpp: Client;
+  readonly #conn: XmppConnection;
   readonly #now: () => number;
   #profile: CloudProfile;
   #stopped = false;
-  #delay: number;
-  /** bare JID → full JID → caps ver */
-  readonly #presence = new Map<string, Map<string, string | undefined>>();
   /** bare JIDs we receive presence from, or asked to. */
   readonly #subscribed = new Set<string>();
-  /** cloud id → verified entry, kept current by pubsub notifications. */
-  readonly #catalog = new Map<string, CachedEntry>();
-  /** signature text → verified signer (a signature is verified once). */
-  readonly #verified = new Map<string, VerifiedSigner>();
-  /** signatures of entries that failed verification. */
-  readonly #refused = new Set<string>();
-  /** item ids whose current entry failed verification (not re-fetched until notified or a full refresh). */
-  readonly #badIds = new Set<string>();
-  #catalogLoaded = false;
-  #reconnectOff = false;
-  readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
-  readonly #cancelHandlers: CancelHandler[] = [];
+  /** Verified catalog entries and presence (a pure reducer, `directory.ts`). */
+  #dir: DirectoryState;
+  /** Reads and follows the catalogs into `#dir`. */
+  readonly #reader: DirectoryReader;
+  /** service JID → domain of the clouds publishing there. */
+  readonly #catalogServices: ReadonlyMap<string, string>;
+  /** Answers offers and cancels; absent for an observer. */
+  readonly #responder: OfferResponder | undefined;
   readonly #progressHandlers: Array<(progress: Progress, from: string) => void> = [];
   #expiryTimer: NodeJS.Timeout | undefined;
   #republishTimer: NodeJS.Timeout | undefined;
@@ -295,10 +198,42 @@ export class GatewaySession extends EventEmitter {
     this.cloudId = options.cloudId;
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
-    this.#profile = options.profile;
-    this.reservations = new ReservationBook(options.profile.capacity);
-    this.#delay = options.reconnect?.initialDelayMs ?? DEFAULTS.initialDelayMs;
-    this.#xmpp = createXmppClient({
+    this.#dir = emptyDirectory(options.cloudId);
+    this.#catalogServices = new Map((options.catalogServices ?? [{ service: options.pubsubJid, domain: options.domain }]).map((c) => [c.service, c.domain]));
+    this.#reader = new DirectoryReader({
+      cloudId: options.cloudId,
+      domainOf: (service) => this.#catalogServices.get(service) ?? options.domain,
+      trust: options.trust,
+      iq: (type, to, child) => this.#iq(type, to, child),
+      state: () => this.#dir,
+      dispatch: (event) => this.#dispatch(event),
+      found: (entry) => this.#subscribePresence(entry.jid),
+      warn: (error) => this.#warn(error),
+      audit: (record) => this.#audit(record),
+    });
+    if (!options.observer && (options.admission === undefined || options.profile === undefined)) {
+      throw xmppError('XMPP_CONFIG', `session of '${options.cloudId}' takes offers and publishes: give it an admission and a profile, or make it an observer`);
+    }
+    this.#profile = options.profile ?? OBSERVER_PROFILE;
+    this.#admission = options.admission;
+    this.#responder = options.admission === undefined || options.observer ? undefined : new OfferResponder({
+      cloudId: options.cloudId,
+      trust: options.trust,
+      admission: options.admission,
+      now: this.#now,
+      endpoint: (reservationId) => ({
+        transferUri: this.#profile.transferUri,
+        transferQueue: options.transferQueue?.(reservationId) ?? `intercloud.${options.cloudId}.${reservationId}`,
+      }),
+      audit: (record) => this.#audit(record),
+      reserved: (reservation) => {
+        this.emit('reservation', reservation);
+        this.#scheduleRepublish();
+      },
+      capacityChanged: () => this.#scheduleRepublish(),
+      cancelled: (from, cancel) => this.emit('cancel', { from, cancel }),
+    });
+    this.#conn = options.connection ?? new XmppJsConnection({
       service: options.service,
       domain: options.domain,
       resource: options.resource ?? GATEWAY_RESOURCE,
@@ -306,8 +241,16 @@ export class GatewaySession extends EventEmitter {
       externalJid: this.jid,
       streamManagement: options.streamManagement ?? false,
       ...(options.scram === undefined ? {} : { scram: options.scram }),
+      ...(options.reconnect === undefined ? {} : { reconnect: options.reconnect }),
+      ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
     });
     this.#wire();
+  }
+
+  /** The reservations accepted offers hold (`XMPP_CONFIG` for an observer, which takes none). */
+  get reservations(): ReservationLedger {
+    if (!this.#admission) throw xmppError('XMPP_CONFIG', `session of '${this.cloudId}' is an observer: it takes no offers`);
+    return this.#admission.reservations;
   }
 
   /** Our full JID (`<cloud>@<domain>/gateway`). */
@@ -317,12 +260,12 @@ export class GatewaySession extends EventEmitter {
 
   /** Whether the stream is up and bound. */
   get online(): boolean {
-    return this.#xmpp.status === 'online';
+    return this.#conn.online;
   }
 
   /** Whether XEP-0198 stream management is enabled on the current stream. */
   get streamManagement(): boolean {
-    return this.#xmpp.streamManagement.enabled;
+    return this.#conn.streamManagement;
   }
 
   /** The disco#info we answer (XEP-0030) and hash into our caps (XEP-0115). */
@@ -362,22 +305,10 @@ export class GatewaySession extends EventEmitter {
   async start(): Promise<void> {
     this.#stopped = false;
     this.#status('connecting');
-    if (this.#reconnectOff) {
-      this.#xmpp.reconnect.start();
-      this.#reconnectOff = false;
-    }
-    try {
-      await this.#xmpp.start();
-    } catch (err) {
-      // A failed first login is reported, not retried in the background; the caller may call start() again.
-      this.#xmpp.reconnect.stop();
-      this.#reconnectOff = true;
-      const error = this.#connectError(err);
-      await this.#xmpp.stop().catch((e: unknown) => this.#warn(this.#asError(e, 'closing after a failed login failed')));
-      throw error;
-    }
+    // A failed first login is reported, not retried in the background; the caller may call start() again.
+    await this.#conn.start();
     await this.#announcing;
-    this.#expiryTimer = setInterval(() => this.#expireReservations(), 1_000);
+    this.#expiryTimer = setInterval(() => void this.#responder?.expireReservations(), 1_000);
     this.#expiryTimer.unref();
     this.#republishTimer = setInterval(() => {
       if (this.online && !this.#opt.observer) this.publishCatalog().catch((err: unknown) => this.#warn(this.#asError(err, 'republishing the catalog failed')));
@@ -391,11 +322,9 @@ export class GatewaySession extends EventEmitter {
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
-    this.#xmpp.reconnect.stop();
-    this.#reconnectOff = true;
     try {
-      if (this.online) await this.#xmpp.send(xml('presence', { type: 'unavailable' }));
-      await this.#xmpp.stop();
+      if (this.online) await this.#conn.send(xml('presence', { type: 'unavailable' }));
+      await this.#conn.stop();
     } catch (err) {
       this.#warn(xmppError('XMPP_CONNECT', `closing the stream failed: ${messageOf(err)}`, { cause: err }));
     }
@@ -407,10 +336,7 @@ export class GatewaySession extends EventEmitter {
     this.#stopped = true;
     clearInterval(this.#expiryTimer);
     clearInterval(this.#republishTimer);
-    this.#xmpp.reconnect.stop();
-    this.#reconnectOff = true;
-    const socket = this.#xmpp.socket as { destroy?: () => void } | null;
-    socket?.destroy?.();
+    this.#conn.kill();
   }
 
   // ── catalog ────────────────────────────────────────────────────────────────────────
@@ -433,7 +359,7 @@ export class GatewaySession extends EventEmitter {
       await this.#ensureNode();
       await this.#iq('set', this.#opt.pubsubJid, buildPublish(CATALOG_NODE, this.cloudId, buildCatalogEntry(entry, signature)));
     }
-    this.#catalog.set(this.cloudId, { entry, signature });
+    this.#dispatch({ type: 'published', service: this.#opt.pubsubJid, entry, signature });
     return entry;
   }
 
@@ -444,7 +370,11 @@ export class GatewaySession extends EventEmitter {
    */
   async retractCatalog(): Promise<void> {
     await this.#iq('set', this.#opt.pubsubJid, buildRetract(CATALOG_NODE, this.cloudId));
-    this.#catalog.delete(this.cloudId);
+    if (this.#dir.entries.has(this.cloudId)) {
+      const entries = new Map(this.#dir.entries);
+      entries.delete(this.cloudId);
+      this.#dir = { ...this.#dir, entries };
+    }
   }
 
   /**
@@ -487,79 +417,7 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    if (!options.full && this.#catalogLoaded) {
-      let ids: Set<string>;
-      try {
-        const result = await this.#iq('get', this.#opt.pubsubJid, buildDiscoItemsQuery(CATALOG_NODE));
-        ids = new Set(parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== ''));
-      } catch (err) {
-        if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
-        throw err;
-      }
-      for (const id of [...this.#catalog.keys()]) if (!ids.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-      const unknown = [...ids].filter((id) => !this.#catalog.has(id) && !this.#badIds.has(id) && id !== this.cloudId);
-      if (unknown.length === 0) return;
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
-      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(item.id, item.payload)));
-      return;
-    }
-    let items;
-    try {
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE));
-      items = parseItemsResult(result.getChild('pubsub', NS.PUBSUB));
-    } catch (err) {
-      if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
-      throw err;
-    }
-    this.#badIds.clear();
-    const seen = new Set<string>();
-    await Promise.all(items.map(async (item) => {
-      const cached = await this.#acceptCatalogItem(item.id, item.payload);
-      if (cached) seen.add(cached.entry.cloudId);
-    }));
-    for (const id of [...this.#catalog.keys()]) if (!seen.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-    this.#catalogLoaded = true;
-  }
-
-  /** Parses and verifies one catalog item; bad ones are audited, warned about and skipped. */
-  async #acceptCatalogItem(itemId: string, payload: Element | undefined): Promise<CachedEntry | undefined> {
-    try {
-      const { entry, signature } = parseCatalogEntry(payload);
-      if (entry.cloudId !== itemId) throw xmppError('XMPP_MALFORMED', `catalog item '${itemId}' carries the entry of '${entry.cloudId}'`);
-      if (entry.jid !== `${entry.cloudId}@${this.#opt.domain}`) {
-        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names jid '${entry.jid}'`);
-      }
-      const cached = this.#catalog.get(entry.cloudId);
-      if (cached?.signature === signature) return cached;
-      // An entry already found bad is skipped quietly (it was audited the first time).
-      if (this.#refused.has(signature)) return undefined;
-      let signer = this.#verified.get(signature);
-      if (!signer) {
-        signer = await this.#opt.trust.verify(signature, { type: MESSAGE_TYPES.CATALOG, payload: catalogPayload(entry), cloudId: entry.cloudId, jid: entry.jid, replay: false });
-        if (this.#verified.size > 10_000) this.#verified.clear();
-        this.#verified.set(signature, signer);
-      }
-      if (signer.certificateSha256 !== entry.certificateSha256) {
-        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names a certificate it was not signed with`);
-      }
-      const fresh = { entry, signature };
-      this.#catalog.set(entry.cloudId, fresh);
-      this.#badIds.delete(itemId);
-      this.#subscribePresence(entry.jid);
-      return fresh;
-    } catch (err) {
-      this.#catalog.delete(itemId);
-      this.#badIds.add(itemId);
-      const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
-      if (sig !== undefined && sig !== '') {
-        if (this.#refused.size > 10_000) this.#refused.clear();
-        this.#refused.add(sig);
-      }
-      const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
-      this.#warn(error);
-      await this.#audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#opt.domain}`, reason: error.code, details: { message: error.message } });
-      return undefined;
-    }
+    await Promise.all([...this.#catalogServices.keys()].map((service) => this.#reader.refresh(service, options)));
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────────────
@@ -572,16 +430,7 @@ export class GatewaySession extends EventEmitter {
    */
   async discoverPeers(filter: PeerFilter = {}, options: DiscoverOptions = {}): Promise<PeerInfo[]> {
     if (options.refresh) await this.refreshCatalog();
-    const matches: PeerInfo[] = [];
-    for (const { entry } of this.#catalog.values()) {
-      if (entry.cloudId === this.cloudId || !matchesFilter(entry, filter)) continue;
-      const resources = this.#presence.get(entry.jid);
-      if (!resources || resources.size === 0) continue;
-      const full = [...resources.keys()];
-      const caps = resources.get(full[0] as string);
-      matches.push({ entry, resources: full, ...(caps === undefined ? {} : { caps }) });
-    }
-    matches.sort((a, b) => a.entry.cloudId.localeCompare(b.entry.cloudId));
+    const matches = findPeers(this.#dir, filter);
     if (!options.measure) return matches;
     return Promise.all(matches.map(async (m) => {
       const target = m.resources.includes(`${m.entry.jid}/${GATEWAY_RESOURCE}`) ? `${m.entry.jid}/${GATEWAY_RESOURCE}` : (m.resources[0] as string);
@@ -596,12 +445,12 @@ export class GatewaySession extends EventEmitter {
 
   /** The bare JIDs we currently see available presence from. */
   onlinePeers(): string[] {
-    return [...this.#presence.entries()].filter(([, r]) => r.size > 0).map(([j]) => j);
+    return availablePeers(this.#dir);
   }
 
   /** Waits until `bareJid` is available (presence), or rejects with `XMPP_PEER_UNAVAILABLE`. */
   async waitForPresence(bareJid: string, timeoutMs = 10_000): Promise<void> {
-    const isOn = (): boolean => (this.#presence.get(bareJid)?.size ?? 0) > 0;
+    const isOn = (): boolean => isAvailable(this.#dir, bareJid);
     if (isOn()) return;
     this.#subscribePresence(bareJid);
     await new Promise<void>((resolve, reject) => {
@@ -709,7 +558,7 @@ export class GatewaySession extends EventEmitter {
    * it, before the reservation is made; returning a veto rejects the offer.
    */
   onOffer(handler: (offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined): void {
-    this.#offerHandlers.push(handler);
+    this.#takesOffers().onOffer(handler);
   }
 
   /**
@@ -718,7 +567,7 @@ export class GatewaySession extends EventEmitter {
    * See {@link CancelVerdict}.
    */
   onCancel(handler: CancelHandler): void {
-    this.#cancelHandlers.push(handler);
+    this.#takesOffers().onCancel(handler);
   }
 
   /** Adds a handler called on each progress report a peer sends us. */
@@ -729,7 +578,7 @@ export class GatewaySession extends EventEmitter {
   /** Sends a progress report of a long transaction to a peer (a message, fire and forget). */
   async sendProgress(peerJid: string, progress: Progress): Promise<void> {
     this.#requireOnline();
-    await this.#xmpp.send(xml('message', { to: peerJid, type: 'normal', id: randomUUID() }, buildProgress(progress)));
+    await this.#conn.send(xml('message', { to: peerJid, type: 'normal', id: randomUUID() }, buildProgress(progress)));
   }
 
   /** Asks a peer to cancel a reservation it gave us; resolves when it acknowledged. */
@@ -740,7 +589,7 @@ export class GatewaySession extends EventEmitter {
 
   /** Marks a reservation as in use (it no longer lapses); false when it is not live. */
   useReservation(reservationId: string): boolean {
-    return this.reservations.get(reservationId, this.#now()) !== undefined && this.reservations.markUsed(reservationId);
+    return this.#takesOffers().useReservation(reservationId);
   }
 
   /**
@@ -748,211 +597,61 @@ export class GatewaySession extends EventEmitter {
    * ended: completed, failed or cancelled), and republishes free capacity.
    */
   releaseOffer(senderCloud: string, offerId: string): boolean {
-    const r = this.reservations.byOffer(senderCloud, offerId, this.#now());
-    if (!r) return false;
-    this.reservations.release(r.reservationId);
-    this.#scheduleRepublish();
-    return true;
+    return this.#takesOffers().releaseOffer(senderCloud, offerId);
   }
 
   /** Releases a reservation (transaction done or abandoned) and republishes free capacity. */
   async releaseReservation(reservationId: string): Promise<boolean> {
-    const r = this.reservations.release(reservationId);
-    if (r) this.#scheduleRepublish();
-    return r !== undefined;
-  }
-
-  async #handleOffer(ctx: IqContext): Promise<Element> {
-    const from = ctx.stanza.attrs['from'] ?? '';
-    const refuse = async (reason: RejectReason, text: string, details: Record<string, unknown> = {}, error?: Element): Promise<Element> => {
-      await this.#audit({ action: 'offer-refused', peer: from, reason, details: { text, ...details } });
-      return error ?? buildRejectError({ reason, text });
-    };
-    let offer: Offer;
-    let signature: string;
-    try {
-      ({ offer, signature } = parseOffer(ctx.element));
-    } catch (err) {
-      if (isIntercloudError(err, 'XMPP_OVERSIZED')) {
-        return refuse('malformed', err.message, { code: err.code },
-          buildStanzaError('modify', 'policy-violation', err.message, xml('reject', { xmlns: ICNS.NEGOTIATION, reason: 'malformed' })));
-      }
-      return refuse('malformed', isIntercloudError(err) ? err.message : 'offer could not be read', { code: isIntercloudError(err) ? err.code : 'unknown' });
-    }
-    const sender = parseJid(from);
-    const details = { offerId: offer.offerId, claimed: offer.from };
-    // The sender's JID (authenticated by the server) must be the cloud the offer claims.
-    if (sender.local !== offer.from || sender.domain !== this.#opt.domain) {
-      return refuse('untrusted', `offer claims cloud '${offer.from}' but comes from '${sender.bare().toString()}'`, details);
-    }
-    // Allow-list first (issue 12 finding 6): a cloud that may not send us work costs no
-    // signature verification and leaves no nonce in our replay store.
-    const admitted = this.#opt.policy.admitsSender(sender.local);
-    if (!admitted.accept) return refuse(admitted.reason, admitted.text, details);
-    const now = this.#now();
-    const skew = this.#opt.maxClockSkewMs ?? DEFAULTS.maxClockSkewMs;
-    if (Date.parse(offer.issued) - now > skew) {
-      return refuse('clock-skew', `offer '${offer.offerId}' was issued ${Date.parse(offer.issued) - now} ms in our future`, details);
-    }
-    if (Date.parse(offer.expires) <= now) {
-      return refuse('expired', `offer '${offer.offerId}' expired at ${offer.expires}`, details);
-    }
-    let signer: VerifiedSigner;
-    try {
-      signer = await this.#opt.trust.verify(signature, {
-        type: MESSAGE_TYPES.OFFER, payload: offerPayload(offer), cloudId: offer.from, jid: sender.bare().toString(), replay: true,
-        maxLifetimeMs: SIGNED_MESSAGE_MAX_LIFETIME_MS,
-      });
-    } catch (err) {
-      const code = isIntercloudError(err) ? err.code : 'unknown';
-      return refuse(trustReason(code), `offer '${offer.offerId}' did not verify: ${messageOf(err)}`, { ...details, code });
-    }
-    // The same offer again (the sender retried after a crash or a lost answer): answer with the
-    // reservation it already holds, after the handlers agree, instead of counting it twice.
-    const held = this.reservations.byOffer(signer.cloudId, offer.offerId, now);
-    if (held) {
-      for (const handler of this.#offerHandlers) {
-        const veto = await handler({ offer, from, signer });
-        if (veto) return refuse(veto.reason, veto.text, details);
-      }
-      return this.#acceptFor(held.reservationId, offer.offerId, held.expiresAt, now);
-    }
-    const decision = this.#opt.policy.evaluate({
-      offer,
-      senderCloud: signer.cloudId,
-      free: this.reservations.free(now),
-      senderUsage: this.reservations.usage(signer.cloudId, now),
-    });
-    if (!decision.accept) return refuse(decision.reason, decision.text, details);
-    for (const handler of this.#offerHandlers) {
-      const veto = await handler({ offer, from, signer });
-      if (veto) return refuse(veto.reason, veto.text, details);
-    }
-    const reservationId = randomUUID();
-    const expiresAt = now + (this.#opt.reservationTtlMs ?? DEFAULTS.reservationTtlMs);
-    const reservation = this.reservations.add(reservationId, offer, { cloud: signer.cloudId, jid: from }, expiresAt);
-    // Audited without holding the answer (an fsync costs more than the whole exchange); refusals
-    // above are audited before they are answered.
-    void this.#audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId } });
-    this.emit('reservation', reservation);
-    this.#scheduleRepublish();
-    return this.#acceptFor(reservationId, offer.offerId, expiresAt, now);
-  }
-
-  /** The signed accept of a reservation. */
-  async #acceptFor(reservationId: string, offerId: string, expiresAt: number, now: number): Promise<Element> {
-    const accept: Accept = {
-      offerId,
-      reservationId,
-      by: this.cloudId,
-      transferUri: this.#profile.transferUri,
-      transferQueue: this.#opt.transferQueue?.(reservationId) ?? `intercloud.${this.cloudId}.${reservationId}`,
-      expires: new Date(expiresAt).toISOString(),
-    };
-    // The signature only has to survive the trip: the reservation's own expiry is in the payload.
-    const acceptSig = await this.#opt.trust.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), Math.max(1, Math.min(expiresAt - now, SIGNED_REQUEST_TTL_MS)));
-    return buildAccept(accept, acceptSig);
-  }
-
-  async #handleCancel(ctx: IqContext): Promise<Element | Record<string, never>> {
-    const from = ctx.stanza.attrs['from'] ?? '';
-    let cancel: Cancel;
-    try {
-      cancel = parseCancel(ctx.element);
-    } catch (err) {
-      return buildStanzaError('modify', 'bad-request', messageOf(err));
-    }
-    const out = await this.cancelReservation(cancel, from);
-    return out.outcome === 'refused' ? buildStanzaError('cancel', out.condition, out.text) : {};
+    return this.#takesOffers().releaseReservation(reservationId);
   }
 
   /**
    * Handles a peer's `<cancel>` of a reservation (what the iq handler runs; `from` is the
-   * server-authenticated full JID). Only the full JID that made the offer may cancel it. The
-   * cancel handlers are asked first: a reservation whose job is being cancelled is held until
-   * that job ends, and a refused cancel leaves it in place (issue 12, findings 6 and 8: a
-   * reservation freed while its job still runs would let a peer pass the quotas and the
-   * free-storage check by offering and cancelling again and again).
+   * server-authenticated full JID); see {@link OfferResponder.cancelReservation}.
    */
   async cancelReservation(cancel: Cancel, from: string): Promise<CancelOutcome> {
-    const r = this.reservations.get(cancel.reservationId, this.#now());
-    if (!r || r.senderJid !== from) {
-      return { outcome: 'refused', condition: 'item-not-found', text: `no reservation '${cancel.reservationId}' of yours` };
-    }
-    let hold = false;
-    for (const h of this.#cancelHandlers) {
-      const verdict = await h(cancel, from, r);
-      if (verdict?.action === 'refuse') {
-        await this.#audit({ action: 'cancel-refused', peer: from, reason: verdict.text, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
-        return { outcome: 'refused', condition: 'not-allowed', text: verdict.text };
-      }
-      if (verdict?.action === 'hold') hold = true;
-    }
-    if (!hold) this.reservations.release(r.reservationId);
-    await this.#audit({
-      action: 'reservation-cancelled', peer: from, reason: cancel.reason ?? 'peer', details: { reservationId: r.reservationId, offerId: r.offer.offerId, held: hold },
-    });
-    this.emit('cancel', { from, cancel });
-    if (!hold) this.#scheduleRepublish();
-    return { outcome: hold ? 'held' : 'released' };
+    return this.#takesOffers().cancelReservation(cancel, from);
   }
 
-  async #expireReservations(): Promise<void> {
-    const gone = this.reservations.expire(this.#now());
-    for (const r of gone) {
-      await this.#audit({ action: 'reservation-expired', peer: r.senderJid, details: { reservationId: r.reservationId, offerId: r.offer.offerId } });
-    }
-    if (gone.length > 0) this.#scheduleRepublish();
+  #takesOffers(): OfferResponder {
+    if (!this.#responder) throw xmppError('XMPP_CONFIG', `session of '${this.cloudId}' is an observer: it takes no offers`);
+    return this.#responder;
   }
 
   // ── plumbing ───────────────────────────────────────────────────────────────────────
 
   #wire(): void {
-    const x = this.#xmpp;
-    const maxDelay = this.#opt.reconnect?.maxDelayMs ?? DEFAULTS.maxDelayMs;
-    const initial = this.#opt.reconnect?.initialDelayMs ?? DEFAULTS.initialDelayMs;
-    x.reconnect.delay = this.#delay;
-    x.on('error', (err: unknown) => this.#warn(this.#connectError(err)));
-    x.on('offline', () => this.#status('offline'));
-    x.on('disconnect', () => {
-      this.#presence.clear();
-      this.#catalogLoaded = false;
-      if (this.#stopped) return;
-      // Exponential backoff with jitter between attempts (xmpp.js reads `delay` each time).
-      x.reconnect.delay = Math.round(this.#delay * (0.75 + Math.random() / 2));
-      this.#delay = Math.min(maxDelay, this.#delay * 2);
-      this.#status('reconnecting');
+    const c = this.#conn;
+    c.on('warning', (err) => this.#warn(err));
+    c.on('disconnect', () => this.#dispatch({ type: 'disconnected' }));
+    c.on('status', (status: ConnectionStatus) => {
+      this.#status(status);
+      if (status === 'online') {
+        this.#announcing = this.#announce().catch((err: unknown) => this.#warn(this.#asError(err, 'announcing after login failed')));
+      }
     });
-    x.on('online', () => {
-      this.#delay = initial;
-      this.#status('online');
-      this.#announcing = this.#announce().catch((err: unknown) => this.#warn(this.#asError(err, 'announcing after login failed')));
-    });
-    x.streamManagement.on('resumed', () => {
-      this.#delay = initial;
-      this.#status('resumed');
-    });
-    x.on('stanza', (stanza: Element) => {
+    c.on('stanza', (stanza: Element) => {
       if (stanza.is('presence')) this.#onPresence(stanza);
       else if (stanza.is('message')) this.#onMessage(stanza);
     });
-    x.iqCallee.get(NS.DISCO_INFO, 'query', (ctx) => {
-      const node = ctx.element.attrs['node'];
+    c.handle('get', NS.DISCO_INFO, 'query', (element) => {
+      const node = element.attrs['node'];
       const info = this.discoInfo();
       if (node !== undefined && node !== `${CAPS_NODE}#${capsVer(info)}`) {
         return buildStanzaError('cancel', 'item-not-found', `no disco node '${node}'`);
       }
       return buildDiscoInfoResult(info, node);
     });
-    x.iqCallee.get(NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
+    c.handle('get', NS.TIME, 'time', () => buildTimeResult(new Date(this.#now())));
     if (this.#opt.observer) return;
-    x.iqCallee.set(ICNS.NEGOTIATION, 'offer', (ctx) => this.#handleOffer(ctx));
-    x.iqCallee.set(ICNS.NEGOTIATION, 'cancel', (ctx) => this.#handleCancel(ctx));
+    const responder = this.#takesOffers();
+    c.handle('set', ICNS.NEGOTIATION, 'offer', (element, from) => responder.handleOffer(element, from));
+    c.handle('set', ICNS.NEGOTIATION, 'cancel', (element, from) => responder.handleCancel(element, from));
   }
 
   /** After every fresh login: presence with caps, catalog subscription and publish, presence subscriptions. */
   async #announce(): Promise<void> {
-    await this.#xmpp.send(buildAvailablePresence(buildCaps(CAPS_NODE, this.discoInfo()), 'Intercloud Gateway'));
+    await this.#conn.send(buildAvailablePresence(buildCaps(CAPS_NODE, this.discoInfo()), 'Intercloud Gateway'));
     const roster = await this.#iq('get', undefined, buildRosterQuery());
     for (const item of parseRoster(roster.getChild('query'))) {
       if (item.subscription === 'to' || item.subscription === 'both' || item.pending) this.#subscribed.add(item.jid);
@@ -961,10 +660,12 @@ export class GatewaySession extends EventEmitter {
     if (!this.#opt.observer) {
       await this.publishCatalog();
       if (watch) {
-        try {
-          await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
-        } catch (err) {
-          this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
+        for (const service of this.#catalogServices.keys()) {
+          try {
+            await this.#iq('set', service, buildSubscribe(CATALOG_NODE, this.jid));
+          } catch (err) {
+            this.#warn(this.#asError(err, `subscribing to the catalog node of '${service}' failed`));
+          }
         }
       }
     }
@@ -974,7 +675,7 @@ export class GatewaySession extends EventEmitter {
   #subscribePresence(bareJid: string): void {
     if (bareJid === this.jid || this.#subscribed.has(bareJid) || !this.online) return;
     this.#subscribed.add(bareJid);
-    this.#xmpp.send(buildSubscription(bareJid, 'subscribe')).catch((err: unknown) => this.#warn(this.#asError(err, 'presence subscription failed')));
+    this.#conn.send(buildSubscription(bareJid, 'subscribe')).catch((err: unknown) => this.#warn(this.#asError(err, 'presence subscription failed')));
   }
 
   #onPresence(stanza: Element): void {
@@ -985,31 +686,21 @@ export class GatewaySession extends EventEmitter {
     if (p.type === 'subscribe') {
       // RFC 6121 §3.1.3: approve gateways of our domain; trust is checked on each offer.
       const type = full.domain === this.#opt.domain && full.local !== '' ? 'subscribed' : 'unsubscribed';
-      this.#xmpp.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
+      this.#conn.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
       if (type === 'subscribed') this.#subscribePresence(bare);
       return;
     }
     if (p.type !== 'available' && p.type !== 'unavailable') return;
-    let resources = this.#presence.get(bare);
-    if (p.type === 'available') {
-      if (!resources) this.#presence.set(bare, (resources = new Map()));
-      resources.set(p.from, p.caps?.ver);
-    } else {
-      resources?.delete(p.from);
-    }
+    this.#dispatch({ type: 'presence', from: p.from, available: p.type === 'available', ...(p.caps?.ver === undefined ? {} : { caps: p.caps.ver }) });
     this.emit('presence', { from: p.from, type: p.type });
   }
 
   #onMessage(stanza: Element): void {
     const from = stanza.attrs['from'] ?? '';
-    if (from === this.#opt.pubsubJid) {
+    if (this.#catalogServices.has(from)) {
       const ev = parseEvent(stanza);
       if (!ev || ev.node !== CATALOG_NODE) return;
-      for (const id of ev.retracted) if (id !== this.cloudId) this.#catalog.delete(id);
-      for (const item of ev.items) {
-        if (item.id === this.cloudId) continue;
-        void this.#acceptCatalogItem(item.id, item.payload);
-      }
+      this.#reader.notified(from, ev);
       return;
     }
     const el = stanza.getChild('progress', ICNS.NEGOTIATION);
@@ -1057,7 +748,7 @@ export class GatewaySession extends EventEmitter {
    * returns the result child, or an `<error/>` element to refuse.
    */
   serveRequests(ns: string, name: string, handler: (element: Element, from: string) => Promise<Element>): void {
-    this.#xmpp.iqCallee.set(ns, name, (ctx) => handler(ctx.element, ctx.stanza.attrs['from'] ?? ''));
+    this.#conn.handle('set', ns, name, handler);
   }
 
   /**
@@ -1073,50 +764,11 @@ export class GatewaySession extends EventEmitter {
   /** Sends an iq and returns the result; stanza errors become `XMPP_STANZA_ERROR`, timeouts `XMPP_TIMEOUT`. */
   async #iq(type: 'get' | 'set', to: string | undefined, child: Element, timeoutMs?: number): Promise<Element> {
     this.#requireOnline();
-    const timeout = timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs;
-    try {
-      // Our own timer, not xmpp.js's: when its timeout and a late answer race, xmpp.js can
-      // reject a promise nobody awaits any more. The request stays registered a while longer,
-      // so a late answer is consumed here and reported as a warning.
-      const id = randomUUID();
-      const pending = this.#xmpp.iqCaller.request(xml('iq', { type, to, id }, child), timeout + LATE_ANSWER_MS);
-      // @xmpp/iq 0.14 registers the request's promise, then awaits the socket write before it
-      // listens to that promise: an error answer arriving in between (a server answering
-      // service-unavailable at once) rejects it with no listener — an unhandled rejection,
-      // although `pending` below still carries the error to us. Listen from the start.
-      this.#xmpp.iqCaller.handlers.get(id)?.promise.catch(() => undefined);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          pending.catch((late: unknown) => this.#warn(this.#asError(late, `late answer from '${to ?? 'server'}'`)));
-          reject(Object.assign(new Error(`no answer within ${timeout} ms`), { name: 'TimeoutError' }));
-        }, timeout);
-      });
-      try {
-        return await Promise.race([pending, timedOut]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } catch (err) {
-      const e = err as { name?: string; element?: Element; condition?: string };
-      if (e.element !== undefined && e.condition !== undefined) {
-        const info = parseStanzaError(e.element);
-        const condition = info.condition;
-        throw xmppError('XMPP_STANZA_ERROR', `'${to ?? 'server'}' answered '${condition}'${info.text ? `: ${info.text}` : ''}`, {
-          cause: err,
-          retryable: info.type === 'wait',
-          details: { condition, type: info.type, text: info.text, application: info.application, to },
-        });
-      }
-      if (e.name === 'TimeoutError') {
-        throw xmppError('XMPP_TIMEOUT', `no answer from '${to ?? 'server'}' within ${timeout} ms`, { cause: err, details: { to, timeoutMs: timeout } });
-      }
-      throw this.#asError(err, `iq to '${to ?? 'server'}' failed`);
-    }
+    return this.#conn.iq(type, to, child, timeoutMs ?? this.#opt.iqTimeoutMs ?? DEFAULTS.iqTimeoutMs);
   }
 
   #requireOnline(): void {
-    if (!this.online) throw xmppError('XMPP_NOT_CONNECTED', `session of '${this.cloudId}' is not online (status '${this.#xmpp.status}')`);
+    if (!this.online) throw xmppError('XMPP_NOT_CONNECTED', `session of '${this.cloudId}' is not online (status '${this.#conn.status}')`);
   }
 
   async #audit(record: ControlPlaneAuditRecord): Promise<void> {
@@ -1125,6 +777,10 @@ export class GatewaySession extends EventEmitter {
     } catch (err) {
       this.#warn(this.#asError(err, `audit of '${record.action}' failed`));
     }
+  }
+
+  #dispatch(event: DirectoryEvent): void {
+    this.#dir = reduceDirectory(this.#dir, event);
   }
 
   #status(status: SessionStatus): void {
@@ -1138,40 +794,5 @@ export class GatewaySession extends EventEmitter {
   #asError(err: unknown, what: string): IntercloudError {
     if (err instanceof IntercloudError) return err;
     return xmppError('XMPP_CONNECT', `${what}: ${messageOf(err)}`, { cause: err });
-  }
-
-  #connectError(err: unknown): IntercloudError {
-    if (err instanceof IntercloudError) return err;
-    const e = err as { code?: string; name?: string; condition?: string; message?: string };
-    if (e.name === 'SASLError') {
-      return xmppError('XMPP_AUTH', `login of '${this.jid}' refused: ${messageOf(err)}`, { cause: err, details: { condition: e.condition } });
-    }
-    if (typeof e.code === 'string' && (e.code.startsWith('ERR_TLS') || e.code.includes('CERT') || e.code.startsWith('ERR_SSL'))) {
-      return xmppError('XMPP_TLS', `tls with the xmpp server failed: ${messageOf(err)}`, { cause: err, details: { code: e.code } });
-    }
-    const what = messageOf(err) || (e.name === 'TimeoutError' ? 'timed out' : String(e.name ?? 'unknown error'));
-    return xmppError('XMPP_CONNECT', `xmpp server '${this.#opt.service}' failed: ${what}`, {
-      cause: err,
-      details: { code: e.code, condition: e.condition },
-    });
-  }
-}
-
-/** Maps a trust verification error code to the reject reason we send. */
-export function trustReason(code: string): RejectReason {
-  switch (code) {
-    case 'TRUST_MESSAGE_EXPIRED':
-      return 'expired';
-    case 'TRUST_MESSAGE_NOT_YET_VALID':
-      return 'clock-skew';
-    case 'TRUST_MESSAGE_REPLAYED':
-      return 'replayed';
-    case 'TRUST_MESSAGE_MALFORMED':
-      return 'malformed';
-    case 'TRUST_REPLAY_CACHE_FULL':
-      // The sender's own replay store is full: it sent more than its share (finding 6).
-      return 'policy';
-    default:
-      return 'untrusted';
   }
 }

@@ -14,7 +14,7 @@ import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { client, xml, type Client, type Element, type SaslMechanismClass, type TransportClass } from '@xmpp/client';
-import { messageOf } from '../errors/index.js';
+import { IntercloudError, messageOf } from '../errors/index.js';
 import { xmppError } from './errors.js';
 
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -154,12 +154,24 @@ export function createXmppClient(options: XmppConnectOptions): Client {
     credentials: async (authenticate, mechanisms) => {
       // Never authenticate over a plaintext stream, whatever the server offers.
       if (!ref.entity?.isSecure()) throw xmppError('XMPP_TLS', 'refusing to authenticate before tls is established');
+      // A <failure/> answer (RFC 6120 §6.5) makes `authenticate` throw: it is a refused login.
+      const login = async (creds: Record<string, unknown>, mechanism: string): Promise<void> => {
+        try {
+          await authenticate(creds, mechanism);
+        } catch (err) {
+          if (err instanceof IntercloudError) throw err;
+          const condition = (err as { condition?: unknown }).condition;
+          throw xmppError('XMPP_AUTH', `the server refused sasl ${mechanism.toLowerCase()} login${typeof condition === 'string' ? ` ('${condition}')` : ''}`, {
+            cause: err, details: { mechanism, ...(typeof condition === 'string' ? { condition } : {}) },
+          });
+        }
+      };
       if (options.externalJid !== undefined && options.tls.cert !== undefined && mechanisms.includes('EXTERNAL')) {
-        await authenticate({ authzid: options.externalJid }, 'EXTERNAL');
+        await login({ authzid: options.externalJid }, 'EXTERNAL');
         return;
       }
       if (options.scram !== undefined && mechanisms.includes('SCRAM-SHA-1')) {
-        await authenticate({ username: options.scram.username, password: options.scram.password }, 'SCRAM-SHA-1');
+        await login({ username: options.scram.username, password: options.scram.password }, 'SCRAM-SHA-1');
         return;
       }
       throw xmppError('XMPP_AUTH', `no usable sasl mechanism among '${mechanisms.join(' ')}'`, { details: { mechanisms } });

@@ -12,7 +12,8 @@ import { canonicalJson, crlIssuer, parseCertificatePem, parseCertificatesPem, pa
 } from '../trust/index.js';
 import { messageOf } from '../errors/index.js';
 import { xmppError } from './errors.js';
-import { SIGNED_MESSAGE_MAX_LIFETIME_MS, type ControlPlaneAuditRecord, type GatewayTrust, type VerifiedSigner, type VerifyExpectation } from './session.js';
+import type { VerifiedSigner } from './offer-admission.js';
+import { SIGNED_MESSAGE_MAX_LIFETIME_MS, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation } from './trust-port.js';
 import { IntercloudError } from '../errors/index.js';
 
 /** What {@link createTrustBinding} needs. */

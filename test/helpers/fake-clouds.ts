@@ -130,7 +130,11 @@ export async function fakeClouds(world: FakeWorld) {
         return peerB;
       },
       verifyPeer: async (_p, signal) => { await world.hit('verify-peer', signal); return { fingerprint: 'ab:cd' }; },
-      offer: async (_p, offer, signal) => { await world.hit('negotiate', signal); return target().handleOffer(peerA, offer); },
+      offer: async (_p, offer, signal) => {
+        await world.hit('negotiate', signal);
+        // What the target's admission would give this offer (agent/admission).
+        return target().handleOffer(peerA, offer, { reservationId: `rsv-${offer.offerId}`, expiresAt: Date.now() + 60_000 });
+      },
       release: async (_p, offerId, signal) => target().handleRelease(peerA, offerId, signal),
       instantiate: async (_p, req, signal) => { await world.hit('instantiate', signal); return target().handleInstantiate(peerA, req, signal); },
       commit: async (_p, offerId, signal) => { await world.hit('commit', signal); return target().handleCommit(peerA, offerId, signal); },
@@ -216,10 +220,15 @@ export async function fakeClouds(world: FakeWorld) {
       state.mailbox = new SourceRequestMailbox();
       state.target = new MigrationTargetService(seq, state.mailbox, {
         admit: async () => undefined, vmNameInUse: async (name) => world.vms['cloud-b'].has(name),
-        reservationMs: 60_000, commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
+        commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
       }, { jobEnded: (offerId, peer) => state.ended.push({ offerId, peer: peer.jid }) });
       return seq;
     },
   };
   return { make, state, dirA, dirB };
+}
+
+/** The reservation the target's admission gives an offer (id, expiry): what `handleOffer` is handed. */
+export function held(reservationId: string, ms = 60_000): { reservationId: string; expiresAt: number } {
+  return { reservationId, expiresAt: Date.now() + ms };
 }

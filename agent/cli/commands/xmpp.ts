@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
 import {
-  CAPABILITIES, createDefaultPolicy, createTrustBinding, GatewaySession, type Capability, type PeerFilter, type PeerInfo,
+  CAPABILITIES, createTrustBinding, GatewaySession, type Capability, type PeerFilter, type PeerInfo,
 } from '../../../protocols/xmpp/index.js';
 import { printJson, usageError } from '../output.js';
 
@@ -163,12 +163,7 @@ export function registerXmppCommands(program: Command): void {
         pubsubJid: r.pubsub,
         tls: { ca: root, cert, key, ...(r.servername === undefined ? {} : { servername: r.servername }) },
         trust,
-        policy: createDefaultPolicy({ acceptFrom: [], maxVcpusPerVm: 0, maxMemoryMiBPerVm: 0 }),
-        profile: {
-          regions: ['none'], hypervisors: [], formats: [], capabilities: [],
-          capacity: { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 0 },
-          terms: { currency: 'EUR', pricePerVcpuHour: 0, pricePerGbMonth: 0 }, transferUri: 'amqps://unused.invalid/',
-        },
+        // An observer: it reads the directory and presence, publishes nothing, takes no offers.
         resource: `cli-${randomBytes(4).toString('hex')}`,
         observer: true,
       });

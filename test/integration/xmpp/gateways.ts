@@ -14,9 +14,10 @@ import {
   AuditLog, createRootCertificate,
 } from '../../../protocols/trust/index.js';
 import {
-  buildDiscoItemsQuery, buildRetract, CATALOG_NODE, createDefaultPolicy, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
+  buildDiscoItemsQuery, buildRetract, CATALOG_NODE, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
   type CloudProfile, type GatewaySessionOptions, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
+import { createDefaultPolicy, createOfferAdmission, type NegotiationPolicy } from '../../../agent/admission/index.js';
 
 /** `prosody` in services.json. */
 export interface ProsodyEnv {
@@ -164,7 +165,12 @@ export function profile(over: Partial<CloudProfile> = {}): CloudProfile {
 }
 
 /** Options for {@link startGateway}. */
-export interface GatewayOptions extends Partial<Omit<GatewaySessionOptions, 'trust'>> {
+export interface GatewayOptions extends Partial<Omit<GatewaySessionOptions, 'trust' | 'admission'>> {
+  /** The admission policy (default: anyone in `acceptFrom`, 8 vCPUs and 16 GiB per VM). */
+  policy?: NegotiationPolicy;
+  /** How long an accepted reservation is held unless used. */
+  reservationTtlMs?: number;
+  maxClockSkewMs?: number;
   identity?: Identity;
   crlPem?: string;
   auditPath?: string;
@@ -181,7 +187,7 @@ export interface TestGateway {
 
 /** Starts a gateway session for `cloud` on the real Prosody. */
 export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, opt: GatewayOptions = {}): Promise<TestGateway> {
-  const { identity, crlPem, auditPath: auditAt, acceptFrom, ...rest } = opt;
+  const { identity, crlPem, auditPath: auditAt, acceptFrom, policy, reservationTtlMs, maxClockSkewMs, ...rest } = opt;
   const id = identity ?? (env.pki.clouds[cloud] ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud));
   const auditPath = auditAt ?? join(mkdtempSync(join(tmpdir(), `xmpp-audit-${cloud}-`)), 'audit.jsonl');
   const audit = await AuditLog.open(auditPath);
@@ -202,7 +208,13 @@ export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cl
     pubsubJid: env.prosody.pubsubJid,
     tls: { ca: rootPem, cert: id.cert, key: id.key, servername: env.prosody.tls.servername },
     trust,
-    policy: rest.policy ?? createDefaultPolicy({ acceptFrom: acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }),
+    admission: createOfferAdmission({
+      policy: policy ?? createDefaultPolicy({ acceptFrom: acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }),
+      domain: env.prosody.domain,
+      capacity: (rest.profile ?? profile()).capacity,
+      ...(reservationTtlMs === undefined ? {} : { reservationTtlMs }),
+      ...(maxClockSkewMs === undefined ? {} : { maxClockSkewMs }),
+    }),
     profile: rest.profile ?? profile(),
     iqTimeoutMs: rest.iqTimeoutMs ?? 5_000,
     reconnect: rest.reconnect ?? { initialDelayMs: 200, maxDelayMs: 2_000 },

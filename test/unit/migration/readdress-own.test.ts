@@ -13,7 +13,7 @@ import {
 } from '../../../agent/migration/index.js';
 import type { StepContext } from '../../../agent/sequencer/index.js';
 import { IntercloudError } from '../../../protocols/errors/index.js';
-import { FakeWorld, fakeClouds, vmOf } from '../../helpers/fake-clouds.js';
+import { FakeWorld, fakeClouds, held, vmOf } from '../../helpers/fake-clouds.js';
 
 const peerC = { cloudId: 'cloud-c', jid: 'cloud-c@intercloud.test' };
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -34,7 +34,7 @@ async function offerFromC(service: NonNullable<Awaited<ReturnType<typeof cloudBW
   offerId: string, name: string, addresses: string[]) {
   const disk = randomBytes(4096);
   const vm = { ...vmOf(name, disk).summary, addresses };
-  await service.handleOffer(peerC, { offerId, vm });
+  await service.handleOffer(peerC, { offerId, vm }, held(`rsv-${offerId}`));
   world.wire.set(`rsv-${offerId}/disk0`, disk);
   return service.handleInstantiate(peerC, { offerId, descriptor: JSON.stringify(vm), digests: { disk0: sha(disk) }, addresses })
     .then(() => 'running', (err: unknown) => err);

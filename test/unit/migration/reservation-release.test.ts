@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { inboundJobId } from '../../../agent/migration/index.js';
-import { FakeWorld, fakeClouds, vmOf } from '../../helpers/fake-clouds.js';
+import { FakeWorld, fakeClouds, held, vmOf } from '../../helpers/fake-clouds.js';
 
 async function setup() {
   const world = new FakeWorld();
@@ -62,11 +62,29 @@ describe('the target releases what an offer holds when its job ends', () => {
     const { clouds } = await setup();
     const svc = clouds.state.target!;
     const vm = { name: 'web9', vcpus: 1, memoryBytes: 64 * 1024 ** 2, macs: [], disks: [{ id: '0', capacityBytes: 1024 ** 3 }], addresses: [] };
-    await svc.handleOffer({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, { offerId: 'o9', vm });
+    await svc.handleOffer({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, { offerId: 'o9', vm }, held('rsv-o9'));
     // Same local part, another domain: not the peer that made the offer.
     await expect(svc.handleRelease({ cloudId: 'cloud-a', jid: 'cloud-a@elsewhere.example' }, 'o9')).rejects.toMatchObject({ code: 'MIGRATE_NO_RESERVATION' });
     await expect(svc.handleRelease({ cloudId: 'cloud-c', jid: 'cloud-c@intercloud.test' }, 'o9')).rejects.toMatchObject({ code: 'MIGRATE_NO_RESERVATION' });
     await svc.handleRelease({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, 'o9');
     await until(() => clouds.state.ended.some((e) => e.offerId === 'o9'));
+  });
+});
+
+describe('one reservation per offer (issue 13)', () => {
+  it('the target\'s job holds the reservation the accept carries: its id and its expiry, no second one', async () => {
+    const { clouds, b } = await setup();
+    const svc = clouds.state.target!;
+    const vm = { name: 'web8', vcpus: 1, memoryBytes: 64 * 1024 ** 2, macs: [], disks: [{ id: '0', capacityBytes: 1024 ** 3 }], addresses: [] };
+    const expiresAt = Date.now() + 42_000;
+    const given = { reservationId: 'r-from-admission', expiresAt };
+    const r = await svc.handleOffer({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, { offerId: 'o8', vm }, given);
+    expect(r).toMatchObject({ reservationId: 'r-from-admission', expiresAt: new Date(expiresAt).toISOString() });
+    const input = (await b.status(inboundJobId('o8'))).input as { reservation: { reservationId: string; expiresAt: string } };
+    expect(input.reservation).toMatchObject({ reservationId: 'r-from-admission', expiresAt: new Date(expiresAt).toISOString() });
+    // The retried offer (same id) is answered with the same reservation.
+    await expect(svc.handleOffer({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, { offerId: 'o8', vm }, given))
+      .resolves.toMatchObject({ reservationId: 'r-from-admission' });
+    await svc.handleRelease({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, 'o8');
   });
 });

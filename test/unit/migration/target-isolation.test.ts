@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FakeWorld, fakeClouds, vmOf } from '../../helpers/fake-clouds.js';
+import { FakeWorld, fakeClouds, held, vmOf } from '../../helpers/fake-clouds.js';
 import {
   inboundJobId, legacyDomainUuid, migrateInDefinition, type LocalVmRef, type MigrateInInput, type TargetPorts,
 } from '../../../agent/migration/index.js';
@@ -29,7 +29,7 @@ describe('the target and VMs it did not make (fakes)', () => {
     const { world, seq, service } = await target();
     const mine = vmOf('web1', randomBytes(64));
     world.vms['cloud-b'].set('web1', mine);
-    await expect(service.handleOffer(peerC, { offerId: 'o1', vm: mine.summary })).rejects.toMatchObject({ code: 'MIGRATE_NAME_TAKEN' });
+    await expect(service.handleOffer(peerC, { offerId: 'o1', vm: mine.summary }, held('rsv-o1'))).rejects.toMatchObject({ code: 'MIGRATE_NAME_TAKEN' });
     await expect(seq.status(inboundJobId('o1'))).rejects.toMatchObject({ code: 'SEQ_UNKNOWN_JOB' });
     expect(world.vms['cloud-b'].get('web1')).toBe(mine);
   });
@@ -37,7 +37,7 @@ describe('the target and VMs it did not make (fakes)', () => {
   it('refuses vm names virsh would misread with MIGRATE_BAD_VM_NAME', async () => {
     const { service } = await target();
     for (const name of ['-x', '--help', '1', 'a/b']) {
-      await expect(service.handleOffer(peerC, { offerId: `o-${name}`, vm: { ...vmOf(name, Buffer.alloc(1)).summary, name } }), name)
+      await expect(service.handleOffer(peerC, { offerId: `o-${name}`, vm: { ...vmOf(name, Buffer.alloc(1)).summary, name } }, held(`rsv-o-${name}`)), name)
         .rejects.toMatchObject({ code: 'MIGRATE_BAD_VM_NAME' });
     }
   });
@@ -46,7 +46,7 @@ describe('the target and VMs it did not make (fakes)', () => {
     const { world, service, seq } = await target();
     const disk = randomBytes(4096);
     const theirs = vmOf('web1', disk);
-    await service.handleOffer(peerC, { offerId: 'o1', vm: theirs.summary });
+    await service.handleOffer(peerC, { offerId: 'o1', vm: theirs.summary }, held('rsv-o1'));
     world.wire.set('rsv-o1/disk0', disk);
     // Someone here defines a vm of that name meanwhile, running, with its own uuid.
     const local = { ...vmOf('web1', randomBytes(64)), uuid: 'local-uuid' };
@@ -64,7 +64,7 @@ describe('the target and VMs it did not make (fakes)', () => {
     const { world, service, seq } = await target();
     const disk = randomBytes(4096);
     const offered = vmOf('web2', disk);
-    await service.handleOffer(peerC, { offerId: 'o2', vm: offered.summary });
+    await service.handleOffer(peerC, { offerId: 'o2', vm: offered.summary }, held('rsv-o2'));
     world.wire.set('rsv-o2/disk0', disk);
     const victim = vmOf('victim', randomBytes(64));
     world.vms['cloud-b'].set('victim', victim);
@@ -78,7 +78,7 @@ describe('the target and VMs it did not make (fakes)', () => {
 
   it('records in the job input the uuid it gives the domain', async () => {
     const { service, seq } = await target();
-    await service.handleOffer(peerC, { offerId: 'o3', vm: vmOf('web3', Buffer.alloc(8)).summary });
+    await service.handleOffer(peerC, { offerId: 'o3', vm: vmOf('web3', Buffer.alloc(8)).summary }, held('rsv-o3'));
     const input = (await seq.status(inboundJobId('o3'))).input as MigrateInInput;
     expect(input.domainUuid).toMatch(/^[0-9a-f-]{36}$/);
   });

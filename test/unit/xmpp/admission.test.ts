@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { certificateToPem, privateKeyToPem } from '../../../protocols/trust/index.js';
 import {
-  MESSAGE_TYPES, ReservationBook, SIGNED_MESSAGE_MAX_LIFETIME_MS, createDefaultPolicy, createTrustBinding, trustReason, type TrustBinding,
+  MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, createTrustBinding, trustReason, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
+import { ReservationBook, createDefaultPolicy } from '../../../agent/admission/index.js';
 import { NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
 import { sampleOffer } from './fixtures.js';
 

@@ -6,7 +6,8 @@
  * the session is built but never started, and the reservation is put in its book directly.
  */
 import { describe, expect, it } from 'vitest';
-import { GatewaySession, createDefaultPolicy, type GatewayTrust } from '../../../protocols/xmpp/index.js';
+import { GatewaySession, type GatewayTrust } from '../../../protocols/xmpp/index.js';
+import { createDefaultPolicy, createOfferAdmission } from '../../../agent/admission/index.js';
 import { sampleEntry, sampleOffer } from './fixtures.js';
 
 const A = 'cloud-a@intercloud.test/gateway';
@@ -21,7 +22,10 @@ function session(): GatewaySession {
   const e = sampleEntry();
   const s = new GatewaySession({
     cloudId: 'cloud-b', service: 'xmpp://127.0.0.1:1', domain: 'intercloud.test', pubsubJid: 'pubsub.intercloud.test',
-    tls: { ca: '' }, trust, policy: createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }),
+    tls: { ca: '' }, trust,
+    admission: createOfferAdmission({
+      policy: createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }), domain: 'intercloud.test', capacity: e.capacity,
+    }),
     profile: { regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri },
   });
   s.reservations.add('r1', sampleOffer({ offerId: 'o1' }), { cloud: 'cloud-a', jid: A }, Date.now() + 60_000);

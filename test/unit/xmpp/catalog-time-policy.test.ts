@@ -6,8 +6,7 @@ import { buildCatalogEntry, catalogPayload, matchesFilter, parseCatalogEntry } f
 import { canonicalJson } from '../../../protocols/trust/index.js';
 import { buildItemsRequest, buildPublish, parseEvent, parseItemsResult } from '../../../protocols/xmpp/pubsub.js';
 import { bestEstimate, buildTimeResult, estimateClock, parseTimeResult } from '../../../protocols/xmpp/time.js';
-import { createDefaultPolicy } from '../../../protocols/xmpp/policy.js';
-import { ReservationBook } from '../../../protocols/xmpp/reservations.js';
+import { createDefaultPolicy, ReservationBook } from '../../../agent/admission/index.js';
 import { CATALOG_NODE, NS } from '../../../protocols/xmpp/namespaces.js';
 import { sampleEntry, sampleOffer } from './fixtures.js';
 

@@ -1,10 +1,9 @@
 /**
  * Local policy for incoming offers: which clouds may send us work, per-VM limits,
- * per-cloud quotas and free capacity. Pure: the session passes in the offer, the
+ * per-cloud quotas and free capacity. Pure: admission passes in the offer, the
  * verified sender and what is already reserved.
  */
-import type { Capacity } from './catalog.js';
-import type { Offer, RejectReason } from './negotiation.js';
+import type { Capacity, Offer, RejectReason } from '../../protocols/xmpp/index.js';
 
 /** What a policy decides about one offer. */
 export type PolicyDecision = { readonly accept: true } | { readonly accept: false; readonly reason: RejectReason; readonly text: string };

@@ -2,24 +2,13 @@
  * Reservations made by accepted offers: they hold capacity until used, released,
  * cancelled or expired. Pure bookkeeping; the caller supplies the time.
  */
-import type { Capacity } from './catalog.js';
-import type { Offer } from './negotiation.js';
+import type { Capacity, Offer, Reservation, ReservationLedger } from '../../protocols/xmpp/index.js';
 import { workloadDemand } from './policy.js';
 
-/** One live reservation. */
-export interface Reservation {
-  readonly reservationId: string;
-  readonly offer: Offer;
-  readonly senderCloud: string;
-  readonly senderJid: string;
-  readonly demand: Capacity;
-  /** Epoch ms after which it lapses unless marked used. */
-  readonly expiresAt: number;
-  readonly used: boolean;
-}
+export type { Reservation };
 
 /** Holds reservations and computes free capacity from a configured total. */
-export class ReservationBook {
+export class ReservationBook implements ReservationLedger {
   readonly #byId = new Map<string, Reservation>();
   #total: Capacity;
 
@@ -68,6 +57,12 @@ export class ReservationBook {
       u.reservations += 1;
     }
     return u;
+  }
+
+  /** Records a reservation made by {@link admitOffer} (or any other). */
+  record(reservation: Reservation): Reservation {
+    this.#byId.set(reservation.reservationId, reservation);
+    return reservation;
   }
 
   /** Records a reservation for an accepted offer. */

@@ -1,0 +1,14 @@
+/**
+ * Offer admission: the local policy (who may send us work, per-VM limits, per-cloud quotas,
+ * capacity), the reservation book, and the pure rules that turn an offer into a typed
+ * reservation or a coded refusal. The XMPP session asks them through its
+ * `OfferAdmission` port (`protocols/xmpp/offer-admission.ts`).
+ */
+export {
+  DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_RESERVATION_TTL_MS, admitOffer, screenOffer, type AdmitInput, type ScreenInput,
+} from './admit.js';
+export { createOfferAdmission, type OfferAdmissionOptions } from './offer-admission.js';
+export {
+  createDefaultPolicy, workloadDemand, type DefaultPolicyOptions, type NegotiationPolicy, type OfferContext, type PolicyDecision,
+} from './policy.js';
+export { ReservationBook, type Reservation } from './reservations.js';
