@@ -135,6 +135,12 @@ export interface GatewaySessionOptions {
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
   /** The queue name a sender must use for a reservation (default `intercloud.<cloudId>.<reservationId>`). */
   readonly transferQueue?: (reservationId: string) => string;
+  /**
+   * The data endpoint an accept names (issue 13): this cloud's own broker and the identity its
+   * certificate carries. Default: the profile's `transferUri` and no identity (a sender that
+   * checks, as the agent does, then refuses the accept).
+   */
+  readonly transferEndpoint?: () => { readonly uri: string; readonly identity: string };
   /** The clock (ms since the epoch); tests inject a skewed one. */
   readonly now?: () => number;
   /** The resource to bind (default `gateway`; a CLI looking around uses another, so it does not replace the daemon). */
@@ -841,12 +847,14 @@ export class GatewaySession extends EventEmitter {
 
   /** The signed accept of a reservation. */
   async #acceptFor(reservationId: string, offerId: string, expiresAt: number, now: number): Promise<Element> {
+    const endpoint = this.#opt.transferEndpoint?.();
     const accept: Accept = {
       offerId,
       reservationId,
       by: this.cloudId,
-      transferUri: this.#profile.transferUri,
+      transferUri: endpoint?.uri ?? this.#profile.transferUri,
       transferQueue: this.#opt.transferQueue?.(reservationId) ?? `intercloud.${this.cloudId}.${reservationId}`,
+      ...(endpoint ? { transferIdentity: endpoint.identity } : {}),
       expires: new Date(expiresAt).toISOString(),
     };
     // The signature only has to survive the trip: the reservation's own expiry is in the payload.
