@@ -130,10 +130,12 @@ export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErro
   unavailable: { type: 'wait', condition: 'internal-server-error' },
 };
 
-/** Reject reasons after which the same offer may be accepted later (RFC 6120 §8.3.2 `wait`). */
-export const RETRYABLE_REJECT_REASONS: ReadonlySet<RejectReason> = new Set(
-  REJECT_REASONS.filter((r) => REJECT_CONDITIONS[r].type === 'wait'),
-);
+/**
+ * Reject reasons after which a sender retries the same offer on its own: the target is
+ * momentarily unable to take data. (`no-capacity` is `wait` too, but a sender looks for
+ * another cloud rather than waiting for this one to free room.)
+ */
+export const RETRYABLE_REJECT_REASONS: ReadonlySet<RejectReason> = new Set<RejectReason>(['unavailable']);
 
 /** Progress states of a transaction a peer follows. */
 export const PROGRESS_STATES = ['running', 'completed', 'failed', 'cancelled'] as const;
