@@ -23,7 +23,7 @@ interface ServicesFile {
   pki: { root: string; crl: string; clouds: Record<string, { cert: string; key: string }> };
   prosody: { host: string; port: number; domain: string; pubsubJid: string };
   /** Each cloud's own broker (scripts/services.d/30-rabbitmq.sh); cloud-c has none. */
-  brokers: Record<string, { url: string; identity: string; management: { url: string; user: string; passwordFile: string } }>;
+  brokers: Record<string, { url: string; identity: string; pidFile: string; ctl: string; log: string; management: { url: string; user: string; passwordFile: string } }>;
   sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
   libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
