@@ -319,7 +319,8 @@ function liveGrants(jobs: ReadonlyArray<{ kind: string; state: string; input: un
 
 /** The reject reason a peer is sent for the target service's refusal of an offer. */
 function rejectReasonOf(err: unknown): RejectReason {
-  if (isIntercloudError(err, 'XFER_BROKER')) return 'unavailable';
+  // This cloud's broker cannot take the peer's data now (down, or refusing the agent's grant).
+  if (isIntercloudError(err, 'XFER_BROKER') || isIntercloudError(err, 'XFER_BROKER_AUTH')) return 'unavailable';
   if (isIntercloudError(err, 'MIGRATE_NAME_TAKEN')) return 'name-taken';
   if (isIntercloudError(err, 'MIGRATE_BAD_VM_NAME')) return 'malformed';
   if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return 'no-capacity';

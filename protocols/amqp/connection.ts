@@ -125,7 +125,7 @@ export async function probeBrokerIdentity(options: {
     const socket = connect({
       host: options.host, port: options.port, servername: options.identity, ca: [pem(options.ca)],
       ...(options.crl ? { crl: [pem(options.crl)] } : {}),
-      minVersion: 'TLSv1.3', ALPNProtocols: ['amqp'],
+      minVersion: 'TLSv1.3',
     });
     const timer = setTimeout(() => {
       socket.destroy();

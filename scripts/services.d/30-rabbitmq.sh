@@ -15,7 +15,9 @@
 #   There is no password login on this listener, the one other clouds reach.
 # - Revocation: crl_check with ssl_crl_hash_dir, which reads $dir/crl/<issuer hash>.r0 at every
 #   handshake: a link to $STATE/pki/crl.pem, so a re-issued CRL is live at once. An expired CRL
-#   refuses every client (closed). ssl_options live in advanced.config.
+#   refuses every client (closed). ssl_options live in advanced.config. TLS 1.3 is on: in it
+#   the server shows its certificate before it asks for the client's, which is how a source
+#   checks a broker's identity before it presents its own certificate there (issue 13).
 # - vhost `transfers`: the gateways' transfers INTO the broker's cloud. Users from
 #   definitions.json (loaded at boot): the broker's own cloud (its agent: the resources of
 #   transfers into it) and `_agent` (tag administrator, no vhost permission; password in
@@ -136,6 +138,7 @@ CONF
 %% TLS of the AMQPS listener (written by scripts/services.d/30-rabbitmq.sh).
 [{rabbit, [{ssl_options, [
   {cacertfile, "$pki/root.pem"}, {certfile, "$pki/$b_cert.pem"}, {keyfile, "$pki/$b_cert.key"},
+  {versions, ['tlsv1.3', 'tlsv1.2']},
   {verify, verify_peer}, {fail_if_no_peer_cert, true},
   {crl_check, true}, {crl_cache, {ssl_crl_hash_dir, {internal, [{dir, "$dir/crl"}]}}}
 ]}]}].
