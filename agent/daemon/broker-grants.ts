@@ -76,12 +76,12 @@ export class BrokerGrants {
   }
 
   /**
-   * Makes the broker's permissions on the vhost match `live` (the offers whose jobs run): every
-   * peer not in it loses its permission. Run at start, after the journals were replayed.
+   * Makes the broker's permissions on the vhost match `live` (the offers whose jobs run) and the
+   * grants made since this agent started: every other peer loses its permission. Run at start,
+   * after the journals were replayed.
    */
   reconcile(live: readonly OfferGrant[]): Promise<void> {
     return this.#serial(async () => {
-      this.#byPeer.clear();
       for (const g of live) {
         const offers = this.#byPeer.get(g.peer) ?? new Map<string, readonly string[]>();
         offers.set(g.offerId, [...g.transferIds]);
