@@ -15,6 +15,7 @@ import { sourceControlPort } from '../../../agent/daemon/control-ports.js';
 import { transferIdFor } from '../../../agent/daemon/transfer-ids.js';
 import type { ControlPort, PeerRef, Reservation, VmSummary } from '../../../agent/migration/index.js';
 import { transferTopology } from '../../../protocols/amqp/index.js';
+import { assertTopology } from '../../../protocols/amqp/connection.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
@@ -145,9 +146,10 @@ describe("cloud-b's agent config and accept name cloud-b's broker only", () => {
 
     const conn = await connectAs('cloud-a', reservation.transfer.uri, reservation.transfer.identity!);
     try {
-      // Its own offer's queues (the receiver at cloud-b declared them): reachable.
+      // Its own offer's exchange and queues: declared (as the sender does; idempotent beside the
+      // receiver at cloud-b), and there.
+      expect(await replyOf(conn, (ch) => assertTopology(ch, mine, false))).toBe('ok');
       expect(await replyOf(conn, (ch) => ch.checkQueue(mine.dataQueue))).toBe('ok');
-      expect(await replyOf(conn, (ch) => ch.checkExchange(mine.exchange))).toBe('ok');
       // Anything else: refused by the broker (403 ACCESS_REFUSED).
       expect(await replyOf(conn, (ch) => ch.assertQueue(otherOffer.dataQueue))).toBe(403);
       expect(await replyOf(conn, (ch) => ch.assertExchange(otherPeer.exchange, 'direct'))).toBe(403);
@@ -194,11 +196,11 @@ describe('a hostile target cannot point the source at another broker', () => {
     }
   }
 
-  /** Lines of cloud-a's broker log naming a login by `cloud-a` (AMQP, after TLS). */
+  /** Lines of cloud-a's broker log naming a login by `cloud-a` to the agents' vhost (AMQP, after TLS). */
   async function loginsAtA(): Promise<number> {
     const files = (await fs.readdir(brokerA.log)).filter((f) => f.endsWith('.log'));
     let n = 0;
-    for (const f of files) n += ((await fs.readFile(join(brokerA.log, f), 'utf8')).match(/user 'cloud-a' authenticated/g) ?? []).length;
+    for (const f of files) n += ((await fs.readFile(join(brokerA.log, f), 'utf8')).match(/user 'cloud-a' authenticated and granted access to vhost 'transfers'/g) ?? []).length;
     return n;
   }
 
