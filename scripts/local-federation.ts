@@ -22,7 +22,8 @@ interface ServicesFile {
   stateDir: string;
   pki: { root: string; crl: string; clouds: Record<string, { cert: string; key: string }> };
   prosody: { host: string; port: number; domain: string; pubsubJid: string };
-  rabbitmq: { url: string; servername: string };
+  /** Each cloud's own broker (scripts/services.d/30-rabbitmq.sh); cloud-c has none. */
+  brokers: Record<string, { url: string; identity: string; pidFile: string; ctl: string; log: string; management: { url: string; user: string; passwordFile: string } }>;
   sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
   libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
@@ -68,14 +69,17 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
   const lv = s.libvirt.instances[cloud];
   const pki = s.pki.clouds[cloud];
   const site = s.lisp.sites[cloud];
+  // Only this cloud's own broker: a source sends to the broker its peer's accept names (issue 13).
+  const broker = s.brokers?.[cloud];
   if (!lv || !pki || !site) throw new Error(`services.json has no libvirt instance, certificate or lisp site for '${cloud}'`);
+  if (!broker) throw new Error(`services.json has no broker for '${cloud}': run 'scripts/services up rabbitmq'`);
   await fs.mkdir(join(dir, 'consoles'), { recursive: true });
   const q = JSON.stringify;
   const yaml = [
     `cloud: { id: ${cloud}, regions: [${o.region ?? 'eu-west'}] }`,
     `identity: { root: ${q(s.pki.root)}, cert: ${q(pki.cert)}, key: ${q(pki.key)}, crl: ${q(s.pki.crl)} }`,
     `xmpp: { service: "xmpp://${s.prosody.host}:${s.prosody.port}", domain: ${s.prosody.domain}, pubsub: ${s.prosody.pubsubJid} }`,
-    `amqp: { url: ${q(s.rabbitmq.url)}, servername: ${s.rabbitmq.servername} }`,
+    `amqp: { url: ${q(broker.url)}, identity: ${broker.identity}, management: { url: ${q(broker.management.url)}, user: ${q(broker.management.user)}, passwordFile: ${q(broker.management.passwordFile)} } }`,
     'hypervisor:',
     '  kind: libvirt',
     '  config:',

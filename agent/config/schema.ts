@@ -64,8 +64,25 @@ const AgentConfigShape = z.strictObject({
   }),
   /** The broker disks and objects travel through. */
   amqp: z.strictObject({
+    /** This cloud's own broker, named in its accepts; a source sends to the broker its peer's accept names. */
     url: z.string().regex(/^amqps:\/\//, 'the broker must be reached over TLS: write amqps://HOST:PORT/VHOST'),
     servername: z.string().min(1).optional(),
+    /**
+     * The DNS name this cloud's broker certificate carries, named in accepts (issue 13); it must
+     * be under `<cloud id>.<xmpp domain>` or peers refuse the accepts. Default: `servername`,
+     * else the url's host.
+     */
+    identity: z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'write the dns name of the broker certificate, e.g. broker.cloud-b.intercloud.example').optional(),
+    /**
+     * The broker's management API (rabbitmq_management), where the agent grants a peer the
+     * resources of exactly the offers it accepted, and withdraws them when their jobs end. Without
+     * it the operator must give peers static permissions.
+     */
+    management: z.strictObject({
+      url: z.string().regex(/^https?:\/\/[^/]+\/?$/, 'write http://HOST:PORT of the management listener'),
+      user: z.string().min(1),
+      passwordFile: z.string().min(1).describe('file holding the management password'),
+    }).optional(),
     chunkBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(1024 * 1024),
     window: z.number().int().min(1).max(1024).default(16),
   }),
@@ -157,7 +174,7 @@ export type AgentConfig = z.output<typeof AgentConfigSchema>;
 
 /** Paths in the config that are resolved against the config file's folder. */
 export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [
-  ['identity', 'root'], ['identity', 'cert'], ['identity', 'key'], ['identity', 'crl'], ['addressing', 'lisp', 'keyFile'],
+  ['identity', 'root'], ['identity', 'cert'], ['identity', 'key'], ['identity', 'crl'], ['addressing', 'lisp', 'keyFile'], ['amqp', 'management', 'passwordFile'],
   ['state', 'dir'], ['api', 'socket'],
 ];
 

@@ -6,10 +6,10 @@
 import type { Element } from '@xmpp/client';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import {
-  NS_MIGRATION, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, migrationRequestPayload, parseMigrationFailure,
+  NS_MIGRATION, RETRYABLE_REJECT_REASONS, buildInstantiate, buildMigrationFailure, buildMigrationState, buildOfferRequest, migrationRequestPayload, parseMigrationFailure,
   parseMigrationRequest, parseMigrationState, type GatewaySession, type MigrationRequest, type PeerInfo,
 } from '../../protocols/xmpp/index.js';
-import type { ControlPort, MigrationTargetService, PeerRef, VmSummary } from '../migration/index.js';
+import type { ControlPort, DataEndpoint, MigrationTargetService, PeerRef, VmSummary } from '../migration/index.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -65,8 +65,18 @@ export function choosePeer(peers: readonly PeerInfo[]): PeerInfo | undefined {
     .sort((a, b) => a.entry.terms.pricePerVcpuHour - b.entry.terms.pricePerVcpuHour || (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9))[0];
 }
 
+/** Options of {@link sourceControlPort}. */
+export interface SourceControlOptions {
+  currency: string;
+  /**
+   * Checks the data endpoint a peer's accept names — that it is the peer's own broker (issue
+   * 13) — before the migration goes on; throws a coded error (`XFER_BROKER_IDENTITY`) if not.
+   */
+  checkEndpoint(claim: { uri: string; identity?: string }, peer: PeerRef, signal: AbortSignal): Promise<DataEndpoint>;
+}
+
 /** The source side's control port. */
-export function sourceControlPort(session: GatewaySession, opts: { currency: string }): ControlPort {
+export function sourceControlPort(session: GatewaySession, opts: SourceControlOptions): ControlPort {
   // Every request is signed afresh (new nonce, short expiry) for the peer it goes to: a retry
   // after a crash is a new message, not a replay.
   const request = async (peer: PeerRef, req: MigrationRequest, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
@@ -103,7 +113,7 @@ export function sourceControlPort(session: GatewaySession, opts: { currency: str
       if (!p) throw new IntercloudError('MIGRATE_NO_PEER', `cloud '${peer.cloudId}' left the directory`);
       return { fingerprint: p.entry.certificateSha256 };
     },
-    async offer(peer, offer) {
+    async offer(peer, offer, signal) {
       const outcome = await session.sendOffer(peer.jid, {
         offerId: offer.offerId,
         workload: vmWorkload(offer.vm),
@@ -111,10 +121,16 @@ export function sourceControlPort(session: GatewaySession, opts: { currency: str
         terms: { currency: opts.currency },
       });
       if (outcome.type === 'reject') {
-        throw new IntercloudError('MIGRATE_REJECTED', `cloud '${peer.cloudId}' rejected the offer: ${outcome.reason}${outcome.text ? ` (${outcome.text})` : ''}`, { details: { reason: outcome.reason } });
+        // A reason of RFC 6120 type `wait` (its broker is down, no capacity now) may pass.
+        throw new IntercloudError('MIGRATE_REJECTED', `cloud '${peer.cloudId}' rejected the offer: ${outcome.reason}${outcome.text ? ` (${outcome.text})` : ''}`, {
+          details: { reason: outcome.reason }, retryable: RETRYABLE_REJECT_REASONS.has(outcome.reason),
+        });
       }
       const a = outcome.accept;
-      return { reservationId: a.reservationId, transfer: { uri: a.transferUri, queue: a.transferQueue }, expiresAt: a.expires };
+      // The accept is the one source of truth for where the data goes: the peer's own broker,
+      // checked to be the peer's before a byte is sent (issue 13).
+      const transfer = await opts.checkEndpoint({ uri: a.transferUri, ...(a.transferIdentity === undefined ? {} : { identity: a.transferIdentity }) }, peer, signal);
+      return { reservationId: a.reservationId, transfer, expiresAt: a.expires };
     },
     async release(peer, offerId) {
       await request(peer, { type: 'release', offerId }, 'release');

@@ -22,14 +22,17 @@ import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
 import {
   MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateOutDefinition,
-  type AuditPort, type MigrateOutInput, type SourcePorts, type TargetPorts,
+  type AuditPort, type MigrateInInput, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
 import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
+import { endpointCheck } from './broker-endpoint.js';
+import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
 import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
+import { transferIdFor } from './transfer-ids.js';
 import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
 
 const MiB = 1024 ** 2;
@@ -66,9 +69,22 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   // Revocation is live: a re-issued CRL file is taken without a restart, and a CRL nearing its
   // nextUpdate is warned about (issue 12, finding 7).
   const crlWatch = config.identity.crl
-    ? new CrlWatcher({ file: config.identity.crl, apply: (pem) => trust.setCrl(pem), log: log.child({ component: 'trust' }) })
+    ? new CrlWatcher({ file: config.identity.crl, apply: (pem) => { trust.setCrl(pem); currentCrl = pem; }, log: log.child({ component: 'trust' }) })
     : undefined;
   await crlWatch?.start();
+
+  // This cloud's own broker: named in its accepts, with the identity its certificate carries
+  // (issue 13). Peers are granted there, per accepted offer, what that offer's transfers need.
+  const brokerIdentity = config.amqp.identity ?? config.amqp.servername ?? new URL(config.amqp.url).hostname;
+  const ownEndpoint = { uri: config.amqp.url, identity: brokerIdentity };
+  const grants = config.amqp.management
+    ? new BrokerGrants({
+      url: config.amqp.management.url, user: config.amqp.management.user,
+      password: (await fs.readFile(config.amqp.management.passwordFile, 'utf8')).trim(),
+      vhost: decodeURIComponent(new URL(config.amqp.url).pathname.slice(1)), cloudId,
+    })
+    : undefined;
+  let currentCrl = crlPem;
 
   const capacity = await hypervisor.hostCapacity();
   const profile: CloudProfile = {
@@ -101,15 +117,18 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       maxClockSkewMs: config.policy.maxClockSkewMs,
     }),
     profile,
+    transferEndpoint: () => ownEndpoint,
   });
   const sessionLog = log.child({ component: 'xmpp' });
   session.on('status', (status: string) => sessionLog.info({ status }, 'xmpp session'));
   session.on('warning', (err: unknown) => sessionLog.warn({ err }, 'xmpp warning'));
 
   const metrics = new AgentMetrics();
+  const checkEndpoint = endpointCheck({ domain: config.xmpp.domain, ca: rootPem, crl: () => currentCrl });
   const transfer: TransferSettings = {
     cloudId,
-    broker: { url: config.amqp.url, ca: rootPem, cert: certPem, key: keyPem, ...(config.amqp.servername ? { servername: config.amqp.servername } : {}) },
+    broker: { url: config.amqp.url, ca: rootPem, cert: certPem, key: keyPem, servername: config.amqp.servername ?? brokerIdentity },
+    checkEndpoint,
     journalDir: join(stateDir, 'transfers'),
     chunkBytes: config.amqp.chunkBytes,
     windowBytes: config.amqp.chunkBytes * config.amqp.window,
@@ -136,7 +155,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const sourcePorts: SourcePorts = {
     cloudId,
     hypervisor: sourceHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
-    control: sourceControlPort(session, { currency: config.terms.currency }),
+    control: sourceControlPort(session, { currency: config.terms.currency, checkEndpoint }),
     transfer: sourceTransferPort(hypervisor, transfer),
     addressing,
     audit,
@@ -184,9 +203,10 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     admit: async (_peer, offer) => checkFreeStorage(hypervisor, offer, session.reservations.held(Date.now()).diskGiB * GiB),
     vmNameInUse: (name) => targetPorts.hypervisor.nameInUse(name, AbortSignal.timeout(30_000)),
     commitTimeoutMs: config.migration.commitTimeoutMs,
-    transferEndpoint: () => ({ uri: config.amqp.url }),
+    transferEndpoint: () => ownEndpoint,
   }, {
     jobEnded: (offerId, peer) => {
+      grants?.withdraw(peer.cloudId, offerId).catch((err: unknown) => log.warn({ err, offer: offerId }, 'could not withdraw the peer\'s broker grant'));
       if (!session.releaseOffer(peer.cloudId, offerId)) {
         // The job ended before the session recorded the reservation: release it when it does.
         endedOffers.add(offerId);
@@ -201,13 +221,23 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   session.onOffer(async (incoming) => {
     const w = incoming.offer.workload;
     if (w.type !== 'vm') return { reason: 'policy', text: 'this gateway hosts vms only' };
+    const offerId = incoming.offer.offerId;
+    const grant: OfferGrant = { peer: incoming.signer.cloudId, offerId, transferIds: w.disks.map((d) => transferIdFor(offerId, d.id)) };
     try {
-      await targetService.handleOffer(
-        { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
-        { offerId: incoming.offer.offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
-        // The reservation admission made, which the accept carries: the job's only one.
-        incoming.reservation,
-      );
+      // The peer may touch, at this cloud's broker, the resources of this offer's transfers
+      // only; a broker that does not answer refuses the offer (`unavailable`, retryable).
+      await grants?.grant(grant);
+      try {
+        await targetService.handleOffer(
+          { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
+          { offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
+          // The reservation admission made, which the accept carries: the job's only one.
+          incoming.reservation,
+        );
+      } catch (err) {
+        await grants?.withdraw(grant.peer, offerId);
+        throw err;
+      }
       return undefined;
     } catch (err) {
       log.warn({ err, offer: incoming.offer.offerId }, 'offer refused');
@@ -231,6 +261,10 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   await session.publishCatalog();
   const resumed = await sequencer.resumeAll();
   if (resumed.length) log.info({ jobs: resumed.map((r) => r.jobId) }, 'resumed unfinished jobs');
+  // The broker kept the grants across a restart: make them match the inbound jobs that run.
+  await grants?.reconcile(liveGrants(await sequencer.list())).catch((err: unknown) => {
+    log.warn({ err }, 'could not reconcile peers\' broker grants: they are set again at the next offer or job end');
+  });
 
   const api = await startLocalApi(config.api.socket, {
     cloudId,
@@ -281,8 +315,18 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   };
 }
 
+/** The grants of the inbound jobs that run (their peers may still send). */
+function liveGrants(jobs: ReadonlyArray<{ kind: string; state: string; input: unknown }>): OfferGrant[] {
+  return jobs.filter((j) => j.kind === 'migrate-in' && j.state === 'running').map((j) => {
+    const input = j.input as MigrateInInput;
+    return { peer: input.peer.cloudId, offerId: input.offerId, transferIds: input.vm.disks.map((d) => transferIdFor(input.offerId, d.id)) };
+  });
+}
+
 /** The reject reason a peer is sent for the target service's refusal of an offer. */
 function rejectReasonOf(err: unknown): RejectReason {
+  // This cloud's broker cannot take the peer's data now (down, or refusing the agent's grant).
+  if (isIntercloudError(err, 'XFER_BROKER') || isIntercloudError(err, 'XFER_BROKER_AUTH')) return 'unavailable';
   if (isIntercloudError(err, 'MIGRATE_NAME_TAKEN')) return 'name-taken';
   if (isIntercloudError(err, 'MIGRATE_BAD_VM_NAME')) return 'malformed';
   if (isIntercloudError(err, 'MIGRATE_NO_CAPACITY')) return 'no-capacity';

@@ -11,13 +11,20 @@ import { join } from 'node:path';
 import type { Hypervisor } from '../../adapters/hypervisor/index.js';
 import { receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
 import type { ReceivePort, TransferPort } from '../migration/index.js';
+import type { EndpointCheck } from './broker-endpoint.js';
 import { diskTransferSource, localStorageDirOf } from './hypervisor-ports.js';
 import { transferIdFor } from './transfer-ids.js';
 
 /** What both transfer ports need. */
 export interface TransferSettings {
   cloudId: string;
+  /**
+   * This cloud's certificate and the Root; `url` (and `servername`) name this cloud's own
+   * broker, where the target receives. A source sends to the broker its peer's accept named.
+   */
   broker: BrokerOptions;
+  /** Checks a peer's data endpoint before the source sends there (issue 13). */
+  checkEndpoint: EndpointCheck;
   /** Where this side keeps transfer journals. */
   journalDir: string;
   chunkBytes: number;
@@ -31,10 +38,14 @@ export interface TransferSettings {
 export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): TransferPort {
   return {
     async sendDisk(req, progress, signal) {
+      // The target's broker, as its accept named it — never one of this cloud's config — and
+      // only once it proved the target's identity; every connection verifies it again.
+      const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
+      const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
       const source = await diskTransferSource(hv, req.vm, req.diskId, signal);
       try {
         const r = await sendTransfer({
-          broker: s.broker,
+          broker,
           transferId: transferIdFor(req.offerId, req.diskId),
           from: s.cloudId,
           to: req.peer.cloudId,

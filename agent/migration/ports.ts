@@ -43,11 +43,25 @@ export interface PeerRef {
   jid: string;
 }
 
+/**
+ * Where the source sends the disks: the target's own broker, as the target's signed accept
+ * names it (issue 13) — the one source of truth; no config of the source names it.
+ */
+export interface DataEndpoint {
+  /** `amqps://HOST:PORT/VHOST` of the target's broker. */
+  uri: string;
+  /**
+   * The DNS name the broker's certificate must carry, under the target's `<cloud>.<domain>`.
+   * Absent only in journals written before issue 13: the transfer port then refuses to send.
+   */
+  identity?: string;
+}
+
 /** The target's acceptance of an offer. */
 export interface Reservation {
   reservationId: string;
-  /** Where disks go (a transfer endpoint the transfer port understands). */
-  transfer: Record<string, unknown>;
+  /** Where disks go. */
+  transfer: DataEndpoint;
   expiresAt: string;
 }
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { IntercloudError } from '../../protocols/errors/index.js';
 import { vmNameProblem } from '../../protocols/vm/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
-import type { InstantiateOrder, PeerRef, Reservation, VmSummary } from './ports.js';
+import type { DataEndpoint, InstantiateOrder, PeerRef, Reservation, VmSummary } from './ports.js';
 import type { SourceRequestMailbox } from './source-requests.js';
 import type { MigrateInInput } from './target.js';
 
@@ -20,8 +20,8 @@ export interface TargetPolicy {
   vmNameInUse(name: string): Promise<boolean>;
   /** How long a started VM waits for the source's commit. */
   commitTimeoutMs: number;
-  /** Where the source sends disks for this offer. */
-  transferEndpoint(offerId: string): Record<string, unknown>;
+  /** Where the source sends disks for this offer: this cloud's own broker. */
+  transferEndpoint(offerId: string): DataEndpoint;
 }
 
 /**

@@ -102,3 +102,51 @@ export async function deleteTopology(ch: Channel, queues: readonly string[], exc
   for (const q of queues) await ch.deleteQueue(q);
   if (exchange) await ch.deleteExchange(exchange);
 }
+
+/** Errno values of a broker that cannot be reached (retryable), as opposed to a wrong one. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+
+/**
+ * Proves that the broker at `host:port` holds a certificate for `identity` under `ca`
+ * (issue 13) before this cloud presents its own certificate there: a TLS 1.3 handshake with
+ * no client certificate and `identity` as the server name (chain and name are checked by
+ * Node's verification), then closed — no AMQP byte is sent. In TLS 1.3 the server's
+ * certificate comes before it asks for ours, so the check completes even at a broker that
+ * requires client certificates. Resolves when it does; throws `XFER_BROKER_IDENTITY` (not
+ * retryable) when the server's certificate does not chain or does not carry `identity`, or
+ * the server does not speak TLS; `XFER_BROKER` (retryable) when it cannot be reached.
+ */
+export async function probeBrokerIdentity(options: {
+  host: string; port: number; identity: string; ca: string | Buffer; crl?: string | Buffer; timeoutMs?: number;
+}): Promise<void> {
+  const { connect } = await import('node:tls');
+  const where = `${options.host}:${options.port}`;
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({
+      host: options.host, port: options.port, servername: options.identity, ca: [pem(options.ca)],
+      ...(options.crl ? { crl: [pem(options.crl)] } : {}),
+      minVersion: 'TLSv1.3',
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(xferError('XFER_BROKER', `broker '${where}' did not complete a tls handshake in ${options.timeoutMs ?? 10_000} ms`, { retryable: true }));
+    }, options.timeoutMs ?? 10_000);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const code = typeof err.code === 'string' ? err.code : undefined;
+      if (code !== undefined && UNREACHABLE.has(code)) {
+        reject(xferError('XFER_BROKER', `cannot reach broker '${where}': ${err.message}`, { cause: err, details: { errno: code }, retryable: true }));
+      } else {
+        reject(xferError('XFER_BROKER_IDENTITY', `the server at '${where}' did not prove identity '${options.identity}': ${err.message}`, {
+          cause: err, details: { errno: code, identity: options.identity },
+        }));
+      }
+    });
+  });
+}

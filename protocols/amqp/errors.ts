@@ -15,6 +15,7 @@ export const XFER_ERRORS = defineErrorCodes('transfer', {
   XFER_EXPIRED: { doc: 'the transfer passed its deadline before it was committed', retryable: false },
   XFER_ABORTED: { doc: 'the transfer was aborted by this side (abort signal) or by the peer', retryable: false },
   XFER_BROKER: { doc: 'the amqp broker refused an operation or the connection failed', retryable: true },
+  XFER_BROKER_IDENTITY: { doc: 'the data endpoint is not the accepting cloud\'s broker: its uri or identity is not the cloud\'s, or the broker\'s certificate does not carry that identity', retryable: false },
   XFER_BROKER_AUTH: { doc: 'the amqp broker refused the certificate login (sasl external) or a permission', retryable: false },
   XFER_JOURNAL: { doc: 'a transfer journal is unreadable or belongs to another transfer', retryable: false },
   XFER_CONFIG: { doc: 'transfer options are invalid (ids, chunk size, window, paths)', retryable: false },

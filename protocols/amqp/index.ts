@@ -35,7 +35,8 @@ export {
 export { WholeDigest, zeroChunkSha256 } from './digest.js';
 export { ChunkSet, type ChunkRanges } from './chunk-set.js';
 export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIdentity } from './journal-records.js';
-export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
+export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, grantPattern, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
+export { AMQPS_DEFAULT_PORT, checkTransferEndpoint, type TransferEndpoint, type TransferEndpointClaim } from './endpoint.js';
 export { ProgressMeter, type ProgressEvent } from './progress.js';
 export {
   MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
@@ -45,6 +46,6 @@ export { StagingFile } from './staging-file.js';
 export { TransferJournal } from './journal-file.js';
 export { fileSource, streamSource, type Extent, type TransferSource } from './source.js';
 export { ContentIndex } from './content-index.js';
-export { connectBroker, type BrokerOptions } from './connection.js';
+export { connectBroker, probeBrokerIdentity, type BrokerOptions } from './connection.js';
 export { sendTransfer, type FrameTap, type FrameTapInfo, type SendOptions, type SendResult } from './sender.js';
 export { receiveTransfer, type ReceiveOptions, type ReceiveResult } from './receiver.js';

@@ -62,3 +62,19 @@ export function permissionPattern(cloudId: string): string {
   const id = cloudId.replace(/-/g, '\\-');
   return `^xfer\\.(${id}\\.[a-z0-9-]+|[a-z0-9-]+\\.${id})\\.[0-9a-f-]{36}(\\.(data|ctl))?$`;
 }
+
+/**
+ * The RabbitMQ permission regex (configure, write and read alike) a target grants peer `from`
+ * on its own broker: the exchange and queues of exactly the transfers `transferIds` from `from`
+ * into `to`, nothing else (an empty list matches nothing). The target widens and narrows it as
+ * it accepts offers and as their jobs end (issue 13).
+ */
+export function grantPattern(from: string, to: string, transferIds: readonly string[]): string {
+  for (const id of [from, to]) if (!CLOUD_RE.test(id)) throw xferError('XFER_CONFIG', `cloud id '${id}' is not valid`);
+  for (const id of transferIds) if (!isTransferId(id)) throw xferError('XFER_CONFIG', `transfer id '${id}' is not a lowercase uuid`);
+  // Matches no name, not even '' (the default exchange).
+  if (transferIds.length === 0) return '(?!)';
+  const esc = (c: string): string => c.replace(/-/g, '\\-');
+  const ids = [...new Set(transferIds)].sort().map(esc).join('|');
+  return `^xfer\\.${esc(from)}\\.${esc(to)}\\.(${ids})(\\.(data|ctl))?$`;
+}

@@ -31,7 +31,7 @@ export {
 } from './catalog.js';
 export {
   acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept, parseCancel,
-  parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS,
+  parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS, RETRYABLE_REJECT_REASONS,
   type Accept, type Cancel, type DiskSpec, type NicSpec, type Offer, type OfferConstraints, type OfferTerms, type Progress,
   type Reject, type RejectReason, type StorageWorkload, type VmWorkload, type Workload,
 } from './negotiation.js';

@@ -91,12 +91,18 @@ export interface Accept {
   readonly transferUri: string;
   /** The queue or routing key the sender must use for this reservation. */
   readonly transferQueue: string;
+  /**
+   * The identity (a DNS name) the certificate of the broker at {@link transferUri} must carry:
+   * the accepting cloud's own broker, under its own `<cloud>.<domain>` (issue 13). A sender
+   * refuses an accept without one, or whose identity is not the accepting cloud's.
+   */
+  readonly transferIdentity?: string;
   /** The reservation lapses at this XEP-0082 DateTime unless used. */
   readonly expires: string;
 }
 
 /** Why an offer was rejected. */
-export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken'] as const;
+export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken', 'unavailable'] as const;
 /** One of {@link REJECT_REASONS}. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -120,7 +126,16 @@ export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErro
   'clock-skew': { type: 'modify', condition: 'not-acceptable' },
   // The offered VM's name is taken at the target: it never adopts a VM it did not make.
   'name-taken': { type: 'cancel', condition: 'conflict' },
+  // The target cannot take data now (its broker is down): the same offer may succeed later.
+  unavailable: { type: 'wait', condition: 'internal-server-error' },
 };
+
+/**
+ * Reject reasons after which a sender retries the same offer on its own: the target is
+ * momentarily unable to take data. (`no-capacity` is `wait` too, but a sender looks for
+ * another cloud rather than waiting for this one to free room.)
+ */
+export const RETRYABLE_REJECT_REASONS: ReadonlySet<RejectReason> = new Set<RejectReason>(['unavailable']);
 
 /** Progress states of a transaction a peer follows. */
 export const PROGRESS_STATES = ['running', 'completed', 'failed', 'cancelled'] as const;
@@ -143,6 +158,8 @@ export interface Cancel {
 
 const CURRENCY_RE = /^[A-Z]{3}$/;
 const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
+/** RFC 1123 host name, lowercase, at most 253 characters. */
+const DNS_NAME_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const MiB_MAX = 64 * 1024 * 1024;
 
 /** The value signed for an offer (prices rounded as the wire carries them). */
@@ -264,12 +281,12 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
   return { offer, signature: readSignature(el, 'offer') };
 }
 
-/** `<accept …><transfer uri queue/><signature/></accept>`. */
+/** `<accept …><transfer uri queue [identity]/><signature/></accept>`. */
 export function buildAccept(accept: Accept, signature: string): Element {
   return xml(
     'accept',
     { xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires },
-    xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue }),
+    xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue, identity: accept.transferIdentity }),
     buildSignature(signature),
   );
 }
@@ -279,6 +296,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
   if (!el || !el.is('accept', ICNS.NEGOTIATION)) return malformed('accept', `is not an accept in '${ICNS.NEGOTIATION}'`);
   checkSize(el, 'accept');
   const transfer = child(el, 'transfer', 'accept');
+  const identity = optAttr(transfer, 'identity', 'accept/transfer', DNS_NAME_RE);
   return {
     accept: {
       offerId: attr(el, 'offer', 'accept', TOKEN_RE),
@@ -286,6 +304,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
       by: attr(el, 'by', 'accept', CLOUD_ID_RE),
       transferUri: attr(transfer, 'uri', 'accept/transfer', URI_RE),
       transferQueue: attr(transfer, 'queue', 'accept/transfer', TOKEN_RE),
+      ...(identity === undefined ? {} : { transferIdentity: identity }),
       expires: timeAttr(el, 'expires', 'accept'),
     },
     signature: readSignature(el, 'accept'),

@@ -57,6 +57,8 @@ export interface OfferVeto {
 export interface TransferEndpoint {
   readonly transferUri: string;
   readonly transferQueue: string;
+  /** The identity the broker's certificate carries (see {@link Accept.transferIdentity}). */
+  readonly transferIdentity?: string;
 }
 
 /**
@@ -70,6 +72,7 @@ export function acceptFor(reservation: Reservation, by: string, endpoint: Transf
     by,
     transferUri: endpoint.transferUri,
     transferQueue: endpoint.transferQueue,
+    ...(endpoint.transferIdentity === undefined ? {} : { transferIdentity: endpoint.transferIdentity }),
     expires: new Date(reservation.expiresAt).toISOString(),
   };
 }

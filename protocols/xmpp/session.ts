@@ -94,6 +94,12 @@ export interface GatewaySessionOptions {
   readonly connection?: XmppConnection;
   /** The queue name a sender must use for a reservation (default `intercloud.<cloudId>.<reservationId>`). */
   readonly transferQueue?: (reservationId: string) => string;
+  /**
+   * The data endpoint an accept names (issue 13): this cloud's own broker and the identity its
+   * certificate carries. Default: the profile's `transferUri` and no identity (a sender that
+   * checks, as the agent does, then refuses the accept).
+   */
+  readonly transferEndpoint?: () => { readonly uri: string; readonly identity: string };
   /** The clock (ms since the epoch); tests inject a skewed one. */
   readonly now?: () => number;
   /** The resource to bind (default `gateway`; a CLI looking around uses another, so it does not replace the daemon). */
@@ -221,10 +227,14 @@ export class GatewaySession extends EventEmitter {
       trust: options.trust,
       admission: options.admission,
       now: this.#now,
-      endpoint: (reservationId) => ({
-        transferUri: this.#profile.transferUri,
-        transferQueue: options.transferQueue?.(reservationId) ?? `intercloud.${options.cloudId}.${reservationId}`,
-      }),
+      endpoint: (reservationId) => {
+        const own = options.transferEndpoint?.();
+        return {
+          transferUri: own?.uri ?? this.#profile.transferUri,
+          transferQueue: options.transferQueue?.(reservationId) ?? `intercloud.${options.cloudId}.${reservationId}`,
+          ...(own ? { transferIdentity: own.identity } : {}),
+        };
+      },
       audit: (record) => this.#audit(record),
       reserved: (reservation) => {
         this.emit('reservation', reservation);

@@ -6,12 +6,18 @@
 #                            id-on-xmppAddr <cloud>@intercloud.test, DNS <cloud>.intercloud.test
 #   prosody.pem/.key         server cert: intercloud.test, pubsub./scram.intercloud.test, localhost,
 #                            127.0.0.1 (key group-readable by the prosody user)
-#   rabbitmq.pem/.key        server cert: localhost, 127.0.0.1
+#   rabbitmq.pem/.key        cloud-a's broker: broker.cloud-a.intercloud.test (its identity, the CN),
+#                            localhost, 127.0.0.1 (the names clients of the legacy `rabbitmq` entry use)
+#   broker-cloud-b.pem/.key  cloud-b's broker: broker.cloud-b.intercloud.test only
+#   A broker's identity is the DNS name `broker.<cloud>.<domain>`: a name under the cloud's own
+#   `<cloud>.<domain>`, which the Root issues to that cloud's operator only (see
+#   protocols/amqp/README.md, "Whose broker").
 #   crl.pem                  the root's CRL (empty unless someone revoked in this directory)
 # A certificate is reissued when it is missing, no longer chains to root.pem, or expires within a day.
 #
 # services.json: pki: { dir, root, rootKey, crl, domain, clouds: {<id>: {cert,key,jid,uri,dns}},
-#                       servers: {prosody: {cert,key}, rabbitmq: {cert,key}} }
+#                       servers: {prosody: {cert,key}, rabbitmq: {cert,key},
+#                                 brokers: {<cloud>: {cert,key,identity}}} }
 
 pki_packages="openssl"
 PKI_CLOUDS="cloud-a cloud-b cloud-c"
@@ -23,6 +29,11 @@ pki_fresh() {
   [ -s "$d/$1.pem" ] && [ -s "$d/$1.key" ] \
     && openssl verify -CAfile "$d/root.pem" "$d/$1.pem" >/dev/null 2>&1 \
     && openssl x509 -in "$d/$1.pem" -noout -checkend 86400 >/dev/null 2>&1
+}
+
+# pki_has_dns NAME DNS — true when NAME.pem carries the DNS SAN DNS.
+pki_has_dns() {
+  openssl x509 -in "$STATE/pki/$1.pem" -noout -ext subjectAltName 2>/dev/null | tr ',' '\n' | grep -qx "[[:space:]]*DNS:$2"
 }
 
 pki_up() {
@@ -41,8 +52,12 @@ pki_up() {
       --dns "scram.$XMPP_DOMAIN" --dns localhost --ip 127.0.0.1 --out "$d/prosody" >/dev/null
     changed=1
   fi
-  if ! pki_fresh rabbitmq; then
-    intercloud ca issue --dir "$d" --server --dns localhost --ip 127.0.0.1 --out "$d/rabbitmq" >/dev/null
+  if ! pki_fresh rabbitmq || ! pki_has_dns rabbitmq "broker.cloud-a.$XMPP_DOMAIN"; then
+    intercloud ca issue --dir "$d" --server --dns "broker.cloud-a.$XMPP_DOMAIN" --dns localhost --ip 127.0.0.1 --out "$d/rabbitmq" >/dev/null
+    changed=1
+  fi
+  if ! pki_fresh broker-cloud-b; then
+    intercloud ca issue --dir "$d" --server --dns "broker.cloud-b.$XMPP_DOMAIN" --out "$d/broker-cloud-b" >/dev/null
     changed=1
   fi
   # A CRL older than a day (or from an older root) is remade; `ca revoke` users remake it themselves.
@@ -61,7 +76,9 @@ pki_up() {
   write_env pki "{\"dir\": \"$d\", \"root\": \"$d/root.pem\", \"rootKey\": \"$d/root.key\", \"crl\": \"$d/crl.pem\",
   \"domain\": \"$XMPP_DOMAIN\", \"clouds\": {$clouds},
   \"servers\": {\"prosody\": {\"cert\": \"$d/prosody.pem\", \"key\": \"$d/prosody.key\"},
-              \"rabbitmq\": {\"cert\": \"$d/rabbitmq.pem\", \"key\": \"$d/rabbitmq.key\"}}}"
+              \"rabbitmq\": {\"cert\": \"$d/rabbitmq.pem\", \"key\": \"$d/rabbitmq.key\"},
+              \"brokers\": {\"cloud-a\": {\"cert\": \"$d/rabbitmq.pem\", \"key\": \"$d/rabbitmq.key\", \"identity\": \"broker.cloud-a.$XMPP_DOMAIN\"},
+                          \"cloud-b\": {\"cert\": \"$d/broker-cloud-b.pem\", \"key\": \"$d/broker-cloud-b.key\", \"identity\": \"broker.cloud-b.$XMPP_DOMAIN\"}}}}"
 }
 
 # Certificates are files, not processes: `down` keeps them so the next `up` reuses them.
@@ -69,7 +86,7 @@ pki_down() { :; }
 
 pki_status() {
   local d=$STATE/pki c
-  for c in root $PKI_CLOUDS prosody rabbitmq; do
+  for c in root $PKI_CLOUDS prosody rabbitmq broker-cloud-b; do
     if [ "$c" = root ]; then [ -s "$d/root.pem" ] || { say_status pki down "no root in $d"; return 1; }
     elif ! pki_fresh "$c"; then say_status pki down "$c.pem missing, not chaining to the root, or expiring"; return 1; fi
   done

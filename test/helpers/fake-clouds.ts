@@ -220,7 +220,7 @@ export async function fakeClouds(world: FakeWorld) {
       state.mailbox = new SourceRequestMailbox();
       state.target = new MigrationTargetService(seq, state.mailbox, {
         admit: async () => undefined, vmNameInUse: async (name) => world.vms['cloud-b'].has(name),
-        commitTimeoutMs: 60_000, transferEndpoint: (id) => ({ queue: `xfer.${id}` }),
+        commitTimeoutMs: 60_000, transferEndpoint: () => ({ uri: 'amqps://127.0.0.1:1/transfers', identity: 'broker.cloud-b.intercloud.test' }),
       }, { jobEnded: (offerId, peer) => state.ended.push({ offerId, peer: peer.jid }) });
       return seq;
     },

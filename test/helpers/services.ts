@@ -121,6 +121,32 @@ export interface AmqpEnv {
   pidFile: string;
 }
 
+/**
+ * `services.json` → `brokers`: each cloud's own broker (issue 13), keyed by cloud id (cloud-a,
+ * cloud-b; cloud-c has none). cloud-a's is also `rabbitmq`, whose `intercloud` vhost keeps the
+ * former shared permissions for the protocol tests; the agents use the `transfers` vhost.
+ */
+export type BrokersEnv = Record<string, BrokerEnv>;
+
+/** One cloud's broker. */
+export interface BrokerEnv {
+  host: string;
+  port: number;
+  /** `amqps://127.0.0.1:PORT/transfers`. */
+  url: string;
+  vhost: string;
+  /** DNS name of its certificate (`broker.<cloud>.intercloud.test`): the TLS server name to verify. */
+  identity: string;
+  tls: { ca: string };
+  ctl: string;
+  nodeName: string;
+  dir: string;
+  log: string;
+  pidFile: string;
+  /** The management API (127.0.0.1 only) and the credential only the broker's own agent uses. */
+  management: { url: string; user: string; passwordFile: string };
+}
+
 /** `services.json` → `sshd`: key-only OpenSSH (scripts/services.d/40-sshd.sh). */
 export interface SshEnv {
   /** `127.0.0.1`. */
@@ -198,6 +224,7 @@ export interface ServiceEnvs {
   pki: PkiEnv;
   prosody: XmppEnv;
   rabbitmq: AmqpEnv;
+  brokers: BrokersEnv;
   sshd: SshEnv;
   libvirt: LibvirtEnv;
   guest: GuestEnv;

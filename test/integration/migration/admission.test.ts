@@ -248,8 +248,10 @@ describe('cloud-b takes work from cloud-a only', () => {
     const transferId = transferIdFor(offer.offerId, '0');
     const topo = transferTopology('cloud-a', 'cloud-b', transferId);
     const id = identity('cloud-a');
-    const conn = await amqp.connect(s.rabbitmq.url, {
-      ca: [ROOT], cert: id.cert, key: id.key, servername: s.rabbitmq.servername, credentials: amqp.credentials.external(),
+    // cloud-b's own broker, where its accept sends the data (issue 13).
+    const broker = s.brokers['cloud-b']!;
+    const conn = await amqp.connect(broker.url, {
+      ca: [ROOT], cert: id.cert, key: id.key, servername: broker.identity, credentials: amqp.credentials.external(),
     });
     try {
       const ch = await conn.createChannel();

@@ -15,6 +15,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endpointCheck } from '../../../agent/daemon/broker-endpoint.js';
 import { sourceControlPort } from '../../../agent/daemon/control-ports.js';
 import { transferIdFor } from '../../../agent/daemon/transfer-ids.js';
 import type { ControlPort, PeerRef, Reservation, VmSummary } from '../../../agent/migration/index.js';
@@ -102,7 +103,8 @@ async function offer(name: string, disks = 1): Promise<{ offerId: string; reserv
 /** Sends `file` as disk `diskId` of the offer over AMQP as cloud-c; returns its sha256. */
 async function sendDisk(offerId: string, diskId: string, file: string, reservation: Reservation): Promise<string> {
   const r = await sendTransfer({
-    broker: brokerFor('cloud-c'), transferId: transferIdFor(offerId, diskId), from: 'cloud-c', to: 'cloud-b',
+    // To the broker cloud-b's accept named (issue 13), as cloud-c.
+    broker: { ...brokerFor('cloud-c'), url: reservation.transfer.uri, servername: reservation.transfer.identity! }, transferId: transferIdFor(offerId, diskId), from: 'cloud-c', to: 'cloud-b',
     source: await fileSource(file), expiresAt: Date.parse(reservation.expiresAt), journalDir: join(dir, 'c-journal'),
   });
   return r.digest;
@@ -166,7 +168,9 @@ beforeAll(async () => {
   await b.start();
   // cloud-c's own certificate, under a resource of this file's own (other suites log in as cloud-c/gateway).
   c = await startGateway(servicesUp(), 'cloud-c', { resource: `attacker-${process.pid}` });
-  control = sourceControlPort(c.session, { currency: 'EUR' });
+  control = sourceControlPort(c.session, {
+    currency: 'EUR', checkEndpoint: endpointCheck({ domain: s.prosody.domain, ca: await fs.readFile(s.pki.root, 'utf8') }),
+  });
 }, 300_000);
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 /**
  * The federation's servers killed (SIGKILL, by the pid file `scripts/services` wrote) while
- * a migration runs, then brought back with `scripts/services up NAME`: the broker (RabbitMQ)
- * mid-transfer, and the XMPP server (Prosody) at negotiate. The agents keep running; the job
+ * a migration runs, then brought back with `scripts/services up NAME`: the target's broker
+ * (cloud-b's RabbitMQ, which the data goes through) mid-transfer, and the XMPP server (Prosody) at negotiate. The agents keep running; the job
  * must end (completed or compensated) with the invariant holding.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,8 @@ afterEach(async () => {
 
 async function serverDown(n: number, service: 'rabbitmq' | 'prosody', when: (e: ApiEvent) => boolean, o: FederationOptions = {}) {
   const fed = (slot.f = await setUpFederation(n, o));
-  const { pidFile } = (fed.s as unknown as Record<string, { pidFile: string }>)[service]!;
+  // The broker the data goes through is the target's own (issue 13).
+  const { pidFile } = service === 'rabbitmq' ? fed.s.brokers['cloud-b']! : (fed.s as unknown as Record<string, { pidFile: string }>)[service]!;
   const { jobId } = await migrate(fed);
   let downMs = 0;
   await onEvent(fed, jobId, when, async () => {

@@ -13,6 +13,8 @@ function pids(): Record<string, string> {
   const files = {
     prosody: service('prosody').pidFile,
     rabbitmq: service('rabbitmq').pidFile,
+    // each cloud its own broker (issue 13); `rabbitmq` is cloud-a's
+    'rabbitmq-cloud-b': service('brokers')['cloud-b']?.pidFile ?? '',
     sshd: service('sshd').pidFile,
     'libvirt-cloud-a': service('libvirt').instances['cloud-a']?.pidFile ?? '',
     'libvirt-cloud-b': service('libvirt').instances['cloud-b']?.pidFile ?? '',
@@ -30,7 +32,7 @@ describe('scripts/services dispatcher', () => {
   it('up on running services restarts nothing and starts nothing', async () => {
     const before = pids();
     const { stdout } = await run(script, ['up', ...names], { encoding: 'utf8' });
-    expect(stdout).not.toMatch(/restarting|services: (pki|prosody|rabbitmq|sshd|libvirt-\S+|guest) +up in/);
+    expect(stdout).not.toMatch(/restarting|services: (pki|prosody|rabbitmq|rabbitmq-\S+|sshd|libvirt-\S+|guest) +up in/);
     expect(pids()).toEqual(before);
   });
 

@@ -26,6 +26,9 @@ function secretFiles(): string[] {
     join(STATE_DIR, 'rabbitmq', 'home', '.erlang.cookie'),
     join(STATE_DIR, 'rabbitmq', 'rabbitmq.conf'),
     join(STATE_DIR, 'rabbitmq', 'definitions.json'),
+    join(STATE_DIR, 'rabbitmq', 'agent.password'),
+    // cloud-b's own broker (issue 13)
+    ...['agent.password', 'cookie', join('home', '.erlang.cookie'), 'rabbitmq.conf', 'definitions.json'].map((f) => join(STATE_DIR, 'rabbitmq-cloud-b', f)),
     join(pki, 'ca.json'),
     join(STATE_DIR, 'bind', 'update.key'),
     join(STATE_DIR, 'vcsim', 'password'),
@@ -90,6 +93,11 @@ describe('secrets of the development stack (issue 12, finding 3)', () => {
     const password = existsSync(legacy) ? readFileSync(legacy, 'utf8').trim() : 'guessed-password';
     const tls = { ca: [readFileSync(env.tls.ca)], servername: env.servername };
     const url = `amqps://${encodeURIComponent('intercloud-admin')}:${encodeURIComponent(password)}@${env.host}:${env.port}/${env.vhost}`;
+    // The management user of the broker's own agent (issue 13), with its real password: the
+    // AMQPS listener takes no password at all.
+    const agentPassword = readFileSync(join(STATE_DIR, 'rabbitmq', 'agent.password'), 'utf8').trim();
+    const asAgent = amqp.connect(`amqps://_agent:${encodeURIComponent(agentPassword)}@${env.host}:${env.port}/${env.vhost}`, { ...tls, cert: readFileSync(c.cert), key: readFileSync(c.key) });
+    await expect(asAgent.then((conn) => conn.close().then(() => 'logged in'))).rejects.toThrow();
     // with cloud-c's own certificate: the TLS handshake succeeds, PLAIN must not
     const withCert = amqp.connect(url, { ...tls, cert: readFileSync(c.cert), key: readFileSync(c.key) });
     await expect(withCert.then((conn) => conn.close().then(() => 'logged in'))).rejects.toThrow();

@@ -21,10 +21,13 @@ function silentSession(): GatewaySession & EventEmitter {
   return s;
 }
 
+/** These requests never read an accept's endpoint. */
+const unusedCheck = (): never => { throw new Error('no endpoint is checked here'); };
+
 describe('a request to a peer that goes offline', () => {
   it('fails with the retryable XMPP_PEER_UNAVAILABLE when the peer sends unavailable presence', async () => {
     const session = silentSession();
-    const pending = sourceControlPort(session, { currency: 'EUR' }).instantiate(PEER, ORDER, signal);
+    const pending = sourceControlPort(session, { currency: 'EUR', checkEndpoint: unusedCheck }).instantiate(PEER, ORDER, signal);
     session.emit('presence', { from: 'cloud-b@intercloud.test/gateway', type: 'unavailable' });
     await expect(pending).rejects.toMatchObject({ code: 'XMPP_PEER_UNAVAILABLE', retryable: true });
     expect(session.listenerCount('presence')).toBe(0);
@@ -33,7 +36,7 @@ describe('a request to a peer that goes offline', () => {
   it('keeps waiting when another cloud, or the peer coming online, is seen', async () => {
     const session = silentSession();
     let settled = false;
-    void sourceControlPort(session, { currency: 'EUR' }).commit(PEER, 'o1', signal).finally(() => { settled = true; });
+    void sourceControlPort(session, { currency: 'EUR', checkEndpoint: unusedCheck }).commit(PEER, 'o1', signal).finally(() => { settled = true; });
     session.emit('presence', { from: 'cloud-c@intercloud.test/gateway', type: 'unavailable' });
     session.emit('presence', { from: 'cloud-b@intercloud.test/gateway', type: 'available' });
     await new Promise((r) => setTimeout(r, 20));
@@ -44,7 +47,7 @@ describe('a request to a peer that goes offline', () => {
   it('stops watching presence once the request settled', async () => {
     const session = new EventEmitter() as GatewaySession & EventEmitter;
     Object.assign(session, { signRequest: async () => 'signed', request: () => Promise.reject(new IntercloudError('XMPP_TIMEOUT', "no answer from 'cloud-b@intercloud.test/gateway' within 5 ms", { retryable: true })) });
-    await expect(sourceControlPort(session, { currency: 'EUR' }).release(PEER, 'o1', signal)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT' });
+    await expect(sourceControlPort(session, { currency: 'EUR', checkEndpoint: unusedCheck }).release(PEER, 'o1', signal)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT' });
     expect(session.listenerCount('presence')).toBe(0);
   });
 });

@@ -98,7 +98,7 @@ function reAddressStep(holds: { addresses: string[]; name: boolean }, results: R
   const def = migrateInDefinition({ cloudId: 'cloud-b', addressing, audit: { record: async (e: string) => { audit.push(e); } } } as unknown as TargetPorts);
   const input = {
     offerId: 'o9', peer: peerC, vm: vmOf('web9', Buffer.alloc(8)).summary,
-    reservation: { reservationId: 'r', transfer: {}, expiresAt: new Date().toISOString() }, commitTimeoutMs: 1000,
+    reservation: { reservationId: 'r', transfer: { uri: 'amqps://127.0.0.1:1/transfers' }, expiresAt: new Date().toISOString() }, commitTimeoutMs: 1000,
   } as MigrateInInput;
   const ctx: StepContext<MigrateInInput> = {
     jobId: 'in-o9', input, attempt, signal: new AbortController().signal, progress: () => undefined,

@@ -30,7 +30,7 @@ function negotiateWith(release: () => Promise<void>) {
   return { audit, compensate: (results: Record<string, unknown>, attempt?: number) => step.compensate!(ctxOf<MigrateOutInput>({ vm: 'vm1', offerId: 'o1' }, { 'find-peer': PEER, ...results }, attempt)) };
 }
 
-const reservation = (msFromNow: number): Reservation => ({ reservationId: 'r1', transfer: {}, expiresAt: new Date(Date.now() + msFromNow).toISOString() });
+const reservation = (msFromNow: number): Reservation => ({ reservationId: 'r1', transfer: { uri: 'amqps://127.0.0.1:1/transfers' }, expiresAt: new Date(Date.now() + msFromNow).toISOString() });
 const unreachable = (): Promise<void> => Promise.reject(new IntercloudError('XMPP_PEER_UNAVAILABLE', "cloud-b: release: the peer's gateway is not online", { retryable: true }));
 
 describe('releasing a reservation at a peer that is gone', () => {

@@ -100,7 +100,7 @@ describe('compensation of jobs journaled before the domain uuid was recorded', (
     // The input and the define result as an agent before this change journaled them.
     const input = {
       offerId: 'old-offer', peer: { cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' },
-      vm: vmOf('itmig-1', Buffer.alloc(8)).summary, reservation: { reservationId: 'r', transfer: {}, expiresAt: new Date().toISOString() }, commitTimeoutMs: 1000,
+      vm: vmOf('itmig-1', Buffer.alloc(8)).summary, reservation: { reservationId: 'r', transfer: { uri: 'amqps://127.0.0.1:1/transfers' }, expiresAt: new Date().toISOString() }, commitTimeoutMs: 1000,
     } as MigrateInInput;
     const results: Record<string, unknown> = { define: { vm: 'itmig-1' } };
     const ctx: StepContext<MigrateInInput> = {

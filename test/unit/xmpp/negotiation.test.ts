@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { xml, type Element } from '@xmpp/client';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import {
-  buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, offerPayload, parseAccept, parseCancel, parseOffer,
+  acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, offerPayload, parseAccept, parseCancel, parseOffer,
   parseProgress, parseReject, REJECT_REASONS,
 } from '../../../protocols/xmpp/negotiation.js';
 import { parseStanzaError } from '../../../protocols/xmpp/stanza-error.js';
@@ -120,6 +120,29 @@ describe('accept, reject, cancel, progress', () => {
 
   it('round-trips an accept', () => {
     expect(parseAccept(buildAccept(accept, 'SIG'))).toEqual({ accept, signature: 'SIG' });
+  });
+
+  it('round-trips the identity the target broker\'s certificate must carry (issue 13)', () => {
+    const withIdentity = { ...accept, transferIdentity: 'broker.cloud-b.intercloud.test' };
+    const el = buildAccept(withIdentity, 'SIG');
+    expect((el.getChild('transfer') as Element).attrs['identity']).toBe('broker.cloud-b.intercloud.test');
+    expect(parseAccept(el)).toEqual({ accept: withIdentity, signature: 'SIG' });
+    // What the signature covers names it too: a relay cannot swap the identity.
+    expect(acceptPayload(withIdentity)).toMatchObject({ transferIdentity: 'broker.cloud-b.intercloud.test' });
+  });
+
+  it('refuses a broker identity that is not a dns name', () => {
+    for (const bad of ['Broker.cloud-b', 'broker..cloud-b', '-x.cloud-b', 'a b', 'x'.repeat(300)]) {
+      const el = buildAccept({ ...accept, transferIdentity: 'broker.cloud-b.intercloud.test' }, 'SIG');
+      (el.getChild('transfer') as Element).attrs['identity'] = bad;
+      expect(codeOf(() => parseAccept(el)), bad).toBe('XMPP_MALFORMED');
+    }
+  });
+
+  it('refuses, as retryable wait, an offer when the data endpoint is unavailable', () => {
+    const info = parseStanzaError(buildRejectError({ reason: 'unavailable' }));
+    expect(info.type).toBe('wait');
+    expect(parseReject(info.application)).toEqual({ reason: 'unavailable' });
   });
 
   it('maps each reject reason to an RFC 6120 condition and back', () => {

@@ -1,0 +1,91 @@
+/**
+ * The target's per-offer grants at its own broker (issue 13), against a stand-in of the
+ * management API that records the calls (the real broker is exercised by
+ * test/integration/migration/broker-per-cloud.test.ts).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BrokerGrants } from '../../../agent/daemon/broker-grants.js';
+import { transferTopology } from '../../../protocols/amqp/index.js';
+
+const ID1 = '11111111-1111-5111-8111-111111111111';
+const ID2 = '22222222-2222-5222-8222-222222222222';
+const ID3 = '33333333-3333-5333-8333-333333333333';
+
+interface Call { method: string; path: string; body?: Record<string, string> }
+
+let server: Server | undefined;
+afterEach(() => { server?.close(); server = undefined; });
+
+/** A management API holding users and permissions; `down` makes it answer 503. */
+async function fakeBroker(initial: { users?: string[]; permissions?: string[] } = {}) {
+  const calls: Call[] = [];
+  const users = new Set(initial.users ?? []);
+  const perms = new Map<string, string>((initial.permissions ?? []).map((u) => [u, 'x']));
+  const state = { down: false };
+  server = createServer((req, res) => {
+    let data = '';
+    req.on('data', (d) => { data += String(d); }).on('end', () => {
+      const path = decodeURIComponent(req.url ?? '');
+      const call: Call = { method: req.method ?? '', path, ...(data ? { body: JSON.parse(data) as Record<string, string> } : {}) };
+      calls.push(call);
+      if (req.headers.authorization !== `Basic ${Buffer.from('_agent:pw').toString('base64')}`) { res.writeHead(401).end(); return; }
+      if (state.down) { res.writeHead(503).end('down'); return; }
+      const m = /^\/api\/(users|permissions\/transfers)\/([^/]+)$/.exec(path);
+      if (path === '/api/vhosts/transfers/permissions') {
+        res.writeHead(200).end(JSON.stringify([...perms.keys()].map((user) => ({ user, vhost: 'transfers' }))));
+      } else if (m?.[1] === 'users') {
+        if (call.method === 'PUT') { users.add(m[2]!); res.writeHead(201).end(); } else if (users.has(m[2]!)) res.writeHead(200).end('{}'); else res.writeHead(404).end();
+      } else if (m) {
+        if (call.method === 'PUT') { perms.set(m[2]!, call.body!['read']!); res.writeHead(201).end(); } else if (call.method === 'DELETE') {
+          res.writeHead(perms.delete(m[2]!) ? 204 : 404).end();
+        } else res.writeHead(405).end();
+      } else res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+  const grants = new BrokerGrants({ url, user: '_agent', password: 'pw', vhost: 'transfers', cloudId: 'cloud-b' });
+  return { calls, users, perms, state, grants };
+}
+
+const matches = (re: string | undefined, name: string): boolean => re !== undefined && new RegExp(re).test(name);
+
+describe('BrokerGrants', () => {
+  it('creates the peer as a password-less user and grants exactly its offers\' transfers, the union while several run', async () => {
+    const b = await fakeBroker();
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
+    expect(b.calls).toContainEqual({ method: 'PUT', path: '/api/users/cloud-a', body: { password_hash: '', tags: '' } });
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'o2', transferIds: [ID2] });
+    const re = b.perms.get('cloud-a');
+    expect(matches(re, transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(true);
+    expect(matches(re, transferTopology('cloud-a', 'cloud-b', ID2).controlQueue)).toBe(true);
+    expect(matches(re, transferTopology('cloud-a', 'cloud-b', ID3).dataQueue)).toBe(false);
+    // Withdrawing one offer keeps the other; the last one removes the permission altogether.
+    await b.grants.withdraw('cloud-a', 'o1');
+    expect(matches(b.perms.get('cloud-a'), transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(false);
+    expect(matches(b.perms.get('cloud-a'), transferTopology('cloud-a', 'cloud-b', ID2).dataQueue)).toBe(true);
+    await b.grants.withdraw('cloud-a', 'o2');
+    expect(b.perms.has('cloud-a')).toBe(false);
+    // Idempotent.
+    await b.grants.withdraw('cloud-a', 'o2');
+  });
+
+  it('fails with the retryable XFER_BROKER when the broker does not answer, and grants nothing', async () => {
+    const b = await fakeBroker();
+    b.state.down = true;
+    await expect(b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] })).rejects.toMatchObject({ code: 'XFER_BROKER', retryable: true });
+    expect(b.grants.granted('cloud-a')).toEqual([]);
+    server!.close();
+    await expect(b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] })).rejects.toMatchObject({ code: 'XFER_BROKER', retryable: true });
+  });
+
+  it('at start, withdraws what no running job needs and keeps the owner\'s own permission', async () => {
+    const b = await fakeBroker({ users: ['cloud-a', 'cloud-c', 'cloud-b'], permissions: ['cloud-a', 'cloud-c', 'cloud-b'] });
+    await b.grants.reconcile([{ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] }]);
+    expect(b.perms.has('cloud-c')).toBe(false);
+    expect(b.perms.get('cloud-b')).toBe('x');
+    expect(matches(b.perms.get('cloud-a'), transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(true);
+  });
+});
