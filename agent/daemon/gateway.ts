@@ -84,6 +84,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     service: config.xmpp.service,
     domain: config.xmpp.domain,
     pubsubJid: config.xmpp.pubsub,
+    directories: config.xmpp.directories.map((d) => ({ domain: d.domain, pubsubJid: d.pubsub })),
     tls: { ca: rootPem, cert: certPem, key: keyPem, servername: config.xmpp.servername ?? config.xmpp.domain },
     trust,
     policy: createDefaultPolicy({

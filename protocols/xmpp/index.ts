@@ -45,7 +45,7 @@ export {
 } from './presence.js';
 export {
   GatewaySession, MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason,
-  type CancelHandler, type CancelOutcome, type CancelVerdict, type CloudProfile, type ControlPlaneAuditRecord, type DiscoverOptions,
+  type CancelHandler, type CancelOutcome, type CancelVerdict, type CloudProfile, type ControlPlaneAuditRecord, type DirectoryRoot, type DiscoverOptions,
   type GatewaySessionOptions, type GatewayTrust,
   type IncomingOffer, type OfferOutcome, type OfferRequest, type OfferVeto, type PeerInfo, type SessionStatus, type VerifiedSigner, type VerifyExpectation,
 } from './session.js';

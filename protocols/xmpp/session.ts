@@ -117,6 +117,13 @@ export interface GatewaySessionOptions {
   readonly domain: string;
   /** The PubSub service holding the catalog node (`pubsub.<domain>`). */
   readonly pubsubJid: string;
+  /**
+   * The other Intercloud Roots whose directories this cloud reads, over the Roots' s2s
+   * federation — like a resolver's root hints, from the config (`xmpp.directories`). A gateway
+   * of one of these domains is a peer like one of our own Root's; a catalog entry read from a
+   * Root's directory must name a JID of that Root's domain. Default: none (our Root only).
+   */
+  readonly directories?: readonly DirectoryRoot[];
   readonly tls: TlsMaterial;
   /** SCRAM-SHA-1 fallback when the server does not take our certificate. */
   readonly scram?: ScramCredentials;
@@ -157,6 +164,12 @@ export interface GatewaySessionOptions {
    * republishes its catalog entry after every reconnect instead of resuming.
    */
   readonly streamManagement?: boolean;
+}
+
+/** One Root's directory: its gateways' XMPP domain and the PubSub service holding its catalog. */
+export interface DirectoryRoot {
+  readonly domain: string;
+  readonly pubsubJid: string;
 }
 
 /** A cloud found by {@link GatewaySession.discoverPeers}. */
@@ -271,15 +284,16 @@ export class GatewaySession extends EventEmitter {
   readonly #presence = new Map<string, Map<string, string | undefined>>();
   /** bare JIDs we receive presence from, or asked to. */
   readonly #subscribed = new Set<string>();
-  /** cloud id → verified entry, kept current by pubsub notifications. */
+  /** bare JID (`<item id>@<the directory's Root domain>`) → verified entry, kept current by pubsub notifications. */
   readonly #catalog = new Map<string, CachedEntry>();
   /** signature text → verified signer (a signature is verified once). */
   readonly #verified = new Map<string, VerifiedSigner>();
   /** signatures of entries that failed verification. */
   readonly #refused = new Set<string>();
-  /** item ids whose current entry failed verification (not re-fetched until notified or a full refresh). */
+  /** bare JIDs (item id @ Root domain) whose current entry failed verification (not re-fetched until notified or a full refresh). */
   readonly #badIds = new Set<string>();
-  #catalogLoaded = false;
+  /** PubSub services whose catalog was fully read since the last login. */
+  readonly #catalogLoaded = new Set<string>();
   #reconnectOff = false;
   readonly #offerHandlers: Array<(offer: IncomingOffer) => Promise<OfferVeto | undefined> | OfferVeto | undefined> = [];
   readonly #cancelHandlers: CancelHandler[] = [];
@@ -433,7 +447,7 @@ export class GatewaySession extends EventEmitter {
       await this.#ensureNode();
       await this.#iq('set', this.#opt.pubsubJid, buildPublish(CATALOG_NODE, this.cloudId, buildCatalogEntry(entry, signature)));
     }
-    this.#catalog.set(this.cloudId, { entry, signature });
+    this.#catalog.set(this.jid, { entry, signature });
     return entry;
   }
 
@@ -444,7 +458,7 @@ export class GatewaySession extends EventEmitter {
    */
   async retractCatalog(): Promise<void> {
     await this.#iq('set', this.#opt.pubsubJid, buildRetract(CATALOG_NODE, this.cloudId));
-    this.#catalog.delete(this.cloudId);
+    this.#catalog.delete(this.jid);
   }
 
   /**
@@ -487,49 +501,72 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    if (!options.full && this.#catalogLoaded) {
+    // Our own Root's directory first: its failure is the caller's; another Root's (read over
+    // s2s) is a warning, and what we hold from it stays until it answers again.
+    await this.#refreshDirectory(this.#roots()[0] as DirectoryRoot, options);
+    await Promise.all(this.#roots().slice(1).map((root) => this.#refreshDirectory(root, options)
+      .catch((err: unknown) => this.#warn(this.#asError(err, `reading the directory of root '${root.domain}' failed`)))));
+  }
+
+  /** Our Root's directory, then the other Roots' ({@link GatewaySessionOptions.directories}). */
+  #roots(): DirectoryRoot[] {
+    return [{ domain: this.#opt.domain, pubsubJid: this.#opt.pubsubJid }, ...(this.#opt.directories ?? [])];
+  }
+
+  /** Whether `domain` is the gateway domain of a Root we federate with (ours or one we read). */
+  #isRootDomain(domain: string): boolean {
+    return this.#roots().some((r) => r.domain === domain);
+  }
+
+  async #refreshDirectory(root: DirectoryRoot, options: { full?: boolean }): Promise<void> {
+    const key = (id: string): string => `${id}@${root.domain}`;
+    const ofRoot = (k: string): boolean => k.endsWith(`@${root.domain}`) && k !== this.jid;
+    if (!options.full && this.#catalogLoaded.has(root.pubsubJid)) {
       let ids: Set<string>;
       try {
-        const result = await this.#iq('get', this.#opt.pubsubJid, buildDiscoItemsQuery(CATALOG_NODE));
-        ids = new Set(parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => i.name ?? '').filter((n) => n !== ''));
+        const result = await this.#iq('get', root.pubsubJid, buildDiscoItemsQuery(CATALOG_NODE));
+        ids = new Set(parseDiscoItems(result.getChild('query', NS.DISCO_ITEMS)).map((i) => key(i.name ?? '')).filter((n) => !n.startsWith('@')));
       } catch (err) {
         if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
         throw err;
       }
-      for (const id of [...this.#catalog.keys()]) if (!ids.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-      const unknown = [...ids].filter((id) => !this.#catalog.has(id) && !this.#badIds.has(id) && id !== this.cloudId);
+      for (const k of [...this.#catalog.keys()]) if (ofRoot(k) && !ids.has(k)) this.#catalog.delete(k);
+      const unknown = [...ids].filter((k) => !this.#catalog.has(k) && !this.#badIds.has(k) && k !== this.jid).map((k) => k.slice(0, -root.domain.length - 1));
       if (unknown.length === 0) return;
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
-      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(item.id, item.payload)));
+      const result = await this.#iq('get', root.pubsubJid, buildItemsRequest(CATALOG_NODE, { itemIds: unknown }));
+      await Promise.all(parseItemsResult(result.getChild('pubsub', NS.PUBSUB)).map((item) => this.#acceptCatalogItem(item.id, item.payload, root)));
       return;
     }
     let items;
     try {
-      const result = await this.#iq('get', this.#opt.pubsubJid, buildItemsRequest(CATALOG_NODE));
+      const result = await this.#iq('get', root.pubsubJid, buildItemsRequest(CATALOG_NODE));
       items = parseItemsResult(result.getChild('pubsub', NS.PUBSUB));
     } catch (err) {
       if (isIntercloudError(err, 'XMPP_STANZA_ERROR') && err.details['condition'] === 'item-not-found') return;
       throw err;
     }
-    this.#badIds.clear();
+    for (const k of [...this.#badIds]) if (ofRoot(k)) this.#badIds.delete(k);
     const seen = new Set<string>();
     await Promise.all(items.map(async (item) => {
-      const cached = await this.#acceptCatalogItem(item.id, item.payload);
-      if (cached) seen.add(cached.entry.cloudId);
+      const cached = await this.#acceptCatalogItem(item.id, item.payload, root);
+      if (cached) seen.add(cached.entry.jid);
     }));
-    for (const id of [...this.#catalog.keys()]) if (!seen.has(id) && id !== this.cloudId) this.#catalog.delete(id);
-    this.#catalogLoaded = true;
+    for (const k of [...this.#catalog.keys()]) if (ofRoot(k) && !seen.has(k)) this.#catalog.delete(k);
+    this.#catalogLoaded.add(root.pubsubJid);
   }
 
   /** Parses and verifies one catalog item; bad ones are audited, warned about and skipped. */
-  async #acceptCatalogItem(itemId: string, payload: Element | undefined): Promise<CachedEntry | undefined> {
+  async #acceptCatalogItem(itemId: string, payload: Element | undefined, root: DirectoryRoot): Promise<CachedEntry | undefined> {
+    const key = `${itemId}@${root.domain}`;
     try {
       const { entry, signature } = parseCatalogEntry(payload);
       if (entry.cloudId !== itemId) throw xmppError('XMPP_MALFORMED', `catalog item '${itemId}' carries the entry of '${entry.cloudId}'`);
-      if (entry.jid !== `${entry.cloudId}@${this.#opt.domain}`) {
-        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names jid '${entry.jid}'`);
+      // A Root's directory lists that Root's gateways only: an entry naming a JID elsewhere (a
+      // cloud of another Root, copied here) is not taken from it (issue 13).
+      if (entry.jid !== key) {
+        throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' in the directory of '${root.domain}' names jid '${entry.jid}'`);
       }
-      const cached = this.#catalog.get(entry.cloudId);
+      const cached = this.#catalog.get(key);
       if (cached?.signature === signature) return cached;
       // An entry already found bad is skipped quietly (it was audited the first time).
       if (this.#refused.has(signature)) return undefined;
@@ -543,13 +580,13 @@ export class GatewaySession extends EventEmitter {
         throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names a certificate it was not signed with`);
       }
       const fresh = { entry, signature };
-      this.#catalog.set(entry.cloudId, fresh);
-      this.#badIds.delete(itemId);
+      this.#catalog.set(key, fresh);
+      this.#badIds.delete(key);
       this.#subscribePresence(entry.jid);
       return fresh;
     } catch (err) {
-      this.#catalog.delete(itemId);
-      this.#badIds.add(itemId);
+      this.#catalog.delete(key);
+      this.#badIds.add(key);
       const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
       if (sig !== undefined && sig !== '') {
         if (this.#refused.size > 10_000) this.#refused.clear();
@@ -557,7 +594,7 @@ export class GatewaySession extends EventEmitter {
       }
       const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
       this.#warn(error);
-      await this.#audit({ action: 'catalog-entry-ignored', peer: `${itemId}@${this.#opt.domain}`, reason: error.code, details: { message: error.message } });
+      await this.#audit({ action: 'catalog-entry-ignored', peer: key, reason: error.code, details: { message: error.message } });
       return undefined;
     }
   }
@@ -782,7 +819,7 @@ export class GatewaySession extends EventEmitter {
     const sender = parseJid(from);
     const details = { offerId: offer.offerId, claimed: offer.from };
     // The sender's JID (authenticated by the server) must be the cloud the offer claims.
-    if (sender.local !== offer.from || sender.domain !== this.#opt.domain) {
+    if (sender.local !== offer.from || !this.#isRootDomain(sender.domain)) {
       return refuse('untrusted', `offer claims cloud '${offer.from}' but comes from '${sender.bare().toString()}'`, details);
     }
     // Allow-list first (issue 12 finding 6): a cloud that may not send us work costs no
@@ -916,7 +953,7 @@ export class GatewaySession extends EventEmitter {
     x.on('offline', () => this.#status('offline'));
     x.on('disconnect', () => {
       this.#presence.clear();
-      this.#catalogLoaded = false;
+      this.#catalogLoaded.clear();
       if (this.#stopped) return;
       // Exponential backoff with jitter between attempts (xmpp.js reads `delay` each time).
       x.reconnect.delay = Math.round(this.#delay * (0.75 + Math.random() / 2));
@@ -961,11 +998,13 @@ export class GatewaySession extends EventEmitter {
     if (!this.#opt.observer) {
       await this.publishCatalog();
       if (watch) {
-        try {
-          await this.#iq('set', this.#opt.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
-        } catch (err) {
-          this.#warn(this.#asError(err, 'subscribing to the catalog node failed'));
-        }
+        await Promise.all(this.#roots().map(async (root) => {
+          try {
+            await this.#iq('set', root.pubsubJid, buildSubscribe(CATALOG_NODE, this.jid));
+          } catch (err) {
+            this.#warn(this.#asError(err, `subscribing to the catalog node of '${root.pubsubJid}' failed`));
+          }
+        }));
       }
     }
     if (watch) await this.refreshCatalog({ full: true });
@@ -983,8 +1022,8 @@ export class GatewaySession extends EventEmitter {
     const full = parseJid(p.from);
     const bare = full.bare().toString();
     if (p.type === 'subscribe') {
-      // RFC 6121 §3.1.3: approve gateways of our domain; trust is checked on each offer.
-      const type = full.domain === this.#opt.domain && full.local !== '' ? 'subscribed' : 'unsubscribed';
+      // RFC 6121 §3.1.3: approve gateways of the Roots' domains; trust is checked on each offer.
+      const type = this.#isRootDomain(full.domain) && full.local !== '' ? 'subscribed' : 'unsubscribed';
       this.#xmpp.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
       if (type === 'subscribed') this.#subscribePresence(bare);
       return;
@@ -1002,13 +1041,14 @@ export class GatewaySession extends EventEmitter {
 
   #onMessage(stanza: Element): void {
     const from = stanza.attrs['from'] ?? '';
-    if (from === this.#opt.pubsubJid) {
+    const root = this.#roots().find((r) => r.pubsubJid === from);
+    if (root) {
       const ev = parseEvent(stanza);
       if (!ev || ev.node !== CATALOG_NODE) return;
-      for (const id of ev.retracted) if (id !== this.cloudId) this.#catalog.delete(id);
+      for (const id of ev.retracted) if (`${id}@${root.domain}` !== this.jid) this.#catalog.delete(`${id}@${root.domain}`);
       for (const item of ev.items) {
-        if (item.id === this.cloudId) continue;
-        void this.#acceptCatalogItem(item.id, item.payload);
+        if (`${item.id}@${root.domain}` === this.jid) continue;
+        void this.#acceptCatalogItem(item.id, item.payload, root);
       }
       return;
     }
@@ -1041,8 +1081,8 @@ export class GatewaySession extends EventEmitter {
    */
   async verifyRequest(from: string, signature: string, payload: Record<string, unknown>): Promise<VerifiedSigner & { readonly jid: string }> {
     const sender = parseJid(from);
-    if (sender.local === '' || sender.domain !== this.#opt.domain) {
-      throw xmppError('XMPP_UNTRUSTED', `request from '${from}' is not from a gateway of '${this.#opt.domain}'`);
+    if (sender.local === '' || !this.#isRootDomain(sender.domain)) {
+      throw xmppError('XMPP_UNTRUSTED', `request from '${from}' is not from a gateway of the roots '${this.#roots().map((r) => r.domain).join("', '")}'`);
     }
     const jid = sender.bare().toString();
     const signer = await this.#opt.trust.verify(signature, {
