@@ -42,8 +42,9 @@ async function cutS2s(): Promise<void> {
     `table inet ${CUT_TABLE} {`,
     '  chain in {',
     '    type filter hook input priority 0; policy accept;',
-    `    tcp dport { ${ports} } reject with tcp reset`,
-    `    tcp sport { ${ports} } reject with tcp reset`,
+    // (not the resets themselves: the reset answering a SYN to an s2s port leaves from that port)
+    `    tcp dport { ${ports} } tcp flags & rst == 0 reject with tcp reset`,
+    `    tcp sport { ${ports} } tcp flags & rst == 0 reject with tcp reset`,
     '  }',
     '}',
   ].join('\n');
@@ -59,6 +60,7 @@ async function cutS2s(): Promise<void> {
   for (const port of [service('prosody').s2sPort, service('prosody2').s2sPort]) {
     const refused = await new Promise<string>((resolve) => {
       const sock = connect({ host: '127.0.0.1', port }, () => { sock.destroy(); resolve('connected'); });
+      sock.setTimeout(3_000, () => { sock.destroy(); resolve('timeout'); });
       sock.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
     });
     expect(refused, `s2s port ${port} during the cut`).toBe('ECONNREFUSED');
