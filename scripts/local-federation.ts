@@ -5,7 +5,8 @@
  * disk in a cloud's libvirt. Used by `scripts/demo`, the end-to-end tests and
  * `bench/migration`; not part of the agent.
  *
- *   node --import tsx scripts/local-federation.ts config CLOUD DIR   writes DIR/agent.yaml
+ *   node --import tsx scripts/local-federation.ts config CLOUD DIR [REGION] [PRICE] [ROOT]   writes DIR/agent.yaml
+ *     (ROOT prosody|prosody2: the Intercloud Root the gateway logs in to; either one reads the other's directory too)
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createWriteStream, promises as fs, readFileSync } from 'node:fs';
@@ -13,6 +14,9 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { LocalApiClient } from '../agent/api/index.js';
 import { parseTsigKeyFile } from '../protocols/dns/index.js';
+import {
+  certificateToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
+} from '../protocols/trust/index.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
@@ -20,10 +24,12 @@ const REPO = resolve(import.meta.dirname, '..');
 /** The parts of services.json a federation uses. */
 interface ServicesFile {
   stateDir: string;
-  pki: { root: string; crl: string; clouds: Record<string, { cert: string; key: string }> };
+  pki: { root: string; rootKey: string; crl: string; clouds: Record<string, { cert: string; key: string }> };
   prosody: { host: string; port: number; domain: string; pubsubJid: string };
   /** Each cloud's own broker (scripts/services.d/30-rabbitmq.sh); cloud-c has none. */
   brokers: Record<string, { url: string; identity: string; pidFile: string; ctl: string; log: string; management: { url: string; user: string; passwordFile: string } }>;
+  /** The second Intercloud Root (issue 13), federated with `prosody` over s2s. */
+  prosody2?: { host: string; port: number; domain: string; pubsubJid: string };
   sshd: { host: string; port: number; user: string; privateKey: string; hostKeyFingerprint: string };
   libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
@@ -62,24 +68,63 @@ export interface AgentConfigOptions {
   addressing?: 'lisp' | 'dns';
   /** With `addressing: 'dns'`: send the updates to this HOST:PORT instead of BIND's (a relay in a test). */
   dnsServer?: string;
+  /**
+   * The Intercloud Root the cloud's gateway logs in to (issue 13). Default: `prosody` (Root 1),
+   * reading its directory only, as before. Either value given explicitly makes the agent read the
+   * other Root's directory too (`xmpp.directories`, over s2s).
+   */
+  xmppRoot?: 'prosody' | 'prosody2';
+  /**
+   * The gateway certificate and key files. Default: on Root 1 the one services.json's PKI issued
+   * for the cloud (`<cloud>@intercloud.test`); on Root 2 one issued here under the same Intercloud
+   * Root for `<cloud>@<Root 2's domain>` (the cloud re-homed: its libvirt, LISP site and broker
+   * user stay the cloud's), written to `dir`.
+   */
+  identity?: { cert: string; key: string };
+}
+
+/** Issues `<cloud>@<Root 2's domain>` under the Intercloud Root into `dir` (key 0600). */
+async function issueOnRoot2(s: ServicesFile, cloud: string, dir: string): Promise<{ cert: string; key: string }> {
+  const domain = s.prosody2?.domain;
+  if (!domain) throw new Error("services.json has no 'prosody2': run 'scripts/services up pki prosody'");
+  const issuer = { certificate: parseCertificatePem(readFileSync(s.pki.root, 'utf8')), privateKey: privateKeyFromPem(readFileSync(s.pki.rootKey, 'utf8')) };
+  const keys = generateKeyPair('ec');
+  const cert = issueGatewayCertificate(issuer, { cloudId: cloud, jid: `${cloud}@${domain}`, dns: [`${cloud}.${domain}`], publicKey: keys.publicKey, now: new Date(), days: 7 });
+  await fs.mkdir(dir, { recursive: true });
+  const files = { cert: join(dir, `${cloud}.${domain}.pem`), key: join(dir, `${cloud}.${domain}.key`) };
+  await fs.writeFile(files.cert, certificateToPem(cert.der));
+  await fs.writeFile(files.key, privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  return files;
+}
+
+/** The XMPP lines of a cloud's config: its Root, and with `xmppRoot` set the other Root's directory. */
+function xmppLine(s: ServicesFile, root: AgentConfigOptions['xmppRoot']): string {
+  const own = root === 'prosody2' ? s.prosody2 : s.prosody;
+  const other = root === 'prosody2' ? s.prosody : root === 'prosody' ? s.prosody2 : undefined;
+  if (!own || (root !== undefined && !other)) throw new Error("services.json has no 'prosody2': run 'scripts/services up pki prosody'");
+  const dirs = other ? `, directories: [{ domain: ${other.domain}, pubsub: ${other.pubsubJid} }]` : '';
+  return `xmpp: { service: "xmpp://${own.host}:${own.port}", domain: ${own.domain}, pubsub: ${own.pubsubJid}${dirs} }`;
 }
 
 /** Writes `dir/agent.yaml` for `cloud` and returns its path; state, socket and consoles live in `dir`. */
 export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: string, o: AgentConfigOptions = {}): Promise<string> {
   const lv = s.libvirt.instances[cloud];
-  const pki = s.pki.clouds[cloud];
+  const pki = o.identity ?? (o.xmppRoot === 'prosody2' ? await issueOnRoot2(s, cloud, dir) : s.pki.clouds[cloud]);
   const site = s.lisp.sites[cloud];
   // Only this cloud's own broker: a source sends to the broker its peer's accept names (issue 13).
   const broker = s.brokers?.[cloud];
   if (!lv || !pki || !site) throw new Error(`services.json has no libvirt instance, certificate or lisp site for '${cloud}'`);
   if (!broker) throw new Error(`services.json has no broker for '${cloud}': run 'scripts/services up rabbitmq'`);
+  // A broker's identity is a name under its cloud's `<cloud>.<Root domain>` (protocols/amqp
+  // README, "Whose broker"): a cloud on Root 2 names its broker under root2's domain.
+  const brokerIdentity = o.xmppRoot === 'prosody2' && s.prosody2 ? `broker.${cloud}.${s.prosody2.domain}` : broker.identity;
   await fs.mkdir(join(dir, 'consoles'), { recursive: true });
   const q = JSON.stringify;
   const yaml = [
     `cloud: { id: ${cloud}, regions: [${o.region ?? 'eu-west'}] }`,
     `identity: { root: ${q(s.pki.root)}, cert: ${q(pki.cert)}, key: ${q(pki.key)}, crl: ${q(s.pki.crl)} }`,
-    `xmpp: { service: "xmpp://${s.prosody.host}:${s.prosody.port}", domain: ${s.prosody.domain}, pubsub: ${s.prosody.pubsubJid} }`,
-    `amqp: { url: ${q(broker.url)}, identity: ${broker.identity}, management: { url: ${q(broker.management.url)}, user: ${q(broker.management.user)}, passwordFile: ${q(broker.management.passwordFile)} } }`,
+    xmppLine(s, o.xmppRoot),
+    `amqp: { url: ${q(broker.url)}, identity: ${brokerIdentity}, management: { url: ${q(broker.management.url)}, user: ${q(broker.management.user)}, passwordFile: ${q(broker.management.passwordFile)} } }`,
     'hypervisor:',
     '  kind: libvirt',
     '  config:',
@@ -252,15 +297,18 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
   const [cmd, ...args] = process.argv.slice(2);
   const s = loadServicesFile();
   if (cmd === 'config' && args.length >= 2) {
-    const [cloud, dir, region, price] = args as [string, string, string?, string?];
-    process.stdout.write(await writeAgentConfig(s, cloud, dir, { ...(region ? { region } : {}), ...(price ? { pricePerVcpuHour: Number(price) } : {}) }) + '\n');
+    const [cloud, dir, region, price, root] = args as [string, string, string?, string?, string?];
+    if (root !== undefined && root !== 'prosody' && root !== 'prosody2') throw new Error(`ROOT '${root}' is not prosody or prosody2`);
+    process.stdout.write(await writeAgentConfig(s, cloud, dir, {
+      ...(region ? { region } : {}), ...(price ? { pricePerVcpuHour: Number(price) } : {}), ...(root ? { xmppRoot: root } : {}),
+    }) + '\n');
   } else if (cmd === 'vm' && args.length === 5) {
     const [cloud, name, mac, diskId, consoleLog] = args as [string, string, string, string, string];
     await removeVm(s, cloud, name);
     const { diskPath } = await createDemoVm(s, cloud, { name, mac, diskId, consoleLog });
     process.stdout.write(diskPath + '\n');
   } else {
-    process.stderr.write('usage: local-federation.ts config CLOUD DIR [REGION] [PRICE] | vm CLOUD NAME MAC DISK-ID CONSOLE-LOG\n');
+    process.stderr.write('usage: local-federation.ts config CLOUD DIR [REGION] [PRICE] [ROOT: prosody|prosody2] | vm CLOUD NAME MAC DISK-ID CONSOLE-LOG\n');
     process.exitCode = 2;
   }
 }

@@ -29,8 +29,11 @@ export const DEFAULT_RESERVATION_TTL_MS = 600_000;
 export interface ScreenInput {
   readonly offer: Offer;
   readonly sender: OfferSender;
-  /** Our XMPP domain: gateways of other domains may not send us offers. */
-  readonly localDomain: string;
+  /**
+   * The gateway domains of the Roots we federate with (ours, and those whose directories we
+   * read): gateways of other domains may not send us offers.
+   */
+  readonly gatewayDomains: readonly string[];
   readonly now: number;
   readonly policy: NegotiationPolicy;
   readonly maxClockSkewMs?: number;
@@ -55,9 +58,10 @@ function refuse(reason: AdmissionRefusal['reason'], text: string): AdmissionRefu
 
 /** The checks before the signature: sender identity, allow-list, times. `undefined`: go on. */
 export function screenOffer(input: ScreenInput): AdmissionRefusal | undefined {
-  const { offer, sender, localDomain, now, policy } = input;
-  // The sender's JID (authenticated by the server) must be the cloud the offer claims.
-  if (sender.local !== offer.from || sender.domain !== localDomain) {
+  const { offer, sender, gatewayDomains, now, policy } = input;
+  // The sender's JID (authenticated by the server) must be the cloud the offer claims, on a Root
+  // we federate with.
+  if (sender.local !== offer.from || !gatewayDomains.includes(sender.domain)) {
     return refuse('untrusted', `offer claims cloud '${offer.from}' but comes from '${sender.local}@${sender.domain}'`);
   }
   // Allow-list first (issue 12 finding 6): a cloud that may not send us work costs no

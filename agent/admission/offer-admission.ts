@@ -13,6 +13,8 @@ export interface OfferAdmissionOptions {
   readonly policy: NegotiationPolicy;
   /** Our XMPP domain. */
   readonly domain: string;
+  /** The gateway domains of the other Roots whose directories we read (`xmpp.directories`). */
+  readonly federatedDomains?: readonly string[];
   /** Total capacity (the catalog shows it less what live reservations hold). */
   readonly capacity: Capacity;
   /** How long an accepted reservation is held unless used (default 10 min). */
@@ -30,7 +32,7 @@ export function createOfferAdmission(options: OfferAdmissionOptions): OfferAdmis
   return {
     reservations,
     screen: (offer, sender, now) => screenOffer({
-      offer, sender, now, localDomain: options.domain, policy: options.policy,
+      offer, sender, now, gatewayDomains: [options.domain, ...(options.federatedDomains ?? [])], policy: options.policy,
       ...(options.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: options.maxClockSkewMs }),
     }),
     admit: (offer, signer, sender, now) => admitOffer({

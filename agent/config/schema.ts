@@ -61,6 +61,15 @@ const AgentConfigShape = z.strictObject({
     pubsub: z.string().min(1),
     /** TLS server name to verify (defaults to the domain). */
     servername: z.string().min(1).optional(),
+    /**
+     * The other Intercloud Roots whose directories this cloud reads (like DNS root hints): each
+     * Root's gateway domain and the PubSub service of its directory, reached through our Root's
+     * s2s federation. Gateways of these domains are peers like our own Root's.
+     */
+    directories: z.array(z.strictObject({
+      domain: z.string().min(1),
+      pubsub: z.string().min(1),
+    })).default([]),
   }),
   /** The broker disks and objects travel through. */
   amqp: z.strictObject({

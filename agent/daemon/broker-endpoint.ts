@@ -12,7 +12,7 @@ import type { DataEndpoint, PeerRef } from '../migration/index.js';
 
 /** What the check needs. */
 export interface EndpointCheckOptions {
-  /** The Intercloud domain: a cloud's names are under `<cloud>.<domain>`. */
+  /** Our Intercloud domain: a peer's names are under `<cloud>.<its JID's domain>`, this one when its JID has none. */
   domain: string;
   /** PEM of the Intercloud Root. */
   ca: string;
@@ -28,7 +28,11 @@ export type EndpointCheck = (claim: { uri: string; identity?: string }, peer: Pe
 /** Builds the check (throws `XFER_BROKER_IDENTITY`, or `XFER_BROKER` when unreachable). */
 export function endpointCheck(o: EndpointCheckOptions): EndpointCheck {
   return async (claim, peer, signal) => {
-    const e = checkTransferEndpoint(claim, peer.cloudId, o.domain);
+    // The peer's names are under `<cloud>.<its Root's domain>`: the domain of its server-
+    // authenticated JID (a cloud of another Root), else ours.
+    const at = peer.jid.indexOf('@');
+    const domain = at > 0 ? (peer.jid.slice(at + 1).split('/')[0] ?? o.domain) : o.domain;
+    const e = checkTransferEndpoint(claim, peer.cloudId, domain);
     signal?.throwIfAborted();
     const crl = o.crl?.();
     await probeBrokerIdentity({ host: e.host, port: e.port, identity: e.identity, ca: o.ca, ...(crl ? { crl } : {}), timeoutMs: o.timeoutMs ?? 10_000 });

@@ -101,6 +101,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     service: config.xmpp.service,
     domain: config.xmpp.domain,
     pubsubJid: config.xmpp.pubsub,
+    directories: config.xmpp.directories.map((d) => ({ domain: d.domain, pubsubJid: d.pubsub })),
     tls: { ca: rootPem, cert: certPem, key: keyPem, servername: config.xmpp.servername ?? config.xmpp.domain },
     trust,
     admission: createOfferAdmission({
@@ -112,6 +113,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
         ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
       }),
       domain: config.xmpp.domain,
+      federatedDomains: config.xmpp.directories.map((d) => d.domain),
       capacity: profile.capacity,
       reservationTtlMs: config.policy.reservationSeconds * 1000,
       maxClockSkewMs: config.policy.maxClockSkewMs,

@@ -94,7 +94,7 @@ export interface GatewaySpec {
   /** The subject's public key (generated, or taken from a verified CSR). */
   publicKey: KeyObject;
   now: Date;
-  /** Gateway JID for the xmppAddr SAN; default `<cloud-id>@intercloud.test`. */
+  /** Gateway JID for the xmppAddr SAN, `<cloud-id>@<its Root's domain>`; default `<cloud-id>@intercloud.test`. */
   jid?: string;
   /** DNS SANs; default `<cloud-id>.intercloud.test`. */
   dns?: string[];
@@ -116,6 +116,12 @@ export function issueGatewayCertificate(issuer: Issuer, spec: GatewaySpec): Cert
   assertCloudId(spec.cloudId);
   const jid = spec.jid ?? `${spec.cloudId}@${DEFAULT_XMPP_DOMAIN}`;
   if (!JID.test(jid)) throw trustError('TRUST_BAD_ARGUMENT', `'${jid}' is not a bare jid (local@domain)`);
+  // The JID's local part is the cloud id on every Root's domain (issue 13): gateways, directories
+  // and the Roots' ccert logins take the account `<local>@<root domain>` as that cloud, so a
+  // certificate for one cloud must not hold another cloud's account on any Root.
+  if (jid.slice(0, jid.indexOf('@')) !== spec.cloudId) {
+    throw trustError('TRUST_BAD_ARGUMENT', `jid '${jid}' must be '${spec.cloudId}@<root domain>': its local part is the cloud id`);
+  }
   const dns = spec.dns && spec.dns.length > 0 ? spec.dns : [`${spec.cloudId}.${DEFAULT_XMPP_DOMAIN}`];
   dns.forEach(assertDns);
   const days = spec.days ?? DEFAULT_LEAF_DAYS;

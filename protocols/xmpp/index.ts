@@ -46,7 +46,7 @@ export {
   MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, trustReason, type ControlPlaneAuditRecord, type GatewayTrust, type VerifyExpectation,
 } from './trust-port.js';
 export {
-  GatewaySession, type CatalogService, type CloudProfile, type DiscoverOptions, type GatewaySessionOptions, type OfferOutcome, type OfferRequest, type SessionStatus,
+  GatewaySession, type CatalogService, type CloudProfile, type DirectoryRoot, type DiscoverOptions, type GatewaySessionOptions, type OfferOutcome, type OfferRequest, type SessionStatus,
 } from './session.js';
 export {
   OfferResponder, acceptFor,

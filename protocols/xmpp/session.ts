@@ -53,6 +53,12 @@ export interface CatalogService {
   readonly domain: string;
 }
 
+/** One Root's directory: its gateways' XMPP domain and the PubSub service holding its catalog. */
+export interface DirectoryRoot {
+  readonly domain: string;
+  readonly pubsubJid: string;
+}
+
 /** Options of a {@link GatewaySession}. */
 export interface GatewaySessionOptions {
   /** This cloud's id; the session logs in as `<cloudId>@<domain>/gateway`. */
@@ -68,6 +74,14 @@ export interface GatewaySessionOptions {
    * entry; the directory keeps which service each entry came from.
    */
   readonly catalogServices?: readonly CatalogService[];
+  /**
+   * The other Intercloud Roots whose directories this cloud reads, over the Roots' s2s
+   * federation — like a resolver's root hints, from the config (`xmpp.directories`). A gateway
+   * of one of these domains is a peer like one of our own Root's; a catalog entry read from a
+   * Root's directory must name a JID of that Root's domain. Each is one more catalog service
+   * (when `catalogServices` is not given). Default: none (our Root only).
+   */
+  readonly directories?: readonly DirectoryRoot[];
   readonly tls: TlsMaterial;
   /** SCRAM-SHA-1 fallback when the server does not take our certificate. */
   readonly scram?: ScramCredentials;
@@ -205,7 +219,9 @@ export class GatewaySession extends EventEmitter {
     this.jid = `${options.cloudId}@${options.domain}`;
     this.#now = options.now ?? Date.now;
     this.#dir = emptyDirectory(options.cloudId);
-    this.#catalogServices = new Map((options.catalogServices ?? [{ service: options.pubsubJid, domain: options.domain }]).map((c) => [c.service, c.domain]));
+    const services = options.catalogServices
+      ?? [{ service: options.pubsubJid, domain: options.domain }, ...(options.directories ?? []).map((d) => ({ service: d.pubsubJid, domain: d.domain }))];
+    this.#catalogServices = new Map(services.map((c) => [c.service, c.domain]));
     this.#reader = new DirectoryReader({
       cloudId: options.cloudId,
       domainOf: (service) => this.#catalogServices.get(service) ?? options.domain,
@@ -427,7 +443,24 @@ export class GatewaySession extends EventEmitter {
    * hold are fetched — changed entries arrive as notifications while we are online.
    */
   async refreshCatalog(options: { full?: boolean } = {}): Promise<void> {
-    await Promise.all([...this.#catalogServices.keys()].map((service) => this.#reader.refresh(service, options)));
+    // Our own Root's directory: its failure is the caller's. Another Root's (read over s2s) is a
+    // warning, and what we hold from it stays until it answers again.
+    const [own, ...others] = [...this.#catalogServices.keys()];
+    await Promise.all([
+      ...(own === undefined ? [] : [this.#reader.refresh(own, options)]),
+      ...others.map((service) => this.#reader.refresh(service, options)
+        .catch((err: unknown) => this.#warn(this.#asError(err, `reading the directory at '${service}' failed`)))),
+    ]);
+  }
+
+  /** The gateway domains of the Roots whose directories we read (ours first). */
+  #gatewayDomains(): string[] {
+    return [...new Set([this.#opt.domain, ...this.#catalogServices.values()])];
+  }
+
+  /** Whether `domain` is the gateway domain of a Root we federate with (ours or one we read). */
+  #isGatewayDomain(domain: string): boolean {
+    return this.#gatewayDomains().includes(domain);
   }
 
   // ── discovery ──────────────────────────────────────────────────────────────────────
@@ -694,8 +727,8 @@ export class GatewaySession extends EventEmitter {
     const full = parseJid(p.from);
     const bare = full.bare().toString();
     if (p.type === 'subscribe') {
-      // RFC 6121 §3.1.3: approve gateways of our domain; trust is checked on each offer.
-      const type = full.domain === this.#opt.domain && full.local !== '' ? 'subscribed' : 'unsubscribed';
+      // RFC 6121 §3.1.3: approve gateways of the Roots' domains; trust is checked on each offer.
+      const type = this.#isGatewayDomain(full.domain) && full.local !== '' ? 'subscribed' : 'unsubscribed';
       this.#conn.send(buildSubscription(bare, type)).catch((err: unknown) => this.#warn(this.#asError(err, 'answering a subscription failed')));
       if (type === 'subscribed') this.#subscribePresence(bare);
       return;
@@ -742,8 +775,8 @@ export class GatewaySession extends EventEmitter {
    */
   async verifyRequest(from: string, signature: string, payload: Record<string, unknown>): Promise<VerifiedSigner & { readonly jid: string }> {
     const sender = parseJid(from);
-    if (sender.local === '' || sender.domain !== this.#opt.domain) {
-      throw xmppError('XMPP_UNTRUSTED', `request from '${from}' is not from a gateway of '${this.#opt.domain}'`);
+    if (sender.local === '' || !this.#isGatewayDomain(sender.domain)) {
+      throw xmppError('XMPP_UNTRUSTED', `request from '${from}' is not from a gateway of the roots '${this.#gatewayDomains().join("', '")}'`);
     }
     const jid = sender.bare().toString();
     const signer = await this.#opt.trust.verify(signature, {

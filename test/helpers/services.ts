@@ -65,8 +65,8 @@ export interface PkiEnv {
   domain: string;
   /** Gateway identities by cloud id (`cloud-a`, `cloud-b`, `cloud-c`). */
   clouds: Record<string, GatewayIdentity>;
-  /** Server certificates of Prosody and RabbitMQ. */
-  servers: { prosody: CertKeyPair; rabbitmq: CertKeyPair };
+  /** Server certificates of Prosody (Root 1), the second Root's Prosody and RabbitMQ. */
+  servers: { prosody: CertKeyPair; prosody2: CertKeyPair; rabbitmq: CertKeyPair };
 }
 
 /** `services.json` → `prosody`: the XMPP server (scripts/services.d/20-prosody.sh). */
@@ -92,6 +92,34 @@ export interface XmppEnv {
   dir: string;
   log: string;
   pidFile: string;
+  /** s2s port (STARTTLS required, certificate-authenticated), 15269: it federates with Root 2. */
+  s2sPort: number;
+}
+
+/** `services.json` → `prosody2`: the second Intercloud Root's XMPP server (issue 13), like `prosody` without the password host. */
+export interface Xmpp2Env {
+  /** c2s address, `127.0.0.1`. */
+  host: string;
+  /** c2s port, 15223. */
+  port: number;
+  /** s2s port, 15270. */
+  s2sPort: number;
+  /** Its gateways' domain, `root2.test`. */
+  domain: string;
+  /** Its directory, `pubsub.root2.test`. */
+  pubsubJid: string;
+  catalogNode: string;
+  tls: { ca: string; servername: string };
+  dir: string;
+  log: string;
+  pidFile: string;
+}
+
+/** `services.json` → `roots`: every Root, Root 1 first, and how they federate. */
+export interface RootsEnv {
+  /** s2s is certificate-authenticated (XEP-0178) and dialback is off. */
+  s2s: { secureAuth: boolean; dialback: boolean };
+  list: Array<{ name: 'prosody' | 'prosody2'; domain: string; host: string; port: number; s2sPort: number; pubsubJid: string; servername: string }>;
 }
 
 /** `services.json` → `rabbitmq`: the AMQP broker (scripts/services.d/30-rabbitmq.sh). */
@@ -223,6 +251,8 @@ export interface GuestEnv {
 export interface ServiceEnvs {
   pki: PkiEnv;
   prosody: XmppEnv;
+  prosody2: Xmpp2Env;
+  roots: RootsEnv;
   rabbitmq: AmqpEnv;
   brokers: BrokersEnv;
   sshd: SshEnv;

@@ -76,7 +76,7 @@ export function registerCaCommands(program: Command): void {
     .description('issue a gateway identity (--cloud) or a TLS server certificate (--server); writes OUT.pem and OUT.key')
     .requiredOption('--dir <dir>', 'CA directory')
     .option('--cloud <id>', 'cloud id: CN, SAN URI intercloud://ID')
-    .option('--xmpp <jid>', 'gateway JID for the id-on-xmppAddr SAN (default ID@intercloud.test)')
+    .option('--xmpp <jid>', 'gateway JID for the id-on-xmppAddr SAN: ID@<its Root domain> (default ID@intercloud.test)')
     .option('--dns <name>', 'DNS SAN (repeatable; default ID.intercloud.test for a gateway)', collect)
     .option('--ip <addr>', 'IP SAN (repeatable; --server only)', collect)
     .option('--days <days>', 'lifetime in days (default 90)')

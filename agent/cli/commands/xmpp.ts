@@ -65,6 +65,7 @@ interface Resolved {
   domain: string;
   pubsub: string;
   servername?: string;
+  directories: Array<{ domain: string; pubsubJid: string }>;
 }
 
 async function resolve(o: PeersFlags): Promise<Resolved> {
@@ -79,6 +80,7 @@ async function resolve(o: PeersFlags): Promise<Resolved> {
       service: c.xmpp.service,
       domain: c.xmpp.domain,
       pubsub: c.xmpp.pubsub,
+      directories: c.xmpp.directories.map((d) => ({ domain: d.domain, pubsubJid: d.pubsub })),
       ...(c.xmpp.servername === undefined ? {} : { servername: c.xmpp.servername }),
     };
   }
@@ -87,7 +89,7 @@ async function resolve(o: PeersFlags): Promise<Resolved> {
   }
   return {
     cloud: o.cloud, cert: o.cert, key: o.key, root: o.root, ...(o.crl === undefined ? {} : { crl: o.crl }),
-    service: o.service, domain: o.domain, pubsub: o.pubsub ?? `pubsub.${o.domain}`,
+    service: o.service, domain: o.domain, pubsub: o.pubsub ?? `pubsub.${o.domain}`, directories: [],
     ...(o.servername === undefined ? {} : { servername: o.servername }),
   };
 }
@@ -161,6 +163,7 @@ export function registerXmppCommands(program: Command): void {
         service: r.service,
         domain: r.domain,
         pubsubJid: r.pubsub,
+        directories: r.directories,
         tls: { ca: root, cert, key, ...(r.servername === undefined ? {} : { servername: r.servername }) },
         trust,
         // An observer: it reads the directory and presence, publishes nothing, takes no offers.

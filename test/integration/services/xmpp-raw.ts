@@ -14,23 +14,51 @@ export interface RawTlsOptions {
   key?: Buffer;
 }
 
+/** The stream header's namespace and sender (server-to-server streams name the sending domain). */
+export interface RawStreamOptions {
+  ns?: 'jabber:client' | 'jabber:server';
+  from?: string;
+}
+
 /** A connection that accumulates what the server sent and waits for patterns in it. */
 export class RawXmpp {
   private buffer = '';
   private waiters: Array<() => void> = [];
   private closed: Error | undefined;
 
-  private constructor(private socket: net.Socket | tls.TLSSocket) {
+  private constructor(private socket: net.Socket | tls.TLSSocket, private readonly stream: RawStreamOptions) {
     this.attach(socket);
   }
 
-  /** Opens TCP to host:port and sends the initial stream header for `domain`. */
-  static async connect(host: string, port: number, domain: string): Promise<RawXmpp> {
+  /**
+   * Opens TCP to host:port and sends the initial stream header for `domain` (a client stream, or
+   * with `ns: 'jabber:server'` and `from` a server-to-server one, RFC 6120 §4.7.1).
+   */
+  static async connect(host: string, port: number, domain: string, stream: RawStreamOptions = {}): Promise<RawXmpp> {
     const socket = net.connect({ host, port });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const x = new RawXmpp(socket);
+    const x = new RawXmpp(socket, stream);
     x.openStream(domain);
     return x;
+  }
+
+  /** Everything received since the last stream (re)start. */
+  get received(): string {
+    return this.buffer;
+  }
+
+  /** Resolves once the server closed the connection (or after `timeoutMs`, false). */
+  async closedByPeer(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+    return true;
   }
 
   private attach(socket: net.Socket | tls.TLSSocket): void {
@@ -59,7 +87,8 @@ export class RawXmpp {
   openStream(domain: string): void {
     this.buffer = '';
     this.send(
-      `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xmlns='jabber:client' ` +
+      `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xmlns='${this.stream.ns ?? 'jabber:client'}' ` +
+        `${this.stream.from === undefined ? '' : `from='${this.stream.from}' `}` +
         `xmlns:stream='http://etherx.jabber.org/streams'>`,
     );
   }

@@ -119,11 +119,17 @@ export function pkiIdentity(pki: PkiEnv, cloud: string): Identity {
   return { cert: readFileSync(c.cert, 'utf8'), key: readFileSync(c.key, 'utf8') };
 }
 
-/** Issues a fresh gateway certificate under the real Root (a new account for Prosody's ccert). */
-export function issueIdentity(pki: PkiEnv, cloud: string): Identity {
+/**
+ * Issues a fresh gateway certificate under the real Root (a new account for Prosody's ccert),
+ * naming `<cloud>@<domain>` (default: the first Root's domain, intercloud.test).
+ */
+export function issueIdentity(pki: PkiEnv, cloud: string, domain?: string): Identity {
   const issuer = { certificate: parseCertificatePem(readFileSync(pki.root, 'utf8')), privateKey: privateKeyFromPem(readFileSync(pki.rootKey, 'utf8')) };
   const keys = generateKeyPair('ec');
-  const cert = issueGatewayCertificate(issuer, { cloudId: cloud, publicKey: keys.publicKey, now: new Date(), days: 2 });
+  const cert = issueGatewayCertificate(issuer, {
+    cloudId: cloud, publicKey: keys.publicKey, now: new Date(), days: 2,
+    ...(domain === undefined ? {} : { jid: `${cloud}@${domain}`, dns: [`${cloud}.${domain}`] }),
+  });
   return { cert: certificateToPem(cert.der), key: privateKeyToPem(keys.privateKey), serial: cert.serial };
 }
 
@@ -172,10 +178,15 @@ export interface GatewayOptions extends Partial<Omit<GatewaySessionOptions, 'tru
   reservationTtlMs?: number;
   maxClockSkewMs?: number;
   identity?: Identity;
+  /** The Root to log in to (default `env.prosody`, Root 1; `prosody2` in services.json is Root 2). */
+  root?: RootEnv;
   crlPem?: string;
   auditPath?: string;
   acceptFrom?: string[];
 }
+
+/** How to reach one Root's XMPP server (`prosody`, `prosody2` in services.json). */
+export type RootEnv = Pick<ProsodyEnv, 'host' | 'port' | 'domain' | 'pubsubJid' | 'tls'>;
 
 /** A started gateway and what the test may inspect. */
 export interface TestGateway {
@@ -187,8 +198,9 @@ export interface TestGateway {
 
 /** Starts a gateway session for `cloud` on the real Prosody. */
 export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, opt: GatewayOptions = {}): Promise<TestGateway> {
-  const { identity, crlPem, auditPath: auditAt, acceptFrom, policy, reservationTtlMs, maxClockSkewMs, ...rest } = opt;
-  const id = identity ?? (env.pki.clouds[cloud] ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud));
+  const { identity, crlPem, auditPath: auditAt, acceptFrom, policy, reservationTtlMs, maxClockSkewMs, root: at, ...rest } = opt;
+  const root = at ?? env.prosody;
+  const id = identity ?? (env.pki.clouds[cloud] && root === env.prosody ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud, root.domain));
   const auditPath = auditAt ?? join(mkdtempSync(join(tmpdir(), `xmpp-audit-${cloud}-`)), 'audit.jsonl');
   const audit = await AuditLog.open(auditPath);
   const rootPem = readFileSync(env.pki.root, 'utf8');
@@ -203,14 +215,15 @@ export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cl
   const session = new GatewaySession({
     ...rest,
     cloudId: cloud,
-    service: `xmpp://${env.prosody.host}:${env.prosody.port}`,
-    domain: env.prosody.domain,
-    pubsubJid: env.prosody.pubsubJid,
-    tls: { ca: rootPem, cert: id.cert, key: id.key, servername: env.prosody.tls.servername },
+    service: `xmpp://${root.host}:${root.port}`,
+    domain: root.domain,
+    pubsubJid: root.pubsubJid,
+    tls: { ca: rootPem, cert: id.cert, key: id.key, servername: root.tls.servername },
     trust,
     admission: createOfferAdmission({
       policy: policy ?? createDefaultPolicy({ acceptFrom: acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }),
-      domain: env.prosody.domain,
+      domain: root.domain,
+      federatedDomains: (rest.directories ?? []).map((d) => d.domain),
       capacity: (rest.profile ?? profile()).capacity,
       ...(reservationTtlMs === undefined ? {} : { reservationTtlMs }),
       ...(maxClockSkewMs === undefined ? {} : { maxClockSkewMs }),
@@ -227,14 +240,15 @@ export async function startGateway(env: { prosody: ProsodyEnv; pki: PkiEnv }, cl
 export const clientErrors: unknown[] = [];
 
 /** A bare xmpp.js client logged in as `cloud` (for crafting raw stanzas). */
-export async function rawClient(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, identity?: Identity, resource = 'raw'): Promise<Client> {
-  const id = identity ?? (env.pki.clouds[cloud] ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud));
+export async function rawClient(env: { prosody: ProsodyEnv; pki: PkiEnv }, cloud: string, identity?: Identity, resource = 'raw', at?: RootEnv): Promise<Client> {
+  const root = at ?? env.prosody;
+  const id = identity ?? (env.pki.clouds[cloud] && root === env.prosody ? pkiIdentity(env.pki, cloud) : issueIdentity(env.pki, cloud, root.domain));
   const c = createXmppClient({
-    service: `xmpp://${env.prosody.host}:${env.prosody.port}`,
-    domain: env.prosody.domain,
+    service: `xmpp://${root.host}:${root.port}`,
+    domain: root.domain,
     resource,
-    tls: { ca: readFileSync(env.pki.root, 'utf8'), cert: id.cert, key: id.key, servername: env.prosody.tls.servername },
-    externalJid: `${cloud}@${env.prosody.domain}`,
+    tls: { ca: readFileSync(env.pki.root, 'utf8'), cert: id.cert, key: id.key, servername: root.tls.servername },
+    externalJid: `${cloud}@${root.domain}`,
   });
   c.reconnect.stop();
   // Errors after a test stopped the client (a closed socket) are expected; keep them for debugging.

@@ -18,7 +18,7 @@ const total = { vcpus: 16, memoryMiB: 32768, diskGiB: 500, objectStorageGiB: 0 }
 
 const screen = (over: { offer?: ReturnType<typeof sampleOffer>; sender?: OfferSender; now?: number; policy?: NegotiationPolicy; maxClockSkewMs?: number } = {}) =>
   screenOffer({
-    offer: over.offer ?? sampleOffer(), sender: over.sender ?? A, localDomain: DOMAIN, now: over.now ?? T0, policy: over.policy ?? open,
+    offer: over.offer ?? sampleOffer(), sender: over.sender ?? A, gatewayDomains: [DOMAIN], now: over.now ?? T0, policy: over.policy ?? open,
     ...(over.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: over.maxClockSkewMs }),
   });
 
@@ -39,6 +39,14 @@ describe('screening an offer, before its signature is looked at', () => {
 
   it('refuses a sender of another xmpp domain, even with the claimed local part: untrusted', () => {
     expect(screen({ sender: { ...A, domain: 'elsewhere.example', jid: 'cloud-a@elsewhere.example/gateway' } })).toMatchObject({ reason: 'untrusted' });
+  });
+
+  it('takes a gateway of a federated Root, and still refuses one of a Root we do not read (issue 13)', () => {
+    const onRoot2 = { ...A, domain: 'root2.test', jid: 'cloud-a@root2.test/gateway' };
+    expect(screen({ sender: onRoot2 })).toMatchObject({ reason: 'untrusted' });
+    expect(screenOffer({ offer: sampleOffer(), sender: onRoot2, gatewayDomains: [DOMAIN, 'root2.test'], now: T0, policy: open })).toBeUndefined();
+    expect(screenOffer({ offer: sampleOffer(), sender: { ...onRoot2, domain: 'root3.test' }, gatewayDomains: [DOMAIN, 'root2.test'], now: T0, policy: open }))
+      .toMatchObject({ reason: 'untrusted' });
   });
 
   it('refuses a cloud the allow-list does not name: policy, whatever else the offer is', () => {

@@ -33,6 +33,14 @@ describe('agent config', () => {
     expect(() => parseConfig(good.replace('amqps://', 'amqp://'), '/etc/a.yaml')).toThrow(/amqp\.url: the broker must be reached over TLS/);
   });
 
+  it('takes the other Roots\' directories to read (xmpp.directories, issue 13); none by default', () => {
+    expect(parseConfig(good, '/etc/a.yaml').xmpp.directories).toEqual([]);
+    const two = good.replace('pubsub: pubsub.intercloud.test }', 'pubsub: pubsub.intercloud.test, directories: [{ domain: root2.test, pubsub: pubsub.root2.test }] }');
+    expect(parseConfig(two, '/etc/a.yaml').xmpp.directories).toEqual([{ domain: 'root2.test', pubsub: 'pubsub.root2.test' }]);
+    const typo = good.replace('pubsub: pubsub.intercloud.test }', 'pubsub: pubsub.intercloud.test, directories: [{ domain: root2.test, pubsubJid: pubsub.root2.test }] }');
+    expect(() => parseConfig(typo, '/etc/a.yaml')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
   it('reports yaml syntax errors with the line', () => {
     expect(() => parseConfig('cloud: [\n', '/etc/a.yaml')).toThrow(expect.objectContaining({ code: 'CONFIG_SYNTAX', message: expect.stringContaining("'/etc/a.yaml:") }));
     expect(() => parseConfig('', '/etc/a.yaml')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));

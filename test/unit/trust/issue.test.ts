@@ -22,11 +22,19 @@ describe('gateway identities', () => {
   });
 
   it('take a given JID and DNS names, and get distinct random serials', () => {
-    const a = issueGatewayCertificate(root, { cloudId: 'cloud-b', jid: 'gw@example.org', dns: ['b.example.org', 'gw.b.example.org'], publicKey: keys.publicKey, now: NOW, days: 7 });
+    const a = issueGatewayCertificate(root, { cloudId: 'cloud-b', jid: 'cloud-b@root2.test', dns: ['b.example.org', 'gw.b.example.org'], publicKey: keys.publicKey, now: NOW, days: 7 });
     const b = issueGatewayCertificate(root, { cloudId: 'cloud-b', publicKey: keys.publicKey, now: NOW });
-    expect(a.subjectAltNames.xmppAddrs).toEqual(['gw@example.org']);
+    expect(a.subjectAltNames.xmppAddrs).toEqual(['cloud-b@root2.test']);
     expect(a.subjectAltNames.dns).toEqual(['b.example.org', 'gw.b.example.org']);
     expect(a.serial).not.toBe(b.serial);
+  });
+
+  it('name a JID whose local part is the cloud id, on any Root\'s domain: a certificate for cloud-d cannot hold the account cloud-a@<a root> (issue 13)', () => {
+    for (const jid of ['cloud-a@root2.test', 'cloud-a@intercloud.test', 'gw@example.org', 'Cloud-d@root2.test']) {
+      expect(() => issueGatewayCertificate(root, { cloudId: 'cloud-d', jid, publicKey: keys.publicKey, now: NOW }), jid)
+        .toThrowError(expect.objectContaining({ code: 'TRUST_BAD_ARGUMENT' }) as Error);
+    }
+    expect(issueGatewayCertificate(root, { cloudId: 'cloud-d', jid: 'cloud-d@root2.test', publicKey: keys.publicKey, now: NOW }).subjectAltNames.xmppAddrs).toEqual(['cloud-d@root2.test']);
   });
 
   it('refuse bad cloud ids, JIDs, DNS names and lifetimes (TRUST_BAD_ARGUMENT)', () => {
