@@ -1,0 +1,59 @@
+/**
+ * The Roots the bench spreads its gateways over, as services.json describes them: `prosody`
+ * is the first; any other top-level key naming a Prosody Root of the same shape (host, port,
+ * domain, pubsubJid, tls.servername, pidFile) is another one (a second Root federated over
+ * s2s). `--roots a,b` names the keys explicitly.
+ */
+import { readFileSync } from 'node:fs';
+
+/** One Root's XMPP server, as the bench needs it. */
+export interface RootServer {
+  /** Its key in services.json. */
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly domain: string;
+  readonly pubsubJid: string;
+  readonly servername: string;
+  /** Prosody's pid file (its RSS is read from /proc). */
+  readonly pidFile: string;
+}
+
+function asRoot(key: string, v: unknown): RootServer | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const tls = o['tls'] as Record<string, unknown> | undefined;
+  if (typeof o['host'] !== 'string' || typeof o['port'] !== 'number' || typeof o['domain'] !== 'string'
+    || typeof o['pubsubJid'] !== 'string' || typeof o['pidFile'] !== 'string' || typeof tls?.['servername'] !== 'string') return undefined;
+  return {
+    key, host: o['host'], port: o['port'], domain: o['domain'], pubsubJid: o['pubsubJid'], servername: tls['servername'], pidFile: o['pidFile'],
+  };
+}
+
+/**
+ * The Roots in `services` (the parsed services.json): `only` (keys) when given, else `prosody`
+ * first and then every other key of Prosody's shape, by name. Throws when a named key is not
+ * a Root or none is found.
+ */
+export function rootsOf(services: Record<string, unknown>, only?: readonly string[]): RootServer[] {
+  if (only && only.length > 0) {
+    return only.map((k) => {
+      const r = asRoot(k, services[k]);
+      if (!r) throw new Error(`services.json has no prosody-shaped root under '${k}' (host, port, domain, pubsubJid, tls.servername, pidFile)`);
+      return r;
+    });
+  }
+  const keys = Object.keys(services).filter((k) => k !== 'prosody').sort();
+  const roots = ['prosody', ...keys].map((k) => asRoot(k, services[k])).filter((r): r is RootServer => r !== undefined);
+  if (roots.length === 0) throw new Error("services.json has no Root: run 'scripts/services up pki prosody'");
+  return roots;
+}
+
+/** Prosody's resident set (VmRSS) in KiB, read from /proc by its pid file. */
+export function rssKiB(pidFile: string): number {
+  const pid = readFileSync(pidFile, 'utf8').trim();
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]);
+}
