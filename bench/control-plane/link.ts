@@ -61,7 +61,13 @@ export async function openLink(roots: readonly RootServer[], delayMs: number): P
       process.stderr.write(`warning: could not remove namespace '${namespace}': ${(err as Error).message}\n`);
     }
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    remove();
+    process.kill(process.pid, signal);
+  };
   process.once('exit', remove);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   ip('netns', 'add', namespace);
   try {
     ip('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', namespace);
@@ -111,6 +117,8 @@ export async function openLink(roots: readonly RootServer[], delayMs: number): P
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       remove();
       process.off('exit', remove);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     },
   };
 }
