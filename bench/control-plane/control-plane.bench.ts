@@ -20,9 +20,10 @@
  * host-side relay holds each segment), and counts the segments one ping and one offer send.
  *
  *   npx tsx bench/control-plane/control-plane.bench.ts [--n 1000] [--samples 200] [--rtt-ms 0]
- *       [--concurrency 25] [--roots prosody[,KEY]] [--directory-max 1000] [--time-cli] [--json]
+ *       [--concurrency 25] [--roots prosody[,KEY]] [--directory-max 1000] [--time-cli] [--json] [--unlocked]
  *
- * Needs root (namespaces, the Root's key) and `scripts/services up pki prosody`. The bench's
+ * Needs root (namespaces, the Root's key) and `scripts/services up pki prosody`. Holds the
+ * machine's federation lock (/tmp/intercloud-federation.lock) for the run unless `--unlocked`. The bench's
  * catalog items are retracted at the end, and any a failed run left are swept first.
  */
 import { spawn } from 'node:child_process';
@@ -33,6 +34,7 @@ import { parseArgs } from 'node:util';
 import {
   createDefaultPolicy, createTrustBinding, GatewaySession, type CloudProfile, type OfferRequest, type PeerFilter,
 } from '../../protocols/xmpp/index.js';
+import { lockFederation } from '../../scripts/federation-lock.js';
 import { loadServices, STATE_DIR } from '../../test/helpers/services.js';
 import { loadIdentities, timeCliIssue, type Identity } from './certs.js';
 import { catalogIds, rawClient, sweep, type Dial } from './directory.js';
@@ -52,6 +54,7 @@ const { values: args } = parseArgs({
     'directory-max': { type: 'string', default: '1000' },
     'time-cli': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    unlocked: { type: 'boolean', default: false },
     // Internal: set by the outer process when it re-runs this file inside the namespace.
     inside: { type: 'boolean', default: false },
     endpoints: { type: 'string' },
@@ -92,12 +95,6 @@ async function sweepAll(dials: Readonly<Record<string, Dial>>): Promise<number> 
 }
 
 const directDials = Object.fromEntries(roots.map((r) => [r.key, { host: r.host, port: r.port }]));
-
-if (RTT_MS > 0 && !args.inside) {
-  await outer();
-} else {
-  await inner();
-}
 
 /** Opens the namespace and link, runs this file inside it, answers its counter requests, cleans up. */
 async function outer(): Promise<void> {
@@ -280,7 +277,18 @@ async function inner(): Promise<void> {
     const src = sources[0] as GatewaySession;
     const onRoot = (r: number): string[] => provIds.filter((_, i) => rootOf[i] === r).map((id) => `${id}@${(roots[r] as RootServer).domain}/gateway`);
     const same = onRoot(0);
-    const cross = roots.length > 1 ? onRoot(1) : [];
+    let cross = roots.length > 1 ? onRoot(1) : [];
+    let crossNote = '';
+    if (cross.length > 0) {
+      // Across Roots needs s2s between them; without it the exchanges are left out, and said so.
+      try {
+        await src.ping(cross[0] as string);
+      } catch (err) {
+        crossNote = `across Roots: left out, a ping to '${cross[0]}' failed: ${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
+        log(crossNote);
+        cross = [];
+      }
+    }
     const pick = (list: readonly string[], i: number): string => list[(i * 7) % list.length] as string;
     const offer: OfferRequest = {
       workload: {
@@ -377,7 +385,7 @@ async function inner(): Promise<void> {
     if (args.json) {
       process.stdout.write(`${JSON.stringify({
         n: N, requested, roots: roots.map((r) => r.key), rttMs: RTT_MS, delayBy: args['delay-by'], samples: SAMPLES, startLoad, accepted, rejected,
-        rejects: Object.fromEntries(rejects), certificates: { issued, issueMs, cliMs }, setup: { seconds: setupS, perSecond: N / setupS, convergedS },
+        rejects: Object.fromEntries(rejects), crossNote, certificates: { issued, issueMs, cliMs }, setup: { seconds: setupS, perSecond: N / setupS, convergedS },
         memory, rows: rows.map((r) => ({ ...r, ratioP50: ratio(r.summary.p50, anchor.p50), ratioP99: ratio(r.summary.p99, anchor.p99) })), trips,
       }, null, 2)}\n`);
     } else {
@@ -385,6 +393,7 @@ async function inner(): Promise<void> {
       out.push(`control plane: ${N} gateways on ${roots.length} Root(s) [${roots.map((r) => r.key).join(', ')}], ${where}, ${SAMPLES} rounds; `
         + `load at start ${formatLoad(startLoad)} (2 cores shared with other work: only same-run ratios mean much)`);
       out.push(formatTable(rows, anchor));
+      if (crossNote !== '') out.push(crossNote);
       out.push(`offers: ${accepted} accepted, ${rejected} rejected${rejected > 0 ? ` (${[...rejects].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
       for (const m of memory) {
         out.push(`Root '${m.root}' memory: Prosody RSS ${(m.beforeKiB / 1024).toFixed(1)} → ${(m.afterKiB / 1024).toFixed(1)} MiB for ${m.connections} clouds `
@@ -402,7 +411,9 @@ async function inner(): Promise<void> {
     failed = true;
     throw err;
   } finally {
-    // Leave the directory as we found it: each gateway retracts its own entry.
+    // Leave the directory as we found it: each gateway retracts its own entry and logs out at
+    // once (a gateway whose capacity changed — an accepted offer, a reservation that lapsed —
+    // republishes its entry 250 ms later; stopped, it cannot). The sweep takes what slipped by.
     const t = performance.now();
     await inBatches(started, 25, async (s) => {
       try {
@@ -410,10 +421,22 @@ async function inner(): Promise<void> {
       } catch (err) {
         log(`warning: ${s.cloudId} could not retract its entry: ${(err as Error).message}`);
       }
+      await s.stop();
     });
-    await inBatches(started, 50, (s) => s.stop());
     const left = await sweepAll(dials);
     log(`cleanup: ${started.length} entries retracted, sessions closed in ${((performance.now() - t) / 1000).toFixed(1)} s; ${left} left over and swept${failed ? ' (run failed)' : ''}`);
     process.disconnect?.();
   }
+}
+
+// Dispatch last: every const above is initialised by now. The machine's federation lock is
+// held for the whole run: N gateways flood every catalog watcher (an end-to-end test's agents
+// would verify N entries and subscribe to N presences), and a Root restarted mid-run (another
+// federation's `services up`) would cut every session.
+const release = args.inside || args.unlocked ? undefined : await lockFederation({ timeoutS: 1800 });
+try {
+  if (RTT_MS > 0 && !args.inside) await outer();
+  else await inner();
+} finally {
+  await release?.();
 }

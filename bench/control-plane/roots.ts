@@ -1,8 +1,9 @@
 /**
  * The Roots the bench spreads its gateways over, as services.json describes them: `prosody`
- * is the first; any other top-level key naming a Prosody Root of the same shape (host, port,
- * domain, pubsubJid, tls.servername, pidFile) is another one (a second Root federated over
- * s2s). `--roots a,b` names the keys explicitly.
+ * is the first; `roots.list[].name` names them all, in order, when services.json has that list;
+ * otherwise any other top-level key of Prosody's shape (host, port, domain, pubsubJid,
+ * tls.servername, pidFile) is another one (a second Root federated over s2s). `--roots a,b`
+ * names the keys explicitly.
  */
 import { readFileSync } from 'node:fs';
 
@@ -31,8 +32,8 @@ function asRoot(key: string, v: unknown): RootServer | undefined {
 }
 
 /**
- * The Roots in `services` (the parsed services.json): `only` (keys) when given, else `prosody`
- * first and then every other key of Prosody's shape, by name. Throws when a named key is not
+ * The Roots in `services` (the parsed services.json): `only` (keys) when given, else the names
+ * in `roots.list`, else `prosody` first and then every other key of Prosody's shape, by name. Throws when a named key is not
  * a Root or none is found.
  */
 export function rootsOf(services: Record<string, unknown>, only?: readonly string[]): RootServer[] {
@@ -42,6 +43,12 @@ export function rootsOf(services: Record<string, unknown>, only?: readonly strin
       if (!r) throw new Error(`services.json has no prosody-shaped root under '${k}' (host, port, domain, pubsubJid, tls.servername, pidFile)`);
       return r;
     });
+  }
+  // `roots.list` (the Roots' own list, in order) names the keys when services.json has it.
+  const list = (services['roots'] as { list?: unknown } | undefined)?.list;
+  if (Array.isArray(list)) {
+    const named = list.map((e) => (e as { name?: unknown }).name).filter((n): n is string => typeof n === 'string');
+    if (named.length > 0) return rootsOf(services, named);
   }
   const keys = Object.keys(services).filter((k) => k !== 'prosody').sort();
   const roots = ['prosody', ...keys].map((k) => asRoot(k, services[k])).filter((r): r is RootServer => r !== undefined);

@@ -16,6 +16,14 @@ describe('control-plane bench: the Roots services.json names', () => {
     expect(roots.map((r) => r.key)).toEqual(['prosody', 'prosody-b']);
   });
 
+  it('follows `roots.list` when services.json has it', () => {
+    const services = {
+      roots: { s2s: { secureAuth: true }, list: [{ name: 'prosody2', domain: 'root2.test' }, { name: 'prosody', domain: 'intercloud.test' }] },
+      prosody: prosody('intercloud.test', 15222), prosody2: prosody('root2.test', 15223), prosody3: prosody('root3.test', 15224),
+    };
+    expect(rootsOf(services).map((r) => r.key)).toEqual(['prosody2', 'prosody']);
+  });
+
   it('takes the keys given, and refuses one that is not a Root', () => {
     const services = { prosody: prosody('intercloud.test', 15222), other: prosody('o.test', 15224), pki: { dir: '/pki' } };
     expect(rootsOf(services, ['other']).map((r) => r.key)).toEqual(['other']);
