@@ -32,7 +32,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  createDefaultPolicy, createTrustBinding, GatewaySession, type CloudProfile, type OfferRequest, type PeerFilter,
+  createDefaultPolicy, createTrustBinding, GatewaySession, MESSAGE_TYPES, normalizeOffer, offerPayload, type CloudProfile, type OfferRequest, type PeerFilter,
 } from '../../protocols/xmpp/index.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { loadServices, STATE_DIR } from '../../test/helpers/services.js';
@@ -159,6 +159,31 @@ function session(root: RootServer, dial: Dial, cloud: string, id: Identity, prof
     reservationTtlMs: 5_000,
     iqTimeoutMs: 30_000,
   });
+}
+
+/**
+ * p50 cost of signing an offer-sized payload and of verifying it as the peer does (chain,
+ * certificate names the cloud and JID, payload, time window, replay), in-process.
+ */
+async function cpuOfSignedExchange(a: Identity, b: Identity, aCloud: string, domain: string, request: OfferRequest): Promise<{ n: number; signMs: number; verifyMs: number }> {
+  const signer = createTrustBinding({ certificatePem: a.cert, privateKeyPem: a.key, rootsPem: rootPem });
+  const verifier = createTrustBinding({ certificatePem: b.cert, privateKeyPem: b.key, rootsPem: rootPem });
+  const sign: number[] = [];
+  const verify: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const now = Date.now();
+    const payload = offerPayload(normalizeOffer({
+      offerId: `cpu-${i}`, from: aCloud, workload: request.workload, constraints: request.constraints, terms: request.terms,
+      issued: new Date(now).toISOString(), expires: new Date(now + 60_000).toISOString(),
+    }));
+    let t0 = performance.now();
+    const env = await signer.sign(MESSAGE_TYPES.OFFER, payload, 60_000);
+    sign.push(performance.now() - t0);
+    t0 = performance.now();
+    await verifier.verify(env, { type: MESSAGE_TYPES.OFFER, payload, cloudId: aCloud, jid: `${aCloud}@${domain}`, replay: true });
+    verify.push(performance.now() - t0);
+  }
+  return { n: sign.length, signMs: percentile(sign, 50), verifyMs: percentile(verify, 50) };
 }
 
 /** Starts a session, retrying what is retryable (a loaded Root may time a stream open out). */
@@ -362,6 +387,11 @@ async function inner(): Promise<void> {
       }
     }
 
+    // ── CPU on the offer path, off the wire: what an offer → accept adds to the ping ─────
+    // Each side signs once and verifies once (chain to the Root + CRL + ECDSA + canonical JSON).
+    const cpu = await cpuOfSignedExchange(idOf.get(srcIds[0] as string) as Identity, idOf.get(provIds[0] as string) as Identity,
+      srcIds[0] as string, (roots[0] as RootServer).domain, offer);
+
     // ── report ─────────────────────────────────────────────────────────────────────────
     const anchor = summarize(ping);
     const rows: Row[] = [
@@ -386,7 +416,7 @@ async function inner(): Promise<void> {
       process.stdout.write(`${JSON.stringify({
         n: N, requested, roots: roots.map((r) => r.key), rttMs: RTT_MS, delayBy: args['delay-by'], samples: SAMPLES, startLoad, accepted, rejected,
         rejects: Object.fromEntries(rejects), crossNote, certificates: { issued, issueMs, cliMs }, setup: { seconds: setupS, perSecond: N / setupS, convergedS },
-        memory, rows: rows.map((r) => ({ ...r, ratioP50: ratio(r.summary.p50, anchor.p50), ratioP99: ratio(r.summary.p99, anchor.p99) })), trips,
+        memory, cpu, rows: rows.map((r) => ({ ...r, ratioP50: ratio(r.summary.p50, anchor.p50), ratioP99: ratio(r.summary.p99, anchor.p99) })), trips,
       }, null, 2)}\n`);
     } else {
       const out: string[] = [];
@@ -403,6 +433,8 @@ async function inner(): Promise<void> {
         + `(login p50 ${percentile(loginMs, 50).toFixed(0)} ms, p99 ${percentile(loginMs, 99).toFixed(0)} ms); directory converged ${convergedS.toFixed(1)} s later; load ${formatLoad(setupLoad)}`);
       out.push(`certificates: ${issued} issued this run in ${(issueMs / 1000).toFixed(2)} s, the rest cached`
         + `${cliMs.length > 0 ? `; 'intercloud ca issue' costs ${percentile(cliMs, 50).toFixed(0)} ms per certificate (a process each)` : ''}`);
+      out.push(`cpu of the signed exchange (off the wire, p50 of ${cpu.n}): sign ${cpu.signMs.toFixed(2)} ms + verify ${cpu.verifyMs.toFixed(2)} ms, `
+        + `twice (offer, accept) = ${(2 * (cpu.signMs + cpu.verifyMs)).toFixed(1)} ms; offer p50 − ping p50 = ${(negSummary.p50 - anchor.p50).toFixed(1)} ms`);
       for (const t of trips) out.push(`trips: one ${t.what} took ${t.ms.toFixed(1)} ms = ${(t.ms / RTT_MS).toFixed(2)} added round trips; relay forwarded ${t.up} segments up, ${t.down} down`);
       out.push(`aim: offer → accept p50 ≤ ${aim}× ping: ${ratio(negSummary.p50, anchor.p50) <= aim ? 'met' : 'NOT met'} (${ratio(negSummary.p50, anchor.p50).toFixed(2)}×, p99 ${ratio(negSummary.p99, anchor.p99).toFixed(2)}×)`);
       process.stdout.write(`${out.join('\n')}\n`);
