@@ -271,7 +271,7 @@ async function inner(): Promise<void> {
       await startWithRetry(s);
       started.push(s);
     }));
-    const rssBefore = roots.map((r) => rssKiB(r.pidFile));
+    const rssBefore = roots.map((r) => rssKiB(r));
 
     // ── connection setup ──────────────────────────────────────────────────────────────
     const loginMs: number[] = [];
@@ -296,7 +296,7 @@ async function inner(): Promise<void> {
     log(`sources see ${visible.join(' / ')} of ${perRoot.join(' / ')} providers online with verified entries after ${convergedS.toFixed(1)} s more`);
     for (const w of warnings.slice(0, 5)) log(`  warning: ${w}`);
     await sleep(2_000);
-    const rssAfter = roots.map((r) => rssKiB(r.pidFile));
+    const rssAfter = roots.map((r) => rssKiB(r));
 
     // ── the same pair for ping and offer ─────────────────────────────────────────────
     const src = sources[0] as GatewaySession;
@@ -372,6 +372,18 @@ async function inner(): Promise<void> {
       }));
     }
     const fullLoad = load();
+    // What the agent's findPeer does without a named target (agent/daemon/control-ports.ts):
+    // discovery reconciled with the Root AND measured — three XEP-0202 exchanges with every
+    // match, all matches at once — before the offer. A handful of samples: it is N-sized.
+    const agentFilter: PeerFilter = { capability: 'vm-hosting', minVcpus: 2, minMemoryMiB: 2048 };
+    const measured: number[] = [];
+    let measuredMatches = 0;
+    for (let i = 0; i < 3; i++) {
+      measured.push(await timed(async () => {
+        measuredMatches = (await src.discoverPeers(agentFilter, { refresh: true, measure: true })).length;
+      }));
+    }
+    const measuredLoad = load();
 
     // ── trips of one exchange (only through the link, which counts them) ───────────────
     const trips: Array<{ what: string; ms: number; up: number; down: number }> = [];
@@ -401,6 +413,7 @@ async function inner(): Promise<void> {
       { name: 'offer → signed accept, same pair as the ping', summary: summarize(neg), load: loopLoad },
       { name: `full catalog fetch + discovery (${perRoot[0]} clouds)`, summary: summarize(full), load: fullLoad },
       { name: 'gateway login (TLS + EXTERNAL + presence + publish)', summary: summarize(loginMs), load: setupLoad },
+      { name: `agent's findPeer: reconciled + measured (${measuredMatches} matches × 3)`, summary: summarize(measured), load: measuredLoad },
     ];
     if (cross.length > 0) {
       rows.push({ name: 'xep-0199 ping, across Roots (s2s)', summary: summarize(xping), load: loopLoad });

@@ -5,7 +5,7 @@
  * tls.servername, pidFile) is another one (a second Root federated over s2s). `--roots a,b`
  * names the keys explicitly.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** One Root's XMPP server, as the bench needs it. */
 export interface RootServer {
@@ -56,9 +56,53 @@ export function rootsOf(services: Record<string, unknown>, only?: readonly strin
   return roots;
 }
 
-/** Prosody's resident set (VmRSS) in KiB, read from /proc by its pid file. */
-export function rssKiB(pidFile: string): number {
-  const pid = readFileSync(pidFile, 'utf8').trim();
+/**
+ * The pid of the process listening on TCP `port` (IPv4), found through /proc alone so it works
+ * from inside another network namespace: a process whose /proc/<pid>/net/tcp (its own
+ * namespace's table) has a LISTEN socket on the port whose inode is one of its descriptors.
+ * Only processes whose command line contains `name` are looked at.
+ */
+export function listenerPid(port: number, name: string): number | undefined {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmd: string;
+    let table: string;
+    let fds: string[];
+    try {
+      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmd.includes(name)) continue;
+      table = readFileSync(`/proc/${entry}/net/tcp`, 'utf8');
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') continue; // gone, or not ours to read
+      throw err;
+    }
+    // sl local_address rem_address st … inode: st 0A = LISTEN
+    const inodes = new Set(table.split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+      .filter((f) => f[1]?.endsWith(hexPort) && f[3] === '0A').map((f) => f[9]));
+    if (inodes.size === 0) continue;
+    for (const fd of fds) {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${entry}/fd/${fd}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1])) return Number(entry);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The Root's Prosody resident set (VmRSS) in KiB: of the process listening on its c2s port
+ * (a pid file can name a Prosody that lost the race for the port), else of its pid file's.
+ */
+export function rssKiB(root: Pick<RootServer, 'port' | 'pidFile'>): number {
+  const pid = listenerPid(root.port, 'prosody') ?? Number(readFileSync(root.pidFile, 'utf8').trim());
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
