@@ -334,11 +334,25 @@ async function inner(): Promise<void> {
         rejects.set(out.reason, (rejects.get(out.reason) ?? 0) + 1);
       }
     };
+    // A sample that fails (a timeout on a loaded Root) is counted by its error code, not timed,
+    // and the run goes on: one stall must not throw away a 1,000-gateway run.
+    const failures = new Map<string, number>();
+    const sample = async (into: number[], what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        into.push(await timed(fn));
+      } catch (err) {
+        const key = `${what}: ${(err as { code?: string }).code ?? 'error'}`;
+        failures.set(key, (failures.get(key) ?? 0) + 1);
+      }
+    };
     // Warm up (JIT, TLS state) before measuring.
-    for (let i = 0; i < 20; i++) await src.ping(pick(same, i));
-    for (let i = 0; i < 5; i++) await src.discoverPeers(FILTER, { refresh: true });
-    for (let i = 0; i < 10; i++) await negotiate(pick(same, i));
+    const warm: number[] = [];
+    for (let i = 0; i < 20; i++) await sample(warm, 'warm-up ping', () => src.ping(pick(same, i)));
+    for (let i = 0; i < 5; i++) await sample(warm, 'warm-up discovery', () => src.discoverPeers(FILTER, { refresh: true }));
+    for (let i = 0; i < 10; i++) await sample(warm, 'warm-up offer', () => negotiate(pick(same, i)));
     accepted = 0;
+    rejected = 0;
+    rejects.clear();
 
     const SAMPLES = Number(args.samples);
     const ping: number[] = [];
@@ -351,14 +365,14 @@ async function inner(): Promise<void> {
     // Interleaved, so background load hits each alike.
     for (let i = 0; i < SAMPLES; i++) {
       const to = pick(same, i);
-      ping.push(await timed(() => src.ping(to)));
-      live.push(await timed(async () => { matches = (await src.discoverPeers(FILTER)).length; }));
-      fresh.push(await timed(() => src.discoverPeers(FILTER, { refresh: true })));
-      neg.push(await timed(() => negotiate(to)));
+      await sample(ping, 'ping', () => src.ping(to));
+      await sample(live, 'discovery', async () => { matches = (await src.discoverPeers(FILTER)).length; });
+      await sample(fresh, 'reconciled discovery', () => src.discoverPeers(FILTER, { refresh: true }));
+      await sample(neg, 'offer', () => negotiate(to));
       if (cross.length > 0) {
         const x = pick(cross, i);
-        xping.push(await timed(() => src.ping(x)));
-        xneg.push(await timed(() => negotiate(x)));
+        await sample(xping, 'ping across', () => src.ping(x));
+        await sample(xneg, 'offer across', () => negotiate(x));
       }
     }
     const loopLoad = load();
@@ -366,10 +380,10 @@ async function inner(): Promise<void> {
     // measured last, so its stalls do not land in the rows above.
     const full: number[] = [];
     for (let i = 0; i < Math.max(5, Math.round(SAMPLES / 40)); i++) {
-      full.push(await timed(async () => {
+      await sample(full, 'full fetch', async () => {
         await src.refreshCatalog({ full: true });
         await src.discoverPeers(FILTER);
-      }));
+      });
     }
     const fullLoad = load();
     // What the agent's findPeer does without a named target (agent/daemon/control-ports.ts):
@@ -379,9 +393,9 @@ async function inner(): Promise<void> {
     const measured: number[] = [];
     let measuredMatches = 0;
     for (let i = 0; i < 3; i++) {
-      measured.push(await timed(async () => {
+      await sample(measured, 'findPeer', async () => {
         measuredMatches = (await src.discoverPeers(agentFilter, { refresh: true, measure: true })).length;
-      }));
+      });
     }
     const measuredLoad = load();
 
@@ -392,9 +406,10 @@ async function inner(): Promise<void> {
         for (const [what, fn] of [['ping', () => src.ping(pick(same, k))], ['offer → accept', () => negotiate(pick(same, k))]] as const) {
           await sleep(1_500); // let republishes (250 ms debounce) and their notifications pass
           const c0 = await tripCounters() as TripCounters;
-          const ms = await timed(fn);
+          const one: number[] = [];
+          await sample(one, `trips ${what}`, fn);
           const c1 = await tripCounters() as TripCounters;
-          trips.push({ what, ms, up: c1.up - c0.up, down: c1.down - c0.down });
+          if (one.length === 1) trips.push({ what, ms: one[0] as number, up: c1.up - c0.up, down: c1.down - c0.down });
         }
       }
     }
@@ -405,30 +420,32 @@ async function inner(): Promise<void> {
       srcIds[0] as string, (roots[0] as RootServer).domain, offer);
 
     // ── report ─────────────────────────────────────────────────────────────────────────
+    if (ping.length === 0) throw new Error(`no ping answered: ${[...failures].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
     const anchor = summarize(ping);
-    const rows: Row[] = [
-      { name: `xep-0199 ping, same Root (anchor)`, summary: anchor, load: loopLoad },
-      { name: `discovery, live view (${perRoot[0]} clouds on the Root, ${matches} match)`, summary: summarize(live), load: loopLoad },
-      { name: `discovery, reconciled with the Root (${perRoot[0]} clouds)`, summary: summarize(fresh), load: loopLoad },
-      { name: 'offer → signed accept, same pair as the ping', summary: summarize(neg), load: loopLoad },
-      { name: `full catalog fetch + discovery (${perRoot[0]} clouds)`, summary: summarize(full), load: fullLoad },
-      { name: 'gateway login (TLS + EXTERNAL + presence + publish)', summary: summarize(loginMs), load: setupLoad },
-      { name: `agent's findPeer: reconciled + measured (${measuredMatches} matches × 3)`, summary: summarize(measured), load: measuredLoad },
+    const measuredRows: Array<{ name: string; xs: number[]; load: number[] }> = [
+      { name: 'xep-0199 ping, same Root (anchor)', xs: ping, load: loopLoad },
+      { name: `discovery, live view (${perRoot[0]} clouds on the Root, ${matches} match)`, xs: live, load: loopLoad },
+      { name: `discovery, reconciled with the Root (${perRoot[0]} clouds)`, xs: fresh, load: loopLoad },
+      { name: 'offer → signed accept, same pair as the ping', xs: neg, load: loopLoad },
+      { name: `full catalog fetch + discovery (${perRoot[0]} clouds)`, xs: full, load: fullLoad },
+      { name: 'gateway login (TLS + EXTERNAL + presence + publish)', xs: loginMs, load: setupLoad },
+      { name: `agent's findPeer: reconciled + measured (${measuredMatches} matches × 3)`, xs: measured, load: measuredLoad },
+      ...(cross.length > 0 ? [
+        { name: 'xep-0199 ping, across Roots (s2s)', xs: xping, load: loopLoad },
+        { name: 'offer → signed accept, across Roots', xs: xneg, load: loopLoad },
+      ] : []),
     ];
-    if (cross.length > 0) {
-      rows.push({ name: 'xep-0199 ping, across Roots (s2s)', summary: summarize(xping), load: loopLoad });
-      rows.push({ name: 'offer → signed accept, across Roots', summary: summarize(xneg), load: loopLoad });
-    }
+    const rows: Row[] = measuredRows.filter((r) => r.xs.length > 0).map((r) => ({ name: r.name, summary: summarize(r.xs), load: r.load }));
     const memory = roots.map((r, i) => ({
       root: r.key, beforeKiB: rssBefore[i] as number, afterKiB: rssAfter[i] as number, connections: perRoot[i] as number,
       perCloudKiB: perConnectionKiB(rssBefore[i] as number, rssAfter[i] as number, perRoot[i] as number),
     }));
-    const negSummary = summarize(neg);
+    const negSummary = neg.length > 0 ? summarize(neg) : { n: 0, p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
     const aim = RTT_MS > 0 ? 1.5 : 3;
     if (args.json) {
       process.stdout.write(`${JSON.stringify({
         n: N, requested, roots: roots.map((r) => r.key), rttMs: RTT_MS, delayBy: args['delay-by'], samples: SAMPLES, startLoad, accepted, rejected,
-        rejects: Object.fromEntries(rejects), crossNote, certificates: { issued, issueMs, cliMs }, setup: { seconds: setupS, perSecond: N / setupS, convergedS },
+        rejects: Object.fromEntries(rejects), failures: Object.fromEntries(failures), crossNote, certificates: { issued, issueMs, cliMs }, setup: { seconds: setupS, perSecond: N / setupS, convergedS },
         memory, cpu, rows: rows.map((r) => ({ ...r, ratioP50: ratio(r.summary.p50, anchor.p50), ratioP99: ratio(r.summary.p99, anchor.p99) })), trips,
       }, null, 2)}\n`);
     } else {
@@ -437,6 +454,7 @@ async function inner(): Promise<void> {
         + `load at start ${formatLoad(startLoad)} (2 cores shared with other work: only same-run ratios mean much)`);
       out.push(formatTable(rows, anchor));
       if (crossNote !== '') out.push(crossNote);
+      if (failures.size > 0) out.push(`failed samples (not timed): ${[...failures].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
       out.push(`offers: ${accepted} accepted, ${rejected} rejected${rejected > 0 ? ` (${[...rejects].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
       for (const m of memory) {
         out.push(`Root '${m.root}' memory: Prosody RSS ${(m.beforeKiB / 1024).toFixed(1)} → ${(m.afterKiB / 1024).toFixed(1)} MiB for ${m.connections} clouds `
