@@ -17,6 +17,51 @@ const MiB = 1024 ** 2;
 /** How long the source waits for each kind of answer. */
 export const REQUEST_TIMEOUTS_MS = { instantiate: 300_000, commit: 120_000, release: 300_000 } as const;
 
+/**
+ * How often an unanswered instantiate or commit is sent again. Between two Roots, a stanza
+ * written into an s2s connection that is then reset is lost without a bounce (no stream
+ * management on s2s), and presence of a remote gateway does not go unavailable: without a
+ * resend the source would learn it only at the request's timeout. Both requests are idempotent
+ * at the target (keyed on the offer; a repeat joins the running work).
+ */
+export const REQUEST_RESEND_MS = 30_000;
+
+/**
+ * Sends a request with `send(timeoutMs)` and again every `resendMs` while no copy is answered,
+ * until `deadlineMs` from now; resolves with the first answer. A copy's refusal (any error but
+ * `XMPP_TIMEOUT`) is the answer: it rejects at once. At the deadline, the timeout rejects.
+ */
+export function sendUntilAnswered<T>(send: (timeoutMs: number) => Promise<T>, o: { deadlineMs: number; resendMs: number }): Promise<T> {
+  const start = Date.now();
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let pending = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const attempt = (): void => {
+      const left = o.deadlineMs - (Date.now() - start);
+      pending++;
+      send(left).then(
+        (v) => finish(() => resolve(v)),
+        (err: unknown) => {
+          pending--;
+          // A timeout of one copy is not an answer while another copy may still be answered.
+          if (!isIntercloudError(err, 'XMPP_TIMEOUT') || (pending === 0 && timer === undefined)) finish(() => reject(err as Error));
+        },
+      );
+      if (left > o.resendMs) {
+        timer = setTimeout(() => { timer = undefined; if (!settled) attempt(); }, o.resendMs);
+      }
+    };
+    attempt();
+  });
+}
+
 const UNAVAILABLE = new Set(['service-unavailable', 'recipient-unavailable', 'remote-server-timeout', 'remote-server-not-found', 'item-not-found']);
 
 /** Turns a peer's refusal back into its coded error; transport problems stay retryable. */
@@ -80,13 +125,18 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
   // Every request is signed afresh (new nonce, short expiry) for the peer it goes to: a retry
   // after a crash is a new message, not a replay.
   const request = async (peer: PeerRef, req: MigrationRequest, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
-    const send = async (): Promise<Element> => {
+    const send = async (timeoutMs: number): Promise<Element> => {
       const signature = await session.signRequest(migrationRequestPayload(req, peer.cloudId));
       const child = req.type === 'instantiate' ? buildInstantiate(req.request, signature) : buildOfferRequest(req.type, req.offerId, signature);
-      return session.request(peer.jid, child, REQUEST_TIMEOUTS_MS[what]);
+      return session.request(peer.jid, child, timeoutMs);
     };
+    // Instantiate and commit are idempotent at the target: sent again while unanswered. A release
+    // is sent once (a second one racing the first could find the job mid-cancel).
+    const answer = what === 'release'
+      ? send(REQUEST_TIMEOUTS_MS[what])
+      : sendUntilAnswered(send, { deadlineMs: REQUEST_TIMEOUTS_MS[what], resendMs: REQUEST_RESEND_MS });
     try {
-      return parseMigrationState(await unlessPeerLeaves(session, peer, what, send()));
+      return parseMigrationState(await unlessPeerLeaves(session, peer, what, answer));
     } catch (err) {
       return fromPeer(err, what, peer);
     }
