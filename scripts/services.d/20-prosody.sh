@@ -122,7 +122,7 @@ Component "pubsub.$domain" "pubsub"
   modules_enabled = { "intercloud_directory" }
   intercloud_catalog_node = "$PROSODY_CATALOG_NODE"
   intercloud_gateway_domain = "$domain"
-  pubsub_max_items = 1000
+  pubsub_max_items = 100000
 CFG
 }
 

@@ -31,7 +31,7 @@ local catalog_config = {
 	access_model = "open";      -- anyone may read the directory
 	publish_model = "open";     -- anyone may ask; ownership is checked below
 	persist_items = true;
-	max_items = 1000;
+	max_items = 100000;  -- past this Prosody silently evicts the oldest entry (another cloud's)
 	notify_retract = true;
 };
 
