@@ -11,7 +11,7 @@ import {
 import { readFileSync } from 'node:fs';
 import {
   auditRecords, crlRevoking, ensureCatalogNode, foreignIdentity, gatewayJid, issueIdentity, rawClient, servicesUp, startGateway, testCloud,
-  retractTestEntries, type Identity, type TestGateway,
+  retractTestEntries, sampleVmOffer, type Identity, type TestGateway,
 } from './gateways.js';
 
 const env = servicesUp();
@@ -42,22 +42,6 @@ async function ask(c: Client, to: string, child: Element): Promise<Answer> {
   }
 }
 
-function offerFrom(cloud: string, over: Partial<Offer> = {}): Offer {
-  const now = Date.now();
-  return {
-    offerId: `o-${Math.random().toString(36).slice(2)}`,
-    from: cloud,
-    workload: {
-      type: 'vm', name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios',
-      disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [{ mac: '52:54:00:00:00:01' }],
-    },
-    constraints: { regions: [] },
-    terms: { currency: 'EUR' },
-    issued: new Date(now).toISOString(),
-    expires: new Date(now + 60_000).toISOString(),
-    ...over,
-  };
-}
 
 function binding(id: Identity, now?: () => number): TrustBinding {
   return createTrustBinding({ certificatePem: id.cert, privateKeyPem: id.key, rootsPem: readFileSync(env.pki.root, 'utf8'), ...(now ? { now } : {}) });
@@ -89,20 +73,20 @@ describe('a gateway under bad input', () => {
 
   /** After each case the gateway still negotiates with a well-formed offer. */
   async function stillWorks(): Promise<void> {
-    const ok = await ask(c, bJid, await signed(binding(cId), offerFrom(C)));
+    const ok = await ask(c, bJid, await signed(binding(cId), sampleVmOffer(C)));
     expect(ok.type).toBe('result');
     expect(ok.child?.is('accept', ICNS.NEGOTIATION)).toBe(true);
   }
 
   it('answers an offer missing its workload with bad-request / malformed', async () => {
-    const el = await signed(binding(cId), offerFrom(C));
+    const el = await signed(binding(cId), sampleVmOffer(C));
     el.remove(el.getChild('vm') as Element);
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'bad-request', errorType: 'modify', reason: 'malformed' });
     await stillWorks();
   });
 
   it('answers an offer without a signature with bad-request / malformed', async () => {
-    const el = await signed(binding(cId), offerFrom(C));
+    const el = await signed(binding(cId), sampleVmOffer(C));
     el.remove(el.getChild('signature', ICNS.SIGNATURE) as Element);
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'bad-request', reason: 'malformed' });
   });
@@ -115,7 +99,7 @@ describe('a gateway under bad input', () => {
   });
 
   it('answers an oversized offer with policy-violation', async () => {
-    const el = await signed(binding(cId), offerFrom(C));
+    const el = await signed(binding(cId), sampleVmOffer(C));
     (el.getChild('constraints') as Element).append(xml('region', {}, 'x'.repeat(100 * 1024)));
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'policy-violation', reason: 'malformed' });
     await stillWorks();
@@ -129,37 +113,37 @@ describe('a gateway under bad input', () => {
 
   it('refuses an expired offer with not-acceptable / expired', async () => {
     const past = Date.now() - 120_000;
-    const offer = offerFrom(C, { issued: new Date(past).toISOString(), expires: new Date(past + 60_000).toISOString() });
+    const offer = sampleVmOffer(C, { issued: new Date(past).toISOString(), expires: new Date(past + 60_000).toISOString() });
     expect(await ask(c, bJid, await signed(binding(cId, () => past), offer))).toMatchObject({ type: 'error', condition: 'not-acceptable', reason: 'expired' });
   });
 
   it('refuses an offer issued in its future with clock-skew', async () => {
     const ahead = Date.now() + 120_000;
-    const offer = offerFrom(C, { issued: new Date(ahead).toISOString(), expires: new Date(ahead + 60_000).toISOString() });
+    const offer = sampleVmOffer(C, { issued: new Date(ahead).toISOString(), expires: new Date(ahead + 60_000).toISOString() });
     expect(await ask(c, bJid, await signed(binding(cId, () => ahead), offer))).toMatchObject({ type: 'error', reason: 'clock-skew' });
   });
 
   it('refuses a replayed offer (same signed stanza twice) with conflict / replayed', async () => {
-    const el = await signed(binding(cId), offerFrom(C));
+    const el = await signed(binding(cId), sampleVmOffer(C));
     expect((await ask(c, bJid, el)).type).toBe('result');
     expect(await ask(c, bJid, el)).toMatchObject({ type: 'error', condition: 'conflict', reason: 'replayed' });
   });
 
   it('refuses an offer signed under an unknown root with not-authorized / untrusted', async () => {
     const rogue = binding(foreignIdentity(C));
-    expect(await ask(c, bJid, await signed(rogue, offerFrom(C)))).toMatchObject({ type: 'error', condition: 'not-authorized', reason: 'untrusted' });
+    expect(await ask(c, bJid, await signed(rogue, sampleVmOffer(C)))).toMatchObject({ type: 'error', condition: 'not-authorized', reason: 'untrusted' });
   });
 
   it('refuses an offer from a revoked cloud with untrusted (the server still let it log in)', async () => {
-    expect(await ask(revokedClient, bJid, await signed(binding(revoked), offerFrom(R)))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    expect(await ask(revokedClient, bJid, await signed(binding(revoked), sampleVmOffer(R)))).toMatchObject({ type: 'error', reason: 'untrusted' });
   });
 
   it('refuses an offer whose claimed cloud does not match the sending jid', async () => {
     const aId = issueIdentity(env.pki, A);
     // Sent by C, claiming and signed as A.
-    expect(await ask(c, bJid, await signed(binding(aId), offerFrom(A)))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    expect(await ask(c, bJid, await signed(binding(aId), sampleVmOffer(A)))).toMatchObject({ type: 'error', reason: 'untrusted' });
     // Sent by C as C, but signed with A's certificate.
-    expect(await ask(c, bJid, await signed(binding(aId), offerFrom(C)))).toMatchObject({ type: 'error', reason: 'untrusted' });
+    expect(await ask(c, bJid, await signed(binding(aId), sampleVmOffer(C)))).toMatchObject({ type: 'error', reason: 'untrusted' });
     await stillWorks();
   });
 
@@ -194,7 +178,7 @@ describe('a peer that vanishes mid-negotiation', () => {
       b.session.kill();
       return new Promise(() => undefined);
     });
-    const vm = offerFrom(A);
+    const vm = sampleVmOffer(A);
     const request = { workload: vm.workload, constraints: vm.constraints, terms: vm.terms };
     await expect(a.session.sendOffer(`${B}@intercloud.test`, request)).rejects.toMatchObject({ code: 'XMPP_TIMEOUT', retryable: true });
     expect(a.session.online).toBe(true);

@@ -10,32 +10,20 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { xml, type Client, type Element } from '@xmpp/client';
+import { type Client, type Element } from '@xmpp/client';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CrlWatcher } from '../../../agent/daemon/crl-watch.js';
 import {
-  buildOffer, createTrustBinding, MESSAGE_TYPES, offerPayload, parseReject, parseStanzaError, type Offer,
+  buildOffer, createTrustBinding, MESSAGE_TYPES, offerPayload, type Offer,
 } from '../../../protocols/xmpp/index.js';
-import { gatewayJid, pkiIdentity, rawClient, retractTestEntries, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { gatewayJid, offerAnswer, pkiIdentity, rawClient, retractTestEntries, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const CLI = join(import.meta.dirname, '../../../scripts/intercloud');
 const B = testCloud('crl');
 const PKI_DIR = env.pki.dir;
 
-/** 'accept' or the reject reason the gateway answered an offer with. */
-async function ask(c: Client, to: string, offer: Element): Promise<string> {
-  try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, offer), 5_000);
-    return r.getChildElements()[0]?.name ?? 'empty';
-  } catch (err) {
-    const el = (err as { element?: Element }).element;
-    if (!el) throw err;
-    const info = parseStanzaError(el);
-    return parseReject(info.application, info.text)?.reason ?? info.condition;
-  }
-}
 
 function offerFromC(): Offer {
   const now = Date.now();
@@ -87,12 +75,12 @@ describe('a running gateway takes a re-issued CRL (issue 12, finding 7)', () => 
   }
 
   it('accepts offers signed with the certificate while it is not revoked', async () => {
-    expect(await ask(c, gatewayJid(env, B), await signedOffer())).toBe('accept');
+    expect(await offerAnswer(c, gatewayJid(env, B), await signedOffer())).toBe('accept');
   });
 
   it('refuses them once the operator revoked it and re-issued the CRL file, without a restart', async () => {
     execFileSync(CLI, ['ca', 'revoke', '--dir', PKI_DIR, '--cert', join(dir, 'signer.pem')]);
     execFileSync(CLI, ['ca', 'crl', '--dir', PKI_DIR, '--out', crlFile]);
-    await expect.poll(async () => ask(c, gatewayJid(env, B), await signedOffer()), { timeout: 10_000, interval: 250 }).toBe('untrusted');
+    await expect.poll(async () => offerAnswer(c, gatewayJid(env, B), await signedOffer()), { timeout: 10_000, interval: 250 }).toBe('untrusted');
   });
 });

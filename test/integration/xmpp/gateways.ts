@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { xml, type Client } from '@xmpp/client';
+import { xml, type Client, type Element } from '@xmpp/client';
 import { serviceEnv } from '../../helpers/services.js';
 import {
   buildCrl, certificateToPem, crlToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
@@ -15,7 +15,7 @@ import {
 } from '../../../protocols/trust/index.js';
 import {
   buildDiscoItemsQuery, buildRetract, CATALOG_NODE, NS, parseDiscoItems, createTrustBinding, createXmppClient, GatewaySession, GATEWAY_RESOURCE,
-  type CloudProfile, type GatewaySessionOptions, type TrustBinding,
+  parseReject, parseStanzaError, type CloudProfile, type GatewaySessionOptions, type Offer, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission, type NegotiationPolicy } from '../../../agent/admission/index.js';
 
@@ -265,4 +265,35 @@ export function gatewayJid(env: { prosody: ProsodyEnv }, cloud: string): string 
 /** Reads the audit log as records. */
 export function auditRecords(path: string): Array<{ event: Record<string, unknown> }> {
   return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { event: Record<string, unknown> });
+}
+
+/** A small vm offer from `cloud`, issued now and valid a minute (a raw client signs and sends it). */
+export function sampleVmOffer(cloud: string, over: Partial<Offer> = {}): Offer {
+  const now = Date.now();
+  return {
+    offerId: `o-${Math.random().toString(36).slice(2)}`,
+    from: cloud,
+    workload: {
+      type: 'vm', name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios',
+      disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [{ mac: '52:54:00:00:00:01' }],
+    },
+    constraints: { regions: [] },
+    terms: { currency: 'EUR' },
+    issued: new Date(now).toISOString(),
+    expires: new Date(now + 60_000).toISOString(),
+    ...over,
+  };
+}
+
+/** What a gateway answers a raw iq with: the answer's element name (`accept`), or the reject reason, or the stanza error's condition. */
+export async function offerAnswer(c: Client, to: string, child: Element, timeoutMs = 10_000): Promise<string> {
+  try {
+    const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, child), timeoutMs);
+    return r.getChildElements()[0]?.name ?? 'result';
+  } catch (err) {
+    const el = (err as { element?: Element }).element;
+    if (!el) throw err;
+    const info = parseStanzaError(el);
+    return parseReject(info.application, info.text)?.reason ?? info.condition;
+  }
 }

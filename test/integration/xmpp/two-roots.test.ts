@@ -5,16 +5,16 @@
  * cloud's presence, and negotiates with it. A certified cloud on Root 2 (a plain XMPP client with
  * its own certificate under the Intercloud Root) cannot pass for a cloud of Root 1.
  */
-import { xml, type Client, type Element } from '@xmpp/client';
+import { xml, type Client } from '@xmpp/client';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildCatalogEntry, buildOffer, buildPublish, catalogPayload, CATALOG_NODE, createTrustBinding, MESSAGE_TYPES, normalizeCatalogEntry, offerPayload,
-  parseReject, parseStanzaError, type CatalogEntry, type Offer, type TrustBinding,
+  type CatalogEntry, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 import { service } from '../../helpers/services.js';
 import {
-  auditRecords, issueIdentity, profile, rawClient, retractTestEntries, servicesUp, startGateway, testCloud, type Identity, type RootEnv, type TestGateway,
+  auditRecords, issueIdentity, offerAnswer, profile, rawClient, sampleVmOffer, retractTestEntries, servicesUp, startGateway, testCloud, type Identity, type RootEnv, type TestGateway,
 } from './gateways.js';
 
 const env = servicesUp();
@@ -28,38 +28,10 @@ const B = testCloud('r2b'); // on Root 2, reads Root 1's directory too
 const L = testCloud('r1l'); // on Root 1, reads its own Root only
 const EVIL = testCloud('r2evil'); // a certified cloud on Root 2, played by a raw client
 
-function offerFrom(cloud: string): Offer {
-  const now = Date.now();
-  return {
-    offerId: `o-${Math.random().toString(36).slice(2)}`,
-    from: cloud,
-    workload: {
-      type: 'vm', name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios',
-      disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [{ mac: '52:54:00:00:00:01' }],
-    },
-    constraints: { regions: [] },
-    terms: { currency: 'EUR' },
-    issued: new Date(now).toISOString(),
-    expires: new Date(now + 60_000).toISOString(),
-  };
-}
-
 function binding(id: Identity): TrustBinding {
   return createTrustBinding({ certificatePem: id.cert, privateKeyPem: id.key, rootsPem: readFileSync(env.pki.root, 'utf8') });
 }
 
-/** The reject reason (or 'accept') a gateway answers a raw offer with. */
-async function ask(c: Client, to: string, child: Element): Promise<string> {
-  try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, child), 10_000);
-    return r.getChildElements()[0]?.name ?? 'result';
-  } catch (err) {
-    const el = (err as { element?: Element }).element;
-    if (!el) throw err;
-    const info = parseStanzaError(el);
-    return parseReject(info.application, info.text)?.reason ?? info.condition;
-  }
-}
 
 describe('two Roots: discovery and negotiation across s2s (issue 13)', () => {
   let a: TestGateway;
@@ -99,26 +71,26 @@ describe('two Roots: discovery and negotiation across s2s (issue 13)', () => {
   });
 
   it('negotiates across the Roots: a signed offer from Root 1 gets a signed accept from Root 2', async () => {
-    const out = await a.session.sendOffer(`${B}@${root2.domain}`, { workload: offerFrom(A).workload, constraints: { regions: [] }, terms: { currency: 'EUR' } });
+    const out = await a.session.sendOffer(`${B}@${root2.domain}`, { workload: sampleVmOffer(A).workload, constraints: { regions: [] }, terms: { currency: 'EUR' } });
     expect(out.type).toBe('accept');
     if (out.type === 'accept') expect(out.signer.cloudId).toBe(B);
     expect(b.session.reservations.usage(A, Date.now()).reservations).toBe(1);
   }, 30_000);
 
   it('a gateway that does not federate with Root 2 refuses offers from it (untrusted), even from a cloud it accepts', async () => {
-    const out = await b.session.sendOffer(`${L}@${root1.domain}`, { workload: offerFrom(B).workload, constraints: { regions: [] }, terms: { currency: 'EUR' } });
+    const out = await b.session.sendOffer(`${L}@${root1.domain}`, { workload: sampleVmOffer(B).workload, constraints: { regions: [] }, terms: { currency: 'EUR' } });
     expect(out).toMatchObject({ type: 'reject', reason: 'untrusted' });
   }, 30_000);
 
   it('a certified cloud on Root 2 cannot offer as a cloud of Root 1 (its JID and certificate name another cloud)', async () => {
-    const forged = offerFrom(A); // A is a cloud of Root 1; EVIL signs with its own certificate
-    const answer = await ask(evil, `${B}@${root2.domain}/gateway`, buildOffer(forged, await binding(evilId).sign(MESSAGE_TYPES.OFFER, offerPayload(forged), 60_000)));
+    const forged = sampleVmOffer(A); // A is a cloud of Root 1; EVIL signs with its own certificate
+    const answer = await offerAnswer(evil, `${B}@${root2.domain}/gateway`, buildOffer(forged, await binding(evilId).sign(MESSAGE_TYPES.OFFER, offerPayload(forged), 60_000)));
     expect(answer).toBe('untrusted');
     const refused = auditRecords(b.auditPath).map((r) => r.event).filter((e) => e['type'] === 'xmpp.offer-refused' && e['peer'] === `${EVIL}@${root2.domain}/attack`);
     expect(refused.length).toBeGreaterThan(0);
     // its own offer, as itself, is taken: it is a peer like any other
-    const own = offerFrom(EVIL);
-    expect(await ask(evil, `${B}@${root2.domain}/gateway`, buildOffer(own, await binding(evilId).sign(MESSAGE_TYPES.OFFER, offerPayload(own), 60_000)))).toBe('accept');
+    const own = sampleVmOffer(EVIL);
+    expect(await offerAnswer(evil, `${B}@${root2.domain}/gateway`, buildOffer(own, await binding(evilId).sign(MESSAGE_TYPES.OFFER, offerPayload(own), 60_000)))).toBe('accept');
   }, 30_000);
 
   it('a Root\'s directory lists that Root\'s clouds only: an entry naming a JID on another Root is not taken from it', async () => {
