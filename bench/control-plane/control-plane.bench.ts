@@ -20,7 +20,7 @@
  * host-side relay holds each segment), and counts the segments one ping and one offer send.
  *
  *   npx tsx bench/control-plane/control-plane.bench.ts [--n 1000] [--samples 200] [--rtt-ms 0]
- *       [--concurrency 25] [--roots prosody[,KEY]] [--directory-max 1000] [--time-cli] [--json] [--unlocked]
+ *       [--concurrency 25] [--roots prosody[,KEY]] [--directory-max 100000] [--time-cli] [--json] [--unlocked]
  *
  * Needs root (namespaces, the Root's key) and `scripts/services up pki prosody`. Holds the
  * machine's federation lock (/tmp/intercloud-federation.lock) for the run unless `--unlocked`. The bench's
@@ -52,7 +52,7 @@ const { values: args } = parseArgs({
     'rtt-ms': { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '25' },
     roots: { type: 'string' },
-    'directory-max': { type: 'string', default: '1000' },
+    'directory-max': { type: 'string', default: '100000' },
     'time-cli': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     unlocked: { type: 'boolean', default: false },
