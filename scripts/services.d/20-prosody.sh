@@ -148,6 +148,7 @@ prosody_root_up() {
     log "prosody ($domain) configuration changed: restarting"; stop_pidfile "$dir/prosody.pid" prosody "prosody ($domain)"
   fi
   rm -f "$dir/prosody.pid"
+  ensure_port_free "$c2s" "prosody ($domain)"
   prosodyctl --config "$dir/prosody.cfg.lua" start >/dev/null
   waitport "$c2s"
 }

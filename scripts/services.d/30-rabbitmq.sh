@@ -154,6 +154,7 @@ CONF
         echo $! > "$dir/epmd.pid"
       fi
       rm -f "$dir/rabbitmq.pid"
+      ensure_port_free "$b_port" "rabbitmq ($cloud)"
       # the /usr/sbin wrappers switch to the rabbitmq user and drop this environment
       /usr/lib/rabbitmq/bin/rabbitmq-server -detached >"$dir/log/start.out" 2>&1
     )

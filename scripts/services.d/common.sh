@@ -40,6 +40,19 @@ service_dir() {
 }
 
 # waitport PORT [NETNS] — waits up to 60 s for a TCP listener on PORT.
+# ensure_port_free PORT NAME — fails, naming the holder, when something already listens on
+# 127.0.0.1:PORT before NAME starts: a server left from an earlier start (its pid file lost or
+# overwritten) would otherwise answer in NAME's place, with old certificates, and `waitport`
+# would take it for the new one.
+ensure_port_free() {
+  local p=$1 name=$2 line pid
+  line=$(ss -ltnpH "sport = :$p" 2>/dev/null | head -1)
+  [ -z "$line" ] && return 0
+  pid=$(printf '%s\n' "$line" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
+  echo "services: cannot start $name: port $p is already held by pid ${pid:-?} ($(tr '\0' ' ' < "/proc/${pid:-0}/cmdline" 2>/dev/null || echo unknown)); stop that process first" >&2
+  return 1
+}
+
 waitport() {
   local p=$1 ns=${2:-}
   for _ in $(seq 600); do
