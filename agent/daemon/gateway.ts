@@ -66,6 +66,9 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     certificatePem: certPem, privateKeyPem: keyPem, rootsPem: rootPem, ...(crlPem ? { crlPem } : {}),
     auditLog, clockSkewMs: config.policy.maxClockSkewMs,
   });
+  // The CRL the endpoint check's TLS probe uses; declared before the watcher, whose first check
+  // (in start) may already apply a newer file.
+  let currentCrl = crlPem;
   // Revocation is live: a re-issued CRL file is taken without a restart, and a CRL nearing its
   // nextUpdate is warned about (issue 12, finding 7).
   const crlWatch = config.identity.crl
@@ -84,7 +87,6 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       vhost: decodeURIComponent(new URL(config.amqp.url).pathname.slice(1)), cloudId,
     })
     : undefined;
-  let currentCrl = crlPem;
 
   const capacity = await hypervisor.hostCapacity();
   const profile: CloudProfile = {
