@@ -8,6 +8,7 @@
  */
 import type { Element } from '@xmpp/client';
 import { isIntercloudError, messageOf, type IntercloudError } from '../errors/index.js';
+import { canonicalJson } from '../trust/index.js';
 import { catalogPayload, parseCatalogEntry, type CatalogEntry } from './catalog.js';
 import { unknownItems, type DirectoryEvent, type DirectoryState } from './directory.js';
 import { buildDiscoItemsQuery, parseDiscoItems } from './disco.js';
@@ -37,12 +38,28 @@ export interface DirectoryReaderOptions {
   readonly audit: (record: ControlPlaneAuditRecord) => Promise<void>;
 }
 
+/** How long one verification of a catalog entry is reused before it is verified again (60 s). */
+export const VERIFIED_REUSE_MS = 60_000;
+
+function refusedKey(service: string, itemId: string, signature: string): string {
+  return `${service}\n${itemId}\n${signature}`;
+}
+
 /** Reads and follows catalogs into the directory. */
 export class DirectoryReader {
   readonly #o: DirectoryReaderOptions;
-  /** signature text → verified signer (a signature is verified once). */
-  readonly #verified = new Map<string, VerifiedSigner>();
-  /** signatures of entries that failed verification. */
+  /**
+   * What was verified → its signer and when: keyed by the whole claim (service, item, JID,
+   * canonical payload, signature), never by the signature alone — another cloud's item reusing
+   * a verified signature is a different claim and is verified (and fails) on its own. A
+   * verification is reused for {@link VERIFIED_REUSE_MS} only, so an expired signature or a
+   * revocation in a re-read CRL is seen again.
+   */
+  readonly #verified = new Map<string, { signer: VerifiedSigner; at: number }>();
+  /**
+   * Items refused, keyed by service, item id and signature: what one item did never counts
+   * against another cloud's item carrying the same (copied) signature.
+   */
   readonly #refused = new Set<string>();
 
   constructor(options: DirectoryReaderOptions) {
@@ -109,15 +126,20 @@ export class DirectoryReader {
       }
       const cached = this.#o.state().entries.get(entry.cloudId);
       if (cached?.signature === signature && cached.service === service) return cached;
-      // An entry already found bad is skipped quietly (it was audited the first time).
-      if (this.#refused.has(signature)) return undefined;
-      let signer = this.#verified.get(signature);
-      if (!signer) {
-        signer = await this.#o.trust.verify(signature, { type: MESSAGE_TYPES.CATALOG, payload: catalogPayload(entry), cloudId: entry.cloudId, jid: entry.jid, replay: false });
+      // An item already found bad is skipped quietly (it was audited the first time).
+      if (this.#refused.has(refusedKey(service, itemId, signature))) return undefined;
+      const signed = catalogPayload(entry);
+      const claim = [service, itemId, entry.jid, signature, canonicalJson(signed)].join('\n');
+      const now = Date.now();
+      let seen = this.#verified.get(claim);
+      if (!seen || now - seen.at > VERIFIED_REUSE_MS) {
+        const signer = await this.#o.trust.verify(signature, { type: MESSAGE_TYPES.CATALOG, payload: signed, cloudId: entry.cloudId, jid: entry.jid, replay: false });
         if (this.#verified.size > 10_000) this.#verified.clear();
-        this.#verified.set(signature, signer);
+        seen = { signer, at: now };
+        this.#verified.set(claim, seen);
       }
-      if (signer.certificateSha256 !== entry.certificateSha256) {
+      const signer = seen.signer;
+      if (signer.cloudId !== entry.cloudId || signer.certificateSha256 !== entry.certificateSha256) {
         throw xmppError('XMPP_UNTRUSTED', `catalog entry of '${entry.cloudId}' names a certificate it was not signed with`);
       }
       this.#o.dispatch({ type: 'published', service, entry, signature });
@@ -128,7 +150,7 @@ export class DirectoryReader {
       const sig = payload?.getChild('signature', ICNS.SIGNATURE)?.text().trim();
       if (sig !== undefined && sig !== '') {
         if (this.#refused.size > 10_000) this.#refused.clear();
-        this.#refused.add(sig);
+        this.#refused.add(refusedKey(service, itemId, sig));
       }
       const error = isIntercloudError(err) ? err : xmppError('XMPP_MALFORMED', `catalog item '${itemId}': ${messageOf(err)}`, { cause: err });
       this.#o.warn(error);
