@@ -33,9 +33,21 @@ export function cloudUri(cloudId: string): string {
   return `intercloud://${cloudId}`;
 }
 
-/** Checks a cloud id (lowercase DNS label); anything else is TRUST_BAD_ARGUMENT. */
+/**
+ * First labels of the hosts a Root runs besides its domain (its PubSub directory, the SCRAM
+ * fallback host, the usual XMPP components). A gateway certificate naming such a host — by a
+ * cloud id like `pubsub` (its default DNS name is `<cloud>.<domain>`) or an explicit DNS name —
+ * would pass the other Roots' certificate-authenticated s2s as that host of its Root (issue 13
+ * review), so the CA never issues one.
+ */
+export const RESERVED_HOST_LABELS: readonly string[] = ['pubsub', 'scram', 'conference', 'upload', 'proxy'];
+
+/** Checks a cloud id (lowercase DNS label, not a Root's host label); anything else is TRUST_BAD_ARGUMENT. */
 export function assertCloudId(cloudId: string): void {
   if (!CLOUD_ID.test(cloudId)) throw trustError('TRUST_BAD_ARGUMENT', `'${cloudId}' is not a valid cloud id (lowercase letters, digits, '-')`);
+  if (RESERVED_HOST_LABELS.includes(cloudId)) {
+    throw trustError('TRUST_BAD_ARGUMENT', `'${cloudId}' names a Root's own host (${RESERVED_HOST_LABELS.join(', ')}): choose another cloud id`);
+  }
 }
 
 function assertDns(name: string): void {
@@ -124,6 +136,11 @@ export function issueGatewayCertificate(issuer: Issuer, spec: GatewaySpec): Cert
   }
   const dns = spec.dns && spec.dns.length > 0 ? spec.dns : [`${spec.cloudId}.${DEFAULT_XMPP_DOMAIN}`];
   dns.forEach(assertDns);
+  for (const name of dns) {
+    if (RESERVED_HOST_LABELS.includes(name.split('.')[0]!.toLowerCase())) {
+      throw trustError('TRUST_BAD_ARGUMENT', `a gateway certificate may not name '${name}': '${name.split('.')[0]!}.' hosts are a Root's own`);
+    }
+  }
   const days = spec.days ?? DEFAULT_LEAF_DAYS;
   assertDays(days);
   return issueLeaf(issuer, spec, spec.cloudId, days, { uris: [cloudUri(spec.cloudId)], xmppAddrs: [jid], dns });

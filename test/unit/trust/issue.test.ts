@@ -37,6 +37,17 @@ describe('gateway identities', () => {
     expect(issueGatewayCertificate(root, { cloudId: 'cloud-d', jid: 'cloud-d@root2.test', publicKey: keys.publicKey, now: NOW }).subjectAltNames.xmppAddrs).toEqual(['cloud-d@root2.test']);
   });
 
+  it('never name a Root\'s own host: cloud id \'pubsub\' or a DNS name pubsub.<root> would pass the other Roots\' s2s as that Root\'s directory (issue 13 review)', () => {
+    for (const spec of [
+      { cloudId: 'pubsub' }, { cloudId: 'scram', jid: 'scram@root2.test' },
+      { cloudId: 'cloud-x', jid: 'cloud-x@root2.test', dns: ['pubsub.root2.test'] }, { cloudId: 'cloud-x', dns: ['cloud-x.intercloud.test', 'PubSub.intercloud.test'] },
+    ]) {
+      expect(() => issueGatewayCertificate(root, { ...spec, publicKey: keys.publicKey, now: NOW }), JSON.stringify(spec))
+        .toThrowError(expect.objectContaining({ code: 'TRUST_BAD_ARGUMENT' }) as Error);
+    }
+    expect(issueGatewayCertificate(root, { cloudId: 'pubsub-eu', publicKey: keys.publicKey, now: NOW }).subjectAltNames.dns).toEqual(['pubsub-eu.intercloud.test']);
+  });
+
   it('refuse bad cloud ids, JIDs, DNS names and lifetimes (TRUST_BAD_ARGUMENT)', () => {
     const bad = [
       { cloudId: 'Cloud_A' }, { cloudId: '-x' }, { cloudId: 'a', jid: 'no-at-sign' }, { cloudId: 'a', dns: ['bad..name'] },
