@@ -31,18 +31,26 @@ export const REQUEST_RESEND_MS = 30_000;
  * until `deadlineMs` from now; resolves with the first answer. A copy's refusal (any error but
  * `XMPP_TIMEOUT`) is the answer: it rejects at once. At the deadline, the timeout rejects.
  */
-export function sendUntilAnswered<T>(send: (timeoutMs: number) => Promise<T>, o: { deadlineMs: number; resendMs: number }): Promise<T> {
+export function sendUntilAnswered<T>(
+  send: (timeoutMs: number) => Promise<T>,
+  o: { deadlineMs: number; resendMs: number; signal?: AbortSignal },
+): Promise<T> {
   const start = Date.now();
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let pending = 0;
     let timer: NodeJS.Timeout | undefined;
+    // The step ended (cancelled, or the peer left): no more copies.
+    const onAbort = (): void => finish(() => reject(o.signal?.reason as Error));
     const finish = (fn: () => void): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
       fn();
     };
+    if (o.signal?.aborted) { onAbort(); return; }
+    o.signal?.addEventListener('abort', onAbort, { once: true });
     const attempt = (): void => {
       const left = o.deadlineMs - (Date.now() - start);
       pending++;
@@ -124,7 +132,7 @@ export interface SourceControlOptions {
 export function sourceControlPort(session: GatewaySession, opts: SourceControlOptions): ControlPort {
   // Every request is signed afresh (new nonce, short expiry) for the peer it goes to: a retry
   // after a crash is a new message, not a replay.
-  const request = async (peer: PeerRef, req: MigrationRequest, what: keyof typeof REQUEST_TIMEOUTS_MS): Promise<'running' | 'released'> => {
+  const request = async (peer: PeerRef, req: MigrationRequest, what: keyof typeof REQUEST_TIMEOUTS_MS, signal?: AbortSignal): Promise<'running' | 'released'> => {
     const send = async (timeoutMs: number): Promise<Element> => {
       const signature = await session.signRequest(migrationRequestPayload(req, peer.cloudId));
       const child = req.type === 'instantiate' ? buildInstantiate(req.request, signature) : buildOfferRequest(req.type, req.offerId, signature);
@@ -132,13 +140,21 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
     };
     // Instantiate and commit are idempotent at the target: sent again while unanswered. A release
     // is sent once (a second one racing the first could find the job mid-cancel).
+    // The resend loop stops with the step's signal, or as soon as the peer is seen leaving.
+    const stop = new AbortController();
+    const onStep = (): void => stop.abort(signal?.reason);
+    signal?.addEventListener('abort', onStep, { once: true });
     const answer = what === 'release'
       ? send(REQUEST_TIMEOUTS_MS[what])
-      : sendUntilAnswered(send, { deadlineMs: REQUEST_TIMEOUTS_MS[what], resendMs: REQUEST_RESEND_MS });
+      : sendUntilAnswered(send, { deadlineMs: REQUEST_TIMEOUTS_MS[what], resendMs: REQUEST_RESEND_MS, signal: stop.signal });
     try {
       return parseMigrationState(await unlessPeerLeaves(session, peer, what, answer));
     } catch (err) {
       return fromPeer(err, what, peer);
+    } finally {
+      signal?.removeEventListener('abort', onStep);
+      stop.abort();
+      answer.catch(() => undefined);
     }
   };
   return {
@@ -185,12 +201,12 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
     async release(peer, offerId) {
       await request(peer, { type: 'release', offerId }, 'release');
     },
-    async instantiate(peer, order) {
-      await request(peer, { type: 'instantiate', request: order }, 'instantiate');
+    async instantiate(peer, order, signal) {
+      await request(peer, { type: 'instantiate', request: order }, 'instantiate', signal);
       return { state: 'running' };
     },
-    async commit(peer, offerId) {
-      await request(peer, { type: 'commit', offerId }, 'commit');
+    async commit(peer, offerId, signal) {
+      await request(peer, { type: 'commit', offerId }, 'commit', signal);
       return { state: 'running' };
     },
   };

@@ -53,6 +53,17 @@ describe('sendUntilAnswered', () => {
     expect(p.sent.map((s) => s.at)).toEqual([0, 30_000, 60_000, 90_000]);
   });
 
+  it('stops sending copies once its signal aborts (the step ended or the peer left)', async () => {
+    const p = peer(Infinity, 0);
+    const stop = new AbortController();
+    const seen = sendUntilAnswered(p.send, { deadlineMs: 300_000, resendMs: 30_000, signal: stop.signal }).catch((err: unknown) => err);
+    await vi.advanceTimersByTimeAsync(10_000);
+    stop.abort(new Error('step cancelled'));
+    expect(await seen).toMatchObject({ message: 'step cancelled' });
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(p.sent).toHaveLength(1);
+  });
+
   it('passes a refusal on at once and sends no more copies', async () => {
     const sent: number[] = [];
     const send = (): Promise<string> => {
