@@ -21,6 +21,8 @@ export interface IssuedRecord {
   fingerprint256: string;
   notAfter: string;
   issuedAt: string;
+  /** The gateway's JID (`<cloud>@<its Root's domain>`); records written before issue 13 have none. */
+  jid?: string;
 }
 
 /** One revocation. */
@@ -174,4 +176,19 @@ export async function updateCaState<T>(dir: string, change: (ca: CaDirectory) =>
     writeFileAtomic(join(dir, CA_FILES.state), JSON.stringify(ca.state, null, 2) + '\n', 0o600);
     return result;
   });
+}
+
+/**
+ * Refuses to issue `cloudId` on `jid` while a live (unexpired, unrevoked) certificate of the
+ * same cloud id names another JID: a cloud id is one cloud on one Root, so a second operator
+ * cannot get `cloud-a@<another root>` and shadow cloud-a in directories, allow-lists and broker
+ * grants, which all go by cloud id (issue 13 review). Renewing on the same JID is fine.
+ */
+export function assertCloudIdFree(state: Pick<CaState, 'issued' | 'revoked'>, cloudId: string, jid: string, now: Date): void {
+  const revoked = new Set(state.revoked.map((r) => r.serial));
+  const other = state.issued.find((r) => r.kind === 'gateway' && r.name === cloudId && r.jid !== undefined && r.jid !== jid
+    && !revoked.has(r.serial) && Date.parse(r.notAfter) > now.getTime());
+  if (other) {
+    throw trustError('TRUST_BAD_ARGUMENT', `cloud id '${cloudId}' is already issued as '${other.jid}' (serial ${other.serial}, until ${other.notAfter}): revoke it before issuing '${jid}'`);
+  }
 }

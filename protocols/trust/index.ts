@@ -17,7 +17,7 @@ export {
   type GatewaySpec, type Issuer, type RootSpec, type ServerSpec,
 } from './issue.js';
 export {
-  CA_FILES, initCaDirectory, readCaDirectory, updateCaState, withCaLock, writeFileAtomic,
+  CA_FILES, assertCloudIdFree, initCaDirectory, readCaDirectory, updateCaState, withCaLock, writeFileAtomic,
   type CaDirectory, type CaState, type IssuedRecord, type RevokedRecord,
 } from './ca-store.js';
 export { buildCrl, crlToPem, parseCrlDer, parseCrlsPem, type Crl, type CrlSpec, type RevokedEntry } from './crl.js';

@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
-  BACKDATE_MS, CA_FILES, buildCrl, certificateToPem, crlToPem, generateKeyPair, initCaDirectory, issueGatewayCertificate, issueServerCertificate, parseCertificatePem, parseCsrPem,
+  BACKDATE_MS, CA_FILES, DEFAULT_XMPP_DOMAIN, assertCloudIdFree, buildCrl, certificateToPem, crlToPem, generateKeyPair, initCaDirectory, issueGatewayCertificate, issueServerCertificate, parseCertificatePem, parseCsrPem,
   privateKeyToPem, readCaDirectory, updateCaState, writeFileAtomic, type Certificate, type KeyType,
 } from '../../../protocols/trust/index.js';
 import { printJson } from '../output.js';
@@ -101,6 +101,8 @@ export function registerCaCommands(program: Command): void {
       const publicKey = request?.publicKey ?? keys!.publicKey;
       const now = new Date();
       const cert = await updateCaState(dir, (ca) => {
+        const jid = o.server ? undefined : (o.xmpp ?? `${o.cloud!}@${DEFAULT_XMPP_DOMAIN}`);
+        if (jid !== undefined) assertCloudIdFree(ca.state, o.cloud!, jid, now);
         const issued = o.server
           ? issueServerCertificate(ca.issuer, { dns: o.dns ?? [], ips: o.ip ?? [], publicKey, now, days })
           : issueGatewayCertificate(ca.issuer, { cloudId: o.cloud!, jid: o.xmpp, dns: o.dns, publicKey, now, days });
@@ -111,6 +113,7 @@ export function registerCaCommands(program: Command): void {
           fingerprint256: issued.fingerprint256,
           notAfter: issued.notAfter.toISOString(),
           issuedAt: now.toISOString(),
+          ...(jid === undefined ? {} : { jid }),
         });
         return issued;
       });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  CA_FILES, initCaDirectory, parseCertificatePem, readCaDirectory, updateCaState, verifyCertificate, withCaLock, writeFileAtomic,
+  CA_FILES, assertCloudIdFree, initCaDirectory, parseCertificatePem, readCaDirectory, updateCaState, verifyCertificate, withCaLock, writeFileAtomic, type IssuedRecord,
 } from '../../../protocols/trust/index.js';
 
 const now = new Date('2026-06-01T12:00:00Z');
@@ -57,5 +57,23 @@ describe('writeFileAtomic', () => {
     writeFileAtomic(join(dir, 'x.pem'), 'y', 0o600);
     expect(readFileSync(join(dir, 'x.pem'), 'utf8')).toBe('y');
     expect(readdirSync(dir)).toEqual(['x.pem']);
+  });
+});
+
+describe('one cloud id, one JID (issue 13 review)', () => {
+  const rec = (over: Partial<IssuedRecord>): IssuedRecord => ({
+    serial: '01', kind: 'gateway', name: 'cloud-a', fingerprint256: 'x', notAfter: '2026-09-01T00:00:00Z', issuedAt: '2026-05-01T00:00:00Z', jid: 'cloud-a@intercloud.test', ...over,
+  });
+
+  it('refuses cloud-a on another Root while a live certificate names cloud-a@intercloud.test', () => {
+    expect(() => assertCloudIdFree({ issued: [rec({})], revoked: [] }, 'cloud-a', 'cloud-a@root2.test', now))
+      .toThrowError(expect.objectContaining({ code: 'TRUST_BAD_ARGUMENT' }) as Error);
+  });
+
+  it('renews on the same JID, and moves once the old certificate is revoked or expired', () => {
+    expect(() => assertCloudIdFree({ issued: [rec({})], revoked: [] }, 'cloud-a', 'cloud-a@intercloud.test', now)).not.toThrow();
+    expect(() => assertCloudIdFree({ issued: [rec({})], revoked: [{ serial: '01', revokedAt: '2026-05-02T00:00:00Z' }] }, 'cloud-a', 'cloud-a@root2.test', now)).not.toThrow();
+    expect(() => assertCloudIdFree({ issued: [rec({ notAfter: '2026-05-31T00:00:00Z' })], revoked: [] }, 'cloud-a', 'cloud-a@root2.test', now)).not.toThrow();
+    expect(() => assertCloudIdFree({ issued: [rec({ name: 'cloud-b', jid: 'cloud-b@intercloud.test' })], revoked: [] }, 'cloud-a', 'cloud-a@root2.test', now)).not.toThrow();
   });
 });
