@@ -144,7 +144,7 @@ interface PkiEnv {
   root: string;
   crl: string;
   clouds: Record<string, { cert: string; jid: string }>;
-  servers: Record<string, { cert: string }>;
+  servers: Record<string, { cert: string }> & { brokers?: Record<string, { cert: string; identity: string }> };
 }
 
 describe('the PKI that scripts/services up issued', () => {
@@ -154,8 +154,14 @@ describe('the PKI that scripts/services up issued', () => {
       ok(cli('cert', 'verify', '--root', pki.root, '--crl', pki.crl, '--cloud', cloud, '--jid', c.jid, '--purpose', 'clientAuth', c.cert));
       expect(run('openssl', ['verify', '-CAfile', pki.root, '-crl_check', '-CRLfile', pki.crl, c.cert]).status).toBe(0);
     }
-    for (const s of Object.values(pki.servers)) {
+    const { brokers = {}, ...servers } = pki.servers;
+    for (const s of Object.values(servers)) {
       ok(cli('cert', 'verify', '--root', pki.root, '--crl', pki.crl, '--purpose', 'serverAuth', '--dns', 'localhost', s.cert));
+    }
+    // each cloud's broker: its identity, the name a source checks before it logs in (issue 13)
+    expect(Object.keys(brokers).sort()).toEqual(['cloud-a', 'cloud-b']);
+    for (const b of Object.values(brokers)) {
+      ok(cli('cert', 'verify', '--root', pki.root, '--crl', pki.crl, '--purpose', 'serverAuth', '--dns', b.identity, b.cert));
     }
     expect(readFileSync(pki.root, 'utf8')).toContain('BEGIN CERTIFICATE');
   });
