@@ -145,8 +145,10 @@ prosody_root_up() {
   chown -R -h prosody:prosody "$dir"  # -h: the links in trust/ keep pointing at root-owned files
   if alive "$dir/prosody.pid" prosody; then
     [ "$restart" = 1 ] || return 0
+    PROSODY_STARTED=1
     log "prosody ($domain) configuration changed: restarting"; stop_pidfile "$dir/prosody.pid" prosody "prosody ($domain)"
   fi
+  PROSODY_STARTED=1
   rm -f "$dir/prosody.pid"
   ensure_port_free "$c2s" "prosody ($domain)"
   prosodyctl --config "$dir/prosody.cfg.lua" start >/dev/null
@@ -155,6 +157,8 @@ prosody_root_up() {
 
 prosody_up() {
   local dir=$STATE/prosody dir2=$STATE/prosody2 s; s=$(now)
+  # set by prosody_root_up when it (re)starts a Root: only then is a start time reported
+  PROSODY_STARTED=0
   prosody_root_up "$dir" "$XMPP_DOMAIN" "$PROSODY_PORT" "$PROSODY_S2S_PORT" prosody "$XMPP_DOMAIN2" "$PROSODY2_S2S_PORT"
   prosody_root_up "$dir2" "$XMPP_DOMAIN2" "$PROSODY2_PORT" "$PROSODY2_S2S_PORT" prosody2 "$XMPP_DOMAIN" "$PROSODY_S2S_PORT"
   local pw; pw=$(secret "$dir/scram.password")
@@ -163,7 +167,7 @@ prosody_up() {
   fi
   chown prosody:prosody "$dir/scram.password"; chmod 600 "$dir/scram.password"
   prosody_env "$dir" "$dir2"
-  took prosody "$s"
+  [ "$PROSODY_STARTED" = 0 ] || took prosody "$s"
 }
 
 # prosody_env DIR DIR2 — services.json's prosody, prosody2 and roots entries (no secret in them:

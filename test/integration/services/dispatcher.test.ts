@@ -12,6 +12,7 @@ const names = ['pki', 'prosody', 'rabbitmq', 'sshd', 'libvirt', 'guest'];
 function pids(): Record<string, string> {
   const files = {
     prosody: service('prosody').pidFile,
+    prosody2: service('prosody2').pidFile,
     rabbitmq: service('rabbitmq').pidFile,
     // each cloud its own broker (issue 13); `rabbitmq` is cloud-a's
     'rabbitmq-cloud-b': service('brokers')['cloud-b']?.pidFile ?? '',
@@ -26,7 +27,9 @@ describe('scripts/services dispatcher', () => {
   it('status prints one "up" line per service and exits 0', async () => {
     const { stdout } = await run(script, ['status', ...names], { encoding: 'utf8' });
     const lines = stdout.trim().split('\n');
-    expect(lines.map((l) => l.split(/\s+/).slice(1, 3))).toEqual(names.map((n) => [n, 'up']));
+    // prosody reports each Root: the second one (issue 13) as prosody2
+    const expected = names.flatMap((n) => (n === 'prosody' ? [n, 'prosody2'] : [n]));
+    expect(lines.map((l) => l.split(/\s+/).slice(1, 3))).toEqual(expected.map((n) => [n, 'up']));
   });
 
   it('up on running services restarts nothing and starts nothing', async () => {
