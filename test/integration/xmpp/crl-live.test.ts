@@ -17,7 +17,7 @@ import { CrlWatcher } from '../../../agent/daemon/crl-watch.js';
 import {
   buildOffer, createTrustBinding, MESSAGE_TYPES, offerPayload, type Offer,
 } from '../../../protocols/xmpp/index.js';
-import { gatewayJid, offerAnswer, pkiIdentity, rawClient, retractTestEntries, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
+import { gatewayJid, offerAnswer, pkiIdentity, sampleVmOffer, rawClient, retractTestEntries, servicesUp, startGateway, testCloud, type TestGateway } from './gateways.js';
 
 const env = servicesUp();
 const CLI = join(import.meta.dirname, '../../../scripts/intercloud');
@@ -26,19 +26,7 @@ const PKI_DIR = env.pki.dir;
 
 
 function offerFromC(): Offer {
-  const now = Date.now();
-  return {
-    offerId: `o-${Math.random().toString(36).slice(2)}`,
-    from: 'cloud-c',
-    workload: {
-      type: 'vm', name: 'web1', vcpus: 1, memoryMiB: 512, firmware: 'bios',
-      disks: [{ id: 'vda', sizeGiB: 1, format: 'qcow2' }], nics: [{ mac: '52:54:00:00:00:01' }],
-    },
-    constraints: { regions: [] },
-    terms: { currency: 'EUR' },
-    issued: new Date(now).toISOString(),
-    expires: new Date(now + 60_000).toISOString(),
-  };
+  return sampleVmOffer('cloud-c');
 }
 
 describe('a running gateway takes a re-issued CRL (issue 12, finding 7)', () => {

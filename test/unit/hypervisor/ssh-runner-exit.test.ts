@@ -36,6 +36,7 @@ beforeAll(async () => {
           const a = answer(info.command);
           if (a.stdout) channel.write(a.stdout);
           if (a.stderr) channel.stderr.write(a.stderr);
+          // ssh2's server-side Channel.exit(): sends the exit-status request (not a skipped test)
           channel.exit(a.status);
           channel.end();
         });
