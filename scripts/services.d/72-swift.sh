@@ -180,29 +180,41 @@ CONF
 # swift_rings CLOUD — (re)makes CLOUD's rings when missing or when their layout changed, and then
 # sets sw_rings_made=1.
 swift_rings() {
-  local etc=$sw_dir/etc layout d name rr zone
+  local etc=$sw_dir/etc layout
   layout="object 3: $sw_devices @$(swift_port "$sw_base" object); container 1: meta @$(swift_port "$sw_base" container); account 1: meta @$(swift_port "$sw_base" account)"
   if [ -s "$etc/object.ring.gz" ] && [ -s "$etc/container.ring.gz" ] && [ -s "$etc/account.ring.gz" ] \
     && [ "$(cat "$etc/rings.layout" 2>/dev/null)" = "$layout" ]; then return 0; fi
   log "swift ($1): making rings ($layout)"
   rm -f "$etc"/*.builder "$etc"/*.ring.gz "$etc/rings.layout"; rm -rf "$etc/backups"
-  (
-    cd "$etc"
-    swift-ring-builder object.builder create 8 3 0 >/dev/null
-    for d in $sw_devices; do
-      IFS=: read -r name rr zone <<<"$d"
-      swift-ring-builder object.builder add "r${rr}z${zone}-127.0.0.1:$(swift_port "$sw_base" object)/$name" 100 >/dev/null
-    done
-    for r in container account; do
-      swift-ring-builder "$r.builder" create 8 1 0 >/dev/null
-      swift-ring-builder "$r.builder" add "r1z1-127.0.0.1:$(swift_port "$sw_base" "$r")/meta" 100 >/dev/null
-    done
-    # rebalance exits 1 for a warning (e.g. on balance), 2 on error
-    for r in object container account; do
-      swift-ring-builder "$r.builder" rebalance >"$sw_dir/log/ring-$r.log" 2>&1 || [ $? = 1 ]
-      [ -s "$r.ring.gz" ] || { echo "services: swift ($1): no $r ring, see $sw_dir/log/ring-$r.log" >&2; return 1; }
-    done
-  )
+  # One Python process with Swift's own RingBuilder (what `swift-ring-builder create/add/
+  # rebalance` does, at one start-up instead of twelve): /usr/bin/python3, the Python that
+  # has Debian's swift, whatever python3 comes first on PATH.
+  local devs="" d name rr zone
+  for d in $sw_devices; do
+    IFS=: read -r name rr zone <<<"$d"
+    devs+=" object:$rr:$zone:$(swift_port "$sw_base" object):$name"
+  done
+  devs+=" container:1:1:$(swift_port "$sw_base" container):meta account:1:1:$(swift_port "$sw_base" account):meta"
+  # shellcheck disable=SC2086 # the device specs are words by design
+  /usr/bin/python3 - "$etc" $devs >"$sw_dir/log/rings.log" 2>&1 <<'PY' || { echo "services: swift ($1): making the rings failed, see $sw_dir/log/rings.log" >&2; return 1; }
+import sys
+from swift.common.ring import RingBuilder
+etc, specs = sys.argv[1], sys.argv[2:]
+replicas = {"object": 3, "container": 1, "account": 1}
+for ring, n in replicas.items():
+    b = RingBuilder(8, n, 0)  # 256 partitions, n replicas, no min_part_hours
+    for spec in specs:
+        kind, region, zone, port, device = spec.split(":")
+        if kind == ring:
+            b.add_dev({"region": int(region), "zone": int(zone), "ip": "127.0.0.1", "port": int(port),
+                       "replication_ip": "127.0.0.1", "replication_port": int(port), "device": device,
+                       "weight": 100.0, "meta": ""})
+    b.rebalance(seed=1)
+    b.validate()
+    b.save(f"{etc}/{ring}.builder")
+    b.get_ring().save(f"{etc}/{ring}.ring.gz")
+    print(f"{ring}: {n} replicas, {len(b.devs)} devices, balance {b.get_balance():.2f}, dispersion {b.dispersion:.2f}")
+PY
   echo "$layout" > "$etc/rings.layout"
   sw_rings_made=1
 }
