@@ -319,7 +319,7 @@ swift_up() {
   local pids=() rc=0 p
   for c in $SWIFT_CLOUDS; do swift_cloud_up "$c" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  [ "$rc" = 0 ] || { echo "services: swift did not come up" >&2; return 1; }
+  [ "$rc" = 0 ] || { echo "services: swift did not come up (logs in $STATE/swift/<cloud>/log)" >&2; return 1; }
   for c in $SWIFT_CLOUDS; do envs+="$sep$(swift_cloud_env "$c")"; sep=", "; done
   write_env swift "{$envs}"
 }
