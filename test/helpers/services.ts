@@ -247,6 +247,56 @@ export interface GuestEnv {
   dir: string;
 }
 
+/** One device of a Swift object ring: a plain folder a test may wipe. */
+export interface SwiftDevice {
+  /** Ring device name (`d1`…), also its folder's name under `devicesDir`. */
+  name: string;
+  /** Ring region number and zone. */
+  ringRegion: number;
+  zone: number;
+  /** Geographic name of its ring region (`eu-west`…). */
+  region: string;
+  /** Its folder. */
+  path: string;
+}
+
+/** One cloud's OpenStack Swift with the S3 API (scripts/services.d/72-swift.sh). */
+export interface SwiftCloudEnv {
+  /** S3 endpoint, `http://127.0.0.1:PORT` (path-style addressing). */
+  endpoint: string;
+  /** The S3 region to sign with (s3api `location`), also the cloud's main geographic region. */
+  region: string;
+  /** Every geographic region its object ring stores replicas in. */
+  regions: string[];
+  /** S3 access key id, `<cloud>:agent` (tempauth), and the file (0600) holding its secret. */
+  accessKeyId: string;
+  secretAccessKeyFile: string;
+  /** Swift account the S3 buckets live in (`AUTH_<cloud>`). */
+  account: string;
+  /** Server configurations: `swift-object-replicator <objectConf> once` repairs lost replicas. */
+  proxyConf: string;
+  objectConf: string;
+  containerConf: string;
+  accountConf: string;
+  /** Folder of the rings (`swift_dir`) and the object ring (for `swift-get-nodes`). */
+  swiftDir: string;
+  objectRing: string;
+  /** Replicas of each object (3). */
+  replicas: number;
+  /** The servers' `devices` folder and the object ring's devices in it. */
+  devicesDir: string;
+  devices: SwiftDevice[];
+  /** Ring region number → geographic name. */
+  ringRegions: Record<string, string>;
+  ports: { proxy: number; object: number; container: number; account: number; memcached: number };
+  dir: string;
+  logs: Record<'proxy' | 'object' | 'container' | 'account' | 'memcached', string>;
+  pidFiles: Record<'proxy' | 'object' | 'container' | 'account' | 'memcached', string>;
+}
+
+/** `services.json` → `swift`: each cloud's own object store, by cloud id (`cloud-a`, `cloud-b`). */
+export type SwiftEnv = Record<string, SwiftCloudEnv>;
+
 /** The services.json key of each service, with its shape. */
 export interface ServiceEnvs {
   pki: PkiEnv;
@@ -258,6 +308,7 @@ export interface ServiceEnvs {
   sshd: SshEnv;
   libvirt: LibvirtEnv;
   guest: GuestEnv;
+  swift: SwiftEnv;
 }
 
 /** Typed {@link serviceEnv} for the services whose shape is declared here. */

@@ -7,7 +7,7 @@ import { service } from '../../helpers/services.js';
 
 const run = promisify(execFile);
 const script = join(import.meta.dirname, '../../../scripts/services');
-const names = ['pki', 'prosody', 'rabbitmq', 'sshd', 'libvirt', 'guest'];
+const names = ['pki', 'prosody', 'rabbitmq', 'sshd', 'libvirt', 'guest', 'swift'];
 
 function pids(): Record<string, string> {
   const files = {
@@ -19,6 +19,9 @@ function pids(): Record<string, string> {
     sshd: service('sshd').pidFile,
     'libvirt-cloud-a': service('libvirt').instances['cloud-a']?.pidFile ?? '',
     'libvirt-cloud-b': service('libvirt').instances['cloud-b']?.pidFile ?? '',
+    // each cloud's Swift (issue 14): four servers and a memcached each
+    ...Object.fromEntries(Object.entries(service('swift')).flatMap(([cloud, e]) =>
+      Object.entries(e.pidFiles).map(([server, file]) => [`swift-${server}-${cloud}`, file]))),
   };
   return Object.fromEntries(Object.entries(files).map(([k, f]) => [k, readFileSync(f, 'utf8').trim()]));
 }
@@ -35,7 +38,8 @@ describe('scripts/services dispatcher', () => {
   it('up on running services restarts nothing and starts nothing', async () => {
     const before = pids();
     const { stdout } = await run(script, ['up', ...names], { encoding: 'utf8' });
-    expect(stdout).not.toMatch(/restarting|services: (pki|prosody|rabbitmq|rabbitmq-\S+|sshd|libvirt-\S+|guest) +up in/);
+    expect(stdout).not.toMatch(/restarting|services: (pki|prosody|rabbitmq|rabbitmq-\S+|sshd|libvirt-\S+|guest|swift-\S+) +up in/);
+    expect(Object.keys(before).filter((k) => k.startsWith('swift-'))).toHaveLength(10);
     expect(pids()).toEqual(before);
   });
 

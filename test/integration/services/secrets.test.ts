@@ -32,17 +32,28 @@ function secretFiles(): string[] {
     join(pki, 'ca.json'),
     join(STATE_DIR, 'bind', 'update.key'),
     join(STATE_DIR, 'vcsim', 'password'),
+    // each cloud's Swift (issue 14): the S3 secret, also in the proxy's tempauth configuration
+    ...['cloud-a', 'cloud-b'].flatMap((c) => ['s3-secret-key', join('etc', 'proxy-server.conf')].map((f) => join(STATE_DIR, 'swift', c, f))),
     ...readdirSync(pki).filter((f) => f.endsWith('.key')).map((f) => join(pki, f)),
   ].filter((f) => existsSync(f));
 }
 
-/** Keys whose string values are secrets wherever they appear. */
+/** Keys whose string values are secrets wherever they appear… */
 const SECRET_KEY = /pass(word)?$|secret|cookie|token/i;
+/** …unless the key names the file that holds the secret (`secretAccessKeyFile`): its value is a path. */
+const SECRET_FILE_KEY = /File$/;
 
 function secretKeys(value: unknown, path: string[] = []): string[] {
   if (value === null || typeof value !== 'object') return [];
   return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
-    typeof v === 'string' && SECRET_KEY.test(k) ? [[...path, k].join('.')] : secretKeys(v, [...path, k]));
+    typeof v === 'string' && SECRET_KEY.test(k) && !SECRET_FILE_KEY.test(k) ? [[...path, k].join('.')] : secretKeys(v, [...path, k]));
+}
+
+/** The values of keys that name a secret's file (`…secret…File`), with their key path. */
+function secretFileKeys(value: unknown, path: string[] = []): Array<{ key: string; file: unknown }> {
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+    SECRET_KEY.test(k) && SECRET_FILE_KEY.test(k) ? [{ key: [...path, k].join('.'), file: v }] : secretFileKeys(v, [...path, k]));
 }
 
 describe('secrets of the development stack (issue 12, finding 3)', () => {
@@ -50,7 +61,14 @@ describe('secrets of the development stack (issue 12, finding 3)', () => {
     const text = readAsNobody(join(STATE_DIR, 'services.json'));
     expect(text, 'tests share services.json: any local user may read it').toBeDefined();
     expect(secretKeys(JSON.parse(text as string))).toEqual([]);
-    const secrets = secretFiles().filter((f) => /password|cookie|update\.key/.test(f)).map((file) => {
+    // a key naming a secret's file holds the path of a file that only root reads
+    const named = secretFileKeys(JSON.parse(text as string));
+    expect(named.map((n) => n.key)).toEqual(expect.arrayContaining(['swift.cloud-a.secretAccessKeyFile', 'swift.cloud-b.secretAccessKeyFile']));
+    for (const { key, file } of named) {
+      expect(typeof file === 'string' && file.startsWith('/') && existsSync(file), `${key}: ${String(file)}`).toBe(true);
+      expect(readAsNobody(file as string), `${key}: nobody reads ${String(file)}`).toBeUndefined();
+    }
+    const secrets = secretFiles().filter((f) => /password|cookie|update\.key|secret-key/.test(f)).map((file) => {
       const content = readFileSync(file, 'utf8');
       // a BIND key file: the secret is the base64 in its `secret "…";` line
       return { file, secret: /secret "([^"]+)"/.exec(content)?.[1] ?? content.trim() };
@@ -67,7 +85,7 @@ describe('secrets of the development stack (issue 12, finding 3)', () => {
   });
 
   it('no server started by the services carries a secret on its command line (every local user reads those)', () => {
-    const secrets = secretFiles().filter((f) => /password|update\.key/.test(f))
+    const secrets = secretFiles().filter((f) => /password|update\.key|secret-key/.test(f))
       .map((f) => /secret "([^"]+)"/.exec(readFileSync(f, 'utf8'))?.[1] ?? readFileSync(f, 'utf8').trim());
     const leaks: string[] = [];
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -80,6 +98,7 @@ describe('secrets of the development stack (issue 12, finding 3)', () => {
   it('nobody cannot read a file that holds a secret (keys, passwords, cookie, broker config)', () => {
     const files = secretFiles();
     expect(files).toContain(join(STATE_DIR, 'prosody', 'scram.password'));
+    expect(files).toEqual(expect.arrayContaining(['cloud-a', 'cloud-b'].map((c) => join(STATE_DIR, 'swift', c, 'etc', 'proxy-server.conf'))));
     expect(files.filter((f) => readAsNobody(f) !== undefined)).toEqual([]);
   });
 
