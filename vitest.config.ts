@@ -1,9 +1,43 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects: `unit` is hermetic (no servers, no root); `integration` talks to the
- * real servers that `scripts/services up` starts on loopback.
+ * `unit` is hermetic (no servers, no root). The tests that talk to the real servers that
+ * `scripts/services up` starts on loopback are in three projects, by what they do to those servers:
+ *
+ * - `integration-exclusive`: tests that kill, restart or cut a shared server (a broker, a Root, the
+ *   s2s link, libvirtd, the LISP map server) or re-issue what every client trusts (the CRL). They
+ *   must run alone.
+ * - `integration-federation`: two real agents migrating a VM, and the XMPP tests whose gateways log
+ *   in under the same cloud JIDs the agents use.
+ * - `integration`: the rest. They use their own VMs, transfer ids, buckets and accounts, and break
+ *   nothing anyone else uses.
+ *
+ * Each server project runs its files one at a time. `scripts/test` (the README's `npm test`) runs
+ * `unit` + `integration` beside `integration-federation` in two processes, then
+ * `integration-exclusive` alone. A plain `npx vitest run` runs every file one at a time, the
+ * exclusive ones first (`sequence.groupOrder`). A new test that stops, restarts or reconfigures a
+ * shared server goes in {@link EXCLUSIVE}.
  */
+const EXCLUSIVE = [
+  'test/integration/amqp/faults.test.ts',
+  'test/integration/lisp/eid-ownership.test.ts',
+  'test/integration/migration/broker-per-cloud.test.ts',
+  'test/integration/migration/server-crash.test.ts',
+  'test/integration/migration/two-roots.test.ts',
+  'test/integration/services/dispatcher.test.ts',
+  'test/integration/services/inherited-fds.test.ts',
+  'test/integration/services/revocation.test.ts',
+  'test/integration/services/swift.test.ts',
+  'test/integration/xmpp/crl-live.test.ts',
+  'test/integration/xmpp/server-restart.test.ts',
+];
+
+const FEDERATION = ['test/integration/migration/**/*.test.ts', 'test/integration/xmpp/**/*.test.ts'];
+
+const SERVER_TESTS = ['test/integration/**/*.test.ts', 'test/conformance/**/*.test.ts'];
+
+const serverTimeouts = { testTimeout: 120_000, hookTimeout: 180_000 };
+
 export default defineConfig({
   test: {
     projects: [
@@ -17,11 +51,28 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts', 'test/conformance/**/*.test.ts'],
-          testTimeout: 120_000,
-          hookTimeout: 180_000,
-          // Real servers are shared; files run one at a time so tests do not fight over them.
+          include: SERVER_TESTS,
+          exclude: [...FEDERATION, ...EXCLUSIVE],
+          ...serverTimeouts,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration-federation',
+          include: FEDERATION,
+          exclude: EXCLUSIVE,
+          ...serverTimeouts,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration-exclusive',
+          include: EXCLUSIVE,
+          ...serverTimeouts,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
