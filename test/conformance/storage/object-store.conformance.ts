@@ -27,6 +27,8 @@ export interface StoreHarness {
   rawExists(bucket: string, key: string): Promise<boolean>;
   /** Flips stored bytes behind the adapter's back, keeping the object's ETag and metadata (when the backend can). */
   corrupt?(bucket: string, key: string): Promise<void>;
+  /** Leaves `bucket` without room for even a small object (a quota, a full disk); resolves with the undo. */
+  fill(bucket: string): Promise<() => Promise<void>>;
 }
 
 const MiB = 1024 * 1024;
@@ -289,6 +291,19 @@ export function objectStoreConformance(h: StoreHarness): void {
       const read = await store.getObject(bucket, 'abort/read', { signal: ac.signal });
       ac.abort(new Error('test cancels the read'));
       expect(await codeOf(drain(read.body))).toBe('STORE_ABORTED');
+    });
+
+    it('a store without room rejects a put with STORE_FULL (retryable) and stores nothing', async () => {
+      const data = randomBytes(1000);
+      const undo = await h.fill(bucket);
+      try {
+        const err = await store.putObject(bucket, 'full/k', data, putOptions(data)).then(() => undefined, (e: unknown) => e);
+        expect(isIntercloudError(err) ? [err.code, err.retryable] : err).toEqual(['STORE_FULL', true]);
+      } finally {
+        await undo();
+      }
+      expect(await store.headObject(bucket, 'full/k')).toBeUndefined();
+      await store.putObject(bucket, 'full/k', data, putOptions(data));
     });
 
     it('reads with ifMatch: the current etag works, a stale one is STORE_PRECONDITION_FAILED', async () => {

@@ -61,6 +61,21 @@ function corruptReplicas(env: SwiftCloud, bucket: string, key: string): void {
   if (flipped === 0) throw new Error(`no replica of '${key}' found under ${dirs.join(', ')}`);
 }
 
+/** Swift's own API (tempauth token): sets or removes a container's byte quota (container_quotas middleware answers 413). */
+async function containerQuota(env: SwiftCloud, bucket: string, bytes: number | undefined): Promise<void> {
+  const auth = await fetch(`${env.endpoint}/auth/v1.0`, {
+    headers: { 'x-auth-user': env.accessKeyId, 'x-auth-key': readFileSync(env.secretAccessKeyFile, 'utf8').trim() },
+  });
+  const token = auth.headers.get('x-auth-token');
+  const storage = auth.headers.get('x-storage-url');
+  if (!auth.ok || token === null || storage === null) throw new Error(`tempauth login to ${env.endpoint} failed: http ${auth.status}`);
+  const headers: Record<string, string> = { 'x-auth-token': token };
+  if (bytes === undefined) headers['x-remove-container-meta-quota-bytes'] = 'x';
+  else headers['x-container-meta-quota-bytes'] = String(bytes);
+  const res = await fetch(`${storage}/${bucket}`, { method: 'POST', headers });
+  if (res.status !== 204) throw new Error(`setting the quota of '${bucket}' failed: http ${res.status}`);
+}
+
 for (const cloud of ['cloud-a', 'cloud-b'] as const) {
   const env = (): SwiftCloud => serviceEnv<Record<string, SwiftCloud>>('swift')[cloud]!;
   let raw: S3Client | undefined;
@@ -99,6 +114,10 @@ for (const cloud of ['cloud-a', 'cloud-b'] as const) {
         if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
         throw err;
       }
+    },
+    async fill(bucket) {
+      await containerQuota(env(), bucket, 1);
+      return async () => { await containerQuota(env(), bucket, undefined); };
     },
     async corrupt(bucket, key) {
       corruptReplicas(env(), bucket, key);

@@ -24,6 +24,10 @@ objectStoreConformance({
   async rawExists(bucket, key) {
     return (await fake!.listObjects(bucket, { prefix: key })).objects.some((o) => o.key === key);
   },
+  async fill() {
+    fake!.faults.full = true;
+    return async () => { fake!.faults.full = false; };
+  },
   async corrupt(bucket, key) {
     fake!.corruptObject(bucket, key);
   },
