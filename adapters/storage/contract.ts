@@ -77,7 +77,13 @@ export interface GetObjectOptions extends StoreCallOptions {
 /** An object being read: its description and its bytes. */
 export interface ObjectRead {
   readonly info: ObjectInfo;
-  /** The content; it errors (with an adapter error) if the connection breaks before the end. */
+  /**
+   * The content; it errors (with an adapter error) if the connection breaks before the end. The
+   * adapter checks what it delivers against {@link info}: size (`STORE_STREAM_SHORT`/`_LONG`),
+   * SHA-256 when the object has one, and MD5 when the ETag is one (`STORE_INTEGRITY`). Those
+   * checks end the stream after its last byte, so a reader trusts the bytes only once it has
+   * seen the stream end without error.
+   */
   readonly body: Readable;
 }
 

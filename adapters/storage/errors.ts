@@ -12,6 +12,7 @@ export const StoreErrors = defineErrorCodes('storage', {
   STORE_CONFIG_INVALID: { doc: 'the object-store adapter configuration is invalid', retryable: false },
   STORE_UNKNOWN_BACKEND: { doc: 'no object-store adapter is registered under this name', retryable: false },
   STORE_NAME_INVALID: { doc: 'the bucket name or object key is not one this project sends to a store', retryable: false },
+  STORE_ARGUMENT_INVALID: { doc: "a call's declared size, sha-256, metadata, content type or page size is malformed", retryable: false },
   STORE_BUCKET_NOT_FOUND: { doc: 'the bucket does not exist', retryable: false },
   STORE_BUCKET_NOT_EMPTY: { doc: 'the bucket still holds objects', retryable: false },
   STORE_OBJECT_NOT_FOUND: { doc: 'the object does not exist', retryable: false },
