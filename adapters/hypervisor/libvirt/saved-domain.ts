@@ -152,13 +152,22 @@ interface Node {
   text: string;
 }
 
-function toNode(e: XmlElement, parentNs: string | undefined): Node {
+/** A copy of `e`, declaring each namespace prefix (and default namespace) where it first appears. */
+function toNode(e: XmlElement, declared: ReadonlyMap<string, string>): Node {
   const name = e.prefix ? `${e.prefix}:${e.local}` : e.local;
   const attrs: Array<[string, string]> = [];
-  if (e.prefix && e.ns) attrs.push([`xmlns:${e.prefix}`, e.ns]);
-  else if (!e.prefix && e.ns !== parentNs && e.ns !== undefined) attrs.push(['xmlns', e.ns]);
-  for (const a of e.attributes) attrs.push([a.prefix ? `${a.prefix}:${a.local}` : a.local, a.value]);
-  return { name, attrs, children: e.children.map((c) => toNode(c, e.ns)), text: e.children.length ? '' : e.text };
+  const here = new Map(declared);
+  const declare = (prefix: string, ns: string): void => {
+    if (here.get(prefix) === ns) return;
+    here.set(prefix, ns);
+    attrs.push([prefix ? `xmlns:${prefix}` : 'xmlns', ns]);
+  };
+  if (e.ns !== undefined) declare(e.prefix ?? '', e.ns);
+  for (const a of e.attributes) {
+    if (a.prefix && a.ns && a.prefix !== 'xml') declare(a.prefix, a.ns);
+    attrs.push([a.prefix ? `${a.prefix}:${a.local}` : a.local, a.value]);
+  }
+  return { name, attrs, children: e.children.map((c) => toNode(c, here)), text: e.children.length ? '' : e.text };
 }
 
 function toXmlNode(n: Node): XmlNode {
@@ -222,7 +231,7 @@ export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
     throw hvError('HV_STATE_INVALID', `the saved state of '${plan.name}' carries a domain description that cannot be read`, { cause: err, details: { vm: plan.name } });
   }
   if (parsed.local !== 'domain' || parsed.ns !== undefined) refuse('does not carry a domain description');
-  const root = toNode(parsed, undefined);
+  const root = toNode(parsed, new Map());
   if (childText(parsed, 'name')?.trim() !== plan.name) refuse(`names the vm ${JSON.stringify(childText(parsed, 'name') ?? '')}`, { named: childText(parsed, 'name') ?? '' });
 
   // Security labels are the source host's (formatdomain.html "Security label").
