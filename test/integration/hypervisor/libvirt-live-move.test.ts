@@ -214,4 +214,43 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     await trackA.abortTracking(name);
     expect((await trackA.chain(name))[0]!.map((i) => i.href)).toEqual([baseA]);
   }, 300_000);
+
+  it('refuses what a peer may send to reach other files: a data file, a base with a backing file; a peer\'s backing reference is replaced', async () => {
+    const rest = must(stateRestore(b), 'state restore');
+    const name = `adv${run}`;
+    const w = async (file: string, as: string, format: 'raw' | 'qcow2'): Promise<string> => {
+      const ref = await b.writeDisk({ name: as, format, sizeBytes: statSync(file).size, capacityBytes: 4 * MiB }, createReadStream(file));
+      files.push([b, ref.href]);
+      return ref.href;
+    };
+    const base = join(work, 'adv-base.raw');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'raw', base, '4M']);
+    // An overlay whose guest data lives in an external file of the peer's choosing.
+    const withData = join(work, 'adv-data.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${join(work, 'adv-data.raw')}`, withData, '4M']);
+    // An overlay and a qcow2 base that point at files of the host.
+    const pointing = join(work, 'adv-ovl.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-F', 'raw', '-b', '/etc/hostname', pointing, '4M']);
+    const qbase = join(work, 'adv-qbase.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-F', 'raw', '-b', '/etc/hostname', qbase, '4M']);
+    const state = join(work, 'adv.state');
+    execFileSync('dd', ['if=/dev/urandom', `of=${state}`, 'bs=64k', 'count=4', 'status=none']);
+
+    const hBase = await w(base, `${name}-base.raw`, 'raw');
+    const hData = await w(withData, `${name}-data.qcow2`, 'qcow2');
+    const hPoint = await w(pointing, `${name}-ovl.qcow2`, 'qcow2');
+    const hQbase = await w(qbase, `${name}-qbase.qcow2`, 'qcow2');
+    const hState = await w(state, `${name}.state`, 'raw');
+    const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: { code?: string }) => e.code);
+
+    expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hData, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
+    expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hQbase, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
+    expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hBase, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
+    // The overlay is linked onto the base written here before anything reads through it; the
+    // random state file is then refused by libvirt itself.
+    expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hPoint, format: 'qcow2' }]] }))).toBe('LIBVIRT_COMMAND_FAILED');
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '-f', 'qcow2', '--output=json', hPoint], { encoding: 'utf8' })) as Record<string, unknown>;
+    expect(info['backing-filename']).toBe(hBase);
+    expect(await b.vmState(name)).toBe('absent');
+  }, 120_000);
 });
