@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ConversionReport, DiskFormat, VirtualMachine } from '../../protocols/vm/index.js';
+import type { HypervisorCapabilities } from './capabilities.js';
 
 /** Power state of a VM as every backend can report it. */
 export type VmPowerState = 'running' | 'stopped' | 'paused' | 'other';
@@ -168,8 +169,15 @@ export interface ImportDisk {
  * fault name, HTTP status). Messages are prefixed `libvirt(cloud-a): …` / `vmware(cloud-c): …`.
  */
 export interface Hypervisor {
-  /** The adapter's registered name (`libvirt`, `vmware`, `fake`). */
+  /** The adapter's registered name (`libvirt`, `vmware`, `fake`). For messages: callers never branch on it. */
   readonly kind: string;
+
+  /**
+   * Optional capabilities for moving a running VM (`capabilities.ts`): change tracking, state
+   * capture, state restore. Discover them with `changeTracking(hv)`, `stateCapture(hv)`,
+   * `stateRestore(hv)`; absent ones the adapter does not have.
+   */
+  readonly capabilities?: HypervisorCapabilities;
 
   /** Every VM the backend knows (defined or running), sorted by name. */
   listVms(options?: CallOptions): Promise<VmListing[]>;

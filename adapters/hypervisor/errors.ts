@@ -25,6 +25,9 @@ export const HvErrors = defineErrorCodes('hypervisor', {
   HV_STREAM_LONG: { doc: 'a disk stream carried more bytes than its declared size', retryable: false },
   HV_NO_SPACE: { doc: 'the target storage has no room for the disk', retryable: false },
   HV_ABORTED: { doc: 'the operation was cancelled by its abort signal', retryable: true },
+  HV_TRACKING_UNSUPPORTED: { doc: 'a disk of the vm cannot be change-tracked (not a file image, or storage that is not a directory pool)', retryable: false },
+  HV_STATE_NOT_FOUND: { doc: 'the vm has no saved memory and device state', retryable: false },
+  HV_STATE_INVALID: { doc: 'a received saved state or disk chain is not acceptable (a file outside what this host wrote, a reference to another file, a wrong name or format)', retryable: false },
 });
 
 /** Codes of the libvirt adapter (virsh / qemu-img over SSH or locally). */

@@ -6,6 +6,12 @@ export type {
   CallOptions, DefineResult, DiskExtent, DiskInfo, DiskRef, HostCapacity, Hypervisor, ImportDisk, NewDisk,
   ReadDiskOptions, ShutdownOptions, ShutdownResult, UndefineOptions, VmDescription, VmListing, VmPowerState,
 } from './contract.js';
+export {
+  canRestore, changeTracking, stateCapture, stateRestore,
+  type ChainImage, type ChangeTracking, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
+  type RestoreOptions, type RestoreRequest, type RestoreResult, type RestoreTarget, type SavedState, type StateCapture, type StateRequirements,
+  type StateRestore,
+} from './capabilities.js';
 export { HvErrors, LibvirtErrors, VmwareErrors, type HypervisorErrorCode } from './errors.js';
 export {
   createHypervisor, FakeConfigSchema, HYPERVISORS, hypervisorConfigPaths, LibvirtConfigSchema, LOCAL_PATHS, parseHypervisorSettings,

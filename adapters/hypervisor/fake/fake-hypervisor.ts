@@ -14,6 +14,9 @@ import type {
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
+import type { HypervisorCapabilities } from '../capabilities.js';
+import { FakeLiveMove } from './fake-live-move.js';
+import type { FakeImage, FakeVmRecord } from './fake-live-move.js';
 
 /** Configuration of the fake. */
 export interface FakeHypervisorConfig {
@@ -27,27 +30,38 @@ export interface FakeHypervisorConfig {
   guestsIgnoreShutdown: boolean;
 }
 
-interface FakeDisk {
-  format: DiskFormat;
-  capacityBytes: number;
-  bytes: Buffer;
-}
-
-interface FakeVm {
-  vm: VirtualMachine;
-  state: VmPowerState;
-  hrefs: string[];
-}
+type FakeDisk = FakeImage & { format: DiskFormat };
+type FakeVm = FakeVmRecord;
 
 /** The in-memory hypervisor. */
 export class FakeHypervisor implements Hypervisor {
   readonly kind = 'fake';
+  /** Change tracking, state capture and state restore, in memory (`fake-live-move.ts`). */
+  readonly capabilities: HypervisorCapabilities;
   private readonly vms = new Map<string, FakeVm>();
   private readonly disks = new Map<string, FakeDisk>();
   private readonly prefix: string;
+  private readonly live: FakeLiveMove;
 
   constructor(private readonly config: FakeHypervisorConfig) {
     this.prefix = `fake(${config.name})`;
+    this.live = new FakeLiveMove({ prefix: this.prefix, vms: this.vms, disks: this.disks });
+    this.capabilities = { changeTracking: this.live, stateCapture: this.live, stateRestore: this.live };
+  }
+
+  /** Test hook: the running guest writes `data` at `offset` of disk `diskId` (into its top image). */
+  guestWrite(name: string, diskId: string, offset: number, data: Buffer): void {
+    this.live.guestWrite(name, diskId, offset, data);
+  }
+
+  /** Test hook: what the guest sees on disk `diskId` (its chain applied). */
+  guestView(name: string, diskId: string): Buffer {
+    return this.live.view(this.get(name).hrefs[Number(diskId)] ?? '');
+  }
+
+  /** Test hook: the guest's session, new at each boot and kept across save and restore. */
+  guestSession(name: string): string | undefined {
+    return this.get(name).session;
   }
 
   private get(name: string): FakeVm {
@@ -138,7 +152,10 @@ export class FakeHypervisor implements Hypervisor {
 
   async startVm(name: string, options: CallOptions = {}): Promise<void> {
     throwIfAborted(this.prefix, 'startVm', options.signal);
-    this.get(name).state = 'running';
+    const v = this.get(name);
+    // A boot (from stopped) is a new guest session; a paused guest goes on with its own.
+    if (v.state === 'stopped') v.session = FakeLiveMove.newSession();
+    v.state = 'running';
   }
 
   async shutdownVm(name: string, options: ShutdownOptions): Promise<ShutdownResult> {
@@ -160,8 +177,9 @@ export class FakeHypervisor implements Hypervisor {
     throwIfAborted(this.prefix, 'undefineVm', options.signal);
     const v = this.vms.get(name);
     if (!v) return { existed: false };
+    const storage = this.live.storageOf(name);
     this.vms.delete(name);
-    if (options.removeStorage) for (const h of v.hrefs) this.disks.delete(h);
+    if (options.removeStorage) for (const h of storage) this.disks.delete(h);
     return { existed: true };
   }
 

@@ -22,6 +22,8 @@ import type {
 import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
+import type { HypervisorCapabilities } from '../capabilities.js';
+import { LibvirtLiveMove } from './live-move.js';
 import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, throughPipes } from './command-runner.js';
 import type { CommandResult, CommandRunner, RunOptions } from './command-runner.js';
 import {
@@ -63,13 +65,31 @@ const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2',
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
   readonly kind = 'libvirt';
+  /** Change tracking, state capture and state restore (`live-move.ts`). */
+  readonly capabilities: HypervisorCapabilities;
   private readonly prefix: string;
+  private readonly live: LibvirtLiveMove;
 
   constructor(
     private readonly settings: LibvirtSettings,
     private readonly runner: CommandRunner,
   ) {
     this.prefix = `libvirt(${settings.name})`;
+    const live = this.live = new LibvirtLiveMove({
+      prefix: this.prefix,
+      settings,
+      virsh: (args, o) => this.virsh(args, o),
+      virshRaw: (args, o) => this.virshRaw(args, o),
+      qemuImg: (args, o) => this.qemuImg(args, o),
+      run: (argv, o) => this.runner.run(argv, o),
+      checkName: (name) => this.checkName(name),
+      vmState: (name, o) => this.vmState(name, o),
+      volumes: (o) => this.volumes(o),
+      removeDisk: (href, o) => this.removeDisk(href, o),
+      undefineVm: (name, o) => this.undefineVm(name, o),
+      streamFile: (href, o) => this.streamFile(href, o),
+    });
+    this.capabilities = { changeTracking: live, stateCapture: live, stateRestore: live };
   }
 
   // ---- running virsh -------------------------------------------------------------------------
@@ -390,14 +410,15 @@ export class LibvirtHypervisor implements Hypervisor {
     const o = this.opts(options);
     const state = await this.vmState(name, options);
     if (state === 'absent') return { existed: false };
+    // What a live move stacked under the disks (overlays, the disk below them, a saved state):
+    // libvirt removes only each disk's top image.
+    const leftovers = options.removeStorage ? await this.live.leftoverStorage(name, options) : [];
     if (state !== 'stopped') await this.virshRaw(['destroy', name], o);
     const args = ['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'];
     if (options.removeStorage) args.push('--remove-all-storage');
     const r = await this.virshRaw(args, o);
-    if (r.exitStatus !== 0) {
-      if ((await this.vmState(name, options)) === 'absent') return { existed: true };
-      throw this.failed('virsh', args, r);
-    }
+    if (r.exitStatus !== 0 && (await this.vmState(name, options)) !== 'absent') throw this.failed('virsh', args, r);
+    for (const href of leftovers) await this.removeDisk(href, options);
     return { existed: true };
   }
 
@@ -436,6 +457,12 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async readDisk(name: string, diskId: string, options: ReadDiskOptions = {}): Promise<Readable> {
     const ref = await this.diskPath(name, diskId, options);
+    return this.streamFile(ref.href, options);
+  }
+
+  /** Streams a file of the pool (a range with `offset`/`length`) the way `diskIo` says. */
+  private streamFile(href: string, options: ReadDiskOptions): Readable {
+    const ref = { href };
     let argv: string[];
     let tool: string;
     let shown: string[];

@@ -166,3 +166,49 @@ export function clipExtents(extents: readonly DiskExtent[], size: number): DiskE
   }
   return out;
 }
+
+/** One image of `qemu-img info --backing-chain --output=json` (top first). */
+export interface QemuImgChainEntry {
+  readonly filename: string;
+  readonly format: string;
+  readonly virtualSizeBytes: number;
+}
+
+/** `qemu-img info --backing-chain --output=json PATH` → the chain, top first. */
+export function parseQemuImgChain(text: string): QemuImgChainEntry[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw hvError('LIBVIRT_OUTPUT_INVALID', `cannot read the output of 'qemu-img info --backing-chain'`, { cause: err, details: { output: text.slice(0, 2000) } });
+  }
+  if (!Array.isArray(raw) || raw.length === 0) invalid('qemu-img info --backing-chain', text);
+  return (raw as Array<Record<string, unknown>>).map((r) => {
+    if (typeof r['filename'] !== 'string' || typeof r['format'] !== 'string' || typeof r['virtual-size'] !== 'number') invalid('qemu-img info --backing-chain', text);
+    return { filename: r['filename'], format: r['format'], virtualSizeBytes: r['virtual-size'] };
+  });
+}
+
+/**
+ * What `qemu-img info -f FMT --output=json` says about the files an image refers to: its backing
+ * file (`backing-filename`) and, for qcow2, an external data file (`format-specific.data.data-file`).
+ */
+export function parseImageReferences(text: string): { format: string; virtualSizeBytes: number; backingFile?: string; dataFile?: string } {
+  const { format, virtualSizeBytes } = parseQemuImgInfo(text);
+  const r = JSON.parse(text) as Record<string, unknown>;
+  const backing = r['backing-filename'];
+  const spec = r['format-specific'] as { data?: Record<string, unknown> } | undefined;
+  const data = spec?.data?.['data-file'];
+  return {
+    format, virtualSizeBytes,
+    ...(typeof backing === 'string' ? { backingFile: backing } : {}),
+    ...(typeof data === 'string' ? { dataFile: data } : {}),
+  };
+}
+
+/** `virsh version` → the running hypervisor's version (`Running hypervisor: QEMU 7.2.19`), if printed. */
+export function parseHypervisorVersion(text: string): string | undefined {
+  const v = keyValues(text).get('Running hypervisor');
+  const m = v === undefined ? null : /(\d+(?:\.\d+)*)\s*$/.exec(v);
+  return m ? m[1] : undefined;
+}

@@ -4,6 +4,7 @@ import { createHypervisor } from '../../../adapters/hypervisor/index.js';
 import { hypervisorConformance } from './suite.js';
 
 let fake: FakeHypervisor | undefined;
+let peer: FakeHypervisor | undefined;
 
 hypervisorConformance({
   name: 'fake',
@@ -18,4 +19,13 @@ hypervisorConformance({
   format: 'raw',
   hasExtents: true,
   shutdownTimeoutMs: 50,
+  liveMove: {
+    async peer() {
+      peer = createHypervisor('fake', { name: 'conformance-peer', diskBytes: 512 * 1024 * 1024, guestsIgnoreShutdown: true }) as FakeHypervisor;
+      return peer;
+    },
+    async peerDiskExists(href) {
+      return peer!.diskHrefs().includes(href);
+    },
+  },
 });

@@ -16,4 +16,16 @@ hypervisorConformance({
   format: 'raw',
   hasExtents: true,
   shutdownTimeoutMs: 1500,
+  liveMove: {
+    // The peer: libvirt cloud-b in local mode.
+    async peer() {
+      const { ssh: _ssh, ...local } = libvirtSshConfig('cloud-b');
+      return createHypervisor('libvirt', local);
+    },
+    async peerDiskExists(href) {
+      const { uri, pool } = libvirt('cloud-b');
+      virsh(uri, 'pool-refresh', pool);
+      return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
+    },
+  },
 });

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hypervisor, DefineResult } from '../../../adapters/hypervisor/index.js';
+import { canRestore, changeTracking, stateCapture, stateRestore } from '../../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import type { VirtualMachine } from '../../../protocols/vm/index.js';
 
@@ -24,6 +25,15 @@ export interface Harness {
   hasExtents: boolean;
   /** Shutdown timeout to use (a guest without an OS ignores ACPI, so this is how long force-off waits). */
   shutdownTimeoutMs: number;
+  /**
+   * The live-move capabilities (change tracking, state capture, state restore): `false` when the
+   * backend declares none; else the cases run, and with `peer` (a second host of the same backend)
+   * a whole move from this host to the peer runs too.
+   */
+  liveMove: false | {
+    peer?(): Promise<Hypervisor>;
+    peerDiskExists?(href: string): Promise<boolean>;
+  };
 }
 
 const MiB = 1024 * 1024;
@@ -307,5 +317,157 @@ export function hypervisorConformance(h: Harness): void {
       })();
       expect(isIntercloudError(err) ? err.code : err).toBe('HV_ABORTED');
     });
+
+    if (h.liveMove === false) {
+      it('declares no live-move capabilities', () => {
+        expect(changeTracking(hv)).toBeUndefined();
+        expect(stateCapture(hv)).toBeUndefined();
+        expect(stateRestore(hv)).toBeUndefined();
+      });
+      return;
+    }
+    const liveMove = h.liveMove;
+
+    /** A running vm on `hv` whose one disk holds `img`. */
+    const runningVm = async (what: string, img: Buffer): Promise<{ name: string; href: string }> => {
+      const name = vmName(what);
+      await hv.importVm(sampleVm(name, { disks: [{ capacityBytes: img.length, bus: 'virtio' }] }), [{ source: Readable.from([img]), sizeBytes: img.length, format: 'raw' }]);
+      await hv.startVm(name);
+      const href = (await hv.describeVm(name)).disks[0]!.href;
+      return { name, href };
+    };
+
+    it('declares change tracking, state capture and state restore; a host of its own kind can restore its vms', async () => {
+      const img = sampleImage(1024 * 1024);
+      const { name } = await runningVm('lcaps', img);
+      const needs = await stateCapture(hv)!.stateRequirements(name);
+      const offer = await stateRestore(hv)!.restoreTarget();
+      expect(offer.machines.length).toBeGreaterThan(0);
+      expect(canRestore(offer, needs)).toBe(true);
+      expect(changeTracking(hv)).toBeDefined();
+    });
+
+    it('a pre-copy round freezes the disk: the old image reads back as it was, the new overlay is not readable while the vm runs', async () => {
+      const track = changeTracking(hv)!;
+      const img = sampleImage(1024 * 1024);
+      const { name, href } = await runningVm('lround', img);
+      const r = await track.startRound(name);
+      expect(r.round).toBe(1);
+      expect(r.frozen.map((f) => [f.diskId, f.depth, f.href])).toEqual([['0', 0, href]]);
+      expect(r.frozen[0]!.sizeBytes).toBe(img.length);
+      expect(r.overlays.map((o) => o.id)).toEqual(['0']);
+      expect(await h.diskExists(r.overlays[0]!.href)).toBe(true);
+      expect((await drain(await track.readImage(name, href))).equals(img)).toBe(true);
+      const part = await drain(await track.readImage(name, href, { offset: 4096, length: 1000 }));
+      expect(part.equals(img.subarray(4096, 5096))).toBe(true);
+      await rejectsWith(track.readImage(name, r.overlays[0]!.href), 'HV_INVALID_STATE');
+      await rejectsWith(track.readImage(name, `${href}.not-in-the-chain`), 'HV_DISK_NOT_FOUND');
+      expect((await track.chain(name))[0]!.map((i) => i.href)).toEqual([href, r.overlays[0]!.href]);
+      const r2 = await track.startRound(name);
+      expect(r2.round).toBe(2);
+      expect(r2.frozen[0]!.href).toBe(r.overlays[0]!.href);
+      expect((await track.chain(name))[0]!.map((i) => i.depth)).toEqual([0, 1, 2]);
+      // A stopped vm has no rounds.
+      await hv.shutdownVm(name, { timeoutMs: h.shutdownTimeoutMs });
+      await rejectsWith(track.startRound(name), 'HV_INVALID_STATE');
+      await rejectsWith(track.startRound(`${run}-ghost`), 'HV_VM_NOT_FOUND');
+    });
+
+    it('aborting after two rounds leaves the vm running on its original disk, with its bytes, and no overlay', async () => {
+      const track = changeTracking(hv)!;
+      const img = sampleImage(1024 * 1024);
+      const { name, href } = await runningVm('labort', img);
+      const r1 = await track.startRound(name);
+      const r2 = await track.startRound(name);
+      await track.abortTracking(name);
+      expect(await hv.vmState(name)).toBe('running');
+      expect((await hv.describeVm(name)).disks.map((d) => d.href)).toEqual([href]);
+      expect((await track.chain(name))[0]!.map((i) => i.href)).toEqual([href]);
+      for (const o of [r1.overlays[0]!, r2.overlays[0]!]) expect(await h.diskExists(o.href)).toBe(false);
+      await track.abortTracking(name);
+      await hv.shutdownVm(name, { timeoutMs: h.shutdownTimeoutMs });
+      expect((await drain(await hv.readDisk(name, '0'))).equals(img)).toBe(true);
+    });
+
+    it('saves a vm\'s state (it stops), streams it, and resumes it from that state', async () => {
+      const cap = stateCapture(hv)!;
+      const { name } = await runningVm('lsave', sampleImage(256 * 1024));
+      const saved = await cap.saveState(name);
+      expect(await hv.vmState(name)).toBe('stopped');
+      expect(saved.sizeBytes).toBeGreaterThan(0);
+      expect(await cap.saveState(name)).toEqual(saved);
+      expect((await drain(await cap.readState(name))).length).toBe(saved.sizeBytes);
+      await cap.resumeFromState(name);
+      expect(await hv.vmState(name)).toBe('running');
+      await rejectsWith(cap.readState(name), 'HV_STATE_NOT_FOUND');
+      await cap.resumeFromState(name);
+      expect(await hv.vmState(name)).toBe('running');
+    });
+
+    it('refuses a restore of files it did not write, of a bad name, or over an existing vm', async () => {
+      const rest = stateRestore(hv)!;
+      const img = sampleImage(64 * 1024);
+      const ref = await hv.writeDisk({ name: `${run}-rbase.raw`, format: 'raw', sizeBytes: img.length, capacityBytes: img.length }, Readable.from([img]));
+      hrefs.push(ref.href);
+      const name = vmName('lrest');
+      await rejectsWith(rest.restoreVm({ name, state: '/etc/passwd', disks: [[{ href: ref.href, format: 'raw' }]] }), 'HV_STATE_INVALID');
+      await rejectsWith(rest.restoreVm({ name, state: ref.href, disks: [[{ href: ref.href, format: 'raw' }]] }), 'HV_STATE_INVALID');
+      await rejectsWith(rest.restoreVm({ name, state: ref.href, disks: [[{ href: '/etc/shadow', format: 'raw' }]] }), 'HV_STATE_INVALID');
+      await rejectsWith(rest.restoreVm({ name: '-x', state: ref.href, disks: [] }), 'HV_VM_NAME_INVALID');
+      const other = vmName('lrestx');
+      await hv.defineVm(sampleVm(other));
+      await rejectsWith(rest.restoreVm({ name: other, state: ref.href, disks: [] }), 'HV_VM_EXISTS');
+      expect(await hv.vmState(name)).toBe('absent');
+    });
+
+    if (liveMove.peer) {
+      it('moves a running vm to a peer host: two rounds, save, restore paused, resume, flatten; bytes identical, source gone', async () => {
+        const peer = await liveMove.peer!();
+        const track = changeTracking(hv)!;
+        const cap = stateCapture(hv)!;
+        const rest = stateRestore(peer)!;
+        const img = sampleImage(2 * MiB);
+        const { name } = await runningVm('lmove', img);
+        const written: string[] = [];
+        try {
+          const copy = async (href: string, format: 'raw' | 'qcow2', sizeBytes: number, as: string): Promise<string> => {
+            const ref = await peer.writeDisk({ name: as, format, sizeBytes, capacityBytes: img.length }, await track.readImage(name, href));
+            written.push(ref.href);
+            return ref.href;
+          };
+          const r1 = await track.startRound(name);
+          const base = await copy(r1.frozen[0]!.href, 'raw', r1.frozen[0]!.sizeBytes, `${name}-disk0.raw`);
+          const r2 = await track.startRound(name);
+          const o1 = await copy(r2.frozen[0]!.href, 'qcow2', r2.frozen[0]!.sizeBytes, `${name}-disk0.ovl1.qcow2`);
+          const saved = await cap.saveState(name);
+          const last = (await track.chain(name))[0]!.at(-1)!;
+          const o2 = await copy(last.href, 'qcow2', last.sizeBytes, `${name}-disk0.ovl2.qcow2`);
+          const st = await peer.writeDisk({ name: `${name}.state`, format: 'raw', sizeBytes: saved.sizeBytes, capacityBytes: saved.sizeBytes }, await cap.readState(name));
+          written.push(st.href);
+          // The state names this vm: restoring it under another name is refused.
+          await rejectsWith(rest.restoreVm({ name: `${name}-other`, state: st.href, disks: [[{ href: base, format: 'raw' }, { href: o1, format: 'qcow2' }, { href: o2, format: 'qcow2' }]] }), 'HV_STATE_INVALID');
+          const r = await rest.restoreVm({ name, state: st.href, disks: [[{ href: base, format: 'raw' }, { href: o1, format: 'qcow2' }, { href: o2, format: 'qcow2' }]] }, { paused: true });
+          expect(r.disks.map((d) => d.href)).toEqual([o2]);
+          expect(await peer.vmState(name)).toBe('paused');
+          await peer.startVm(name);
+          expect(await peer.vmState(name)).toBe('running');
+          await stateRestore(peer)!.flattenDisks(name);
+          expect((await peer.describeVm(name)).disks.map((d) => d.href)).toEqual([base]);
+          expect((await changeTracking(peer)!.chain(name))[0]!.map((i) => i.href)).toEqual([base]);
+          if (liveMove.peerDiskExists) for (const o of [o1, o2]) expect(await liveMove.peerDiskExists(o)).toBe(false);
+          await peer.shutdownVm(name, { timeoutMs: h.shutdownTimeoutMs });
+          expect((await drain(await peer.readDisk(name, '0'))).equals(img)).toBe(true);
+          // The source gives the vm up: nothing of its chain or state is left.
+          const chainA = (await track.chain(name))[0]!.map((i) => i.href);
+          await cap.discardState(name);
+          await hv.undefineVm(name, { removeStorage: true });
+          for (const f of [...chainA, saved.href]) expect(await h.diskExists(f)).toBe(false);
+        } finally {
+          await peer.undefineVm(name, { removeStorage: true });
+          for (const f of written) await peer.removeDisk(f);
+          await peer.close();
+        }
+      });
+    }
   });
 }

@@ -1,0 +1,347 @@
+/**
+ * The libvirt adapter's capabilities for moving a running VM (`../capabilities.ts`), with only
+ * `virsh` and `qemu-img` on each host (libvirt virsh(1): snapshot-create-as, blockcommit, save,
+ * restore, save-image-dumpxml; qemu-img(1): info, map, rebase):
+ *
+ * - change tracking: each round is an external disk-only snapshot of every disk at once
+ *   (`snapshot-create-as --disk-only --atomic --no-metadata`), new overlays in the pool's
+ *   directory named `VM-diskI.ovlK.qcow2`; abort is `blockcommit --active --pivot` into the base;
+ * - state capture: `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
+ *   to resume here;
+ * - state restore: the received chain linked with `qemu-img rebase -u` onto this host's files, the
+ *   saved description rewritten (`saved-domain.ts`) and `virsh restore --xml`, then `virsh define`.
+ */
+import type { Readable } from 'node:stream';
+import type { DiskFormat } from '../../../protocols/vm/index.js';
+import type {
+  ChainImage, ChangeTracking, PrecopyRound, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
+  StateCapture, StateRequirements, StateRestore,
+} from '../capabilities.js';
+import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
+import { hvError, throwIfAborted } from '../errors.js';
+import { cleanup } from '../import-by-parts.js';
+import type { CommandResult, RunOptions } from './command-runner.js';
+import type { LibvirtSettings } from './libvirt-hypervisor.js';
+import {
+  parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
+} from './saved-domain.js';
+import {
+  clipExtents, parseDirPoolPath, parseHypervisorVersion, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
+} from './virsh-output.js';
+
+/** What the adapter lends its live-move capabilities (its own command helpers). */
+export interface LibvirtOps {
+  readonly prefix: string;
+  readonly settings: LibvirtSettings;
+  virsh(args: readonly string[], options?: RunOptions): Promise<string>;
+  virshRaw(args: readonly string[], options?: RunOptions): Promise<CommandResult>;
+  qemuImg(args: readonly string[], options?: RunOptions): Promise<string>;
+  /** Runs another command on the host (stat, rm); the caller reads the exit status. */
+  run(argv: readonly string[], options?: RunOptions): Promise<CommandResult>;
+  checkName(name: string): void;
+  vmState(name: string, options?: CallOptions): Promise<VmPowerState | 'absent'>;
+  volumes(options: CallOptions): Promise<Array<{ name: string; path: string }>>;
+  removeDisk(href: string, options?: CallOptions): Promise<void>;
+  undefineVm(name: string, options?: CallOptions): Promise<{ existed: boolean }>;
+  streamFile(href: string, options: ReadDiskOptions): Readable;
+}
+
+const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
+
+/** virsh `--diskspec` values separate fields with commas; a literal comma is doubled (virsh(1)). */
+function diskspecValue(v: string): string {
+  return v.replaceAll(',', ',,');
+}
+
+/** The libvirt implementation of change tracking, state capture and state restore. */
+export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore {
+  constructor(private readonly ops: LibvirtOps) {}
+
+  private o(options: CallOptions): RunOptions {
+    return options.signal ? { signal: options.signal } : {};
+  }
+
+  private async state(name: string, options: CallOptions): Promise<VmPowerState> {
+    this.ops.checkName(name);
+    const s = await this.ops.vmState(name, options);
+    if (s === 'absent') throw hvError('HV_VM_NOT_FOUND', `${this.ops.prefix}: no vm '${name}'`, { details: { vm: name } });
+    return s;
+  }
+
+  private invalidState(name: string, op: string, state: string): Error {
+    return hvError('HV_INVALID_STATE', `${this.ops.prefix}: cannot ${op} vm '${name}' while it is '${state}'`, { details: { vm: name, state } });
+  }
+
+  /** The pool's directory, where overlays and state files go; only `dir` pools can hold them. */
+  private async poolDir(options: CallOptions): Promise<string> {
+    const dir = parseDirPoolPath(await this.ops.virsh(['pool-dumpxml', this.ops.settings.pool], this.o(options)));
+    if (dir === undefined) {
+      throw hvError('HV_TRACKING_UNSUPPORTED', `${this.ops.prefix}: pool '${this.ops.settings.pool}' is not a directory pool: overlays and saved states need one`, { details: { pool: this.ops.settings.pool } });
+    }
+    return dir.replace(/\/+$/, '');
+  }
+
+  private async domainXml(name: string, state: VmPowerState, options: CallOptions): Promise<string> {
+    return this.ops.virsh(state === 'stopped' ? ['dumpxml', '--inactive', name] : ['dumpxml', name], this.o(options));
+  }
+
+  /** Length of a file on the host, or `undefined` when it is not there. */
+  private async fileSize(path: string, options: CallOptions): Promise<number | undefined> {
+    const r = await this.ops.run(['stat', '-L', '-c', '%s', path], this.o(options));
+    if (r.exitStatus !== 0) return undefined;
+    const n = Number(r.stdout.toString('utf8').trim());
+    if (!Number.isSafeInteger(n)) throw hvError('LIBVIRT_OUTPUT_INVALID', `${this.ops.prefix}: cannot read the size of '${path}'`, { details: { output: r.stdout.toString('utf8') } });
+    return n;
+  }
+
+  private async image(diskId: string, depth: number, path: string, format: string, options: CallOptions): Promise<ChainImage> {
+    const [size, map] = await Promise.all([
+      this.fileSize(path, options),
+      this.ops.qemuImg(['map', '-U', '-f', 'raw', '--output=json', path], this.o(options)),
+    ]);
+    if (size === undefined) throw hvError('HV_DISK_NOT_FOUND', `${this.ops.prefix}: image '${path}' of disk ${diskId} is gone`, { details: { diskId, href: path } });
+    return { diskId, depth, href: path, format: FORMATS[format] ?? 'raw', sizeBytes: size, extents: clipExtents(parseQemuImgMap(map), size) };
+  }
+
+  /** Each guest disk's target and chain (top first), from the domain and `qemu-img info --backing-chain`. */
+  private async chains(name: string, state: VmPowerState, options: CallOptions): Promise<Array<{ target: string; chain: Array<{ path: string; format: string }> }>> {
+    const disks = parseDomainDisks(await this.domainXml(name, state, options));
+    return Promise.all(disks.map(async (d, i) => {
+      const top = d.chain[0];
+      if (d.type !== 'file' || top === undefined) {
+        throw hvError('HV_TRACKING_UNSUPPORTED', `${this.ops.prefix}: disk ${i} of '${name}' is not a file image (type '${d.type}')`, { details: { vm: name, diskId: String(i) } });
+      }
+      const info = parseQemuImgChain(await this.ops.qemuImg(['info', '-U', '--backing-chain', '--output=json', '-f', top.format, top.path], this.o(options)));
+      return { target: d.target, chain: info.map((e) => ({ path: e.filename, format: e.format })) };
+    }));
+  }
+
+  // ---- change tracking ------------------------------------------------------------------------
+
+  async startRound(name: string, options: CallOptions = {}): Promise<PrecopyRound> {
+    throwIfAborted(this.ops.prefix, 'startRound', options.signal);
+    const state = await this.state(name, options);
+    if (state !== 'running' && state !== 'paused') throw this.invalidState(name, 'start a pre-copy round of', state);
+    const xml = await this.domainXml(name, state, options);
+    const chains = await this.chains(name, state, options);
+    const dir = await this.poolDir(options);
+    const round = Math.max(...chains.map((c) => c.chain.length), 1);
+    const taken = new Set((await this.ops.volumes(options)).map((v) => v.path));
+    const overlays = chains.map((_c, i) => `${dir}/${name}-disk${i}.ovl${round}.qcow2`);
+    for (const p of overlays) {
+      if (taken.has(p) || (await this.fileSize(p, options)) !== undefined) {
+        throw hvError('HV_DISK_EXISTS', `${this.ops.prefix}: overlay '${p}' already exists (left by an earlier move?)`, { details: { href: p } });
+      }
+    }
+    const args = ['snapshot-create-as', name, '--disk-only', '--atomic', '--no-metadata'];
+    chains.forEach((c, i) => args.push('--diskspec', `${diskspecValue(c.target)},snapshot=external,driver=qcow2,file=${diskspecValue(overlays[i]!)}`));
+    for (const t of parseRemovableTargets(xml)) args.push('--diskspec', `${diskspecValue(t)},snapshot=no`);
+    throwIfAborted(this.ops.prefix, 'startRound', options.signal);
+    await this.ops.virsh(args, this.o(options));
+    const frozen = await Promise.all(chains.map((c, i) => this.image(String(i), c.chain.length - 1, c.chain[0]!.path, c.chain[0]!.format, options)));
+    const capacities = await Promise.all(overlays.map(async (p) => parseQemuImgChain(await this.ops.qemuImg(['info', '-U', '--output=json', '--backing-chain', '-f', 'qcow2', p], this.o(options)))[0]!.virtualSizeBytes));
+    return {
+      round,
+      frozen,
+      overlays: overlays.map((href, i): DiskRef => ({ id: String(i), href, format: 'qcow2', capacityBytes: capacities[i]! })),
+    };
+  }
+
+  async chain(name: string, options: CallOptions = {}): Promise<ChainImage[][]> {
+    const state = await this.state(name, options);
+    const chains = await this.chains(name, state, options);
+    return Promise.all(chains.map((c, i) => {
+      const n = c.chain.length;
+      return Promise.all([...c.chain].reverse().map((e, depth) => (depth === n - 1 && state !== 'stopped'
+        // The image the guest writes to: its length now, no map (it changes while read).
+        ? this.fileSize(e.path, options).then((size): ChainImage => ({ diskId: String(i), depth, href: e.path, format: FORMATS[e.format] ?? 'raw', sizeBytes: size ?? 0 }))
+        : this.image(String(i), depth, e.path, e.format, options))));
+    }));
+  }
+
+  async readImage(name: string, href: string, options: ReadDiskOptions = {}): Promise<Readable> {
+    throwIfAborted(this.ops.prefix, 'readImage', options.signal);
+    const state = await this.state(name, options);
+    const chains = await this.chains(name, state, options);
+    const c = chains.find((x) => x.chain.some((e) => e.path === href));
+    if (!c) throw hvError('HV_DISK_NOT_FOUND', `${this.ops.prefix}: '${href}' is not an image of vm '${name}'`, { details: { vm: name, href } });
+    if (c.chain[0]!.path === href && state !== 'stopped') throw this.invalidState(name, `read the image the guest writes to ('${href}') of`, state);
+    return this.ops.streamFile(href, options);
+  }
+
+  /** Merges every disk's chain into its base while the VM runs, then removes the merged overlays. */
+  private async commitAll(name: string, op: string, options: CallOptions): Promise<void> {
+    throwIfAborted(this.ops.prefix, op, options.signal);
+    const state = await this.state(name, options);
+    const chains = await this.chains(name, state, options);
+    if (chains.every((c) => c.chain.length === 1)) return;
+    if (state === 'stopped' || state === 'other') throw this.invalidState(name, `${op} (merge the disk chain of)`, state);
+    for (const c of chains) {
+      if (c.chain.length === 1) continue;
+      throwIfAborted(this.ops.prefix, op, options.signal);
+      // The whole chain into the base (the default base is the deepest image), the guest then runs on it.
+      await this.ops.virsh(['blockcommit', name, c.target, '--active', '--pivot', '--wait'], this.o(options));
+    }
+    for (const c of chains) {
+      for (const e of c.chain.slice(0, -1)) await this.ops.removeDisk(e.path, options);
+    }
+  }
+
+  async abortTracking(name: string, options: CallOptions = {}): Promise<void> {
+    await this.commitAll(name, 'abortTracking', options);
+  }
+
+  /**
+   * The files a move made for VM `name` that libvirt's `undefine --remove-all-storage` (which
+   * removes each disk's top image only) leaves behind: the overlays of its pre-copy rounds, the
+   * image they were stacked on (the VM's own disk before the first round, found as the first
+   * overlay's backing file) and its saved state. For `undefineVm` with `removeStorage`.
+   */
+  async leftoverStorage(name: string, options: CallOptions = {}): Promise<string[]> {
+    const vols = await this.ops.volumes(options);
+    const dir = parseDirPoolPath(await this.ops.virsh(['pool-dumpxml', this.ops.settings.pool], this.o(options)));
+    if (dir === undefined) return [];
+    const out: string[] = [];
+    for (const v of vols) {
+      const m = v.name.startsWith(`${name}-disk`) ? /^-disk(\d+)\.ovl(\d+)\.qcow2$/.exec(v.name.slice(name.length)) : null;
+      if (!m) continue;
+      out.push(v.path);
+      if (m[2] === '1') {
+        const refs = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', v.path], this.o(options)));
+        if (refs.backingFile !== undefined && vols.some((x) => x.path === refs.backingFile)) out.push(refs.backingFile);
+      }
+    }
+    const state = `${dir.replace(/\/+$/, '')}/${name}.state`;
+    if (vols.some((v) => v.path === state)) out.push(state);
+    return out;
+  }
+
+  // ---- state capture ----------------------------------------------------------------------------
+
+  private async statePath(name: string, options: CallOptions): Promise<string> {
+    return `${await this.poolDir(options)}/${name}.state`;
+  }
+
+  async stateRequirements(name: string, options: CallOptions = {}): Promise<StateRequirements> {
+    const state = await this.state(name, options);
+    return parseStateRequirements(await this.domainXml(name, state, options));
+  }
+
+  async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
+    throwIfAborted(this.ops.prefix, 'saveState', options.signal);
+    const state = await this.state(name, options);
+    const path = await this.statePath(name, options);
+    if (state === 'stopped') {
+      const size = await this.fileSize(path, options);
+      if (size === undefined) throw this.invalidState(name, 'save the state of', state);
+      return { href: path, sizeBytes: size };
+    }
+    await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
+    const size = await this.fileSize(path, options);
+    if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
+    return { href: path, sizeBytes: size };
+  }
+
+  async readState(name: string, options: ReadDiskOptions = {}): Promise<Readable> {
+    throwIfAborted(this.ops.prefix, 'readState', options.signal);
+    await this.state(name, options);
+    const path = await this.statePath(name, options);
+    if ((await this.fileSize(path, options)) === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: vm '${name}' has no saved state`, { details: { vm: name } });
+    return this.ops.streamFile(path, options);
+  }
+
+  async resumeFromState(name: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.ops.prefix, 'resumeFromState', options.signal);
+    const state = await this.state(name, options);
+    const path = await this.statePath(name, options);
+    if (state === 'stopped') {
+      if ((await this.fileSize(path, options)) === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: vm '${name}' has no saved state to resume from`, { details: { vm: name } });
+      await this.ops.virsh(['restore', path, '--running'], this.o(options));
+    }
+    await this.discardState(name, options);
+  }
+
+  async discardState(name: string, options: CallOptions = {}): Promise<void> {
+    this.ops.checkName(name);
+    const path = await this.statePath(name, options);
+    await this.ops.removeDisk(path, options);
+    if ((await this.fileSize(path, options)) !== undefined) {
+      const r = await this.ops.run(['rm', '-f', '--', path], this.o(options));
+      if (r.exitStatus !== 0) throw hvError('LIBVIRT_COMMAND_FAILED', `${this.ops.prefix}: cannot remove '${path}': ${r.stderr}`, { details: { tool: 'rm', args: ['-f', path], exitStatus: r.exitStatus, stderr: r.stderr } });
+    }
+  }
+
+  // ---- state restore -----------------------------------------------------------------------------
+
+  async restoreTarget(options: CallOptions = {}): Promise<RestoreTarget> {
+    const o = this.o(options);
+    const [caps, version] = await Promise.all([this.ops.virsh(['capabilities'], o), this.ops.virsh(['version'], o)]);
+    const v = parseHypervisorVersion(version);
+    return { hypervisor: 'qemu', ...(v ? { version: v } : {}), machines: parseCapabilityMachines(caps, this.ops.settings.domainType) };
+  }
+
+  async restoreVm(req: RestoreRequest, options: RestoreOptions = {}): Promise<RestoreResult> {
+    throwIfAborted(this.ops.prefix, 'restoreVm', options.signal);
+    const { name } = req;
+    this.ops.checkName(name);
+    const refuse = (why: string, details: Record<string, unknown>): never => {
+      throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot restore '${name}': ${why}`, { details: { vm: name, ...details } });
+    };
+    if ((await this.ops.vmState(name, options)) !== 'absent') {
+      throw hvError('HV_VM_EXISTS', `${this.ops.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
+    }
+    // Only this pool's volumes, each used once: nothing else on the host is opened.
+    const vols = new Set((await this.ops.volumes(options)).map((v) => v.path));
+    const seen = new Set<string>();
+    for (const href of [req.state, ...req.disks.flat().map((p) => p.href)]) {
+      if (!vols.has(href)) refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
+      if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
+      seen.add(href);
+    }
+    if (req.disks.some((c) => c.length === 0)) refuse('a disk has an empty chain', {});
+    const o = this.o(options);
+    for (const [i, chain] of req.disks.entries()) {
+      for (const [depth, part] of chain.entries()) {
+        if (depth === 0 ? part.format !== 'raw' && part.format !== 'qcow2' : part.format !== 'qcow2') {
+          refuse(`image ${depth} of disk ${i} is declared '${part.format}' (a base is raw or qcow2, an overlay qcow2)`, { diskId: String(i), depth, format: part.format });
+        }
+        // The declared format, never a probe: a raw image's bytes are not read as a header.
+        const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
+        if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
+        if (depth === 0) {
+          if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
+          continue;
+        }
+        // The peer's backing reference is replaced by the image written below it (metadata only).
+        const below = chain[depth - 1]!;
+        await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
+        const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
+        if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
+      }
+    }
+    const saved = await this.ops.virsh(['save-image-dumpxml', req.state], o);
+    const xml = rewriteSavedDomain(saved, {
+      name,
+      disks: req.disks.map((c) => c.map((p) => ({ path: p.href, format: p.format }))),
+      ...(this.ops.settings.consoleLogDir ? { consoleLogDir: this.ops.settings.consoleLogDir } : {}),
+      ...(this.ops.settings.nicTarget ? { nicTarget: this.ops.settings.nicTarget } : {}),
+    });
+    throwIfAborted(this.ops.prefix, 'restoreVm', options.signal);
+    try {
+      await this.ops.virsh(['restore', req.state, '--xml', '/dev/stdin', options.paused ? '--paused' : '--running'], { ...o, stdin: xml });
+      // The restored domain is transient: the same description makes it persistent.
+      await this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml });
+    } catch (err) {
+      await cleanup(err, () => this.ops.undefineVm(name, {}));
+      throw err;
+    }
+    const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
+    const capacities = await Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes));
+    const uuid = (await this.ops.virsh(['domuuid', name], {})).trim();
+    return { name, ...(uuid ? { uuid } : {}), disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
+  }
+
+  async flattenDisks(name: string, options: CallOptions = {}): Promise<void> {
+    await this.commitAll(name, 'flattenDisks', options);
+  }
+}
