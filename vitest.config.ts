@@ -63,6 +63,8 @@ export default defineConfig({
           include: FEDERATION,
           exclude: EXCLUSIVE,
           ...serverTimeouts,
+          // A test here boots a guest twice and migrates it while `integration` runs beside it.
+          testTimeout: 240_000,
           fileParallelism: false,
         },
       },
