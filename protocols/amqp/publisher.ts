@@ -81,8 +81,9 @@ export class Publisher {
     this.closed = false;
   }
 
-  /** The session's connection closed: waits end, and the next publish fails (retryable). */
-  detach(): void {
+  /** `ch`'s connection closed: waits end, and the next publish fails (retryable). A later session's channel stays. */
+  detach(ch: ConfirmChannel): void {
+    if (ch !== this.channel) return;
     this.closed = true;
     this.slot?.resolve();
   }

@@ -322,7 +322,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       conn.on('error', () => undefined); // reported through 'close'
       conn.on('close', () => {
         closed.resolve();
-        publisher.detach();
+        if (ch) publisher.detach(ch);
         notify();
       });
       ch = await conn.createConfirmChannel();
