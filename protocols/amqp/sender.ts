@@ -24,8 +24,6 @@ import { ackOn, closeQuietly, deferred, publishConfirmed, sleep, type Deferred }
 import { blockSizeFor, readBlocks, type Block } from './read-ahead.js';
 import { fileSource, isHole, type TransferSource } from './source.js';
 
-export type { FrameTap, FrameTapInfo } from './publisher.js';
-
 /** Options of {@link sendTransfer}. */
 export interface SendOptions {
   readonly broker: BrokerOptions;
