@@ -2,7 +2,8 @@
  * One side of a benchmarked transfer, run as its own process so that its peak RSS is its own:
  * `node side.js send|receive|index '<json options>'` (compiled by the bench, so tsx's own compiler
  * does not count in the peak RSS). The receiver prints `{"ready":true}` first; every side ends
- * with one JSON line: the result, its elapsed ms and `process.resourceUsage().maxRSS`.
+ * with one JSON line: the result, its elapsed ms, `process.resourceUsage().maxRSS` and its CPU time
+ * (user + system, ms: on a shared machine a steadier measure of a side's own cost than elapsed time).
  */
 import { readFileSync } from 'node:fs';
 import { ContentIndex, fileSource, receiveTransfer, sendTransfer, type BrokerOptions, type Extent } from '../../protocols/amqp/index.js';
@@ -47,4 +48,5 @@ if (side === 'index') {
     durable: a.persistent, prefetch: Math.max(8, Math.ceil(a.windowBytes / a.chunkSize)), ...(contentIndex ? { contentIndex } : {}),
   });
 }
-process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, maxRssKiB: process.resourceUsage().maxRSS }) + '\n');
+const usage = process.resourceUsage();
+process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, maxRssKiB: usage.maxRSS, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000 }) + '\n');

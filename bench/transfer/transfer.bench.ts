@@ -114,7 +114,7 @@ function runRsync(name: string, src: string, dst: string, basis?: string): void 
   rmSync(dst, { force: true });
 }
 
-interface SideOut { result: Record<string, unknown>; elapsedMs: number; maxRssKiB: number }
+interface SideOut { result: Record<string, unknown>; elapsedMs: number; maxRssKiB: number; cpuMs: number }
 
 /** Compiles side.ts (and what it imports) with tsc into node_modules/.cache, once per run. */
 const compiled = join(here, '../../node_modules/.cache/icx-bench-transfer');
@@ -169,7 +169,7 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
     seconds: s.elapsedMs / 1000,
     wireBytes: res.wireBytes,
     rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
-    note: `chunks ${JSON.stringify(res.chunks)}; rss send ${(s.maxRssKiB / 1024).toFixed(0)} / recv ${(r.maxRssKiB / 1024).toFixed(0)} MiB`,
+    note: `chunks ${JSON.stringify(res.chunks)}; rss send ${(s.maxRssKiB / 1024).toFixed(0)} / recv ${(r.maxRssKiB / 1024).toFixed(0)} MiB; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
   });
   const a = sh('sha256sum', [src]).split(' ')[0];
   const b = sh('sha256sum', [dst]).split(' ')[0];

@@ -41,11 +41,14 @@ export { ProgressMeter, type ProgressEvent } from './progress.js';
 export {
   MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
 } from './receiver-machine.js';
-export { SenderMachine, type ChunkPlan, type SenderPhase } from './sender-machine.js';
+export {
+  SenderMachine, type ChunkPlan, type SenderAction, type SenderChunkCounts, type SenderFailure, type SenderMachineOptions, type SenderPhase, type TransferQueue,
+} from './sender-machine.js';
 export { StagingFile } from './staging-file.js';
 export { TransferJournal } from './journal-file.js';
 export { fileSource, streamSource, type Extent, type TransferSource } from './source.js';
 export { ContentIndex } from './content-index.js';
 export { connectBroker, probeBrokerIdentity, type BrokerOptions } from './connection.js';
-export { sendTransfer, type FrameTap, type FrameTapInfo, type SendOptions, type SendResult } from './sender.js';
+export type { FrameTap, FrameTapInfo } from './publisher.js';
+export { sendTransfer, type SendOptions, type SendResult } from './sender.js';
 export { receiveTransfer, type ReceiveOptions, type ReceiveResult } from './receiver.js';

@@ -1,40 +1,28 @@
 /**
- * The sending side of a transfer (I/O): reads the source chunk by chunk (never the whole of it
- * in memory), skips zero chunks and what the receiver already holds or can copy locally,
- * publishes frames with a bounded window of unconfirmed messages (publisher confirms), then
- * polls with `end` until the receiver commits. Survives broker restarts (reconnects, waits for
- * the receiver's `status`, answers `need`) and its own restarts (journal + receiver status).
+ * The sending side of a transfer (I/O): the loop that reads the source chunk by chunk (never
+ * the whole of it in memory), hashes each chunk, feeds events to the sender's state machine
+ * (`sender-machine.ts`, pure) and carries out the actions it returns — publishing frames through
+ * the publisher (`publisher.ts`, which owns the window of unconfirmed frames and the buffers),
+ * control messages, journal records, broker clean-up. Survives broker restarts (reconnects,
+ * waits for the receiver's `status`, answers `need`) and its own restarts (journal + receiver
+ * status).
  */
 import { createHash } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
 import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
-import { xferError, XFER_ERRORS, type XferCode, type XferError } from './errors.js';
-import { WholeDigest, zeroChunkSha256 } from './digest.js';
-import { FRAME_HEADER_SIZE, isAllZero, isTransferId, writeFrameHeader, type FrameKind } from './frame.js';
+import { xferError, type XferError } from './errors.js';
+import { zeroChunkSha256 } from './digest.js';
+import { FRAME_HEADER_SIZE, isAllZero, isTransferId, writeFrameHeader } from './frame.js';
 import { TransferJournal } from './journal-file.js';
-import { CONTROL_VERSION, decodeControl, encodeControl, parseManifest, type ControlMessage, type Manifest } from './messages.js';
-import { ROUTING, transferTopology } from './naming.js';
+import { decodeControl, encodeControl, parseManifest, type ControlMessage, type Manifest } from './messages.js';
+import { ROUTING, transferTopology, type TransferTopology } from './naming.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
-import { SenderMachine } from './sender-machine.js';
+import { Publisher, type FrameTap } from './publisher.js';
+import { SenderMachine, type SenderAction, type SenderChunkCounts, type SenderFailure, type TransferQueue } from './sender-machine.js';
 import { ackOn, closeQuietly, deferred, publishConfirmed, sleep, type Deferred } from './session-util.js';
 import { blockSizeFor, readBlocks, type Block } from './read-ahead.js';
 import { fileSource, isHole, type TransferSource } from './source.js';
-
-/** What a fault-injection tap is told about a frame about to be published. */
-export interface FrameTapInfo {
-  readonly index: number;
-  readonly kind: FrameKind;
-  /** 1 for the first time this index is published in this run, 2 for its first re-send … */
-  readonly attempt: number;
-}
-
-/**
- * Fault injection for tests: given a frame about to be published, returns the frames to
- * publish instead (none to drop it, two to duplicate it, a modified copy to corrupt it, or
- * frames held back earlier to reorder). Production code passes none.
- */
-export type FrameTap = (frame: Buffer, info: FrameTapInfo) => Buffer[];
 
 /** Options of {@link sendTransfer}. */
 export interface SendOptions {
@@ -96,28 +84,27 @@ const DEFAULT_CHUNK = 1024 * 1024;
  * `XFER_BROKER_AUTH`). Honours `signal` (aborts both sides). Idempotent: running it again with
  * the same id resumes, sending only what the receiver lacks.
  */
+
+/**
+ * Sends `source` as transfer `transferId`. Resolves once the receiver committed a file whose
+ * SHA-256 equals the source's; rejects with `XFER_…` errors (`XFER_EXPIRED`, `XFER_ABORTED`,
+ * the receiver's failure code such as `XFER_DISK_FULL`, `XFER_SOURCE_CHANGED`,
+ * `XFER_BROKER_AUTH`). Honours `signal` (aborts both sides). Idempotent: running it again with
+ * the same id resumes, sending only what the receiver lacks.
+ */
 export async function sendTransfer(o: SendOptions): Promise<SendResult> {
   if (!isTransferId(o.transferId)) throw xferError('XFER_CONFIG', `transfer id '${o.transferId}' is not a lowercase uuid`);
   const topo = transferTopology(o.from, o.to, o.transferId);
   const now = o.now ?? Date.now;
   const started = now();
-  const persistent = o.persistent ?? false;
   const source = typeof o.source === 'string' ? await fileSource(o.source) : o.source;
   const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'send'));
   try {
-    const previous = records.find((r) => r.t === 'manifest');
-    let manifest: Manifest;
-    if (previous?.t === 'manifest') {
-      manifest = previous.manifest;
-      const was = previous.source;
-      if (was && (was.size !== source.identity.size || was.mtimeMs !== source.identity.mtimeMs)) {
-        throw xferError('XFER_SOURCE_CHANGED', `source of transfer '${o.transferId}' changed since the earlier attempt`, {
-          details: { was, now: source.identity },
-        });
-      }
-    } else {
+    let machine = SenderMachine.restore(records);
+    if (machine) machine.checkSource(source.identity);
+    else {
       const chunkSize = o.chunkSize ?? DEFAULT_CHUNK;
-      manifest = parseManifest({
+      const manifest = parseManifest({
         transferId: o.transferId,
         from: o.from,
         to: o.to,
@@ -127,16 +114,15 @@ export async function sendTransfer(o: SendOptions): Promise<SendResult> {
         chunkCount: Math.ceil(source.size / chunkSize),
         expiresAt: o.expiresAt,
       });
-      await journal.append({ t: 'manifest', manifest, source: source.identity });
+      machine = new SenderMachine(manifest, { source: source.identity });
+      for (const a of machine.begin()) if (a.type === 'journal') await journal.append(a.record);
     }
-    if (records.some((r) => r.t === 'aborted')) {
-      throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
+    if (machine.phase === 'aborted') throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
+    if (machine.phase === 'committed') {
+      const held = { data: 0, zero: 0, ref: 0, held: machine.manifest.chunkCount, resent: 0 };
+      return result(machine.manifest, machine.digest!, held, 0, 0, now() - started, true);
     }
-    const committedBefore = records.find((r) => r.t === 'committed');
-    if (committedBefore?.t === 'committed') {
-      return result(manifest, committedBefore.digest, { data: 0, zero: 0, ref: 0, held: manifest.chunkCount, resent: 0 }, 0, 0, now() - started, true);
-    }
-    return await runSender(o, topo, manifest, source, journal, persistent, now, started, records.length > 0);
+    return await runSender({ o, topo, machine, source, journal, persistent: o.persistent ?? false, now, started, resumed: records.length > 0 });
   } finally {
     await journal.close();
     await source.close();
@@ -155,23 +141,106 @@ function result(
   return { transferId: manifest.transferId, digest, size: manifest.size, bytesSent, wireBytes, chunks, elapsedMs, resumed };
 }
 
-async function runSender(
-  o: SendOptions,
-  topo: ReturnType<typeof transferTopology>,
-  manifest: Manifest,
-  source: TransferSource,
-  journal: TransferJournal,
-  persistent: boolean,
-  now: () => number,
-  started: number,
-  resumed: boolean,
-): Promise<SendResult> {
-  const machine = new SenderMachine(manifest);
-  const windowBytes = Math.max(o.windowBytes ?? 16 * 1024 * 1024, manifest.chunkSize + FRAME_HEADER_SIZE);
-  const chunks = { data: 0, zero: 0, ref: 0, held: 0, resent: 0 };
-  const attempts = new Map<number, number>();
-  let bytesSent = 0;
-  let wireBytes = 0;
+/** What {@link runSender} works with. */
+interface SenderRun {
+  readonly o: SendOptions;
+  readonly topo: TransferTopology;
+  readonly machine: SenderMachine;
+  readonly source: TransferSource;
+  readonly journal: TransferJournal;
+  readonly persistent: boolean;
+  readonly now: () => number;
+  readonly started: number;
+  readonly resumed: boolean;
+}
+
+/** One chunk as read: its frame buffer (payload after the header) unless it is all zero. */
+interface ReadChunk {
+  readonly buf: Buffer | undefined;
+  readonly length: number;
+  readonly zero: boolean;
+}
+
+/**
+ * Reads chunks of the source into frame buffers. The stream is read in read-ahead blocks
+ * (without an allocation map) or chunk by chunk (with one: holes are not read at all); a re-sent
+ * chunk is read on its own. Only a chunk that travels gets a frame buffer of its own, so
+ * zero-heavy images make no garbage.
+ */
+class ChunkReader {
+  private readonly scratch: Buffer;
+  private blocks: AsyncGenerator<Block> | undefined;
+  private block: Block | undefined;
+
+  constructor(
+    private readonly source: TransferSource,
+    private readonly manifest: Manifest,
+    private readonly publisher: Publisher,
+  ) {
+    this.scratch = Buffer.allocUnsafe(FRAME_HEADER_SIZE + manifest.chunkSize);
+  }
+
+  /** A new session: the stream's read-ahead starts again at the next chunk it is asked for. */
+  restart(): void {
+    this.blocks = undefined;
+    this.block = undefined;
+  }
+
+  /** Reads chunk `index`: the next of the stream (`sequential`), or any one (a re-send). */
+  read(index: number, sequential: boolean): Promise<ReadChunk> {
+    return sequential && !this.source.extents ? this.fromBlocks(index) : this.single(index);
+  }
+
+  private async single(index: number): Promise<ReadChunk> {
+    const { chunkSize, size } = this.manifest;
+    const offset = index * chunkSize;
+    const length = Math.min(chunkSize, size - offset);
+    if (this.source.extents && isHole(this.source.extents, offset, length)) return { buf: undefined, length, zero: true };
+    // Read into one reused buffer; only a chunk that travels gets its own frame buffer (the
+    // window holds those until confirmed).
+    const s = this.scratch;
+    await this.source.read(offset, length, s, FRAME_HEADER_SIZE);
+    if (isAllZero(s.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length))) return { buf: undefined, length, zero: true };
+    const buf = this.publisher.frameBuffer(length);
+    s.copy(buf, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
+    return { buf, length, zero: false };
+  }
+
+  private async fromBlocks(index: number): Promise<ReadChunk> {
+    const { chunkSize, size } = this.manifest;
+    const offset = index * chunkSize;
+    const length = Math.min(chunkSize, size - offset);
+    this.blocks ??= readBlocks(offset, size, blockSizeFor(chunkSize), (off, len, into) => this.source.read(off, len, into, 0));
+    while (!this.block || offset >= this.block.offset + this.block.bytes.length) {
+      const r = await this.blocks.next();
+      if (r.done) throw xferError('XFER_IO', `source ended before offset '${offset}'`);
+      this.block = r.value;
+    }
+    const piece = this.block.bytes.subarray(offset - this.block.offset, offset - this.block.offset + length);
+    if (isAllZero(piece)) return { buf: undefined, length, zero: true };
+    const buf = this.publisher.frameBuffer(length);
+    piece.copy(buf, FRAME_HEADER_SIZE);
+    return { buf, length, zero: false };
+  }
+}
+
+/** The queue names of `queues` in `topo`. */
+function queueNames(topo: TransferTopology, queues: readonly TransferQueue[]): string[] {
+  return queues.map((q) => (q === 'data' ? topo.dataQueue : topo.controlQueue));
+}
+
+async function runSender(r: SenderRun): Promise<SendResult> {
+  const { o, topo, machine, journal, persistent, now } = r;
+  const manifest = machine.manifest;
+  const publisher = new Publisher({
+    chunkSize: manifest.chunkSize,
+    windowBytes: o.windowBytes ?? 16 * 1024 * 1024,
+    exchange: topo.exchange,
+    routingKey: ROUTING.data,
+    persistent,
+    ...(o.tap ? { tap: o.tap } : {}),
+  });
+  const reader = new ChunkReader(r.source, manifest, publisher);
   const progress = new ProgressMeter(o.transferId, manifest.size, now());
   let lastReport = 0;
   const report = (force = false) => {
@@ -182,23 +251,28 @@ async function runSender(
     o.onProgress(progress.report(t));
   };
 
-  // Streaming state survives reconnects: the next chunk to read and the running whole digest.
-  const whole = new WholeDigest(manifest.size, manifest.chunkSize);
-  let nextIndex = 0;
-  let digest: string | undefined;
-  const resend: number[] = [];
-  let committed: Extract<ControlMessage, { type: 'committed' }> | undefined;
   const done = deferred<void>();
-  let wake: Deferred<void> = deferred<void>();
-  let statusSeen: Deferred<void> = deferred<void>();
-  const notify = () => wake.resolve();
+  // Every control message (and the end of a connection or of the transfer) is an event; a step
+  // that waits for one waits until the count moves past what it had seen.
+  let events = 0;
+  let wake: Deferred<void> | undefined;
+  const notify = () => {
+    events++;
+    wake?.resolve();
+  };
+  const waitEvent = async (since: number, ms?: number) => {
+    if (events !== since) return;
+    wake = deferred<void>();
+    await (ms === undefined ? wake.promise : Promise.race([wake.promise, sleep(ms)]));
+  };
+  /** Actions returned by events that arrived between two steps (run before the next step). */
+  const queued: SenderAction[] = [];
 
-  let kick: () => void = () => undefined;
-  const fail = (err: XferError) => {
+  const fail = (f: SenderFailure) => {
+    const err = machine.fail(f);
     if (!done.settled) done.reject(err);
+    publisher.stop();
     notify();
-    statusSeen.resolve();
-    kick();
   };
 
   const onControl = (msg: ConsumeMessage | null, ch: ConfirmChannel) => {
@@ -219,191 +293,100 @@ async function runSender(
     if (m.transferId !== o.transferId) return;
     switch (m.type) {
       case 'status':
-        machine.onStatus(m);
-        statusSeen.resolve();
+        queued.push(...machine.onStatus(m));
         break;
       case 'need':
-        for (const i of machine.onNeed(m.chunks)) resend.push(i);
+        queued.push(...machine.onNeed(m.chunks));
         break;
       case 'committed':
-        committed = m;
+        queued.push(...machine.onCommittedMessage(m));
         break;
-      case 'abort': {
-        const peer = m.code && m.code in XFER_ERRORS ? (m.code as XferCode) : undefined;
-        const code: XferCode = m.reason === 'expired' ? 'XFER_EXPIRED' : (peer ?? 'XFER_ABORTED');
-        fail(xferError(code, `receiver ${m.reason === 'expired' ? 'expired' : 'aborted'} transfer '${o.transferId}'${m.code ? ` (${m.code})` : ''}`, {
-          details: { peerReason: m.reason, peerCode: m.code, peerMessage: m.message },
-        }));
+      case 'abort':
+        fail({ kind: 'peer-abort', message: m });
         break;
-      }
       default:
         break;
     }
     notify();
   };
 
-  const scratch = Buffer.allocUnsafe(FRAME_HEADER_SIZE + manifest.chunkSize);
-  // Frame buffers come back once the broker confirmed their message (it has been written to the
-  // socket by then), so a transfer cycles through about one window of them instead of leaving
-  // the garbage collector a buffer per chunk. Not with a fault-injection tap, which may publish
-  // one buffer twice.
-  const pool: Buffer[] = [];
-  const frameBuffer = (length: number): Buffer =>
-    length === manifest.chunkSize && pool.length > 0 ? pool.pop()! : Buffer.allocUnsafe(FRAME_HEADER_SIZE + length);
-  const recycle = (body: Buffer) => {
-    if (!o.tap && body.length === FRAME_HEADER_SIZE + manifest.chunkSize && pool.length < 64) pool.push(body);
-  };
-  /** Reads chunk `index` into a frame buffer; returns the frame and whether it is all zero. */
-  const readChunk = async (index: number): Promise<{ buf: Buffer | undefined; length: number; zero: boolean }> => {
-    const offset = index * manifest.chunkSize;
-    const length = Math.min(manifest.chunkSize, manifest.size - offset);
-    if (source.extents && isHole(source.extents, offset, length)) return { buf: undefined, length, zero: true };
-    // Read into one reused buffer; only a chunk that travels gets its own frame buffer (the
-    // window holds those until confirmed), so zero-heavy images make no garbage.
-    await source.read(offset, length, scratch, FRAME_HEADER_SIZE);
-    if (isAllZero(scratch.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length))) return { buf: undefined, length, zero: true };
-    const buf = frameBuffer(length);
-    scratch.copy(buf, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
-    return { buf, length, zero: false };
-  };
-
   const session = async (): Promise<void> => {
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
     const closed = deferred<void>();
-    statusSeen = deferred<void>();
-    let inflight = 0;
-    let slot: Deferred<void> | undefined;
-    let publishError: unknown;
+    const closedError = () => xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
     try {
       conn = await connectBroker(o.broker);
       conn.on('error', () => undefined); // reported through 'close'
-      kick = () => slot?.resolve();
       conn.on('close', () => {
         closed.resolve();
+        if (ch) publisher.detach(ch);
         notify();
-        slot?.resolve();
-        statusSeen.resolve();
       });
       ch = await conn.createConfirmChannel();
       ch.on('error', () => undefined);
       const c = ch;
       await assertTopology(c, topo, persistent);
       await c.prefetch(16);
+      publisher.attach(c);
+      reader.restart();
       await c.consume(topo.controlQueue, (m) => onControl(m, c), { noAck: false });
 
-      const publish = (body: Buffer) => {
-        inflight += body.length;
-        wireBytes += body.length;
-        c.publish(topo.exchange, ROUTING.data, body, { persistent }, (err) => {
-          inflight -= body.length;
-          if (err) publishError = err;
-          else recycle(body);
-          slot?.resolve();
-        });
-      };
-      const waitSlot = async () => {
-        while (inflight >= windowBytes && !closed.settled && !done.settled) {
-          slot = deferred<void>();
-          await slot.promise;
-        }
-        if (publishError) throw brokerError(publishError, 'broker refused a chunk');
-        if (closed.settled) throw xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
-      };
-      const sendControl = (m: ControlMessage) => publishConfirmed(c, topo.exchange, ROUTING.data, encodeControl(m), persistent);
-
-      const sendFrame = async (index: number, kind: FrameKind, buf: Buffer | undefined, sha: Buffer, length: number) => {
-        const frame = buf ?? Buffer.allocUnsafe(FRAME_HEADER_SIZE);
-        writeFrameHeader(frame, { kind, transferId: o.transferId, index, offset: index * manifest.chunkSize, length, sha256: sha });
-        const attempt = (attempts.get(index) ?? 0) + 1;
-        attempts.set(index, attempt);
-        const out = o.tap ? o.tap(frame, { index, kind, attempt }) : [frame];
-        for (const f of out) {
-          await waitSlot();
-          publish(f);
-          if (kind === 'data') bytesSent += length;
-        }
-      };
-
-      /** Sends chunk `index` as data (or zero): the answer to a `need`. */
-      const resendChunk = async (index: number) => {
-        const { buf, length, zero } = await readChunk(index);
-        const sha = zero ? zeroChunkSha256(length) : createHash('sha256').update(buf!.subarray(FRAME_HEADER_SIZE)).digest();
-        chunks.resent++;
-        progress.resent(zero ? 0 : length);
-        await sendFrame(index, zero ? 'zero' : 'data', zero ? undefined : buf, sha, length);
-      };
-
-      // Announce, then wait for the receiver's status: it says what not to send again.
-      await sendControl({ type: 'manifest', v: CONTROL_VERSION, transferId: o.transferId, manifest });
-      await statusSeen.promise;
-      if (done.settled || closed.settled) return;
-
-      // Without an allocation map, scan the source in read-ahead blocks; with one, read only
-      // the chunks that hold data.
-      const blocks = source.extents
-        ? undefined
-        : readBlocks(nextIndex * manifest.chunkSize, manifest.size, blockSizeFor(manifest.chunkSize), (off, len, into) => source.read(off, len, into, 0));
-      let block: Block | undefined;
-      const chunkFromBlocks = async (index: number): Promise<{ buf: Buffer | undefined; length: number; zero: boolean }> => {
-        const offset = index * manifest.chunkSize;
-        const length = Math.min(manifest.chunkSize, manifest.size - offset);
-        while (!block || offset >= block.offset + block.bytes.length) {
-          const r = await blocks!.next();
-          if (r.done) throw xferError('XFER_IO', `source ended before offset '${offset}'`);
-          block = r.value;
-        }
-        const piece = block.bytes.subarray(offset - block.offset, offset - block.offset + length);
-        if (isAllZero(piece)) return { buf: undefined, length, zero: true };
-        const buf = frameBuffer(length);
-        piece.copy(buf, FRAME_HEADER_SIZE);
-        return { buf, length, zero: false };
-      };
-
-      while (nextIndex < manifest.chunkCount) {
+      let steps: SenderAction[] = machine.onConnected();
+      for (;;) {
         if (done.settled) return;
-        while (resend.length > 0) await resendChunk(resend.shift()!);
-        const index = nextIndex;
-        const { buf, length, zero } = blocks ? await chunkFromBlocks(index) : await readChunk(index);
-        const sha = zero ? zeroChunkSha256(length) : createHash('sha256').update(buf!.subarray(FRAME_HEADER_SIZE)).digest();
-        const plan = machine.plan(index, zero, zero ? undefined : sha.toString('hex'));
-        if (!plan.send) chunks.held++;
-        else {
-          await sendFrame(index, plan.kind, plan.kind === 'data' ? buf : undefined, sha, length);
-          chunks[plan.kind]++;
-        }
-        // Only now is the chunk part of the stream: a failed publish above retries it whole.
-        whole.add(index, sha);
-        nextIndex++;
-        progress.advance(length);
-        report();
-      }
-      if (digest === undefined) {
-        digest = whole.hex();
-        machine.onStreamed(digest);
-        await journal.append({ t: 'end', digest });
-      }
-      await c.waitForConfirms();
-
-      // Poll with `end` until the receiver commits; answer its `need`s.
-      while (!done.settled) {
-        if (committed) {
-          if (!machine.onCommitted(committed)) {
-            throw xferError('XFER_DIGEST_MISMATCH', `receiver committed sha-256 '${committed.digest}', source has '${digest}'`);
+        if (closed.settled) throw closedError();
+        let seen = events;
+        if (steps.length === 0) steps = queued.length > 0 ? queued.splice(0) : machine.next();
+        const a = steps.shift()!;
+        switch (a.type) {
+          case 'journal':
+            await journal.append(a.record);
+            break;
+          case 'send':
+            await publisher.sendControl(a.message);
+            break;
+          case 'await-status':
+            await waitEvent(seen);
+            break;
+          case 'read': {
+            const chunk = await reader.read(a.index, !a.resend);
+            const sha = chunk.zero ? zeroChunkSha256(chunk.length) : createHash('sha256').update(chunk.buf!.subarray(FRAME_HEADER_SIZE)).digest();
+            if (a.resend) progress.resent(chunk.zero ? 0 : chunk.length);
+            for (const p of machine.onRead(a.index, chunk.zero, chunk.zero ? undefined : sha.toString('hex'), a.resend)) {
+              if (p.type !== 'publish') continue;
+              const frame = p.kind === 'data' ? chunk.buf! : Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+              writeFrameHeader(frame, { kind: p.kind, transferId: o.transferId, index: p.index, offset: p.index * manifest.chunkSize, length: chunk.length, sha256: sha });
+              await publisher.publishFrame(frame, { index: p.index, kind: p.kind, attempt: p.attempt }, chunk.length);
+            }
+            if (!a.resend) {
+              // Only now is the chunk part of the stream: a failed publish above retries it whole.
+              steps.push(...machine.onSent(a.index, sha));
+              progress.advance(chunk.length);
+              report();
+            }
+            break;
           }
-          await journal.append({ t: 'committed', digest });
-          await deleteTopology(c, [topo.controlQueue, topo.dataQueue], topo.exchange);
-          report(true);
-          done.resolve();
-          return;
+          case 'poll':
+            // Poll with `end` until the receiver commits; its `need`s come back as `read` steps.
+            await publisher.drain();
+            seen = events;
+            await publisher.sendControl(a.message);
+            if (closed.settled) throw closedError();
+            await waitEvent(seen, o.endRetryMs ?? 2000);
+            break;
+          case 'delete-topology':
+            await deleteTopology(c, queueNames(topo, a.queues), a.exchange ? topo.exchange : undefined);
+            break;
+          case 'finished':
+            report(true);
+            done.resolve();
+            return;
+          case 'fail':
+            throw a.error;
+          default:
+            throw xferError('XFER_CONFIG', `sender cannot run action '${a.type}' in a session`);
         }
-        while (resend.length > 0) await resendChunk(resend.shift()!);
-        await c.waitForConfirms();
-        wake = deferred<void>();
-        await sendControl({ type: 'end', v: CONTROL_VERSION, transferId: o.transferId, manifest, digest });
-        if (closed.settled) throw xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
-        await Promise.race([wake.promise, sleep(o.endRetryMs ?? 2000)]);
-        if (closed.settled) throw xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
       }
     } catch (err) {
       throw brokerError(err, `sender(${o.from}): broker session failed`);
@@ -412,33 +395,8 @@ async function runSender(
     }
   };
 
-  const abortPeer = async (reason: 'expired' | 'aborted', err: XferError) => {
-    let conn: ChannelModel | undefined;
-    let ch: ConfirmChannel | undefined;
-    try {
-      conn = await connectBroker(o.broker);
-      ch = await conn.createConfirmChannel();
-      await assertTopology(ch, topo, persistent);
-      if (reason === 'expired') {
-        await deleteTopology(ch, [topo.dataQueue, topo.controlQueue], topo.exchange);
-      } else {
-        await publishConfirmed(ch, topo.exchange, ROUTING.data, encodeControl({ type: 'abort', v: CONTROL_VERSION, transferId: o.transferId, reason, code: err.code }), persistent);
-        await deleteTopology(ch, [topo.controlQueue]);
-      }
-    } finally {
-      await closeQuietly(ch, conn);
-    }
-  };
-
-  let ending: 'expired' | 'aborted' | undefined;
-  const onAbort = () => {
-    ending ??= 'aborted';
-    fail(xferError('XFER_ABORTED', `transfer '${o.transferId}' aborted by the caller`));
-  };
-  const expiryTimer = setTimeout(() => {
-    ending ??= 'expired';
-    fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(manifest.expiresAt).toISOString()}'`));
-  }, Math.max(0, manifest.expiresAt - now()));
+  const onAbort = () => fail({ kind: 'caller-abort' });
+  const expiryTimer = setTimeout(() => fail({ kind: 'expired' }), Math.max(0, manifest.expiresAt - now()));
   if (o.signal?.aborted) onAbort();
   o.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -451,7 +409,7 @@ async function runSender(
       } catch (err) {
         if (done.settled) break;
         if (!isIntercloudError(err, 'XFER_BROKER')) {
-          fail(err as XferError);
+          fail({ kind: 'error', error: err as XferError });
           break;
         }
       }
@@ -463,20 +421,12 @@ async function runSender(
       await done.promise;
     } catch (err) {
       const e = err as XferError;
-      const reason = ending ?? (isIntercloudError(e, 'XFER_EXPIRED') ? 'expired' : undefined);
-      if (reason || e.code === 'XFER_ABORTED' || e.details['peerReason'] !== undefined) {
-        // Our own abort/expiry tells the receiver; a peer's abort leaves us the rest of the queues.
-        const peerAborted = e.details['peerReason'] !== undefined;
-        await (peerAborted
-          ? cleanupAfterPeerAbort(o, topo, persistent)
-          : abortPeer(reason ?? 'aborted', e)
-        ).catch((cleanupErr: unknown) => {
-          throw xferError(e.code, e.message, { cause: cleanupErr, details: { ...e.details, cleanup: String(cleanupErr) } });
-        });
-      }
-      // Only an end of the transfer itself is journaled; a login or i/o failure can be retried.
-      if (reason || e.details['peerReason'] !== undefined || e.code === 'XFER_DIGEST_MISMATCH') {
-        await journal.append({ t: 'aborted', reason: reason ?? 'failed', code: e.code });
+      for (const a of machine.windDown()) {
+        if (a.type === 'abort-cleanup') {
+          await abortCleanup(o, topo, persistent, a).catch((cleanupErr: unknown) => {
+            throw xferError(e.code, e.message, { cause: cleanupErr, details: { ...e.details, cleanup: String(cleanupErr) } });
+          });
+        } else if (a.type === 'journal') await journal.append(a.record);
       }
       throw e;
     }
@@ -484,17 +434,23 @@ async function runSender(
     clearTimeout(expiryTimer);
     o.signal?.removeEventListener('abort', onAbort);
   }
-  return result(manifest, digest!, chunks, bytesSent, wireBytes, now() - started, resumed);
+  const chunks: SenderChunkCounts = { ...machine.chunks };
+  return result(manifest, machine.digest!, chunks, publisher.bytesSent, publisher.wireBytes, now() - r.started, r.resumed);
 }
 
-async function cleanupAfterPeerAbort(o: SendOptions, topo: ReturnType<typeof transferTopology>, persistent: boolean): Promise<void> {
+/**
+ * After a failure, on a connection of its own: declare the topology (so that the peer's queue
+ * exists to read our `abort`), tell the receiver, delete what is ours to delete.
+ */
+async function abortCleanup(o: SendOptions, topo: TransferTopology, persistent: boolean, a: Extract<SenderAction, { type: 'abort-cleanup' }>): Promise<void> {
   let conn: ChannelModel | undefined;
   let ch: ConfirmChannel | undefined;
   try {
     conn = await connectBroker(o.broker);
     ch = await conn.createConfirmChannel();
-    void persistent;
-    await deleteTopology(ch, [topo.controlQueue, topo.dataQueue], topo.exchange);
+    if (a.declare) await assertTopology(ch, topo, persistent);
+    if (a.tell) await publishConfirmed(ch, topo.exchange, ROUTING.data, encodeControl(a.tell), persistent);
+    await deleteTopology(ch, queueNames(topo, a.queues), a.exchange ? topo.exchange : undefined);
   } finally {
     await closeQuietly(ch, conn);
   }

@@ -5,7 +5,6 @@ import {
   ChunkSet,
   ProgressMeter,
   ReceiverMachine,
-  SenderMachine,
   type FrameHeader,
   type FrameKind,
   type Manifest,
@@ -129,27 +128,7 @@ describe('receiver machine', () => {
   });
 });
 
-describe('sender machine', () => {
-  it('skips what the receiver holds, sends zero and known chunks as header-only frames', () => {
-    const s = new SenderMachine(manifestOf(4));
-    const have = new ChunkSet(4);
-    have.add(0);
-    expect(s.onStatus({ type: 'status', v: 1, transferId: TID, chunkCount: 4, have: have.toBase64(), hashes: ['a'.repeat(64)] })).toBe(true);
-    expect(s.plan(0, false, 'b'.repeat(64))).toEqual({ send: false, reason: 'held' });
-    expect(s.plan(1, true, undefined)).toEqual({ send: true, kind: 'zero' });
-    expect(s.plan(2, false, 'a'.repeat(64))).toEqual({ send: true, kind: 'ref' });
-    expect(s.plan(3, false, 'b'.repeat(64))).toEqual({ send: true, kind: 'data' });
-    expect(s.onNeed([[1, 3]])).toEqual([1, 2]);
-  });
-
-  it('accepts a commit only with its own digest', () => {
-    const s = new SenderMachine(manifestOf(1));
-    s.onStreamed(DIGEST);
-    expect(s.onCommitted({ type: 'committed', v: 1, transferId: TID, digest: 'f'.repeat(64), size: 4096 })).toBe(false);
-    expect(s.onCommitted({ type: 'committed', v: 1, transferId: TID, digest: DIGEST, size: 4096 })).toBe(true);
-    expect(s.phase).toBe('committed');
-  });
-});
+// The sender machine's tests: sender-machine.test.ts.
 
 describe('progress', () => {
   it('never goes backwards and reaches an eta of 0 (property)', () => {
