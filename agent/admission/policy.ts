@@ -52,7 +52,7 @@ export function workloadDemand(offer: Offer): { vcpus: number; memoryMiB: number
   if (w.type === 'vm') {
     return { vcpus: w.vcpus, memoryMiB: w.memoryMiB, diskGiB: w.disks.reduce((s, d) => s + d.sizeGiB, 0), objectStorageGiB: 0 };
   }
-  return { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: w.sizeGiB * w.replicas };
+  return { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: w.capacityGiB * w.replicas };
 }
 
 /** The default policy: allow-list, per-VM limits, per-cloud quotas, then capacity. */
