@@ -149,7 +149,8 @@ describe('admitting a verified offer', () => {
   it('refuses storage beyond the free object storage: no-capacity', () => {
     const book = new ReservationBook({ ...total, objectStorageGiB: 10 });
     const storage = sampleStorageOffer({ workload: { ...(sampleStorageOffer().workload as StorageWorkload), capacityGiB: 4, replicas: 3 } });
-    expect(admit(book, { offer: storage })).toMatchObject({ verdict: 'reject', reason: 'no-capacity' });
+    const withStore = createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384, storage: { regions: { 'eu-west': { maxReplicas: 3 } } } });
+    expect(admit(book, { offer: storage, policy: withStore })).toMatchObject({ verdict: 'reject', reason: 'no-capacity' });
   });
 });
 
