@@ -4,3 +4,4 @@
  * Replication of the objects is another folder's; it uses the ports declared here.
  */
 export { SUBCONTRACT_BUCKET_PREFIX, subcontractBucketName } from './names.js';
+export { storagePolicyOf } from './policy.js';
