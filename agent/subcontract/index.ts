@@ -11,3 +11,4 @@ export { emptyAndDeleteBucket, listingOf } from './bucket.js';
 export { subcontractOutDefinition, subcontractOutSteps, type NegotiatedSubcontract, type SubcontractOutInput } from './out.js';
 export { subcontractInDefinition, subcontractInJobId, subcontractInSteps, type SubcontractInInput } from './in.js';
 export type * from './ports.js';
+export { SubcontractMailbox } from './mailbox.js';

@@ -61,6 +61,10 @@ export {
   type MigrationRequestStanza,
 } from './migration.js';
 export {
+  NS_SUBCONTRACT, SUBCONTRACT_REQUESTS, buildBeganBucket, buildListing, buildSubcontractRequest, parseBeganBucket, parseListing,
+  parseSubcontractRequest, subcontractRequestPayload, type SubcontractRequest, type SubcontractRequestStanza,
+} from './subcontract.js';
+export {
   availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems,
   type DirectoryEntry, type DirectoryEvent, type DirectoryState, type PeerInfo,
 } from './directory.js';

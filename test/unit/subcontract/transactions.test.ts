@@ -39,7 +39,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     // B's reservation holds the capacity while active: 100 GiB × 3 replicas.
     expect(w.book.free(Date.now()).objectStorageGiB).toBe(700);
     westOf(w).fill(BUCKET, 2500); // what replication would have written (three listing pages)
-    w.endGatesA.open('o1'); // the operator ends it
+    w.mailboxA.deliverEnd('o1'); // the operator ends it
     expect(await done).toBe('completed');
     expect(westOf(w).buckets.has(BUCKET)).toBe(false);
     expect((await w.b.status(JOB_B)).state).toBe('completed');
@@ -61,7 +61,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     const w = new SubcontractWorld();
     const { done } = await w.a.start('subcontract-out', 'a1', input({ atEnd: 'return' }));
     await active(w);
-    w.endGatesA.open('o1');
+    w.mailboxA.deliverEnd('o1');
     expect(await done).toBe('completed');
     expect(w.calls).toEqual(expect.arrayContaining([`return-a:${BUCKET}`, `return-b:${BUCKET}`]));
     expect(w.calls.indexOf(`return-a:${BUCKET}`)).toBeLessThan(w.calls.indexOf('end:sc-1'));
@@ -154,7 +154,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     await w.a.stop();
     w.a = w.makeA();
     const [resumed] = await w.a.resumeAll();
-    w.endGatesA.open('o1');
+    w.mailboxA.deliverEnd('o1');
     expect(await resumed?.done).toBe('completed');
     expect(w.calls.filter((c) => c.startsWith('offer:'))).toEqual(['offer:o1']);
     expect(westOf(w).buckets.size).toBe(0);
@@ -168,7 +168,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     await w.b.stop();
     w.b = w.makeB();
     await w.b.resumeAll();
-    w.endGatesA.open('o1');
+    w.mailboxA.deliverEnd('o1');
     expect(await done).toBe('completed');
     expect(westOf(w).buckets.size).toBe(0);
     expect(westOf(w).calls.filter((c) => c.startsWith('create:'))).toEqual([`create:${BUCKET}`]);
@@ -183,7 +183,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     const realDelete = store.deleteBucket.bind(store);
     let misses = 2; // B's job and its answer to the first end both miss it
     store.deleteBucket = async (b: string) => { if (misses-- > 0) return; await realDelete(b); };
-    w.endGatesA.open('o1');
+    w.mailboxA.deliverEnd('o1');
     expect(await done).toBe('completed');
     const s = await w.a.status('a1');
     expect(s.results['verify-ended']).toEqual({ bucketExists: false, objects: 0 });
@@ -195,7 +195,7 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     const { done } = await w.a.start('subcontract-out', 'a1', input());
     await active(w);
     westOf(w).deleteBucket = async () => undefined; // B's store never removes it
-    w.endGatesA.open('o1');
+    w.mailboxA.deliverEnd('o1');
     expect(await done).toBe('needs-operator');
     expect((await w.a.status('a1')).error).toMatchObject({ code: 'SUBCONTRACT_NOT_EMPTY' });
     expect(w.audit).not.toContain('cloud-a:subcontract-ended');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ReservationBook, admitOffer, createDefaultPolicy } from '../../../agent/admission/index.js';
 import { Sequencer } from '../../../agent/sequencer/index.js';
 import {
-  emptyAndDeleteBucket, listingOf, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInInput, type SubcontractInPorts,
+  emptyAndDeleteBucket, listingOf, SubcontractMailbox, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInInput, type SubcontractInPorts,
   type SubcontractOutPorts, type SubcontractRef, type SubcontractStore, type StorageOfferOutcome,
 } from '../../../agent/subcontract/index.js';
 import { storeError, type ListPage } from '../../../adapters/storage/index.js';
@@ -62,45 +62,6 @@ export class MemoryStore implements SubcontractStore {
   }
 }
 
-/** Promises opened by key (a begin request, an end request). */
-export class Gates {
-  readonly #open = new Set<string>();
-  readonly #waiters = new Map<string, Array<() => void>>();
-
-  open(key: string): void {
-    this.#open.add(key);
-    for (const w of this.#waiters.get(key) ?? []) w();
-    this.#waiters.delete(key);
-  }
-
-  wait(key: string, signal: AbortSignal): Promise<void> {
-    if (this.#open.has(key)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      if (signal.aborted) { onAbort(); return; }
-      signal.addEventListener('abort', onAbort, { once: true });
-      const list = this.#waiters.get(key) ?? [];
-      list.push(() => { signal.removeEventListener('abort', onAbort); resolve(); });
-      this.#waiters.set(key, list);
-    });
-  }
-}
-
-/** Waits for `key`'s gate or until `ends`, whichever first. */
-function untilEnd(gates: Gates, key: string, ends: string, signal: AbortSignal): Promise<{ reason: 'expired' | 'ended' }> {
-  const left = Date.parse(ends) - Date.now();
-  if (left <= 0) return Promise.resolve({ reason: 'expired' });
-  const stop = new AbortController();
-  const both = AbortSignal.any([signal, stop.signal]);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { stop.abort(); resolve({ reason: 'expired' }); }, left);
-    gates.wait(key, both).then(() => { clearTimeout(timer); resolve({ reason: 'ended' }); }, (err: unknown) => {
-      clearTimeout(timer);
-      if (!stop.signal.aborted) reject(err);
-    });
-  });
-}
-
 export const T_REGIONS = { 'eu-west': { maxReplicas: 3 }, 'us-east': { maxReplicas: 1 } };
 
 /** The world: A's and B's sequencers, B's stores and book, and what happened. */
@@ -110,9 +71,10 @@ export class SubcontractWorld {
   readonly faults = new Set<string>();
   readonly audit: string[] = [];
   readonly calls: string[] = [];
-  readonly beginGates = new Gates();
-  readonly endGatesB = new Gates();
-  readonly endGatesA = new Gates();
+  /** A's: the operator's end. */
+  readonly mailboxA = new SubcontractMailbox();
+  /** B's: A's begin and end requests. */
+  readonly mailboxB = new SubcontractMailbox();
   readonly dirA = mkdtempSync(join(tmpdir(), 'sc-a-'));
   readonly dirB = mkdtempSync(join(tmpdir(), 'sc-b-'));
   /** What B's catalog entry says (signed, as A's directory reader verified it). */
@@ -167,7 +129,7 @@ export class SubcontractWorld {
         },
         begin: async (_peer, ref) => {
           this.calls.push(`begin:${ref.subcontractId}`);
-          this.beginGates.open(ref.offerId);
+          this.mailboxB.deliverBegin(ref.offerId);
           const s = await this.b.waitFor(this.#jobOf(ref), (st) => st.completedSteps.includes('create-bucket') || st.state !== 'running');
           const made = s.results['create-bucket'] as { bucket: string } | undefined;
           if (!made) throw storeError('STORE_UNAVAILABLE', `cloud-b did not begin: ${s.error?.code ?? s.state}`, { retryable: false });
@@ -175,7 +137,7 @@ export class SubcontractWorld {
         },
         end: async (_peer, ref) => {
           this.calls.push(`end:${ref.subcontractId}`);
-          this.endGatesB.open(ref.offerId);
+          this.mailboxB.deliverEnd(ref.offerId);
           const s = await this.b.waitFor(this.#jobOf(ref), (st) => st.state !== 'running');
           // Asked again for an ended subcontract, B deletes what is left again (the end is idempotent).
           const { placement } = s.input as SubcontractInInput;
@@ -187,7 +149,7 @@ export class SubcontractWorld {
           return listingOf(this.stores.get(placement.region) as MemoryStore, placement.bucket, new AbortController().signal);
         },
       },
-      clock: { untilEnd: (ref, ends, signal) => untilEnd(this.endGatesA, ref.offerId, ends, signal) },
+      clock: this.mailboxA,
       returns: { returnData: async (req) => { this.calls.push(`return-a:${req.bucket}`); return { objects: 0, bytes: 0 }; } },
       audit: { record: async (event) => { this.audit.push(`cloud-a:${event}`); } },
     };
@@ -200,12 +162,12 @@ export class SubcontractWorld {
         this.#fault(`store:${region}`);
         return this.stores.get(region);
       },
-      requests: { beginRequest: (ref, signal) => this.beginGates.wait(ref.offerId, signal) },
+      requests: this.mailboxB,
       reservations: {
         use: (id) => this.book.get(id, Date.now()) !== undefined && this.book.markUsed(id),
         release: (id) => { this.book.release(id); },
       },
-      clock: { untilEnd: (ref, ends, signal) => untilEnd(this.endGatesB, ref.offerId, ends, signal) },
+      clock: this.mailboxB,
       returns: { returnData: async (req) => { this.calls.push(`return-b:${req.bucket}`); return { objects: 0, bytes: 0 }; } },
       audit: { record: async (event) => { this.audit.push(`cloud-b:${event}`); } },
     };
