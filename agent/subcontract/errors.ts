@@ -13,6 +13,7 @@ export const SUBCONTRACT_ERRORS = defineErrorCodes('subcontract', {
   SUBCONTRACT_BUCKET_TAKEN: { doc: 'the bucket named for the subcontract exists already and was not made by it: refused, never adopted', retryable: false },
   SUBCONTRACT_NO_STORE: { doc: 'this cloud has no object store configured for the region of the subcontract', retryable: false },
   SUBCONTRACT_NOT_EMPTY: { doc: "after the subcontract ended, the peer's bucket for it still exists or holds objects", retryable: true },
+  SUBCONTRACT_UNKNOWN: { doc: 'no subcontract of this id and offer from the asking cloud', retryable: false },
   SUBCONTRACT_NOT_STARTED: { doc: 'the peer did not begin the subcontract before its reservation lapsed', retryable: false },
 });
 

@@ -12,3 +12,4 @@ export { subcontractOutDefinition, subcontractOutSteps, type NegotiatedSubcontra
 export { subcontractInDefinition, subcontractInJobId, subcontractInSteps, type SubcontractInInput } from './in.js';
 export type * from './ports.js';
 export { SubcontractMailbox } from './mailbox.js';
+export { SubcontractTargetService, type SubcontractServiceHooks } from './target-service.js';

@@ -201,3 +201,51 @@ describe('a storage subcontract between two clouds (issue 14)', () => {
     expect(w.audit).not.toContain('cloud-a:subcontract-ended');
   });
 });
+
+describe('B\'s subcontract service (issue 14)', () => {
+  const C_PEER = { cloudId: 'cloud-c', jid: 'cloud-c@intercloud.test' };
+
+  it('answers another cloud\'s begin, end or listing of the subcontract with SUBCONTRACT_UNKNOWN, and changes nothing', async () => {
+    const w = new SubcontractWorld();
+    const { done } = await w.a.start('subcontract-out', 'a1', input());
+    await active(w);
+    westOf(w).fill(BUCKET, 2);
+    const ref = { offerId: 'o1', subcontractId: 'sc-1' };
+    await expect(w.serviceB.handleEnd(C_PEER, ref)).rejects.toMatchObject({ code: 'SUBCONTRACT_UNKNOWN' });
+    await expect(w.serviceB.handleListing(C_PEER, ref)).rejects.toMatchObject({ code: 'SUBCONTRACT_UNKNOWN' });
+    await expect(w.serviceB.handleBegin(C_PEER, ref)).rejects.toMatchObject({ code: 'SUBCONTRACT_UNKNOWN' });
+    // A's own request naming another offer of the subcontract is not it either.
+    await expect(w.serviceB.handleEnd({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, { ...ref, offerId: 'o-other' })).rejects.toMatchObject({ code: 'SUBCONTRACT_UNKNOWN' });
+    expect((await w.b.status(JOB_B)).state).toBe('running');
+    expect(westOf(w).buckets.get(BUCKET)?.size).toBe(2);
+    w.mailboxA.deliverEnd('o1');
+    expect(await done).toBe('completed');
+  });
+
+  it('refuses a second offer of a subcontract whose job still runs (its bucket is that job\'s)', async () => {
+    const w = new SubcontractWorld();
+    const { done } = await w.a.start('subcontract-out', 'a1', input());
+    await active(w);
+    const again = w.receiveOffer({
+      offerId: 'o2', from: 'cloud-a', workload: input().workload, constraints: { regions: ['eu-west'] }, terms: { currency: 'EUR', maxPricePerGbMonth: 0.05 },
+      issued: new Date().toISOString(), expires: new Date(Date.now() + 60_000).toISOString(),
+    });
+    await expect(again).rejects.toMatchObject({ code: 'SUBCONTRACT_BUCKET_TAKEN' });
+    expect(w.book.free(Date.now()).objectStorageGiB).toBe(700);
+    w.mailboxA.deliverEnd('o1');
+    expect(await done).toBe('completed');
+  });
+
+  it('lists the reservations of live subcontracts, for the book after a restart', async () => {
+    const w = new SubcontractWorld();
+    void (await w.a.start('subcontract-out', 'a1', input())).done;
+    await active(w);
+    await w.b.stop();
+    w.b = w.makeB();
+    void w.b.resumeAll();
+    expect((await w.serviceB.liveReservations()).map((r) => [r.reservationId, r.terms.capacityGiB, r.terms.replicas])).toEqual([['r-o1', 100, 3]]);
+    w.mailboxA.deliverEnd('o1');
+    await w.a.waitFor('a1', (s) => s.state !== 'running');
+    expect(await w.serviceB.liveReservations()).toEqual([]);
+  });
+});

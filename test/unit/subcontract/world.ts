@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { ReservationBook, admitOffer, createDefaultPolicy } from '../../../agent/admission/index.js';
 import { Sequencer } from '../../../agent/sequencer/index.js';
 import {
-  emptyAndDeleteBucket, listingOf, SubcontractMailbox, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInInput, type SubcontractInPorts,
+  SubcontractMailbox, SubcontractTargetService, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInInput, type SubcontractInPorts,
   type SubcontractOutPorts, type SubcontractRef, type SubcontractStore, type StorageOfferOutcome,
 } from '../../../agent/subcontract/index.js';
 import { storeError, type ListPage } from '../../../adapters/storage/index.js';
 import { acceptFor } from '../../../protocols/xmpp/offer-responder.js';
-import type { CatalogEntry, Offer, StorageWorkload } from '../../../protocols/xmpp/index.js';
+import type { CatalogEntry, Offer } from '../../../protocols/xmpp/index.js';
 import { sampleEntry } from '../xmpp/fixtures.js';
 
 /** A bucket store of one region, in memory (the narrow port only). */
@@ -62,6 +62,8 @@ export class MemoryStore implements SubcontractStore {
   }
 }
 
+const A_PEER = { cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' };
+
 export const T_REGIONS = { 'eu-west': { maxReplicas: 3 }, 'us-east': { maxReplicas: 1 } };
 
 /** The world: A's and B's sequencers, B's stores and book, and what happened. */
@@ -83,6 +85,8 @@ export class SubcontractWorld {
   tamper: ((out: StorageOfferOutcome) => StorageOfferOutcome) | undefined;
   a: Sequencer;
   b: Sequencer;
+  /** B's daemon-side glue (what the session's handlers call). */
+  serviceB!: SubcontractTargetService;
 
   constructor() {
     this.a = this.makeA();
@@ -94,7 +98,9 @@ export class SubcontractWorld {
   }
 
   makeB(): Sequencer {
-    return new Sequencer({ journalDir: this.dirB, definitions: [subcontractInDefinition(this.portsB())], backoffMs: () => 1 });
+    const b = new Sequencer({ journalDir: this.dirB, definitions: [subcontractInDefinition(this.portsB())], backoffMs: () => 1 });
+    this.serviceB = new SubcontractTargetService(b, this.mailboxB, (region) => this.stores.get(region));
+    return b;
   }
 
   #fault(point: string): void {
@@ -129,25 +135,13 @@ export class SubcontractWorld {
         },
         begin: async (_peer, ref) => {
           this.calls.push(`begin:${ref.subcontractId}`);
-          this.mailboxB.deliverBegin(ref.offerId);
-          const s = await this.b.waitFor(this.#jobOf(ref), (st) => st.completedSteps.includes('create-bucket') || st.state !== 'running');
-          const made = s.results['create-bucket'] as { bucket: string } | undefined;
-          if (!made) throw storeError('STORE_UNAVAILABLE', `cloud-b did not begin: ${s.error?.code ?? s.state}`, { retryable: false });
-          return { bucket: made.bucket };
+          return this.serviceB.handleBegin(A_PEER, ref);
         },
         end: async (_peer, ref) => {
           this.calls.push(`end:${ref.subcontractId}`);
-          this.mailboxB.deliverEnd(ref.offerId);
-          const s = await this.b.waitFor(this.#jobOf(ref), (st) => st.state !== 'running');
-          // Asked again for an ended subcontract, B deletes what is left again (the end is idempotent).
-          const { placement } = s.input as SubcontractInInput;
-          if (s.state === 'completed') await emptyAndDeleteBucket(this.stores.get(placement.region) as MemoryStore, placement.bucket, new AbortController().signal);
+          await this.serviceB.handleEnd(A_PEER, ref);
         },
-        list: async (_peer, ref) => {
-          const s = await this.b.status(this.#jobOf(ref));
-          const { placement } = s.input as SubcontractInInput;
-          return listingOf(this.stores.get(placement.region) as MemoryStore, placement.bucket, new AbortController().signal);
-        },
+        list: async (_peer, ref) => this.serviceB.handleListing(A_PEER, ref),
       },
       clock: this.mailboxA,
       returns: { returnData: async (req) => { this.calls.push(`return-a:${req.bucket}`); return { objects: 0, bytes: 0 }; } },
@@ -184,13 +178,9 @@ export class SubcontractWorld {
     if (verdict.verdict === 'reject') return { type: 'reject', reason: verdict.reason, text: verdict.text };
     const r = verdict.reservation;
     if (verdict.fresh) {
+      // As the session does: the offer handler (which may veto) runs before the reservation is recorded.
+      await this.serviceB.handleOffer(A_PEER, offer, r);
       this.book.record(r);
-      const w = offer.workload as StorageWorkload;
-      await this.b.start('subcontract-in', subcontractInJobId('cloud-a', w.subcontractId), {
-        offerId: offer.offerId, peer: { cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, reservationId: r.reservationId,
-        reservationExpiresAt: new Date(r.expiresAt).toISOString(), placement: r.placement as NonNullable<typeof r.placement>,
-        terms: { subcontractId: w.subcontractId, replicas: w.replicas, ack: w.ack, capacityGiB: w.capacityGiB, maxObjects: w.maxObjects, ends: w.ends, atEnd: w.atEnd },
-      } satisfies SubcontractInInput);
     }
     const accept = acceptFor(r, 'cloud-b', { transferUri: 'amqps://127.0.0.1:25672/intercloud', transferQueue: `intercloud.${r.reservationId}`, transferIdentity: 'broker.cloud-b.intercloud.test' });
     return { type: 'accept', accept, signer: { cloudId: 'cloud-b', certificateSha256: 'b'.repeat(64) } };
