@@ -104,8 +104,8 @@ const AgentConfigShape = z.strictObject({
    * Object storage this cloud lends to peers as a storage subcontractor (issue 14); absent: it
    * takes no storage offers. One object store per region: B stores a subcontract only in the
    * store configured for the region it accepted. `kind` names an object-store adapter
-   * (`adapters/storage`, e.g. `s3`) and `config` is that adapter's own config, checked by its
-   * schema when the daemon creates the store.
+   * (`adapters/storage`, e.g. `s3`) and `config` is that adapter's own config (its `name` and
+   * `region` are the cloud id and the region key), checked by the adapter's schema.
    */
   storage: z.strictObject({
     /** GiB of object storage (every replica counted) peers may hold here in all; the catalog advertises it less what is reserved. */
@@ -220,6 +220,4 @@ export const CONFIG_PATH_KEYS: ReadonlyArray<readonly string[]> = [
 ];
 
 /** Keys whose values are secrets: the logger redacts them. */
-export const CONFIG_SECRET_PATHS = [
-  'addressing.dns.tsigSecret', 'addressing.dns.tsigName', 'hypervisor.config.password', 'storage.regions.*.config.secretAccessKey',
-] as const;
+export const CONFIG_SECRET_PATHS = ['addressing.dns.tsigSecret', 'addressing.dns.tsigName', 'hypervisor.config.password'] as const;
