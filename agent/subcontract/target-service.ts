@@ -88,6 +88,22 @@ export class SubcontractTargetService {
     if (store) await emptyAndDeleteBucket(store, placement.bucket, signal ?? new AbortController().signal);
   }
 
+  /**
+   * A cancelled the reservation of `offerId` (negotiation `<cancel/>`; the session's cancel
+   * handler asks this). Before B made the bucket the job is cancelled — it compensates and
+   * releases the reservation itself — and the session must hold the reservation until then
+   * (`hold`); once the bucket is made the subcontract is active and is ended, not cancelled
+   * (`refuse`); `undefined` when no job of A has that offer (the session releases at once).
+   */
+  async handleCancel(peer: SubcontractPeer, offerId: string): Promise<{ action: 'hold' } | { action: 'refuse'; text: string } | undefined> {
+    const job = (await this.sequencer.list()).find((j) => j.kind === 'subcontract-in' && (j.input as SubcontractInInput).offerId === offerId
+      && (j.input as SubcontractInInput).peer.cloudId === peer.cloudId);
+    if (!job || job.state !== 'running') return undefined;
+    const { accepted } = await this.sequencer.cancel(job.jobId, `cancelled by '${peer.cloudId}'`);
+    if (!accepted) return { action: 'refuse', text: `subcontract of offer '${offerId}' is active: end it instead` };
+    return { action: 'hold' };
+  }
+
   /** B's listing of the subcontract's bucket. */
   async handleListing(peer: SubcontractPeer, ref: SubcontractRef, signal?: AbortSignal): Promise<RemoteListing> {
     const job = await this.#require(peer, ref);

@@ -236,6 +236,17 @@ describe('B\'s subcontract service (issue 14)', () => {
     expect(await done).toBe('completed');
   });
 
+  it('refuses a cancel once the bucket is made (the subcontract is ended, not cancelled)', async () => {
+    const w = new SubcontractWorld();
+    const { done } = await w.a.start('subcontract-out', 'a1', input());
+    await active(w);
+    expect(await w.serviceB.handleCancel({ cloudId: 'cloud-a', jid: 'cloud-a@intercloud.test' }, 'o1')).toMatchObject({ action: 'refuse' });
+    expect(await w.serviceB.handleCancel(C_PEER, 'o1')).toBeUndefined();
+    expect((await w.b.status(JOB_B)).state).toBe('running');
+    w.mailboxA.deliverEnd('o1');
+    expect(await done).toBe('completed');
+  });
+
   it('lists the reservations of live subcontracts, for the book after a restart', async () => {
     const w = new SubcontractWorld();
     void (await w.a.start('subcontract-out', 'a1', input())).done;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ReservationBook, admitOffer, createDefaultPolicy } from '../../../agent/admission/index.js';
 import { Sequencer } from '../../../agent/sequencer/index.js';
 import {
-  SubcontractMailbox, SubcontractTargetService, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInInput, type SubcontractInPorts,
+  SubcontractMailbox, SubcontractTargetService, subcontractInDefinition, subcontractInJobId, subcontractOutDefinition, type SubcontractInPorts,
   type SubcontractOutPorts, type SubcontractRef, type SubcontractStore, type StorageOfferOutcome,
 } from '../../../agent/subcontract/index.js';
 import { storeError, type ListPage } from '../../../adapters/storage/index.js';
@@ -124,11 +124,11 @@ export class SubcontractWorld {
         },
         release: async (_peer, offerId) => {
           this.calls.push(`release:${offerId}`);
-          const job = [...(await this.b.list())].find((j) => (j.input as SubcontractInInput).offerId === offerId);
-          if (job && job.state === 'running') {
-            await this.b.cancel(job.jobId, 'released by the offering cloud');
-            await this.b.waitFor(job.jobId, (s) => s.state !== 'running');
-          } else {
+          // B's session asks its cancel handler: hold while the job compensates, else release now.
+          const verdict = await this.serviceB.handleCancel(A_PEER, offerId);
+          if (verdict?.action === 'hold') {
+            await this.b.waitFor(subcontractInJobId('cloud-a', 'sc-1'), (s) => s.state !== 'running');
+          } else if (verdict === undefined) {
             const r = this.book.byOffer('cloud-a', offerId, Date.now());
             if (r) this.book.release(r.reservationId);
           }
