@@ -73,6 +73,8 @@ export interface CheckedStorageAccept {
   readonly region: string;
   /** B's broker (checked to be B's own). */
   readonly endpoint: TransferEndpoint;
+  /** The queue (routing key) B named for this reservation's data. */
+  readonly transferQueue: string;
   /** The reservation lapses then unless the subcontract begins (ISO). */
   readonly expiresAt: string;
 }
@@ -113,5 +115,7 @@ export function checkStorageAccept(
     if (!isIntercloudError(err, 'XFER_BROKER_IDENTITY')) throw err;
     return bad('its data endpoint is not its own broker', err);
   }
-  return { reservationId: accept.reservationId, bucket: placement.bucket, region: placement.region, endpoint, expiresAt: accept.expires };
+  return {
+    reservationId: accept.reservationId, bucket: placement.bucket, region: placement.region, endpoint, transferQueue: accept.transferQueue, expiresAt: accept.expires,
+  };
 }

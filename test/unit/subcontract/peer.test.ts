@@ -51,7 +51,7 @@ describe('checking B\'s accept at A (issue 14)', () => {
   const check = (a: Accept, signer = signerB) => () => checkStorageAccept(a, signer, offer, 'cloud-b', 'intercloud.test');
 
   it('takes a well-formed accept and returns the checked endpoint', () => {
-    expect(check(accept)()).toMatchObject({ reservationId: 'r1', bucket: accept.storage?.bucket, region: 'eu-west', endpoint: { host: '127.0.0.1', port: 25672, identity: 'broker.cloud-b.intercloud.test' } });
+    expect(check(accept)()).toMatchObject({ reservationId: 'r1', transferQueue: 'q', bucket: accept.storage?.bucket, region: 'eu-west', endpoint: { host: '127.0.0.1', port: 25672, identity: 'broker.cloud-b.intercloud.test' } });
   });
 
   it.each([
