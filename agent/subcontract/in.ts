@@ -12,7 +12,7 @@
  * terms) the data goes back to A through the replication's port, every object and the bucket
  * are deleted, and the reservation's capacity is released. Journaled: a crash of B resumes.
  */
-import type { StoragePlacement } from '../../protocols/xmpp/index.js';
+import type { Offer, StoragePlacement } from '../../protocols/xmpp/index.js';
 import type { StepContext, StepDefinition, TransactionDefinition } from '../sequencer/index.js';
 import { emptyAndDeleteBucket } from './bucket.js';
 import { subcontractError } from './errors.js';
@@ -29,6 +29,9 @@ export interface SubcontractInInput {
   /** The bucket and region B named in its accept. */
   readonly placement: StoragePlacement;
   readonly terms: SubcontractTerms;
+  /** The accepted offer as it was signed, and the full JID that sent it (the reservation is remade from them after a restart). */
+  readonly offer: Offer;
+  readonly senderJid: string;
 }
 
 /** The job id of B's side of a subcontract: one job per (A, subcontract), whatever the offer. */

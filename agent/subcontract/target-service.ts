@@ -6,6 +6,7 @@
  * subcontract may ask about it.
  */
 import type { Offer, Reservation } from '../../protocols/xmpp/index.js';
+import { workloadDemand } from '../admission/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
 import { emptyAndDeleteBucket, listingOf } from './bucket.js';
 import { subcontractError } from './errors.js';
@@ -51,6 +52,7 @@ export class SubcontractTargetService {
     const input: SubcontractInInput = {
       offerId: offer.offerId, peer, reservationId: reservation.reservationId, reservationExpiresAt: new Date(reservation.expiresAt).toISOString(), placement,
       terms: { subcontractId: w.subcontractId, replicas: w.replicas, ack: w.ack, capacityGiB: w.capacityGiB, maxObjects: w.maxObjects, ends: w.ends, atEnd: w.atEnd },
+      offer, senderJid: reservation.senderJid,
     };
     const { done } = await this.sequencer.start('subcontract-in', jobId, input);
     const ended = (): void => {
@@ -114,11 +116,19 @@ export class SubcontractTargetService {
   }
 
   /**
-   * The reservations of the subcontracts whose jobs still run (after a restart the daemon
-   * records them in its book again, so their capacity stays held).
+   * The reservations of the subcontracts whose jobs still run, remade from their journals: after
+   * a restart the daemon records them in its book again (`ReservationBook.record`), so their
+   * capacity stays held. One that A has begun is marked used (it never lapses).
    */
-  async liveReservations(): Promise<SubcontractInInput[]> {
-    return (await this.sequencer.list()).filter((j) => j.kind === 'subcontract-in' && j.state === 'running').map((j) => j.input as SubcontractInInput);
+  async liveReservations(): Promise<Reservation[]> {
+    return (await this.sequencer.list()).filter((j) => j.kind === 'subcontract-in' && j.state === 'running').map((j) => {
+      const input = j.input as SubcontractInInput;
+      return {
+        reservationId: input.reservationId, offer: input.offer, senderCloud: input.peer.cloudId, senderJid: input.senderJid,
+        demand: workloadDemand(input.offer), expiresAt: Date.parse(input.reservationExpiresAt), used: j.completedSteps.includes('await-begin'),
+        placement: input.placement,
+      };
+    });
   }
 
   async #find(jobId: string): Promise<JobStatus | undefined> {

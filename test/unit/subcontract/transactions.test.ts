@@ -254,7 +254,13 @@ describe('B\'s subcontract service (issue 14)', () => {
     await w.b.stop();
     w.b = w.makeB();
     void w.b.resumeAll();
-    expect((await w.serviceB.liveReservations()).map((r) => [r.reservationId, r.terms.capacityGiB, r.terms.replicas])).toEqual([['r-o1', 100, 3]]);
+    const live = await w.serviceB.liveReservations();
+    expect(live).toMatchObject([{ reservationId: 'r-o1', senderCloud: 'cloud-a', senderJid: 'cloud-a@intercloud.test/gateway', used: true, demand: { objectStorageGiB: 300 }, placement: { bucket: BUCKET, region: 'eu-west' } }]);
+    // Recorded in a fresh book (the daemon's after a restart), it holds the capacity and does not lapse.
+    const { ReservationBook } = await import('../../../agent/admission/index.js');
+    const book = new ReservationBook({ vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: 1000 });
+    for (const r of live) book.record(r);
+    expect(book.free(Date.now() + 86_400_000).objectStorageGiB).toBe(700);
     w.mailboxA.deliverEnd('o1');
     await w.a.waitFor('a1', (s) => s.state !== 'running');
     expect(await w.serviceB.liveReservations()).toEqual([]);
