@@ -8,8 +8,10 @@
  * 2. the caller verifies the signature (chain, CRL, names, payload, per-peer replay store);
  * 3. {@link admitOffer}, with the verified signer: the same offer id again from the same cloud
  *    is answered with the reservation it already holds; else the policy (per-VM limits,
- *    per-cloud quotas, free capacity minus live reservations) decides, and an accepted offer
- *    gets a new, typed {@link Reservation}: the one its accept carries.
+ *    per-cloud quotas, free capacity minus live reservations; for a storage offer the region
+ *    with an object store, replicas, objects, duration) decides, and an accepted offer gets a
+ *    new, typed {@link Reservation}: the one its accept carries (for storage with the region
+ *    and the bucket this cloud names for the subcontract, issue 14).
  *
  * Nothing here does I/O or reads a clock; the reservation book's reads drop lapsed
  * reservations at `now` (its contract), nothing else changes.
@@ -17,6 +19,7 @@
 import type {
   AdmissionRefusal, AdmissionVerdict, Offer, OfferSender, Reservation, ReservationLedger, VerifiedSigner,
 } from '../../protocols/xmpp/index.js';
+import { subcontractBucketName } from '../subcontract/names.js';
 import { workloadDemand, type NegotiationPolicy } from './policy.js';
 
 /** Offers issued further in our future than this are refused `clock-skew` (2 s). */
@@ -82,6 +85,11 @@ export function admitOffer(input: AdmitInput): AdmissionVerdict {
   // it already holds, instead of counting it twice.
   const held = book.byOffer(signer.cloudId, offer.offerId, now);
   if (held) return { verdict: 'accept', reservation: held, fresh: false };
+  const w = offer.workload;
+  // Issue 14: a subcontract that has ended already is not taken (its offer may still be fresh).
+  if (w.type === 'storage' && Date.parse(w.ends) <= now) {
+    return refuse('expired', `subcontract '${w.subcontractId}' of offer '${offer.offerId}' ended at ${w.ends}`);
+  }
   const decision = policy.evaluate({
     offer, senderCloud: signer.cloudId, free: book.free(now), senderUsage: book.usage(signer.cloudId, now),
   });
@@ -94,6 +102,10 @@ export function admitOffer(input: AdmitInput): AdmissionVerdict {
     demand: workloadDemand(offer),
     expiresAt: now + (input.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS),
     used: false,
+    // The bucket is ours to name (never the offer's), from the certificate's cloud id.
+    ...(w.type === 'storage' && decision.region !== undefined
+      ? { placement: { region: decision.region, bucket: subcontractBucketName(signer.cloudId, w.subcontractId) } }
+      : {}),
   };
   return { verdict: 'accept', reservation, fresh: true };
 }

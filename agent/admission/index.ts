@@ -9,6 +9,7 @@ export {
 } from './admit.js';
 export { createOfferAdmission, type OfferAdmissionOptions } from './offer-admission.js';
 export {
-  createDefaultPolicy, workloadDemand, type DefaultPolicyOptions, type NegotiationPolicy, type OfferContext, type PolicyDecision,
+  chooseStorageRegion, createDefaultPolicy, workloadDemand, type DefaultPolicyOptions, type NegotiationPolicy, type OfferContext, type PolicyDecision,
+  type StoragePolicy,
 } from './policy.js';
 export { ReservationBook, type Reservation } from './reservations.js';

@@ -5,8 +5,26 @@
  */
 import type { Capacity, Offer, RejectReason } from '../../protocols/xmpp/index.js';
 
-/** What a policy decides about one offer. */
-export type PolicyDecision = { readonly accept: true } | { readonly accept: false; readonly reason: RejectReason; readonly text: string };
+/**
+ * What a policy decides about one offer. An accepted storage offer says which of the offer's
+ * allowed regions this cloud stores it in (issue 14).
+ */
+export type PolicyDecision =
+  | { readonly accept: true; readonly region?: string }
+  | { readonly accept: false; readonly reason: RejectReason; readonly text: string };
+
+/**
+ * What this cloud takes as a storage subcontractor (issue 14; from the config's `storage`
+ * section). It stores only in a region it has an object store configured for.
+ */
+export interface StoragePolicy {
+  /** Region → the most replicas the object store of that region keeps. */
+  readonly regions: Readonly<Record<string, { readonly maxReplicas: number }>>;
+  /** Longest subcontract taken, from the offer's issue to its end (ms). */
+  readonly maxDurationMs?: number;
+  /** Most objects one subcontract may hold. */
+  readonly maxObjectsPerSubcontract?: number;
+}
 
 /** Everything a policy may look at. */
 export interface OfferContext {
@@ -44,6 +62,8 @@ export interface DefaultPolicyOptions {
   readonly quotaVcpusPerCloud?: number;
   /** Per sending cloud: at most this many live reservations. */
   readonly quotaReservationsPerCloud?: number;
+  /** Storage subcontracts taken (absent: this cloud takes none). */
+  readonly storage?: StoragePolicy;
 }
 
 /** What a workload needs from our capacity. */
@@ -52,7 +72,41 @@ export function workloadDemand(offer: Offer): { vcpus: number; memoryMiB: number
   if (w.type === 'vm') {
     return { vcpus: w.vcpus, memoryMiB: w.memoryMiB, diskGiB: w.disks.reduce((s, d) => s + d.sizeGiB, 0), objectStorageGiB: 0 };
   }
-  return { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: w.sizeGiB * w.replicas };
+  // Every replica takes its own room in the store.
+  return { vcpus: 0, memoryMiB: 0, diskGiB: 0, objectStorageGiB: w.capacityGiB * w.replicas };
+}
+
+/**
+ * The region a storage offer goes to: the first of its allowed regions (in the offer's order of
+ * preference) where this cloud has an object store keeping enough replicas; or why none fits.
+ * Pure.
+ */
+export function chooseStorageRegion(offer: Offer, storage: StoragePolicy | undefined): PolicyDecision {
+  const w = offer.workload;
+  if (w.type !== 'storage') return { accept: true };
+  if (!storage || Object.keys(storage.regions).length === 0) {
+    return { accept: false, reason: 'policy', text: 'this cloud takes no storage subcontracts (no object store is configured)' };
+  }
+  const ours = offer.constraints.regions.filter((r) => Object.hasOwn(storage.regions, r));
+  if (ours.length === 0) {
+    return {
+      accept: false, reason: 'policy',
+      text: `no object store in the allowed regions ${offer.constraints.regions.map((r) => `'${r}'`).join(', ')}: this cloud stores only in ${Object.keys(storage.regions).map((r) => `'${r}'`).join(', ')}`,
+    };
+  }
+  const region = ours.find((r) => (storage.regions[r]?.maxReplicas ?? 0) >= w.replicas);
+  if (region === undefined) {
+    const most = Math.max(...ours.map((r) => storage.regions[r]?.maxReplicas ?? 0));
+    return { accept: false, reason: 'policy', text: `${w.replicas} replicas asked, the object stores of the allowed regions keep at most ${most}` };
+  }
+  if (storage.maxObjectsPerSubcontract !== undefined && w.maxObjects > storage.maxObjectsPerSubcontract) {
+    return { accept: false, reason: 'policy', text: `${w.maxObjects} objects asked, at most ${storage.maxObjectsPerSubcontract} per subcontract` };
+  }
+  const duration = Date.parse(w.ends) - Date.parse(offer.issued);
+  if (storage.maxDurationMs !== undefined && duration > storage.maxDurationMs) {
+    return { accept: false, reason: 'policy', text: `the subcontract would last ${Math.ceil(duration / 1000)} s, at most ${Math.floor(storage.maxDurationMs / 1000)} s are taken` };
+  }
+  return { accept: true, region };
 }
 
 /** The default policy: allow-list, per-VM limits, per-cloud quotas, then capacity. */
@@ -76,6 +130,9 @@ export function createDefaultPolicy(options: DefaultPolicyOptions): NegotiationP
           return { accept: false, reason: 'policy', text: `vm has ${need.memoryMiB} mib memory, more than the ${options.maxMemoryMiBPerVm} allowed` };
         }
       }
+      // Issue 14: a storage offer needs a region with an object store here, before any capacity.
+      const placed = chooseStorageRegion(offer, options.storage);
+      if (!placed.accept) return placed;
       if (options.quotaReservationsPerCloud !== undefined && senderUsage.reservations + 1 > options.quotaReservationsPerCloud) {
         return { accept: false, reason: 'policy', text: `cloud '${senderCloud}' already holds ${senderUsage.reservations} reservations (quota ${options.quotaReservationsPerCloud})` };
       }
@@ -85,7 +142,7 @@ export function createDefaultPolicy(options: DefaultPolicyOptions): NegotiationP
       if (need.vcpus > free.vcpus || need.memoryMiB > free.memoryMiB || need.diskGiB > free.diskGiB || need.objectStorageGiB > free.objectStorageGiB) {
         return { accept: false, reason: 'no-capacity', text: `not enough free capacity for offer '${offer.offerId}'` };
       }
-      return { accept: true };
+      return placed;
     },
   };
 }

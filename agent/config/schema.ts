@@ -100,6 +100,30 @@ const AgentConfigShape = z.strictObject({
     kind: z.string().min(1),
     config: z.record(z.string(), z.unknown()).default({}),
   }),
+  /**
+   * Object storage this cloud lends to peers as a storage subcontractor (issue 14); absent: it
+   * takes no storage offers. One object store per region: B stores a subcontract only in the
+   * store configured for the region it accepted. `kind` names an object-store adapter
+   * (`adapters/storage`, e.g. `s3`) and `config` is that adapter's own config (its `name` and
+   * `region` are the cloud id and the region key), checked by the adapter's schema.
+   */
+  storage: z.strictObject({
+    /** GiB of object storage (every replica counted) peers may hold here in all; the catalog advertises it less what is reserved. */
+    capacityGiB: z.number().int().min(0),
+    /** Longest subcontract taken, in days. */
+    maxSubcontractDays: z.number().int().min(1).max(36_500).default(365),
+    /** Most objects one subcontract may hold. */
+    maxObjectsPerSubcontract: z.number().int().positive().optional(),
+    regions: z.record(
+      z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a region is a token such as "eu-west"'),
+      z.strictObject({
+        kind: z.string().min(1),
+        config: z.record(z.string(), z.unknown()).default({}),
+        /** The most replicas this region's store keeps of each object (its ring's replica count). */
+        maxReplicas: z.number().int().min(1).max(16).default(1),
+      }),
+    ).refine((r) => Object.keys(r).length > 0, 'name at least one region with its object store, e.g. regions: { eu-west: { kind: s3, config: { … } } }'),
+  }).optional(),
   /** Who may send us work, and how much. */
   policy: z.strictObject({
     acceptFrom: z.array(z.union([cloudId, z.literal('*')])).default([]),
@@ -169,7 +193,15 @@ const AgentConfigShape = z.strictObject({
  * says otherwise; its problems are reported under `hypervisor.…` like every other key's, so a bad
  * adapter config fails here, at `--check` and at start, before the agent opens anything.
  */
-export const AgentConfigSchema = AgentConfigShape.transform((c, ctx) => {
+export const AgentConfigSchema = AgentConfigShape.superRefine((c, ctx) => {
+  // The catalog advertises cloud.regions: a store in a region the catalog does not list would
+  // never be chosen, and a region it lists with no store would be promised and refused.
+  for (const region of Object.keys(c.storage?.regions ?? {})) {
+    if (!c.cloud.regions.includes(region)) {
+      ctx.addIssue({ code: 'custom', path: ['storage', 'regions', region], message: `region '${region}' is not one of cloud.regions (${c.cloud.regions.join(', ')}): add it there or remove its store` });
+    }
+  }
+}).transform((c, ctx) => {
   const hv = safeParseHypervisorSettings(c.hypervisor.kind, { name: c.cloud.id, ...c.hypervisor.config });
   if (!hv.success) {
     for (const issue of hv.issues) ctx.issues.push({ ...issue, path: ['hypervisor', ...issue.path] } as typeof ctx.issues[number]);

@@ -32,8 +32,10 @@ export {
 export {
   acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept, parseCancel,
   parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS, RETRYABLE_REJECT_REASONS,
+  STORAGE_ACK_MODES, STORAGE_END_ACTIONS, STORAGE_LIMITS,
   type Accept, type Cancel, type DiskSpec, type NicSpec, type Offer, type OfferConstraints, type OfferTerms, type Progress,
-  type Reject, type RejectReason, type StorageWorkload, type VmWorkload, type Workload,
+  type Reject, type RejectReason, type StorageAckMode, type StorageEndAction, type StoragePlacement, type StorageWorkload, type VmWorkload,
+  type Workload,
 } from './negotiation.js';
 export type {
   AdmissionRefusal, AdmissionVerdict, OfferAdmission, OfferSender, Reservation, ReservationLedger, VerifiedSigner,
@@ -58,6 +60,10 @@ export {
   migrationRequestPayload, parseMigrationFailure, parseMigrationRequest, parseMigrationState, type InstantiateRequest, type MigrationRequest,
   type MigrationRequestStanza,
 } from './migration.js';
+export {
+  NS_SUBCONTRACT, SUBCONTRACT_REQUESTS, buildBeganBucket, buildListing, buildSubcontractRequest, parseBeganBucket, parseListing,
+  parseSubcontractRequest, subcontractRequestPayload, type SubcontractRequest, type SubcontractRequestStanza,
+} from './subcontract.js';
 export {
   availablePeers, emptyDirectory, findPeers, isAvailable, reduceDirectory, unknownItems,
   type DirectoryEntry, type DirectoryEvent, type DirectoryState, type PeerInfo,

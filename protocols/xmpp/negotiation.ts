@@ -42,13 +42,57 @@ export interface VmWorkload {
   readonly nics: readonly NicSpec[];
 }
 
-/** Object storage to subcontract. */
+/** When a write to subcontracted storage is acknowledged (the paper's storage parameters). */
+export const STORAGE_ACK_MODES = ['async', 'sync', 'quorum'] as const;
+/**
+ * `async`: once the first replica (at A) is written, copies to B follow lazily; `sync`: only
+ * once B has persisted the object; `quorum`: once a majority of the replicas are persisted.
+ */
+export type StorageAckMode = (typeof STORAGE_ACK_MODES)[number];
+
+/** What happens to the data at B when the subcontract ends. */
+export const STORAGE_END_ACTIONS = ['return', 'delete'] as const;
+/** `return`: B's copy is sent back to A; `delete`: B deletes every object and the bucket. */
+export type StorageEndAction = (typeof STORAGE_END_ACTIONS)[number];
+
+/** Limits of a storage offer (besides {@link LIMITS}). */
+export const STORAGE_LIMITS = {
+  /** Replicas B may be asked to keep. */
+  replicas: 16,
+  /** Capacity of one subcontract, GiB (1 EiB). */
+  capacityGiB: 1024 ** 3,
+  /** Objects in one subcontract. */
+  maxObjects: 1_000_000_000_000,
+  /** Allowed regions of one offer. */
+  regions: 16,
+  /** Characters of the key prefix at A. */
+  prefixChars: 512,
+} as const;
+
+/**
+ * Object storage to subcontract (issue 14): A's bucket (or a prefix of it) whose objects B
+ * keeps `replicas` copies of, in one of the offer's allowed regions (`constraints.regions`,
+ * never empty for storage), for at most `capacityGiB` and `maxObjects`, until `ends`, after
+ * which B returns or deletes the data (`atEnd`). The bucket at B is B's choice (the accept's
+ * {@link StoragePlacement}); A's bucket name is A's own and never names storage at B.
+ */
 export interface StorageWorkload {
   readonly type: 'storage';
-  readonly sizeGiB: number;
+  /** The subcontract's id, chosen by A; B derives its bucket's name from it and A's cloud id. */
+  readonly subcontractId: string;
+  /** The bucket at A whose objects are subcontracted. */
+  readonly sourceBucket: string;
+  /** Only the keys under this prefix of {@link sourceBucket} (absent: the whole bucket). */
+  readonly sourcePrefix?: string;
+  /** Copies B keeps. */
   readonly replicas: number;
-  /** When a write is acknowledged: first replica, a quorum, or all replicas. */
-  readonly ack: 'first' | 'quorum' | 'all';
+  readonly ack: StorageAckMode;
+  /** Logical capacity (one replica's worth), GiB. */
+  readonly capacityGiB: number;
+  readonly maxObjects: number;
+  /** XEP-0082 DateTime at which the subcontract ends (its expiry). */
+  readonly ends: string;
+  readonly atEnd: StorageEndAction;
 }
 
 /** What an offer asks the peer to take. */
@@ -99,6 +143,16 @@ export interface Accept {
   readonly transferIdentity?: string;
   /** The reservation lapses at this XEP-0082 DateTime unless used. */
   readonly expires: string;
+  /** For a storage offer: where B keeps A's objects (absent in the accept of a vm offer). */
+  readonly storage?: StoragePlacement;
+}
+
+/** Where the accepting cloud keeps a subcontract's objects: its own bucket, in one region. */
+export interface StoragePlacement {
+  /** The bucket B made for A (B's choice; an S3 bucket name). */
+  readonly bucket: string;
+  /** The region B stores in: one of the offer's allowed regions. */
+  readonly region: string;
 }
 
 /** Why an offer was rejected. */
@@ -161,6 +215,13 @@ const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
 /** RFC 1123 host name, lowercase, at most 253 characters. */
 const DNS_NAME_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const MiB_MAX = 64 * 1024 * 1024;
+/**
+ * The shape of an S3 bucket name (3–63 of `a-z0-9.-`, letter or digit at both ends). The agent
+ * checks the full rules (`validateBucketName` in `adapters/storage`) before it uses one.
+ */
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A key prefix: printable, no control characters, not starting with '/'. */
+const PREFIX_RE = /^[^/\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$/u;
 
 /** The value signed for an offer (prices rounded as the wire carries them). */
 export function offerPayload(offer: Offer): Record<string, unknown> {
@@ -194,7 +255,14 @@ function buildWorkload(w: Workload): Element {
       ...w.nics.map((n) => xml('nic', { mac: n.mac, network: n.network })),
     );
   }
-  return xml('storage', { 'size-gib': num(w.sizeGiB), replicas: num(w.replicas), ack: w.ack });
+  return xml(
+    'storage',
+    {
+      subcontract: w.subcontractId, replicas: num(w.replicas), ack: w.ack, 'capacity-gib': num(w.capacityGiB),
+      'max-objects': num(w.maxObjects), ends: w.ends, 'at-end': w.atEnd,
+    },
+    xml('source', { bucket: w.sourceBucket, prefix: w.sourcePrefix }),
+  );
 }
 
 /** `<offer xmlns='urn:intercloud:negotiation:0' …>` with its signature. */
@@ -243,13 +311,29 @@ function parseWorkload(offer: Element): Workload {
       }),
     };
   }
-  const el = storage[0] as Element;
+  return parseStorageWorkload(storage[0] as Element);
+}
+
+/** Issue 14: the `<storage/>` workload of a subcontract offer. */
+function parseStorageWorkload(el: Element): StorageWorkload {
   const p = 'offer/storage';
+  const source = child(el, 'source', p);
+  const prefix = optAttr(source, 'prefix', `${p}/source`);
+  if (prefix !== undefined) {
+    if (prefix.length > STORAGE_LIMITS.prefixChars) throw oversized(`${p}/source@prefix`, `is longer than ${STORAGE_LIMITS.prefixChars} characters`);
+    if (!PREFIX_RE.test(prefix)) malformed(`${p}/source@prefix`, 'holds a control character or starts with \'/\'');
+  }
   return {
     type: 'storage',
-    sizeGiB: numAttr(el, 'size-gib', p, { min: 1, max: 1024 * 1024 * 1024 }),
-    replicas: numAttr(el, 'replicas', p, { min: 1, max: 16 }),
-    ack: attr(el, 'ack', p, /^(first|quorum|all)$/) as StorageWorkload['ack'],
+    subcontractId: attr(el, 'subcontract', p, TOKEN_RE),
+    sourceBucket: attr(source, 'bucket', `${p}/source`, BUCKET_RE),
+    ...(prefix === undefined ? {} : { sourcePrefix: prefix }),
+    replicas: numAttr(el, 'replicas', p, { min: 1, max: STORAGE_LIMITS.replicas }),
+    ack: attr(el, 'ack', p, new RegExp(`^(${STORAGE_ACK_MODES.join('|')})$`)) as StorageAckMode,
+    capacityGiB: numAttr(el, 'capacity-gib', p, { min: 1, max: STORAGE_LIMITS.capacityGiB }),
+    maxObjects: numAttr(el, 'max-objects', p, { min: 1, max: STORAGE_LIMITS.maxObjects }),
+    ends: timeAttr(el, 'ends', p),
+    atEnd: attr(el, 'at-end', p, new RegExp(`^(${STORAGE_END_ACTIONS.join('|')})$`)) as StorageEndAction,
   };
 }
 
@@ -278,15 +362,26 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
     issued: timeAttr(el, 'issued', 'offer'),
     expires: timeAttr(el, 'expires', 'offer'),
   };
+  if (offer.workload.type === 'storage') {
+    // Issue 14: a storage offer names where its data may live, and what A pays per GiB-month.
+    if (offer.constraints.regions.length === 0) malformed('offer/constraints/region', 'is missing (a storage offer names at least one allowed region)');
+    if (offer.constraints.regions.length > STORAGE_LIMITS.regions) {
+      throw oversized('offer/constraints/region', `has more than ${STORAGE_LIMITS.regions} entries for a storage offer`);
+    }
+    if (new Set(offer.constraints.regions).size !== offer.constraints.regions.length) malformed('offer/constraints/region', 'names a region twice');
+    if (offer.terms.maxPricePerGbMonth === undefined) malformed('offer/terms@max-gb-month', 'is missing (a storage offer names its price per gib-month)');
+    if (Date.parse(offer.workload.ends) <= Date.parse(offer.issued)) malformed('offer/storage@ends', 'is not after the offer was issued');
+  }
   return { offer, signature: readSignature(el, 'offer') };
 }
 
-/** `<accept …><transfer uri queue [identity]/><signature/></accept>`. */
+/** `<accept …><transfer uri queue [identity]/>[<storage bucket region/>]<signature/></accept>`. */
 export function buildAccept(accept: Accept, signature: string): Element {
   return xml(
     'accept',
     { xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires },
     xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue, identity: accept.transferIdentity }),
+    ...(accept.storage === undefined ? [] : [xml('storage', { bucket: accept.storage.bucket, region: accept.storage.region })]),
     buildSignature(signature),
   );
 }
@@ -297,6 +392,13 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
   checkSize(el, 'accept');
   const transfer = child(el, 'transfer', 'accept');
   const identity = optAttr(transfer, 'identity', 'accept/transfer', DNS_NAME_RE);
+  const storageEls = el.getChildren('storage');
+  if (storageEls.length > 1) malformed('accept/storage', 'appears more than once');
+  const storageEl = storageEls[0];
+  const storage: StoragePlacement | undefined = storageEl === undefined ? undefined : {
+    bucket: attr(storageEl, 'bucket', 'accept/storage', BUCKET_RE),
+    region: attr(storageEl, 'region', 'accept/storage', TOKEN_RE),
+  };
   return {
     accept: {
       offerId: attr(el, 'offer', 'accept', TOKEN_RE),
@@ -306,6 +408,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
       transferQueue: attr(transfer, 'queue', 'accept/transfer', TOKEN_RE),
       ...(identity === undefined ? {} : { transferIdentity: identity }),
       expires: timeAttr(el, 'expires', 'accept'),
+      ...(storage === undefined ? {} : { storage }),
     },
     signature: readSignature(el, 'accept'),
   };

@@ -5,7 +5,7 @@
  * (`agent/admission/`); this file only says what the session needs from them. No I/O.
  */
 import type { Capacity } from './catalog.js';
-import type { Offer, RejectReason } from './negotiation.js';
+import type { Offer, RejectReason, StoragePlacement } from './negotiation.js';
 
 /** Who signed a payload, once the trust area has verified it. */
 export interface VerifiedSigner {
@@ -28,6 +28,11 @@ export interface Reservation {
   /** Epoch ms after which it lapses unless marked used. */
   readonly expiresAt: number;
   readonly used: boolean;
+  /**
+   * For a storage offer: the bucket and region admission chose (the accept names them, and
+   * the subcontract's job makes the bucket there). Absent for a vm offer.
+   */
+  readonly placement?: StoragePlacement;
 }
 
 /** Who sent an offer, as the server authenticated the sending JID. */

@@ -63,7 +63,8 @@ export interface TransferEndpoint {
 
 /**
  * The accept of a reservation: the offer, the reservation's id and expiry (the one
- * reservation of the transaction), who accepts, and where the data goes.
+ * reservation of the transaction), who accepts, and where the data goes (for a storage offer
+ * also the bucket and region admission chose, issue 14).
  */
 export function acceptFor(reservation: Reservation, by: string, endpoint: TransferEndpoint): Accept {
   return {
@@ -74,6 +75,7 @@ export function acceptFor(reservation: Reservation, by: string, endpoint: Transf
     transferQueue: endpoint.transferQueue,
     ...(endpoint.transferIdentity === undefined ? {} : { transferIdentity: endpoint.transferIdentity }),
     expires: new Date(reservation.expiresAt).toISOString(),
+    ...(reservation.placement === undefined ? {} : { storage: reservation.placement }),
   };
 }
 

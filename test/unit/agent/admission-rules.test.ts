@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_RESERVATION_TTL_MS, ReservationBook, admitOffer, createDefaultPolicy, createOfferAdmission, screenOffer, type NegotiationPolicy,
 } from '../../../agent/admission/index.js';
-import type { OfferSender, VerifiedSigner } from '../../../protocols/xmpp/index.js';
-import { sampleOffer } from '../xmpp/fixtures.js';
+import type { OfferSender, StorageWorkload, VerifiedSigner } from '../../../protocols/xmpp/index.js';
+import { sampleOffer, sampleStorageOffer } from '../xmpp/fixtures.js';
 
 const T0 = Date.parse('2026-11-25T13:01:00.000Z');
 const DOMAIN = 'intercloud.test';
@@ -148,8 +148,9 @@ describe('admitting a verified offer', () => {
 
   it('refuses storage beyond the free object storage: no-capacity', () => {
     const book = new ReservationBook({ ...total, objectStorageGiB: 10 });
-    const storage = sampleOffer({ workload: { type: 'storage', sizeGiB: 4, replicas: 3, ack: 'all' } });
-    expect(admit(book, { offer: storage })).toMatchObject({ verdict: 'reject', reason: 'no-capacity' });
+    const storage = sampleStorageOffer({ workload: { ...(sampleStorageOffer().workload as StorageWorkload), capacityGiB: 4, replicas: 3 } });
+    const withStore = createDefaultPolicy({ acceptFrom: ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384, storage: { regions: { 'eu-west': { maxReplicas: 3 } } } });
+    expect(admit(book, { offer: storage, policy: withStore })).toMatchObject({ verdict: 'reject', reason: 'no-capacity' });
   });
 });
 

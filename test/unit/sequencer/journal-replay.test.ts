@@ -2,7 +2,11 @@
  * Journals recorded by real agents (`test/fixtures/journals/`, written by migrations between
  * two real clouds in test/integration/migration: a completed move, a move whose target agent
  * was killed at instantiate and restarted — retries and a step resumed after a crash — and a
- * move cancelled during the transfer — compensation) replay to the same decisions: for every prefix of the recorded records,
+ * move cancelled during the transfer — compensation), and journals of storage subcontracts
+ * (issue 14, `subcontract-*.journal`, recorded by the two-cloud world of test/unit/subcontract:
+ * a completed subcontract at A, B's side of it with B restarted while active, an accept A refused
+ * at both ends, and B refusing to adopt a bucket that was there) replay to the same decisions:
+ * for every prefix of the recorded records,
  * {@link decideNext} over the shapes of today's `migrateOutDefinition` / `migrateInDefinition`
  * gives the move the recorded next record shows (run or compensate the recorded step with the
  * recorded attempt, or finish with the recorded outcome and error code).
@@ -22,6 +26,9 @@ import {
   migrateInDefinition, migrateOutDefinition, type SourcePorts, type TargetPorts,
 } from '../../../agent/migration/index.js';
 import {
+  subcontractInDefinition, subcontractOutDefinition, type SubcontractInPorts, type SubcontractOutPorts,
+} from '../../../agent/subcontract/index.js';
+import {
   decideNext, decodeJournal, shapesOf, type Decision, type JournalRecord, type TransactionDefinition,
 } from '../../../agent/sequencer/index.js';
 
@@ -40,6 +47,8 @@ function untouchable<T extends object>(what: string): T {
 const DEFINITIONS: Record<string, TransactionDefinition<any>> = {
   'migrate-out': migrateOutDefinition(untouchable<SourcePorts>('source')),
   'migrate-in': migrateInDefinition(untouchable<TargetPorts>('target')),
+  'subcontract-out': subcontractOutDefinition(untouchable<SubcontractOutPorts>('subcontract-out')),
+  'subcontract-in': subcontractInDefinition(untouchable<SubcontractInPorts>('subcontract-in')),
 };
 
 /** The decision a recorded record shows was taken, or undefined for records that are results. */
@@ -57,7 +66,7 @@ const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.journal')).sort()
 describe('recorded journals replay to the same decisions', () => {
   it('has recordings of both sides of a completed migration', () => {
     const kinds = files.map((f) => decodeJournal(readFileSync(join(FIXTURES, f), 'utf8'), f)[0]).map((r) => r?.type === 'job-started' ? r.kind : '');
-    expect(kinds).toEqual(expect.arrayContaining(['migrate-out', 'migrate-in']));
+    expect(kinds).toEqual(expect.arrayContaining(['migrate-out', 'migrate-in', 'subcontract-out', 'subcontract-in']));
   });
 
   for (const file of files) {

@@ -41,3 +41,17 @@ export function sampleOffer(over: Partial<Offer> = {}): Offer {
     ...over,
   };
 }
+
+/** A storage subcontract offer from cloud-a (issue 14): 100 GiB, 3 replicas, quorum writes, in eu-central or eu-west. */
+export function sampleStorageOffer(over: Partial<Offer> = {}): Offer {
+  return sampleOffer({
+    offerId: 'offer-s1',
+    workload: {
+      type: 'storage', subcontractId: 'sc-1', sourceBucket: 'photos', sourcePrefix: '2026/', replicas: 3, ack: 'quorum',
+      capacityGiB: 100, maxObjects: 100_000, ends: '2026-12-25T13:00:00.000Z', atEnd: 'delete',
+    },
+    constraints: { regions: ['eu-central', 'eu-west'] },
+    terms: { currency: 'EUR', maxPricePerGbMonth: 0.02 },
+    ...over,
+  });
+}

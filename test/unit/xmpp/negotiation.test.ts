@@ -9,7 +9,7 @@ import {
 import { parseStanzaError } from '../../../protocols/xmpp/stanza-error.js';
 import { ICNS, NS } from '../../../protocols/xmpp/namespaces.js';
 import { canonicalJson } from '../../../protocols/trust/index.js';
-import { sampleOffer } from './fixtures.js';
+import { sampleOffer, sampleStorageOffer } from './fixtures.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -35,7 +35,7 @@ describe('offer codec', () => {
   });
 
   it('round-trips a storage offer', () => {
-    const o = sampleOffer({ workload: { type: 'storage', sizeGiB: 500, replicas: 3, ack: 'quorum' }, terms: { currency: 'USD' } });
+    const o = sampleStorageOffer({ terms: { currency: 'USD', maxPricePerGbMonth: 0.5 } });
     expect(parseOffer(buildOffer(o, 'E')).offer).toEqual(o);
   });
 
