@@ -25,3 +25,4 @@ export { throttle } from './throttle.js';
 export { ReplicaReceiver } from './receiver.js';
 export { directPeer, type BatchSource, type ReplicaPeer, type ReplicateBatch } from './peer.js';
 export { Replicator, type AuditReport, type PutResult, type ReplicatorOptions } from './replicator.js';
+export { registerReplicationMetrics } from './metrics.js';

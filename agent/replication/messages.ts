@@ -49,7 +49,7 @@ const V = z.literal(REPL_MESSAGE_VERSION);
 const MAX = 10_000;
 const schema = z.discriminatedUnion('type', [
   z.strictObject({
-    type: z.literal('replicate'), v: V, requestId: ID, subcontractId: ID, transferId: z.string().uuid().optional(),
+    type: z.literal('replicate'), v: V, requestId: ID, subcontractId: ID, transferId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/).optional(),
     objects: z.array(z.strictObject({ key: KEY, etag: z.string().min(1), size: N, sha256: HEX64, offset: N })).min(1).max(MAX),
   }),
   z.strictObject({

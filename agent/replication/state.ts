@@ -139,6 +139,9 @@ export class ReplicationState {
           delete o.nextAttemptAt;
           delete o.pendingSince;
           delete o.lastError;
+        } else if (o.op === 'put' && o.state !== 'PENDING') {
+          // A late copy of another version overwrote B's: the current version is owed again.
+          Object.assign(o, { state: 'PENDING', attempts: 0, pendingSince: r.at, nextAttemptAt: r.at, touchedAt: r.at });
         }
         return;
       }
