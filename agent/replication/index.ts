@@ -26,3 +26,5 @@ export { ReplicaReceiver } from './receiver.js';
 export { directPeer, type BatchSource, type ReplicaPeer, type ReplicateBatch } from './peer.js';
 export { Replicator, type AuditReport, type PutResult, type ReplicatorOptions } from './replicator.js';
 export { registerReplicationMetrics } from './metrics.js';
+export { AmqpReplicaPeer, serveReplicaPeer, type AmqpPeerOptions, type ReplicaServer, type ServeOptions } from './amqp-peer.js';
+export { confirmationsNeeded, putQuorum } from './write-path.js';

@@ -37,7 +37,7 @@ export type ReplMessage =
   | { readonly type: 'stored'; readonly v: 1; readonly requestId: string; readonly receipts: readonly ObjectReceipt[] }
   | { readonly type: 'delete'; readonly v: 1; readonly requestId: string; readonly subcontractId: string; readonly keys: readonly string[] }
   | { readonly type: 'deleted'; readonly v: 1; readonly requestId: string; readonly keys: readonly string[] }
-  | { readonly type: 'audit'; readonly v: 1; readonly requestId: string; readonly subcontractId: string; readonly keys: readonly string[] }
+  | { readonly type: 'audit'; readonly v: 1; readonly requestId: string; readonly subcontractId: string; readonly keys: readonly string[]; readonly deep?: boolean }
   | { readonly type: 'audit-result'; readonly v: 1; readonly requestId: string; readonly entries: readonly AuditEntry[] }
   | { readonly type: 'error'; readonly v: 1; readonly requestId: string; readonly code: string; readonly message: string; readonly retryable: boolean };
 
@@ -61,7 +61,7 @@ const schema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('delete'), v: V, requestId: ID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX) }),
   z.strictObject({ type: z.literal('deleted'), v: V, requestId: ID, keys: z.array(KEY).max(MAX) }),
-  z.strictObject({ type: z.literal('audit'), v: V, requestId: ID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX) }),
+  z.strictObject({ type: z.literal('audit'), v: V, requestId: ID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX), deep: z.boolean().optional() }),
   z.strictObject({
     type: z.literal('audit-result'), v: V, requestId: ID,
     entries: z.array(z.union([

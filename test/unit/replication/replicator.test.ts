@@ -351,3 +351,33 @@ describe('repair', () => {
     await r.stop();
   });
 });
+
+describe('quorum', () => {
+  it('counts a majority of all copies: with two subcontracts, A and either B', async () => {
+    const { confirmationsNeeded, putQuorum } = await import('../../../agent/replication/index.js');
+    expect([1, 2, 3, 4].map((n) => confirmationsNeeded('quorum', n))).toEqual([1, 1, 2, 2]);
+    expect(confirmationsNeeded('sync', 3)).toBe(3);
+    expect(confirmationsNeeded('async', 3)).toBe(0);
+    const fast = hookedPeer();
+    const stuck = hookedPeer();
+    let release!: () => void;
+    stuck.gate = new Promise<void>((r) => (release = r));
+    const r1 = await Replicator.open({ subcontract: terms({ id: 'q1' }), store: a, peer: fast, journalPath: join(dir, 'j1'), stagingDir: join(dir, 's1'), backoff: FAST });
+    const r2 = await Replicator.open({ subcontract: terms({ id: 'q2' }), store: a, peer: stuck, journalPath: join(dir, 'j2'), stagingDir: join(dir, 's2'), backoff: FAST });
+    r1.start();
+    r2.start();
+    const body = randomBytes(64);
+    const q = await putQuorum([r1, r2], 'q/obj', body, { sizeBytes: 64, sha256: sha(body), mode: 'quorum' });
+    expect(q.confirmed).toBe(1);
+    expect(r2.object('q/obj')!.state).toBe('PENDING');
+    let syncDone = false;
+    const s = putQuorum([r1, r2], 'q/obj2', body, { sizeBytes: 64, sha256: sha(body), mode: 'sync' }).then(() => (syncDone = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(syncDone).toBe(false);
+    release();
+    await s;
+    expect(syncDone).toBe(true);
+    await r1.stop();
+    await r2.stop();
+  });
+});
