@@ -21,8 +21,9 @@ export class ReplicaReceiver {
   /**
    * @param store B's object store (in the region the subcontract names)
    * @param bucket B's bucket made for A
+   * @param writers objects of one batch written at once
    */
-  constructor(readonly store: ObjectStore, readonly bucket: string) {}
+  constructor(readonly store: ObjectStore, readonly bucket: string, readonly writers = 8) {}
 
   /**
    * Stores each object of a batch from `stagedPath` (the batch's bytes, packed end to end):
@@ -31,15 +32,21 @@ export class ReplicaReceiver {
    * One object's failure is its own receipt (`ok: false` with the coded reason); the others go on.
    */
   async storeBatch(objects: readonly BatchObject[], stagedPath: string, signal?: AbortSignal): Promise<ObjectReceipt[]> {
-    const out: ObjectReceipt[] = [];
-    for (const o of objects) {
-      try {
-        out.push(await this.#storeOne(o, stagedPath, signal));
-      } catch (err) {
-        const e = asCoded(err);
-        out.push({ key: o.key, ok: false, code: e.code, message: e.message, retryable: e.retryable });
+    const out: ObjectReceipt[] = new Array<ObjectReceipt>(objects.length);
+    let next = 0;
+    // A few writes at once: a batch of small objects is bound by the store's per-request latency.
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < objects.length; i = next++) {
+        const o = objects[i]!;
+        try {
+          out[i] = await this.#storeOne(o, stagedPath, signal);
+        } catch (err) {
+          const e = asCoded(err);
+          out[i] = { key: o.key, ok: false, code: e.code, message: e.message, retryable: e.retryable };
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.writers, objects.length) }, worker));
     return out;
   }
 

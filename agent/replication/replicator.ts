@@ -39,9 +39,9 @@ export interface ReplicatorOptions {
   readonly backoff?: BackoffPolicy;
   /** Batches in flight at once (default 4). */
   readonly concurrency?: number;
-  /** Most objects per batch (default 64). */
+  /** Most objects per batch (default 256). */
   readonly batchMaxObjects?: number;
-  /** Most bytes per batch; a larger object travels alone (default 8 MiB). */
+  /** Most bytes per batch; an object over half of it travels alone (default 16 MiB). */
   readonly batchMaxBytes?: number;
   /** Listing page size (default 1000). */
   readonly pageSize?: number;
@@ -360,8 +360,8 @@ export class Replicator {
   #nextBatch(): Array<{ key: string; etag: string; size: number; op: 'put' | 'delete' }> {
     const due = this.#state.due(this.#now(), this.#busy, 10_000);
     if (due.length === 0) return [];
-    const maxObjects = this.#o.batchMaxObjects ?? 64;
-    const maxBytes = this.#o.batchMaxBytes ?? 8 * 1024 * 1024;
+    const maxObjects = this.#o.batchMaxObjects ?? 256;
+    const maxBytes = this.#o.batchMaxBytes ?? 16 * 1024 * 1024;
     const first = due[0]!;
     const pick = (o: ReplicaObject): { key: string; etag: string; size: number; op: 'put' | 'delete' } => ({ key: o.key, etag: o.etag, size: o.size, op: o.op });
     if (first.op === 'delete') return due.filter((o) => o.op === 'delete').slice(0, 1000).map(pick);
