@@ -207,6 +207,9 @@ export interface ReplicaServer {
 export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> {
   const s = o.subcontract;
   const topo = transferTopology(s.from, s.to, channelTransferId(s.id));
+  // Batches half received before a restart are not resumed: A sends them again under new ids.
+  await fs.rm(join(o.workDir, 'staging'), { recursive: true, force: true });
+  await fs.rm(join(o.workDir, 'journal'), { recursive: true, force: true });
   const conn = await connectBroker(o.broker);
   conn.on('error', () => undefined);
   const ch = await conn.createChannel();

@@ -85,6 +85,7 @@ export class Replicator {
   #running = 0;
   #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
+  readonly #intervals: NodeJS.Timeout[] = [];
   #closed = false;
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -110,14 +111,42 @@ export class Replicator {
       await journal.close();
       throw replError('REPL_JOURNAL', `journal '${o.journalPath}' belongs to subcontract '${state.subcontractId}', not '${subcontract.id}'`);
     }
+    // Batches staged before a crash are never resumed (their objects are re-read when due).
+    await fs.rm(o.stagingDir, { recursive: true, force: true });
     const r = new Replicator({ ...o, subcontract }, state, journal);
     if (state.subcontractId === undefined) await r.#commit([{ t: 'open', subcontractId: subcontract.id, at: r.#now() }]);
     return r;
   }
 
-  /** Starts copying what is due (and keeps doing so as things become due). */
-  start(): void {
+  /**
+   * Starts copying what is due (and keeps doing so as things become due). With intervals, also
+   * runs a listing pass every `passEveryMs` (the first at once) and an audit every `auditEveryMs`,
+   * one at a time; a pass or audit that fails is announced (`pass-failed`, `audit-failed`) and
+   * tried again at the next tick.
+   */
+  start(schedule: { passEveryMs?: number; auditEveryMs?: number; deepAudit?: boolean } = {}): void {
     this.#kick();
+    const every = (ms: number | undefined, what: 'pass' | 'audit', run: () => Promise<unknown>, atOnce: boolean): void => {
+      if (ms === undefined || ms <= 0) return;
+      let busy = false;
+      const tick = (): void => {
+        if (busy || this.#closed) return;
+        busy = true;
+        run().catch((err: unknown) => {
+          if (this.#closed) return;
+          const e = asCoded(err);
+          this.#emit({ type: `${what}-failed`, subcontractId: this.subcontract.id, code: e.code, message: e.message, at: new Date(this.#now()).toISOString() });
+        }).finally(() => {
+          busy = false;
+        });
+      };
+      const t = setInterval(tick, ms);
+      t.unref();
+      this.#intervals.push(t);
+      if (atOnce) tick();
+    };
+    every(schedule.passEveryMs, 'pass', () => this.runPass(this.#abort.signal), true);
+    every(schedule.auditEveryMs, 'audit', () => this.audit({ deep: schedule.deepAudit === true, signal: this.#abort.signal }), false);
   }
 
   /** Stops: in-flight batches are aborted (their objects stay PENDING) and the journal closed. */
@@ -125,6 +154,7 @@ export class Replicator {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    for (const t of this.#intervals) clearInterval(t);
     this.#abort.abort(replError('REPL_CLOSED', 'replicator stopped'));
     await Promise.allSettled([...this.#inFlight]);
     await this.#tail.catch(() => undefined);

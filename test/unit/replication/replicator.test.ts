@@ -381,3 +381,24 @@ describe('quorum', () => {
     await r2.stop();
   });
 });
+
+describe('schedule', () => {
+  it('runs passes and audits on their intervals, and announces a pass that failed', async () => {
+    const objs = seed(3);
+    const r = await open(hookedPeer());
+    const events: ReplicationEvent[] = [];
+    r.onEvent((e) => events.push(e));
+    a.failNext['listObjects'] = ['STORE_UNAVAILABLE'];
+    r.start({ passEveryMs: 50, auditEveryMs: 80 });
+    const t0 = Date.now();
+    while (r.status().objects.completed < 3 && Date.now() - t0 < 5000) await new Promise((res) => setTimeout(res, 20));
+    expectAtB(objs);
+    expect(events.find((e) => e.type === 'pass-failed')).toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // Lost behind the agent's back: a later audit finds it without being called.
+    b.raw('dst').delete('obj/000');
+    while (!b.raw('dst').has('obj/000') && Date.now() - t0 < 8000) await new Promise((res) => setTimeout(res, 20));
+    expect(b.raw('dst').get('obj/000')!.bytes.equals(objs.get('obj/000')!)).toBe(true);
+    expect(events.some((e) => e.type === 'audit-completed' && e.missing === 1)).toBe(true);
+    await r.stop();
+  });
+});
