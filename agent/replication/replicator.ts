@@ -112,7 +112,8 @@ export class Replicator {
       throw replError('REPL_JOURNAL', `journal '${o.journalPath}' belongs to subcontract '${state.subcontractId}', not '${subcontract.id}'`);
     }
     // Batches staged before a crash are never resumed (their objects are re-read when due).
-    await fs.rm(o.stagingDir, { recursive: true, force: true });
+    const stale = await fs.readdir(o.stagingDir).catch(() => [] as string[]);
+    for (const f of stale) if (f.endsWith('.batch')) await fs.rm(join(o.stagingDir, f), { force: true });
     const r = new Replicator({ ...o, subcontract }, state, journal);
     if (state.subcontractId === undefined) await r.#commit([{ t: 'open', subcontractId: subcontract.id, at: r.#now() }]);
     return r;

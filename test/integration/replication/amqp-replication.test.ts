@@ -163,3 +163,36 @@ describe("replication over cloud-b's broker", () => {
     expect(results[2]!.perObjectMs).toBeLessThan(results[0]!.perObjectMs / 3);
   }, 600_000);
 });
+
+describe("B's agent restarted mid-batch", () => {
+  it('loses nothing: the batch fails, is retried under a new transfer, and completes', async () => {
+    const store = new MemoryStore();
+    await store.createBucket('src');
+    const big = randomBytes(24 * 1024 * 1024);
+    store.rawPut('src', 'crash/big', big, sha(big));
+    const small = randomBytes(2048);
+    store.rawPut('src', 'crash/small', small, sha(small));
+    const quickPeer = new AmqpReplicaPeer({ broker: loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, 'a-xfer2'), answerTimeoutMs: 4000, transfer: { reconnectDelayMs: 300, endRetryMs: 500 } });
+    const r = await Replicator.open({
+      subcontract: { ...sub, source: { bucket: 'src', prefix: 'crash/' }, bandwidthBytesPerSecond: 8 * 1024 * 1024 }, store, peer: quickPeer,
+      journalPath: join(dir, 'journal-crash'), stagingDir: join(dir, 'a-staging-crash'), backoff: { baseMs: 200, capMs: 1000, maxAttempts: 20 },
+    });
+    const events: string[] = [];
+    r.onEvent((e) => events.push(e.type === 'replica-retry' ? `retry:${e.key}:${e.code}` : e.type));
+    r.start();
+    await r.runPass();
+    // The big object paces at 8 MiB/s: kill B's server while its bytes flow, start it again.
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(r.object('crash/big')!.state).toBe('PENDING');
+    await server!.close();
+    await new Promise((res) => setTimeout(res, 500));
+    server = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, 'dst'), workDir: join(dir, 'b'), concurrency: 4 });
+    await r.idle(AbortSignal.timeout(120_000));
+    expect(events.some((e) => e.startsWith('retry:crash/big:'))).toBe(true);
+    expect(b.raw('dst').get('crash/big')!.bytes.equals(big)).toBe(true);
+    expect(b.raw('dst').get('crash/small')!.bytes.equals(small)).toBe(true);
+    expect(r.status().objects).toMatchObject({ pending: 0, completed: 2, failed: 0 });
+    await r.stop();
+    await quickPeer.close();
+  }, 180_000);
+});
