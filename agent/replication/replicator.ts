@@ -20,7 +20,7 @@ import type { ReplRecord } from './journal-records.js';
 import type { AuditEntry, BatchObject } from './messages.js';
 import type { ReplicaPeer } from './peer.js';
 import { asCoded } from './receiver.js';
-import { ReplicationState, type ReplicaObject, type ReplicationStatus } from './state.js';
+import { ReplicationState, compareKeys, type ReplicaObject, type ReplicationStatus } from './state.js';
 import { newTransferId, parseSubcontract, type Subcontract } from './subcontract.js';
 import { throttle } from './throttle.js';
 import { TokenBucket } from './token-bucket.js';
@@ -171,6 +171,16 @@ export class Replicator {
   /** The subcontract's status (JSON-able), with the batches in flight. */
   status(): ReplicationStatus & { readonly inFlightObjects: number } {
     return { ...this.#state.status(this.#now()), inFlightObjects: this.#busy.size };
+  }
+
+  /**
+   * The tracked objects (copies), optionally only those in `state`, in key order: what
+   * `storage status --json` lists per object (state, attempts, next attempt, coded reason).
+   */
+  objects(state?: 'PENDING' | 'COMPLETED' | 'FAILED', limit = 1000): Array<Readonly<ReplicaObject>> {
+    const out: ReplicaObject[] = [];
+    for (const o of this.#state.objects.values()) if (state === undefined || o.state === state) out.push(structuredClone(o));
+    return out.sort((x, y) => compareKeys(x.key, y.key)).slice(0, limit);
   }
 
   /** One object's state (a copy), or undefined. */

@@ -242,15 +242,16 @@ export class ReplicationState {
   /**
    * The record B's receipt for `key` leads to. COMPLETED only when B says it stored exactly
    * what was sent: same size, same SHA-256, and a non-empty ETag it read back. Anything else is
-   * a failure (`REPL_VERIFY_FAILED`, or B's own coded refusal as `REPL_PEER_REJECTED`).
+   * a failure (`REPL_VERIFY_FAILED`, or B's own coded reason).
    */
   planReceipt(sent: { key: string; etag: string; size: number; sha256: string }, receipt: ObjectReceipt | undefined, now: number, policy: BackoffPolicy, random: () => number): ReplRecord[] {
     if (receipt === undefined) {
       return this.planFailure(sent.key, sent.etag, { code: 'REPL_VERIFY_FAILED', message: `peer said nothing about '${sent.key}'`, retryable: true }, now, policy, random);
     }
     if (!receipt.ok) {
+      // B's own coded reason (STORE_FULL, REPL_VERIFY_FAILED …) is the object's reason.
       return this.planFailure(sent.key, sent.etag, {
-        code: 'REPL_PEER_REJECTED', message: `peer refused '${sent.key}': ${receipt.code}: ${receipt.message}`, retryable: receipt.retryable,
+        code: receipt.code, message: `peer could not store '${sent.key}': ${receipt.message}`, retryable: receipt.retryable,
       }, now, policy, random);
     }
     if (receipt.size !== sent.size || receipt.sha256 !== sent.sha256 || receipt.etag.length === 0) {

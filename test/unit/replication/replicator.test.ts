@@ -122,6 +122,8 @@ describe('replicator', () => {
     expect(st.objects).toEqual({ pending: 0, completed: 0, failed: 2 });
     expect(st.failedByCode).toEqual({ REPL_VERIFY_FAILED: 2 });
     expect(st.failures[0]).toMatchObject({ code: 'REPL_VERIFY_FAILED', attempts: FAST.maxAttempts });
+    expect(r.objects('FAILED').map((o) => [o.key, o.lastError?.code])).toEqual([['obj/000', 'REPL_VERIFY_FAILED'], ['obj/001', 'REPL_VERIFY_FAILED']]);
+    expect(r.objects('PENDING')).toEqual([]);
     // The audit queues FAILED objects again; with an honest peer they complete.
     peer.lie = false;
     expect((await r.audit()).requeued).toBe(2);
@@ -139,8 +141,26 @@ describe('replicator', () => {
     r.start();
     await r.runPass();
     await r.idle(AbortSignal.timeout(10_000));
-    expect(events.filter((e) => e.type === 'replica-retry').map((e) => (e as { code: string }).code)).toEqual(['REPL_PEER_REJECTED', 'REPL_PEER_REJECTED']);
+    expect(events.filter((e) => e.type === 'replica-retry').map((e) => (e as { code: string }).code)).toEqual(['STORE_FULL', 'STORE_FULL']);
     expect(r.status().objects.completed).toBe(1);
+    await r.stop();
+  });
+
+  it("never completes on B's store's word alone: what B reads back must match", async () => {
+    seed(1);
+    // B's store says it stored the object, but keeps other bytes (a store that ignores integrity).
+    const put = b.putObject.bind(b);
+    b.putObject = async (bucket, key, body, options) => {
+      const info = await put(bucket, key, body, options);
+      const junk = randomBytes(options.sizeBytes);
+      b.rawPut(bucket, key, junk, sha(junk));
+      return info;
+    };
+    const r = await open(hookedPeer());
+    r.start();
+    await r.runPass();
+    await r.idle(AbortSignal.timeout(10_000));
+    expect(r.status()).toMatchObject({ objects: { completed: 0, failed: 1 }, failedByCode: { REPL_VERIFY_FAILED: 1 } });
     await r.stop();
   });
 

@@ -144,7 +144,7 @@ describe("B's receipt", () => {
     expect(s.planReceipt(sent, { key: 'k', ok: true, size: 5, sha256: 'b'.repeat(64), etag: 'x' }, 1, P, () => 0)[0]).toMatchObject({ t: 'retry', code: 'REPL_VERIFY_FAILED' });
     expect(s.planReceipt(sent, undefined, 1, P, () => 0)[0]).toMatchObject({ t: 'retry', code: 'REPL_VERIFY_FAILED' });
     expect(s.planReceipt(sent, { key: 'k', ok: false, code: 'STORE_FULL', message: 'full', retryable: true }, 1, P, () => 0)[0])
-      .toMatchObject({ t: 'retry', code: 'REPL_PEER_REJECTED' });
+      .toMatchObject({ t: 'retry', code: 'STORE_FULL' });
     expect(s.planReceipt(sent, { key: 'k', ok: true, size: 5, sha256: SHA, etag: 'x' }, 1, P, () => 0)[0]).toMatchObject({ t: 'completed', replicaEtag: 'x' });
   });
 
