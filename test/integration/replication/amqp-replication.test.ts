@@ -3,7 +3,7 @@
  * own certificate), with in-memory object stores at both ends (the S3/Swift adapter is another
  * branch's work). The test runs in a vhost of its own on cloud-b's broker, so the grant it gives
  * cloud-a (the subcontract's one regex) never touches the grants live migrations hold on
- * `transfers`. Also measures the cost of one tiny batch and the rate of small and large objects.
+ * `transfers`. It holds the federation lock, under which fault tests restart the brokers. Also measures the cost of one tiny batch and the rate of small and large objects.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import type { BrokerOptions } from '../../../protocols/amqp/index.js';
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, newTransferId, serveReplicaPeer, subcontractGrantPattern, type ReplicaServer, type Subcontract,
 } from '../../../agent/replication/index.js';
+import { lockFederation } from '../../../scripts/federation-lock.js';
 import { loadServices } from '../../helpers/services.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
 
@@ -52,6 +53,11 @@ let a: MemoryStore;
 let b: MemoryStore;
 let server: ReplicaServer | undefined;
 let peer: AmqpReplicaPeer | undefined;
+let unlock: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  unlock = await lockFederation();
+}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(process.env['INTERCLOUD_TEST_TMP'] ?? tmpdir(), 'repl-it-'));
@@ -69,10 +75,14 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await peer?.close();
-  await server?.close();
-  await mgmt('DELETE', `/api/vhosts/${VHOST}`);
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await peer?.close();
+    await server?.close();
+    expect(await mgmt('DELETE', `/api/vhosts/${VHOST}`)).toBeLessThan(300);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await unlock?.();
+  }
 }, 60_000);
 
 describe("replication over cloud-b's broker", () => {
