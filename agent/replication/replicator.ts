@@ -86,6 +86,7 @@ export class Replicator {
   #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   readonly #intervals: NodeJS.Timeout[] = [];
+  #pausedUntil = 0;
   #closed = false;
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -374,6 +375,11 @@ export class Replicator {
       this.#timer = undefined;
     }
     const max = this.#o.concurrency ?? 4;
+    if (this.#now() < this.#pausedUntil) {
+      this.#timer = setTimeout(() => this.#kick(), this.#pausedUntil - this.#now());
+      this.#timer.unref();
+      return;
+    }
     while (this.#running < max) {
       const batch = this.#nextBatch();
       if (batch.length === 0) break;
@@ -381,7 +387,11 @@ export class Replicator {
       this.#running++;
       const p = (batch[0]!.op === 'delete' ? this.#runDeletes(batch) : this.#runCopies(batch))
         .catch((err: unknown) => this.#failAll(batch, err))
-        .catch(() => undefined)
+        .catch(() => {
+          // Not even the failure could be journaled (disk full, journal gone): the objects are
+          // still due, so pause instead of spinning on them.
+          this.#pausedUntil = this.#now() + 1000;
+        })
         .finally(() => {
           for (const o of batch) this.#busy.delete(o.key);
           this.#running--;

@@ -422,3 +422,25 @@ describe('schedule', () => {
     await r.stop();
   });
 });
+
+describe('journal failure', () => {
+  it('pauses instead of spinning when not even a failure can be journaled', async () => {
+    const { ReplicationJournal } = await import('../../../agent/replication/index.js');
+    const { vi } = await import('vitest');
+    seed(1);
+    const peer = hookedPeer();
+    const r = await open(peer);
+    await r.runPass();
+    const spy = vi.spyOn(ReplicationJournal.prototype, 'append').mockRejectedValue(new IntercloudError('REPL_JOURNAL', 'disk full'));
+    try {
+      r.start();
+      await new Promise((res) => setTimeout(res, 500));
+      expect(peer.calls).toBeGreaterThanOrEqual(1);
+      expect(peer.calls).toBeLessThanOrEqual(2);
+      expect(r.object('obj/000')!.state).toBe('PENDING');
+    } finally {
+      spy.mockRestore();
+    }
+    await r.stop();
+  });
+});
