@@ -1,0 +1,70 @@
+/**
+ * The replication journal on disk (I/O): one append-only file per subcontract at A, in the
+ * format of `journal-records.ts`. Every append is one write and one fdatasync before it returns;
+ * a torn last line from a crash is cut off when the journal is reopened; a new file's directory
+ * is fsync'ed so the file itself survives a crash.
+ */
+import { constants, promises as fs } from 'node:fs';
+import { dirname } from 'node:path';
+import { isIntercloudError } from '../../protocols/errors/index.js';
+import { replError } from './errors.js';
+import { decodeReplJournal, encodeReplRecord, type ReplRecord } from './journal-records.js';
+
+/** An open replication journal. */
+export class ReplicationJournal {
+  #handle: fs.FileHandle | undefined;
+
+  private constructor(readonly path: string, handle: fs.FileHandle) {
+    this.#handle = handle;
+  }
+
+  /** Opens (creating if needed) the journal at `path` and returns its records. */
+  static async open(path: string): Promise<{ journal: ReplicationJournal; records: ReplRecord[] }> {
+    try {
+      await fs.mkdir(dirname(path), { recursive: true, mode: 0o750 });
+      let text = '';
+      let created = false;
+      try {
+        text = await fs.readFile(path, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        created = true;
+      }
+      const decoded = decodeReplJournal(text, path);
+      const handle = await fs.open(path, constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o640);
+      if (decoded.tornTail) await handle.truncate(decoded.goodBytes);
+      if (created) {
+        const d = await fs.open(dirname(path), 'r');
+        try {
+          await d.sync();
+        } finally {
+          await d.close();
+        }
+      }
+      return { journal: new ReplicationJournal(path, handle), records: decoded.records };
+    } catch (err) {
+      if (isIntercloudError(err)) throw err;
+      throw replError('REPL_JOURNAL', `cannot open replication journal '${path}'`, { cause: err });
+    }
+  }
+
+  /** Appends records and makes them durable (one write, one fdatasync). */
+  async append(records: readonly ReplRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const h = this.#handle;
+    if (!h) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
+    try {
+      await h.write(records.map(encodeReplRecord).join(''));
+      await h.datasync();
+    } catch (err) {
+      throw replError('REPL_JOURNAL', `cannot append to replication journal '${this.path}'`, { cause: err });
+    }
+  }
+
+  /** Closes the journal (idempotent). */
+  async close(): Promise<void> {
+    const h = this.#handle;
+    this.#handle = undefined;
+    if (h) await h.close();
+  }
+}

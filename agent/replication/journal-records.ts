@@ -1,0 +1,102 @@
+/**
+ * The replication journal's records and their line codec (pure). One journal per subcontract at
+ * A: `<crc32 hex> <json>\n` lines, the same framing as the transfer journals
+ * (protocols/amqp/journal-records.ts); a torn last line is dropped on reopen, damage before it
+ * is `REPL_JOURNAL`. The state ({@link ReplicationState}) is the fold of these records, so a
+ * restart replays the journal instead of re-copying what B already confirmed.
+ */
+import { crc32 } from 'node:zlib';
+import { z } from 'zod';
+import { replError } from './errors.js';
+
+/** One journal record. Times are ms since the epoch. */
+export type ReplRecord =
+  /** First record: whose journal this is. */
+  | { readonly t: 'open'; readonly subcontractId: string; readonly at: number }
+  /** A holds `key` with this ETag/size and B does not (yet): copy it. */
+  | { readonly t: 'pending'; readonly key: string; readonly size: number; readonly etag: string; readonly at: number }
+  /** `key` is gone from A and the terms say delete it at B. */
+  | { readonly t: 'delete'; readonly key: string; readonly at: number }
+  /** An attempt failed; the next one is at `nextAt` (the object stays PENDING). */
+  | { readonly t: 'retry'; readonly key: string; readonly attempts: number; readonly code: string; readonly message: string; readonly nextAt: number }
+  /** Attempts are exhausted or the error cannot be retried: FAILED. */
+  | { readonly t: 'failed'; readonly key: string; readonly attempts: number; readonly code: string; readonly message: string; readonly at: number }
+  /** B confirmed it persisted and verified the copy of A's version `etag`. */
+  | {
+      readonly t: 'completed'; readonly key: string; readonly etag: string; readonly size: number; readonly sha256: string;
+      readonly replicaEtag: string; readonly at: number;
+    }
+  /** B confirmed `key` is gone (or, `forgotten`, A stops tracking a key gone from A that B keeps or never had). */
+  | { readonly t: 'deleted'; readonly key: string; readonly forgotten?: boolean; readonly at: number }
+  /** A full listing pass starts. */
+  | { readonly t: 'pass'; readonly pass: number; readonly at: number }
+  /** The pass has handled every key up to and including `after` (the checkpoint a crash resumes from). */
+  | { readonly t: 'page'; readonly pass: number; readonly after: string }
+  /** The pass listed the whole bucket. */
+  | { readonly t: 'pass-end'; readonly pass: number; readonly at: number };
+
+const KEY = z.string().min(1).max(1024);
+const T = z.number().int().nonnegative();
+const HEX64 = z.string().regex(/^[0-9a-f]{64}$/);
+const schema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('open'), subcontractId: z.string().min(1), at: T }),
+  z.strictObject({ t: z.literal('pending'), key: KEY, size: T, etag: z.string().min(1), at: T }),
+  z.strictObject({ t: z.literal('delete'), key: KEY, at: T }),
+  z.strictObject({ t: z.literal('retry'), key: KEY, attempts: T, code: z.string().min(1), message: z.string(), nextAt: T }),
+  z.strictObject({ t: z.literal('failed'), key: KEY, attempts: T, code: z.string().min(1), message: z.string(), at: T }),
+  z.strictObject({ t: z.literal('completed'), key: KEY, etag: z.string().min(1), size: T, sha256: HEX64, replicaEtag: z.string().min(1), at: T }),
+  z.strictObject({ t: z.literal('deleted'), key: KEY, forgotten: z.boolean().optional(), at: T }),
+  z.strictObject({ t: z.literal('pass'), pass: T, at: T }),
+  z.strictObject({ t: z.literal('page'), pass: T, after: KEY }),
+  z.strictObject({ t: z.literal('pass-end'), pass: T, at: T }),
+]);
+
+/** Encodes one record as a journal line (with its newline). */
+export function encodeReplRecord(record: ReplRecord): string {
+  const json = JSON.stringify(record);
+  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+}
+
+/** Records of a journal's text, and where its good part ends. */
+export interface DecodedReplJournal {
+  readonly records: ReplRecord[];
+  /** Bytes of the text that hold complete, valid records. */
+  readonly goodBytes: number;
+  /** A torn or invalid last line was dropped. */
+  readonly tornTail: boolean;
+}
+
+/** Decodes a journal's text; drops a torn last line, throws `REPL_JOURNAL` on earlier damage. */
+export function decodeReplJournal(text: string, where = 'replication journal'): DecodedReplJournal {
+  const records: ReplRecord[] = [];
+  let pos = 0;
+  let line = 0;
+  while (pos < text.length) {
+    const nl = text.indexOf('\n', pos);
+    const isLast = nl < 0 || nl === text.length - 1;
+    line++;
+    const rec = nl < 0 ? undefined : decodeLine(text.slice(pos, nl));
+    if (rec === undefined) {
+      if (isLast) return { records, goodBytes: Buffer.byteLength(text.slice(0, pos)), tornTail: true };
+      throw replError('REPL_JOURNAL', `${where}: line ${line} is damaged`, { details: { line } });
+    }
+    records.push(rec);
+    pos = nl + 1;
+  }
+  return { records, goodBytes: Buffer.byteLength(text), tornTail: false };
+}
+
+function decodeLine(raw: string): ReplRecord | undefined {
+  const m = /^([0-9a-f]{8}) (.*)$/.exec(raw);
+  if (!m) return undefined;
+  if (crc32(m[2]!).toString(16).padStart(8, '0') !== m[1]) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(m[2]!);
+  } catch {
+    // A line whose CRC matched but is not JSON cannot come from this codec: treat it as damage.
+    return undefined;
+  }
+  const r = schema.safeParse(json);
+  return r.success ? (r.data as ReplRecord) : undefined;
+}
