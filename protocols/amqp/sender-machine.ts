@@ -16,7 +16,9 @@
  *   exactly when its copy did not work out. Re-sends go before the next chunk of the stream.
  * - A chunk is part of the stream (its hash in the whole digest, the cursor past it) only once
  *   its frames were handed to the publisher: a session that fails mid-publish streams it again.
- * - `committed` ends the transfer only when its digest is the one the sender computed.
+ * - `committed` ends the transfer only when its digest is the one the sender computed — or, for a
+ *   restarted sender waiting for `status`, the one it journaled with `end`: a receiver that
+ *   committed answers `committed` and never `status`.
  *
  * Journal (`journal-records.ts`): `manifest` (+ the source's identity) before anything is sent,
  * `end` once the whole digest is known, `committed` or `aborted` at the end.
@@ -239,8 +241,14 @@ export class SenderMachine {
   next(): SenderAction[] {
     if (this.failure) return [{ type: 'fail', error: this.failure }];
     if (this.phaseValue === 'committed') return [{ type: 'finished' }];
+    // A sender that sent `end` before this session (a restart whose journal reached `end`, or a
+    // reconnect while polling) may find the receiver committed already: a committed receiver
+    // answers `committed`, never `status`, so waiting for a status would hang until expiry. Its
+    // answer is checked against the digest that `end` carried.
+    const sentDigest = this.digestValue ?? this.journaledDigest;
+    if (this.awaitingStatus && this.committedMsg && sentDigest !== undefined) return this.commit(this.committedMsg, sentDigest);
     if (this.awaitingStatus) return [{ type: 'await-status' }];
-    if (this.phaseValue === 'ending' && this.committedMsg) return this.commit(this.committedMsg);
+    if (this.phaseValue === 'ending' && this.committedMsg && this.digestValue !== undefined) return this.commit(this.committedMsg, this.digestValue);
     const again = this.resends.shift();
     if (again !== undefined) return [{ type: 'read', index: again, resend: true }];
     if (this.cursor < this.manifest.chunkCount) return [{ type: 'read', index: this.cursor, resend: false }];
@@ -363,20 +371,22 @@ export class SenderMachine {
     return out;
   }
 
-  private commit(msg: ControlOf<'committed'>): SenderAction[] {
-    const ok = this.digestValue !== undefined && msg.digest === this.digestValue && msg.size === this.manifest.size;
+  /** The receiver's `committed` against `digest` (computed in this run, or journaled with `end`). */
+  private commit(msg: ControlOf<'committed'>, digest: string): SenderAction[] {
+    const ok = msg.digest === digest && msg.size === this.manifest.size;
     if (!ok) {
       return [{
         type: 'fail',
         error: this.fail({
           kind: 'error',
-          error: xferError('XFER_DIGEST_MISMATCH', `receiver committed sha-256 '${msg.digest}', source has '${this.digestValue}'`),
+          error: xferError('XFER_DIGEST_MISMATCH', `receiver committed sha-256 '${msg.digest}' (${msg.size} bytes), source has '${digest}'`),
         }),
       }];
     }
+    this.digestValue = digest;
     this.phaseValue = 'committed';
     return [
-      { type: 'journal', record: { t: 'committed', digest: this.digestValue! } },
+      { type: 'journal', record: { t: 'committed', digest } },
       { type: 'delete-topology', queues: ['control', 'data'], exchange: true },
       { type: 'finished' },
     ];

@@ -275,22 +275,41 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     notify();
   };
 
+  /**
+   * `committed` deliveries of the current session, acked only once `committed` is journaled: the
+   * receiver answers it once and exits, so a sender that dies (or cannot journal) before that
+   * finds the answer queued again on its next run.
+   */
+  let unackedCommitted: Array<{ ch: ConfirmChannel; msg: ConsumeMessage }> = [];
+  const ackCommitted = () => {
+    for (const { ch, msg } of unackedCommitted.splice(0)) {
+      try {
+        ackOn(ch, msg);
+      } catch (err) {
+        // The channel is gone: the broker requeued the message, and the topology is deleted next.
+        if (!isIntercloudError(err, 'XFER_BROKER')) throw err;
+      }
+    }
+  };
+
   const onControl = (msg: ConsumeMessage | null, ch: ConfirmChannel) => {
     if (msg === null) return;
-    try {
-      ackOn(ch, msg);
-    } catch (err) {
-      if (isIntercloudError(err, 'XFER_BROKER')) return; // redelivered after the reconnect
-      throw err;
-    }
-    let m: ControlMessage;
+    let m: ControlMessage | undefined;
     try {
       m = decodeControl(msg.content);
     } catch (err) {
-      if (isIntercloudError(err, 'XFER_BAD_FRAME')) return; // not ours to act on; the poll repeats
-      throw err;
+      if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err; // a bad one is not ours to act on; the poll repeats
     }
-    if (m.transferId !== o.transferId) return;
+    if (m?.type === 'committed' && m.transferId === o.transferId) unackedCommitted.push({ ch, msg });
+    else {
+      try {
+        ackOn(ch, msg);
+      } catch (err) {
+        if (isIntercloudError(err, 'XFER_BROKER')) return; // redelivered after the reconnect
+        throw err;
+      }
+    }
+    if (m === undefined || m.transferId !== o.transferId) return;
     switch (m.type) {
       case 'status':
         queued.push(...machine.onStatus(m));
@@ -330,6 +349,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       await c.prefetch(16);
       publisher.attach(c);
       reader.restart();
+      unackedCommitted = []; // deliveries of an earlier channel went back to the queue with it
       await c.consume(topo.controlQueue, (m) => onControl(m, c), { noAck: false });
 
       let steps: SenderAction[] = machine.onConnected();
@@ -342,6 +362,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
         switch (a.type) {
           case 'journal':
             await journal.append(a.record);
+            if (a.record.t === 'committed') ackCommitted();
             break;
           case 'send':
             await publisher.sendControl(a.message);

@@ -4,51 +4,19 @@
  * child processes running `intercloud transfer …`) and started again; the target's file system
  * full (a small tmpfs mounted for the test).
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { receiveTransfer, sendTransfer, type ProgressEvent, type ReceiveResult, type SendResult } from '../../../protocols/amqp/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
-import { cleanup, fileDigest, pair, rabbit, scratch, writeImage } from './helpers.js';
+import { cleanup, cli, cliArgs, fileDigest, pair, rabbit, scratch, writeImage } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const REPO = join(import.meta.dirname, '../../..');
-const CLI = join(REPO, 'scripts/intercloud');
 const run = promisify(execFile);
 afterAll(cleanup);
-
-/** Runs `intercloud transfer …` as a child; calls `onProgress` for each json progress line. */
-function cli(args: string[], onProgress?: (e: ProgressEvent) => void): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(CLI, ['transfer', ...args, '--progress', 'json', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    partial += d.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const l of lines) {
-      if (!l.startsWith('{')) continue;
-      const e = JSON.parse(l) as ProgressEvent & { event?: string };
-      if (e.event === 'progress') onProgress?.(e);
-    }
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-  return { child, done };
-}
-
-function cliArgs(side: 'send' | 'receive', p: ReturnType<typeof pair>, extra: string[]): string[] {
-  const o = side === 'send' ? p.send : p.receive;
-  const b = o.broker;
-  return [
-    side, '--id', p.transferId, '--from', 'cloud-a', '--to', 'cloud-b', '--broker', b.url, '--ca', String(b.ca), '--cert', String(b.cert),
-    '--key', String(b.key), '--servername', b.servername!, '--journal-dir', o.journalDir, '--expires-in', '300', ...extra,
-  ];
-}
 
 describe('transfer faults with restarts', () => {
   it('survives the broker killed and restarted mid-transfer', async () => {

@@ -2,11 +2,12 @@
  * Shared pieces of the transfer integration tests: broker options per cloud from
  * services.json, scratch files, and digests.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BrokerOptions } from '../../../protocols/amqp/index.js';
+import type { BrokerOptions, ProgressEvent } from '../../../protocols/amqp/index.js';
 import { serviceEnv } from '../../helpers/services.js';
 
 /** What scripts/services.d/30-rabbitmq.sh writes into services.json. */
@@ -18,6 +19,8 @@ export interface RabbitEnv {
   pidFile: string;
   admin: { username: string; password: string };
 }
+
+const CLI = join(import.meta.dirname, '../../../scripts/intercloud');
 
 export const rabbit = (): RabbitEnv => serviceEnv<RabbitEnv>('rabbitmq');
 
@@ -99,4 +102,36 @@ export async function queueExists(name: string, cloud = 'cloud-b'): Promise<bool
   } finally {
     await conn.close().catch(() => undefined);
   }
+}
+
+/** Runs `intercloud transfer …` as a child (`--json` result on stdout); calls `onProgress` for each json progress line. */
+export function cli(args: string[], onProgress?: (e: ProgressEvent) => void): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(CLI, ['transfer', ...args, '--progress', 'json', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) {
+      if (!l.startsWith('{')) continue;
+      const e = JSON.parse(l) as ProgressEvent & { event?: string };
+      if (e.event === 'progress') onProgress?.(e);
+    }
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+/** The `intercloud transfer send|receive` arguments of transfer `p` (cloud-a → cloud-b, expiring in 300 s). */
+export function cliArgs(side: 'send' | 'receive', p: ReturnType<typeof pair>, extra: string[]): string[] {
+  const o = side === 'send' ? p.send : p.receive;
+  const b = o.broker;
+  return [
+    side, '--id', p.transferId, '--from', 'cloud-a', '--to', 'cloud-b', '--broker', b.url, '--ca', String(b.ca), '--cert', String(b.cert),
+    '--key', String(b.key), '--servername', b.servername!, '--journal-dir', o.journalDir, '--expires-in', '300', ...extra,
+  ];
 }

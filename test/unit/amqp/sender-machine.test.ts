@@ -336,6 +336,60 @@ describe('sender machine: restore', () => {
     expect(records(drive(other, chunks))).toEqual([{ t: 'end', digest }]);
   });
 
+  it('a journal that ends after end: a committed answer with that digest, while it waits for status, finishes it without reading the source', () => {
+    // The sender crashed after the receiver committed but before it journaled `committed`: a
+    // committed receiver answers `committed` and never `status`, so waiting for one hangs.
+    const polling = load('polling');
+    const end = polling.find((r) => r.t === 'end')!;
+    if (end.t !== 'end' || polling[0]?.t !== 'manifest') throw new Error('fixture: manifest, then end');
+    const m = SenderMachine.restore(polling)!;
+    expect(m.onConnected()).toMatchObject([{ type: 'send', message: { type: 'manifest' } }]);
+    expect(m.next()).toEqual([{ type: 'await-status' }]);
+    const fin = polling[0].manifest;
+    m.onCommittedMessage({ type: 'committed', v: 1, transferId: fin.transferId, digest: end.digest, size: fin.size });
+    expect(m.next()).toEqual([
+      { type: 'journal', record: { t: 'committed', digest: end.digest } },
+      { type: 'delete-topology', queues: ['control', 'data'], exchange: true },
+      { type: 'finished' },
+    ]);
+    expect(m.phase).toBe('committed');
+    expect(m.digest).toBe(end.digest);
+  });
+
+  it('a journal that ends after end: a committed answer with another digest or size fails with XFER_DIGEST_MISMATCH, journaled aborted', () => {
+    for (const bad of [committed('b'.repeat(64), 2 * CHUNK), committed('a'.repeat(64), 2 * CHUNK + 1)]) {
+      const m = SenderMachine.restore([{ t: 'manifest', manifest: manifestOf(2) }, { t: 'end', digest: 'a'.repeat(64) }])!;
+      m.onConnected();
+      m.onCommittedMessage(bad);
+      const [step] = m.next();
+      expect(step?.type === 'fail' && step.error.code).toBe('XFER_DIGEST_MISMATCH');
+      expect(records(m.windDown())).toEqual([{ t: 'aborted', reason: 'failed', code: 'XFER_DIGEST_MISMATCH' }]);
+    }
+  });
+
+  it('a reconnect while polling with end: the committed answer finishes it, although no status comes', () => {
+    const chunks = [chunkBytes(0, false), chunkBytes(1, true)];
+    const m = new SenderMachine(manifestOf(2));
+    m.onConnected();
+    m.onStatus(status(2));
+    expect(drive(m, chunks).at(-1)).toMatchObject({ type: 'poll' });
+    m.onConnected(); // the broker connection broke and came back; the receiver committed meanwhile
+    expect(m.next()).toEqual([{ type: 'await-status' }]);
+    m.onCommittedMessage(committed(wholeOf(chunks), 2 * CHUNK));
+    expect(m.next()).toEqual([
+      { type: 'journal', record: { t: 'committed', digest: wholeOf(chunks) } },
+      { type: 'delete-topology', queues: ['control', 'data'], exchange: true },
+      { type: 'finished' },
+    ]);
+  });
+
+  it('a journal from before end: a committed answer while waiting for status is not taken on trust', () => {
+    const m = SenderMachine.restore([{ t: 'manifest', manifest: manifestOf(2) }])!;
+    m.onConnected();
+    m.onCommittedMessage(committed('a'.repeat(64), 2 * CHUNK));
+    expect(m.next()).toEqual([{ type: 'await-status' }]);
+  });
+
   it('no manifest journaled: nothing to restore (a new transfer)', () => {
     expect(SenderMachine.restore([])).toBeUndefined();
   });
