@@ -32,7 +32,12 @@ const EXCLUSIVE = [
   'test/integration/xmpp/server-restart.test.ts',
 ];
 
-const FEDERATION = ['test/integration/migration/**/*.test.ts', 'test/integration/xmpp/**/*.test.ts'];
+const FEDERATION = [
+  'test/integration/migration/**/*.test.ts',
+  'test/integration/xmpp/**/*.test.ts',
+  // Takes the federation lock (it runs a replica peer on cloud-b's broker): it would only wait here.
+  'test/integration/replication/**/*.test.ts',
+];
 
 const SERVER_TESTS = ['test/integration/**/*.test.ts', 'test/conformance/**/*.test.ts'];
 
