@@ -14,6 +14,9 @@ import { xml, type Element } from '@xmpp/client';
 import {
   attr, checkSize, child, CLOUD_ID_RE, decimal, LIMITS, MAC_RE, malformed, num, numAttr, optAttr, oversized, texts, timeAttr, TOKEN_RE,
 } from './fields.js';
+import {
+  buildStateNeeds, modeAttr, parseStateNeeds, type MigrationMode, type StateNeeds,
+} from './migration-mode.js';
 import { ICNS } from './namespaces.js';
 import { buildSignature, readSignature } from './signature.js';
 import { buildStanzaError, type StanzaErrorCondition, type StanzaErrorType } from './stanza-error.js';
@@ -79,6 +82,13 @@ export interface Offer {
   readonly terms: OfferTerms;
   readonly issued: string;
   readonly expires: string;
+  /**
+   * The migration mode the source wants (issue 15); absent means `cold`, and a cold offer
+   * carries none on the wire (so old targets read it). Only a VM moves warm or live.
+   */
+  readonly mode?: MigrationMode;
+  /** For `live` only, and then required: what the VM's saved state needs of the target's host. */
+  readonly state?: StateNeeds;
 }
 
 /** An accept: the reservation and where to send data. */
@@ -99,10 +109,14 @@ export interface Accept {
   readonly transferIdentity?: string;
   /** The reservation lapses at this XEP-0082 DateTime unless used. */
   readonly expires: string;
+  /** The migration mode the target agreed to: the offer's (issue 15); absent means `cold`. */
+  readonly mode?: MigrationMode;
 }
 
 /** Why an offer was rejected. */
-export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken', 'unavailable'] as const;
+export const REJECT_REASONS = [
+  'no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken', 'unavailable', 'unsupported-mode',
+] as const;
 /** One of {@link REJECT_REASONS}. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -128,6 +142,10 @@ export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErro
   'name-taken': { type: 'cancel', condition: 'conflict' },
   // The target cannot take data now (its broker is down): the same offer may succeed later.
   unavailable: { type: 'wait', condition: 'internal-server-error' },
+  // The target does not take the offered migration mode, or cannot restore the offered VM's saved
+  // state (hypervisor, machine type): refused before any cut-over; the source may offer a lower
+  // mode if its operator allowed it (issue 15).
+  'unsupported-mode': { type: 'cancel', condition: 'feature-not-implemented' },
 };
 
 /**
@@ -167,11 +185,17 @@ export function offerPayload(offer: Offer): Record<string, unknown> {
   return { type: 'offer', ...normalizeOffer(offer) };
 }
 
-/** The offer with its decimals rounded to what the XML carries (see {@link decimal}). */
+/**
+ * The offer with its decimals rounded to what the XML carries (see {@link decimal}), and a
+ * `cold` mode dropped (absent means cold, and the wire never carries it).
+ */
 export function normalizeOffer(offer: Offer): Offer {
   const t = offer.terms;
+  const { mode, state, ...rest } = offer;
   return {
-    ...offer,
+    ...rest,
+    ...(mode === undefined || mode === 'cold' ? {} : { mode }),
+    ...(mode === 'live' && state !== undefined ? { state } : {}),
     terms: {
       currency: t.currency,
       ...(t.maxPricePerVcpuHour === undefined ? {} : { maxPricePerVcpuHour: decimal(t.maxPricePerVcpuHour) }),
@@ -180,9 +204,10 @@ export function normalizeOffer(offer: Offer): Offer {
   };
 }
 
-/** The value signed for an accept. */
+/** The value signed for an accept (a `cold` mode dropped: absent means cold). */
 export function acceptPayload(accept: Accept): Record<string, unknown> {
-  return { type: 'accept', ...accept };
+  const { mode, ...rest } = accept;
+  return { type: 'accept', ...rest, ...(mode === undefined || mode === 'cold' ? {} : { mode }) };
 }
 
 function buildWorkload(w: Workload): Element {
@@ -209,6 +234,9 @@ export function buildOffer(offer: Offer, signature: string): Element {
       'max-vcpu-hour': offer.terms.maxPricePerVcpuHour === undefined ? undefined : num(offer.terms.maxPricePerVcpuHour),
       'max-gb-month': offer.terms.maxPricePerGbMonth === undefined ? undefined : num(offer.terms.maxPricePerGbMonth),
     }),
+    ...(offer.mode === undefined || offer.mode === 'cold'
+      ? []
+      : [xml('migration', { mode: offer.mode }, ...(offer.mode === 'live' && offer.state !== undefined ? [buildStateNeeds(offer.state)] : []))]),
     buildSignature(signature),
   );
 }
@@ -253,6 +281,28 @@ function parseWorkload(offer: Element): Workload {
   };
 }
 
+/**
+ * Reads an offer's optional `<migration mode><state/></migration>` (issue 15): a mode other
+ * than cold only for a VM; `<state/>` required for `live` and refused otherwise.
+ */
+function parseMigration(el: Element, workload: Workload): { mode?: MigrationMode; state?: StateNeeds } {
+  const found = el.getChildren('migration');
+  if (found.length === 0) return {};
+  const m = child(el, 'migration', 'offer');
+  const p = 'offer/migration';
+  const mode = modeAttr(m, p);
+  if (mode === undefined) return malformed(`${p}@mode`, 'is missing');
+  const stateEls = m.getChildren('state');
+  if (stateEls.length > 1) malformed(`${p}/state`, 'appears more than once');
+  if (mode !== 'cold' && workload.type !== 'vm') malformed(`${p}@mode`, `'${mode}' applies to a vm only`);
+  if (mode === 'live') {
+    if (stateEls.length === 0) malformed(`${p}/state`, "is missing (mode 'live' needs it)");
+    return { mode, state: parseStateNeeds(stateEls[0] as Element, `${p}/state`) };
+  }
+  if (stateEls.length > 0) malformed(`${p}/state`, `is only for mode 'live', not '${mode}'`);
+  return mode === 'cold' ? {} : { mode };
+}
+
 /** Reads an `<offer/>`; throws `XMPP_MALFORMED` / `XMPP_OVERSIZED` naming the bad field. */
 export function parseOffer(el: Element | undefined): { offer: Offer; signature: string } {
   if (!el || !el.is('offer', ICNS.NEGOTIATION)) return malformed('offer', `is not an offer in '${ICNS.NEGOTIATION}'`);
@@ -262,10 +312,11 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
   const deadline = constraints.attrs['deadline'] === undefined ? undefined : timeAttr(constraints, 'deadline', 'offer/constraints');
   const maxVcpu = terms.attrs['max-vcpu-hour'] === undefined ? undefined : numAttr(terms, 'max-vcpu-hour', 'offer/terms', { decimal: true });
   const maxGb = terms.attrs['max-gb-month'] === undefined ? undefined : numAttr(terms, 'max-gb-month', 'offer/terms', { decimal: true });
+  const workload = parseWorkload(el);
   const offer: Offer = {
     offerId: attr(el, 'id', 'offer', TOKEN_RE),
     from: attr(el, 'from', 'offer', CLOUD_ID_RE),
-    workload: parseWorkload(el),
+    workload,
     constraints: {
       regions: texts(constraints, 'region', 'offer/constraints', TOKEN_RE),
       ...(deadline === undefined ? {} : { deadline }),
@@ -277,15 +328,19 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
     },
     issued: timeAttr(el, 'issued', 'offer'),
     expires: timeAttr(el, 'expires', 'offer'),
+    ...parseMigration(el, workload),
   };
   return { offer, signature: readSignature(el, 'offer') };
 }
 
-/** `<accept …><transfer uri queue [identity]/><signature/></accept>`. */
+/** `<accept … [mode]><transfer uri queue [identity]/><signature/></accept>` (a `cold` mode is not written). */
 export function buildAccept(accept: Accept, signature: string): Element {
   return xml(
     'accept',
-    { xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires },
+    {
+      xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires,
+      mode: accept.mode === 'cold' ? undefined : accept.mode,
+    },
     xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue, identity: accept.transferIdentity }),
     buildSignature(signature),
   );
@@ -297,6 +352,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
   checkSize(el, 'accept');
   const transfer = child(el, 'transfer', 'accept');
   const identity = optAttr(transfer, 'identity', 'accept/transfer', DNS_NAME_RE);
+  const mode = modeAttr(el, 'accept');
   return {
     accept: {
       offerId: attr(el, 'offer', 'accept', TOKEN_RE),
@@ -306,6 +362,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
       transferQueue: attr(transfer, 'queue', 'accept/transfer', TOKEN_RE),
       ...(identity === undefined ? {} : { transferIdentity: identity }),
       expires: timeAttr(el, 'expires', 'accept'),
+      ...(mode === undefined || mode === 'cold' ? {} : { mode }),
     },
     signature: readSignature(el, 'accept'),
   };
