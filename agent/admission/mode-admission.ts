@@ -27,7 +27,9 @@ export type ModeRefusalReason =
   /** The target does not run the state's exact machine type on its architecture. */
   | 'target-machine'
   /** A live move was asked without the state's needs. */
-  | 'no-state-needs';
+  | 'no-state-needs'
+  /** The target refused the mode when offered (`unsupported-mode`), whatever its advert said. */
+  | 'target-refused';
 
 /** One mode that cannot be used, and why (lowercase text naming the values). */
 export interface ModeRefusal {
