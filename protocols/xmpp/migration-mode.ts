@@ -56,7 +56,7 @@ export interface MigrationAdvert {
   readonly restore?: RestoreAdvert;
 }
 
-/** Whether `mode` ranks above `other` (live > warm > cold). */
+/** The mode's rank: 0 for `cold`, 1 for `warm`, 2 for `live` (a higher rank is the better mode). */
 export function modeRank(mode: MigrationMode): number {
   return MIGRATION_MODES.indexOf(mode);
 }

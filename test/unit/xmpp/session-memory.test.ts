@@ -249,6 +249,20 @@ describe('the directory over an in-memory connection and PubSub service', () => 
     expect(await a.discoverPeers({}, { refresh: true })).toEqual([]);
   });
 
+  it('reads and verifies a published migration advert, so a source can choose a mode from it (issue 15)', async () => {
+    const hub = new MemoryHub();
+    hub.server = pubsubService(hub, `pubsub.${DOMAIN}`);
+    const advert: MigrationAdvert = { modes: ['cold', 'warm', 'live'], restore: { hypervisor: 'qemu', version: '7.2.19', machines: [{ arch: 'x86_64', machine: 'pc-i440fx-7.2', alias: 'pc' }] } };
+    const b = gateway(hub, 'cloud-b', { watch: true, migration: advert });
+    const c = gateway(hub, 'cloud-c', { watch: true });
+    await b.start();
+    await c.start();
+    const a = observer(hub);
+    await a.start();
+    const peers = await a.discoverPeers({}, { refresh: true });
+    expect(peers.map((p) => [p.entry.cloudId, p.entry.migration])).toEqual([['cloud-b', advert], ['cloud-c', undefined]]);
+  });
+
   it('a watching gateway follows notifications: a changed entry, and a bad one is skipped with a coded warning', async () => {
     const hub = new MemoryHub();
     const pubsub = pubsubService(hub, `pubsub.${DOMAIN}`);
