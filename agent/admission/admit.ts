@@ -5,6 +5,7 @@
  * 1. {@link screenOffer}, before any signature is verified or nonce stored: the sending JID
  *    (authenticated by the server) is a gateway of our domain and the cloud the offer names;
  *    the allow-list; the offer's times (issued in our future beyond the skew bound, expired);
+ *    the migration mode (one we take; for live, a state our host can restore: issue 15);
  * 2. the caller verifies the signature (chain, CRL, names, payload, per-peer replay store);
  * 3. {@link admitOffer}, with the verified signer: the same offer id again from the same cloud
  *    is answered with the reservation it already holds; else the policy (per-VM limits,
@@ -17,9 +18,10 @@
  * reservations at `now` (its contract), nothing else changes.
  */
 import type {
-  AdmissionRefusal, AdmissionVerdict, Offer, OfferSender, Reservation, ReservationLedger, VerifiedSigner,
+  AdmissionRefusal, AdmissionVerdict, MigrationAdvert, Offer, OfferSender, Reservation, ReservationLedger, VerifiedSigner,
 } from '../../protocols/xmpp/index.js';
 import { subcontractBucketName } from '../subcontract/names.js';
+import { admitMode } from './mode-admission.js';
 import { workloadDemand, type NegotiationPolicy } from './policy.js';
 
 /** Offers issued further in our future than this are refused `clock-skew` (2 s). */
@@ -40,6 +42,8 @@ export interface ScreenInput {
   readonly now: number;
   readonly policy: NegotiationPolicy;
   readonly maxClockSkewMs?: number;
+  /** The migration modes we take and what we can restore (our catalog advert); absent: cold only. */
+  readonly migration?: MigrationAdvert;
 }
 
 /** What {@link admitOffer} looks at. */
@@ -59,7 +63,7 @@ function refuse(reason: AdmissionRefusal['reason'], text: string): AdmissionRefu
   return { verdict: 'reject', reason, text };
 }
 
-/** The checks before the signature: sender identity, allow-list, times. `undefined`: go on. */
+/** The checks before the signature: sender identity, allow-list, times, migration mode. `undefined`: go on. */
 export function screenOffer(input: ScreenInput): AdmissionRefusal | undefined {
   const { offer, sender, gatewayDomains, now, policy } = input;
   // The sender's JID (authenticated by the server) must be the cloud the offer claims, on a Root
@@ -75,7 +79,9 @@ export function screenOffer(input: ScreenInput): AdmissionRefusal | undefined {
   const ahead = Date.parse(offer.issued) - now;
   if (ahead > skew) return refuse('clock-skew', `offer '${offer.offerId}' was issued ${ahead} ms in our future`);
   if (Date.parse(offer.expires) <= now) return refuse('expired', `offer '${offer.offerId}' expired at ${offer.expires}`);
-  return undefined;
+  // Issue 15: a mode we do not take, or a live state our host cannot restore, is refused here,
+  // long before any cut-over.
+  return admitMode({ offer, takes: input.migration });
 }
 
 /** The checks after the signature verified: duplicate offer, policy, capacity; the reservation. */

@@ -3,7 +3,7 @@
  * and reservation book, as the XMPP session asks them.
  */
 import { randomUUID } from 'node:crypto';
-import type { Capacity, OfferAdmission } from '../../protocols/xmpp/index.js';
+import type { Capacity, MigrationAdvert, OfferAdmission } from '../../protocols/xmpp/index.js';
 import { admitOffer, screenOffer } from './admit.js';
 import type { NegotiationPolicy } from './policy.js';
 import { ReservationBook } from './reservations.js';
@@ -21,6 +21,11 @@ export interface OfferAdmissionOptions {
   readonly reservationTtlMs?: number;
   /** Offers issued further in the future than this are refused `clock-skew` (default 2 s). */
   readonly maxClockSkewMs?: number;
+  /**
+   * The migration modes this cloud takes and what it can restore (issue 15: the advert its
+   * catalog entry carries); absent: cold only, so warm and live offers are refused `unsupported-mode`.
+   */
+  readonly migration?: MigrationAdvert;
   /** Draws a new reservation id (default a random UUID). */
   readonly newReservationId?: () => string;
 }
@@ -34,6 +39,7 @@ export function createOfferAdmission(options: OfferAdmissionOptions): OfferAdmis
     screen: (offer, sender, now) => screenOffer({
       offer, sender, now, gatewayDomains: [options.domain, ...(options.federatedDomains ?? [])], policy: options.policy,
       ...(options.maxClockSkewMs === undefined ? {} : { maxClockSkewMs: options.maxClockSkewMs }),
+      ...(options.migration === undefined ? {} : { migration: options.migration }),
     }),
     admit: (offer, signer, sender, now) => admitOffer({
       offer, signer, sender, now, book: reservations, policy: options.policy, reservationId: newId(),

@@ -8,3 +8,6 @@ export { migrateInDefinition, localVmOf, type MigrateInInput } from './target.js
 export { legacyDomainUuid, localVmModel, parseImageInfo, type ImageInfo, type LocalModel, type LocalModelInput, type NetworkPolicy } from './target-model.js';
 export { MigrationTargetService, inboundJobId, type HeldReservation, type TargetPolicy, type TargetServiceHooks } from './target-service.js';
 export { SourceRequestMailbox } from './source-requests.js';
+export {
+  chooseMode, offerModeFields, sourceModeSupport, type ModeChoice, type ModeChoiceInput, type ModeRequest, type SourceModeSupport,
+} from './modes.js';

@@ -32,6 +32,8 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_TARGET_UNRELEASED: { doc: 'the target could not undo its part of the migration (its job needs an operator): the vm may still be there, so the source keeps its copy stopped', retryable: false },
   MIGRATE_ADDRESS_HELD: { doc: "the target site already holds one of the offered vm's addresses, or publishes its name, for a vm of its own: refused before anything is defined or registered, and never withdrawn by the migration", retryable: false },
   MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
+  MIGRATE_MODE_UNSUPPORTED: { doc: 'no migration mode the operator accepts is supported by both clouds (the source cannot track changes or save state, or the target does not take the mode or cannot restore the machine type)', retryable: false },
+  MIGRATE_BAD_MODE_REQUEST: { doc: 'the fallback migration mode asked for is above the requested mode', retryable: false },
 });
 
 /** What a migration job is started with. */

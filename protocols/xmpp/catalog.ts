@@ -13,12 +13,16 @@
  *   <terms currency='EUR' vcpu-hour='0.04' gb-month='0.02'/>
  *   <transfer uri='amqps://127.0.0.1:25671/intercloud'/>
  *   <certificate sha256='3f1c…'/>
+ *   <migration><mode>cold</mode><mode>warm</mode><mode>live</mode>
+ *     <restore hypervisor='qemu' version='7.2.19'><machine arch='x86_64' name='pc-i440fx-7.2' alias='pc'/></restore>
+ *   </migration>
  *   <signature xmlns='urn:intercloud:signature:0'>…</signature>
  * </entry>
  * ```
  */
 import { xml, type Element } from '@xmpp/client';
 import { attr, checkSize, child, CLOUD_ID_RE, decimal, malformed, num, numAttr, texts, timeAttr, TOKEN_RE } from './fields.js';
+import { buildMigrationAdvert, normalizeMigrationAdvert, parseMigrationAdvert, type MigrationAdvert } from './migration-mode.js';
 import { CAPABILITIES, ICNS, type Capability } from './namespaces.js';
 import { buildSignature, readSignature } from './signature.js';
 
@@ -55,6 +59,11 @@ export interface CatalogEntry {
   readonly certificateSha256: string;
   /** XEP-0082 DateTime of this version. */
   readonly updated: string;
+  /**
+   * The migration modes the cloud takes and what it can restore (issue 15); absent means `cold`
+   * only, and an entry that takes only `cold` carries none (so readers before issue 15 verify it).
+   */
+  readonly migration?: MigrationAdvert;
 }
 
 /** A catalog entry with the signature envelope that came with it. */
@@ -76,8 +85,11 @@ export function catalogPayload(entry: CatalogEntry): Record<string, unknown> {
 
 /** The entry with its prices rounded to what the XML carries (see {@link decimal}). */
 export function normalizeCatalogEntry(entry: CatalogEntry): CatalogEntry {
+  const { migration, ...rest } = entry;
+  const advert = normalizeMigrationAdvert(migration);
   return {
-    ...entry,
+    ...rest,
+    ...(advert === undefined ? {} : { migration: advert }),
     terms: { ...entry.terms, pricePerVcpuHour: decimal(entry.terms.pricePerVcpuHour), pricePerGbMonth: decimal(entry.terms.pricePerGbMonth) },
   };
 }
@@ -104,6 +116,7 @@ export function buildCatalogEntry(entry: CatalogEntry, signature: string): Eleme
     }),
     xml('transfer', { uri: entry.transferUri }),
     xml('certificate', { sha256: entry.certificateSha256 }),
+    ...(normalizeMigrationAdvert(entry.migration) === undefined ? [] : [buildMigrationAdvert(entry.migration as MigrationAdvert)]),
     buildSignature(signature),
   );
 }
@@ -118,6 +131,9 @@ export function parseCatalogEntry(el: Element | undefined): SignedCatalogEntry {
   const p = 'entry';
   const capacity = child(el, 'capacity', p);
   const terms = child(el, 'terms', p);
+  const migrationEls = el.getChildren('migration');
+  if (migrationEls.length > 1) malformed(`${p}/migration`, 'appears more than once');
+  const migration = migrationEls.length === 0 ? undefined : normalizeMigrationAdvert(parseMigrationAdvert(migrationEls[0] as Element, `${p}/migration`));
   const entry: CatalogEntry = {
     cloudId: attr(el, 'cloud', p, CLOUD_ID_RE),
     jid: attr(el, 'jid', p, BARE_JID_RE),
@@ -139,6 +155,7 @@ export function parseCatalogEntry(el: Element | undefined): SignedCatalogEntry {
     transferUri: attr(child(el, 'transfer', p), 'uri', `${p}/transfer`, URI_RE),
     certificateSha256: attr(child(el, 'certificate', p), 'sha256', `${p}/certificate`, FINGERPRINT_RE),
     updated: timeAttr(el, 'updated', p),
+    ...(migration === undefined ? {} : { migration }),
   };
   if (entry.regions.length === 0) malformed(`${p}/region`, 'is missing (at least one region)');
   return { entry, signature: readSignature(el, p) };

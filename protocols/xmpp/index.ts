@@ -30,6 +30,10 @@ export {
   type Capacity, type CatalogEntry, type PeerFilter, type SignedCatalogEntry, type Terms,
 } from './catalog.js';
 export {
+  MAX_RESTORE_MACHINES, MIGRATION_MODES, advertisedModes, buildMigrationAdvert, modeRank, normalizeMigrationAdvert, parseMigrationAdvert,
+  type MigrationAdvert, type MigrationMode, type RestoreAdvert, type RestoreMachine, type StateNeeds,
+} from './migration-mode.js';
+export {
   acceptPayload, buildAccept, buildCancel, buildOffer, buildProgress, buildRejectError, normalizeOffer, offerPayload, parseAccept, parseCancel,
   parseOffer, parseProgress, parseReject, PROGRESS_STATES, REJECT_CONDITIONS, REJECT_REASONS, RETRYABLE_REJECT_REASONS,
   STORAGE_ACK_MODES, STORAGE_END_ACTIONS, STORAGE_LIMITS,

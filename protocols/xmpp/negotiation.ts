@@ -14,6 +14,9 @@ import { xml, type Element } from '@xmpp/client';
 import {
   attr, checkSize, child, CLOUD_ID_RE, decimal, LIMITS, MAC_RE, malformed, num, numAttr, optAttr, oversized, texts, timeAttr, TOKEN_RE,
 } from './fields.js';
+import {
+  buildStateNeeds, modeAttr, parseStateNeeds, type MigrationMode, type StateNeeds,
+} from './migration-mode.js';
 import { ICNS } from './namespaces.js';
 import { buildSignature, readSignature } from './signature.js';
 import { buildStanzaError, type StanzaErrorCondition, type StanzaErrorType } from './stanza-error.js';
@@ -123,6 +126,13 @@ export interface Offer {
   readonly terms: OfferTerms;
   readonly issued: string;
   readonly expires: string;
+  /**
+   * The migration mode the source wants (issue 15); absent means `cold`, and a cold offer
+   * carries none on the wire (so old targets read it). Only a VM moves warm or live.
+   */
+  readonly mode?: MigrationMode;
+  /** For `live` only, and then required: what the VM's saved state needs of the target's host. */
+  readonly state?: StateNeeds;
 }
 
 /** An accept: the reservation and where to send data. */
@@ -145,6 +155,8 @@ export interface Accept {
   readonly expires: string;
   /** For a storage offer: where B keeps A's objects (absent in the accept of a vm offer). */
   readonly storage?: StoragePlacement;
+  /** The migration mode the target agreed to: the offer's (issue 15); absent means `cold`. */
+  readonly mode?: MigrationMode;
 }
 
 /** Where the accepting cloud keeps a subcontract's objects: its own bucket, in one region. */
@@ -156,7 +168,9 @@ export interface StoragePlacement {
 }
 
 /** Why an offer was rejected. */
-export const REJECT_REASONS = ['no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken', 'unavailable'] as const;
+export const REJECT_REASONS = [
+  'no-capacity', 'policy', 'untrusted', 'expired', 'replayed', 'malformed', 'clock-skew', 'name-taken', 'unavailable', 'unsupported-mode',
+] as const;
 /** One of {@link REJECT_REASONS}. */
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -182,6 +196,10 @@ export const REJECT_CONDITIONS: Readonly<Record<RejectReason, { type: StanzaErro
   'name-taken': { type: 'cancel', condition: 'conflict' },
   // The target cannot take data now (its broker is down): the same offer may succeed later.
   unavailable: { type: 'wait', condition: 'internal-server-error' },
+  // The target does not take the offered migration mode, or cannot restore the offered VM's saved
+  // state (hypervisor, machine type): refused before any cut-over; the source may offer a lower
+  // mode if its operator allowed it (issue 15).
+  'unsupported-mode': { type: 'cancel', condition: 'feature-not-implemented' },
 };
 
 /**
@@ -228,11 +246,17 @@ export function offerPayload(offer: Offer): Record<string, unknown> {
   return { type: 'offer', ...normalizeOffer(offer) };
 }
 
-/** The offer with its decimals rounded to what the XML carries (see {@link decimal}). */
+/**
+ * The offer with its decimals rounded to what the XML carries (see {@link decimal}), and a
+ * `cold` mode dropped (absent means cold, and the wire never carries it).
+ */
 export function normalizeOffer(offer: Offer): Offer {
   const t = offer.terms;
+  const { mode, state, ...rest } = offer;
   return {
-    ...offer,
+    ...rest,
+    ...(mode === undefined || mode === 'cold' ? {} : { mode }),
+    ...(mode === 'live' && state !== undefined ? { state } : {}),
     terms: {
       currency: t.currency,
       ...(t.maxPricePerVcpuHour === undefined ? {} : { maxPricePerVcpuHour: decimal(t.maxPricePerVcpuHour) }),
@@ -241,9 +265,10 @@ export function normalizeOffer(offer: Offer): Offer {
   };
 }
 
-/** The value signed for an accept. */
+/** The value signed for an accept (a `cold` mode dropped: absent means cold). */
 export function acceptPayload(accept: Accept): Record<string, unknown> {
-  return { type: 'accept', ...accept };
+  const { mode, ...rest } = accept;
+  return { type: 'accept', ...rest, ...(mode === undefined || mode === 'cold' ? {} : { mode }) };
 }
 
 function buildWorkload(w: Workload): Element {
@@ -277,6 +302,9 @@ export function buildOffer(offer: Offer, signature: string): Element {
       'max-vcpu-hour': offer.terms.maxPricePerVcpuHour === undefined ? undefined : num(offer.terms.maxPricePerVcpuHour),
       'max-gb-month': offer.terms.maxPricePerGbMonth === undefined ? undefined : num(offer.terms.maxPricePerGbMonth),
     }),
+    ...(offer.mode === undefined || offer.mode === 'cold'
+      ? []
+      : [xml('migration', { mode: offer.mode }, ...(offer.mode === 'live' && offer.state !== undefined ? [buildStateNeeds(offer.state)] : []))]),
     buildSignature(signature),
   );
 }
@@ -337,6 +365,28 @@ function parseStorageWorkload(el: Element): StorageWorkload {
   };
 }
 
+/**
+ * Reads an offer's optional `<migration mode><state/></migration>` (issue 15): a mode other
+ * than cold only for a VM; `<state/>` required for `live` and refused otherwise.
+ */
+function parseMigration(el: Element, workload: Workload): { mode?: MigrationMode; state?: StateNeeds } {
+  const found = el.getChildren('migration');
+  if (found.length === 0) return {};
+  const m = child(el, 'migration', 'offer');
+  const p = 'offer/migration';
+  const mode = modeAttr(m, p);
+  if (mode === undefined) return malformed(`${p}@mode`, 'is missing');
+  const stateEls = m.getChildren('state');
+  if (stateEls.length > 1) malformed(`${p}/state`, 'appears more than once');
+  if (mode !== 'cold' && workload.type !== 'vm') malformed(`${p}@mode`, `'${mode}' applies to a vm only`);
+  if (mode === 'live') {
+    if (stateEls.length === 0) malformed(`${p}/state`, "is missing (mode 'live' needs it)");
+    return { mode, state: parseStateNeeds(stateEls[0] as Element, `${p}/state`) };
+  }
+  if (stateEls.length > 0) malformed(`${p}/state`, `is only for mode 'live', not '${mode}'`);
+  return mode === 'cold' ? {} : { mode };
+}
+
 /** Reads an `<offer/>`; throws `XMPP_MALFORMED` / `XMPP_OVERSIZED` naming the bad field. */
 export function parseOffer(el: Element | undefined): { offer: Offer; signature: string } {
   if (!el || !el.is('offer', ICNS.NEGOTIATION)) return malformed('offer', `is not an offer in '${ICNS.NEGOTIATION}'`);
@@ -346,10 +396,11 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
   const deadline = constraints.attrs['deadline'] === undefined ? undefined : timeAttr(constraints, 'deadline', 'offer/constraints');
   const maxVcpu = terms.attrs['max-vcpu-hour'] === undefined ? undefined : numAttr(terms, 'max-vcpu-hour', 'offer/terms', { decimal: true });
   const maxGb = terms.attrs['max-gb-month'] === undefined ? undefined : numAttr(terms, 'max-gb-month', 'offer/terms', { decimal: true });
+  const workload = parseWorkload(el);
   const offer: Offer = {
     offerId: attr(el, 'id', 'offer', TOKEN_RE),
     from: attr(el, 'from', 'offer', CLOUD_ID_RE),
-    workload: parseWorkload(el),
+    workload,
     constraints: {
       regions: texts(constraints, 'region', 'offer/constraints', TOKEN_RE),
       ...(deadline === undefined ? {} : { deadline }),
@@ -361,6 +412,7 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
     },
     issued: timeAttr(el, 'issued', 'offer'),
     expires: timeAttr(el, 'expires', 'offer'),
+    ...parseMigration(el, workload),
   };
   if (offer.workload.type === 'storage') {
     // Issue 14: a storage offer names where its data may live, and what A pays per GiB-month.
@@ -375,11 +427,14 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
   return { offer, signature: readSignature(el, 'offer') };
 }
 
-/** `<accept …><transfer uri queue [identity]/>[<storage bucket region/>]<signature/></accept>`. */
+/** `<accept … [mode]><transfer uri queue [identity]/>[<storage bucket region/>]<signature/></accept>` (a `cold` mode is not written). */
 export function buildAccept(accept: Accept, signature: string): Element {
   return xml(
     'accept',
-    { xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires },
+    {
+      xmlns: ICNS.NEGOTIATION, offer: accept.offerId, reservation: accept.reservationId, by: accept.by, expires: accept.expires,
+      mode: accept.mode === 'cold' ? undefined : accept.mode,
+    },
     xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue, identity: accept.transferIdentity }),
     ...(accept.storage === undefined ? [] : [xml('storage', { bucket: accept.storage.bucket, region: accept.storage.region })]),
     buildSignature(signature),
@@ -399,6 +454,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
     bucket: attr(storageEl, 'bucket', 'accept/storage', BUCKET_RE),
     region: attr(storageEl, 'region', 'accept/storage', TOKEN_RE),
   };
+  const mode = modeAttr(el, 'accept');
   return {
     accept: {
       offerId: attr(el, 'offer', 'accept', TOKEN_RE),
@@ -409,6 +465,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
       ...(identity === undefined ? {} : { transferIdentity: identity }),
       expires: timeAttr(el, 'expires', 'accept'),
       ...(storage === undefined ? {} : { storage }),
+      ...(mode === undefined || mode === 'cold' ? {} : { mode }),
     },
     signature: readSignature(el, 'accept'),
   };

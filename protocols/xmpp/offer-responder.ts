@@ -76,6 +76,8 @@ export function acceptFor(reservation: Reservation, by: string, endpoint: Transf
     ...(endpoint.transferIdentity === undefined ? {} : { transferIdentity: endpoint.transferIdentity }),
     expires: new Date(reservation.expiresAt).toISOString(),
     ...(reservation.placement === undefined ? {} : { storage: reservation.placement }),
+    // The mode the target agrees to is the one offered (admission refused any it cannot take).
+    ...(reservation.offer.mode === undefined || reservation.offer.mode === 'cold' ? {} : { mode: reservation.offer.mode }),
   };
 }
 

@@ -45,7 +45,7 @@ import {
 } from './trust-port.js';
 
 /** What this cloud publishes about itself: the catalog entry without the fields the session derives. */
-export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri'>;
+export type CloudProfile = Pick<CatalogEntry, 'regions' | 'hypervisors' | 'formats' | 'capabilities' | 'capacity' | 'terms' | 'transferUri' | 'migration'>;
 
 /** A PubSub service whose catalog node is read, and the XMPP domain of the clouds publishing on it. */
 export interface CatalogService {
@@ -156,7 +156,7 @@ export type OfferOutcome =
   | { readonly type: 'reject'; readonly reason: RejectReason; readonly text?: string };
 
 /** What the caller gives {@link GatewaySession.sendOffer}; ids and times are filled in. */
-export type OfferRequest = Pick<Offer, 'workload' | 'constraints' | 'terms'> & { readonly offerId?: string };
+export type OfferRequest = Pick<Offer, 'workload' | 'constraints' | 'terms' | 'mode' | 'state'> & { readonly offerId?: string };
 
 /** Status changes the daemon may log. */
 export type SessionStatus = 'connecting' | 'online' | 'resumed' | 'offline' | 'reconnecting' | 'stopped';
@@ -321,6 +321,7 @@ export class GatewaySession extends EventEmitter {
       transferUri: p.transferUri,
       certificateSha256: this.#opt.trust.certificateSha256,
       updated: new Date(this.#now()).toISOString(),
+      ...(p.migration === undefined ? {} : { migration: p.migration }),
     });
   }
 
@@ -565,6 +566,8 @@ export class GatewaySession extends EventEmitter {
       terms: request.terms,
       issued: new Date(now).toISOString(),
       expires: new Date(now + (this.#opt.offerTtlMs ?? DEFAULTS.offerTtlMs)).toISOString(),
+      ...(request.mode === undefined ? {} : { mode: request.mode }),
+      ...(request.state === undefined ? {} : { state: request.state }),
     });
     const signature = await this.#opt.trust.sign(MESSAGE_TYPES.OFFER, offerPayload(offer), this.#opt.offerTtlMs ?? DEFAULTS.offerTtlMs);
     let result: Element;
@@ -584,6 +587,10 @@ export class GatewaySession extends EventEmitter {
     const { accept, signature: acceptSig } = parseAccept(result.getChild('accept', ICNS.NEGOTIATION));
     if (accept.offerId !== offer.offerId) throw xmppError('XMPP_MALFORMED', `accept names offer '${accept.offerId}', we sent '${offer.offerId}'`);
     if (accept.by !== peer.local) throw xmppError('XMPP_UNTRUSTED', `accept from '${to}' claims to be by '${accept.by}'`);
+    // Issue 15: the target agrees to the offered mode or rejects the offer; it never picks another.
+    if ((accept.mode ?? 'cold') !== (offer.mode ?? 'cold')) {
+      throw xmppError('XMPP_MALFORMED', `accept agrees to mode '${accept.mode ?? 'cold'}', we offered '${offer.mode ?? 'cold'}'`);
+    }
     let signer: VerifiedSigner;
     try {
       signer = await this.#opt.trust.verify(acceptSig, {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { certificateToPem, generateKeyPair, issueGatewayCertificate, privateKeyToPem } from '../../../protocols/trust/index.js';
 import { xml, type Element } from '@xmpp/client';
 import {
-  CATALOG_NODE, GatewaySession, buildCatalogEntry, buildPublish, createTrustBinding, parseReject, parseStanzaError, type GatewaySessionOptions,
+  CATALOG_NODE, GatewaySession, ICNS, MESSAGE_TYPES, acceptPayload, buildAccept, buildCatalogEntry, buildPublish, createTrustBinding, parseOffer,
+  parseReject, parseStanzaError, type Accept, type GatewaySessionOptions, type MigrationAdvert,
 } from '../../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../../../agent/admission/index.js';
 import { DAY, NOW, makeGateway, makeRoot } from '../trust/fixtures.js';
@@ -19,7 +20,10 @@ const rootPem = certificateToPem(root.certificate.der);
 const ids = Object.fromEntries(['cloud-a', 'cloud-b', 'cloud-c'].map((c) => [c, makeGateway(root, c)]));
 const DOMAIN = 'intercloud.test';
 
-function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trustNow?: () => number; acceptFrom?: string[]; watch?: boolean; regions?: string[] } = {}): GatewaySession {
+function gateway(
+  hub: MemoryHub, cloud: string,
+  opts: { now?: () => number; trustNow?: () => number; acceptFrom?: string[]; watch?: boolean; regions?: string[]; migration?: MigrationAdvert } = {},
+): GatewaySession {
   const g = ids[cloud]!;
   const now = opts.now ?? (() => NOW.getTime());
   const e = sampleEntry({ cloudId: cloud, jid: `${cloud}@${DOMAIN}`, ...(opts.regions ? { regions: opts.regions } : {}) });
@@ -28,8 +32,12 @@ function gateway(hub: MemoryHub, cloud: string, opts: { now?: () => number; trus
     trust: createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: opts.trustNow ?? now }),
     admission: createOfferAdmission({
       policy: createDefaultPolicy({ acceptFrom: opts.acceptFrom ?? ['*'], maxVcpusPerVm: 8, maxMemoryMiBPerVm: 16384 }), domain: DOMAIN, capacity: e.capacity,
+      ...(opts.migration === undefined ? {} : { migration: opts.migration }),
     }),
-    profile: { regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri },
+    profile: {
+      regions: e.regions, hypervisors: e.hypervisors, formats: e.formats, capabilities: e.capabilities, capacity: e.capacity, terms: e.terms, transferUri: e.transferUri,
+      ...(opts.migration === undefined ? {} : { migration: opts.migration }),
+    },
     watchCatalog: opts.watch ?? false, now, connection: hub.connect(`${cloud}@${DOMAIN}/gateway`),
   };
   return new GatewaySession(options);
@@ -116,6 +124,101 @@ describe('a session over an in-memory connection', () => {
   });
 });
 
+describe('migration modes over an in-memory connection (issue 15)', () => {
+  const NEEDS = { hypervisor: 'qemu', arch: 'x86_64', machine: 'pc-i440fx-7.2' };
+  const LIVE: MigrationAdvert = { modes: ['cold', 'warm', 'live'], restore: { hypervisor: 'qemu', version: '7.2.19', machines: [{ arch: 'x86_64', machine: 'pc-i440fx-7.2' }] } };
+
+  it('a gateway publishes the modes it takes in its signed catalog entry; one without takes cold only and says nothing', () => {
+    const hub = new MemoryHub();
+    expect(gateway(hub, 'cloud-b', { migration: LIVE }).catalogEntry().migration).toEqual(LIVE);
+    expect(gateway(hub, 'cloud-c').catalogEntry().migration).toBeUndefined();
+  });
+
+  it('a live offer the target can restore is accepted with the mode agreed, signed and verified', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b', { migration: LIVE });
+    await a.start();
+    await b.start();
+    const out = await a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), mode: 'live', state: NEEDS });
+    expect(out).toMatchObject({ type: 'accept', accept: { mode: 'live' } });
+    const warm = await a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), mode: 'warm' });
+    expect(warm).toMatchObject({ type: 'accept', accept: { mode: 'warm' } });
+    const cold = await a.sendOffer(`cloud-b@${DOMAIN}`, request());
+    expect(cold.type).toBe('accept');
+    expect(cold.type === 'accept' && 'mode' in cold.accept).toBe(false);
+  });
+
+  it('a target that cannot restore the state, or takes cold only, rejects unsupported-mode and reserves nothing', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b', { migration: LIVE });
+    const c = gateway(hub, 'cloud-c');
+    await a.start();
+    await b.start();
+    await c.start();
+    await expect(a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), mode: 'live', state: { ...NEEDS, machine: 'pc-q35-9.0' } }))
+      .resolves.toMatchObject({ type: 'reject', reason: 'unsupported-mode', text: expect.stringContaining("machine type 'pc-q35-9.0'") });
+    await expect(a.sendOffer(`cloud-c@${DOMAIN}`, { ...request(), mode: 'warm' })).resolves.toMatchObject({ type: 'reject', reason: 'unsupported-mode' });
+    expect(b.reservations.size(NOW.getTime()) + c.reservations.size(NOW.getTime())).toBe(0);
+  });
+
+  it('a source refuses an accept, however well signed, that agrees to another mode than it offered', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    await a.start();
+    // cloud-b answers a live offer with an accept for warm, signed with its own certificate.
+    const g = ids['cloud-b']!;
+    const trustB = createTrustBinding({ certificatePem: certificateToPem(g.certificate.der), privateKeyPem: privateKeyToPem(g.privateKey), rootsPem: rootPem, now: () => NOW.getTime() });
+    const connB = hub.connect(`cloud-b@${DOMAIN}/gateway`);
+    await connB.start();
+    connB.handle('set', ICNS.NEGOTIATION, 'offer', async (child) => {
+      const { offer } = parseOffer(child);
+      const accept: Accept = {
+        offerId: offer.offerId, reservationId: 'r-1', by: 'cloud-b', transferUri: 'amqps://127.0.0.1:25671/intercloud', transferQueue: 'q',
+        expires: new Date(NOW.getTime() + 60_000).toISOString(), mode: 'warm',
+      };
+      return buildAccept(accept, await trustB.sign(MESSAGE_TYPES.ACCEPT, acceptPayload(accept), 60_000));
+    });
+    await expect(a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), mode: 'live', state: NEEDS })).rejects.toMatchObject({ code: 'XMPP_MALFORMED' });
+    // The same accept for the mode offered is taken: it is the mode that is refused.
+    await expect(a.sendOffer(`cloud-b@${DOMAIN}`, { ...request(), mode: 'warm' })).resolves.toMatchObject({ type: 'accept', accept: { mode: 'warm' } });
+  });
+
+  it('a relay that strips or lowers the signed mode makes the offer fail verification: untrusted', async () => {
+    const hub = new MemoryHub();
+    const a = gateway(hub, 'cloud-a');
+    const b = gateway(hub, 'cloud-b', { migration: LIVE });
+    const c = gateway(hub, 'cloud-c', { migration: LIVE });
+    await a.start();
+    await b.start();
+    await c.start();
+    // Signed live offers, taken by cloud-c; a copy of each is replayed to cloud-b (another replay
+    // store) with its mode edited. Each edit needs its own offer: a receiver remembers the nonce.
+    const signedCopy = async (): Promise<{ from: string; el: Element }> => {
+      await expect(a.sendOffer(`cloud-c@${DOMAIN}`, { ...request(), mode: 'live', state: NEEDS })).resolves.toMatchObject({ type: 'accept' });
+      const sent = hub.sent.at(-1)!;
+      let parsed: Element | undefined;
+      const parser = new xml.Parser();
+      parser.on('element', (el: Element) => { parsed = el; });
+      parser.write(`<root>${sent.child.toString()}`);
+      return { from: sent.from, el: parsed! };
+    };
+    const stripped = await signedCopy();
+    stripped.el.remove(stripped.el.getChild('migration') as Element);
+    expect(reasonOf(await hub.deliver(stripped.from, `cloud-b@${DOMAIN}/gateway`, 'set', stripped.el))).toBe('untrusted');
+    const lowered = await signedCopy();
+    const m = lowered.el.getChild('migration') as Element;
+    m.attrs['mode'] = 'warm';
+    m.remove(m.getChild('state') as Element);
+    expect(reasonOf(await hub.deliver(lowered.from, `cloud-b@${DOMAIN}/gateway`, 'set', lowered.el))).toBe('untrusted');
+    // The same copy unedited is taken: it is the edit that fails, not the relaying.
+    const intact = await signedCopy();
+    expect(reasonOf(await hub.deliver(intact.from, `cloud-b@${DOMAIN}/gateway`, 'set', intact.el))).toBeUndefined();
+    expect(b.reservations.size(NOW.getTime())).toBe(1);
+  });
+});
+
 describe('the directory over an in-memory connection and PubSub service', () => {
   function observer(hub: MemoryHub): GatewaySession {
     const g = ids['cloud-a']!;
@@ -144,6 +247,20 @@ describe('the directory over an in-memory connection and PubSub service', () => 
     expect((await a.discoverPeers({}, { refresh: true })).map((p) => p.entry.cloudId)).toEqual(['cloud-b']);
     b.kill();
     expect(await a.discoverPeers({}, { refresh: true })).toEqual([]);
+  });
+
+  it('reads and verifies a published migration advert, so a source can choose a mode from it (issue 15)', async () => {
+    const hub = new MemoryHub();
+    hub.server = pubsubService(hub, `pubsub.${DOMAIN}`);
+    const advert: MigrationAdvert = { modes: ['cold', 'warm', 'live'], restore: { hypervisor: 'qemu', version: '7.2.19', machines: [{ arch: 'x86_64', machine: 'pc-i440fx-7.2', alias: 'pc' }] } };
+    const b = gateway(hub, 'cloud-b', { watch: true, migration: advert });
+    const c = gateway(hub, 'cloud-c', { watch: true });
+    await b.start();
+    await c.start();
+    const a = observer(hub);
+    await a.start();
+    const peers = await a.discoverPeers({}, { refresh: true });
+    expect(peers.map((p) => [p.entry.cloudId, p.entry.migration])).toEqual([['cloud-b', advert], ['cloud-c', undefined]]);
   });
 
   it('a watching gateway follows notifications: a changed entry, and a bad one is skipped with a coded warning', async () => {
