@@ -24,6 +24,8 @@ const EXCLUSIVE = [
   'test/integration/migration/broker-per-cloud.test.ts',
   'test/integration/migration/server-crash.test.ts',
   'test/integration/migration/two-roots.test.ts',
+  // kills cloud-b's Swift proxy and starts it again with `scripts/services up swift`
+  'test/integration/replication/swift-replication.test.ts',
   'test/integration/services/dispatcher.test.ts',
   'test/integration/services/inherited-fds.test.ts',
   'test/integration/services/revocation.test.ts',

@@ -354,7 +354,7 @@ export class Replicator {
       await this.#journal.append(records);
       for (const r of records) {
         this.#state.apply(r);
-        const e = eventOf(this.subcontract.id, r);
+        const e = eventOf(this.subcontract.id, r, 'key' in r ? this.#state.objects.get(r.key) : undefined);
         if (e) this.#emit(e);
       }
       for (const r of records) if ('key' in r) for (const w of [...(this.#waiters.get(r.key) ?? [])]) w();

@@ -188,6 +188,30 @@ describe('replicator', () => {
     await r.stop();
   });
 
+  it('announces no completion for a version that a pass found replaced while its copy was on its way to B', async () => {
+    const objs = seed(1, 1000);
+    const peer = hookedPeer();
+    let release!: () => void;
+    peer.gate = new Promise((res) => { release = res; });
+    const r = await open(peer);
+    const events: ReplicationEvent[] = [];
+    r.onEvent((e) => events.push(e));
+    r.start();
+    await r.runPass();
+    for (let i = 0; i < 200 && peer.calls === 0; i++) await new Promise((res) => setTimeout(res, 5));
+    expect(peer.calls).toBe(1); // the old version is staged and on its way
+    const fresh = randomBytes(321);
+    a.rawPut('src', 'obj/000', fresh, sha(fresh));
+    await r.runPass(); // the replicator now knows A holds another version
+    release();
+    await r.idle(AbortSignal.timeout(10_000));
+    objs.set('obj/000', fresh);
+    expectAtB(objs);
+    expect(events.filter((e) => e.type === 'replica-completed')).toEqual([expect.objectContaining({ key: 'obj/000', size: 321 })]);
+    expect(r.object('obj/000')).toMatchObject({ state: 'COMPLETED', size: 321 });
+    await r.stop();
+  });
+
   it('propagates deletes by the terms, and keeps B\'s copy when they say retain', async () => {
     seed(4);
     const r = await open(hookedPeer());
