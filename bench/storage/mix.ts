@@ -20,7 +20,7 @@ export interface MixObject {
 
 /** The class bounds (bytes, inclusive) and share of the object count. */
 export const CLASSES: Readonly<Record<SizeClass, { readonly min: number; readonly max: number; readonly share: number }>> = {
-  small: { min: 1 * KiB, max: 64 * KiB, share: 0.8 },
+  small: { min: 1 * KiB, max: 64 * KiB, share: 0.8 }, // the rest of the count
   medium: { min: 64 * KiB + 1, max: 4 * MiB, share: 0.15 },
   large: { min: 4 * MiB + 1, max: 64 * MiB, share: 0.05 },
 };
