@@ -85,7 +85,9 @@ function loginAs(cloud: string): BrokerOptions {
 
 /** rclone's remotes `a:` and `b:` from environment variables (the secrets never reach argv). */
 function rcloneEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Without the caller's AWS_* settings: rclone's SDK refuses AWS_CA_BUNDLE on its own HTTP transport
+  // ("LoadCustomCABundleError"), and the endpoints are the remotes' own.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
   for (const [name, s] of [['A', swiftA], ['B', swiftB]] as const) {
     const p = `RCLONE_CONFIG_${name}_`;
     Object.assign(env, {
