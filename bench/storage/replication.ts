@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createObjectStore, type ObjectStore } from '../../adapters/storage/index.js';
 import {
-  AmqpReplicaPeer, ReplicaReceiver, Replicator, serveReplicaPeer, subcontractGrantPattern, type ReplicaServer, type Subcontract,
+  AmqpReplicaPeer, ReplicaReceiver, Replicator, serveReplicaPeer, subcontractGrantPattern, type ReplicaPeer, type ReplicaServer, type Subcontract,
 } from '../../agent/replication/index.js';
 import type { BrokerOptions } from '../../protocols/amqp/index.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
@@ -142,6 +142,58 @@ async function seed(a: ObjectStore, mix: readonly MixObject[]): Promise<void> {
   });
 }
 
+/** Summed seconds (over concurrent calls) of the engine's stages, measured from outside it. */
+interface Stages { aGet: number; bPut: number; bHead: number; replicate: number; batches: number }
+const newStages = (): Stages => ({ aGet: 0, bPut: 0, bHead: 0, replicate: 0, batches: 0 });
+
+/** A property of the real store, its methods bound to it (the adapter keeps private fields). */
+function passThrough(target: ObjectStore, prop: string | symbol): unknown {
+  const v = Reflect.get(target, prop) as unknown;
+  return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+}
+
+/** A's store with `getObject` timed until its body ends (the engine stages it to disk meanwhile). */
+function timedSource(s: ObjectStore, st: Stages): ObjectStore {
+  return new Proxy(s, {
+    get(target, prop) {
+      if (prop !== 'getObject') return passThrough(target, prop);
+      return async (...a: Parameters<ObjectStore['getObject']>) => {
+        const t = performance.now();
+        const got = await target.getObject(...a);
+        got.body.once('close', () => { st.aGet += (performance.now() - t) / 1000; });
+        return got;
+      };
+    },
+  });
+}
+
+/** B's store with `putObject` and `headObject` timed. */
+function timedTarget(s: ObjectStore, st: Stages): ObjectStore {
+  return new Proxy(s, {
+    get(target, prop) {
+      if (prop !== 'putObject' && prop !== 'headObject') return passThrough(target, prop);
+      const fn = (Reflect.get(target, prop) as (...a: unknown[]) => Promise<unknown>).bind(target);
+      return async (...a: unknown[]) => {
+        const t = performance.now();
+        try { return await fn(...a); } finally { st[prop === 'putObject' ? 'bPut' : 'bHead'] += (performance.now() - t) / 1000; }
+      };
+    },
+  });
+}
+
+/** The peer with `replicate` timed (the transfer, B's staging, hash, put and head of the batch). */
+function timedPeer(p: AmqpReplicaPeer, st: Stages): ReplicaPeer {
+  return {
+    replicate: async (batch, source, signal) => {
+      const t = performance.now();
+      try { return await p.replicate(batch, source, signal); } finally { st.replicate += (performance.now() - t) / 1000; st.batches++; }
+    },
+    delete: (keys, signal) => p.delete(keys, signal),
+    audit: (keys, options) => p.audit(keys, options),
+    close: () => p.close(),
+  };
+}
+
 interface Row { tool: string; cls: SizeClass; objects: number; bytes: number; seconds: number; loadBefore: string; loadAfter: string }
 const rate = (r: Row): string => (r.cls === 'small' ? `${(r.objects / r.seconds).toFixed(1)} obj/s` : `${(r.bytes / 1e6 / r.seconds).toFixed(1)} MB/s`);
 const rateNum = (r: Row): number => (r.cls === 'small' ? r.objects / r.seconds : r.bytes / r.seconds);
@@ -196,11 +248,12 @@ try {
   for (const cls of CLASSES) {
     const sub = subs.get(cls)!;
     const want = mixTotals(mix, cls);
-    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
+    const stages = newStages();
+    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
     closers.push(() => server.close());
     const peer = new AmqpReplicaPeer({ broker: loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, `a-xfer-${cls}`) });
     closers.push(() => peer.close());
-    const r = await Replicator.open({ subcontract: sub, store: a, peer, journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`) });
+    const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`) });
     const loadBefore = load();
     const t = performance.now();
     r.start();
@@ -211,6 +264,12 @@ try {
     if (st.objects.pending !== 0 || st.objects.failed !== 0 || st.objects.completed !== want.count) throw new Error(`ours ${cls}: status ${JSON.stringify(st.objects)}, want ${want.count} completed`);
     await expectAtB(b, DST_OURS, cls, want, 'ours');
     rows.push({ tool: 'replication', cls, objects: want.count, bytes: want.bytes, seconds, loadBefore, loadAfter: load() });
+    const f = (x: number): string => x.toFixed(2);
+    process.stdout.write(`replication ${cls}: wall ${f(seconds)} s, ${stages.batches} batches; summed over concurrent calls: A get+stage ${f(stages.aGet)} s, `
+      + `peer.replicate ${f(stages.replicate)} s, in it B put ${f(stages.bPut)} s and B head ${f(stages.bHead)} s`
+      // With one object per batch B's put and head are inside that batch's replicate call, so the rest is
+      // the transfer and B's staging and hash pass; with more, B writes them concurrently and sums overlap.
+      + (stages.batches === want.count ? `, so transfer + B staging/hash ${f(stages.replicate - stages.bPut - stages.bHead)} s` : ` (B writes a batch's objects concurrently)`) + '\n');
 
     // (3) steady writes on the small subcontract: lag from A's put to COMPLETED.
     if (cls === 'small' && LAG_WRITES > 0) {
