@@ -294,7 +294,12 @@ try {
         await r.put(key, bytes, { sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
         await new Promise((res) => setTimeout(res, Math.max(0, LAG_INTERVAL - (performance.now() - start))));
       }
-      await Promise.race([allDone, new Promise((_, rej) => setTimeout(() => rej(new Error(`lag: ${lags.length} of ${LAG_WRITES} completed after 120 s`)), 120_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([allDone, new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`lag: ${lags.length} of ${LAG_WRITES} completed after 120 s`)), 120_000); })]);
+      } finally {
+        clearTimeout(timer);
+      }
       off();
       process.stdout.write(`lag (A's put → COMPLETED, ${LAG_WRITES} writes of 4–64 KiB, one per ${LAG_INTERVAL} ms, ackMode async): p50 ${percentile(lags, 50).toFixed(0)} ms, p99 ${percentile(lags, 99).toFixed(0)} ms, max ${Math.max(...lags).toFixed(0)} ms; load ${lagLoad} → ${load()}\n`);
     }
