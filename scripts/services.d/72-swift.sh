@@ -30,7 +30,9 @@
 #   dir, logs: {..}, pidFiles: {..} } } — secrets only in files, never in services.json.
 
 # curl: the health checks below (a fresh machine may have none when swift is brought up alone).
-swift_packages="swift-proxy swift-object swift-container swift-account memcached curl"
+# rclone: the anchor of the replication benchmark (bench/storage/replication.ts, `rclone sync`
+# between the two clusters' S3 endpoints).
+swift_packages="swift-proxy swift-object swift-container swift-account memcached curl rclone"
 SWIFT_CLOUDS="cloud-a cloud-b"
 SWIFT_SERVERS="account container object proxy"
 
