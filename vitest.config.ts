@@ -12,11 +12,12 @@ import { defineConfig } from 'vitest/config';
  * - `integration`: the rest. They use their own VMs, transfer ids, buckets and accounts, and break
  *   nothing anyone else uses.
  *
- * Each server project runs its files one at a time. `scripts/test` (the README's `npm test`) runs
- * `unit` + `integration` beside `integration-federation` in two processes, then
- * `integration-exclusive` alone. A plain `npx vitest run` runs every file one at a time, the
- * exclusive ones first (`sequence.groupOrder`). A new test that stops, restarts or reconfigures a
- * shared server goes in {@link EXCLUSIVE}.
+ * Each server project runs its files one at a time, and `scripts/test` (the README's `npm test`)
+ * runs the server projects in one process, so no two server test files ever run at once:
+ * `integration-exclusive` first (`sequence.groupOrder`), then the others; `unit` runs beside them in
+ * a second process. (Running `integration` beside `integration-federation` was tried: a migration's
+ * find-peer then saw no free vCPUs at the target while a hypervisor test ran VMs there.) A new test
+ * that stops, restarts or reconfigures a shared server goes in {@link EXCLUSIVE}.
  */
 const EXCLUSIVE = [
   'test/integration/amqp/faults.test.ts',
@@ -70,7 +71,7 @@ export default defineConfig({
           include: FEDERATION,
           exclude: EXCLUSIVE,
           ...serverTimeouts,
-          // A test here boots a guest twice and migrates it while `integration` runs beside it.
+          // A test here boots a guest twice and migrates it while `unit` runs beside it.
           testTimeout: 240_000,
           fileParallelism: false,
         },
