@@ -86,17 +86,18 @@ async function replyOf(conn: amqp.ChannelModel, op: (ch: amqp.ConfirmChannel) =>
 
 /** The first message `queue` delivers to a consumer (basic.consume), acknowledged. */
 async function consumeOne(ch: amqp.Channel, queue: string): Promise<string> {
-  let tag = '';
+  let consuming: Promise<amqp.Replies.Consume> | undefined;
   const body = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`nothing delivered from '${queue}'`)), 10_000);
-    ch.consume(queue, (m) => {
+    consuming = ch.consume(queue, (m) => {
       if (!m) return;
       clearTimeout(timer);
       ch.ack(m);
       resolve(m.content.toString());
-    }).then((r) => { tag = r.consumerTag; }, (err: unknown) => { clearTimeout(timer); reject(err as Error); });
+    });
+    consuming.catch((err: unknown) => { clearTimeout(timer); reject(err as Error); });
   });
-  await ch.cancel(tag);
+  await ch.cancel((await consuming!).consumerTag);
   return body;
 }
 
