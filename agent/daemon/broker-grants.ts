@@ -3,8 +3,11 @@
  * names it in its accepts; a peer logs in there with its own certificate (EXTERNAL, user = its
  * cloud id) and reaches the exchange and queues of exactly the transfers of the offers this
  * cloud accepted from it — one permission regex per peer ({@link grantPattern}), widened when an
- * offer is accepted and narrowed when the offer's job ends. A peer with no live offer has no
- * permission on the vhost at all, so it cannot even open it.
+ * offer is accepted and narrowed when the offer's job ends. A storage subcontract offer (issue 14)
+ * is granted by its transfer prefix instead: every transfer whose id starts with it (the
+ * subcontract's request channel and its open-ended series of object transfers), in the same
+ * per-peer regex as the peer's VM offers, withdrawn when the subcontract ends. A peer with no
+ * live offer has no permission on the vhost at all, so it cannot even open it.
  *
  * The grants go through RabbitMQ's management HTTP API (rabbitmq_management) on a listener only
  * this host reaches, with a credential only the local agent holds: one call costs milliseconds,
@@ -30,15 +33,32 @@ export interface BrokerManagement {
 
 /** One offer's grant. */
 export interface OfferGrant {
+  /** The peer's cloud id (the sending side of every granted transfer). */
   readonly peer: string;
+  /** The accepted offer (a VM offer, or a storage subcontract's offer). */
   readonly offerId: string;
+  /** Transfers granted by exact id (a VM offer's disks). */
   readonly transferIds: readonly string[];
+  /**
+   * Transfers granted by prefix: every transfer whose id starts with one of these (a storage
+   * subcontract's `transferPrefix(subcontractId)` from agent/replication, `xxxxxxxx-xxxx-xxxx`;
+   * anything else is refused with `XFER_CONFIG`). Default none.
+   */
+  readonly transferPrefixes?: readonly string[];
 }
+
+/** What one offer holds: exact transfer ids and transfer prefixes. */
+interface Held {
+  readonly ids: readonly string[];
+  readonly prefixes: readonly string[];
+}
+
+const held = (g: OfferGrant): Held => ({ ids: [...g.transferIds], prefixes: [...(g.transferPrefixes ?? [])] });
 
 /** Grants and withdraws peers' permissions on this cloud's broker; calls run one at a time. */
 export class BrokerGrants {
   readonly #m: BrokerManagement;
-  readonly #byPeer = new Map<string, Map<string, readonly string[]>>();
+  readonly #byPeer = new Map<string, Map<string, Held>>();
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(management: BrokerManagement) {
@@ -46,14 +66,18 @@ export class BrokerGrants {
   }
 
   /**
-   * Lets `peer` reach the transfers `transferIds` of offer `offerId` (idempotent). Throws
-   * `XFER_BROKER` (retryable) when the broker does not answer — the offer must then be refused.
+   * Lets `peer` reach the transfers `transferIds` of offer `offerId`, and every transfer whose
+   * id starts with one of its `transferPrefixes` (idempotent; a second grant of the same offer
+   * replaces the first). Throws `XFER_CONFIG` (before any call to the broker) when an id or
+   * prefix is not in its fixed form, and `XFER_BROKER` (retryable) when the broker does not
+   * answer — the offer must then be refused.
    */
   grant(g: OfferGrant): Promise<void> {
     return this.#serial(async () => {
-      const offers = this.#byPeer.get(g.peer) ?? new Map<string, readonly string[]>();
+      this.#check(g);
+      const offers = this.#byPeer.get(g.peer) ?? new Map<string, Held>();
       const before = offers.get(g.offerId);
-      offers.set(g.offerId, [...g.transferIds]);
+      offers.set(g.offerId, held(g));
       this.#byPeer.set(g.peer, offers);
       try {
         await this.#ensureUser(g.peer);
@@ -66,7 +90,7 @@ export class BrokerGrants {
     });
   }
 
-  /** Withdraws what offer `offerId` of `peer` was granted (idempotent). */
+  /** Withdraws what offer `offerId` of `peer` was granted, ids and prefixes (idempotent). */
   withdraw(peer: string, offerId: string): Promise<void> {
     return this.#serial(async () => {
       const offers = this.#byPeer.get(peer);
@@ -77,14 +101,17 @@ export class BrokerGrants {
 
   /**
    * Makes the broker's permissions on the vhost match `live` (the offers whose jobs run) and the
-   * grants made since this agent started: every other peer loses its permission. Run at start,
-   * after the journals were replayed.
+   * grants made since this agent started: every other peer loses its permission. `live` holds
+   * the running VM jobs' offers and the live storage subcontracts' offers (with their prefixes).
+   * Run at start, after the journals were replayed. Throws `XFER_CONFIG` before any change when
+   * one of `live` is not in its fixed form.
    */
   reconcile(live: readonly OfferGrant[]): Promise<void> {
     return this.#serial(async () => {
+      for (const g of live) this.#check(g);
       for (const g of live) {
-        const offers = this.#byPeer.get(g.peer) ?? new Map<string, readonly string[]>();
-        offers.set(g.offerId, [...g.transferIds]);
+        const offers = this.#byPeer.get(g.peer) ?? new Map<string, Held>();
+        offers.set(g.offerId, held(g));
         this.#byPeer.set(g.peer, offers);
       }
       const present = (await this.#call('GET', `/api/vhosts/${enc(this.#m.vhost)}/permissions`)) as Array<{ user: string }>;
@@ -96,20 +123,31 @@ export class BrokerGrants {
     });
   }
 
-  /** The transfer ids `peer` may reach now (tests, diagnostics). */
+  /** The transfer ids `peer` may reach now by exact id (tests, diagnostics). */
   granted(peer: string): string[] {
-    return [...(this.#byPeer.get(peer)?.values() ?? [])].flat();
+    return [...(this.#byPeer.get(peer)?.values() ?? [])].flatMap((h) => h.ids);
+  }
+
+  /** The transfer prefixes (storage subcontracts) `peer` may reach now (tests, diagnostics). */
+  grantedPrefixes(peer: string): string[] {
+    return [...(this.#byPeer.get(peer)?.values() ?? [])].flatMap((h) => h.prefixes);
+  }
+
+  /** Throws `XFER_CONFIG` when `g` would not make a valid regex (no state is touched). */
+  #check(g: OfferGrant): void {
+    grantPattern(g.peer, this.#m.cloudId, g.transferIds, g.transferPrefixes ?? []);
   }
 
   async #apply(peer: string): Promise<void> {
     if (peer === this.#m.cloudId) return;
     const ids = this.granted(peer);
+    const prefixes = this.grantedPrefixes(peer);
     const path = `/api/permissions/${enc(this.#m.vhost)}/${enc(peer)}`;
-    if (ids.length === 0) {
+    if (ids.length === 0 && prefixes.length === 0) {
       await this.#call('DELETE', path, undefined, [404]);
       return;
     }
-    const re = grantPattern(peer, this.#m.cloudId, ids);
+    const re = grantPattern(peer, this.#m.cloudId, ids, prefixes);
     await this.#call('PUT', path, { configure: re, write: re, read: re });
   }
 

@@ -63,18 +63,41 @@ export function permissionPattern(cloudId: string): string {
   return `^xfer\\.(${id}\\.[a-z0-9-]+|[a-z0-9-]+\\.${id})\\.[0-9a-f-]{36}(\\.(data|ctl))?$`;
 }
 
+const PREFIX_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}$/;
+
+/**
+ * True when `prefix` is a transfer prefix: the first three groups of a lowercase uuid (16 hex
+ * digits, `xxxxxxxx-xxxx-xxxx`), the form a storage subcontract's transfer ids all start with
+ * (agent/replication `transferPrefix`). Only this form goes into a permission regex.
+ */
+export function isTransferPrefix(prefix: string): boolean {
+  return PREFIX_RE.test(prefix);
+}
+
 /**
  * The RabbitMQ permission regex (configure, write and read alike) a target grants peer `from`
  * on its own broker: the exchange and queues of exactly the transfers `transferIds` from `from`
- * into `to`, nothing else (an empty list matches nothing). The target widens and narrows it as
- * it accepts offers and as their jobs end (issue 13).
+ * into `to`, and of every transfer from `from` into `to` whose id starts with one of
+ * `transferPrefixes` (a storage subcontract's open-ended series of transfers, its request
+ * channel included, issue 14) — nothing else (no ids and no prefixes match nothing). The target
+ * widens and narrows it as it accepts offers and as their jobs or subcontracts end (issue 13).
+ * Throws `XFER_CONFIG` for a cloud id, transfer id or prefix ({@link isTransferPrefix}) that is
+ * not in its fixed form, so nothing a peer chose reaches the regex unchecked.
  */
-export function grantPattern(from: string, to: string, transferIds: readonly string[]): string {
+export function grantPattern(from: string, to: string, transferIds: readonly string[], transferPrefixes: readonly string[] = []): string {
   for (const id of [from, to]) if (!CLOUD_RE.test(id)) throw xferError('XFER_CONFIG', `cloud id '${id}' is not valid`);
   for (const id of transferIds) if (!isTransferId(id)) throw xferError('XFER_CONFIG', `transfer id '${id}' is not a lowercase uuid`);
+  for (const p of transferPrefixes) {
+    if (!isTransferPrefix(p)) throw xferError('XFER_CONFIG', `transfer prefix '${p}' is not the first three groups of a lowercase uuid`);
+  }
   // Matches no name, not even '' (the default exchange).
-  if (transferIds.length === 0) return '(?!)';
+  if (transferIds.length === 0 && transferPrefixes.length === 0) return '(?!)';
   const esc = (c: string): string => c.replace(/-/g, '\\-');
-  const ids = [...new Set(transferIds)].sort().map(esc).join('|');
-  return `^xfer\\.${esc(from)}\\.${esc(to)}\\.(${ids})(\\.(data|ctl))?$`;
+  // Exact ids, then each prefix followed by exactly the uuid's last two groups: a prefix covers
+  // all of its subcontract's transfers and no longer or shorter lookalike.
+  const alternatives = [
+    ...[...new Set(transferIds)].sort().map(esc),
+    ...[...new Set(transferPrefixes)].sort().map((p) => `${esc(p)}\\-[0-9a-f]{4}\\-[0-9a-f]{12}`),
+  ].join('|');
+  return `^xfer\\.${esc(from)}\\.${esc(to)}\\.(${alternatives})(\\.(data|ctl))?$`;
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerGrants } from '../../../agent/daemon/broker-grants.js';
 import { transferTopology } from '../../../protocols/amqp/index.js';
+import { channelTransferId, newTransferId, transferPrefix } from '../../../agent/replication/index.js';
 
 const ID1 = '11111111-1111-5111-8111-111111111111';
 const ID2 = '22222222-2222-5222-8222-222222222222';
@@ -87,5 +88,58 @@ describe('BrokerGrants', () => {
     expect(b.perms.has('cloud-c')).toBe(false);
     expect(b.perms.get('cloud-b')).toBe('x');
     expect(matches(b.perms.get('cloud-a'), transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(true);
+  });
+
+  describe('storage subcontracts (a transfer prefix per accepted subcontract offer)', () => {
+    const SC1 = 'sc-1';
+    const SC2 = 'sc-2';
+    const q = (id: string, from = 'cloud-a'): string => transferTopology(from, 'cloud-b', id).dataQueue;
+
+    it("grants every transfer of the subcontract beside the peer's VM offer in one regex, and withdraws it when the subcontract ends", async () => {
+      const b = await fakeBroker();
+      await b.grants.grant({ peer: 'cloud-a', offerId: 'vm1', transferIds: [ID1] });
+      await b.grants.grant({ peer: 'cloud-a', offerId: 'sc1', transferIds: [], transferPrefixes: [transferPrefix(SC1)] });
+      expect(b.grants.grantedPrefixes('cloud-a')).toEqual([transferPrefix(SC1)]);
+      let re = b.perms.get('cloud-a');
+      for (const id of [ID1, channelTransferId(SC1), newTransferId(SC1), newTransferId(SC1)]) expect(matches(re, q(id)), id).toBe(true);
+      for (const id of [ID2, channelTransferId(SC2), newTransferId(SC2)]) expect(matches(re, q(id)), id).toBe(false);
+      expect(matches(re, q(newTransferId(SC1), 'cloud-c'))).toBe(false);
+      // The subcontract ends: its transfers go, the VM offer stays.
+      await b.grants.withdraw('cloud-a', 'sc1');
+      re = b.perms.get('cloud-a');
+      expect(matches(re, q(ID1))).toBe(true);
+      expect(matches(re, q(newTransferId(SC1)))).toBe(false);
+      expect(matches(re, q(channelTransferId(SC1)))).toBe(false);
+      expect(b.grants.grantedPrefixes('cloud-a')).toEqual([]);
+      await b.grants.withdraw('cloud-a', 'vm1');
+      expect(b.perms.has('cloud-a')).toBe(false);
+    });
+
+    it('refuses a prefix that is not the form transferPrefix makes with XFER_CONFIG, before any call, and keeps the grants as they were', async () => {
+      const b = await fakeBroker();
+      await b.grants.grant({ peer: 'cloud-a', offerId: 'vm1', transferIds: [ID1] });
+      const before = b.calls.length;
+      for (const p of ['.*', `${transferPrefix(SC1)}|.*`, 'sc-1']) {
+        await expect(b.grants.grant({ peer: 'cloud-a', offerId: 'sc1', transferIds: [], transferPrefixes: [p] })).rejects.toMatchObject({ code: 'XFER_CONFIG' });
+        await expect(b.grants.grant({ peer: 'cloud-c', offerId: 'sc1', transferIds: [], transferPrefixes: [p] })).rejects.toMatchObject({ code: 'XFER_CONFIG' });
+      }
+      expect(b.calls.length).toBe(before);
+      expect(b.grants.grantedPrefixes('cloud-a')).toEqual([]);
+      expect(b.grants.granted('cloud-a')).toEqual([ID1]);
+      expect(b.users.has('cloud-c')).toBe(false);
+    });
+
+    it("at start, keeps the grant of a live subcontract beside a VM offer's, and nothing of a subcontract that is not live", async () => {
+      const b = await fakeBroker({ users: ['cloud-a', 'cloud-c'], permissions: ['cloud-a', 'cloud-c'] });
+      await b.grants.reconcile([
+        { peer: 'cloud-a', offerId: 'sc1', transferIds: [], transferPrefixes: [transferPrefix(SC1)] },
+        { peer: 'cloud-a', offerId: 'vm1', transferIds: [ID1] },
+      ]);
+      const re = b.perms.get('cloud-a');
+      expect(matches(re, q(newTransferId(SC1)))).toBe(true);
+      expect(matches(re, q(ID1))).toBe(true);
+      expect(matches(re, q(newTransferId(SC2)))).toBe(false);
+      expect(b.perms.has('cloud-c')).toBe(false);
+    });
   });
 });
