@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { IntercloudError } from '../../protocols/errors/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import type { ObjectStore } from '../../adapters/storage/index.js';
@@ -13,7 +14,7 @@ import { replError } from './errors.js';
 import type { AuditEntry, BatchObject } from './messages.js';
 import type { ObjectReceipt } from './state.js';
 
-/** Objects up to this size are read into memory once (hash and put from the same bytes). */
+/** Objects up to this size are read into memory in one read and put from there; larger ones are streamed. */
 const IN_MEMORY_BYTES = 8 * 1024 * 1024;
 
 /** B's replica store for one subcontract. */
@@ -27,8 +28,9 @@ export class ReplicaReceiver {
 
   /**
    * Stores each object of a batch from `stagedPath` (the batch's bytes, packed end to end):
-   * checks its SHA-256 in the staged bytes, writes it with `putObject` (which verifies size,
-   * SHA-256 and ETag as it goes), reads it back with `headObject`, and answers what it read.
+   * reads its slice once, straight into `putObject` declaring the size and SHA-256 A announced
+   * (the store verifies both as the bytes flow and stores nothing on a mismatch, answered as
+   * `REPL_VERIFY_FAILED`), reads it back with `headObject`, and answers what it read.
    * One object's failure is its own receipt (`ok: false` with the coded reason); the others go on.
    */
   async storeBatch(objects: readonly BatchObject[], stagedPath: string, signal?: AbortSignal): Promise<ObjectReceipt[]> {
@@ -51,9 +53,12 @@ export class ReplicaReceiver {
   }
 
   async #storeOne(o: BatchObject, path: string, signal?: AbortSignal): Promise<ObjectReceipt> {
-    const slice = (): NodeJS.ReadableStream => createReadStream(path, { start: o.offset, end: o.offset + o.size - 1 });
-    let body: Buffer | undefined;
-    let sha: string;
+    // One read of the staged slice, straight into the put, declaring the SHA-256 A announced. No
+    // separate hash pass: the transfer already compared the whole staged file with A's digest
+    // before it committed, and `putObject` checks size and SHA-256 as the bytes flow and stores
+    // nothing when they differ (the contract's integrity rule) — a mismatch surfaces here as
+    // REPL_VERIFY_FAILED with the store's error as its cause.
+    let body: Buffer | Readable;
     if (o.size <= IN_MEMORY_BYTES) {
       body = Buffer.alloc(o.size);
       if (o.size > 0) {
@@ -65,18 +70,21 @@ export class ReplicaReceiver {
           await h.close();
         }
       }
-      sha = createHash('sha256').update(body).digest('hex');
     } else {
-      const hash = createHash('sha256');
-      for await (const piece of slice()) hash.update(piece as Buffer);
-      sha = hash.digest('hex');
+      body = createReadStream(path, { start: o.offset, end: o.offset + o.size - 1, highWaterMark: 1 << 20 });
     }
-    if (sha !== o.sha256) {
-      throw replError('REPL_VERIFY_FAILED', `staged '${o.key}' has sha-256 '${sha}', sender declared '${o.sha256}'`);
+    let put;
+    try {
+      put = await this.store.putObject(this.bucket, o.key, body, {
+        sizeBytes: o.size, sha256: o.sha256, ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      const code = isIntercloudError(err) ? err.code : '';
+      if (code === 'STORE_INTEGRITY' || code === 'STORE_STREAM_SHORT' || code === 'STORE_STREAM_LONG') {
+        throw replError('REPL_VERIFY_FAILED', `staged '${o.key}' does not match the size and sha-256 the sender declared`, { cause: err });
+      }
+      throw err;
     }
-    const put = await this.store.putObject(this.bucket, o.key, body ?? (createReadStream(path, { start: o.offset, end: o.offset + o.size - 1 })), {
-      sizeBytes: o.size, sha256: o.sha256, ...(signal ? { signal } : {}),
-    });
     const back = await this.store.headObject(this.bucket, o.key, signal ? { signal } : {});
     if (!back || back.sizeBytes !== o.size || back.sha256 !== o.sha256 || back.etag !== put.etag) {
       throw replError('REPL_VERIFY_FAILED', `'${o.key}' read back from the store does not match what was written`, {
