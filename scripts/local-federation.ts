@@ -242,6 +242,12 @@ export interface DemoVmOptions {
   /** Where the console log goes. */
   consoleLog: string;
   start?: boolean;
+  /**
+   * Makes the boot disk at the given path instead of `scripts/guest-boot-disk` (a 64 MiB FAT
+   * whose guest heartbeats): e.g. a guest that also writes its disk. `diskMiB` still sets the
+   * image's final size.
+   */
+  makeBootDisk?: (diskPath: string) => Promise<void>;
 }
 
 /** Creates (and by default starts) a VM in `cloud` that boots from its one disk. */
@@ -249,7 +255,12 @@ export async function createDemoVm(s: ServicesFile, cloud: string, o: DemoVmOpti
   const lv = s.libvirt.instances[cloud];
   if (!lv) throw new Error(`no libvirt instance '${cloud}'`);
   const diskPath = join(lv.poolPath, `${o.name}-disk0.img`);
-  await run(join(REPO, 'scripts/guest-boot-disk'), [o.diskId, diskPath, String(o.diskMiB ?? 64)]);
+  if (o.makeBootDisk) {
+    await o.makeBootDisk(diskPath);
+    await fs.truncate(diskPath, (o.diskMiB ?? 64) * 1024 * 1024);
+  } else {
+    await run(join(REPO, 'scripts/guest-boot-disk'), [o.diskId, diskPath, String(o.diskMiB ?? 64)]);
+  }
   if (o.randomMiB) {
     // Fill the unused tail of the disk with random bytes (the FAT keeps its files at the front).
     const size = (o.diskMiB ?? 64) * 1024 * 1024;

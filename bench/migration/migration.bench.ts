@@ -16,19 +16,18 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import {
-  AgentProcess, createDemoVm, domState, loadServicesFile, removeVm, virsh, waitForText, writeAgentConfig,
+  AgentProcess, createDemoVm, loadServicesFile, removeVm, waitForText, writeAgentConfig,
 } from '../../scripts/local-federation.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
+import { coldByHand, type MoveResult } from './by-hand.js';
+import { HB, HeartbeatWatch, MiB, heartbeatGapMs, load, median, peakRss, resetPeakRss, secs, sleep } from './measure.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
-const MiB = 1024 * 1024;
-const HB = 'INTERCLOUD-GUEST-HB';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -43,56 +42,6 @@ const RANDOM_MIB = Number(opt('random-mib', String(DISK_MIB - 24)));
 const CHUNK_MIB = Number(opt('chunk-mib', '0'));
 const WINDOW = Number(opt('window', '0'));
 const HV_MODE = opt('hv', 'ssh');
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
-const secs = (ms: number): string => (ms / 1000).toFixed(2);
-
-/** Peak RSS (VmHWM) of a process in MiB; `reset` clears the mark first (clear_refs 5). */
-async function peakRss(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return NaN;
-  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-async function resetPeakRss(pid: number | undefined): Promise<void> {
-  if (pid !== undefined) await fs.writeFile(`/proc/${pid}/clear_refs`, '5');
-}
-
-/** Watches a console log: wall time of its last new heartbeat and of its first one. */
-class HeartbeatWatch {
-  private count = 0;
-  first: number | undefined;
-  last: number | undefined;
-  private timer: NodeJS.Timeout;
-  constructor(private readonly file: () => string | undefined) {
-    this.timer = setInterval(() => void this.poll(), 50);
-  }
-  private async poll(): Promise<void> {
-    const f = this.file();
-    if (!f) return;
-    const text = await fs.readFile(f, 'latin1').catch(() => '');
-    const n = text.split(HB).length - 1;
-    if (n > this.count) {
-      const now = Date.now();
-      this.first ??= now;
-      this.last = now;
-      this.count = n;
-    }
-  }
-  stop(): void { clearInterval(this.timer); }
-}
-
-interface Result {
-  kind: 'agent' | 'by hand';
-  totalMs: number;
-  downtimeMs: number;
-  guestGapMs: number | undefined;
-  wireBytes: number;
-  rssA?: number;
-  rssB?: number;
-  load: string;
-}
 
 const s = loadServicesFile();
 const lvB = s.libvirt.instances['cloud-b']!;
@@ -114,7 +63,7 @@ async function allocatedMiB(path: string): Promise<number> {
   return Number(stdout.split('\t')[0]) / 1024;
 }
 
-async function viaAgent(a: AgentProcess, b: AgentProcess, vm: string, targetConsole: string, sourceConsole: string): Promise<Result> {
+async function viaAgent(a: AgentProcess, b: AgentProcess, vm: string, targetConsole: string, sourceConsole: string): Promise<MoveResult> {
   await Promise.all([resetPeakRss(a.pid), resetPeakRss(b.pid)]);
   const srcHb = new HeartbeatWatch(() => sourceConsole);
   const dstHb = new HeartbeatWatch(() => targetConsole);
@@ -139,41 +88,8 @@ async function viaAgent(a: AgentProcess, b: AgentProcess, vm: string, targetCons
   const startedAt = Date.parse(String((targetJob?.results['start'] as { startedAt?: string } | undefined)?.startedAt));
   return {
     kind: 'agent', totalMs, downtimeMs: startedAt - stoppedAt,
-    guestGapMs: srcHb.last !== undefined && dstHb.first !== undefined ? dstHb.first - srcHb.last : undefined,
+    guestGapMs: heartbeatGapMs(srcHb, dstHb), rebooted: dstHb.booted,
     wireBytes: Number(r['transfer']?.['bytesSent'] ?? NaN), rssA, rssB, load: l0,
-  };
-}
-
-async function byHand(vm: string, diskPath: string, targetConsole: string, sourceConsole: string): Promise<Result> {
-  const dstDisk = join(lvB.poolPath, `${vm}-disk0.img`);
-  const xml = (await virsh(s, 'cloud-a', 'dumpxml', '--inactive', vm))
-    .replaceAll(diskPath, dstDisk).replace(/<log file='[^']*'/, `<log file='${targetConsole}'`);
-  const xmlPath = join(lvB.poolPath, `${vm}.xml`);
-  await fs.rm(targetConsole, { force: true });
-  const srcHb = new HeartbeatWatch(() => sourceConsole);
-  const dstHb = new HeartbeatWatch(() => targetConsole);
-  const l0 = load();
-  const t0 = performance.now();
-  // Stop as the agent does: ACPI shutdown, forced off after the same timeout.
-  await virsh(s, 'cloud-a', 'shutdown', vm);
-  const deadline = Date.now() + SHUTDOWN_TIMEOUT_MS;
-  while ((await domState(s, 'cloud-a', vm)) === 'running' && Date.now() < deadline) await sleep(100);
-  if ((await domState(s, 'cloud-a', vm)) === 'running') await virsh(s, 'cloud-a', 'destroy', vm);
-  const stopped = performance.now();
-  await run('scp', ['-q', '-P', String(s.sshd.port), '-i', s.sshd.privateKey, '-o', `UserKnownHostsFile=${(s.sshd as { knownHostsFile?: string }).knownHostsFile}`,
-    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `${s.sshd.user}@${s.sshd.host}:${diskPath}`, dstDisk]);
-  await fs.writeFile(xmlPath, xml);
-  await virsh(s, 'cloud-b', 'define', xmlPath);
-  await virsh(s, 'cloud-b', 'start', vm);
-  const done = performance.now();
-  await fs.rm(xmlPath, { force: true });
-  await waitForText(targetConsole, HB, 60_000).catch(() => '');
-  await sleep(200);
-  srcHb.stop(); dstHb.stop();
-  return {
-    kind: 'by hand', totalMs: done - t0, downtimeMs: done - stopped,
-    guestGapMs: srcHb.last !== undefined && dstHb.first !== undefined ? dstHb.first - srcHb.last : undefined,
-    wireBytes: (await fs.stat(diskPath)).size, load: l0,
   };
 }
 
@@ -182,7 +98,7 @@ async function gatewayUps(ag: AgentProcess): Promise<number> {
   return (await fs.readFile(ag.logFile, 'utf8').catch(() => '')).split('"gateway up"').length - 1;
 }
 
-function line(r: Result): string {
+function line(r: MoveResult): string {
   const rss = r.rssA !== undefined ? `  peak RSS a/b ${r.rssA.toFixed(0)}/${r.rssB!.toFixed(0)} MiB` : '';
   return `    ${r.kind.padEnd(8)} ${secs(r.totalMs).padStart(7)} s  downtime ${secs(r.downtimeMs)} s  guest heartbeat gap ${r.guestGapMs === undefined ? '?' : secs(r.guestGapMs)} s  wire ${(r.wireBytes / MiB).toFixed(1)} MiB${rss}  load ${r.load}`;
 }
@@ -235,7 +151,7 @@ async function main(): Promise<void> {
         // By hand, from a fresh VM with the same kind of disk.
         diskPath = await makeVm(vm, kase, consoleA);
         const handConsole = join(b.dir, 'consoles', `${vm}-hand.log`);
-        const rh = await byHand(vm, diskPath, handConsole, consoleA);
+        const rh = await coldByHand(s, { vm, diskPath, sourceConsole: consoleA, targetConsole: handConsole }, SHUTDOWN_TIMEOUT_MS);
         process.stdout.write(line(rh) + '\n');
         process.stdout.write(`    ratio agent / by hand: ${(ra.totalMs / rh.totalMs).toFixed(2)}×  (downtime ${(ra.downtimeMs / rh.downtimeMs).toFixed(2)}×)\n`);
         summary[kase].agent.push(ra.totalMs);
@@ -250,11 +166,7 @@ async function main(): Promise<void> {
     await Promise.all([a.stop(), b.stop()]);
   }
   process.stdout.write('summary (median of runs; of two, their mean):\n');
-  const med = (xs: number[]): number => {
-    const o = [...xs].sort((x, y) => x - y);
-    const m = Math.floor(o.length / 2);
-    return o.length % 2 ? o[m]! : (o[m - 1]! + o[m]!) / 2;
-  };
+  const med = median;
   for (const [kase, v] of Object.entries(summary)) {
     const aim = kase === 'random' ? '≤ 1.20×' : '< 1.00×';
     const ratios = v.agent.map((x, i) => (x / v.hand[i]!).toFixed(2)).join(', ');
