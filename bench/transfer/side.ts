@@ -1,12 +1,22 @@
 /**
  * One side of a benchmarked transfer, run as its own process so that its peak RSS is its own:
- * `node side.js send|receive|index '<json options>'` (compiled by the bench, so tsx's own compiler
+ * `node side.js send|receive|index|bare-send|bare-receive '<json options>'` (compiled by the bench, so tsx's own compiler
  * does not count in the peak RSS). The receiver prints `{"ready":true}` first; every side ends
  * with one JSON line: the result, its elapsed ms, `process.resourceUsage().maxRSS` and its CPU time
  * (user + system, ms: on a shared machine a steadier measure of a side's own cost than elapsed time).
+ *
+ * `bare-send`/`bare-receive` measure what the broker itself carries on this machine (issue 16): a
+ * plain amqplib publisher and consumer on the same broker, TLS and login, the same transfer
+ * exchange and queue, messages of the chunk size, the same window of unconfirmed bytes and
+ * prefetch, one ack per message, no hashing and no disk.
  */
 import { readFileSync } from 'node:fs';
-import { ContentIndex, fileSource, receiveTransfer, sendTransfer, type BrokerOptions, type Extent } from '../../protocols/amqp/index.js';
+import { randomBytes } from 'node:crypto';
+import type { ConfirmChannel } from 'amqplib';
+import {
+  ContentIndex, ROUTING, connectBroker, fileSource, receiveTransfer, sendTransfer, transferTopology, type BrokerOptions, type Extent,
+} from '../../protocols/amqp/index.js';
+import { assertTopology } from '../../protocols/amqp/connection.js';
 
 interface Args {
   broker: BrokerOptions;
@@ -20,13 +30,72 @@ interface Args {
   /** JSON file with the source's allocation map (what a hypervisor adapter would hand over). */
   extentsFile?: string;
   expiresAt: number;
+  /** Bytes the bare pair moves (`bare-send`, `bare-receive`). */
+  totalBytes?: number;
+}
+
+/** The bare publisher: `totalBytes` in messages of `chunkSize`, at most `windowBytes` unconfirmed. */
+async function bareSend(a: Args): Promise<unknown> {
+  const conn = await connectBroker(a.broker);
+  const ch: ConfirmChannel = await conn.createConfirmChannel();
+  const topo = transferTopology('cloud-a', 'cloud-b', a.transferId);
+  await assertTopology(ch, topo, a.persistent);
+  const body = randomBytes(a.chunkSize);
+  const count = Math.ceil(a.totalBytes! / a.chunkSize);
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  let failed: Error | undefined;
+  for (let i = 0; i < count; i++) {
+    while (inFlight + a.chunkSize > a.windowBytes && !failed) await new Promise<void>((r) => (wake = r));
+    if (failed) throw failed;
+    inFlight += a.chunkSize;
+    ch.publish(topo.exchange, ROUTING.data, body, { persistent: a.persistent }, (err) => {
+      if (err) failed = new Error('publish nacked', { cause: err });
+      inFlight -= a.chunkSize;
+      wake?.();
+    });
+  }
+  await ch.waitForConfirms();
+  await conn.close();
+  return { messages: count, bytes: count * a.chunkSize };
+}
+
+/** The bare consumer: acks each message until `totalBytes` arrived. */
+async function bareReceive(a: Args): Promise<unknown> {
+  const conn = await connectBroker(a.broker);
+  const ch = await conn.createChannel();
+  const topo = transferTopology('cloud-a', 'cloud-b', a.transferId);
+  await assertTopology(ch, topo, a.persistent);
+  await ch.prefetch(Math.max(8, Math.ceil(a.windowBytes / a.chunkSize)));
+  const count = Math.ceil(a.totalBytes! / a.chunkSize);
+  let got = 0;
+  let bytes = 0;
+  process.stdout.write('{"ready":true}\n');
+  await new Promise<void>((resolve) => {
+    void ch.consume(topo.dataQueue, (m) => {
+      if (!m) return;
+      bytes += m.content.length;
+      ch.ack(m);
+      if (++got === count) resolve();
+    }, { noAck: false });
+  });
+  await ch.deleteQueue(topo.dataQueue);
+  await ch.deleteQueue(topo.controlQueue);
+  await ch.deleteExchange(topo.exchange);
+  await conn.close();
+  return { messages: got, bytes };
 }
 
 const [side, json] = process.argv.slice(2);
 const a = JSON.parse(json ?? '{}') as Args;
 const started = performance.now();
+const startedAt = Date.now();
 let result: unknown;
-if (side === 'index') {
+if (side === 'bare-send') {
+  result = await bareSend(a);
+} else if (side === 'bare-receive') {
+  result = await bareReceive(a);
+} else if (side === 'index') {
   const idx = new ContentIndex(a.chunkSize);
   await idx.addFile(a.base!);
   result = { chunks: idx.size };
@@ -49,4 +118,4 @@ if (side === 'index') {
   });
 }
 const usage = process.resourceUsage();
-process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, maxRssKiB: usage.maxRSS, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000 }) + '\n');
+process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, startedAt, endedAt: Date.now(), maxRssKiB: usage.maxRSS, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000 }) + '\n');

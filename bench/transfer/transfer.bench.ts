@@ -5,7 +5,9 @@
  *   (b) a 1 GiB image of which ~6% is allocated,
  *   (c) a second VM image sharing a base with one the target already holds,
  *   (s) an 8 GiB sparse image (peak RSS; ours only).
- * Prints MB/s, the ratio to scp, bytes on the wire and the peak RSS of our two processes.
+ * Prints MB/s, the ratio to scp, bytes on the wire and the peak RSS of our two processes; for (a)
+ * also the limit of the transport itself (a bare amqplib publisher and consumer through the same
+ * broker, TLS and message size, no hashing, no disk) and our throughput as a fraction of it.
  * Our transfer runs with transient messages (the default) and, for (a), also persistent ones.
  *
  *   npx tsx bench/transfer/transfer.bench.ts [--cases a,b,c,s] [--gib 1] [--sparse-gib 8] [--dir D]
@@ -114,7 +116,7 @@ function runRsync(name: string, src: string, dst: string, basis?: string): void 
   rmSync(dst, { force: true });
 }
 
-interface SideOut { result: Record<string, unknown>; elapsedMs: number; maxRssKiB: number; cpuMs: number }
+interface SideOut { result: Record<string, unknown>; elapsedMs: number; startedAt: number; endedAt: number; maxRssKiB: number; cpuMs: number }
 
 /** Compiles side.ts (and what it imports) with tsc into node_modules/.cache, once per run. */
 const compiled = join(here, '../../node_modules/.cache/icx-bench-transfer');
@@ -125,7 +127,7 @@ function compileSide(): void {
   ], { stdio: 'inherit' });
 }
 
-function side(which: 'send' | 'receive' | 'index', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
+function side(which: 'send' | 'receive' | 'index' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -178,19 +180,42 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   rmSync(dst, { force: true });
 }
 
+/**
+ * The limit of the transport on this machine: a bare amqplib publisher and consumer through the
+ * same broker, TLS and logins, messages of the chunk size, the same window and prefetch, one
+ * ack per message, no hashing, no disk. Timed from the publisher's start to the last message
+ * consumed.
+ */
+async function runBare(name: string, persistent = false): Promise<void> {
+  const common = { transferId: randomUUID(), chunkSize: CHUNK, windowBytes: WINDOW, persistent, totalBytes: SIZE };
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const receiving = side('bare-receive', { ...common, broker: broker('cloud-b') }, ready);
+  await isReady;
+  const [s, r] = await Promise.all([side('bare-send', { ...common, broker: broker('cloud-a') }), receiving]);
+  rows.push({
+    case: name, tool: `${LIMIT_TOOL}${persistent ? ' persistent' : ''}`, seconds: (Math.max(s.endedAt, r.endedAt) - s.startedAt) / 1000,
+    wireBytes: Number(s.result['bytes']), rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
+    note: `cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
+  });
+}
+const LIMIT_TOOL = 'broker limit (bare amqplib)';
+
 function print(): void {
   const byCase = new Map<string, Row[]>();
   for (const r of rows) byCase.set(r.case, [...(byCase.get(r.case) ?? []), r]);
   console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 cores shared with other engineers' processes)`);
   for (const [c, rs] of byCase) {
     const scp = rs.find((r) => r.tool === 'scp');
+    const limit = rs.find((r) => r.tool === LIMIT_TOOL);
     console.log(`\n${c}`);
     for (const r of rs) {
       const size = c.startsWith('(s)') ? Number(values['sparse-gib']) * GiB : SIZE;
       const mbps = size / 1e6 / r.seconds;
       const ratio = scp ? (scp.seconds / r.seconds).toFixed(2) + '× scp' : '';
+      const ofLimit = limit && r.tool.startsWith('amqp') ? `${(limit.seconds / r.seconds).toFixed(2)}× limit` : '';
       console.log(
-        `  ${r.tool.padEnd(34)} ${r.seconds.toFixed(2).padStart(7)} s ${mbps.toFixed(0).padStart(6)} MB/s ${ratio.padStart(10)}  wire ${(r.wireBytes / 1e6).toFixed(1).padStart(8)} MB` +
+        `  ${r.tool.padEnd(34)} ${r.seconds.toFixed(2).padStart(7)} s ${mbps.toFixed(0).padStart(6)} MB/s ${ratio.padStart(10)} ${ofLimit.padStart(12)}  wire ${(r.wireBytes / 1e6).toFixed(1).padStart(8)} MB` +
           (r.rssMiB ? `  peak rss ${r.rssMiB.toFixed(0)} MiB` : '') + (r.note ? `  (${r.note})` : ''),
       );
     }
@@ -208,6 +233,7 @@ if (cases.has('a')) {
   if (!existsSync(src) || (await fs.stat(src)).size !== SIZE) await writeImage(src, SIZE, [[0, SIZE]]);
   runScp('(a) random', src, remote('a'), SIZE);
   runRsync('(a) random', src, remote('a'));
+  await runBare('(a) random');
   await runOurs('(a) random', src, remote('a'));
   await runOurs('(a) random', src, remote('a'), { persistent: true });
 }
