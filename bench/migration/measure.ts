@@ -17,6 +17,12 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 export const secs = (ms: number): string => (ms / 1000).toFixed(2);
 
+/** The value after `--name` in `argv`, or `dflt`. */
+export function option(argv: readonly string[], name: string, dflt: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+}
+
 /** Median of `xs` (of two, their mean). */
 export function median(xs: readonly number[]): number {
   const o = [...xs].sort((x, y) => x - y);

@@ -24,16 +24,13 @@ import {
 } from '../../scripts/local-federation.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { coldByHand, type MoveResult } from './by-hand.js';
-import { HB, HeartbeatWatch, MiB, heartbeatGapMs, load, median, peakRss, resetPeakRss, secs, sleep } from './measure.js';
+import { HB, HeartbeatWatch, MiB, heartbeatGapMs, load, median, option, peakRss, resetPeakRss, secs, sleep } from './measure.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
 
 const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string): string => option(argv, name, dflt);
 const RUNS = Number(opt('runs', '2'));
 const CASES = opt('cases', 'random,sparse').split(',') as Array<'random' | 'sparse'>;
 const SHUTDOWN_TIMEOUT_MS = Number(opt('shutdown-timeout-ms', '3000'));
