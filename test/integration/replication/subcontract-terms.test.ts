@@ -5,27 +5,13 @@
  * accepted (end time, capacity, most objects); everything about B's copy is checked on B's Swift.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SubcontractMailbox, listingOf, subcontractInSteps, type SubcontractInInput, type SubcontractInPorts } from '../../../agent/subcontract/index.js';
 import type { StepContext } from '../../../agent/sequencer/index.js';
-import { lockFederation } from '../../../scripts/federation-lock.js';
-import { MiB, replicationRig, sleep, until, type Rig } from './swift-rig.js';
+import { MiB, replicationRig, sleep, until, rigHooks } from './swift-rig.js';
 
 const FAST = { baseMs: 300, capMs: 1000, maxAttempts: 5 };
-let unlock: (() => Promise<void>) | undefined;
-const rigs: Rig[] = [];
-
-beforeAll(async () => {
-  unlock = await lockFederation();
-}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
-
-afterAll(async () => {
-  try {
-    for (const r of rigs) await r.close();
-  } finally {
-    await unlock?.();
-  }
-}, 60_000);
+const hooks = rigHooks();
 
 /** Runs one step of B's `subcontract-in` transaction, as the sequencer would, on B's real store. */
 async function runInStep(ports: SubcontractInPorts, input: SubcontractInInput, name: string): Promise<unknown> {
@@ -41,7 +27,7 @@ describe("the subcontract's terms at B (real Swift at both ends, cloud-b's broke
   it("past its end B refuses further objects with REPL_SUBCONTRACT_ENDED, A reports them FAILED with it, and the end-of-term delete empties and removes B's bucket", async () => {
     const ends = new Date(Date.now() + 8_000).toISOString();
     const rig = await replicationRig('terms-end', { ends });
-    rigs.push(rig);
+    hooks.rigs.push(rig);
     const before = randomBytes(50_000);
     await rig.putA('end/before', before);
     const { r, events } = await rig.replicator('end/', { backoff: FAST });
@@ -96,7 +82,7 @@ describe("the subcontract's terms at B (real Swift at both ends, cloud-b's broke
   it('beyond its reservation (bytes or objects) B refuses with REPL_OVER_RESERVATION and stores nothing beyond it', async () => {
     const capacityBytes = 2 * MiB;
     const rig = await replicationRig('terms-cap', { capacityBytes, maxObjects: 4 });
-    rigs.push(rig);
+    hooks.rigs.push(rig);
     const objs = new Map<string, Buffer>([['cap/0', randomBytes(300_000)], ['cap/1', randomBytes(300_000)], ['cap/2', randomBytes(300_000)]]);
     for (const [k, v] of objs) await rig.putA(k, v);
     const { r, events } = await rig.replicator('cap/', { backoff: FAST });

@@ -9,12 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, serveReplicaPeer, type ReceiverTerms, type ReplicaServer, type ReplicationEvent, type Subcontract,
 } from '../../../agent/replication/index.js';
 import type { BackoffPolicy } from '../../../agent/replication/backoff.js';
+import { lockFederation } from '../../../scripts/federation-lock.js';
 import { serviceEnv } from '../../helpers/services.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
@@ -149,4 +150,25 @@ export async function replicationRig(name: string, terms?: ReceiverTerms): Promi
     },
   };
   return rig;
+}
+
+/**
+ * Registers a test file's hooks: the federation lock for the whole file (fault tests restart the
+ * brokers under it), and at the end the rigs the file made closed, then the lock released.
+ */
+export function rigHooks(): { readonly rigs: Rig[] } {
+  const slot = { rigs: [] as Rig[] };
+  let unlock: (() => Promise<void>) | undefined;
+  // lockFederation gives up (with who holds the lock) after INTERCLOUD_LOCK_WAIT_S, 600 s by default.
+  beforeAll(async () => {
+    unlock = await lockFederation();
+  }, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
+  afterAll(async () => {
+    try {
+      for (const r of slot.rigs) await r.close();
+    } finally {
+      await unlock?.();
+    }
+  }, 60_000);
+  return slot;
 }
