@@ -25,8 +25,12 @@ const EXCLUSIVE = [
   'test/integration/migration/broker-per-cloud.test.ts',
   'test/integration/migration/server-crash.test.ts',
   'test/integration/migration/two-roots.test.ts',
+  // kills cloud-b's broker and starts it again with `scripts/services up rabbitmq`
+  'test/integration/replication/broker-restart.test.ts',
   // kills cloud-b's Swift proxy and starts it again with `scripts/services up swift`
   'test/integration/replication/swift-replication.test.ts',
+  // wipes one of cloud-b's Swift object devices and runs Swift's object replicator
+  'test/integration/replication/wiped-device.test.ts',
   'test/integration/services/dispatcher.test.ts',
   'test/integration/services/inherited-fds.test.ts',
   'test/integration/services/revocation.test.ts',

@@ -203,6 +203,11 @@ export interface ReplicaServer {
 /**
  * Serves A's requests for one subcontract at B: receives each batch's transfer into staging,
  * stores and verifies its objects through {@link ReplicaReceiver}, and answers with the receipts.
+ * When the connection to B's broker is lost (the broker restarted or was killed), the server
+ * connects again every `reconnectDelayMs` (default 1 s) until it is closed, and serves on. A
+ * request in flight then is answered on the channel it came on if that still works; otherwise its
+ * answer is lost with the broker's queues and A, whose request fails with the connection, sends
+ * it again. Rejects only when the first connection cannot be made.
  */
 export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> {
   const s = o.subcontract;
@@ -210,16 +215,8 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
   // Batches half received before a restart are not resumed: A sends them again under new ids.
   await fs.rm(join(o.workDir, 'staging'), { recursive: true, force: true });
   await fs.rm(join(o.workDir, 'journal'), { recursive: true, force: true });
-  const conn = await connectBroker(o.broker);
-  conn.on('error', () => undefined);
-  const ch = await conn.createChannel();
-  await assertChannel(ch, topo);
-  await ch.prefetch(o.concurrency ?? 4);
   const abort = new AbortController();
   o.signal?.addEventListener('abort', () => abort.abort(o.signal?.reason), { once: true });
-  const answer = (m: ReplMessage): void => {
-    ch.publish(topo.exchange, ROUTING.control, encodeReplMessage(m), { persistent: false, contentType: 'application/json' });
-  };
   const handle = async (m: ReplMessage): Promise<ReplMessage | undefined> => {
     if (m.type !== 'replicate' && m.type !== 'delete' && m.type !== 'audit') return undefined;
     if (m.subcontractId !== s.id) return { type: 'error', v: 1, requestId: m.requestId, code: 'REPL_CONFIG', message: `request for subcontract '${m.subcontractId}' on '${s.id}'s channel`, retryable: false };
@@ -254,24 +251,95 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
       return { type: 'error', v: 1, requestId: m.requestId, code: e.code, message: e.message, retryable: e.retryable };
     }
   };
-  await ch.consume(topo.dataQueue, (msg) => {
-    if (!msg) return;
-    let m: ReplMessage;
+
+  let conn: ChannelModel | undefined;
+  /** One session: a connection, the request channel's topology, and the consumer of A's requests. */
+  const open = async (): Promise<ChannelModel> => {
+    const c = await connectBroker(o.broker);
+    let lost = false;
+    const onLost = (): void => {
+      if (lost) return;
+      lost = true;
+      if (conn === c) conn = undefined;
+      if (!abort.signal.aborted) void reconnect();
+    };
+    c.on('error', onLost);
+    c.on('close', onLost);
     try {
-      m = decodeReplMessage(msg.content);
-    } catch {
-      ch.ack(msg); // malformed: nothing to answer to
-      return;
+      const ch = await c.createChannel();
+      ch.on('error', onLost);
+      ch.on('close', onLost);
+      await assertChannel(ch, topo);
+      await ch.prefetch(o.concurrency ?? 4);
+      // Acks and answers on a channel that died with its broker are lost with its queues: A asks again.
+      const settle = (msg: ConsumeMessage, a?: ReplMessage): void => {
+        if (lost) return;
+        try {
+          if (a && !abort.signal.aborted) ch.publish(topo.exchange, ROUTING.control, encodeReplMessage(a), { persistent: false, contentType: 'application/json' });
+          ch.ack(msg);
+        } catch (err) {
+          onLost();
+          void err;
+        }
+      };
+      await ch.consume(topo.dataQueue, (msg) => {
+        if (!msg) {
+          onLost(); // the broker cancelled the consumer (its queue is gone): start a new session
+          return;
+        }
+        let m: ReplMessage;
+        try {
+          m = decodeReplMessage(msg.content);
+        } catch (err) {
+          settle(msg); // malformed: nothing to answer to
+          void err;
+          return;
+        }
+        void handle(m).then((a) => settle(msg, a), () => settle(msg));
+      });
+    } catch (err) {
+      lost = true;
+      await c.close().catch(() => undefined);
+      throw err;
     }
-    void handle(m).then((a) => {
-      if (a && !abort.signal.aborted) answer(a);
-      ch.ack(msg);
-    }, () => ch.ack(msg)).catch(() => undefined);
-  });
+    if (lost) {
+      await c.close().catch(() => undefined);
+      throw replError('REPL_PEER_UNAVAILABLE', 'the connection to the broker was lost while the request channel was set up');
+    }
+    conn = c;
+    return c;
+  };
+  let reconnecting = false;
+  const reconnect = async (): Promise<void> => {
+    if (reconnecting) return;
+    reconnecting = true;
+    try {
+      while (!abort.signal.aborted && conn === undefined) {
+        await new Promise((r) => setTimeout(r, o.reconnectDelayMs ?? 1000));
+        if (abort.signal.aborted) return;
+        try {
+          const c = await open();
+          if (abort.signal.aborted) await c.close().catch(() => undefined);
+        } catch (err) {
+          void err; // the broker is still down: try again after the pause
+        }
+      }
+    } finally {
+      reconnecting = false;
+    }
+  };
+  try {
+    await open();
+  } catch (err) {
+    abort.abort(err); // no session to keep: stop any reconnect the failure started
+    throw err;
+  }
   return {
     async close() {
       abort.abort(replError('REPL_CLOSED', 'replica server stopped'));
-      await conn.close().catch(() => undefined);
+      const c = conn;
+      conn = undefined;
+      await c?.close().catch(() => undefined);
     },
   };
 }

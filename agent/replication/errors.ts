@@ -14,6 +14,8 @@ export const REPL_ERRORS = defineErrorCodes('replication', {
   REPL_PEER_UNAVAILABLE: { doc: 'the peer did not answer a replication request in time or the channel failed', retryable: true },
   REPL_BAD_MESSAGE: { doc: 'a replication message from the peer is malformed', retryable: false },
   REPL_CLOSED: { doc: 'the replicator was stopped before the operation completed', retryable: true },
+  REPL_SUBCONTRACT_ENDED: { doc: "the subcontract's end time has passed: the peer stores no further objects of it", retryable: false },
+  REPL_OVER_RESERVATION: { doc: 'storing the object would take the subcontract beyond the bytes or objects the peer reserved for it', retryable: false },
 });
 
 /** One of the replication codes. */

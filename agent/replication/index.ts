@@ -22,7 +22,7 @@ export { REPL_MESSAGE_VERSION, decodeReplMessage, encodeReplMessage, type AuditE
 export { eventOf, type ReplicationEvent } from './events.js';
 export { ReplicationJournal } from './journal-file.js';
 export { throttle } from './throttle.js';
-export { ReplicaReceiver } from './receiver.js';
+export { ReplicaReceiver, type ReceiverTerms } from './receiver.js';
 export { directPeer, type BatchSource, type ReplicaPeer, type ReplicateBatch } from './peer.js';
 export { Replicator, type AuditReport, type PutResult, type ReplicatorOptions } from './replicator.js';
 export { registerReplicationMetrics } from './metrics.js';

@@ -5,8 +5,8 @@
  * is `REPL_JOURNAL`. The state ({@link ReplicationState}) is the fold of these records, so a
  * restart replays the journal instead of re-copying what B already confirmed.
  */
-import { crc32 } from 'node:zlib';
 import { z } from 'zod';
+import { decodeJournalLines, encodeJournalLine, type DecodedJournalLines } from '../../protocols/journal/index.js';
 import { replError } from './errors.js';
 
 /** One journal record. Times are ms since the epoch. */
@@ -53,50 +53,16 @@ const schema = z.discriminatedUnion('t', [
 
 /** Encodes one record as a journal line (with its newline). */
 export function encodeReplRecord(record: ReplRecord): string {
-  const json = JSON.stringify(record);
-  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+  return encodeJournalLine(record);
 }
 
 /** Records of a journal's text, and where its good part ends. */
-export interface DecodedReplJournal {
-  readonly records: ReplRecord[];
-  /** Bytes of the text that hold complete, valid records. */
-  readonly goodBytes: number;
-  /** A torn or invalid last line was dropped. */
-  readonly tornTail: boolean;
-}
+export type DecodedReplJournal = DecodedJournalLines<ReplRecord>;
 
 /** Decodes a journal's text; drops a torn last line, throws `REPL_JOURNAL` on earlier damage. */
 export function decodeReplJournal(text: string, where = 'replication journal'): DecodedReplJournal {
-  const records: ReplRecord[] = [];
-  let pos = 0;
-  let line = 0;
-  while (pos < text.length) {
-    const nl = text.indexOf('\n', pos);
-    const isLast = nl < 0 || nl === text.length - 1;
-    line++;
-    const rec = nl < 0 ? undefined : decodeLine(text.slice(pos, nl));
-    if (rec === undefined) {
-      if (isLast) return { records, goodBytes: Buffer.byteLength(text.slice(0, pos)), tornTail: true };
-      throw replError('REPL_JOURNAL', `${where}: line ${line} is damaged`, { details: { line } });
-    }
-    records.push(rec);
-    pos = nl + 1;
-  }
-  return { records, goodBytes: Buffer.byteLength(text), tornTail: false };
-}
-
-function decodeLine(raw: string): ReplRecord | undefined {
-  const m = /^([0-9a-f]{8}) (.*)$/.exec(raw);
-  if (!m) return undefined;
-  if (crc32(m[2]!).toString(16).padStart(8, '0') !== m[1]) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(m[2]!);
-  } catch {
-    // A line whose CRC matched but is not JSON cannot come from this codec: treat it as damage.
-    return undefined;
-  }
-  const r = schema.safeParse(json);
-  return r.success ? (r.data as ReplRecord) : undefined;
+  return decodeJournalLines(text, (json) => {
+    const r = schema.safeParse(json);
+    return r.success ? (r.data as ReplRecord) : undefined;
+  }, (line) => replError('REPL_JOURNAL', `${where}: line ${line} is damaged`, { details: { line } }));
 }

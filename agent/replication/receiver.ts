@@ -17,14 +17,42 @@ import type { ObjectReceipt } from './state.js';
 /** Objects up to this size are read into memory in one read and put from there; larger ones are streamed. */
 const IN_MEMORY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * The terms B accepted for a subcontract, as its receiver holds them (issue 14, "a subcontract
+ * that expires", "a peer asking for more than its reservation"). Each object refused by them
+ * gets its own receipt with the coded reason, not retryable, so A reports it FAILED with it.
+ */
+export interface ReceiverTerms {
+  /** The subcontract's end (ISO time): from then on no object is stored (`REPL_SUBCONTRACT_ENDED`). */
+  readonly ends?: string;
+  /** Bytes reserved for the subcontract (the accepted capacity: `capacityGiB` × 2^30). */
+  readonly capacityBytes?: number;
+  /** Most objects reserved for the subcontract (the offer's `maxObjects`). */
+  readonly maxObjects?: number;
+  /** The clock (tests). */
+  readonly now?: () => number;
+}
+
+/** What B's bucket holds, as the reservation counts it. */
+interface Usage {
+  readonly sizes: Map<string, number>;
+  bytes: number;
+}
+
 /** B's replica store for one subcontract. */
 export class ReplicaReceiver {
+  readonly #terms: ReceiverTerms;
+  #usage: Promise<Usage> | undefined;
+
   /**
    * @param store B's object store (in the region the subcontract names)
    * @param bucket B's bucket made for A
    * @param writers objects of one batch written at once
+   * @param terms the end time and reservation B holds A to (none: unbounded)
    */
-  constructor(readonly store: ObjectStore, readonly bucket: string, readonly writers = 8) {}
+  constructor(readonly store: ObjectStore, readonly bucket: string, readonly writers = 8, terms: ReceiverTerms = {}) {
+    this.#terms = terms;
+  }
 
   /**
    * Stores each object of a batch from `stagedPath` (the batch's bytes, packed end to end):
@@ -32,17 +60,29 @@ export class ReplicaReceiver {
    * (the store verifies both as the bytes flow and stores nothing on a mismatch, answered as
    * `REPL_VERIFY_FAILED`), reads it back with `headObject`, and answers what it read.
    * One object's failure is its own receipt (`ok: false` with the coded reason); the others go on.
+   * Past the terms' end every object is refused (`REPL_SUBCONTRACT_ENDED`); an object that would
+   * take the bucket beyond the reserved bytes or objects is refused before anything is written
+   * (`REPL_OVER_RESERVATION`).
    */
   async storeBatch(objects: readonly BatchObject[], stagedPath: string, signal?: AbortSignal): Promise<ObjectReceipt[]> {
     const out: ObjectReceipt[] = new Array<ObjectReceipt>(objects.length);
+    const t = this.#terms;
+    if (t.ends !== undefined && (t.now ?? Date.now)() >= Date.parse(t.ends)) {
+      return objects.map((o) => ({ key: o.key, ok: false, code: 'REPL_SUBCONTRACT_ENDED', message: `subcontract ended at ${t.ends}: '${o.key}' not stored`, retryable: false }));
+    }
+    const usage = t.capacityBytes === undefined && t.maxObjects === undefined ? undefined : await this.#loadUsage(signal);
     let next = 0;
     // A few writes at once: a batch of small objects is bound by the store's per-request latency.
     const worker = async (): Promise<void> => {
       for (let i = next++; i < objects.length; i = next++) {
         const o = objects[i]!;
+        let undo: (() => void) | undefined;
         try {
+          if (usage) undo = this.#reserve(usage, o);
           out[i] = await this.#storeOne(o, stagedPath, signal);
+          undo = undefined;
         } catch (err) {
+          undo?.();
           const e = asCoded(err);
           out[i] = { key: o.key, ok: false, code: e.code, message: e.message, retryable: e.retryable };
         }
@@ -50,6 +90,54 @@ export class ReplicaReceiver {
     };
     await Promise.all(Array.from({ length: Math.min(this.writers, objects.length) }, worker));
     return out;
+  }
+
+  /** The bucket's usage, from one listing when first needed, then kept by this receiver's writes and deletes. */
+  #loadUsage(signal?: AbortSignal): Promise<Usage> {
+    this.#usage ??= (async () => {
+      const usage: Usage = { sizes: new Map(), bytes: 0 };
+      for (let after: string | undefined; ;) {
+        const page = await this.store.listObjects(this.bucket, { maxKeys: 1000, ...(after === undefined ? {} : { startAfter: after }), ...(signal ? { signal } : {}) });
+        for (const o of page.objects) {
+          usage.sizes.set(o.key, o.sizeBytes);
+          usage.bytes += o.sizeBytes;
+        }
+        if (page.nextStartAfter === undefined) return usage;
+        after = page.nextStartAfter;
+      }
+    })();
+    const p = this.#usage;
+    p.catch(() => {
+      if (this.#usage === p) this.#usage = undefined;
+    });
+    return p;
+  }
+
+  /**
+   * Counts `o` into the reservation before it is written (synchronously, so concurrent writers
+   * never both take the last room), or throws `REPL_OVER_RESERVATION`. Returns the undo for a
+   * write that fails (the store then still holds the previous version, if any).
+   */
+  #reserve(usage: Usage, o: BatchObject): () => void {
+    const t = this.#terms;
+    const old = usage.sizes.get(o.key);
+    const objects = usage.sizes.size + (old === undefined ? 1 : 0);
+    const bytes = usage.bytes + o.size - (old ?? 0);
+    if (t.maxObjects !== undefined && objects > t.maxObjects) {
+      throw replError('REPL_OVER_RESERVATION', `'${o.key}' would be object ${objects} of a subcontract reserved for ${t.maxObjects}`, { details: { maxObjects: t.maxObjects } });
+    }
+    if (t.capacityBytes !== undefined && bytes > t.capacityBytes && o.size > (old ?? 0)) {
+      throw replError('REPL_OVER_RESERVATION', `'${o.key}' (${o.size} bytes) would take the subcontract to ${bytes} bytes, beyond the ${t.capacityBytes} reserved`, {
+        details: { capacityBytes: t.capacityBytes, bytes },
+      });
+    }
+    usage.sizes.set(o.key, o.size);
+    usage.bytes = bytes;
+    return () => {
+      usage.bytes -= o.size - (old ?? 0);
+      if (old === undefined) usage.sizes.delete(o.key);
+      else usage.sizes.set(o.key, old);
+    };
   }
 
   async #storeOne(o: BatchObject, path: string, signal?: AbortSignal): Promise<ObjectReceipt> {
@@ -98,9 +186,16 @@ export class ReplicaReceiver {
   async deleteKeys(keys: readonly string[], signal?: AbortSignal): Promise<string[]> {
     const gone: string[] = [];
     const opts = signal ? { signal } : {};
+    const usage = this.#usage ? await this.#usage.catch(() => undefined) : undefined;
     for (const key of keys) {
       await this.store.deleteObject(this.bucket, key, opts);
-      if ((await this.store.headObject(this.bucket, key, opts)) === undefined) gone.push(key);
+      if ((await this.store.headObject(this.bucket, key, opts)) !== undefined) continue;
+      gone.push(key);
+      const size = usage?.sizes.get(key);
+      if (usage && size !== undefined) {
+        usage.sizes.delete(key);
+        usage.bytes -= size;
+      }
     }
     return gone;
   }

@@ -29,9 +29,9 @@ import { createObjectStore, type ObjectStore } from '../../adapters/storage/inde
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, serveReplicaPeer, subcontractGrantPattern, type ReplicaPeer, type ReplicaServer, type Subcontract,
 } from '../../agent/replication/index.js';
-import type { BrokerOptions } from '../../protocols/amqp/index.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { percentile } from '../control-plane/stats.js';
+import { loginAs, mgmt } from './broker.js';
 import { MiB, mixTotals, sizeMix, type MixObject, type SizeClass } from './mix.js';
 
 const { values: args } = parseArgs({
@@ -46,14 +46,12 @@ const LAG_WRITES = Number(args['lag-writes']);
 const LAG_INTERVAL = Number(args['lag-interval-ms']);
 
 interface SwiftEnv { endpoint: string; region: string; accessKeyId: string; secretAccessKeyFile: string }
-interface BrokerEnv { url: string; identity: string; management: { url: string; user: string; passwordFile: string } }
 const stateDir = process.env['INTERCLOUD_STATE_DIR'] ?? '/var/lib/intercloud-dev';
 const services = JSON.parse(readFileSync(join(stateDir, 'services.json'), 'utf8')) as {
-  swift: Record<string, SwiftEnv>; brokers: Record<string, BrokerEnv>; pki: { root: string; clouds: Record<string, { cert: string; key: string }> };
+  swift: Record<string, SwiftEnv>;
 };
 const swiftA = services.swift['cloud-a']!;
 const swiftB = services.swift['cloud-b']!;
-const brokerB = services.brokers['cloud-b']!;
 const store = (name: string, s: SwiftEnv): ObjectStore => createObjectStore('s3', {
   name, endpoint: s.endpoint, region: s.region, accessKeyId: s.accessKeyId, secretAccessKeyFile: s.secretAccessKeyFile,
 });
@@ -64,24 +62,6 @@ const DST_RCLONE = `replbench-rclone-${tag}`;
 const DST_OURS = `replbench-ours-${tag}`;
 const VHOST = `replication-bench-${process.pid}`;
 const CLASSES: SizeClass[] = ['small', 'medium', 'large'];
-
-async function mgmt(method: string, path: string, body?: unknown): Promise<void> {
-  const password = readFileSync(brokerB.management.passwordFile, 'utf8').trim();
-  const res = await fetch(new URL(path, brokerB.management.url), {
-    method,
-    headers: { authorization: `Basic ${Buffer.from(`${brokerB.management.user}:${password}`).toString('base64')}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`broker management ${method} ${path}: HTTP ${res.status} ${text}`);
-}
-
-function loginAs(cloud: string): BrokerOptions {
-  const id = services.pki.clouds[cloud]!;
-  const url = new URL(brokerB.url);
-  url.pathname = `/${encodeURIComponent(VHOST)}`;
-  return { url: url.toString(), ca: services.pki.root, cert: id.cert, key: id.key, servername: brokerB.identity, heartbeatSeconds: 5 };
-}
 
 /** rclone's remotes `a:` and `b:` from environment variables (the secrets never reach argv). */
 function rcloneEnv(): NodeJS.ProcessEnv {
@@ -249,9 +229,9 @@ try {
     const sub = subs.get(cls)!;
     const want = mixTotals(mix, cls);
     const stages = newStages();
-    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
+    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
     closers.push(() => server.close());
-    const peer = new AmqpReplicaPeer({ broker: loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, `a-xfer-${cls}`) });
+    const peer = new AmqpReplicaPeer({ broker: loginAs(VHOST, 'cloud-a'), subcontract: sub, journalDir: join(dir, `a-xfer-${cls}`) });
     closers.push(() => peer.close());
     const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`) });
     const loadBefore = load();

@@ -1,6 +1,6 @@
 /**
  * The record format of the transfer journals (pure codec). Each side keeps one small journal per
- * transfer: one line per record, `<crc-32 as 8 hex digits> <json>\n`. A crash can leave a torn
+ * transfer: one line per record, `<crc-32 as 8 hex digits> <json>\n` (protocols/journal). A crash can leave a torn
  * last line: {@link decodeJournal} drops it (and reports how many bytes are good, so the file can
  * be truncated there before appending). A bad line *before* the last is corruption.
  *
@@ -10,8 +10,8 @@
  * Sender records: `manifest` (+ the source's identity), `end` (the digest it computed),
  * `committed`, `aborted`.
  */
-import { crc32 } from 'node:zlib';
 import { z } from 'zod';
+import { decodeJournalLines, encodeJournalLine, type DecodedJournalLines } from '../journal/index.js';
 import { xferError } from './errors.js';
 import { parseManifest, type Manifest } from './messages.js';
 
@@ -53,51 +53,18 @@ const recordSchema = z.discriminatedUnion('t', [
 
 /** Encodes one record as a journal line (with its trailing newline). */
 export function encodeJournalRecord(record: JournalRecord): string {
-  const json = JSON.stringify(record);
-  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+  return encodeJournalLine(record);
 }
 
 /** Result of {@link decodeJournal}. */
-export interface DecodedJournal {
-  readonly records: JournalRecord[];
-  /** Bytes of the text that hold complete, valid records (truncate the file here). */
-  readonly goodBytes: number;
-  /** True when a torn or invalid last line was dropped. */
-  readonly tornTail: boolean;
-}
+export type DecodedJournal = DecodedJournalLines<JournalRecord>;
 
 /** Decodes a journal's text; drops a torn last line, throws `XFER_JOURNAL` on earlier damage. */
 export function decodeJournal(text: string, where = 'journal'): DecodedJournal {
-  const records: JournalRecord[] = [];
-  let pos = 0;
-  let line = 0;
-  while (pos < text.length) {
-    const nl = text.indexOf('\n', pos);
-    const isLast = nl < 0 || nl === text.length - 1;
-    const raw = nl < 0 ? text.slice(pos) : text.slice(pos, nl);
-    line++;
-    const rec = nl < 0 ? undefined : decodeLine(raw);
-    if (rec === undefined) {
-      if (isLast) return { records, goodBytes: Buffer.byteLength(text.slice(0, pos)), tornTail: true };
-      throw xferError('XFER_JOURNAL', `${where}: line ${line} is damaged`, { details: { line } });
-    }
-    records.push(rec);
-    pos = nl + 1;
-  }
-  return { records, goodBytes: Buffer.byteLength(text), tornTail: false };
+  return decodeJournalLines(text, parseRecord, (line) => xferError('XFER_JOURNAL', `${where}: line ${line} is damaged`, { details: { line } }));
 }
 
-function decodeLine(raw: string): JournalRecord | undefined {
-  const m = /^([0-9a-f]{8}) (.*)$/.exec(raw);
-  if (!m) return undefined;
-  if (crc32(m[2]!).toString(16).padStart(8, '0') !== m[1]) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(m[2]!);
-  } catch {
-    // A line whose CRC matched but is not JSON cannot come from this codec: treat as damage.
-    return undefined;
-  }
+function parseRecord(json: unknown): JournalRecord | undefined {
   const r = recordSchema.safeParse(json);
   if (!r.success) return undefined;
   if (r.data.t === 'manifest') {

@@ -11,37 +11,15 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrokerOptions } from '../../../protocols/amqp/index.js';
 import {
-  AmqpReplicaPeer, ReplicaReceiver, Replicator, newTransferId, serveReplicaPeer, subcontractGrantPattern, type ReplicaServer, type Subcontract,
+  AmqpReplicaPeer, ReplicaReceiver, Replicator, newTransferId, serveReplicaPeer, type ReplicaServer, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
-import { loadServices } from '../../helpers/services.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
+import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
-interface BrokerEnv { url: string; vhost: string; identity: string; tls: { ca: string }; management: { url: string; user: string; passwordFile: string } }
-const services = loadServices() as { brokers: Record<string, BrokerEnv>; pki: { root: string; clouds: Record<string, { cert: string; key: string }> } };
-const brokerB = services.brokers['cloud-b']!;
 const VHOST = `replication-it-${process.pid}`;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function mgmt(method: string, path: string, body?: unknown): Promise<number> {
-  const password = readFileSync(brokerB.management.passwordFile, 'utf8').trim();
-  const res = await fetch(new URL(path, brokerB.management.url), {
-    method,
-    headers: { authorization: `Basic ${Buffer.from(`${brokerB.management.user}:${password}`).toString('base64')}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  await res.text();
-  return res.status;
-}
-
-function loginAs(cloud: string): BrokerOptions {
-  const id = services.pki.clouds[cloud]!;
-  const url = new URL(brokerB.url);
-  url.pathname = `/${encodeURIComponent(VHOST)}`;
-  return { url: url.toString(), ca: services.pki.root, cert: id.cert, key: id.key, servername: brokerB.identity, heartbeatSeconds: 5 };
-}
 
 const sub: Subcontract = {
   id: `sc-${randomUUID()}`, from: 'cloud-a', to: 'cloud-b', source: { bucket: 'src', prefix: '' }, target: { bucket: 'dst' },
@@ -51,6 +29,7 @@ const sub: Subcontract = {
 let dir = '';
 let a: MemoryStore;
 let b: MemoryStore;
+let vhost: ReplicaVhost | undefined;
 let server: ReplicaServer | undefined;
 let peer: AmqpReplicaPeer | undefined;
 let unlock: (() => Promise<void>) | undefined;
@@ -61,24 +40,21 @@ beforeAll(async () => {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(process.env['INTERCLOUD_TEST_TMP'] ?? tmpdir(), 'repl-it-'));
-  expect(await mgmt('PUT', `/api/vhosts/${VHOST}`, {})).toBeLessThan(300);
-  const re = (p: string) => ({ configure: p, write: p, read: p });
   // B on its own broker: every transfer into cloud-b (as on `transfers`); A: this subcontract only.
-  expect(await mgmt('PUT', `/api/permissions/${VHOST}/cloud-b`, re('^xfer\\.[a-z0-9-]+\\.cloud\\-b\\.[0-9a-f-]{36}(\\.(data|ctl))?$'))).toBeLessThan(300);
-  expect(await mgmt('PUT', `/api/permissions/${VHOST}/cloud-a`, re(subcontractGrantPattern('cloud-a', 'cloud-b', sub.id)))).toBeLessThan(300);
+  vhost = await replicaVhost(VHOST, sub);
   a = new MemoryStore();
   b = new MemoryStore();
   await a.createBucket('src');
   await b.createBucket('dst');
-  server = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, 'dst'), workDir: join(dir, 'b'), concurrency: 4 });
-  peer = new AmqpReplicaPeer({ broker: loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, 'a-xfer'), transfer: { reconnectDelayMs: 300, endRetryMs: 500 } });
+  server = await serveReplicaPeer({ broker: vhost!.loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, 'dst'), workDir: join(dir, 'b'), concurrency: 4 });
+  peer = new AmqpReplicaPeer({ broker: vhost!.loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, 'a-xfer'), transfer: { reconnectDelayMs: 300, endRetryMs: 500 } });
 }, 60_000);
 
 afterAll(async () => {
   try {
     await peer?.close();
     await server?.close();
-    expect(await mgmt('DELETE', `/api/vhosts/${VHOST}`)).toBeLessThan(300);
+    await vhost?.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await unlock?.();
@@ -119,9 +95,9 @@ describe("replication over cloud-b's broker", () => {
   }, 180_000);
 
   it("cloud-a's grant covers its subcontract's transfers and nothing else", async () => {
-    const id = services.pki.clouds['cloud-a']!;
-    const conn = await amqp.connect(loginAs('cloud-a').url, {
-      ca: [readFileSync(services.pki.root)], cert: readFileSync(id.cert), key: readFileSync(id.key), servername: brokerB.identity, credentials: amqp.credentials.external(),
+    const login = vhost!.loginAs('cloud-a');
+    const conn = await amqp.connect(login.url, {
+      ca: [readFileSync(login.ca)], cert: readFileSync(login.cert), key: readFileSync(login.key), ...(login.servername ? { servername: login.servername } : {}), credentials: amqp.credentials.external(),
     });
     conn.on('error', () => undefined);
     const tryDeclare = async (name: string): Promise<number | 'ok'> => {
@@ -182,7 +158,7 @@ describe("B's agent restarted mid-batch", () => {
     store.rawPut('src', 'crash/big', big, sha(big));
     const small = randomBytes(2048);
     store.rawPut('src', 'crash/small', small, sha(small));
-    const quickPeer = new AmqpReplicaPeer({ broker: loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, 'a-xfer2'), answerTimeoutMs: 4000, transfer: { reconnectDelayMs: 300, endRetryMs: 500 } });
+    const quickPeer = new AmqpReplicaPeer({ broker: vhost!.loginAs('cloud-a'), subcontract: sub, journalDir: join(dir, 'a-xfer2'), answerTimeoutMs: 4000, transfer: { reconnectDelayMs: 300, endRetryMs: 500 } });
     const r = await Replicator.open({
       subcontract: { ...sub, source: { bucket: 'src', prefix: 'crash/' }, bandwidthBytesPerSecond: 8 * 1024 * 1024 }, store, peer: quickPeer,
       journalPath: join(dir, 'journal-crash'), stagingDir: join(dir, 'a-staging-crash'), backoff: { baseMs: 200, capMs: 1000, maxAttempts: 20 },
@@ -196,7 +172,7 @@ describe("B's agent restarted mid-batch", () => {
     expect(r.object('crash/big')!.state).toBe('PENDING');
     await server!.close();
     await new Promise((res) => setTimeout(res, 500));
-    server = await serveReplicaPeer({ broker: loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, 'dst'), workDir: join(dir, 'b'), concurrency: 4 });
+    server = await serveReplicaPeer({ broker: vhost!.loginAs('cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, 'dst'), workDir: join(dir, 'b'), concurrency: 4 });
     await r.idle(AbortSignal.timeout(120_000));
     expect(events.some((e) => e.startsWith('retry:crash/big:'))).toBe(true);
     expect(b.raw('dst').get('crash/big')!.bytes.equals(big)).toBe(true);

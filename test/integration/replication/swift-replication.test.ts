@@ -7,46 +7,26 @@
  * federation lock for its whole run and is in vitest.config.ts's EXCLUSIVE list.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
+import type { ObjectStore } from '../../../adapters/storage/index.js';
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, serveReplicaPeer, type ReplicaServer, type ReplicationEvent, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
-import { serviceEnv } from '../../helpers/services.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
-
-/** What this test reads of services.json → `swift.<cloud>` (scripts/services.d/72-swift.sh). */
-interface SwiftCloud {
-  endpoint: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKeyFile: string;
-  pidFiles: { proxy: string };
-}
+import { MiB, dropBucket, readAll, s3Store, sha, sleep, swift, until, type SwiftCloud } from './swift-rig.js';
 
 const run = promisify(execFile);
 const SERVICES = resolve(import.meta.dirname, '../../../scripts/services');
-const PART = 8 * 1024 * 1024;
-const MiB = 1024 * 1024;
-const swift = (cloud: 'cloud-a' | 'cloud-b'): SwiftCloud => serviceEnv<Record<string, SwiftCloud>>('swift')[cloud]!;
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 const RUN = `${process.pid}-${randomUUID().slice(0, 8)}`;
 const SRC = `repl-src-${RUN}`;
 const DST = `repl-dst-${RUN}`;
-
-function s3Store(cloud: 'cloud-a' | 'cloud-b'): ObjectStore {
-  const e = swift(cloud);
-  return createObjectStore('s3', { name: cloud, endpoint: e.endpoint, region: e.region, accessKeyId: e.accessKeyId, secretAccessKeyFile: e.secretAccessKeyFile, partSizeBytes: PART });
-}
 
 /** A plain S3 client on cloud-b's Swift: writes behind the adapter's back (no checks of its own). */
 function rawClientB(): S3Client {
@@ -71,21 +51,6 @@ async function containerQuota(e: SwiftCloud, bucket: string, bytes: number | und
   else headers['x-container-meta-quota-bytes'] = String(bytes);
   const res = await fetch(`${storage}/${bucket}`, { method: 'POST', headers });
   if (res.status !== 204) throw new Error(`setting the quota of '${bucket}' failed: http ${res.status}`);
-}
-
-async function readAll(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Polls `pred` every 100 ms until it holds; fails with `what` after `ms`. */
-async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 const sub: Subcontract = {
@@ -149,16 +114,8 @@ afterAll(async () => {
     await server?.close();
     await vhost?.close();
     await containerQuota(swift('cloud-b'), DST, undefined).catch(() => undefined);
-    for (const [store, bucket] of [[storeA, SRC], [storeB, DST]] as const) {
-      if (!store || !(await store.headBucket(bucket))) continue;
-      for (let after: string | undefined; ;) {
-        const page = await store.listObjects(bucket, after === undefined ? {} : { startAfter: after });
-        for (const o of page.objects) await store.deleteObject(bucket, o.key);
-        if (page.nextStartAfter === undefined) break;
-        after = page.nextStartAfter;
-      }
-      await store.deleteBucket(bucket);
-    }
+    if (storeA) await dropBucket(storeA, SRC);
+    if (storeB) await dropBucket(storeB, DST);
     await storeA?.close();
     await storeB?.close();
   } finally {
