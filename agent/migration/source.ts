@@ -1,7 +1,7 @@
 /**
  * The source side of a VM migration (the paper's Figure 5), as sequencer steps:
  *
- *   describe → find-peer → verify-peer → negotiate → stop-source → transfer →
+ *   describe → find-peer → verify-peer → negotiate → [pre-copy] → stop-source → transfer →
  *   instantiate → re-address → commit (pivot) → release-source
  *
  * Until `commit` completes, any failure or a cancel compensates newest first: the target
@@ -10,6 +10,12 @@
  * source's `re-address` withdraws its own registration. `commit` is the point of no return: the target has confirmed the VM runs there
  * and promised to keep it; only then is the source copy removed. So at the end the VM
  * runs in exactly one cloud.
+ *
+ * Warm and live moves (issue 15, `migrate-move`): `pre-copy` sends the disks' chain images
+ * round after round while the VM runs; `stop-source` saves the VM's state (live) or shuts it
+ * down (warm); `transfer` sends the newest overlays and the state; the target restores the VM
+ * paused and resumes it at `commit`. Before the pivot the source resumes from its state file
+ * (or starts again) and merges its overlays back (`abortTracking`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IntercloudError, defineErrorCodes } from '../../protocols/errors/index.js';
@@ -96,13 +102,27 @@ function moving(ports: SourcePorts): { precopy: PrecopyPort; images: ImageTransf
   return { precopy: ports.precopy, images: ports.images };
 }
 
-/** The steps of the source side, bound to `ports`. */
+/** The steps of the source side of a cold move, bound to `ports` (the `migrate-out` transaction). */
 export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
+  return sourceSteps(ports, false).filter((s) => s.name !== 'pre-copy');
+}
+
+/**
+ * The steps of the source side of a move in a mode the operator asked for (`migrate-move`):
+ * those of {@link migrateOutSteps} with `pre-copy` before the cut-over. A move that falls back to
+ * `cold` runs them too (its pre-copy does nothing).
+ */
+export function migrateMoveSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
+  return sourceSteps(ports, true);
+}
+
+/** The steps; without `modes`, every move is cold whatever the input asks (`migrate-out`). */
+function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<MigrateOutInput>> {
   const peerOf = (ctx: { result<T>(s: string): T }): PeerRef => ctx.result<PeerRef>('find-peer');
   /** The mode for this move: cold unless the operator asked for another and both sides can. */
   const choose = async (ctx: StepContext<MigrateOutInput>, peer: PeerRef): Promise<ModeChoice | undefined> => {
     const { input, signal } = ctx;
-    if (input.mode === undefined || input.mode === 'cold') return undefined;
+    if (!modes || input.mode === undefined || input.mode === 'cold') return undefined;
     const { wasRunning } = ctx.result<Described>('describe');
     // A stopped VM has nothing to pre-copy or save: only cold can move it.
     const source = wasRunning && ports.precopy !== undefined && ports.images !== undefined
@@ -352,6 +372,14 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
 /** The migration transaction, source side. Bump `version` when steps change incompatibly. */
 export function migrateOutDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
   return { kind: 'migrate-out', version: 1, steps: migrateOutSteps(ports) };
+}
+
+/**
+ * The migration transaction with a mode (issue 15: `warm` or `live` asked, maybe falling back):
+ * a sibling of `migrate-out`, so that journals of cold moves replay to the same steps.
+ */
+export function migrateMoveDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
+  return { kind: 'migrate-move', version: 1, steps: migrateMoveSteps(ports) };
 }
 
 /**

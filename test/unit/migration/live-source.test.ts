@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import { JournalFile, Sequencer } from '../../../agent/sequencer/index.js';
 import {
-  migrateOutDefinition, type ChainImageInfo, type InstantiateOrder, type MigrateOutInput, type MoveImage, type SourcePorts,
+  migrateMoveDefinition, type ChainImageInfo, type InstantiateOrder, type MigrateOutInput, type MoveImage, type SourcePorts,
 } from '../../../agent/migration/index.js';
 
 let dir: string;
@@ -83,8 +83,8 @@ const fast = { backoffMs: () => 0 };
 describe('live move, source side (fake ports)', () => {
   it('pre-copies round after round until the overlay is small, saves, sends the rest and records the downtime', async () => {
     const w = world([4 << 20, 1 << 20, 32 << 10]);
-    const seq = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    const { done } = await seq.start('migrate-out', 'm1', input());
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    const { done } = await seq.start('migrate-move', 'm1', input());
     expect(await done).toBe('completed');
     expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'round:3', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
     // Bases, then each frozen overlay, then the newest overlays and the state once saved.
@@ -100,23 +100,23 @@ describe('live move, source side (fake ports)', () => {
 
   it('stops at the round cap even when the guest keeps writing', async () => {
     const w = world([4 << 20, 4 << 20, 4 << 20, 4 << 20, 4 << 20]);
-    const seq = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    expect(await (await seq.start('migrate-out', 'm1', input({ precopy: { maxRounds: 2, smallBytes: 0 } }))).done).toBe('completed');
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    expect(await (await seq.start('migrate-move', 'm1', input({ precopy: { maxRounds: 2, smallBytes: 0 } }))).done).toBe('completed');
     expect(w.calls.filter((c) => c.startsWith('round:'))).toEqual(['round:1', 'round:2']);
   });
 
   it('resumes a restarted pre-copy at the round it was in: nothing sent twice, no round skipped or repeated', async () => {
     const w = world([4 << 20, 1 << 20, 32 << 10]);
     w.s.hangSend = '0.1';
-    const first = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    const { done } = await first.start('migrate-out', 'm1', input());
+    const first = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    const { done } = await first.start('migrate-move', 'm1', input());
     while (!w.calls.includes('hang:0.1')) await new Promise((r) => setTimeout(r, 5));
     await first.stop();
     await done.catch(() => undefined);
     expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'hang:0.1']);
     w.s.hangSend = undefined;
 
-    const second = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
+    const second = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
     const [job] = await second.resumeAll();
     expect(await job!.done).toBe('completed');
     expect(w.calls.slice(4)).toEqual(['round:3', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
@@ -126,8 +126,8 @@ describe('live move, source side (fake ports)', () => {
   it('before the pivot, a failure releases the target, resumes the saved vm, then merges the overlays back', async () => {
     const w = world([4 << 20, 32 << 10]);
     w.s.failAt.add('instantiate');
-    const seq = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    expect(await (await seq.start('migrate-out', 'm1', input())).done).toBe('compensated');
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    expect(await (await seq.start('migrate-move', 'm1', input())).done).toBe('compensated');
     expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'save', 'release', 'resume', 'abort-tracking', 'release']);
     expect(w.s).toMatchObject({ running: true, saved: false, rounds: 0 });
   });
@@ -135,8 +135,8 @@ describe('live move, source side (fake ports)', () => {
   it('a cancel during the pre-copy merges the overlays back and leaves the vm running, never saved', async () => {
     const w = world([4 << 20, 32 << 10]);
     w.s.hangSend = '0.1';
-    const seq = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    const { done } = await seq.start('migrate-out', 'm1', input());
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    const { done } = await seq.start('migrate-move', 'm1', input());
     while (!w.calls.includes('hang:0.1')) await new Promise((r) => setTimeout(r, 5));
     await seq.cancel('m1');
     expect(await done).toBe('cancelled');
@@ -147,14 +147,14 @@ describe('live move, source side (fake ports)', () => {
   it('warm shuts the vm down at the cut-over and starts it again on failure; no mode asked is a cold move as before', async () => {
     const w = world([32 << 10]);
     w.s.failAt.add('instantiate');
-    const seq = new Sequencer({ journalDir: dir, definitions: [migrateOutDefinition(w.ports)], ...fast });
-    expect(await (await seq.start('migrate-out', 'm1', input({ mode: 'warm' }))).done).toBe('compensated');
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    expect(await (await seq.start('migrate-move', 'm1', input({ mode: 'warm' }))).done).toBe('compensated');
     expect(w.calls).toEqual(['offer:warm:-', 'round:1', 'stop', 'release', 'start', 'abort-tracking', 'release']);
     expect(w.sent).toEqual(['0.0', '1.0', '0.1', '1.1']);
 
     const cold = world([]);
-    const seq2 = new Sequencer({ journalDir: join(dir, 'c'), definitions: [migrateOutDefinition(cold.ports)], ...fast });
-    await expect(seq2.start('migrate-out', 'm2', input({ mode: undefined })).then((j) => j.done)).resolves.toBe('compensated');
+    const seq2 = new Sequencer({ journalDir: join(dir, 'c'), definitions: [migrateMoveDefinition(cold.ports)], ...fast });
+    await expect(seq2.start('migrate-move', 'm2', input({ mode: undefined })).then((j) => j.done)).resolves.toBe('compensated');
     expect(cold.calls.slice(0, 2)).toEqual(['offer:cold:-', 'stop']);
   });
 });
