@@ -276,6 +276,19 @@ export interface TargetHypervisorPort {
    * `volumes` — never the other storage its definition may name. Absent is fine.
    */
   remove(vm: LocalVmRef, volumes: readonly string[], signal: AbortSignal): Promise<{ undefined: boolean }>;
+  /**
+   * Live moves (issue 15): restores the VM `vm` from the received state file and disk chains
+   * (paths this side received, base first; bases read as `raw`, overlays as `qcow2`), paused,
+   * defined persistently. The domain keeps the UUID the state carries (the result's `uuid`).
+   * Refuses (`HV_STATE_INVALID`) anything that is not this host's own received storage, or a
+   * state that names other files. Absent: this cloud takes no live moves.
+   */
+  restore?(req: { vm: string; state: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>> }, signal: AbortSignal): Promise<DefinedVm>;
+  /**
+   * Merges our running VM's disk chains into their bases (after a live move), then removes the
+   * files `discard` (its restored state file: the guest runs from memory now). Idempotent.
+   */
+  flatten?(vm: LocalVmRef, discard: readonly string[], signal: AbortSignal): Promise<void>;
 }
 
 /** Receiving disks (AMQP reliable transfer, target side). */
@@ -291,6 +304,17 @@ export interface ReceivePort {
   ): Promise<Record<string, { path: string; sha256: string }>>;
   /** Removes everything received (staged or committed) for the offer. Idempotent. */
   discard(offerId: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Live moves (issue 15): receives one image of the offer's disk chains, or its state, into a
+   * file whose name this side makes from `slot` (its own counters, never the peer's words), on a
+   * transfer id derived from the offer and the image; at most `maxSize` bytes. Resolves once
+   * committed (digest known). Idempotent: resumes a partial receive. Removed by {@link discard}.
+   */
+  receiveImage?(
+    req: { offerId: string; from: string; reservation: Reservation; image: MoveImage; slot: string; maxSize: number },
+    progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+    signal: AbortSignal,
+  ): Promise<{ path: string; sha256: string }>;
 }
 
 /** What the source asks of the target, delivered to the waiting target job. */
