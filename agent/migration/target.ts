@@ -90,9 +90,17 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
  * it never runs in two clouds. Its domain keeps the UUID the saved state carries (recorded by
  * `define`); every later step goes by that.
  */
-export function migrateInLiveDefinition(ports: TargetPorts): TransactionDefinition<MigrateInInput> {
-  return { kind: 'migrate-in-live', version: 1, steps: targetSteps(ports, true) };
+export function migrateInLiveDefinition(ports: TargetPorts, options: { orderGraceMs?: number } = {}): TransactionDefinition<MigrateInInput> {
+  return { kind: 'migrate-in-live', version: 1, steps: targetSteps(ports, true, options.orderGraceMs ?? ORDER_GRACE_MS) };
 }
+
+/**
+ * How long, once the source's instantiate order arrived, an image it names may still take to be
+ * received here (it was committed before the order was sent: only a receive that the order
+ * overtook, or one resumed after a restart, is still running). A named image that does not
+ * arrive by then was never sent: `MIGRATE_BAD_IMAGES`.
+ */
+export const ORDER_GRACE_MS = 60_000;
 
 /** The most bytes the peer may send for one image of `vm` (a disk's capacity, a qcow2's metadata; the state: memory and devices). */
 function maxImageBytes(vm: VmSummary, image: MoveImage): number {
@@ -102,7 +110,7 @@ function maxImageBytes(vm: VmSummary, image: MoveImage): number {
   return Math.ceil((d?.capacityBytes ?? 0) * 1.1) + 16 * MiB;
 }
 
-function targetSteps(ports: TargetPorts, live: boolean): TransactionDefinition<MigrateInInput>['steps'] {
+function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRACE_MS): TransactionDefinition<MigrateInInput>['steps'] {
   const untilExpiry = (ms: number, signal: AbortSignal): AbortSignal =>
     AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, ms))]);
   const expired = (what: string, offerId: string): IntercloudError =>
@@ -138,8 +146,17 @@ function targetSteps(ports: TargetPorts, live: boolean): TransactionDefinition<M
     for (const c of ctx.checkpoints<ReceivedImage>()) got[c.key] = c;
     const wait = untilExpiry(Date.parse(input.reservation.expiresAt) - Date.now(), signal);
     let order: InstantiateOrder | undefined;
-    const ordered = ports.requests.instantiateRequest(input.offerId, wait).then((o) => { order = o; return o; });
+    const grace = new AbortController();
+    const notSent = (): IntercloudError => new IntercloudError('MIGRATE_BAD_IMAGES',
+      `offer '${input.offerId}': the source names images it did not send within ${orderGraceMs} ms of its instantiate request`, { retryable: false });
+    let graceTimer: NodeJS.Timeout | undefined;
+    const ordered = ports.requests.instantiateRequest(input.offerId, wait).then((o) => {
+      order = o;
+      graceTimer = setTimeout(() => grace.abort(notSent()), orderGraceMs);
+      return o;
+    });
     ordered.catch(() => undefined);
+    const bounded = (...signals: AbortSignal[]): AbortSignal => AbortSignal.any([wait, grace.signal, ...signals]);
     const one = async (image: MoveImage, slot: string, s: AbortSignal): Promise<void> => {
       const key = imageKey(image);
       if (got[key] !== undefined) return;
@@ -149,7 +166,7 @@ function targetSteps(ports: TargetPorts, live: boolean): TransactionDefinition<M
       got[key] = { key, path: r.path, sha256: r.sha256 };
       await ctx.checkpoint(got[key]);
     };
-    const state = one('state', 'state', wait);
+    const state = one('state', 'state', bounded());
     state.catch(() => undefined);
     try {
       chain: for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
@@ -159,7 +176,7 @@ function targetSteps(ports: TargetPorts, live: boolean): TransactionDefinition<M
           if (got[key] !== undefined) continue;
           if (order !== undefined && order.digests[key] === undefined) break chain;
           const stop = new AbortController();
-          const pending = one(image, `d${i}-${depth}`, AbortSignal.any([wait, stop.signal]));
+          const pending = one(image, `d${i}-${depth}`, bounded(stop.signal));
           pending.catch(() => undefined);
           const first = await Promise.race([pending.then(() => 'image' as const), ordered.then(() => 'order' as const)]);
           if (first === 'order' && order!.digests[key] === undefined) {
@@ -175,7 +192,10 @@ function targetSteps(ports: TargetPorts, live: boolean): TransactionDefinition<M
       await state;
     } catch (err) {
       if (!signal.aborted && wait.aborted) throw expired('the images and the instantiate request', input.offerId);
+      if (!signal.aborted && grace.signal.aborted) throw notSent();
       throw err;
+    } finally {
+      clearTimeout(graceTimer);
     }
     return got;
   };
