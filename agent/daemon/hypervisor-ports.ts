@@ -86,10 +86,12 @@ export async function imageTransferSource(hv: Hypervisor, vm: string, image: { d
     throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot pre-copy or save a vm', { retryable: false });
   }
   let size: number;
+  let href: string;
   let open: (offset: number) => Promise<Readable>;
   if (image === 'state') {
     const saved = await capture!.saveState(vm, { signal }); // idempotent: the saved file
     size = saved.sizeBytes;
+    href = saved.href;
     open = (offset) => capture!.readState(vm, { offset, length: size - offset, signal });
   } else {
     const found = (await track.chain(vm, { signal }))[Number(image.diskId)]?.find((i) => i.depth === image.depth);
@@ -97,8 +99,12 @@ export async function imageTransferSource(hv: Hypervisor, vm: string, image: { d
       throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${vm}' has no image ${image.depth} of disk '${image.diskId}'`, { retryable: false });
     }
     size = found.sizeBytes;
+    href = found.href;
     open = (offset) => track.readImage(vm, found.href, { offset, length: size - offset, signal });
   }
+  // In the hypervisor's local storage directory: read as a file here (no hop through the adapter).
+  const local = await localStorageDirOf(hv, signal);
+  if (local !== undefined && dirname(href) === local) return fileSource(href);
   return streamSource({
     size,
     open: (offset: number): Readable => {

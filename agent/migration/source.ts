@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { IntercloudError, defineErrorCodes } from '../../protocols/errors/index.js';
 import { COMPENSATION_MAX_ATTEMPTS, type StepContext, type StepDefinition, type TransactionDefinition } from '../sequencer/index.js';
 import type { MigrationMode } from '../../protocols/xmpp/index.js';
-import type { ImageTransferPort, PeerRef, PrecopyPort, Reservation, SourcePorts, VmSummary } from './ports.js';
+import type { ImageTransferPort, MoveImage, PeerRef, PrecopyPort, Reservation, SourcePorts, VmSummary } from './ports.js';
 import { chooseMode, offerModeFields, type ModeChoice } from './modes.js';
 import { imageKey, planPrecopy, type PrecopyCheckpoint, type PrecopyResult } from './precopy.js';
 
@@ -274,12 +274,17 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
           const chain = await precopy.chain(ctx.input.vm, ctx.signal);
           const rest = planPrecopy(chain, digests, { maxRounds: 0, smallBytes: 0 }, true).send;
           let bytesSent = 0;
-          for (const image of [...rest, ...(mode === 'live' ? ['state' as const] : [])]) {
+          const send = async (image: MoveImage): Promise<void> => {
             const r = await images.sendImage({ offerId: ctx.input.offerId, vm: ctx.input.vm, image, reservation, peer },
               (p) => ctx.progress({ image: imageKey(image), bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }), ctx.signal);
             digests[imageKey(image)] = r.sha256;
             bytesSent += r.bytesSent;
-          }
+          };
+          // The state goes beside the overlays (the target receives it on its own transfer meanwhile);
+          // the overlays in order, as the target takes them.
+          const overlays = (async () => { for (const image of rest) await send(image); })();
+          const results = await Promise.allSettled([overlays, ...(mode === 'live' ? [send('state')] : [])]);
+          for (const r of results) if (r.status === 'rejected') throw r.reason;
           await ports.audit.record('disks-transferred', { job: ctx.jobId, peer: peer.cloudId, digests, bytesSent, mode });
           return { digests, bytesSent, precopyBytes: pre.bytesSent };
         }
