@@ -2,7 +2,7 @@
  * The local API: HTTP/1.1 on a Unix socket, for the cloud's own orchestration (hooks,
  * scripts) and the CLI. The socket file is mode 0660: whoever may write to it may move VMs.
  *
- *   POST /v1/migrations          {vm, to? | auto: true, region?, dryRun?}  → 202 {jobId}
+ *   POST /v1/migrations          {vm, to? | auto: true, region?, dryRun?, mode?, fallback?}  → 202 {jobId}
  *   GET  /v1/jobs                                                         → 200 [JobStatus]
  *   GET  /v1/jobs/:id                                                     → 200 JobStatus
  *   GET  /v1/jobs/:id/events     server-sent events until the job ends
@@ -37,6 +37,10 @@ export interface MigrationRequest {
   dryRun?: boolean;
   /** The VM's IP addresses (EIDs) to keep reachable after the move. */
   addresses?: string[];
+  /** The migration mode (issue 15): `cold`, `warm` or `live`; absent: cold. */
+  mode?: 'cold' | 'warm' | 'live';
+  /** The lowest mode accepted when `mode` cannot be used. */
+  fallback?: 'cold' | 'warm' | 'live';
 }
 
 /** What the API server needs from the daemon. */
@@ -59,13 +63,17 @@ export function parseMigrationRequest(body: unknown): MigrationRequest {
   const b = body as Record<string, unknown>;
   const bad = (m: string): never => { throw new IntercloudError('API_BAD_REQUEST', m); };
   if (typeof b !== 'object' || b === null || Array.isArray(b)) bad('body must be a json object');
-  const known = new Set(['vm', 'to', 'auto', 'region', 'dryRun', 'addresses']);
+  const known = new Set(['vm', 'to', 'auto', 'region', 'dryRun', 'addresses', 'mode', 'fallback']);
   for (const k of Object.keys(b)) if (!known.has(k)) bad(`unknown field '${k}'`);
   if (typeof b['vm'] !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(b['vm'])) bad("'vm' must be a vm name");
   if (b['to'] !== undefined && (typeof b['to'] !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b['to']))) bad("'to' must be a cloud id");
   if ((b['to'] === undefined) === (b['auto'] !== true)) bad("give exactly one of 'to' or 'auto: true'");
   if (b['region'] !== undefined && typeof b['region'] !== 'string') bad("'region' must be a string");
   if (b['dryRun'] !== undefined && typeof b['dryRun'] !== 'boolean') bad("'dryRun' must be a boolean");
+  for (const f of ['mode', 'fallback']) {
+    if (b[f] !== undefined && b[f] !== 'cold' && b[f] !== 'warm' && b[f] !== 'live') bad(`'${f}' must be 'cold', 'warm' or 'live'`);
+  }
+  if (b['fallback'] !== undefined && b['mode'] === undefined) bad("'fallback' needs a 'mode'");
   const addresses = b['addresses'];
   if (addresses !== undefined && (!Array.isArray(addresses) || addresses.length > 64 || addresses.some((a) => typeof a !== 'string' || isIP(a) === 0))) {
     bad("'addresses' must be a list of ip addresses");

@@ -185,6 +185,9 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
         workload: vmWorkload(offer.vm),
         constraints: { regions: offer.region ? [offer.region] : [] },
         terms: { currency: opts.currency },
+        // Issue 15: the mode both sides must agree (the session checks the accept names it).
+        ...(offer.mode === undefined ? {} : { mode: offer.mode }),
+        ...(offer.state === undefined ? {} : { state: offer.state }),
       });
       if (outcome.type === 'reject') {
         // A reason of RFC 6120 type `wait` (its broker is down, no capacity now) may pass.
@@ -197,6 +200,11 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
       // checked to be the peer's before a byte is sent (issue 13).
       const transfer = await opts.checkEndpoint({ uri: a.transferUri, ...(a.transferIdentity === undefined ? {} : { identity: a.transferIdentity }) }, peer, signal);
       return { reservationId: a.reservationId, transfer, expiresAt: a.expires };
+    },
+    async advert(peer) {
+      // The peer's signed catalog entry, as verified when read.
+      const [p] = (await session.discoverPeers({ excludeCloud: session.cloudId })).filter((x) => x.entry.cloudId === peer.cloudId);
+      return p?.entry.migration;
     },
     async release(peer, offerId) {
       await request(peer, { type: 'release', offerId }, 'release');

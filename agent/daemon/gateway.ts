@@ -9,11 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
+import { createHypervisor, stateRestore, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createTrustBinding, type CloudProfile, type RejectReason,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, MAX_RESTORE_MACHINES, createTrustBinding, type CloudProfile, type MigrationAdvert,
+  type MigrationMode, type RejectReason,
 } from '../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
@@ -21,7 +22,8 @@ import type { AgentConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
 import {
-  MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateOutDefinition,
+  MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateInLiveDefinition, migrateMoveDefinition,
+  migrateOutDefinition,
   type AuditPort, type MigrateInInput, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
@@ -31,9 +33,9 @@ import { endpointCheck } from './broker-endpoint.js';
 import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
-import { sourceHypervisorPort, targetHypervisorPort } from './hypervisor-ports.js';
-import { transferIdFor } from './transfer-ids.js';
-import { sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
+import { localStorageDirOf, sourceHypervisorPort, sourcePrecopyPort, targetHypervisorPort } from './hypervisor-ports.js';
+import { moveTransferPrefix, transferIdFor } from './transfer-ids.js';
+import { sourceImagePort, sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -89,6 +91,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     : undefined;
 
   const capacity = await hypervisor.hostCapacity();
+  const migrationAdvert = await advertOf(hypervisor);
   const profile: CloudProfile = {
     regions: config.cloud.regions,
     hypervisors: [hypervisor.kind],
@@ -97,6 +100,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     capacity: capacityOf(capacity),
     terms: { currency: config.terms.currency, pricePerVcpuHour: config.terms.pricePerVcpuHour, pricePerGbMonth: config.terms.pricePerGbMonth },
     transferUri: config.amqp.url,
+    // Issue 15: the modes this side takes, from its adapter's capabilities (never its kind).
+    ...(migrationAdvert === undefined ? {} : { migration: migrationAdvert }),
   };
   const session = new GatewaySession({
     cloudId,
@@ -119,6 +124,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       capacity: profile.capacity,
       reservationTtlMs: config.policy.reservationSeconds * 1000,
       maxClockSkewMs: config.policy.maxClockSkewMs,
+      ...(migrationAdvert === undefined ? {} : { migration: migrationAdvert }),
     }),
     profile,
     transferEndpoint: () => ownEndpoint,
@@ -156,6 +162,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     throw err;
   }
 
+  const precopy = sourcePrecopyPort(hypervisor);
   const sourcePorts: SourcePorts = {
     cloudId,
     hypervisor: sourceHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
@@ -163,6 +170,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     transfer: sourceTransferPort(hypervisor, transfer),
     addressing,
     audit,
+    ...(precopy === undefined ? {} : { precopy, images: sourceImagePort(hypervisor, transfer) }),
   };
   const mailbox = new SourceRequestMailbox();
   const targetPorts: TargetPorts = {
@@ -180,7 +188,10 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const jobLog = log.child({ component: 'sequencer' });
   const sequencer = new Sequencer({
     journalDir: join(stateDir, 'journal'),
-    definitions: [migrateOutDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts), migrateInDefinition(targetPorts)],
+    definitions: [
+      migrateOutDefinition(sourcePorts), migrateMoveDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts),
+      migrateInDefinition(targetPorts), migrateInLiveDefinition(targetPorts),
+    ],
     onEvent: (e: SequencerEvent) => {
       metrics.observe(e);
       if (e.type === 'progress') return;
@@ -226,7 +237,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     const w = incoming.offer.workload;
     if (w.type !== 'vm') return { reason: 'policy', text: 'this gateway hosts vms only' };
     const offerId = incoming.offer.offerId;
-    const grant: OfferGrant = { peer: incoming.signer.cloudId, offerId, transferIds: w.disks.map((d) => transferIdFor(offerId, d.id)) };
+    const grant = offerGrant(incoming.signer.cloudId, offerId, w.disks, incoming.offer.mode);
     try {
       // The peer may touch, at this cloud's broker, the resources of this offer's transfers
       // only; a broker that does not answer refuses the offer (`unavailable`, retryable).
@@ -234,7 +245,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       try {
         await targetService.handleOffer(
           { cloudId: incoming.signer.cloudId, jid: incoming.from.split('/')[0] ?? incoming.from },
-          { offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>) },
+          { offerId, vm: summaryFromWorkload(w as ReturnType<typeof vmWorkload>), ...(incoming.offer.mode === undefined ? {} : { mode: incoming.offer.mode }) },
           // The reservation admission made, which the accept carries: the job's only one.
           incoming.reservation,
         );
@@ -278,8 +289,11 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
         vm: req.vm, offerId,
         ...(req.to ? { to: req.to } : {}), ...(req.region ? { region: req.region } : {}),
         ...(req.addresses ? { addresses: req.addresses } : {}),
+        ...(req.mode ? { mode: req.mode } : {}), ...(req.fallback ? { fallback: req.fallback } : {}),
       };
-      const { jobId } = await sequencer.start(req.dryRun ? 'migrate-dry-run' : 'migrate-out', `out-${offerId}`, input);
+      // A move with a mode (issue 15) runs as `migrate-move`; without, the cold `migrate-out` as before.
+      const kind = req.dryRun ? 'migrate-dry-run' : req.mode === undefined || (req.mode === 'cold' && req.fallback === undefined) ? 'migrate-out' : 'migrate-move';
+      const { jobId } = await sequencer.start(kind, `out-${offerId}`, input);
       return { jobId };
     },
     listJobs: () => sequencer.list(),
@@ -321,10 +335,34 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
 /** The grants of the inbound jobs that run (their peers may still send). */
 function liveGrants(jobs: ReadonlyArray<{ kind: string; state: string; input: unknown }>): OfferGrant[] {
-  return jobs.filter((j) => j.kind === 'migrate-in' && j.state === 'running').map((j) => {
+  return jobs.filter((j) => (j.kind === 'migrate-in' || j.kind === 'migrate-in-live') && j.state === 'running').map((j) => {
     const input = j.input as MigrateInInput;
-    return { peer: input.peer.cloudId, offerId: input.offerId, transferIds: input.vm.disks.map((d) => transferIdFor(input.offerId, d.id)) };
+    return offerGrant(input.peer.cloudId, input.offerId, input.vm.disks, input.mode);
   });
+}
+
+/**
+ * What a peer may send for an offer: its disks' transfers (cold), or every transfer under the
+ * offer's move prefix (live: as many chain images as its pre-copy takes, and the state).
+ */
+function offerGrant(peer: string, offerId: string, disks: ReadonlyArray<{ id: string }>, mode: MigrationMode | undefined): OfferGrant {
+  if (mode === 'live') return { peer, offerId, transferIds: [], transferPrefixes: [moveTransferPrefix(offerId)] };
+  return { peer, offerId, transferIds: disks.map((d) => transferIdFor(offerId, d.id)) };
+}
+
+/**
+ * The migration modes this cloud takes (issue 15), from its adapter's capabilities: `live` when it
+ * can restore a saved state and its storage is a local directory (the images are received there);
+ * `cold` always. No `warm` yet (this side does not define a VM on a received chain).
+ */
+async function advertOf(hv: Hypervisor): Promise<MigrationAdvert | undefined> {
+  const restore = stateRestore(hv);
+  if (restore === undefined || (await localStorageDirOf(hv, AbortSignal.timeout(30_000))) === undefined) return undefined;
+  const t = await restore.restoreTarget();
+  return {
+    modes: ['cold', 'live'],
+    restore: { hypervisor: t.hypervisor, ...(t.version === undefined ? {} : { version: t.version }), machines: t.machines.slice(0, MAX_RESTORE_MACHINES) },
+  };
 }
 
 /** The reject reason a peer is sent for the target service's refusal of an offer. */

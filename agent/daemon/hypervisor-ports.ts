@@ -7,14 +7,15 @@ import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import type { Hypervisor, VmPowerState } from '../../adapters/hypervisor/index.js';
+import { changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
 import { promisify } from 'node:util';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
 import type { TransferSource } from '../../protocols/amqp/index.js';
 import { fileSource, streamSource } from '../../protocols/amqp/index.js';
 import {
-  localVmModel, parseImageInfo, type HypervisorPort, type ImageInfo, type LocalVmRef, type NetworkPolicy, type TargetHypervisorPort, type VmSummary,
+  localVmModel, parseImageInfo, sourceModeSupport, type HypervisorPort, type ImageInfo, type LocalVmRef, type NetworkPolicy, type PrecopyPort,
+  type TargetHypervisorPort, type VmSummary,
 } from '../migration/index.js';
 
 const execFileAsync = promisify(execFile);
@@ -44,6 +45,77 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
     start: async (vm, signal) => hv.startVm(vm, { signal }),
     remove: async (vm, signal) => { await hv.undefineVm(vm, { removeStorage: true, signal }); },
   };
+}
+
+/**
+ * The source's pre-copy port (issue 15) on the adapter's optional capabilities; `undefined`
+ * when the adapter cannot track disk changes (its VMs move cold only). State capture is asked
+ * for only by a live move, which the negotiation chose only if the adapter has it.
+ */
+export function sourcePrecopyPort(hv: Hypervisor): PrecopyPort | undefined {
+  const track = changeTracking(hv);
+  if (track === undefined) return undefined;
+  const capture = (): NonNullable<ReturnType<typeof stateCapture>> => {
+    const c = stateCapture(hv);
+    if (c === undefined) throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot save a vm\'s state', { retryable: false });
+    return c;
+  };
+  return {
+    support: (vm, signal) => sourceModeSupport(hv, vm, { signal }),
+    startRound: async (vm, signal) => ({ round: (await track.startRound(vm, { signal })).round }),
+    chain: async (vm, signal) => (await track.chain(vm, { signal })).map((c) => c.map((i) => ({ diskId: i.diskId, depth: i.depth, sizeBytes: i.sizeBytes }))),
+    saveState: async (vm, signal) => ({ sizeBytes: (await capture().saveState(vm, { signal })).sizeBytes }),
+    async resumeFromState(vm, signal) {
+      const c = stateCapture(hv);
+      // Nothing saved (never saved, or resumed already): a running VM stays as it is.
+      if (c !== undefined && (await hv.vmState(vm, { signal })) !== 'running') await c.resumeFromState(vm, { signal });
+    },
+    abortTracking: (vm, signal) => track.abortTracking(vm, { signal }),
+    discardState: async (vm, signal) => { await stateCapture(hv)?.discardState(vm, { signal }); },
+  };
+}
+
+/**
+ * An image of a running VM's chain (issue 15), or its saved state, as a transfer source: read
+ * through the adapter (`readImage` / `readState`), reopened at an offset for re-sends.
+ */
+export async function imageTransferSource(hv: Hypervisor, vm: string, image: { diskId: string; depth: number } | 'state', signal: AbortSignal): Promise<TransferSource> {
+  const track = changeTracking(hv);
+  const capture = stateCapture(hv);
+  if (track === undefined || (image === 'state' && capture === undefined)) {
+    throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot pre-copy or save a vm', { retryable: false });
+  }
+  let size: number;
+  let href: string;
+  let open: (offset: number) => Promise<Readable>;
+  if (image === 'state') {
+    const saved = await capture!.saveState(vm, { signal }); // idempotent: the saved file
+    size = saved.sizeBytes;
+    href = saved.href;
+    open = (offset) => capture!.readState(vm, { offset, length: size - offset, signal });
+  } else {
+    const found = (await track.chain(vm, { signal }))[Number(image.diskId)]?.find((i) => i.depth === image.depth);
+    if (found === undefined) {
+      throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${vm}' has no image ${image.depth} of disk '${image.diskId}'`, { retryable: false });
+    }
+    size = found.sizeBytes;
+    href = found.href;
+    open = (offset) => track.readImage(vm, found.href, { offset, length: size - offset, signal });
+  }
+  // In the hypervisor's local storage directory: read as a file here (no hop through the adapter).
+  const local = await localStorageDirOf(hv, signal);
+  if (local !== undefined && dirname(href) === local) return fileSource(href);
+  return streamSource({
+    size,
+    open: (offset: number): Readable => {
+      const out = new PassThrough();
+      open(offset).then(
+        (s) => { s.on('error', (err) => out.destroy(err)); s.pipe(out); },
+        (err: unknown) => out.destroy(err as Error),
+      );
+      return out;
+    },
+  });
 }
 
 const LOCAL_STORAGE_TTL_MS = 60_000;
@@ -197,6 +269,22 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
       const found = await ownerOf(ref, signal);
       return found.owner === 'ours' ? stateOf(found.state) : 'absent';
     },
+    ...(stateRestore(hv) === undefined ? {} : {
+      async restore(req: Parameters<NonNullable<TargetHypervisorPort['restore']>>[0], signal: AbortSignal) {
+        const r = await stateRestore(hv)!.restoreVm({
+          name: req.vm,
+          state: req.state,
+          disks: req.disks.map((c) => c.map((i) => ({ href: i.path, format: i.format }))),
+        }, { paused: true, signal });
+        if (r.uuid === undefined) throw new IntercloudError('MIGRATE_FAILED', `vm '${req.vm}' was restored without a uuid`);
+        return { vm: r.name, uuid: r.uuid, volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
+      },
+      async flatten(ref: LocalVmRef, discard: readonly string[], signal: AbortSignal) {
+        if ((await ownerOf(ref, signal)).owner !== 'ours') throw notOurs(ref);
+        await stateRestore(hv)!.flattenDisks(ref.name, { signal });
+        for (const path of discard) await hv.removeDisk(path, { signal });
+      },
+    }),
     async remove(ref, volumes, signal) {
       const found = await ownerOf(ref, signal);
       // Never `removeStorage`: the definition may name storage this offer did not make.

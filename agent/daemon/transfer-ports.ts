@@ -7,13 +7,14 @@
  * so both sides agree without asking.
  */
 import { promises as fs } from 'node:fs';
+import { IntercloudError } from '../../protocols/errors/index.js';
 import { join } from 'node:path';
 import type { Hypervisor } from '../../adapters/hypervisor/index.js';
 import { receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
-import type { ReceivePort, TransferPort } from '../migration/index.js';
+import { imageKey, type ImageTransferPort, type ReceivePort, type TransferPort } from '../migration/index.js';
 import type { EndpointCheck } from './broker-endpoint.js';
-import { diskTransferSource, localStorageDirOf } from './hypervisor-ports.js';
-import { transferIdFor } from './transfer-ids.js';
+import { diskTransferSource, imageTransferSource, localStorageDirOf } from './hypervisor-ports.js';
+import { moveTransferId, transferIdFor } from './transfer-ids.js';
 
 /** What both transfer ports need. */
 export interface TransferSettings {
@@ -51,6 +52,42 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
           to: req.peer.cloudId,
           source,
           name: `${req.vm}-disk${req.diskId}`,
+          chunkSize: s.chunkBytes,
+          windowBytes: s.windowBytes,
+          persistent: s.persistent,
+          expiresAt: Date.parse(req.reservation.expiresAt),
+          journalDir: s.journalDir,
+          signal,
+          onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+        });
+        s.onBytes?.('sent', r.bytesSent);
+        return { sha256: r.digest, bytes: r.size, bytesSent: r.bytesSent };
+      } finally {
+        await source.close();
+      }
+    },
+  };
+}
+
+/**
+ * The source side of a live move (issue 15): sends one image of the running VM's chain, or its
+ * saved state, on the transfer id both sides derive from the offer and the image.
+ */
+export function sourceImagePort(hv: Hypervisor, s: TransferSettings): ImageTransferPort {
+  return {
+    async sendImage(req, progress, signal) {
+      const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
+      const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
+      const key = imageKey(req.image);
+      const source = await imageTransferSource(hv, req.vm, req.image, signal);
+      try {
+        const r = await sendTransfer({
+          broker,
+          transferId: moveTransferId(req.offerId, key),
+          from: s.cloudId,
+          to: req.peer.cloudId,
+          source,
+          name: `${req.vm}-${key}`,
           chunkSize: s.chunkBytes,
           windowBytes: s.windowBytes,
           persistent: s.persistent,
@@ -112,6 +149,30 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
         before += d.capacityBytes;
       }
       return out;
+    },
+    async receiveImage(req, progress, signal) {
+      // A live move restores from the hypervisor's own storage: received there, or not at all.
+      const direct = await storageDir(signal);
+      if (direct === undefined) {
+        throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor storage is not a local directory: it cannot take a live move', { retryable: false });
+      }
+      // The file's name comes from this side only: the offer's derived prefix and the step's slot.
+      if (!/^(state|d\d{1,4}-\d{1,4})$/.test(req.slot)) throw new IntercloudError('MIGRATE_BAD_IMAGES', `bad image slot '${req.slot}'`, { retryable: false });
+      const r = await receiveTransfer({
+        broker: s.broker,
+        transferId: moveTransferId(req.offerId, imageKey(req.image)),
+        from: req.from,
+        to: s.cloudId,
+        targetPath: join(direct, `${storageNamePrefix(req.offerId)}${req.slot}.img`),
+        journalDir: s.journalDir,
+        durable: s.persistent,
+        expiresAt: Date.parse(req.reservation.expiresAt),
+        maxSize: req.maxSize,
+        signal,
+        onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      });
+      s.onBytes?.('received', r.bytesReceived);
+      return { path: r.path, sha256: r.digest };
     },
     async discard(offerId, signal) {
       await fs.rm(dirOf(offerId), { recursive: true, force: true });

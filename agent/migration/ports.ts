@@ -9,6 +9,8 @@
  * a crash.
  */
 
+import type { MigrationAdvert, MigrationMode, StateNeeds } from '../../protocols/xmpp/index.js';
+
 /** A VM as the migration sees it: what must be the same on both sides. */
 export interface VmSummary {
   name: string;
@@ -86,7 +88,12 @@ export interface ControlPort {
   /** Verifies the peer's certificate under the Intercloud Root; returns its fingerprint. */
   verifyPeer(peer: PeerRef, signal: AbortSignal): Promise<{ fingerprint: string }>;
   /** Offers the VM; resolves with a reservation or throws a coded rejection (not retryable). */
-  offer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }, signal: AbortSignal): Promise<Reservation>;
+  offer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string; mode?: MigrationMode; state?: StateNeeds }, signal: AbortSignal): Promise<Reservation>;
+  /**
+   * The migration modes the peer's signed catalog entry advertises (issue 15); `undefined`:
+   * none (it takes `cold` only). Absent: every peer is taken as cold only.
+   */
+  advert?(peer: PeerRef, signal: AbortSignal): Promise<MigrationAdvert | undefined>;
   /**
    * Releases the reservation of `offerId`: the target removes whatever it made for it (staged
    * disks, a defined or running VM). Idempotent; fine when nothing was made.
@@ -109,6 +116,56 @@ export interface TransferPort {
     progress: (p: { bytesDone: number; bytesTotal: number }) => void,
     signal: AbortSignal,
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
+}
+
+/**
+ * One image of a warm or live move (issue 15): image `depth` of disk `diskId`'s chain
+ * (`{ diskId, depth }`), or the VM's saved memory and device state (`'state'`).
+ */
+export type MoveImage = { readonly diskId: string; readonly depth: number } | 'state';
+
+/** Moving the images of a warm or live move (the AMQP reliable transfer, one transfer each). */
+export interface ImageTransferPort {
+  /**
+   * Sends one image of the VM's chain, or its saved state, to the target; resolves with its
+   * SHA-256 once the target committed it. The image must no longer change (below the newest
+   * overlay, or the newest once the VM is stopped or saved). Idempotent (a repeat resumes).
+   */
+  sendImage(
+    req: { offerId: string; vm: string; image: MoveImage; reservation: Reservation; peer: PeerRef },
+    progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+    signal: AbortSignal,
+  ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
+}
+
+/** One image of a running VM's disk chain, as the source's hypervisor stores it. */
+export interface ChainImageInfo {
+  readonly diskId: string;
+  /** 0 is the base; `k` the overlay round `k` started. */
+  readonly depth: number;
+  readonly sizeBytes: number;
+}
+
+/**
+ * The source's hypervisor for a warm or live move (issue 15): disk pre-copy rounds and the
+ * cut-over, from the adapter's optional capabilities (never its kind). The rounds live in the
+ * hypervisor (the domain's chain), so {@link chain} tells a restarted step where it was.
+ */
+export interface PrecopyPort {
+  /** What the adapter can do for `vm` (change tracking, state capture and the state's needs). */
+  support(vm: string, signal: AbortSignal): Promise<{ changeTracking: boolean; stateCapture: boolean; state?: StateNeeds }>;
+  /** Starts a round: each disk's current image stops changing, a new overlay takes the writes. Not idempotent. */
+  startRound(vm: string, signal: AbortSignal): Promise<{ round: number }>;
+  /** Each disk's chain now, base first. Idempotent. */
+  chain(vm: string, signal: AbortSignal): Promise<ChainImageInfo[][]>;
+  /** Saves memory and device state and stops the VM (live cut-over). Idempotent. */
+  saveState(vm: string, signal: AbortSignal): Promise<{ sizeBytes: number }>;
+  /** Resumes the VM here from its state file, if it was saved (a failed cut-over). Idempotent. */
+  resumeFromState(vm: string, signal: AbortSignal): Promise<void>;
+  /** Merges the overlays back into each disk's base while the VM runs. Idempotent. */
+  abortTracking(vm: string, signal: AbortSignal): Promise<void>;
+  /** Removes the saved state (the VM runs elsewhere now). Idempotent. */
+  discardState(vm: string, signal: AbortSignal): Promise<void>;
 }
 
 /** What a re-address moves: the VM's name and its addresses (EIDs). */
@@ -167,6 +224,10 @@ export interface SourcePorts {
   transfer: TransferPort;
   addressing: AddressingPort;
   audit: AuditPort;
+  /** Pre-copy and cut-over of a running VM (warm and live moves); absent: cold only. */
+  precopy?: PrecopyPort;
+  /** Sends the images of a warm or live move; absent: cold only. */
+  images?: ImageTransferPort;
 }
 
 /**
@@ -215,6 +276,19 @@ export interface TargetHypervisorPort {
    * `volumes` — never the other storage its definition may name. Absent is fine.
    */
   remove(vm: LocalVmRef, volumes: readonly string[], signal: AbortSignal): Promise<{ undefined: boolean }>;
+  /**
+   * Live moves (issue 15): restores the VM `vm` from the received state file and disk chains
+   * (paths this side received, base first; bases read as `raw`, overlays as `qcow2`), paused,
+   * defined persistently. The domain keeps the UUID the state carries (the result's `uuid`).
+   * Refuses (`HV_STATE_INVALID`) anything that is not this host's own received storage, or a
+   * state that names other files. Absent: this cloud takes no live moves.
+   */
+  restore?(req: { vm: string; state: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>> }, signal: AbortSignal): Promise<DefinedVm>;
+  /**
+   * Merges our running VM's disk chains into their bases (after a live move), then removes the
+   * files `discard` (its restored state file: the guest runs from memory now). Idempotent.
+   */
+  flatten?(vm: LocalVmRef, discard: readonly string[], signal: AbortSignal): Promise<void>;
 }
 
 /** Receiving disks (AMQP reliable transfer, target side). */
@@ -230,6 +304,17 @@ export interface ReceivePort {
   ): Promise<Record<string, { path: string; sha256: string }>>;
   /** Removes everything received (staged or committed) for the offer. Idempotent. */
   discard(offerId: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Live moves (issue 15): receives one image of the offer's disk chains, or its state, into a
+   * file whose name this side makes from `slot` (its own counters, never the peer's words), on a
+   * transfer id derived from the offer and the image; at most `maxSize` bytes. Resolves once
+   * committed (digest known). Idempotent: resumes a partial receive. Removed by {@link discard}.
+   */
+  receiveImage?(
+    req: { offerId: string; from: string; reservation: Reservation; image: MoveImage; slot: string; maxSize: number },
+    progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+    signal: AbortSignal,
+  ): Promise<{ path: string; sha256: string }>;
 }
 
 /** What the source asks of the target, delivered to the waiting target job. */

@@ -1,7 +1,7 @@
 /**
  * The source side of a VM migration (the paper's Figure 5), as sequencer steps:
  *
- *   describe → find-peer → verify-peer → negotiate → stop-source → transfer →
+ *   describe → find-peer → verify-peer → negotiate → [pre-copy] → stop-source → transfer →
  *   instantiate → re-address → commit (pivot) → release-source
  *
  * Until `commit` completes, any failure or a cancel compensates newest first: the target
@@ -10,11 +10,20 @@
  * source's `re-address` withdraws its own registration. `commit` is the point of no return: the target has confirmed the VM runs there
  * and promised to keep it; only then is the source copy removed. So at the end the VM
  * runs in exactly one cloud.
+ *
+ * Warm and live moves (issue 15, `migrate-move`): `pre-copy` sends the disks' chain images
+ * round after round while the VM runs; `stop-source` saves the VM's state (live) or shuts it
+ * down (warm); `transfer` sends the newest overlays and the state; the target restores the VM
+ * paused and resumes it at `commit`. Before the pivot the source resumes from its state file
+ * (or starts again) and merges its overlays back (`abortTracking`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IntercloudError, defineErrorCodes } from '../../protocols/errors/index.js';
 import { COMPENSATION_MAX_ATTEMPTS, type StepContext, type StepDefinition, type TransactionDefinition } from '../sequencer/index.js';
-import type { PeerRef, Reservation, SourcePorts, VmSummary } from './ports.js';
+import type { MigrationMode } from '../../protocols/xmpp/index.js';
+import type { ImageTransferPort, MoveImage, PeerRef, PrecopyPort, Reservation, SourcePorts, VmSummary } from './ports.js';
+import { chooseMode, offerModeFields, type ModeChoice } from './modes.js';
+import { imageKey, planPrecopy, type PrecopyCheckpoint, type PrecopyResult } from './precopy.js';
 
 export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_VM_ABSENT: { doc: 'the vm to migrate does not exist in this cloud', retryable: false },
@@ -34,6 +43,7 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
   MIGRATE_MODE_UNSUPPORTED: { doc: 'no migration mode the operator accepts is supported by both clouds (the source cannot track changes or save state, or the target does not take the mode or cannot restore the machine type)', retryable: false },
   MIGRATE_BAD_MODE_REQUEST: { doc: 'the fallback migration mode asked for is above the requested mode', retryable: false },
+  MIGRATE_BAD_IMAGES: { doc: "the images a warm or live move sent are not the ones the target received (a missing, extra or misnamed chain image or state), or the source's disk chains are not one per disk of the same depth", retryable: false },
 });
 
 /** What a migration job is started with. */
@@ -45,6 +55,26 @@ export interface MigrateOutInput {
   addresses?: string[];
   /** Unique per job; the target keys its reservation on it, so every call is idempotent. */
   offerId: string;
+  /**
+   * The migration mode the operator asks for (issue 15); absent: `cold`, as before modes
+   * existed. `warm` and `live` pre-copy the disks while the VM runs.
+   */
+  mode?: MigrationMode;
+  /** The lowest mode the operator accepts when `mode` cannot be used (see {@link chooseMode}). */
+  fallback?: MigrationMode;
+  /** Pre-copy limits: stop when the newest overlays hold at most `smallBytes`, or after `maxRounds` rounds. */
+  precopy?: { maxRounds?: number; smallBytes?: number };
+}
+
+/** What `negotiate` journals: the reservation, and the mode both sides agreed (absent: cold). */
+type Negotiated = Reservation & { mode?: MigrationMode; fellBack?: boolean };
+
+/** What `stop-source` journals. */
+interface Stopped {
+  /** When the VM stopped running here (the save or shutdown began): the downtime starts. */
+  stoppedAt: string;
+  /** Live: bytes of the saved state. */
+  stateBytes?: number;
 }
 
 type Described = { summary: VmSummary; descriptor: string; wasRunning: boolean };
@@ -59,9 +89,53 @@ function reservationOf(ctx: StepContext<MigrateOutInput>): Reservation | undefin
   }
 }
 
-/** The steps of the source side, bound to `ports`. */
+/** The mode `negotiate` agreed (cold when it did not complete, or before modes existed). */
+function modeOf(ctx: StepContext<MigrateOutInput>): MigrationMode {
+  return (reservationOf(ctx) as Negotiated | undefined)?.mode ?? 'cold';
+}
+
+/** The ports a warm or live move needs, or `MIGRATE_MODE_UNSUPPORTED` when the daemon gave none. */
+function moving(ports: SourcePorts): { precopy: PrecopyPort; images: ImageTransferPort } {
+  if (ports.precopy === undefined || ports.images === undefined) {
+    throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot pre-copy a running vm (no change tracking)`, { retryable: false });
+  }
+  return { precopy: ports.precopy, images: ports.images };
+}
+
+/** The steps of the source side of a cold move, bound to `ports` (the `migrate-out` transaction). */
 export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
+  return sourceSteps(ports, false).filter((s) => s.name !== 'pre-copy');
+}
+
+/**
+ * The steps of the source side of a move in a mode the operator asked for (`migrate-move`):
+ * those of {@link migrateOutSteps} with `pre-copy` before the cut-over. A move that falls back to
+ * `cold` runs them too (its pre-copy does nothing).
+ */
+export function migrateMoveSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
+  return sourceSteps(ports, true);
+}
+
+/** The steps; without `modes`, every move is cold whatever the input asks (`migrate-out`). */
+function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<MigrateOutInput>> {
   const peerOf = (ctx: { result<T>(s: string): T }): PeerRef => ctx.result<PeerRef>('find-peer');
+  /** The mode for this move: cold unless the operator asked for another and both sides can. */
+  const choose = async (ctx: StepContext<MigrateOutInput>, peer: PeerRef): Promise<ModeChoice | undefined> => {
+    const { input, signal } = ctx;
+    if (!modes || input.mode === undefined || input.mode === 'cold') return undefined;
+    const { wasRunning } = ctx.result<Described>('describe');
+    // A stopped VM has nothing to pre-copy or save: only cold can move it.
+    const source = wasRunning && ports.precopy !== undefined && ports.images !== undefined
+      ? await ports.precopy.support(input.vm, signal)
+      : { changeTracking: false, stateCapture: false };
+    const advert = await ports.control.advert?.(peer, signal);
+    return chooseMode({
+      vm: input.vm,
+      request: { mode: input.mode, ...(input.fallback === undefined ? {} : { fallback: input.fallback }) },
+      source,
+      target: { cloudId: peer.cloudId, ...(advert === undefined ? {} : { advert }) },
+    });
+  };
   return [
     {
       name: 'describe',
@@ -94,9 +168,15 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       run: async (ctx) => {
         const peer = peerOf(ctx);
         const { summary } = ctx.result<Described>('describe');
-        const reservation = await ports.control.offer(peer, { offerId: ctx.input.offerId, vm: summary, region: ctx.input.region }, ctx.signal);
-        await ports.audit.record('offer-accepted', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, reservationId: reservation.reservationId });
-        return reservation;
+        const choice = await choose(ctx, peer);
+        const reservation = await ports.control.offer(peer, {
+          offerId: ctx.input.offerId, vm: summary, region: ctx.input.region, ...(choice === undefined ? {} : offerModeFields(choice)),
+        }, ctx.signal);
+        await ports.audit.record('offer-accepted', {
+          job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, reservationId: reservation.reservationId, mode: choice?.mode ?? 'cold',
+        });
+        if (choice === undefined || choice.mode === 'cold') return reservation;
+        return { ...reservation, mode: choice.mode, fellBack: choice.fellBack } satisfies Negotiated;
       },
       compensate: async (ctx) => {
         const peer = peerOf(ctx);
@@ -121,13 +201,62 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       },
     },
     {
-      name: 'stop-source',
-      run: async ({ input, signal, result }) => {
-        if (result<Described>('describe').wasRunning) await ports.hypervisor.stop(input.vm, signal);
-        return { stoppedAt: new Date().toISOString() };
+      // Warm and live: the disks are copied while the VM runs, round after round, each round
+      // journaled (a restarted step goes on from the hypervisor's chain and its checkpoints).
+      name: 'pre-copy',
+      run: async (ctx): Promise<PrecopyResult> => {
+        if (modeOf(ctx) === 'cold') return { rounds: 0, digests: {}, bytesSent: 0 };
+        const { precopy, images } = moving(ports);
+        const { input, signal } = ctx;
+        const peer = peerOf(ctx);
+        const reservation = ctx.result<Reservation>('negotiate');
+        const digests: Record<string, string> = {};
+        let bytesSent = 0;
+        for (const c of ctx.checkpoints<PrecopyCheckpoint>()) { Object.assign(digests, c.sent); bytesSent += c.bytesSent; }
+        const limits = { maxRounds: input.precopy?.maxRounds ?? 5, smallBytes: input.precopy?.smallBytes ?? 8 * 1024 * 1024 };
+        for (;;) {
+          const chain = await precopy.chain(input.vm, signal);
+          const plan = planPrecopy(chain, digests, limits);
+          const sent: Record<string, string> = {};
+          let roundBytes = 0;
+          for (const image of plan.send) {
+            const r = await images.sendImage({ offerId: input.offerId, vm: input.vm, image, reservation, peer },
+              (p) => ctx.progress({ round: plan.round, image: imageKey(image), bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }), signal);
+            sent[imageKey(image)] = r.sha256;
+            roundBytes += r.bytesSent;
+          }
+          if (plan.send.length > 0) {
+            Object.assign(digests, sent);
+            bytesSent += roundBytes;
+            await ctx.checkpoint({ round: plan.round, sent, bytesSent: roundBytes } satisfies PrecopyCheckpoint);
+          }
+          if (plan.done) {
+            await ports.audit.record('pre-copied', { job: ctx.jobId, vm: input.vm, rounds: plan.round, bytesSent, left: plan.topBytes });
+            return { rounds: plan.round, digests, bytesSent };
+          }
+          await precopy.startRound(input.vm, signal);
+        }
       },
-      compensate: async ({ input, signal, result }) => {
-        if (result<Described>('describe').wasRunning) await ports.hypervisor.start(input.vm, signal);
+      // The VM runs on its original images again (resumed first by stop-source's compensation).
+      compensate: async (ctx) => {
+        if (modeOf(ctx) === 'cold') return;
+        await moving(ports).precopy.abortTracking(ctx.input.vm, ctx.signal);
+      },
+    },
+    {
+      name: 'stop-source',
+      run: async (ctx): Promise<Stopped> => {
+        const { input, signal, result } = ctx;
+        const stoppedAt = new Date().toISOString();
+        // Live: memory and devices saved to a file, the guest goes on at the target.
+        if (modeOf(ctx) === 'live') return { stoppedAt, stateBytes: (await moving(ports).precopy.saveState(input.vm, signal)).sizeBytes };
+        if (result<Described>('describe').wasRunning) await ports.hypervisor.stop(input.vm, signal);
+        return { stoppedAt };
+      },
+      compensate: async (ctx) => {
+        const { input, signal, result } = ctx;
+        if (modeOf(ctx) === 'live') await moving(ports).precopy.resumeFromState(input.vm, signal);
+        else if (result<Described>('describe').wasRunning) await ports.hypervisor.start(input.vm, signal);
       },
     },
     {
@@ -136,6 +265,29 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
         const { summary } = ctx.result<Described>('describe');
         const reservation = ctx.result<Reservation>('negotiate');
         const peer = peerOf(ctx);
+        const mode = modeOf(ctx);
+        if (mode !== 'cold') {
+          // The newest overlays (readable now the VM stopped) and, live, the saved state.
+          const { precopy, images } = moving(ports);
+          const pre = ctx.result<PrecopyResult>('pre-copy');
+          const digests: Record<string, string> = { ...pre.digests };
+          const chain = await precopy.chain(ctx.input.vm, ctx.signal);
+          const rest = planPrecopy(chain, digests, { maxRounds: 0, smallBytes: 0 }, true).send;
+          let bytesSent = 0;
+          const send = async (image: MoveImage): Promise<void> => {
+            const r = await images.sendImage({ offerId: ctx.input.offerId, vm: ctx.input.vm, image, reservation, peer },
+              (p) => ctx.progress({ image: imageKey(image), bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }), ctx.signal);
+            digests[imageKey(image)] = r.sha256;
+            bytesSent += r.bytesSent;
+          };
+          // The state goes beside the overlays (the target receives it on its own transfer meanwhile);
+          // the overlays in order, as the target takes them.
+          const overlays = (async () => { for (const image of rest) await send(image); })();
+          const results = await Promise.allSettled([overlays, ...(mode === 'live' ? [send('state')] : [])]);
+          for (const r of results) if (r.status === 'rejected') throw r.reason;
+          await ports.audit.record('disks-transferred', { job: ctx.jobId, peer: peer.cloudId, digests, bytesSent, mode });
+          return { digests, bytesSent, precopyBytes: pre.bytesSent };
+        }
         const total = summary.disks.reduce((n, d) => n + d.capacityBytes, 0);
         let before = 0;
         const digests: Record<string, string> = {};
@@ -201,14 +353,19 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
       run: async (ctx) => {
         const peer = peerOf(ctx);
         const r = await ports.control.commit(peer, ctx.input.offerId, ctx.signal);
-        await ports.audit.record('target-committed', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId });
-        return { ...r, runningAt: new Date().toISOString() };
+        const runningAt = new Date().toISOString();
+        // Downtime: from the VM stopping here (save or shutdown) to the target answering that it runs.
+        const stopped = ctx.result<Stopped>('stop-source');
+        const downtimeMs = Date.parse(runningAt) - Date.parse(stopped.stoppedAt);
+        await ports.audit.record('target-committed', { job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, mode: modeOf(ctx), downtimeMs });
+        return { ...r, runningAt, mode: modeOf(ctx), downtimeMs };
       },
     },
     {
       name: 'release-source',
       maxAttempts: 10,
       run: async (ctx) => {
+        if (modeOf(ctx) === 'live') await moving(ports).precopy.discardState(ctx.input.vm, ctx.signal);
         await ports.hypervisor.remove(ctx.input.vm, ctx.signal);
         await ports.audit.record('source-released', { job: ctx.jobId, vm: ctx.input.vm, to: peerOf(ctx).cloudId });
         return { removed: ctx.input.vm };
@@ -220,6 +377,14 @@ export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<Migrat
 /** The migration transaction, source side. Bump `version` when steps change incompatibly. */
 export function migrateOutDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
   return { kind: 'migrate-out', version: 1, steps: migrateOutSteps(ports) };
+}
+
+/**
+ * The migration transaction with a mode (issue 15: `warm` or `live` asked, maybe falling back):
+ * a sibling of `migrate-out`, so that journals of cold moves replay to the same steps.
+ */
+export function migrateMoveDefinition(ports: SourcePorts): TransactionDefinition<MigrateOutInput> {
+  return { kind: 'migrate-move', version: 1, steps: migrateMoveSteps(ports) };
 }
 
 /**

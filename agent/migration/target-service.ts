@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { IntercloudError } from '../../protocols/errors/index.js';
 import { vmNameProblem } from '../../protocols/vm/index.js';
+import type { MigrationMode } from '../../protocols/xmpp/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
 import type { DataEndpoint, InstantiateOrder, PeerRef, Reservation, VmSummary } from './ports.js';
 import type { SourceRequestMailbox } from './source-requests.js';
@@ -67,7 +68,7 @@ export class MigrationTargetService {
    * this cloud gives the VM's domain, by which every later step knows it as its own, and
    * `held`, the reservation admission made (the one the accept carries; there is no other).
    */
-  async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string }, held: HeldReservation): Promise<Reservation> {
+  async handleOffer(peer: PeerRef, offer: { offerId: string; vm: VmSummary; region?: string; mode?: MigrationMode }, held: HeldReservation): Promise<Reservation> {
     const existing = await this.find(offer.offerId);
     if (existing) {
       this.checkPeer(existing, peer);
@@ -80,6 +81,10 @@ export class MigrationTargetService {
     if (problem !== undefined) {
       throw new IntercloudError('MIGRATE_BAD_VM_NAME', `offer '${offer.offerId}': vm name ${JSON.stringify(offer.vm.name)} ${problem}`);
     }
+    // Issue 15: this side runs cold and live moves (a live one as `migrate-in-live`).
+    if (offer.mode === 'warm') {
+      throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `offer '${offer.offerId}': this cloud does not take 'warm' moves`);
+    }
     await this.policy.admit(peer, offer);
     if (await this.policy.vmNameInUse(offer.vm.name)) {
       throw new IntercloudError('MIGRATE_NAME_TAKEN', `offer '${offer.offerId}': a vm named '${offer.vm.name}' already exists in this cloud`);
@@ -91,8 +96,10 @@ export class MigrationTargetService {
     };
     const input: MigrateInInput = {
       offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs, domainUuid: randomUUID(),
+      ...(offer.mode === 'live' ? { mode: 'live' as const } : {}),
     };
-    const { done } = await this.sequencer.start('migrate-in', inboundJobId(offer.offerId), input);
+    const kind = offer.mode === 'live' ? 'migrate-in-live' : 'migrate-in';
+    const { done } = await this.sequencer.start(kind, inboundJobId(offer.offerId), input);
     const ended = (): void => {
       this.mailbox.forget(offer.offerId);
       this.hooks.jobEnded?.(offer.offerId, peer);
@@ -119,8 +126,10 @@ export class MigrationTargetService {
   async handleCommit(peer: PeerRef, offerId: string, signal?: AbortSignal): Promise<{ state: 'running' }> {
     const job = await this.require(offerId, peer);
     if (job.state === 'running') this.mailbox.deliverCommit(offerId);
-    const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal);
-    if (s.state !== 'completed') throw this.ended(s, offerId);
+    // Committed once `await-commit` completed (a live move flattens its disks afterwards).
+    const committed = (st: JobStatus): boolean => st.completedSteps.includes('await-commit');
+    const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || committed(st), signal);
+    if (!committed(s) || (s.state !== 'completed' && s.state !== 'running' && s.state !== 'needs-operator')) throw this.ended(s, offerId);
     return { state: 'running' };
   }
 

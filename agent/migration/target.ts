@@ -20,8 +20,20 @@
  */
 import { IntercloudError, isIntercloudError } from '../../protocols/errors/index.js';
 import type { StepContext, TransactionDefinition } from '../sequencer/index.js';
-import type { DefinedVm, InstantiateOrder, LocalVmRef, PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
+import type { MigrationMode } from '../../protocols/xmpp/index.js';
+import type { DefinedVm, InstantiateOrder, LocalVmRef, MoveImage, PeerRef, Reservation, TargetPorts, VmSummary } from './ports.js';
+import { imageKey } from './precopy.js';
 import { legacyDomainUuid } from './target-model.js';
+
+/** Deepest disk chain a live move may send (rounds + 1). */
+export const MAX_CHAIN_DEPTH = 64;
+
+/** A received image of a live move, as the receive step journals it (checkpoint and result). */
+interface ReceivedImage {
+  key: string;
+  path: string;
+  sha256: string;
+}
 
 /** What a receiving job is started with (from the accepted offer). */
 export interface MigrateInInput {
@@ -37,6 +49,8 @@ export interface MigrateInInput {
    * defined then has, so they never touch one.
    */
   domainUuid?: string;
+  /** The mode the accepted offer names (issue 15); absent: cold. */
+  mode?: MigrationMode;
 }
 
 /** The result `step` journaled, or undefined when it never completed. */
@@ -60,8 +74,43 @@ interface ReAddressed {
   name: boolean;
 }
 
-/** The migration transaction, target side. */
+/** The migration transaction, target side (cold moves). */
 export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<MigrateInInput> {
+  return { kind: 'migrate-in', version: 1, steps: targetSteps(ports, false) };
+}
+
+/**
+ * The target side of a live move (issue 15), a sibling of `migrate-in`:
+ *
+ *   receive (chain images as they come, and the state) → await-instantiate → verify →
+ *   define (restore, paused) → start (stays paused) → re-address → await-commit (pivot: resume)
+ *   → flatten
+ *
+ * The VM is restored paused before the source is asked to commit, and resumed by the commit:
+ * it never runs in two clouds. Its domain keeps the UUID the saved state carries (recorded by
+ * `define`); every later step goes by that.
+ */
+export function migrateInLiveDefinition(ports: TargetPorts, options: { orderGraceMs?: number } = {}): TransactionDefinition<MigrateInInput> {
+  return { kind: 'migrate-in-live', version: 1, steps: targetSteps(ports, true, options.orderGraceMs ?? ORDER_GRACE_MS) };
+}
+
+/**
+ * How long, once the source's instantiate order arrived, an image it names may still take to be
+ * received here (it was committed before the order was sent: only a receive that the order
+ * overtook, or one resumed after a restart, is still running). A named image that does not
+ * arrive by then was never sent: `MIGRATE_BAD_IMAGES`.
+ */
+export const ORDER_GRACE_MS = 60_000;
+
+/** The most bytes the peer may send for one image of `vm` (a disk's capacity, a qcow2's metadata; the state: memory and devices). */
+function maxImageBytes(vm: VmSummary, image: MoveImage): number {
+  const MiB = 1024 * 1024;
+  if (image === 'state') return Math.ceil(vm.memoryBytes * 1.25) + 64 * MiB;
+  const d = vm.disks.find((x) => x.id === image.diskId);
+  return Math.ceil((d?.capacityBytes ?? 0) * 1.1) + 16 * MiB;
+}
+
+function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRACE_MS): TransactionDefinition<MigrateInInput>['steps'] {
   const untilExpiry = (ms: number, signal: AbortSignal): AbortSignal =>
     AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, ms))]);
   const expired = (what: string, offerId: string): IntercloudError =>
@@ -75,13 +124,87 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       `offer '${input.offerId}' from '${input.peer.cloudId}': '${ports.cloudId}' already holds ${what} for a vm of its own`,
       { retryable: false, details: { offerId: input.offerId, addresses: held.addresses, name: held.name } });
   };
-  return {
-    kind: 'migrate-in',
-    version: 1,
-    steps: [
+  /** Our VM: live, the UUID its restored state carries (recorded by `define`); else the job's own. */
+  const ourVm = (ctx: StepContext<MigrateInInput>): LocalVmRef => {
+    const ref = localVmOf(ctx.input);
+    const uuid = live ? recorded<DefinedVm>(ctx, 'define')?.uuid : undefined;
+    return uuid === undefined ? ref : { ...ref, uuid };
+  };
+  const unsupported = (): IntercloudError =>
+    new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot receive or restore a live move`, { retryable: false });
+  /**
+   * Live: receives each disk's chain images in the order the source sends them (depth by depth,
+   * disk by disk) and, beside them, the saved state, until the source's instantiate order says
+   * which it sent: the one receive still waiting then is for an image that never comes. Each
+   * received image is journaled (a checkpoint), so a restarted step receives only the rest.
+   */
+  const receiveChain = async (ctx: StepContext<MigrateInInput>): Promise<Record<string, ReceivedImage>> => {
+    const { input, signal, progress } = ctx;
+    const receiveImage = ports.receive.receiveImage;
+    if (receiveImage === undefined) throw unsupported();
+    const got: Record<string, ReceivedImage> = {};
+    for (const c of ctx.checkpoints<ReceivedImage>()) got[c.key] = c;
+    const wait = untilExpiry(Date.parse(input.reservation.expiresAt) - Date.now(), signal);
+    let order: InstantiateOrder | undefined;
+    const grace = new AbortController();
+    const notSent = (): IntercloudError => new IntercloudError('MIGRATE_BAD_IMAGES',
+      `offer '${input.offerId}': the source names images it did not send within ${orderGraceMs} ms of its instantiate request`, { retryable: false });
+    let graceTimer: NodeJS.Timeout | undefined;
+    const ordered = ports.requests.instantiateRequest(input.offerId, wait).then((o) => {
+      order = o;
+      graceTimer = setTimeout(() => grace.abort(notSent()), orderGraceMs);
+      return o;
+    });
+    ordered.catch(() => undefined);
+    const bounded = (...signals: AbortSignal[]): AbortSignal => AbortSignal.any([wait, grace.signal, ...signals]);
+    const one = async (image: MoveImage, slot: string, s: AbortSignal): Promise<void> => {
+      const key = imageKey(image);
+      if (got[key] !== undefined) return;
+      const r = await receiveImage.call(ports.receive, {
+        offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, image, slot, maxSize: maxImageBytes(input.vm, image),
+      }, (p) => progress({ image: key, ...p }), s);
+      got[key] = { key, path: r.path, sha256: r.sha256 };
+      await ctx.checkpoint(got[key]);
+    };
+    const state = one('state', 'state', bounded());
+    state.catch(() => undefined);
+    try {
+      chain: for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
+        for (const [i, d] of input.vm.disks.entries()) {
+          const image = { diskId: d.id, depth };
+          const key = imageKey(image);
+          if (got[key] !== undefined) continue;
+          if (order !== undefined && order.digests[key] === undefined) break chain;
+          const stop = new AbortController();
+          const pending = one(image, `d${i}-${depth}`, bounded(stop.signal));
+          pending.catch(() => undefined);
+          const first = await Promise.race([pending.then(() => 'image' as const), ordered.then(() => 'order' as const)]);
+          if (first === 'order' && order!.digests[key] === undefined) {
+            // The source sent everything before it asked: this image is not coming.
+            stop.abort(new IntercloudError('SEQ_CANCELLED', `image '${key}' of offer '${input.offerId}' was not sent`));
+            await pending.catch(() => undefined);
+            break chain;
+          }
+          await pending;
+        }
+      }
+      await ordered;
+      await state;
+    } catch (err) {
+      if (!signal.aborted && wait.aborted) throw expired('the images and the instantiate request', input.offerId);
+      if (!signal.aborted && grace.signal.aborted) throw notSent();
+      throw err;
+    } finally {
+      clearTimeout(graceTimer);
+    }
+    return got;
+  };
+  return [
       {
         name: 'receive',
-        run: async ({ input, signal, progress }) => {
+        run: async (ctx) => {
+          const { input, signal, progress } = ctx;
+          if (live) return receiveChain(ctx);
           const got = await ports.receive.receiveDisks(
             { offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, disks: input.vm.disks }, progress, signal);
           return got;
@@ -110,6 +233,24 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
         run: async ({ input, result }) => {
           const received = result<Record<string, { sha256: string }>>('receive');
           const { digests } = result<{ digests: Record<string, string> }>('await-instantiate');
+          if (live) {
+            // Exactly the images received, each with the digest the source sent; every disk's chain as deep.
+            const sent = Object.keys(digests).sort();
+            const got = Object.keys(received).sort();
+            const depths = input.vm.disks.map((d) => got.filter((k) => k.startsWith(`${d.id}.`) && /^\d+$/.test(k.slice(d.id.length + 1))).length);
+            if (sent.join() !== got.join() || !got.includes('state') || depths.some((n) => n === 0 || n !== depths[0])
+              || depths.reduce((a, b) => a + b, 1) !== got.length) {
+              throw new IntercloudError('MIGRATE_BAD_IMAGES',
+                `offer '${input.offerId}': the source names images ${sent.map((k) => `'${k}'`).join(', ')}, this cloud received ${got.map((k) => `'${k}'`).join(', ')}`,
+                { retryable: false, details: { sent, received: got } });
+            }
+            for (const k of got) {
+              if (received[k]!.sha256 !== digests[k]) {
+                throw new IntercloudError('MIGRATE_DIGEST_MISMATCH', `image '${k}' of offer '${input.offerId}': received sha256 '${received[k]!.sha256}', source sent '${digests[k]}'`);
+              }
+            }
+            return { verified: got.length };
+          }
           for (const d of input.vm.disks) {
             if (received[d.id]?.sha256 !== digests[d.id]) {
               throw new IntercloudError('MIGRATE_DIGEST_MISMATCH',
@@ -123,6 +264,19 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
         name: 'define',
         run: async ({ input, result, signal }) => {
           const received = result<Record<string, { path: string }>>('receive');
+          if (live) {
+            const restore = ports.hypervisor.restore;
+            if (restore === undefined) throw unsupported();
+            const depth = Object.keys(received).filter((k) => k.startsWith(`${input.vm.disks[0]!.id}.`)).length;
+            const disks = input.vm.disks.map((d) => Array.from({ length: depth }, (_, k) => ({
+              path: received[imageKey({ diskId: d.id, depth: k })]!.path,
+              // A base is read as raw (never probed: the peer's bytes are not trusted as a header); overlays are qcow2.
+              format: k === 0 ? 'raw' as const : 'qcow2' as const,
+            })));
+            const defined = await restore.call(ports.hypervisor, { vm: input.vm.name, state: received['state']!.path, disks }, signal);
+            await ports.audit.record('vm-restored', { offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId, paused: true });
+            return defined;
+          }
           const { descriptor } = result<{ descriptor: string }>('await-instantiate');
           const disks = Object.fromEntries(Object.entries(received).map(([id, r]) => [id, r.path]));
           const defined = await ports.hypervisor.define({ descriptor, disks, vm: localVmOf(input), offer: input.vm }, signal);
@@ -134,7 +288,7 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
         },
         compensate: async (ctx) => {
           const { input, signal } = ctx;
-          const ref = localVmOf(input);
+          const ref = ourVm(ctx);
           // Only what the step recorded as made; a step that failed made nothing (the
           // adapter's define is all or nothing) beyond a domain that carries our UUID.
           const volumes = recorded<DefinedVm>(ctx, 'define')?.volumes ?? [];
@@ -144,13 +298,17 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       },
       {
         name: 'start',
-        run: async ({ input, signal }) => {
-          const ref = localVmOf(input);
+        run: async (ctx) => {
+          const { input, signal } = ctx;
+          const ref = ourVm(ctx);
+          // Live: the restored VM stays paused until the source commits (never running in two clouds).
+          if (live) return { vm: ref.name, paused: true };
           await ports.hypervisor.start(ref, signal);
           await ports.audit.record('vm-started', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
           return { vm: ref.name, startedAt: new Date().toISOString() };
         },
-        compensate: async ({ input, signal }) => { await ports.hypervisor.stop(localVmOf(input), signal); },
+        // Live: nothing ran (define's compensation removes the paused VM).
+        compensate: async (ctx) => { if (!live) await ports.hypervisor.stop(ourVm(ctx), ctx.signal); },
       },
       {
         name: 're-address',
@@ -195,7 +353,8 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
       {
         name: 'await-commit',
         pivot: true,
-        run: async ({ input, signal }) => {
+        run: async (ctx) => {
+          const { input, signal } = ctx;
           const wait = untilExpiry(input.commitTimeoutMs, signal);
           try {
             await ports.requests.commitRequest(input.offerId, wait);
@@ -203,14 +362,27 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
             if (!signal.aborted && wait.aborted) throw expired('the commit', input.offerId);
             throw err;
           }
-          const ref = localVmOf(input);
+          const ref = ourVm(ctx);
+          // Live: the source gave the VM up; the guest goes on here where it stopped there.
+          if (live) await ports.hypervisor.start(ref, signal);
           if ((await ports.hypervisor.state(ref, signal)) !== 'running') {
             throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${ref.name}' (uuid '${ref.uuid}') is not running in '${ports.cloudId}'`, { retryable: false });
           }
           await ports.audit.record('migration-committed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
-          return { committed: true };
+          return { committed: true, runningAt: new Date().toISOString() };
         },
       },
-    ],
-  };
+      ...(live ? [{
+        // After the pivot: one image per disk again, while the guest runs.
+        name: 'flatten',
+        maxAttempts: 5,
+        run: async (ctx: StepContext<MigrateInInput>) => {
+          const ref = ourVm(ctx);
+          const state = ctx.result<Record<string, { path: string }>>('receive')['state']?.path;
+          await ports.hypervisor.flatten?.(ref, state === undefined ? [] : [state], ctx.signal);
+          await ports.audit.record('disks-flattened', { offerId: ctx.input.offerId, vm: ref.name });
+          return { flattened: ports.hypervisor.flatten !== undefined };
+        },
+      }] : []),
+  ];
 }

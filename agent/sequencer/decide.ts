@@ -74,7 +74,7 @@ export function viewJob(records: readonly JournalRecord[]): JobView {
       case 'compensation-completed': v.compensated.add(r.step); break;
       case 'compensation-failed': v.compensationFailures.set(r.step, r.error); break;
       case 'job-finished': v.outcome = r.outcome; break;
-      case 'job-started': break;
+      case 'job-started': case 'step-checkpoint': break;
     }
   }
   return v;

@@ -23,6 +23,14 @@ export interface StepContext<I> {
   readonly signal: AbortSignal;
   /** Reports progress of a long step (bytes moved …) to whoever watches the job. */
   progress(detail: Record<string, unknown>): void;
+  /**
+   * Journals a durable checkpoint of this step (fsync'ed before it resolves): a step that does
+   * its work in parts (pre-copy rounds) records each part, and when it runs again after a crash
+   * or a retry reads them with {@link checkpoints} to go on from the last one.
+   */
+  checkpoint(detail: unknown): Promise<void>;
+  /** The checkpoints this step journaled so far (every attempt), oldest first. */
+  checkpoints<T>(): T[];
 }
 
 /** One step of a transaction. */
@@ -259,6 +267,12 @@ export class Sequencer {
           job.lastProgress = { step: step.name, ...detail };
           emit({ type: 'progress', jobId, kind: def.kind, step: step.name, detail });
         },
+        checkpoint: async (detail) => {
+          await journal.append({ type: 'step-checkpoint', step: step.name, detail: detail ?? null });
+        },
+        checkpoints: <T>(): T[] => journal.all
+          .filter((r): r is Extract<JournalRecord, { type: 'step-checkpoint' }> => r.type === 'step-checkpoint' && r.step === step.name)
+          .map((r) => r.detail as T),
       };
       job.currentStep = step.name;
       if (decision.kind === 'run') {

@@ -30,6 +30,8 @@ export type JournalRecord =
   | { seq: number; at: string; type: 'step-started'; step: string; attempt: number }
   | { seq: number; at: string; type: 'step-completed'; step: string; result: unknown }
   | { seq: number; at: string; type: 'step-failed'; step: string; attempt: number; error: RecordedError }
+  /** A running step's durable progress (a pre-copy round done): read back by the step when it runs again. */
+  | { seq: number; at: string; type: 'step-checkpoint'; step: string; detail: unknown }
   | { seq: number; at: string; type: 'cancel-requested'; reason: string }
   | { seq: number; at: string; type: 'compensation-started'; step: string; attempt: number }
   | { seq: number; at: string; type: 'compensation-completed'; step: string }
@@ -44,7 +46,7 @@ export type NewRecord = DistributiveOmit<JournalRecord, 'seq' | 'at'>;
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 const TYPES = new Set<JournalRecord['type']>([
-  'job-started', 'step-started', 'step-completed', 'step-failed', 'cancel-requested',
+  'job-started', 'step-started', 'step-completed', 'step-failed', 'step-checkpoint', 'cancel-requested',
   'compensation-started', 'compensation-completed', 'compensation-failed', 'job-finished',
 ]);
 

@@ -28,15 +28,29 @@ export function registerJobCommands(program: Command): void {
     .option('--region <region>', 'only clouds in this region')
     .option('--dry-run', 'discover, verify and negotiate only; move nothing')
     .option('--address <ip...>', "the VM's IP addresses (EIDs) to keep reachable after the move")
+    .option('--mode <mode>', 'cold (stop, copy, boot), warm (copy while running, short stop, boot) or live (copy while running, memory and devices kept: no reboot)')
+    .option('--fallback <mode>', 'the lowest mode accepted when --mode cannot be used by both clouds')
     .option('--no-wait', 'print the job id and return at once')
     .option('--json', 'print the final job status as json')
     .option('--socket <path>', 'local API socket of the agent', undefined)
-    .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; address?: string[]; wait: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (vm: string, o: { to?: string; auto?: boolean; region?: string; dryRun?: boolean; address?: string[]; mode?: string; fallback?: string; wait: boolean; json?: boolean }, cmd: Command) => {
       if (!o.to === !o.auto) {
         throw usageError('give exactly one of --to CLOUD or --auto');
       }
+      const modes = ['cold', 'warm', 'live'] as const;
+      const modeOf = (flag: string, v: string | undefined): (typeof modes)[number] | undefined => {
+        if (v === undefined) return undefined;
+        if (!(modes as readonly string[]).includes(v)) throw usageError(`${flag} must be cold, warm or live, not '${v}'`);
+        return v as (typeof modes)[number];
+      };
+      const mode = modeOf('--mode', o.mode);
+      const fallback = modeOf('--fallback', o.fallback);
+      if (fallback !== undefined && mode === undefined) throw usageError('--fallback needs --mode');
       const api = client(cmd);
-      const { jobId } = await api.startMigration({ vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}), ...(o.address ? { addresses: o.address } : {}) });
+      const { jobId } = await api.startMigration({
+        vm, ...(o.to ? { to: o.to } : { auto: true }), ...(o.region ? { region: o.region } : {}), ...(o.dryRun ? { dryRun: true } : {}),
+        ...(o.address ? { addresses: o.address } : {}), ...(mode ? { mode } : {}), ...(fallback ? { fallback } : {}),
+      });
       if (!o.wait) { if (o.json) printJson({ jobId }); else process.stdout.write(`${jobId}\n`); return; }
       // A bar on a terminal; on a pipe or log file, a line at every quarter of the bytes.
       const bar = o.json ? undefined : new ProgressLine(process.stderr.isTTY === true);
@@ -164,12 +178,24 @@ function describeEvent(e: SequencerEvent | { type: 'status'; status: JobStatus }
   }
 }
 
+/** The mode and downtime a committed move recorded (issue 15: source stopped → target running). */
+function downtimeLines(j: JobStatus): string[] {
+  const c = j.results['commit'] as { mode?: string; downtimeMs?: number } | undefined;
+  const pre = j.results['pre-copy'] as { rounds?: number } | undefined;
+  if (c?.downtimeMs === undefined) return [];
+  return [
+    `mode      ${c.mode ?? 'cold'}${pre?.rounds ? ` (${pre.rounds} pre-copy rounds)` : ''}`,
+    `downtime  ${(c.downtimeMs / 1000).toFixed(2)} s`,
+  ];
+}
+
 function printSummary(j: JobStatus): void {
   const lines = [
     `job       ${j.jobId} (${j.kind})`,
     `state     ${j.state}`,
     `steps     ${j.completedSteps.join(' → ') || '-'}`,
     ...(j.error ? [`error     [${j.error.code}] ${j.error.message}`] : []),
+    ...downtimeLines(j),
     `started   ${j.startedAt}`,
     `updated   ${j.updatedAt}`,
   ];

@@ -43,6 +43,8 @@ describe('intercloud usage errors', () => {
 
   it.each([
     ['migrate without --to or --auto', ['migrate', 'web1'], 'give exactly one of --to CLOUD or --auto'],
+    ['migrate with an unknown mode', ['migrate', 'web1', '--to', 'cloud-b', '--mode', 'hot'], "--mode must be cold, warm or live, not 'hot'"],
+    ['migrate with a fallback but no mode', ['migrate', 'web1', '--to', 'cloud-b', '--fallback', 'cold'], '--fallback needs --mode'],
     ['ovf convert --to with an unknown format', ['ovf', 'convert', '--to', 'vmx', 'x.ovf'], "--to must be 'libvirt' or 'ovf'"],
     ['ova pack with half a signer', ['ova', 'pack', 'x.ovf', '--out', 'x.ova', '--sign-cert', 'c.pem'], '--sign-cert and --sign-key go together'],
     ['ca init with a bad key type', ['ca', 'init', '--dir', '/nonexistent', '--key-type', 'dsa'], "--key-type 'dsa'"],

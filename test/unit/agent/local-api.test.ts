@@ -62,5 +62,9 @@ describe('local API', () => {
     expect(() => parseMigrationRequest([])).toThrow(/json object/);
     expect(parseMigrationRequest({ vm: 'web1', to: 'cloud-b', addresses: ['10.1.0.5'] }).addresses).toEqual(['10.1.0.5']);
     expect(() => parseMigrationRequest({ vm: 'web1', to: 'cloud-b', addresses: ['not-ip'] })).toThrow(/list of ip addresses/);
+    // Issue 15: the mode and the lowest accepted fallback.
+    expect(parseMigrationRequest({ vm: 'web1', to: 'cloud-b', mode: 'live', fallback: 'warm' })).toMatchObject({ mode: 'live', fallback: 'warm' });
+    expect(() => parseMigrationRequest({ vm: 'web1', to: 'cloud-b', mode: 'hot' })).toThrow(/'mode' must be 'cold', 'warm' or 'live'/);
+    expect(() => parseMigrationRequest({ vm: 'web1', to: 'cloud-b', fallback: 'cold' })).toThrow(/'fallback' needs a 'mode'/);
   });
 });

@@ -101,7 +101,7 @@ function reAddressStep(holds: { addresses: string[]; name: boolean }, results: R
     reservation: { reservationId: 'r', transfer: { uri: 'amqps://127.0.0.1:1/transfers' }, expiresAt: new Date().toISOString() }, commitTimeoutMs: 1000,
   } as MigrateInInput;
   const ctx: StepContext<MigrateInInput> = {
-    jobId: 'in-o9', input, attempt, signal: new AbortController().signal, progress: () => undefined,
+    jobId: 'in-o9', input, attempt, signal: new AbortController().signal, progress: () => undefined, checkpoint: async () => undefined, checkpoints: () => [],
     result: <T>(step: string): T => {
       if (!(step in results)) throw new IntercloudError('SEQ_JOURNAL_MISMATCH', `step '${step}' has no result yet`);
       return results[step] as T;

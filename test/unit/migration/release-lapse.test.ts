@@ -15,7 +15,7 @@ const PEER = { cloudId: 'cloud-b', jid: 'cloud-b@intercloud.test' };
 
 function ctxOf<I>(input: I, results: Record<string, unknown>, attempt = 1): StepContext<I> {
   return {
-    jobId: 'job-1', input, attempt, signal: new AbortController().signal, progress: () => undefined,
+    jobId: 'job-1', input, attempt, signal: new AbortController().signal, progress: () => undefined, checkpoint: async () => undefined, checkpoints: () => [],
     result: <T>(step: string): T => {
       if (!(step in results)) throw new IntercloudError('SEQ_JOURNAL_MISMATCH', `step '${step}' has no result yet`);
       return results[step] as T;

@@ -104,7 +104,7 @@ describe('compensation of jobs journaled before the domain uuid was recorded', (
     } as MigrateInInput;
     const results: Record<string, unknown> = { define: { vm: 'itmig-1' } };
     const ctx: StepContext<MigrateInInput> = {
-      jobId: 'in-old-offer', input, attempt: 1, signal: new AbortController().signal, progress: () => undefined,
+      jobId: 'in-old-offer', input, attempt: 1, signal: new AbortController().signal, progress: () => undefined, checkpoint: async () => undefined, checkpoints: () => [],
       result: <T>(s: string): T => {
         if (!(s in results)) throw new IntercloudError('SEQ_JOURNAL_MISMATCH', `step '${s}' has no result yet`);
         return results[s] as T;

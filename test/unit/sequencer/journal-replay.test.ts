@@ -5,7 +5,10 @@
  * move cancelled during the transfer — compensation), and journals of storage subcontracts
  * (issue 14, `subcontract-*.journal`, recorded by the two-cloud world of test/unit/subcontract:
  * a completed subcontract at A, B's side of it with B restarted while active, an accept A refused
- * at both ends, and B refusing to adopt a bucket that was there) replay to the same decisions:
+ * at both ends, and B refusing to adopt a bucket that was there), and journals of live moves
+ * (issue 15, `live-*.journal`, both sides of a completed live move — with its pre-copy and receive
+ * checkpoints — and of one cancelled during the pre-copy, recorded by
+ * test/integration/migration/live-migration.test.ts) replay to the same decisions:
  * for every prefix of the recorded records,
  * {@link decideNext} over the shapes of today's `migrateOutDefinition` / `migrateInDefinition`
  * gives the move the recorded next record shows (run or compensate the recorded step with the
@@ -23,7 +26,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  migrateInDefinition, migrateOutDefinition, type SourcePorts, type TargetPorts,
+  migrateInDefinition, migrateInLiveDefinition, migrateMoveDefinition, migrateOutDefinition, type SourcePorts, type TargetPorts,
 } from '../../../agent/migration/index.js';
 import {
   subcontractInDefinition, subcontractOutDefinition, type SubcontractInPorts, type SubcontractOutPorts,
@@ -47,6 +50,8 @@ function untouchable<T extends object>(what: string): T {
 const DEFINITIONS: Record<string, TransactionDefinition<any>> = {
   'migrate-out': migrateOutDefinition(untouchable<SourcePorts>('source')),
   'migrate-in': migrateInDefinition(untouchable<TargetPorts>('target')),
+  'migrate-move': migrateMoveDefinition(untouchable<SourcePorts>('source')),
+  'migrate-in-live': migrateInLiveDefinition(untouchable<TargetPorts>('target')),
   'subcontract-out': subcontractOutDefinition(untouchable<SubcontractOutPorts>('subcontract-out')),
   'subcontract-in': subcontractInDefinition(untouchable<SubcontractInPorts>('subcontract-in')),
 };
@@ -66,7 +71,7 @@ const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.journal')).sort()
 describe('recorded journals replay to the same decisions', () => {
   it('has recordings of both sides of a completed migration', () => {
     const kinds = files.map((f) => decodeJournal(readFileSync(join(FIXTURES, f), 'utf8'), f)[0]).map((r) => r?.type === 'job-started' ? r.kind : '');
-    expect(kinds).toEqual(expect.arrayContaining(['migrate-out', 'migrate-in', 'subcontract-out', 'subcontract-in']));
+    expect(kinds).toEqual(expect.arrayContaining(['migrate-out', 'migrate-in', 'migrate-move', 'migrate-in-live', 'subcontract-out', 'subcontract-in']));
   });
 
   for (const file of files) {
