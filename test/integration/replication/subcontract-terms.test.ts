@@ -19,6 +19,7 @@ async function runInStep(ports: SubcontractInPorts, input: SubcontractInInput, n
   const ctx: StepContext<SubcontractInInput> = {
     jobId: `subcontract-in-test-${input.terms.subcontractId}`, input, attempt: 1, signal: AbortSignal.timeout(30_000),
     result: () => { throw new Error('no earlier results in this test'); }, progress: () => undefined,
+    checkpoint: () => Promise.resolve(), checkpoints: <T>() => [] as T[],
   };
   return step.run(ctx);
 }
