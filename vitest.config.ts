@@ -2,22 +2,26 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * `unit` is hermetic (no servers, no root). The tests that talk to the real servers that
- * `scripts/services up` starts on loopback are in three projects, by what they do to those servers:
+ * `scripts/services up` starts on loopback are in four projects, by what they do to those servers:
  *
  * - `integration-exclusive`: tests that kill, restart or cut a shared server (a broker, a Root, the
  *   s2s link, libvirtd, the LISP map server) or re-issue what every client trusts (the CRL). They
  *   must run alone.
  * - `integration-federation`: two real agents migrating a VM, and the XMPP tests whose gateways log
  *   in under the same cloud JIDs the agents use.
- * - `integration`: the rest. They use their own VMs, transfer ids, buckets and accounts, and break
- *   nothing anyone else uses.
+ * - `integration-vm`: tests that define or run VMs in the clouds' libvirtd (or vcsim), or drive
+ *   libvirtd hard ({@link VM_TESTS}).
+ * - `integration`: the rest. They use their own transfer ids, buckets, EIDs and accounts, run no
+ *   VM, and break nothing anyone else uses.
  *
- * Each server project runs its files one at a time, and `scripts/test` (the README's `npm test`)
- * runs the server projects in one process, so no two server test files ever run at once:
- * `integration-exclusive` first (`sequence.groupOrder`), then the others; `unit` runs beside them in
- * a second process. (Running `integration` beside `integration-federation` was tried: a migration's
- * find-peer then saw no free vCPUs at the target while a hypervisor test ran VMs there.) A new test
- * that stops, restarts or reconfigures a shared server goes in {@link EXCLUSIVE}.
+ * Each server project runs its files one at a time. `scripts/test` (the README's `npm test`) runs
+ * `integration-exclusive` alone first (with `unit` beside it), then `integration-federation` and
+ * `integration-vm` in one process beside `integration` in another. VM tests do not run beside the
+ * federation: a migration's find-peer reads the target's free vCPUs from its signed catalog entry
+ * (a hypervisor test's VMs in the same libvirtd left none), and an agent stopped while the
+ * live-move test drove its libvirtd did not exit within a minute. A new test that stops,
+ * restarts or reconfigures a shared server goes in {@link EXCLUSIVE}; one that defines or runs
+ * a VM goes in {@link VM_TESTS}.
  */
 const EXCLUSIVE = [
   'test/integration/amqp/faults.test.ts',
@@ -46,6 +50,15 @@ const FEDERATION = [
   'test/integration/replication/**/*.test.ts',
 ];
 
+/** Tests that define or run VMs (libvirtd of cloud-a/cloud-b, vcsim) or drive libvirtd. */
+const VM_TESTS = [
+  'test/conformance/hypervisor/**/*.test.ts',
+  'test/integration/hypervisor/**/*.test.ts',
+  'test/integration/descriptors/libvirt-define.test.ts',
+  'test/integration/descriptors/ovf-vcsim.test.ts',
+  'test/integration/services/libvirt.test.ts',
+];
+
 const SERVER_TESTS = ['test/integration/**/*.test.ts', 'test/conformance/**/*.test.ts'];
 
 const serverTimeouts = { testTimeout: 120_000, hookTimeout: 180_000 };
@@ -64,6 +77,15 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: SERVER_TESTS,
+          exclude: [...FEDERATION, ...EXCLUSIVE, ...VM_TESTS],
+          ...serverTimeouts,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration-vm',
+          include: VM_TESTS,
           exclude: [...FEDERATION, ...EXCLUSIVE],
           ...serverTimeouts,
           fileParallelism: false,

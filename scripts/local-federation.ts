@@ -50,8 +50,14 @@ export function loadServicesFile(stateDir = process.env['INTERCLOUD_STATE_DIR'] 
 export interface AgentConfigOptions {
   region?: string;
   pricePerVcpuHour?: number;
+  /**
+   * How long the source waits for its VM to power off at ACPI before forcing it off (default
+   * 1000 ms: the demo guest has no ACPI handler, so it is always forced off after this wait).
+   */
   shutdownTimeoutMs?: number;
   commitTimeoutMs?: number;
+  /** How often the source sends an unanswered instantiate or commit again (`migration.requestResendMs`). */
+  requestResendMs?: number;
   reservationSeconds?: number;
   metricsPort?: number;
   acceptFrom?: string[];
@@ -141,7 +147,8 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
     o.addressing === 'dns'
       ? dnsAddressing(s, lv.address, o.dnsServer)
       : `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
-    `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 3000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false} }`,
+    `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 1000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false}` +
+      `${o.requestResendMs === undefined ? '' : `, requestResendMs: ${o.requestResendMs}`} }`,
     `state: { dir: ${q(join(dir, 'state'))} }`,
     `api: { socket: ${q(join(dir, 'agent.sock'))} }`,
     ...(o.metricsPort ? [`metrics: { listen: "127.0.0.1:${o.metricsPort}" }`] : []),

@@ -159,6 +159,11 @@ const AgentConfigShape = z.strictObject({
     shutdownTimeoutMs: z.number().int().min(0).default(60_000),
     /** How long a VM started here waits for the source's commit before it is removed again. */
     commitTimeoutMs: z.number().int().min(1_000).default(3_600_000),
+    /**
+     * How often the source sends an unanswered instantiate or commit again (a stanza lost in a
+     * reset s2s link is never bounced); default `REQUEST_RESEND_MS` of agent/daemon/control-ports.ts.
+     */
+    requestResendMs: z.number().int().min(1_000).max(300_000).default(30_000),
     /** Broker-persistent messages for transfers (both ends keep journals either way). */
     persistentTransfers: z.boolean().default(false),
     /**
@@ -170,7 +175,7 @@ const AgentConfigShape = z.strictObject({
       map: z.record(z.string().min(1), z.string().min(1)).default({}),
       default: z.string().min(1).optional(),
     }).default({ map: {} }),
-  }).default({ shutdownTimeoutMs: 60_000, commitTimeoutMs: 3_600_000, persistentTransfers: false, networks: { map: {} } }),
+  }).default({ shutdownTimeoutMs: 60_000, commitTimeoutMs: 3_600_000, requestResendMs: 30_000, persistentTransfers: false, networks: { map: {} } }),
   /** Where the agent keeps journals, staging files and its audit log. */
   state: z.strictObject({
     dir: z.string().min(1),

@@ -126,6 +126,8 @@ export interface SourceControlOptions {
    * 13) — before the migration goes on; throws a coded error (`XFER_BROKER_IDENTITY`) if not.
    */
   checkEndpoint(claim: { uri: string; identity?: string }, peer: PeerRef, signal: AbortSignal): Promise<DataEndpoint>;
+  /** How often an unanswered instantiate or commit is sent again (default {@link REQUEST_RESEND_MS}). */
+  resendMs?: number;
 }
 
 /** The source side's control port. */
@@ -146,7 +148,7 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
     signal?.addEventListener('abort', onStep, { once: true });
     const answer = what === 'release'
       ? send(REQUEST_TIMEOUTS_MS[what])
-      : sendUntilAnswered(send, { deadlineMs: REQUEST_TIMEOUTS_MS[what], resendMs: REQUEST_RESEND_MS, signal: stop.signal });
+      : sendUntilAnswered(send, { deadlineMs: REQUEST_TIMEOUTS_MS[what], resendMs: opts.resendMs ?? REQUEST_RESEND_MS, signal: stop.signal });
     try {
       return parseMigrationState(await unlessPeerLeaves(session, peer, what, answer));
     } catch (err) {

@@ -166,7 +166,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   const sourcePorts: SourcePorts = {
     cloudId,
     hypervisor: sourceHypervisorPort(hypervisor, { shutdownTimeoutMs: config.migration.shutdownTimeoutMs }),
-    control: sourceControlPort(session, { currency: config.terms.currency, checkEndpoint }),
+    control: sourceControlPort(session, { currency: config.terms.currency, checkEndpoint, resendMs: config.migration.requestResendMs }),
     transfer: sourceTransferPort(hypervisor, transfer),
     addressing,
     audit,

@@ -13,8 +13,18 @@ vcsim_packages="golang-go golang-github-vmware-govmomi-dev openssl"
 VCSIM_PORT=24443
 
 vcsim_build() {
-  local dir=$STATE/vcsim src=$INTERCLOUD_REPO/scripts/vcsim/main.go
-  if [ -x "$dir/bin/vcsim" ] && [ "$dir/bin/vcsim" -nt "$src" ]; then return 0; fi
+  local dir=$STATE/vcsim src=$INTERCLOUD_REPO/scripts/vcsim/main.go sum
+  # Rebuilt only when the source's bytes changed (not its mtime: every fresh checkout or worktree
+  # has a newer main.go, and a rebuild restarts the vcsim that other checkouts' tests use).
+  sum=$(sha256sum "$src" | cut -d' ' -f1)
+  # (A build from before this stamp existed counts when it is newer than the source, as it did.)
+  if [ -x "$dir/bin/vcsim" ]; then
+    if [ -f "$dir/bin/vcsim.src-sha256" ]; then
+      [ "$(cat "$dir/bin/vcsim.src-sha256")" != "$sum" ] || return 0
+    elif [ "$dir/bin/vcsim" -nt "$src" ]; then
+      echo "$sum" > "$dir/bin/vcsim.src-sha256"; return 0
+    fi
+  fi
   local s; s=$(now); log "building vcsim (offline, GOPATH mode)"
   mkdir -p "$dir/gopath" "$dir/gocache" "$dir/bin"
   ( cd "$INTERCLOUD_REPO/scripts/vcsim" && \
@@ -22,6 +32,7 @@ vcsim_build() {
     go build -o "$dir/bin/vcsim.tmp" . ) >"$dir/build.log" 2>&1 \
     || { echo "services: vcsim build failed, see $dir/build.log" >&2; tail -20 "$dir/build.log" >&2; return 1; }
   mv "$dir/bin/vcsim.tmp" "$dir/bin/vcsim"
+  echo "$sum" > "$dir/bin/vcsim.src-sha256"
   VCSIM_REBUILT=1
   took "vcsim-build" "$s"
 }

@@ -27,6 +27,13 @@ describe('agent config', () => {
     expect(c.migration.shutdownTimeoutMs).toBe(60_000);
   });
 
+  it('takes how often an unanswered instantiate or commit is sent again (migration.requestResendMs, default 30 s)', () => {
+    expect(parseConfig(good, '/etc/a.yaml').migration.requestResendMs).toBe(30_000);
+    const fast = good + 'migration: { requestResendMs: 5000 }\n';
+    expect(parseConfig(fast, '/etc/a.yaml').migration.requestResendMs).toBe(5_000);
+    expect(() => parseConfig(good + 'migration: { requestResendMs: 10 }\n', '/etc/a.yaml')).toThrow(/migration\.requestResendMs/);
+  });
+
   it('rejects unknown keys and says which, and how to fix them', () => {
     expect(() => parseConfig(good + 'colud: x\n', '/etc/a.yaml')).toThrow(/unknown key\(s\) 'colud'.*remove or correct/s);
     expect(() => parseConfig(good.replace('cloud-a,', 'Cloud_A,'), '/etc/a.yaml')).toThrow(/cloud\.id: a cloud id is lowercase/);

@@ -4,8 +4,11 @@
  * idempotent request again every `resendMs` until one copy is answered or the deadline passes.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { sendUntilAnswered } from '../../../agent/daemon/control-ports.js';
+import { xml } from '@xmpp/client';
+import type { Element } from '@xmpp/client';
+import { REQUEST_RESEND_MS, sendUntilAnswered, sourceControlPort } from '../../../agent/daemon/control-ports.js';
 import { IntercloudError } from '../../../protocols/errors/index.js';
+import { buildMigrationState, type GatewaySession } from '../../../protocols/xmpp/index.js';
 
 const timeout = (): IntercloudError => new IntercloudError('XMPP_TIMEOUT', 'no answer', { retryable: true });
 
@@ -74,5 +77,45 @@ describe('sendUntilAnswered', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(await seen).toMatchObject({ code: 'MIGRATE_REJECTED' });
     expect(sent).toEqual([0]);
+  });
+});
+
+describe('the source control port\'s resend interval (migration.requestResendMs)', () => {
+  /** A session whose peer loses the first `lost` requests; the rest are answered `running` at once. */
+  function session(lost: number) {
+    const sent: number[] = [];
+    const s = {
+      signRequest: () => Promise.resolve('signature'),
+      request: (_jid: string, _child: Element, timeoutMs: number): Promise<Element> => {
+        const n = sent.push(Date.now());
+        if (n <= lost) return new Promise((_resolve, reject) => { setTimeout(() => reject(timeout()), timeoutMs); });
+        return Promise.resolve(xml('iq', { type: 'result' }, buildMigrationState('running')));
+      },
+      on: () => undefined,
+      off: () => undefined,
+    } as unknown as GatewaySession;
+    return { s, sent };
+  }
+  const peerRef = { cloudId: 'cloud-b', jid: 'cloud-b@intercloud.test' };
+  const noEndpoint = (): never => { throw new Error('not used'); };
+
+  it('sends a lost commit again after the configured interval', async () => {
+    const { s, sent } = session(2);
+    const control = sourceControlPort(s, { currency: 'EUR', checkEndpoint: noEndpoint, resendMs: 5_000 });
+    const out = control.commit(peerRef, 'offer-1', new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await expect(out).resolves.toEqual({ state: 'running' });
+    expect(sent).toEqual([0, 5_000, 10_000]);
+  });
+
+  it('sends again every REQUEST_RESEND_MS (30 s) when the config gives none', async () => {
+    const { s, sent } = session(1);
+    const control = sourceControlPort(s, { currency: 'EUR', checkEndpoint: noEndpoint });
+    const out = control.commit(peerRef, 'offer-1', new AbortController().signal);
+    await vi.advanceTimersByTimeAsync(REQUEST_RESEND_MS - 1);
+    expect(sent).toEqual([0]);
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(out).resolves.toEqual({ state: 'running' });
+    expect(sent).toEqual([0, REQUEST_RESEND_MS]);
   });
 });
