@@ -11,6 +11,7 @@ import { registerCertCommands } from './commands/cert.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerHypervisorCommands } from './commands/hypervisor.js';
 import { registerLispCommands } from './commands/lisp.js';
+import { registerStorageCommands } from './commands/storage.js';
 import { registerTimeCommands } from './commands/time.js';
 import { registerOvaCommands, registerOvfCommands } from './commands/ovf.js';
 import { registerTransferCommands } from './commands/transfer.js';
@@ -25,6 +26,7 @@ export type RegisterCommands = (program: Command) => void;
 const COMMANDS: RegisterCommands[] = [
   registerAgentCommands,
   registerJobCommands,
+  registerStorageCommands,
   registerHypervisorCommands,
   registerCaCommands,
   registerCertCommands,
