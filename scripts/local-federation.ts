@@ -206,6 +206,8 @@ export class AgentProcess {
     await new Promise((r) => log.once('open', r));
     const child = spawn(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), 'agent', '--config', join(this.dir, 'agent.yaml')], {
       stdio: ['ignore', log, log], detached: false,
+      // The object stores use the AWS SDK, which warns on every start that Node 20 is old.
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     });
     this.child = child;
     const t0 = Date.now();
