@@ -138,7 +138,7 @@ export class StorageFederation {
   }
 
   /** The sequencer transactions of both ends. */
-  definitions(): Array<TransactionDefinition<never>> {
+  definitions(): [TransactionDefinition<SubcontractOutInput>, TransactionDefinition<SubcontractInInput>] {
     const { cloudId, session, audit } = this.#o;
     const control = subcontractControlPort(session);
     const returns: SubcontractReturnPort = { returnData: (req) => this.#returnToA(req.ref.subcontractId) };
@@ -159,7 +159,7 @@ export class StorageFederation {
       returns: { returnData: async () => ({ objects: 0, bytes: 0 }) },
       audit,
     });
-    return [out, inDef] as unknown as Array<TransactionDefinition<never>>;
+    return [out, inDef];
   }
 
   /** Binds to the sequencer (after it is made, before `resumeAll`) and serves B's requests on the session. */
