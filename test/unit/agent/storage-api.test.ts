@@ -4,12 +4,14 @@
  * HTTP statuses — with the daemon's storage handlers replaced by a recording stand-in.
  */
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalApiClient, parseStorageSubcontractRequest, startLocalApi, type StorageApiHandlers } from '../../../agent/api/index.js';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
+import type { ReplicationEvent } from '../../../agent/replication/index.js';
 import { subcontractError } from '../../../agent/subcontract/index.js';
 
 let dir: string;
@@ -90,6 +92,42 @@ describe('local API: storage subcontracts (issue 14)', () => {
       // a put without the declared sha-256 never reaches the daemon
       await expect(api.putObject('sc-1', 'k', file, { sizeBytes: bytes.length, sha256: 'nope' })).rejects.toMatchObject({ code: 'API_BAD_REQUEST' });
       expect(calls.filter((c) => (c as unknown[])[0] === 'put')).toHaveLength(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('streams the replication events of every subcontract as server-sent events', async () => {
+    const listeners = new Set<(e: ReplicationEvent) => void>();
+    const socket = join(dir, 'agent.sock');
+    const server = await startLocalApi(socket, {
+      cloudId: 'cloud-a', startMigration: async () => ({ jobId: 'x' }), listJobs: async () => [], job: async () => { throw new Error('unused'); },
+      cancel: async () => ({ accepted: false, state: 'completed' }), subscribe: () => () => undefined, peerTimes: async () => [],
+      storage: {
+        subcontract: async () => { throw new Error('unused'); }, list: async () => [], status: async () => { throw new Error('unused'); },
+        verify: async () => { throw new Error('unused'); }, end: async () => { throw new Error('unused'); }, put: async () => { throw new Error('unused'); },
+        subscribe: (l) => { listeners.add(l); return () => listeners.delete(l); },
+      },
+    });
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = request({ socketPath: socket, path: '/v1/storage/events' }, (res) => {
+          let buf = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            buf += d;
+            if (buf.includes('replica-completed')) { resolve(buf); req.destroy(); }
+          });
+          // connected: the daemon's replicators announce something
+          setTimeout(() => { for (const l of listeners) l({ type: 'replica-completed', subcontractId: 'sc-1', key: 'k', size: 3, at: '2026-12-06T00:00:00.000Z' }); }, 20);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(text).toContain('event: replica-completed\ndata: {"type":"replica-completed","subcontractId":"sc-1","key":"k"');
+      // the client went away: its listener is removed
+      for (let i = 0; i < 50 && listeners.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(listeners.size).toBe(0);
     } finally {
       server.close();
     }
