@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
+import { transferPrefix } from '../../../agent/replication/index.js';
 import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { STATE_DIR, serviceEnv } from '../../helpers/services.js';
@@ -41,8 +42,33 @@ async function readAll(body: Readable): Promise<Buffer> {
 
 /** Runs `intercloud ARGS` against `agent`'s socket; never throws on a non-zero exit. */
 function cli(agent: AgentProcess, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return intercloud(...args, '--socket', join(agent.dir, 'agent.sock'));
+}
+
+/** cloud-b's entry in the signed directory, as `intercloud peers` reads it (an observer logged in with cloud-a's certificate). */
+async function catalogOfB(): Promise<{ regions: string[]; capabilities: string[]; capacity: { objectStorageGiB: number } } | undefined> {
+  const r = await intercloud('peers', '--config', join(a.dir, 'agent.yaml'), '--capability', 'storage-federation', '--region', 'na-east', '--samples', '1', '--wait', '300', '--json');
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { peers: Array<{ entry: { cloudId: string } & NonNullable<Awaited<ReturnType<typeof catalogOfB>>> }> }).peers.find((p) => p.entry.cloudId === 'cloud-b')?.entry;
+}
+
+/** cloud-a's permission regex on cloud-b's broker (its transfers vhost), read from RabbitMQ's management API; '' when none. */
+async function grantOfAatB(): Promise<string> {
+  const broker = (loadServicesFile(STATE_DIR) as unknown as { brokers: Record<string, { url: string; management: { url: string; user: string; passwordFile: string } }> }).brokers['cloud-b']!;
+  const vhost = new URL(broker.url).pathname.slice(1);
+  const password = (await fs.readFile(broker.management.passwordFile, 'utf8')).trim();
+  const res = await fetch(new URL(`/api/permissions/${vhost}/cloud-a`, broker.management.url), {
+    headers: { authorization: `Basic ${Buffer.from(`${broker.management.user}:${password}`).toString('base64')}` },
+  });
+  if (res.status === 404) return '';
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { configure: string }).configure;
+}
+const escPrefix = (subcontractId: string): string => transferPrefix(subcontractId).replace(/-/g, '\\-');
+
+function intercloud(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), ...args, '--socket', join(agent.dir, 'agent.sock')], {
+    execFile(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), ...args], {
       timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
     }, (err, stdout, stderr) => {
       res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
@@ -136,6 +162,13 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
     expect(unknown.stderr).toMatch(/\[SUBCONTRACT_UNKNOWN\]/);
   }, 60_000);
 
+  it('cloud-b\'s signed catalog entry advertises storage federation, its region na-east and its free object storage', async () => {
+    const entry = await catalogOfB();
+    expect(entry?.capabilities).toContain('storage-federation');
+    expect(entry?.regions).toContain('na-east');
+    expect(entry?.capacity.objectStorageGiB).toBe(100);
+  }, 60_000);
+
   it('a region cloud-b\'s signed catalog does not list is refused at A (no offer is sent): the subcontract fails SUBCONTRACT_PEER_UNFIT', async () => {
     const r = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '3', '--region', 'ap-south', '--ack', 'sync', '--json');
     expect(r.code).toBe(1);
@@ -154,6 +187,10 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
     // B lists it as a peer's subcontract it holds
     const atB = await cli(b, 'storage', 'status', '--json');
     expect((JSON.parse(atB.stdout) as SubcontractView[]).find((x) => x.subcontractId === id)).toMatchObject({ side: 'in', peer: 'cloud-a', state: 'running' });
+    // cloud-b granted cloud-a the subcontract's transfers (one prefix) at its broker
+    expect(await grantOfAatB()).toContain(escPrefix(id));
+    // B's catalog now offers what is left: 100 GiB less the subcontract's 1 GiB × 3 replicas
+    await until('cloud-b to advertise 97 free object GiB', catalogOfB, (e) => e?.capacity.objectStorageGiB === 97, 30_000);
   }, 120_000);
 
   it('objects written into cloud-a\'s Swift behind the agent appear verified in cloud-b\'s bucket, and the lag falls to 0', async () => {
@@ -214,11 +251,32 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ state: 'completed' });
     expect(await storeB.headBucket(bucketB)).toBe(false);
+    // B's job ended: the grant is withdrawn
+    await until('cloud-b to withdraw cloud-a\'s grant', grantOfAatB, (g) => !g.includes(escPrefix(id)), 15_000);
     for (const [k, v] of objs) expect((await storeA.headObject(SRC, k))?.sizeBytes, k).toBe(v.length);
     const atB = JSON.parse((await cli(b, 'storage', 'status', id, '--json')).stdout) as SubcontractView;
     expect(atB.state).toBe('completed');
     // ended: no more puts
     const file = join(dir, 'put.bin');
     expect((await cli(a, 'storage', 'put', id, 'put/late', file)).stderr).toMatch(/\[SUBCONTRACT_NOT_ACTIVE\]/);
+  }, 180_000);
+
+  it('return terms: at the end A checks it still holds every object B held, then B deletes its copy; only the prefix was copied', async () => {
+    const start = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '1', '--region', 'na-east', '--ack', 'async', '--prefix', 'behind/', '--at-end', 'return', '--json');
+    expect(start.code, start.stderr).toBe(0);
+    const v = JSON.parse(start.stdout) as SubcontractView;
+    id = v.subcontractId;
+    bucketB = v.target!.bucket;
+    const behind = [...objs.keys()].filter((k) => k.startsWith('behind/'));
+    await until('the prefix to be copied', status, (s) => s.replication?.objects.completed === behind.length && s.replication.objects.pending === 0);
+    for (const k of behind) await expectAtB(k, objs.get(k)!);
+    expect(await storeB.headObject(bucketB, 'put/one')).toBeUndefined();
+    const end = await cli(a, 'storage', 'end', id, '--json');
+    expect(end.code, end.stderr).toBe(0);
+    const job = JSON.parse(end.stdout) as SubcontractView;
+    expect(job.state).toBe('completed');
+    expect(await storeB.headBucket(bucketB)).toBe(false);
+    const results = (JSON.parse((await cli(a, 'job', job.jobId, '--json')).stdout) as { results: Record<string, unknown> }).results;
+    expect(results['return-data']).toEqual({ objects: behind.length, bytes: behind.reduce((n, k) => n + objs.get(k)!.length, 0) });
   }, 180_000);
 });
