@@ -294,9 +294,11 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
   await session.start();
   await session.publishCatalog();
+  // The live subcontracts' reservations are held again before their jobs resume (B's await-begin marks its one used).
+  await storage.restoreReservations();
   const resumed = await sequencer.resumeAll();
   if (resumed.length) log.info({ jobs: resumed.map((r) => r.jobId) }, 'resumed unfinished jobs');
-  // Live subcontracts: their reservations are held again, their replicas served (B) and replicated (A).
+  // Live subcontracts: their replicas are served (B) and replicated (A) again.
   await storage.resume();
   // The broker kept the grants across a restart: make them match the inbound jobs that run.
   const jobsNow = await sequencer.list();

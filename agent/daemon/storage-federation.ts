@@ -177,9 +177,13 @@ export class StorageFederation {
     });
   }
 
-  /** After `resumeAll`: the reservations of live subcontracts are held again and their replication resumes. */
-  async resume(): Promise<void> {
+  /** Before `resumeAll`: the reservations of live inbound subcontracts are held again (remade from their journals). */
+  async restoreReservations(): Promise<void> {
     for (const r of await this.#requireService().liveReservations()) this.#o.session.reservations.record(r);
+  }
+
+  /** After `resumeAll`: the live subcontracts' receivers (B) and replicators (A) run again. */
+  async resume(): Promise<void> {
     this.sync();
     await this.#syncing;
   }
