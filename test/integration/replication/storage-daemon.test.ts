@@ -246,6 +246,18 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
     await expectAtB('while-down/x', bytes);
   }, 180_000);
 
+  it('cloud-b\'s agent restarted: its grant is kept by the reconcile, its receiver served again, and the copy goes on', async () => {
+    await b.stop('SIGKILL');
+    const bytes = randomBytes(40_000);
+    await storeA.putObject(SRC, 'while-b-down/y', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
+    objs.set('while-b-down/y', bytes);
+    await b.start();
+    expect(await grantOfAatB()).toContain(escPrefix(id));
+    const st = await until('the object written while B was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0, 120_000);
+    expect(st.replication?.objects.failed).toBe(0);
+    await expectAtB('while-b-down/y', bytes);
+  }, 180_000);
+
   it('storage end: cloud-b deletes every object and its bucket (delete terms), A verifies it and the subcontract completes; A\'s bucket is untouched', async () => {
     const r = await cli(a, 'storage', 'end', id, '--json');
     expect(r.code, r.stderr).toBe(0);
