@@ -174,12 +174,25 @@ export class StorageFederation {
     sequencer.watch((e: SequencerEvent) => {
       if (!e.kind.startsWith('subcontract-')) return;
       if (e.type === 'step-completed' || e.type === 'job-finished') this.sync();
+      // The service's own hook fires only for jobs it started in this process: a job resumed after
+      // a restart ends here too, and its grant must go with it (withdraw is idempotent).
+      if (e.type === 'job-finished' && e.kind === 'subcontract-in') this.#withdrawGrantOf(e.jobId);
     });
   }
 
   /** Before `resumeAll`: the reservations of live inbound subcontracts are held again (remade from their journals). */
   async restoreReservations(): Promise<void> {
     for (const r of await this.#requireService().liveReservations()) this.#o.session.reservations.record(r);
+  }
+
+  #withdrawGrantOf(jobId: string): void {
+    const grants = this.#o.grants;
+    if (!grants) return;
+    this.#requireSequencer().status(jobId).then(async (j) => {
+      const input = j.input as SubcontractInInput;
+      this.#inbox.forget(input.offerId);
+      await grants.withdraw(input.peer.cloudId, input.offerId);
+    }).catch((err: unknown) => this.#o.log.warn({ err, job: jobId }, 'could not withdraw the peer\'s broker grant of an ended subcontract'));
   }
 
   /** After `resumeAll`: the live subcontracts' receivers (B) and replicators (A) run again. */
