@@ -34,6 +34,8 @@ interface ServicesFile {
   libvirt: { instances: Record<string, { uri: string; poolPath: string; address: string }> };
   lisp: { host: string; port: number; sites: Record<string, { keyId: number; algorithm: string; keyFile: string; rlocs: string[] }> };
   bind?: { host: string; port: number; zone: string; keyFile: string };
+  /** Each cloud's Swift with the S3 API (scripts/services.d/72-swift.sh). */
+  swift?: Record<string, { endpoint: string; region: string; accessKeyId: string; secretAccessKeyFile: string; replicas: number }>;
 }
 
 /** Reads services.json (throws with the fix when the servers are not up). */
@@ -87,6 +89,13 @@ export interface AgentConfigOptions {
    * user stay the cloud's), written to `dir`.
    */
   identity?: { cert: string; key: string };
+  /**
+   * Lend (and subcontract from) the cloud's Swift as object storage (issue 14): a `storage`
+   * section with services.json's `swift.<cloud>` in its region, which is added to the cloud's
+   * regions. Default: on when services.json has a Swift for the cloud. `passSeconds`: how often A
+   * lists a subcontracted bucket (default 2 on these test federations).
+   */
+  storage?: false | { capacityGiB?: number; passSeconds?: number };
 }
 
 /** Issues `<cloud>@<Root 2's domain>` under the Intercloud Root into `dir` (key 0600). */
@@ -126,8 +135,10 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
   const brokerIdentity = o.xmppRoot === 'prosody2' && s.prosody2 ? `broker.${cloud}.${s.prosody2.domain}` : broker.identity;
   await fs.mkdir(join(dir, 'consoles'), { recursive: true });
   const q = JSON.stringify;
+  const swift = o.storage === false ? undefined : s.swift?.[cloud];
+  const regions = [...new Set([o.region ?? 'eu-west', ...(swift ? [swift.region] : [])])];
   const yaml = [
-    `cloud: { id: ${cloud}, regions: [${o.region ?? 'eu-west'}] }`,
+    `cloud: { id: ${cloud}, regions: [${regions.join(', ')}] }`,
     `identity: { root: ${q(s.pki.root)}, cert: ${q(pki.cert)}, key: ${q(pki.key)}, crl: ${q(s.pki.crl)} }`,
     xmppLine(s, o.xmppRoot),
     `amqp: { url: ${q(broker.url)}, identity: ${brokerIdentity}, management: { url: ${q(broker.management.url)}, user: ${q(broker.management.user)}, passwordFile: ${q(broker.management.passwordFile)} } }`,
@@ -149,6 +160,7 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
       : `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
     `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 1000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false}` +
       `${o.requestResendMs === undefined ? '' : `, requestResendMs: ${o.requestResendMs}`} }`,
+    ...(swift ? [storageSection(swift, o.storage === false ? {} : o.storage ?? {})] : []),
     `state: { dir: ${q(join(dir, 'state'))} }`,
     `api: { socket: ${q(join(dir, 'agent.sock'))} }`,
     ...(o.metricsPort ? [`metrics: { listen: "127.0.0.1:${o.metricsPort}" }`] : []),
@@ -159,6 +171,13 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
   await fs.writeFile(path, yaml, { mode: 0o600 });
   await fs.chmod(path, 0o600);
   return path;
+}
+
+/** The `storage` line of an agent config: the cloud's Swift (S3 API) as the store of its region. */
+function storageSection(swift: NonNullable<ServicesFile['swift']>[string], o: { capacityGiB?: number; passSeconds?: number }): string {
+  const q = JSON.stringify;
+  return `storage: { capacityGiB: ${o.capacityGiB ?? 100}, replication: { passSeconds: ${o.passSeconds ?? 2}, auditSeconds: 600 }, regions: { ${swift.region}: { kind: s3, maxReplicas: ${swift.replicas}, `
+    + `config: { endpoint: ${q(swift.endpoint)}, accessKeyId: ${q(swift.accessKeyId)}, secretAccessKeyFile: ${q(swift.secretAccessKeyFile)} } } } }`;
 }
 
 /** The `addressing.dns` line of an agent config, from services.json's BIND. */
@@ -194,6 +213,8 @@ export class AgentProcess {
     await new Promise((r) => log.once('open', r));
     const child = spawn(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), 'agent', '--config', join(this.dir, 'agent.yaml')], {
       stdio: ['ignore', log, log], detached: false,
+      // The object stores use the AWS SDK, which warns on every start that Node 20 is old.
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     });
     this.child = child;
     const t0 = Date.now();

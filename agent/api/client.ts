@@ -1,8 +1,11 @@
 /**
  * A client of the local API (used by the CLI): JSON over HTTP on the agent's Unix socket.
  */
+import { createReadStream } from 'node:fs';
 import { request } from 'node:http';
 import { IntercloudError } from '../../protocols/errors/index.js';
+import type { StorageSubcontractRequest, SubcontractView } from '../daemon/storage-federation.js';
+import type { AuditReport } from '../replication/index.js';
 import type { JobStatus, SequencerEvent } from '../sequencer/index.js';
 import type { MigrationRequest } from './server.js';
 
@@ -16,6 +19,41 @@ export class LocalApiClient {
   job(id: string): Promise<JobStatus> { return this.call('GET', `/v1/jobs/${encodeURIComponent(id)}`); }
   cancel(id: string): Promise<{ accepted: boolean; state: string }> { return this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`); }
   peerTimes(): Promise<Array<{ peer: string; offsetMs: number; roundTripMs: number; measuredAt: number }>> { return this.call('GET', '/v1/peers/time'); }
+
+  /** Starts a storage subcontract of a bucket (issue 14). */
+  startSubcontract(req: StorageSubcontractRequest): Promise<{ subcontractId: string; jobId: string }> { return this.call('POST', '/v1/storage/subcontracts', req); }
+  /** Every storage subcontract of the agent. */
+  subcontracts(): Promise<SubcontractView[]> { return this.call('GET', '/v1/storage/subcontracts'); }
+  /** One storage subcontract, with its objects' states when asked. */
+  subcontract(id: string, o: { objects?: boolean } = {}): Promise<SubcontractView> {
+    return this.call('GET', `/v1/storage/subcontracts/${encodeURIComponent(id)}${o.objects ? '?objects=1' : ''}`);
+  }
+  /** Audit and repair of B's copy; waits up to `waitSeconds` for the repair. */
+  verifySubcontract(id: string, o: { deep?: boolean; waitSeconds?: number } = {}): Promise<{ report: AuditReport; status: SubcontractView }> {
+    return this.call('POST', `/v1/storage/subcontracts/${encodeURIComponent(id)}/verify`, o);
+  }
+  /** Ends a subcontract now (its data is deleted or returned at B by its terms). */
+  endSubcontract(id: string): Promise<SubcontractView> { return this.call('POST', `/v1/storage/subcontracts/${encodeURIComponent(id)}/end`); }
+
+  /** Writes file `path` as object `key` through the agent; answers when the subcontract's ack mode says. */
+  putObject(id: string, key: string, path: string, o: { sizeBytes: number; sha256: string }): Promise<{ etag: string; replicated: boolean; ack: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        socketPath: this.socketPath, method: 'PUT',
+        path: `/v1/storage/subcontracts/${encodeURIComponent(id)}/objects/${key.split('/').map(encodeURIComponent).join('/')}`,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': o.sizeBytes, 'x-intercloud-sha256': o.sha256 },
+      }, (res) => {
+        collect(res).then((text) => {
+          if ((res.statusCode ?? 500) >= 400) { reject(apiError(res.statusCode ?? 500, text)); return; }
+          resolve(JSON.parse(text) as { etag: string; replicated: boolean; ack: string });
+        }, reject);
+      });
+      req.on('error', (err) => reject(unreachable(this.socketPath, err)));
+      const file = createReadStream(path);
+      file.on('error', (err) => { req.destroy(err); reject(err); });
+      file.pipe(req);
+    });
+  }
 
   /** Follows a job's events until it finishes; resolves with the final event. */
   follow(id: string, onEvent: (e: SequencerEvent | { type: 'status'; status: JobStatus }) => void): Promise<void> {

@@ -22,6 +22,7 @@ export interface CliArea {
 export const CLI_AREAS: readonly CliArea[] = [
   { commands: ['agent'], load: async () => (await import('./commands/agent.js')).registerAgentCommands },
   { commands: ['migrate', 'jobs', 'job', 'cancel'], load: async () => (await import('./commands/jobs.js')).registerJobCommands },
+  { commands: ['storage'], load: async () => (await import('./commands/storage.js')).registerStorageCommands },
   { commands: ['hv'], load: async () => (await import('./commands/hypervisor.js')).registerHypervisorCommands },
   { commands: ['ca'], load: async () => (await import('./commands/ca.js')).registerCaCommands },
   { commands: ['cert'], load: async () => (await import('./commands/cert.js')).registerCertCommands },

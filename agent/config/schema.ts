@@ -114,6 +114,15 @@ const AgentConfigShape = z.strictObject({
     maxSubcontractDays: z.number().int().min(1).max(36_500).default(365),
     /** Most objects one subcontract may hold. */
     maxObjectsPerSubcontract: z.number().int().positive().optional(),
+    /**
+     * How this cloud replicates the buckets it subcontracts (A): a listing pass of each every
+     * `passSeconds` (Swift's S3 API has no event notifications), an audit of B's copy every
+     * `auditSeconds`. Absent: 30 s and 600 s.
+     */
+    replication: z.strictObject({
+      passSeconds: z.number().min(0.2).max(86_400).default(30),
+      auditSeconds: z.number().min(1).max(604_800).default(600),
+    }).optional(),
     regions: z.record(
       z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'a region is a token such as "eu-west"'),
       z.strictObject({

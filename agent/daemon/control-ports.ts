@@ -73,7 +73,7 @@ export function sendUntilAnswered<T>(
 const UNAVAILABLE = new Set(['service-unavailable', 'recipient-unavailable', 'remote-server-timeout', 'remote-server-not-found', 'item-not-found']);
 
 /** Turns a peer's refusal back into its coded error; transport problems stay retryable. */
-function fromPeer(err: unknown, what: string, peer: PeerRef): never {
+export function fromPeer(err: unknown, what: string, peer: PeerRef): never {
   if (isIntercloudError(err, 'XMPP_STANZA_ERROR')) {
     const failure = parseMigrationFailure(err.details['application'] as Element | undefined);
     if (failure) {

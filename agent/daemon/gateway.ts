@@ -18,6 +18,7 @@ import {
 } from '../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
+import { storagePolicyOf } from '../subcontract/index.js';
 import type { AgentConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
@@ -33,6 +34,7 @@ import { endpointCheck } from './broker-endpoint.js';
 import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
+import { StorageFederation } from './storage-federation.js';
 import { localStorageDirOf, sourceHypervisorPort, sourcePrecopyPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { moveTransferPrefix, transferIdFor } from './transfer-ids.js';
 import { sourceImagePort, sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
@@ -92,12 +94,15 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
   const capacity = await hypervisor.hostCapacity();
   const migrationAdvert = await advertOf(hypervisor);
+  // Object storage lent to peers (issue 14): advertised only when the config names a store.
+  const objectStorageGiB = config.storage?.capacityGiB ?? 0;
+  const lendsStorage = Object.keys(config.storage?.regions ?? {}).length > 0;
   const profile: CloudProfile = {
     regions: config.cloud.regions,
     hypervisors: [hypervisor.kind],
     formats: ['ovf', 'qcow2', 'raw'],
-    capabilities: [...CAPABILITIES].filter((c) => c !== 'storage-federation'),
-    capacity: capacityOf(capacity),
+    capabilities: [...CAPABILITIES].filter((c) => lendsStorage || c !== 'storage-federation'),
+    capacity: capacityOf(capacity, objectStorageGiB),
     terms: { currency: config.terms.currency, pricePerVcpuHour: config.terms.pricePerVcpuHour, pricePerGbMonth: config.terms.pricePerGbMonth },
     transferUri: config.amqp.url,
     // Issue 15: the modes this side takes, from its adapter's capabilities (never its kind).
@@ -118,6 +123,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
         maxMemoryMiBPerVm: Math.floor(config.policy.maxMemoryBytesPerVm / MiB),
         quotaReservationsPerCloud: config.policy.quotaReservationsPerCloud,
         ...(config.policy.quotaVcpusPerCloud === undefined ? {} : { quotaVcpusPerCloud: config.policy.quotaVcpusPerCloud }),
+        ...(config.storage === undefined ? {} : { storage: storagePolicyOf(config.storage) }),
       }),
       domain: config.xmpp.domain,
       federatedDomains: config.xmpp.directories.map((d) => d.domain),
@@ -185,12 +191,18 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     audit,
   };
 
+  // Storage subcontracts at both ends (issue 14): one object store per configured region.
+  const storage = new StorageFederation({
+    cloudId, storage: config.storage, stateDir, currency: config.terms.currency, session, broker: transfer.broker, grants, audit,
+    log: log.child({ component: 'storage' }),
+  });
+
   const jobLog = log.child({ component: 'sequencer' });
   const sequencer = new Sequencer({
     journalDir: join(stateDir, 'journal'),
     definitions: [
       migrateOutDefinition(sourcePorts), migrateMoveDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts),
-      migrateInDefinition(targetPorts), migrateInLiveDefinition(targetPorts),
+      migrateInDefinition(targetPorts), migrateInLiveDefinition(targetPorts), ...storage.definitions(),
     ],
     onEvent: (e: SequencerEvent) => {
       metrics.observe(e);
@@ -207,8 +219,9 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   });
   async function republishCapacity(): Promise<void> {
     const c = await hypervisor.hostCapacity();
-    await session.publishCatalog({ capacity: capacityOf(c) });
+    await session.publishCatalog({ capacity: capacityOf(c, objectStorageGiB) });
   }
+  storage.attach(sequencer);
   // An accepted offer's reservation holds capacity for as long as its inbound job runs, and
   // is released when the job ends, whatever the outcome (issue 12 finding 6).
   const endedOffers = new Set<string>();
@@ -231,11 +244,21 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   });
   session.on('reservation', (r: { reservationId: string; senderCloud: string; offer: { offerId: string } }) => {
     if (endedOffers.delete(r.offer.offerId)) session.releaseOffer(r.senderCloud, r.offer.offerId);
-    else session.useReservation(r.reservationId);
+    // A storage reservation stays unused until A begins the subcontract (B's job marks it then).
+    else if ((r.offer as { workload?: { type?: string } }).workload?.type !== 'storage') session.useReservation(r.reservationId);
   });
   session.onOffer(async (incoming) => {
     const w = incoming.offer.workload;
-    if (w.type !== 'vm') return { reason: 'policy', text: 'this gateway hosts vms only' };
+    if (w.type === 'storage') {
+      try {
+        await storage.handleOffer(incoming);
+        return undefined;
+      } catch (err) {
+        log.warn({ err, offer: incoming.offer.offerId }, 'storage offer refused');
+        return { reason: rejectReasonOf(err), text: isIntercloudError(err) ? err.message : 'cannot take this storage offer' };
+      }
+    }
+    if (w.type !== 'vm') return { reason: 'policy', text: 'this gateway hosts vms and storage only' };
     const offerId = incoming.offer.offerId;
     const grant = offerGrant(incoming.signer.cloudId, offerId, w.disks, incoming.offer.mode);
     try {
@@ -262,6 +285,14 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   // A peer's <cancel> of its offer cancels the inbound job; its reservation stays held until the
   // job has ended (jobEnded above), and a committed job is not cancelled (issue 12, findings 6, 8).
   session.onCancel(async (_cancel, from, reservation) => {
+    if (reservation.offer.workload.type === 'storage') {
+      try {
+        return await storage.handleCancel({ cloudId: reservation.senderCloud, jid: from.split('/')[0] ?? from }, reservation.offer.offerId);
+      } catch (err) {
+        log.warn({ err, offer: reservation.offer.offerId }, 'peer cancel of a storage offer refused');
+        return { action: 'refuse', text: isIntercloudError(err) ? err.message : 'cannot cancel this offer' };
+      }
+    }
     try {
       const r = await targetService.handleCancel({ cloudId: reservation.senderCloud, jid: from.split('/')[0] ?? from }, reservation.offer.offerId);
       return r === 'cancelling' ? { action: 'hold' } : undefined;
@@ -274,10 +305,15 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
   await session.start();
   await session.publishCatalog();
+  // The live subcontracts' reservations are held again before their jobs resume (B's await-begin marks its one used).
+  await storage.restoreReservations();
   const resumed = await sequencer.resumeAll();
   if (resumed.length) log.info({ jobs: resumed.map((r) => r.jobId) }, 'resumed unfinished jobs');
+  // Live subcontracts: their replicas are served (B) and replicated (A) again.
+  await storage.resume();
   // The broker kept the grants across a restart: make them match the inbound jobs that run.
-  await grants?.reconcile(liveGrants(await sequencer.list())).catch((err: unknown) => {
+  const jobsNow = await sequencer.list();
+  await grants?.reconcile([...liveGrants(jobsNow), ...storage.liveGrants(jobsNow)]).catch((err: unknown) => {
     log.warn({ err }, 'could not reconcile peers\' broker grants: they are set again at the next offer or job end');
   });
 
@@ -300,6 +336,15 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     job: (id) => sequencer.status(id),
     cancel: (id) => sequencer.cancel(id),
     subscribe: (id, listener) => sequencer.watch((e) => { if (e.jobId === id) listener(e); }),
+    storage: {
+      subcontract: (req) => storage.subcontract(req),
+      list: () => storage.list(),
+      status: (id, o) => storage.status(id, o),
+      verify: (id, o) => storage.verify(id, o),
+      end: (id) => storage.end(id),
+      put: (id, key, body, o) => storage.put(id, key, body, o),
+      subscribe: (listener) => storage.subscribe(listener),
+    },
     peerTimes: async () => {
       const out = [];
       for (const jid of session.onlinePeers()) {
@@ -313,6 +358,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return out;
     },
   });
+  storage.registerMetrics(metrics.registry);
   let metricsServer: Server | undefined;
   if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);
   log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen, addressing: addressing.kinds }, 'gateway up');
@@ -323,6 +369,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       api.close();
       metricsServer?.close();
       crlWatch?.stop();
+      await storage.stop();
       await sequencer.stop();
       await session.stop();
       await addressing.close();
@@ -375,10 +422,10 @@ function rejectReasonOf(err: unknown): RejectReason {
   return 'policy';
 }
 
-/** The catalog's view of a host's free capacity. */
-function capacityOf(c: HostCapacity): CloudProfile['capacity'] {
+/** The catalog's view of a host's free capacity, and the object storage this cloud lends (its config's; the session subtracts what is reserved). */
+function capacityOf(c: HostCapacity, objectStorageGiB: number): CloudProfile['capacity'] {
   return {
     vcpus: Math.max(0, c.vcpusFree), memoryMiB: Math.max(0, Math.floor(c.memoryBytesFree / MiB)),
-    diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB: 0,
+    diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB,
   };
 }

@@ -15,6 +15,9 @@ export const SUBCONTRACT_ERRORS = defineErrorCodes('subcontract', {
   SUBCONTRACT_NOT_EMPTY: { doc: "after the subcontract ended, the peer's bucket for it still exists or holds objects", retryable: true },
   SUBCONTRACT_UNKNOWN: { doc: 'no subcontract of this id and offer from the asking cloud', retryable: false },
   SUBCONTRACT_NOT_STARTED: { doc: 'the peer did not begin the subcontract before its reservation lapsed', retryable: false },
+  SUBCONTRACT_NO_SOURCE: { doc: "the bucket to subcontract does not exist in this cloud's store of the source region", retryable: false },
+  SUBCONTRACT_NOT_ACTIVE: { doc: 'the subcontract is not replicating now (not begun yet, ended, or a peer\'s): status, verify, put and end need a live subcontract of this cloud', retryable: false },
+  SUBCONTRACT_RETURN_INCOMPLETE: { doc: 'at the end of a `return` subcontract this cloud no longer holds every object the peer held', retryable: false },
 });
 
 /** A subcontract area error code. */
