@@ -102,7 +102,7 @@ function line(r: MoveResult): string {
 
 async function main(): Promise<void> {
   // One federation at a time on this machine (the agents' XMPP and AMQP names are fixed).
-  await lockFederation({ timeoutS: 1800 });
+  const unlock = await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const dir = join(s.stateDir, 'bench-migration');
   await fs.rm(dir, { recursive: true, force: true });
@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${kase.padEnd(6)} agent ${secs(med(v.agent))} s, by hand ${secs(med(v.hand))} s, ratio ${(med(v.agent) / med(v.hand)).toFixed(2)}× (per run ${ratios}; aim ${aim})\n`);
   }
   if (!argv.includes('--keep')) await fs.rm(dir, { recursive: true, force: true });
+  await unlock();
 }
 
 await main();

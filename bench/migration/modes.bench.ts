@@ -121,7 +121,7 @@ function line(r: MoveResult): string {
 }
 
 async function main(): Promise<void> {
-  await lockFederation({ timeoutS: 1800 });
+  const unlock = await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const dir = join(s.stateDir, 'bench-modes');
   await fs.mkdir(dir, { recursive: true });
@@ -200,6 +200,7 @@ async function main(): Promise<void> {
     if (d0 && d1) process.stdout.write(`  live downtime ${SIZES[SIZES.length - 1]} MiB / ${SIZES[0]} MiB: ${(d1 / d0).toFixed(2)}× (aim ≤ 1.20)\n`);
   }
   if (!argv.includes('--keep')) await fs.rm(dir, { recursive: true, force: true });
+  await unlock();
 }
 
 await main();
