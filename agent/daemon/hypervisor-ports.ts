@@ -205,8 +205,8 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
   };
   const notOurs = (ref: LocalVmRef): IntercloudError => new IntercloudError('MIGRATE_NOT_OURS',
     `vm '${ref.name}' here is not the one this migration defined (uuid '${ref.uuid}'): it is left alone`, { details: { vm: ref.name, uuid: ref.uuid } });
-  /** The descriptor's one virtual system, named as the offer; refuses another name before any lookup. */
-  const describedOf = (descriptor: string, ref: LocalVmRef) => {
+  /** The descriptor's one virtual system, named as the offer (`MIGRATE_BAD_DESCRIPTOR` otherwise). */
+  const describedOf = (descriptor: string, ref: LocalVmRef): NonNullable<ReturnType<typeof readOvf>['value']['systems'][number]> => {
     const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
     const described = pkg.systems[0];
     if (!described || pkg.systems.length !== 1) {
@@ -241,15 +241,8 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
       },
     }),
     async define({ descriptor, disks, vm: ref, offer }, signal) {
-      const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
-      const described = pkg.systems[0];
-      if (!described || pkg.systems.length !== 1) {
-        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor holds ${pkg.systems.length} virtual systems, not one`);
-      }
       // Before anything is looked up by the peer's name: it must be the offer's.
-      if (described.name !== ref.name) {
-        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor names vm ${JSON.stringify(described.name)}, the offer '${ref.name}'`);
-      }
+      const described = describedOf(descriptor, ref);
       const found = await ownerOf(ref, signal);
       if (found.owner === 'other') {
         throw new IntercloudError('MIGRATE_NAME_TAKEN', `a vm named '${ref.name}' exists in this cloud and is not this migration's: it is left alone`, { details: { vm: ref.name } });
