@@ -235,8 +235,7 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
         // size, with no file it names beyond the linked chain (checked by the adapter).
         const files = tops.map((t) => ({ path: t.href, image: { format: t.format, virtualSizeBytes: t.capacityBytes } }));
         const { vm, losses } = localVmModel({ described, offer, uuid: ref.uuid, files, networks: opts.networks });
-        const sized = await Promise.all(vm.disks.map(async (d) => ({ ...d, file: { href: d.file!.href, sizeBytes: (await fs.stat(d.file!.href)).size } })));
-        const r = await hv.defineVm({ ...vm, disks: sized }, { signal });
+        const r = await hv.defineVm(vm, { signal });
         return { vm: ref.name, uuid: ref.uuid, volumes, losses: [...losses, ...r.report.entries] };
       },
     }),
