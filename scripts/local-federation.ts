@@ -60,6 +60,8 @@ export interface AgentConfigOptions {
   commitTimeoutMs?: number;
   /** How often the source sends an unanswered instantiate or commit again (`migration.requestResendMs`). */
   requestResendMs?: number;
+  /** The machine types the cloud restores a live move's state onto (`migration.restoreMachines`; default all). */
+  restoreMachines?: string[];
   reservationSeconds?: number;
   metricsPort?: number;
   acceptFrom?: string[];
@@ -159,7 +161,8 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
       ? dnsAddressing(s, lv.address, o.dnsServer)
       : `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
     `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 1000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false}` +
-      `${o.requestResendMs === undefined ? '' : `, requestResendMs: ${o.requestResendMs}`} }`,
+      `${o.requestResendMs === undefined ? '' : `, requestResendMs: ${o.requestResendMs}`}` +
+      `${o.restoreMachines === undefined ? '' : `, restoreMachines: ${q(o.restoreMachines)}`} }`,
     ...(swift ? [storageSection(swift, o.storage === false ? {} : o.storage ?? {})] : []),
     `state: { dir: ${q(join(dir, 'state'))} }`,
     `api: { socket: ${q(join(dir, 'agent.sock'))} }`,

@@ -148,6 +148,27 @@ export interface ReceivedImage {
   readonly format: DiskFormat;
 }
 
+/**
+ * Target side of a warm move (issue 15): the received chain of each disk is linked (each overlay
+ * onto the image below it) so that a VM defined on the chain's top with {@link Hypervisor.defineVm}
+ * boots on the moved disk; flattened once the VM runs. The same rules as {@link StateRestore}:
+ * the images must be this backend's own storage (written by the caller with `writeDisk`), each
+ * named once; formats are declared (a base `raw` or `qcow2`, an overlay `qcow2`), never probed;
+ * a base may name no other file and an overlay's backing reference is replaced by the image
+ * the caller names below it (`HV_STATE_INVALID` otherwise).
+ */
+export interface ChainImport {
+  /**
+   * Links each disk's chain (`disks[i]` is disk `i`, base first) and answers the top of each
+   * (`id` the disk's index, `capacityBytes` its virtual size), to define the VM on. Idempotent
+   * (linking again rewrites the same references). On a refusal the files are left as they
+   * were written (the caller removes them).
+   */
+  linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options?: CallOptions): Promise<DiskRef[]>;
+  /** As {@link StateRestore.flattenDisks}: one image per disk again, while the VM runs. Idempotent. */
+  flattenDisks(name: string, options?: CallOptions): Promise<void>;
+}
+
 /** What {@link StateRestore.restoreVm} needs: everything written to this backend by the caller. */
 export interface RestoreRequest {
   /** The VM's name (must be the name the state carries). */
@@ -205,6 +226,7 @@ export interface HypervisorCapabilities {
   readonly changeTracking?: ChangeTracking;
   readonly stateCapture?: StateCapture;
   readonly stateRestore?: StateRestore;
+  readonly chainImport?: ChainImport;
 }
 
 /** The adapter's change tracking for disk pre-copy, or `undefined` when it has none. */
@@ -220,6 +242,11 @@ export function stateCapture(hv: Hypervisor): StateCapture | undefined {
 /** The adapter's state restore (target of a live move), or `undefined` when it has none. */
 export function stateRestore(hv: Hypervisor): StateRestore | undefined {
   return hv.capabilities?.stateRestore;
+}
+
+/** The adapter's chain import (target of a warm move), or `undefined` when it has none. */
+export function chainImport(hv: Hypervisor): ChainImport | undefined {
+  return hv.capabilities?.chainImport;
 }
 
 /**

@@ -7,8 +7,8 @@ export type {
   ReadDiskOptions, ShutdownOptions, ShutdownResult, UndefineOptions, VmDescription, VmListing, VmPowerState,
 } from './contract.js';
 export {
-  canRestore, changeTracking, stateCapture, stateRestore,
-  type ChainImage, type ChangeTracking, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
+  canRestore, chainImport, changeTracking, stateCapture, stateRestore,
+  type ChainImage, type ChainImport, type ChangeTracking, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
   type RestoreOptions, type RestoreRequest, type RestoreResult, type RestoreTarget, type SavedState, type StateCapture, type StateRequirements,
   type StateRestore,
 } from './capabilities.js';

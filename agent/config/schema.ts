@@ -176,6 +176,12 @@ const AgentConfigShape = z.strictObject({
     /** Broker-persistent messages for transfers (both ends keep journals either way). */
     persistentTransfers: z.boolean().default(false),
     /**
+     * The machine types (versioned, `pc-i440fx-7.2`, or an alias, `pc`) this cloud restores a
+     * live move's saved state onto; absent: every one the host runs. The catalog advertises only
+     * these: a live offer of another is refused before any cut-over (issue 15).
+     */
+    restoreMachines: z.array(z.string().min(1)).optional(),
+    /**
      * Local policy for the networks of VMs that peers move here: the peer's network name →
      * a local network (`map`), else `default`, else the hypervisor's default. A peer never
      * names a local network or host interface itself.

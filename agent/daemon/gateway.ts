@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { createHypervisor, stateRestore, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
+import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
-  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, MAX_RESTORE_MACHINES, createTrustBinding, type CloudProfile, type MigrationAdvert,
+  CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createTrustBinding, type CloudProfile,
   type MigrationMode, type RejectReason,
 } from '../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
@@ -23,7 +23,7 @@ import type { AgentConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { AgentMetrics } from '../metrics.js';
 import {
-  MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateInLiveDefinition, migrateMoveDefinition,
+  MigrationTargetService, SourceRequestMailbox, migrateDryRunDefinition, migrateInDefinition, migrateInLiveDefinition, migrateInWarmDefinition, migrateMoveDefinition,
   migrateOutDefinition,
   type AuditPort, type MigrateInInput, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
@@ -35,7 +35,8 @@ import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
 import { StorageFederation } from './storage-federation.js';
-import { localStorageDirOf, sourceHypervisorPort, sourcePrecopyPort, targetHypervisorPort } from './hypervisor-ports.js';
+import { migrationAdvertOf } from './migration-advert.js';
+import { sourceHypervisorPort, sourcePrecopyPort, targetHypervisorPort } from './hypervisor-ports.js';
 import { moveTransferPrefix, transferIdFor } from './transfer-ids.js';
 import { sourceImagePort, sourceTransferPort, targetReceivePort, type TransferSettings } from './transfer-ports.js';
 
@@ -93,7 +94,9 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     : undefined;
 
   const capacity = await hypervisor.hostCapacity();
-  const migrationAdvert = await advertOf(hypervisor);
+  const migrationAdvert = await migrationAdvertOf(hypervisor, {
+    ...(config.migration.restoreMachines === undefined ? {} : { restoreMachines: config.migration.restoreMachines }),
+  });
   // Object storage lent to peers (issue 14): advertised only when the config names a store.
   const objectStorageGiB = config.storage?.capacityGiB ?? 0;
   const lendsStorage = Object.keys(config.storage?.regions ?? {}).length > 0;
@@ -202,7 +205,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     journalDir: join(stateDir, 'journal'),
     definitions: [
       migrateOutDefinition(sourcePorts), migrateMoveDefinition(sourcePorts), migrateDryRunDefinition(sourcePorts),
-      migrateInDefinition(targetPorts), migrateInLiveDefinition(targetPorts), ...storage.definitions(),
+      migrateInDefinition(targetPorts), migrateInLiveDefinition(targetPorts), migrateInWarmDefinition(targetPorts), ...storage.definitions(),
     ],
     onEvent: (e: SequencerEvent) => {
       metrics.observe(e);
@@ -382,7 +385,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
 /** The grants of the inbound jobs that run (their peers may still send). */
 function liveGrants(jobs: ReadonlyArray<{ kind: string; state: string; input: unknown }>): OfferGrant[] {
-  return jobs.filter((j) => (j.kind === 'migrate-in' || j.kind === 'migrate-in-live') && j.state === 'running').map((j) => {
+  return jobs.filter((j) => (j.kind === 'migrate-in' || j.kind === 'migrate-in-live' || j.kind === 'migrate-in-warm') && j.state === 'running').map((j) => {
     const input = j.input as MigrateInInput;
     return offerGrant(input.peer.cloudId, input.offerId, input.vm.disks, input.mode);
   });
@@ -390,26 +393,11 @@ function liveGrants(jobs: ReadonlyArray<{ kind: string; state: string; input: un
 
 /**
  * What a peer may send for an offer: its disks' transfers (cold), or every transfer under the
- * offer's move prefix (live: as many chain images as its pre-copy takes, and the state).
+ * offer's move prefix (warm and live: as many chain images as its pre-copy takes; live: and the state).
  */
 function offerGrant(peer: string, offerId: string, disks: ReadonlyArray<{ id: string }>, mode: MigrationMode | undefined): OfferGrant {
-  if (mode === 'live') return { peer, offerId, transferIds: [], transferPrefixes: [moveTransferPrefix(offerId)] };
+  if (mode === 'live' || mode === 'warm') return { peer, offerId, transferIds: [], transferPrefixes: [moveTransferPrefix(offerId)] };
   return { peer, offerId, transferIds: disks.map((d) => transferIdFor(offerId, d.id)) };
-}
-
-/**
- * The migration modes this cloud takes (issue 15), from its adapter's capabilities: `live` when it
- * can restore a saved state and its storage is a local directory (the images are received there);
- * `cold` always. No `warm` yet (this side does not define a VM on a received chain).
- */
-async function advertOf(hv: Hypervisor): Promise<MigrationAdvert | undefined> {
-  const restore = stateRestore(hv);
-  if (restore === undefined || (await localStorageDirOf(hv, AbortSignal.timeout(30_000))) === undefined) return undefined;
-  const t = await restore.restoreTarget();
-  return {
-    modes: ['cold', 'live'],
-    restore: { hypervisor: t.hypervisor, ...(t.version === undefined ? {} : { version: t.version }), machines: t.machines.slice(0, MAX_RESTORE_MACHINES) },
-  };
 }
 
 /** The reject reason a peer is sent for the target service's refusal of an offer. */

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
+import { chainImport, changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
 import { promisify } from 'node:util';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
@@ -205,18 +205,43 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
   };
   const notOurs = (ref: LocalVmRef): IntercloudError => new IntercloudError('MIGRATE_NOT_OURS',
     `vm '${ref.name}' here is not the one this migration defined (uuid '${ref.uuid}'): it is left alone`, { details: { vm: ref.name, uuid: ref.uuid } });
+  /** The descriptor's one virtual system, named as the offer (`MIGRATE_BAD_DESCRIPTOR` otherwise). */
+  const describedOf = (descriptor: string, ref: LocalVmRef): NonNullable<ReturnType<typeof readOvf>['value']['systems'][number]> => {
+    const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
+    const described = pkg.systems[0];
+    if (!described || pkg.systems.length !== 1) {
+      throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor holds ${pkg.systems.length} virtual systems, not one`);
+    }
+    if (described.name !== ref.name) {
+      throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor names vm ${JSON.stringify(described.name)}, the offer '${ref.name}'`);
+    }
+    return described;
+  };
   return {
     nameInUse: async (name, signal) => (await hv.vmState(name, { signal })) !== 'absent',
+    ...(chainImport(hv) === undefined ? {} : {
+      async defineOnChain({ descriptor, disks: chains, vm: ref, offer }: Parameters<NonNullable<TargetHypervisorPort['defineOnChain']>>[0], signal: AbortSignal) {
+        const described = describedOf(descriptor, ref);
+        const found = await ownerOf(ref, signal);
+        if (found.owner === 'other') {
+          throw new IntercloudError('MIGRATE_NAME_TAKEN', `a vm named '${ref.name}' exists in this cloud and is not this migration's: it is left alone`, { details: { vm: ref.name } });
+        }
+        const volumes = chains.flat().map((i) => i.path);
+        // Defined by an earlier attempt of this job (a crash before its result was journaled).
+        if (found.owner === 'ours') return { vm: ref.name, uuid: ref.uuid, volumes, losses: [] };
+        // Each overlay onto the received file below it (formats declared, never a reference the peer chose).
+        const tops = await chainImport(hv)!.linkChains(chains.map((c) => c.map((i) => ({ href: i.path, format: i.format }))), { signal });
+        // The model sees each top as the image it now is: the declared format and its virtual
+        // size, with no file it names beyond the linked chain (checked by the adapter).
+        const files = tops.map((t) => ({ path: t.href, image: { format: t.format, virtualSizeBytes: t.capacityBytes } }));
+        const { vm, losses } = localVmModel({ described, offer, uuid: ref.uuid, files, networks: opts.networks });
+        const r = await hv.defineVm(vm, { signal });
+        return { vm: ref.name, uuid: ref.uuid, volumes, losses: [...losses, ...r.report.entries] };
+      },
+    }),
     async define({ descriptor, disks, vm: ref, offer }, signal) {
-      const { value: pkg } = readOvf(descriptor, { source: 'instantiate request' });
-      const described = pkg.systems[0];
-      if (!described || pkg.systems.length !== 1) {
-        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor holds ${pkg.systems.length} virtual systems, not one`);
-      }
       // Before anything is looked up by the peer's name: it must be the offer's.
-      if (described.name !== ref.name) {
-        throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `the descriptor names vm ${JSON.stringify(described.name)}, the offer '${ref.name}'`);
-      }
+      const described = describedOf(descriptor, ref);
       const found = await ownerOf(ref, signal);
       if (found.owner === 'other') {
         throw new IntercloudError('MIGRATE_NAME_TAKEN', `a vm named '${ref.name}' exists in this cloud and is not this migration's: it is left alone`, { details: { vm: ref.name } });

@@ -151,10 +151,10 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
       return out;
     },
     async receiveImage(req, progress, signal) {
-      // A live move restores from the hypervisor's own storage: received there, or not at all.
+      // A warm or live move links its chains in the hypervisor's own storage: received there, or not at all.
       const direct = await storageDir(signal);
       if (direct === undefined) {
-        throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor storage is not a local directory: it cannot take a live move', { retryable: false });
+        throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor storage is not a local directory: it cannot take a warm or live move', { retryable: false });
       }
       // The file's name comes from this side only: the offer's derived prefix and the step's slot.
       if (!/^(state|d\d{1,4}-\d{1,4})$/.test(req.slot)) throw new IntercloudError('MIGRATE_BAD_IMAGES', `bad image slot '${req.slot}'`, { retryable: false });

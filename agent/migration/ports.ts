@@ -285,8 +285,17 @@ export interface TargetHypervisorPort {
    */
   restore?(req: { vm: string; state: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>> }, signal: AbortSignal): Promise<DefinedVm>;
   /**
-   * Merges our running VM's disk chains into their bases (after a live move), then removes the
-   * files `discard` (its restored state file: the guest runs from memory now). Idempotent.
+   * Warm moves (issue 15): links each disk's received chain (paths this side received, base
+   * first; bases read as `raw`, overlays as `qcow2`; each overlay onto the file below it, never
+   * a backing file the peer named) and defines the VM `vm` on the top of each chain from the
+   * source's descriptor, as {@link define} does (same refusals; idempotent the same way).
+   * Absent: this cloud takes no warm moves.
+   */
+  defineOnChain?(req: { descriptor: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>>; vm: LocalVmRef; offer: VmSummary }, signal: AbortSignal): Promise<DefinedVm>;
+  /**
+   * Merges our running VM's disk chains into their bases (after a warm or live move), then
+   * removes the files `discard` (a live move's restored state file: the guest runs from memory
+   * now). Idempotent.
    */
   flatten?(vm: LocalVmRef, discard: readonly string[], signal: AbortSignal): Promise<void>;
 }

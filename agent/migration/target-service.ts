@@ -81,10 +81,8 @@ export class MigrationTargetService {
     if (problem !== undefined) {
       throw new IntercloudError('MIGRATE_BAD_VM_NAME', `offer '${offer.offerId}': vm name ${JSON.stringify(offer.vm.name)} ${problem}`);
     }
-    // Issue 15: this side runs cold and live moves (a live one as `migrate-in-live`).
-    if (offer.mode === 'warm') {
-      throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `offer '${offer.offerId}': this cloud does not take 'warm' moves`);
-    }
+    // Issue 15: this side runs cold, warm and live moves (`migrate-in-warm`, `migrate-in-live`);
+    // admission refused a mode this cloud does not advertise.
     await this.policy.admit(peer, offer);
     if (await this.policy.vmNameInUse(offer.vm.name)) {
       throw new IntercloudError('MIGRATE_NAME_TAKEN', `offer '${offer.offerId}': a vm named '${offer.vm.name}' already exists in this cloud`);
@@ -96,9 +94,9 @@ export class MigrationTargetService {
     };
     const input: MigrateInInput = {
       offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs, domainUuid: randomUUID(),
-      ...(offer.mode === 'live' ? { mode: 'live' as const } : {}),
+      ...(offer.mode === 'live' || offer.mode === 'warm' ? { mode: offer.mode } : {}),
     };
-    const kind = offer.mode === 'live' ? 'migrate-in-live' : 'migrate-in';
+    const kind = offer.mode === 'live' ? 'migrate-in-live' : offer.mode === 'warm' ? 'migrate-in-warm' : 'migrate-in';
     const { done } = await this.sequencer.start(kind, inboundJobId(offer.offerId), input);
     const ended = (): void => {
       this.mailbox.forget(offer.offerId);

@@ -76,7 +76,21 @@ interface ReAddressed {
 
 /** The migration transaction, target side (cold moves). */
 export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<MigrateInInput> {
-  return { kind: 'migrate-in', version: 1, steps: targetSteps(ports, false) };
+  return { kind: 'migrate-in', version: 1, steps: targetSteps(ports, 'cold') };
+}
+
+/**
+ * The target side of a warm move (issue 15), a sibling of `migrate-in-live`:
+ *
+ *   receive (chain images as they come, no state) → await-instantiate → verify → define (the
+ *   offered descriptor on each disk's linked chain) → start (a boot, as cold) → re-address →
+ *   await-commit (pivot) → flatten
+ *
+ * The source stopped the VM before it sent the newest overlays, so the boot here runs it in
+ * one cloud only, as a cold move does. The domain has the job's own UUID.
+ */
+export function migrateInWarmDefinition(ports: TargetPorts, options: { orderGraceMs?: number } = {}): TransactionDefinition<MigrateInInput> {
+  return { kind: 'migrate-in-warm', version: 1, steps: targetSteps(ports, 'warm', options.orderGraceMs ?? ORDER_GRACE_MS) };
 }
 
 /**
@@ -91,7 +105,7 @@ export function migrateInDefinition(ports: TargetPorts): TransactionDefinition<M
  * `define`); every later step goes by that.
  */
 export function migrateInLiveDefinition(ports: TargetPorts, options: { orderGraceMs?: number } = {}): TransactionDefinition<MigrateInInput> {
-  return { kind: 'migrate-in-live', version: 1, steps: targetSteps(ports, true, options.orderGraceMs ?? ORDER_GRACE_MS) };
+  return { kind: 'migrate-in-live', version: 1, steps: targetSteps(ports, 'live', options.orderGraceMs ?? ORDER_GRACE_MS) };
 }
 
 /**
@@ -110,7 +124,10 @@ function maxImageBytes(vm: VmSummary, image: MoveImage): number {
   return Math.ceil((d?.capacityBytes ?? 0) * 1.1) + 16 * MiB;
 }
 
-function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRACE_MS): TransactionDefinition<MigrateInInput>['steps'] {
+function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORDER_GRACE_MS): TransactionDefinition<MigrateInInput>['steps'] {
+  const live = mode === 'live';
+  /** Warm and live receive each disk's chain of images (live: and the state). */
+  const chained = mode !== 'cold';
   const untilExpiry = (ms: number, signal: AbortSignal): AbortSignal =>
     AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, ms))]);
   const expired = (what: string, offerId: string): IntercloudError =>
@@ -131,10 +148,10 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
     return uuid === undefined ? ref : { ...ref, uuid };
   };
   const unsupported = (): IntercloudError =>
-    new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot receive or restore a live move`, { retryable: false });
+    new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot receive or ${live ? 'restore a live' : 'define a vm on the chains of a warm'} move`, { retryable: false });
   /**
-   * Live: receives each disk's chain images in the order the source sends them (depth by depth,
-   * disk by disk) and, beside them, the saved state, until the source's instantiate order says
+   * Warm and live: receives each disk's chain images in the order the source sends them (depth by
+   * depth, disk by disk) and, live, beside them the saved state, until the source's instantiate order says
    * which it sent: the one receive still waiting then is for an image that never comes. Each
    * received image is journaled (a checkpoint), so a restarted step receives only the rest.
    */
@@ -166,7 +183,7 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
       got[key] = { key, path: r.path, sha256: r.sha256 };
       await ctx.checkpoint(got[key]);
     };
-    const state = one('state', 'state', bounded());
+    const state = live ? one('state', 'state', bounded()) : Promise.resolve();
     state.catch(() => undefined);
     try {
       chain: for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
@@ -204,7 +221,7 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
         name: 'receive',
         run: async (ctx) => {
           const { input, signal, progress } = ctx;
-          if (live) return receiveChain(ctx);
+          if (chained) return receiveChain(ctx);
           const got = await ports.receive.receiveDisks(
             { offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, disks: input.vm.disks }, progress, signal);
           return got;
@@ -233,13 +250,14 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
         run: async ({ input, result }) => {
           const received = result<Record<string, { sha256: string }>>('receive');
           const { digests } = result<{ digests: Record<string, string> }>('await-instantiate');
-          if (live) {
-            // Exactly the images received, each with the digest the source sent; every disk's chain as deep.
+          if (chained) {
+            // Exactly the images received, each with the digest the source sent; every disk's chain
+            // as deep; live: and the state (warm: none).
             const sent = Object.keys(digests).sort();
             const got = Object.keys(received).sort();
             const depths = input.vm.disks.map((d) => got.filter((k) => k.startsWith(`${d.id}.`) && /^\d+$/.test(k.slice(d.id.length + 1))).length);
-            if (sent.join() !== got.join() || !got.includes('state') || depths.some((n) => n === 0 || n !== depths[0])
-              || depths.reduce((a, b) => a + b, 1) !== got.length) {
+            if (sent.join() !== got.join() || got.includes('state') !== live || depths.some((n) => n === 0 || n !== depths[0])
+              || depths.reduce((a, b) => a + b, live ? 1 : 0) !== got.length) {
               throw new IntercloudError('MIGRATE_BAD_IMAGES',
                 `offer '${input.offerId}': the source names images ${sent.map((k) => `'${k}'`).join(', ')}, this cloud received ${got.map((k) => `'${k}'`).join(', ')}`,
                 { retryable: false, details: { sent, received: got } });
@@ -264,16 +282,30 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
         name: 'define',
         run: async ({ input, result, signal }) => {
           const received = result<Record<string, { path: string }>>('receive');
-          if (live) {
-            const restore = ports.hypervisor.restore;
-            if (restore === undefined) throw unsupported();
+          /** Each disk's received chain, base first. */
+          const chains = (): Array<Array<{ path: string; format: 'raw' | 'qcow2' }>> => {
             const depth = Object.keys(received).filter((k) => k.startsWith(`${input.vm.disks[0]!.id}.`)).length;
-            const disks = input.vm.disks.map((d) => Array.from({ length: depth }, (_, k) => ({
+            return input.vm.disks.map((d) => Array.from({ length: depth }, (_, k) => ({
               path: received[imageKey({ diskId: d.id, depth: k })]!.path,
               // A base is read as raw (never probed: the peer's bytes are not trusted as a header); overlays are qcow2.
               format: k === 0 ? 'raw' as const : 'qcow2' as const,
             })));
-            const defined = await restore.call(ports.hypervisor, { vm: input.vm.name, state: received['state']!.path, disks }, signal);
+          };
+          if (mode === 'warm') {
+            const defineOnChain = ports.hypervisor.defineOnChain;
+            if (defineOnChain === undefined) throw unsupported();
+            const { descriptor } = result<{ descriptor: string }>('await-instantiate');
+            const defined = await defineOnChain.call(ports.hypervisor, { descriptor, disks: chains(), vm: localVmOf(input), offer: input.vm }, signal);
+            await ports.audit.record('vm-defined', {
+              offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId, mode,
+              losses: defined.losses.filter((l) => l.severity === 'loss').map((l) => l.path),
+            });
+            return defined;
+          }
+          if (live) {
+            const restore = ports.hypervisor.restore;
+            if (restore === undefined) throw unsupported();
+            const defined = await restore.call(ports.hypervisor, { vm: input.vm.name, state: received['state']!.path, disks: chains() }, signal);
             await ports.audit.record('vm-restored', { offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId, paused: true });
             return defined;
           }
@@ -372,7 +404,7 @@ function targetSteps(ports: TargetPorts, live: boolean, orderGraceMs = ORDER_GRA
           return { committed: true, runningAt: new Date().toISOString() };
         },
       },
-      ...(live ? [{
+      ...(chained ? [{
         // After the pivot: one image per disk again, while the guest runs.
         name: 'flatten',
         maxAttempts: 5,

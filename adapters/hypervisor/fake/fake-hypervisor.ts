@@ -36,7 +36,7 @@ type FakeVm = FakeVmRecord;
 /** The in-memory hypervisor. */
 export class FakeHypervisor implements Hypervisor {
   readonly kind = 'fake';
-  /** Change tracking, state capture and state restore, in memory (`fake-live-move.ts`). */
+  /** Change tracking, state capture, state restore and chain import, in memory (`fake-live-move.ts`). */
   readonly capabilities: HypervisorCapabilities;
   private readonly vms = new Map<string, FakeVm>();
   private readonly disks = new Map<string, FakeDisk>();
@@ -46,7 +46,7 @@ export class FakeHypervisor implements Hypervisor {
   constructor(private readonly config: FakeHypervisorConfig) {
     this.prefix = `fake(${config.name})`;
     this.live = new FakeLiveMove({ prefix: this.prefix, vms: this.vms, disks: this.disks });
-    this.capabilities = { changeTracking: this.live, stateCapture: this.live, stateRestore: this.live };
+    this.capabilities = { changeTracking: this.live, stateCapture: this.live, stateRestore: this.live, chainImport: this.live };
   }
 
   /** Test hook: the running guest writes `data` at `offset` of disk `diskId` (into its top image). */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { vmNameProblem, type VirtualMachine } from '../../../protocols/vm/index.js';
 import type {
-  ChainImage, ChangeTracking, PrecopyRound, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget,
+  ChainImage, ChainImport, ChangeTracking, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget,
   SavedState, StateCapture, StateRequirements, StateRestore,
 } from '../capabilities.js';
 import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
@@ -70,7 +70,7 @@ function encodeOverlay(o: OverlayWrites): Buffer {
 }
 
 /** The fake implementation of change tracking, state capture and state restore. */
-export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore {
+export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore, ChainImport {
   constructor(private readonly s: FakeStore) {}
 
   private vm(name: string): FakeVmRecord {
@@ -258,16 +258,7 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore 
     const refuse = (why: string, details: Record<string, unknown> = {}): never => {
       throw hvError('HV_STATE_INVALID', `${this.s.prefix}: cannot restore '${name}': ${why}`, { details: { vm: name, ...details } });
     };
-    const seen = new Set<string>();
-    for (const href of [req.state, ...req.disks.flat().map((p) => p.href)]) {
-      if (!this.s.disks.has(href)) refuse(`'${href}' was not written here`, { href });
-      if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
-      seen.add(href);
-    }
-    if (req.disks.some((c) => c.length === 0)) refuse('a disk has an empty chain');
-    req.disks.forEach((chain, i) => chain.forEach((p, depth) => {
-      if (depth > 0 && (p.format !== 'qcow2' || decodeOverlay(this.s.disks.get(p.href)!.bytes) === undefined)) refuse(`image ${depth} of disk ${i} is not an overlay`, { diskId: String(i), depth });
-    }));
+    this.checkChains(req.disks, refuse, [req.state]);
     const text = this.s.disks.get(req.state)!.bytes.toString('utf8');
     let saved: { name: string; vm: VirtualMachine; session: string | null };
     try {
@@ -278,8 +269,33 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore 
     }
     if (saved.name !== name || saved.vm?.name !== name) refuse(`the state is of vm ${JSON.stringify(saved.name)}`, { named: saved.name });
     if (saved.vm.disks.length !== req.disks.length) refuse(`the vm has ${saved.vm.disks.length} disks, ${req.disks.length} were sent`);
-    // Link each overlay onto the image written below it (whatever the peer had below it).
-    for (const chain of req.disks) {
+    const tops = this.link(req.disks);
+    const vm: VirtualMachine = { ...saved.vm, disks: saved.vm.disks.map((d, i) => ({ ...d, file: { href: tops[i]! } })) };
+    this.s.vms.set(name, { vm, state: options.paused ? 'paused' : 'running', hrefs: tops, ...(saved.session ? { session: saved.session } : {}) });
+    return {
+      name, ...(vm.uuid ? { uuid: vm.uuid } : {}),
+      disks: tops.map((href, i) => ({ id: String(i), href, format: this.s.disks.get(href)!.format, capacityBytes: vm.disks[i]!.capacityBytes })),
+    };
+  }
+
+  /** Refuses chains of files not written here, named twice (also among `others`), or overlays that are not. */
+  private checkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details?: Record<string, unknown>) => never, others: readonly string[] = []): void {
+    const seen = new Set<string>();
+    for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
+      if (!this.s.disks.has(href)) refuse(`'${href}' was not written here`, { href });
+      if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
+      seen.add(href);
+    }
+    if (disks.some((c) => c.length === 0)) refuse('a disk has an empty chain');
+    disks.forEach((chain, i) => chain.forEach((p, depth) => {
+      if (depth === 0 && p.format !== 'raw' && p.format !== 'qcow2') refuse(`the base of disk ${i} is declared '${p.format}'`, { diskId: String(i), format: p.format });
+      if (depth > 0 && (p.format !== 'qcow2' || decodeOverlay(this.s.disks.get(p.href)!.bytes) === undefined)) refuse(`image ${depth} of disk ${i} is not an overlay`, { diskId: String(i), depth });
+    }));
+  }
+
+  /** Links each overlay onto the image written below it (whatever the peer had below it); the tops. */
+  private link(disks: ReadonlyArray<readonly ReceivedImage[]>): string[] {
+    for (const chain of disks) {
       chain.forEach((p, depth) => {
         const img = this.s.disks.get(p.href)!;
         img.format = p.format;
@@ -287,13 +303,21 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore 
         else img.backing = chain[depth - 1]!.href;
       });
     }
-    const tops = req.disks.map((c) => c[c.length - 1]!.href);
-    const vm: VirtualMachine = { ...saved.vm, disks: saved.vm.disks.map((d, i) => ({ ...d, file: { href: tops[i]! } })) };
-    this.s.vms.set(name, { vm, state: options.paused ? 'paused' : 'running', hrefs: tops, ...(saved.session ? { session: saved.session } : {}) });
-    return {
-      name, ...(vm.uuid ? { uuid: vm.uuid } : {}),
-      disks: tops.map((href, i) => ({ id: String(i), href, format: this.s.disks.get(href)!.format, capacityBytes: vm.disks[i]!.capacityBytes })),
-    };
+    return disks.map((c) => c[c.length - 1]!.href);
+  }
+
+  // ---- chain import ------------------------------------------------------------------------------
+
+  async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: CallOptions = {}): Promise<DiskRef[]> {
+    throwIfAborted(this.s.prefix, 'linkChains', options.signal);
+    this.checkChains(disks, (why, details = {}) => {
+      throw hvError('HV_STATE_INVALID', `${this.s.prefix}: cannot link the received chains: ${why}`, { details });
+    });
+    const tops = this.link(disks);
+    return tops.map((href, i) => {
+      const capacityBytes = this.s.disks.get(disks[i]![0]!.href)!.capacityBytes;
+      return { id: String(i), href, format: this.s.disks.get(href)!.format, capacityBytes };
+    });
   }
 
   async flattenDisks(name: string, options: CallOptions = {}): Promise<void> {

@@ -89,7 +89,7 @@ export class LibvirtHypervisor implements Hypervisor {
       undefineVm: (name, o) => this.undefineVm(name, o),
       streamFile: (href, o) => this.streamFile(href, o),
     });
-    this.capabilities = { changeTracking: live, stateCapture: live, stateRestore: live };
+    this.capabilities = { changeTracking: live, stateCapture: live, stateRestore: live, chainImport: live };
   }
 
   // ---- running virsh -------------------------------------------------------------------------

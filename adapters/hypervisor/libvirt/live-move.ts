@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import type { DiskFormat } from '../../../protocols/vm/index.js';
 import type {
-  ChainImage, ChangeTracking, PrecopyRound, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
+  ChainImage, ChainImport, ChangeTracking, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
   StateCapture, StateRequirements, StateRestore,
 } from '../capabilities.js';
 import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
@@ -54,7 +54,7 @@ function diskspecValue(v: string): string {
 }
 
 /** The libvirt implementation of change tracking, state capture and state restore. */
-export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore {
+export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore, ChainImport {
   constructor(private readonly ops: LibvirtOps) {}
 
   private o(options: CallOptions): RunOptions {
@@ -290,35 +290,8 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if ((await this.ops.vmState(name, options)) !== 'absent') {
       throw hvError('HV_VM_EXISTS', `${this.ops.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
     }
-    // Only this pool's volumes, each used once: nothing else on the host is opened.
-    const vols = new Set((await this.ops.volumes(options)).map((v) => v.path));
-    const seen = new Set<string>();
-    for (const href of [req.state, ...req.disks.flat().map((p) => p.href)]) {
-      if (!vols.has(href)) refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
-      if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
-      seen.add(href);
-    }
-    if (req.disks.some((c) => c.length === 0)) refuse('a disk has an empty chain', {});
     const o = this.o(options);
-    for (const [i, chain] of req.disks.entries()) {
-      for (const [depth, part] of chain.entries()) {
-        if (depth === 0 ? part.format !== 'raw' && part.format !== 'qcow2' : part.format !== 'qcow2') {
-          refuse(`image ${depth} of disk ${i} is declared '${part.format}' (a base is raw or qcow2, an overlay qcow2)`, { diskId: String(i), depth, format: part.format });
-        }
-        // The declared format, never a probe: a raw image's bytes are not read as a header.
-        const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
-        if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
-        if (depth === 0) {
-          if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
-          continue;
-        }
-        // The peer's backing reference is replaced by the image written below it (metadata only).
-        const below = chain[depth - 1]!;
-        await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
-        const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
-        if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
-      }
-    }
+    await this.link(req.disks, refuse, [req.state], options);
     const saved = await this.ops.virsh(['save-image-dumpxml', req.state], o);
     const xml = rewriteSavedDomain(saved, {
       name,
@@ -339,6 +312,60 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const capacities = await Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes));
     const uuid = (await this.ops.virsh(['domuuid', name], {})).trim();
     return { name, ...(uuid ? { uuid } : {}), disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
+  }
+
+  /**
+   * Checks that every image (and `others`) is a volume of this pool, named once, with a declared
+   * format and no reference the peer chose, and links each overlay onto the image below it.
+   */
+  private async link(
+    disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
+    others: readonly string[], options: CallOptions,
+  ): Promise<void> {
+    const o = this.o(options);
+    // Only this pool's volumes, each used once: nothing else on the host is opened.
+    const vols = new Set((await this.ops.volumes(options)).map((v) => v.path));
+    const seen = new Set<string>();
+    for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
+      if (!vols.has(href)) refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
+      if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
+      seen.add(href);
+    }
+    if (disks.some((c) => c.length === 0)) refuse('a disk has an empty chain', {});
+    for (const [i, chain] of disks.entries()) {
+      for (const [depth, part] of chain.entries()) {
+        if (depth === 0 ? part.format !== 'raw' && part.format !== 'qcow2' : part.format !== 'qcow2') {
+          refuse(`image ${depth} of disk ${i} is declared '${part.format}' (a base is raw or qcow2, an overlay qcow2)`, { diskId: String(i), depth, format: part.format });
+        }
+        // The declared format, never a probe: a raw image's bytes are not read as a header.
+        const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
+        if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
+        if (depth === 0) {
+          if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
+          continue;
+        }
+        // The peer's backing reference is replaced by the image written below it (metadata only).
+        const below = chain[depth - 1]!;
+        await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
+        const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
+        if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
+      }
+    }
+  }
+
+  // ---- chain import ------------------------------------------------------------------------------
+
+  async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: CallOptions = {}): Promise<DiskRef[]> {
+    throwIfAborted(this.ops.prefix, 'linkChains', options.signal);
+    await this.link(disks, (why, details) => {
+      throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot link the received chains: ${why}`, { details });
+    }, [], options);
+    const o = this.o(options);
+    return Promise.all(disks.map(async (c, i): Promise<DiskRef> => {
+      const top = c[c.length - 1]!;
+      const { virtualSizeBytes } = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', top.format, '--output=json', top.href], o));
+      return { id: String(i), href: top.href, format: top.format, capacityBytes: virtualSizeBytes };
+    }));
   }
 
   async flattenDisks(name: string, options: CallOptions = {}): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { changeTracking, createHypervisor, stateCapture, stateRestore } from '../../../adapters/hypervisor/index.js';
+import { chainImport, changeTracking, createHypervisor, stateCapture, stateRestore } from '../../../adapters/hypervisor/index.js';
 import type { FakeHypervisor, Hypervisor } from '../../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { sampleImage, sampleVm } from '../../conformance/hypervisor/suite.js';
@@ -68,5 +68,34 @@ describe('fake live move', () => {
     expect(await codeOf(stateRestore(b)!.restoreVm({ name: 'x', state, disks: [[{ href: base, format: 'raw' }, { href: notOverlay, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
     expect(await codeOf(stateRestore(b)!.restoreVm({ name: 'x', state, disks: [[{ href: base, format: 'raw' }]] }))).toBe('HV_STATE_INVALID');
     expect(await b.vmState('x')).toBe('absent');
+  });
+
+  it('warm: links a received chain (no state), a vm defined on its top boots on the moved disk', async () => {
+    const a = fakeHv('a');
+    const b = fakeHv('b');
+    const img = sampleImage(128 * 1024);
+    await a.importVm(sampleVm('web1', { disks: [{ capacityBytes: img.length, bus: 'virtio' }] }), [{ source: Readable.from([img]), sizeBytes: img.length, format: 'raw' }]);
+    await a.startVm('web1');
+    const r1 = await changeTracking(a)!.startRound('web1');
+    a.guestWrite('web1', '0', 500, Buffer.alloc(700, 0xdd));
+    const base = await copy(a, 'web1', r1.frozen[0]!.href, b, 'web1-disk0.raw', 'raw', r1.frozen[0]!.sizeBytes);
+    await a.shutdownVm('web1', { timeoutMs: 10 });
+    const last = (await changeTracking(a)!.chain('web1'))[0]!.at(-1)!;
+    const o1 = await copy(a, 'web1', last.href, b, 'web1-disk0.ovl1', 'qcow2', last.sizeBytes);
+    const seen = a.guestView('web1', '0');
+
+    const link = chainImport(b)!;
+    // Only files written here, each once, overlays declared qcow2.
+    expect(await codeOf(link.linkChains([[{ href: 'fake:elsewhere', format: 'raw' }, { href: o1, format: 'qcow2' }]]))).toBe('HV_STATE_INVALID');
+    expect(await codeOf(link.linkChains([[{ href: base, format: 'raw' }, { href: base, format: 'qcow2' }]]))).toBe('HV_STATE_INVALID');
+    expect(await codeOf(link.linkChains([[{ href: base, format: 'raw' }, { href: o1, format: 'raw' }]]))).toBe('HV_STATE_INVALID');
+    const tops = await link.linkChains([[{ href: base, format: 'raw' }, { href: o1, format: 'qcow2' }]]);
+    expect(tops).toMatchObject([{ id: '0', href: o1, format: 'qcow2', capacityBytes: img.length }]);
+    await b.defineVm(sampleVm('web1', { disks: [{ capacityBytes: img.length, bus: 'virtio', format: 'qcow2', file: { href: o1 } }] }));
+    await b.startVm('web1');
+    expect(b.guestView('web1', '0').equals(seen)).toBe(true);
+    await link.flattenDisks('web1');
+    expect(b.guestView('web1', '0').equals(seen)).toBe(true);
+    expect(b.diskHrefs()).toEqual([base]);
   });
 });
