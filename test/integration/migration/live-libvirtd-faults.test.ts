@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { domState, virsh } from '../../../scripts/local-federation.js';
+import { serviceEnv } from '../../helpers/services.js';
 import { heartbeats, waitForHeartbeat } from '../hypervisor/writing-guest.js';
 import {
   assertInvariant, federationHooks, killService, serviceUp, setUpFederation, waitForEnd, waitForTargetEnd, type ApiEvent, type Cloud, type Federation,
@@ -62,7 +63,7 @@ describe("live moves with cloud-a's libvirtd killed during a pre-copy round", ()
     const bootsBefore = readFileSync(logA, 'latin1').split('INTERCLOUD-GUEST-UP').length;
     const copy = join(f.dir, 'at-cut-over.raw');
     const { jobId } = await f.a.api.startMigration({ vm: f.vm, to: 'cloud-b', addresses: [f.eid], mode: 'live' });
-    const pidFile = f.s.libvirt.instances['cloud-a']!.pidFile;
+    const pidFile = serviceEnv<{ instances: Record<string, { pidFile: string }> }>('libvirt').instances['cloud-a']!.pidFile;
     let hbWhileDown = -1;
     let down = 0;
     let copied = false;
