@@ -1,6 +1,6 @@
 /**
- * Live moves (issue 15) with cloud-b's RabbitMQ (the broker the pre-copy images travel through)
- * killed (SIGKILL) during a pre-copy round and started again with `scripts/services up rabbitmq`,
+ * Live moves (issue 15) with cloud-b's RabbitMQ (the broker the pre-copy images travel through),
+ * or cloud-a's (the node that also carries the control vhost), killed (SIGKILL) during a pre-copy round and started again with `scripts/services up rabbitmq`,
  * under the federation lock the file holds. The move completes live (or compensates cleanly), and
  * either way the VM runs in exactly one cloud; after a completed move cloud-b's disk is
  * byte-identical (`qemu-img compare`) to cloud-a's chain at the cut-over, after a compensation
@@ -52,56 +52,65 @@ async function follow(f: Federation, jobId: string, actions: Array<[(e: ApiEvent
   return seen;
 }
 
+/** One move with `broker`'s RabbitMQ killed at 20% of a pre-copy round and started again. */
+async function brokerKilledMidRound(n: number, broker: Cloud): Promise<void> {
+  const t0 = Date.now();
+  const f = (slot.f = await setUpFederation(n, { diskMiB: 192, randomMiB: 160 }));
+  const logA = join(f.a.dir, 'consoles', `${f.vm}-created.log`);
+  await waitForHeartbeat(logA, 2, 60_000);
+  const bootsBefore = readFileSync(logA, 'latin1').split('INTERCLOUD-GUEST-UP').length;
+  const copy = join(f.dir, 'at-cut-over.raw');
+  const { jobId } = await f.a.api.startMigration({ vm: f.vm, to: 'cloud-b', addresses: [f.eid], mode: 'live' });
+  const pidFile = f.s.brokers[broker]!.pidFile;
+  let down = 0;
+  let copied = false;
+  await follow(f, jobId, [
+    [midRound(0.2), async () => {
+      await killService(pidFile);
+      const at = Date.now();
+      await serviceUp('rabbitmq');
+      down = Date.now() - at;
+    }],
+    [(e) => e.type === 'step-started' && e.step === 'transfer', async () => {
+      const files = await diskFiles(f, 'cloud-a');
+      expect(files).toHaveLength(1);
+      await run('qemu-img', ['convert', '-U', '-O', 'raw', files[0]!, copy]);
+      copied = true;
+    }],
+  ]);
+  expect(down).toBeGreaterThan(0);
+  const job = await waitForEnd(f.a, jobId, 600_000);
+  const target = await waitForTargetEnd(f, jobId, 300_000);
+  console.info(`${broker} broker killed mid-round (down ${down} ms): source ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}, `
+    + `target ${target === 'unknown' ? 'no job' : target.state}`);
+  expect(['completed', 'compensated']).toContain(job.state);
+  const where = await assertInvariant(f);
+  if (job.state === 'completed') {
+    expect(where).toBe('cloud-b');
+    expect((job.results['commit'] as { mode: string }).mode).toBe('live');
+    expect(copied).toBe(true);
+    const filesB = await diskFiles(f, 'cloud-b');
+    expect(filesB).toHaveLength(1);
+    await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'raw', copy, filesB[0]!]);
+    const logB = join(f.b.dir, 'consoles', `${f.vm}-serial0.log`);
+    const lastA = heartbeats(readFileSync(logA, 'latin1')).at(-1)!;
+    await waitForHeartbeat(logB, lastA.n + 1, 60_000);
+    expect(readFileSync(logB, 'latin1')).not.toContain('INTERCLOUD-GUEST-UP');
+  } else {
+    expect(where).toBe('cloud-a');
+    expect(job.completedSteps).not.toContain('commit');
+    expect(readFileSync(logA, 'latin1').split('INTERCLOUD-GUEST-UP').length).toBe(bootsBefore);
+    expect(await domState(f.s, 'cloud-b', f.vm)).toBe('absent');
+  }
+  console.info(`${broker} broker test: ${((Date.now() - t0) / 1000).toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+}
+
 describe('live moves with a broker killed during a pre-copy round', () => {
   it("cloud-b's broker killed mid-round and started again: the vm ends in one cloud, its disk identical", async () => {
-    const t0 = Date.now();
-    const f = (slot.f = await setUpFederation(76, { diskMiB: 192, randomMiB: 160 }));
-    const logA = join(f.a.dir, 'consoles', `${f.vm}-created.log`);
-    await waitForHeartbeat(logA, 2, 60_000);
-    const bootsBefore = readFileSync(logA, 'latin1').split('INTERCLOUD-GUEST-UP').length;
-    const copy = join(f.dir, 'at-cut-over.raw');
-    const { jobId } = await f.a.api.startMigration({ vm: f.vm, to: 'cloud-b', addresses: [f.eid], mode: 'live' });
-    const pidFile = f.s.brokers['cloud-b']!.pidFile;
-    let down = 0;
-    let copied = false;
-    await follow(f, jobId, [
-      [midRound(0.2), async () => {
-        await killService(pidFile);
-        const at = Date.now();
-        await serviceUp('rabbitmq');
-        down = Date.now() - at;
-      }],
-      [(e) => e.type === 'step-started' && e.step === 'transfer', async () => {
-        const files = await diskFiles(f, 'cloud-a');
-        expect(files).toHaveLength(1);
-        await run('qemu-img', ['convert', '-U', '-O', 'raw', files[0]!, copy]);
-        copied = true;
-      }],
-    ]);
-    expect(down).toBeGreaterThan(0);
-    const job = await waitForEnd(f.a, jobId, 600_000);
-    const target = await waitForTargetEnd(f, jobId, 300_000);
-    console.info(`cloud-b broker killed mid-round (down ${down} ms): source ${job.state}${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}, `
-      + `target ${target === 'unknown' ? 'no job' : target.state}`);
-    expect(['completed', 'compensated']).toContain(job.state);
-    const where = await assertInvariant(f);
-    if (job.state === 'completed') {
-      expect(where).toBe('cloud-b');
-      expect((job.results['commit'] as { mode: string }).mode).toBe('live');
-      expect(copied).toBe(true);
-      const filesB = await diskFiles(f, 'cloud-b');
-      expect(filesB).toHaveLength(1);
-      await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'raw', copy, filesB[0]!]);
-      const logB = join(f.b.dir, 'consoles', `${f.vm}-serial0.log`);
-      const lastA = heartbeats(readFileSync(logA, 'latin1')).at(-1)!;
-      await waitForHeartbeat(logB, lastA.n + 1, 60_000);
-      expect(readFileSync(logB, 'latin1')).not.toContain('INTERCLOUD-GUEST-UP');
-    } else {
-      expect(where).toBe('cloud-a');
-      expect(job.completedSteps).not.toContain('commit');
-      expect(readFileSync(logA, 'latin1').split('INTERCLOUD-GUEST-UP').length).toBe(bootsBefore);
-      expect(await domState(f.s, 'cloud-b', f.vm)).toBe('absent');
-    }
-    console.info(`broker test: ${((Date.now() - t0) / 1000).toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    await brokerKilledMidRound(76, 'cloud-b');
+  }, 900_000);
+
+  it("cloud-a's broker killed mid-round and started again: the vm ends in one cloud, its disk identical", async () => {
+    await brokerKilledMidRound(79, 'cloud-a');
   }, 900_000);
 });
