@@ -186,6 +186,18 @@ export interface RestoreOptions extends CallOptions {
    * the target holds the VM ready while the source has not yet given it up. Default: running.
    */
   paused?: boolean;
+  /**
+   * Called with the UUID the restored domain will carry, once everything is checked and before
+   * the domain is created: the caller journals it, so that after a crash it knows the domain is
+   * the one it made (and passes it as `replacing`).
+   */
+  beforeRestore?: (uuid: string) => Promise<void>;
+  /**
+   * The UUID an earlier, interrupted call of the caller restored under this name (as
+   * `beforeRestore` gave it): a domain of that name with exactly this UUID that is not running
+   * is removed and the restore is done again. Any other domain of that name is `HV_VM_EXISTS`.
+   */
+  replacing?: string;
 }
 
 /** Result of {@link StateRestore.restoreVm}. */
@@ -210,7 +222,8 @@ export interface StateRestore {
   /**
    * Links each disk's received chain (each overlay onto the image below it), restores the VM's
    * memory and device state from the state file so the guest goes on running where it stopped,
-   * and defines the VM persistently (paused with `paused`: `startVm` resumes it). Not idempotent: `HV_VM_EXISTS` when the name is taken.
+   * and defines the VM persistently (paused with `paused`: `startVm` resumes it). `HV_VM_EXISTS` when the name is taken,
+   * but by the domain an interrupted earlier call made (see `beforeRestore` and `replacing`).
    * On failure no VM is left; the written files stay the caller's (remove them with `removeDisk`).
    */
   restoreVm(request: RestoreRequest, options?: RestoreOptions): Promise<RestoreResult>;

@@ -300,7 +300,7 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
           name: req.vm,
           state: req.state,
           disks: req.disks.map((c) => c.map((i) => ({ href: i.path, format: i.format }))),
-        }, { paused: true, signal });
+        }, { paused: true, signal, ...(req.beforeRestore ? { beforeRestore: req.beforeRestore } : {}), ...(req.replacing ? { replacing: req.replacing } : {}) });
         if (r.uuid === undefined) throw new IntercloudError('MIGRATE_FAILED', `vm '${req.vm}' was restored without a uuid`);
         return { vm: r.name, uuid: r.uuid, volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
       },

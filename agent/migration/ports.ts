@@ -281,9 +281,16 @@ export interface TargetHypervisorPort {
    * (paths this side received, base first; bases read as `raw`, overlays as `qcow2`), paused,
    * defined persistently. The domain keeps the UUID the state carries (the result's `uuid`).
    * Refuses (`HV_STATE_INVALID`) anything that is not this host's own received storage, or a
-   * state that names other files. Absent: this cloud takes no live moves.
+   * state that names other files. Idempotent through `beforeRestore`/`replacing`: the paused
+   * domain an interrupted call made is removed and restored again. Absent: this cloud takes no live moves.
    */
-  restore?(req: { vm: string; state: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>> }, signal: AbortSignal): Promise<DefinedVm>;
+  restore?(req: {
+    vm: string; state: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>>;
+    /** Called with the restored domain's UUID before it is created (the caller journals it). */
+    beforeRestore?: (uuid: string) => Promise<void>;
+    /** The UUID `beforeRestore` gave an interrupted earlier call: that paused domain is made again, no other. */
+    replacing?: string;
+  }, signal: AbortSignal): Promise<DefinedVm>;
   /**
    * Warm moves (issue 15): links each disk's received chain (paths this side received, base
    * first; bases read as `raw`, overlays as `qcow2`; each overlay onto the file below it, never

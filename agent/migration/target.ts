@@ -141,12 +141,17 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       `offer '${input.offerId}' from '${input.peer.cloudId}': '${ports.cloudId}' already holds ${what} for a vm of its own`,
       { retryable: false, details: { offerId: input.offerId, addresses: held.addresses, name: held.name } });
   };
-  /** Our VM: live, the UUID its restored state carries (recorded by `define`); else the job's own. */
+  /**
+   * Our VM: live, the UUID its restored state carries (recorded by `define`, or journaled by it
+   * before the restore when its result never was); else the job's own.
+   */
   const ourVm = (ctx: StepContext<MigrateInInput>): LocalVmRef => {
     const ref = localVmOf(ctx.input);
-    const uuid = live ? recorded<DefinedVm>(ctx, 'define')?.uuid : undefined;
+    const uuid = live ? recorded<DefinedVm>(ctx, 'define')?.uuid ?? restoring(ctx) : undefined;
     return uuid === undefined ? ref : { ...ref, uuid };
   };
+  /** The UUID the define step journaled before its last restore began (live), if it did. */
+  const restoring = (ctx: StepContext<MigrateInInput>): string | undefined => ctx.checkpoints<{ restoring: string }>().at(-1)?.restoring;
   const unsupported = (): IntercloudError =>
     new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot receive or ${live ? 'restore a live' : 'define a vm on the chains of a warm'} move`, { retryable: false });
   /**
@@ -280,7 +285,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       },
       {
         name: 'define',
-        run: async ({ input, result, signal }) => {
+        run: async (ctx) => {
+          const { input, result, signal } = ctx;
           const received = result<Record<string, { path: string }>>('receive');
           /** Each disk's received chain, base first. */
           const chains = (): Array<Array<{ path: string; format: 'raw' | 'qcow2' }>> => {
@@ -305,7 +311,15 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
           if (live) {
             const restore = ports.hypervisor.restore;
             if (restore === undefined) throw unsupported();
-            const defined = await restore.call(ports.hypervisor, { vm: input.vm.name, state: received['state']!.path, disks: chains() }, signal);
+            // The UUID is journaled before the domain exists: a run cut after the restore (the agent
+            // killed) knows the paused domain of that name and UUID is the one it made, and makes it
+            // again; a domain it did not make is never touched (HV_VM_EXISTS).
+            const earlier = restoring(ctx);
+            const defined = await restore.call(ports.hypervisor, {
+              vm: input.vm.name, state: received['state']!.path, disks: chains(),
+              beforeRestore: (uuid) => ctx.checkpoint({ restoring: uuid }),
+              ...(earlier === undefined ? {} : { replacing: earlier }),
+            }, signal);
             await ports.audit.record('vm-restored', { offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId, paused: true });
             return defined;
           }

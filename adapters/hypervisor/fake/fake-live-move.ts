@@ -4,7 +4,7 @@
  * writes it took (`FAKE-OVERLAY` + JSON), so it can be read, sent and written elsewhere like any
  * image; the saved state is the VM's model and its guest session (`FAKE-STATE` + JSON).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { vmNameProblem, type VirtualMachine } from '../../../protocols/vm/index.js';
 import type {
@@ -254,7 +254,14 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     const { name } = req;
     const problem = vmNameProblem(name);
     if (problem !== undefined) throw hvError('HV_VM_NAME_INVALID', `${this.s.prefix}: vm name ${JSON.stringify(name)} ${problem}`, { details: { vm: name } });
-    if (this.s.vms.has(name)) throw hvError('HV_VM_EXISTS', `${this.s.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
+    const existing = this.s.vms.get(name);
+    if (existing !== undefined) {
+      // Only the domain an earlier attempt of the caller made (its UUID, never resumed) is taken away.
+      if (options.replacing === undefined || existing.state === 'running' || existing.vm.uuid !== options.replacing) {
+        throw hvError('HV_VM_EXISTS', `${this.s.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
+      }
+      this.s.vms.delete(name);
+    }
     const refuse = (why: string, details: Record<string, unknown> = {}): never => {
       throw hvError('HV_STATE_INVALID', `${this.s.prefix}: cannot restore '${name}': ${why}`, { details: { vm: name, ...details } });
     };
@@ -269,11 +276,15 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     }
     if (saved.name !== name || saved.vm?.name !== name) refuse(`the state is of vm ${JSON.stringify(saved.name)}`, { named: saved.name });
     if (saved.vm.disks.length !== req.disks.length) refuse(`the vm has ${saved.vm.disks.length} disks, ${req.disks.length} were sent`);
+    // A saved vm without a UUID gets one derived from its state: a real domain (and so its
+    // saved state) always carries one, the same on every restore of that state.
+    const uuid = saved.vm.uuid ?? uuidOf(text);
+    await options.beforeRestore?.(uuid);
     const tops = this.link(req.disks);
-    const vm: VirtualMachine = { ...saved.vm, disks: saved.vm.disks.map((d, i) => ({ ...d, file: { href: tops[i]! } })) };
+    const vm: VirtualMachine = { ...saved.vm, uuid, disks: saved.vm.disks.map((d, i) => ({ ...d, file: { href: tops[i]! } })) };
     this.s.vms.set(name, { vm, state: options.paused ? 'paused' : 'running', hrefs: tops, ...(saved.session ? { session: saved.session } : {}) });
     return {
-      name, ...(vm.uuid ? { uuid: vm.uuid } : {}),
+      name, uuid,
       disks: tops.map((href, i) => ({ id: String(i), href, format: this.s.disks.get(href)!.format, capacityBytes: vm.disks[i]!.capacityBytes })),
     };
   }
@@ -335,4 +346,10 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
   static newSession(): string {
     return randomUUID();
   }
+}
+
+/** A UUID-shaped name derived from `text` (the same text, the same UUID). */
+function uuidOf(text: string): string {
+  const h = createHash('sha256').update(text).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -23,7 +23,7 @@ import { cleanup } from '../import-by-parts.js';
 import type { CommandResult, RunOptions } from './command-runner.js';
 import type { LibvirtSettings } from './libvirt-hypervisor.js';
 import {
-  parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
+  domainUuid, parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
 } from './saved-domain.js';
 import {
   clipExtents, parseDirPoolPath, parseHypervisorVersion, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
@@ -287,8 +287,14 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const refuse = (why: string, details: Record<string, unknown>): never => {
       throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot restore '${name}': ${why}`, { details: { vm: name, ...details } });
     };
-    if ((await this.ops.vmState(name, options)) !== 'absent') {
-      throw hvError('HV_VM_EXISTS', `${this.ops.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
+    const existing = await this.ops.vmState(name, options);
+    if (existing !== 'absent') {
+      // Only the domain an earlier attempt of the caller made (its UUID, never resumed) is taken away.
+      const uuid = options.replacing === undefined || existing === 'running' ? undefined : (await this.ops.virsh(['domuuid', name], this.o(options))).trim();
+      if (uuid === undefined || uuid !== options.replacing) {
+        throw hvError('HV_VM_EXISTS', `${this.ops.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
+      }
+      await this.ops.undefineVm(name, options);
     }
     const o = this.o(options);
     await this.link(req.disks, refuse, [req.state], options);
@@ -299,7 +305,10 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       ...(this.ops.settings.consoleLogDir ? { consoleLogDir: this.ops.settings.consoleLogDir } : {}),
       ...(this.ops.settings.nicTarget ? { nicTarget: this.ops.settings.nicTarget } : {}),
     });
+    const uuid = domainUuid(xml);
+    if (uuid === undefined) refuse('the saved description carries no uuid', {});
     throwIfAborted(this.ops.prefix, 'restoreVm', options.signal);
+    await options.beforeRestore?.(uuid!);
     try {
       await this.ops.virsh(['restore', req.state, '--xml', '/dev/stdin', options.paused ? '--paused' : '--running'], { ...o, stdin: xml });
       // The restored domain is transient: the same description makes it persistent.
@@ -310,8 +319,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     }
     const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
     const capacities = await Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes));
-    const uuid = (await this.ops.virsh(['domuuid', name], {})).trim();
-    return { name, ...(uuid ? { uuid } : {}), disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
+    return { name, uuid: uuid!, disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
   }
 
   /**

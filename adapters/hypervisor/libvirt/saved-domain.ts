@@ -308,3 +308,9 @@ export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
   walk(root);
   return renderXml(toXmlNode(root), false);
 }
+
+/** The UUID a domain description carries (`<uuid>`, formatdomain.html "General metadata"), if any. */
+export function domainUuid(xml: string): string | undefined {
+  const uuid = childText(parseXml(xml, 'the domain description'), 'uuid')?.trim();
+  return uuid === '' ? undefined : uuid;
+}

@@ -446,8 +446,19 @@ export function hypervisorConformance(h: Harness): void {
           written.push(st.href);
           // The state names this vm: restoring it under another name is refused.
           await rejectsWith(rest.restoreVm({ name: `${name}-other`, state: st.href, disks: [[{ href: base, format: 'raw' }, { href: o1, format: 'qcow2' }, { href: o2, format: 'qcow2' }]] }), 'HV_STATE_INVALID');
-          const r = await rest.restoreVm({ name, state: st.href, disks: [[{ href: base, format: 'raw' }, { href: o1, format: 'qcow2' }, { href: o2, format: 'qcow2' }]] }, { paused: true });
+          const req = { name, state: st.href, disks: [[{ href: base, format: 'raw' as const }, { href: o1, format: 'qcow2' as const }, { href: o2, format: 'qcow2' as const }]] };
+          const told: string[] = [];
+          const r = await rest.restoreVm(req, { paused: true, beforeRestore: async (uuid) => { told.push(uuid); } });
           expect(r.disks.map((d) => d.href)).toEqual([o2]);
+          expect(await peer.vmState(name)).toBe('paused');
+          // The UUID was told before the domain was made; it is the domain's.
+          expect(told).toEqual([r.uuid]);
+          // A call again (the first one's result lost): a domain of that name with another UUID is never taken away ...
+          await rejectsWith(rest.restoreVm(req, { paused: true, replacing: '00000000-0000-4000-8000-0000000000ff' }), 'HV_VM_EXISTS');
+          await rejectsWith(rest.restoreVm(req, { paused: true }), 'HV_VM_EXISTS');
+          // ... the paused one the first call made (its UUID) is made again.
+          const again = await rest.restoreVm(req, { paused: true, replacing: r.uuid! });
+          expect(again.uuid).toBe(r.uuid);
           expect(await peer.vmState(name)).toBe('paused');
           await peer.startVm(name);
           expect(await peer.vmState(name)).toBe('running');

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sequencer } from '../../../agent/sequencer/index.js';
+import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   SourceRequestMailbox, imageKey, inboundJobId, migrateInLiveDefinition, type MigrateInInput, type MoveImage, type TargetPorts,
 } from '../../../agent/migration/index.js';
@@ -123,6 +124,34 @@ describe('live move, target side (fake ports)', () => {
     expect(w.calls).not.toContain('resume');
     expect(w.calls.slice(-2)).toEqual(['remove:3', 'discard']);
     expect(w.vm.exists).toBe(false);
+  });
+
+  it('a restore cut after its domain was made (result lost): the run again makes that paused domain again, by the UUID journaled before', async () => {
+    const keys = ['0.0', '1.0', 'state'];
+    const w = world(keys);
+    const asked: Array<string | undefined> = [];
+    let lost = true;
+    w.ports.hypervisor.restore = async (req) => {
+      asked.push(req.replacing);
+      // A domain of that name is there and is not the one this job said it made: refused.
+      if (w.vm.exists && req.replacing !== 'uuid-from-state') throw new IntercloudError('MIGRATE_NAME_TAKEN', 'a vm named web1 already exists', { retryable: false });
+      await req.beforeRestore?.('uuid-from-state');
+      w.vm.exists = true; w.vm.paused = true;
+      if (lost) { lost = false; throw new IntercloudError('MIGRATE_FAILED', 'the result was lost (the agent went away)', { retryable: true }); }
+      return { vm: req.vm, uuid: 'uuid-from-state', volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
+    };
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateInLiveDefinition(w.ports)], backoffMs: () => 0 });
+    const { done } = await seq.start('migrate-in-live', inboundJobId('o1'), input);
+    for (const k of keys) w.arrive(k);
+    await until(() => w.calls.includes('got:1.0@d1-0'));
+    w.mailbox.deliverInstantiate('o1', order(keys));
+    await until(() => asked.length === 2);
+    expect(asked).toEqual([undefined, 'uuid-from-state']);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(w.vm).toMatchObject({ exists: true, paused: true, running: false });
+    w.mailbox.deliverCommit('o1');
+    expect(await done).toBe('completed');
+    expect(w.vm.running).toBe(true);
   });
 
   it('names files from its own counters only, whatever the disk ids', () => {
