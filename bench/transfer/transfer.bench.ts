@@ -10,7 +10,12 @@
  * broker, TLS and message size, no hashing, no disk) and our throughput as a fraction of it.
  * Our transfer runs with transient messages (the default) and, for (a), also persistent ones.
  *
- *   npx tsx bench/transfer/transfer.bench.ts [--cases a,b,c,s] [--gib 1] [--sparse-gib 8] [--dir D]
+ *   npx tsx bench/transfer/transfer.bench.ts [--cases a,b,c,s] [--gib 1] [--sparse-gib 8] [--dir D] [--profile DIR]
+ *
+ * `--node-args '…'` passes V8/Node flags to the side processes (e.g. `--trace-gc`).
+ * `--profile DIR` writes a V8 CPU profile of each side process into DIR (open in Chrome's DevTools
+ * or summarise with `node bench/transfer/profile-summary.ts`). Every row also shows the CPU time
+ * the broker (RabbitMQ's beam.smp) spent while it ran.
  *
  * Needs `scripts/services up rabbitmq sshd` and the rsync package.
  */
@@ -32,6 +37,8 @@ const { values } = parseArgs({
     dir: { type: 'string', default: '/var/tmp/intercloud-bench-transfer' },
     chunk: { type: 'string', default: String(MiB) },
     window: { type: 'string', default: String(16 * MiB) },
+    profile: { type: 'string' },
+    'node-args': { type: 'string', default: '' },
   },
 });
 const SIZE = Number(values.gib) * GiB;
@@ -40,14 +47,21 @@ const CHUNK = Number(values.chunk);
 const WINDOW = Number(values.window);
 const here = import.meta.dirname;
 
-interface Rabbit { url: string; servername: string; tls: { ca: string }; users: Record<string, { cert: string; key: string }> }
+interface Rabbit { pidFile: string; url: string; servername: string; tls: { ca: string }; users: Record<string, { cert: string; key: string }> }
 interface Sshd { host: string; port: number; user: string; privateKey: string; knownHostsFile: string }
 const rabbit = serviceEnv<Rabbit>('rabbitmq');
 const sshd = serviceEnv<Sshd>('sshd');
 const broker = (c: string) => ({ url: rabbit.url, ca: rabbit.tls.ca, cert: rabbit.users[c]!.cert, key: rabbit.users[c]!.key, servername: rabbit.servername });
 const sshArgs = ['-p', String(sshd.port), '-i', sshd.privateKey, '-o', `UserKnownHostsFile=${sshd.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
 
-interface Row { case: string; tool: string; seconds: number; wireBytes: number; rssMiB?: number; note?: string }
+interface Row { case: string; tool: string; seconds: number; wireBytes: number; rssMiB?: number; brokerCpuS?: number; note?: string }
+
+/** CPU seconds (user + system) the broker's process has used so far (`/proc/<pid>/stat`). */
+function brokerCpuSeconds(): number {
+  const pid = readFileSync(rabbit.pidFile, 'utf8').trim();
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
 const rows: Row[] = [];
 
 async function writeImage(path: string, size: number, extents: Array<[number, number]>): Promise<void> {
@@ -129,7 +143,8 @@ function compileSide(): void {
 
 function side(which: 'send' | 'receive' | 'index' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${which}-${Date.now()}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -162,6 +177,7 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   const isReady = new Promise<void>((r) => (ready = r));
   const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), ...(opts.base ? { base: opts.base } : {}) }, ready);
   await isReady;
+  const cpu0 = brokerCpuSeconds();
   const sending = side('send', { ...common, broker: broker('cloud-a'), path: src, journalDir: join(DIR, 'journal-a'), ...(opts.map ? { extentsFile: allocationMap(src) } : {}) });
   const [s, r] = await Promise.all([sending, receiving]);
   const res = s.result as { wireBytes: number; chunks: Record<string, number> };
@@ -171,6 +187,7 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
     seconds: s.elapsedMs / 1000,
     wireBytes: res.wireBytes,
     rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
+    brokerCpuS: brokerCpuSeconds() - cpu0,
     note: `chunks ${JSON.stringify(res.chunks)}; rss send ${(s.maxRssKiB / 1024).toFixed(0)} / recv ${(r.maxRssKiB / 1024).toFixed(0)} MiB; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
   });
   const a = sh('sha256sum', [src]).split(' ')[0];
@@ -192,10 +209,11 @@ async function runBare(name: string, persistent = false): Promise<void> {
   const isReady = new Promise<void>((r) => (ready = r));
   const receiving = side('bare-receive', { ...common, broker: broker('cloud-b') }, ready);
   await isReady;
+  const cpu0 = brokerCpuSeconds();
   const [s, r] = await Promise.all([side('bare-send', { ...common, broker: broker('cloud-a') }), receiving]);
   rows.push({
     case: name, tool: `${LIMIT_TOOL}${persistent ? ' persistent' : ''}`, seconds: (Math.max(s.endedAt, r.endedAt) - s.startedAt) / 1000,
-    wireBytes: Number(s.result['bytes']), rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
+    wireBytes: Number(s.result['bytes']), rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024, brokerCpuS: brokerCpuSeconds() - cpu0,
     note: `nacked and sent again ${String(s.result['nacked'])}; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
   });
 }
@@ -216,7 +234,7 @@ function print(): void {
       const ofLimit = limit && r.tool.startsWith('amqp') ? `${(limit.seconds / r.seconds).toFixed(2)}× limit` : '';
       console.log(
         `  ${r.tool.padEnd(34)} ${r.seconds.toFixed(2).padStart(7)} s ${mbps.toFixed(0).padStart(6)} MB/s ${ratio.padStart(10)} ${ofLimit.padStart(12)}  wire ${(r.wireBytes / 1e6).toFixed(1).padStart(8)} MB` +
-          (r.rssMiB ? `  peak rss ${r.rssMiB.toFixed(0)} MiB` : '') + (r.note ? `  (${r.note})` : ''),
+          (r.rssMiB ? `  peak rss ${r.rssMiB.toFixed(0)} MiB` : '') + (r.brokerCpuS !== undefined ? `  broker cpu ${r.brokerCpuS.toFixed(2)} s` : '') + (r.note ? `  (${r.note})` : ''),
       );
     }
   }
@@ -273,4 +291,3 @@ if (cases.has('s')) {
   rmSync(src, { force: true });
 }
 print();
-void readFileSync;

@@ -236,7 +236,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
         break;
       case 'write':
         frames.data++;
-        await applyOrRelease(frame.index, () => staging!.write(frame.offset, frame.payload!));
+        await applyOrRelease(frame.index, () => staging!.write(frame.offset, frame.payload!, frame.sha256));
         break;
       case 'copy-local': {
         const bytes = await applyOrRelease(frame.index, () => o.contentIndex?.read(frame.sha256.toString('hex'), frame.length) ?? Promise.resolve(undefined));
@@ -246,7 +246,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           return;
         }
         frames.ref++;
-        await applyOrRelease(frame.index, () => staging!.write(frame.offset, bytes));
+        await applyOrRelease(frame.index, () => staging!.write(frame.offset, bytes, frame.sha256));
         break;
       }
     }

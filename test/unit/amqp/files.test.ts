@@ -39,6 +39,54 @@ describe('staging file', () => {
     await expect(fs.access(StagingFile.pathFor(target, TID))).rejects.toThrow();
   });
 
+  it('takes the digest of chunks this run wrote from their verified hashes, without reading them back', async () => {
+    const target = join(tmp(), 'disk.raw');
+    const chunks = [randomBytes(1 << 20), randomBytes(1 << 20)];
+    const sha = chunks.map((c) => createHash('sha256').update(c).digest());
+    const s = await StagingFile.open(target, TID, 2 << 20);
+    expect(s.createdByThisRun).toBe(true);
+    await s.write(0, chunks[0]!, sha[0]);
+    await s.write(1 << 20, chunks[1]!, sha[1]);
+    // Changed behind the receiver's back after the write: the digest is the verified hashes',
+    // so this run does not read the file back.
+    await fs.writeFile(StagingFile.pathFor(target, TID), Buffer.alloc(2 << 20, 7), { flag: 'r+' });
+    const whole = new WholeDigest(2 << 20, 1 << 20);
+    sha.forEach((h, i) => whole.add(i, h));
+    expect(await s.digest(1 << 20)).toBe(whole.hex());
+    await s.remove();
+  });
+
+  it('reads back chunks of a staging file an earlier run made, and chunks written twice with different bytes', async () => {
+    const target = join(tmp(), 'disk.raw');
+    const stale = randomBytes(1 << 20);
+    const first = await StagingFile.open(target, TID, 2 << 20);
+    await first.write(0, stale); // an earlier run wrote data here, then died
+    await first.close();
+    // The resumed run writes chunk 0 with different bytes whose zero blocks it skips: the stale
+    // data stays in them, and only reading back sees it.
+    const fresh = Buffer.alloc(1 << 20);
+    randomBytes(4096).copy(fresh, 0);
+    const s = await StagingFile.open(target, TID, 2 << 20);
+    expect(s.createdByThisRun).toBe(false);
+    await s.write(0, fresh, createHash('sha256').update(fresh).digest());
+    const onDisk = Buffer.concat([fresh.subarray(0, 4096), stale.subarray(4096)]);
+    const expected = new WholeDigest(2 << 20, 1 << 20);
+    expected.add(0, createHash('sha256').update(onDisk).digest());
+    expected.add(1, createHash('sha256').update(Buffer.alloc(1 << 20)).digest());
+    expect(await s.digest(1 << 20)).toBe(expected.hex());
+
+    // In a run that made the file, a chunk written twice with different bytes is read back too.
+    const target2 = join(tmp(), 'disk2.raw');
+    const t = await StagingFile.open(target2, TID, 1 << 20);
+    await t.write(0, stale, createHash('sha256').update(stale).digest());
+    await t.write(0, fresh, createHash('sha256').update(fresh).digest());
+    const twice = new WholeDigest(1 << 20, 1 << 20);
+    twice.add(0, createHash('sha256').update(onDisk).digest());
+    expect(await t.digest(1 << 20)).toBe(twice.hex());
+    await s.remove();
+    await t.remove();
+  });
+
   it('removes the staging file on abort', async () => {
     const target = join(tmp(), 't');
     const s = await StagingFile.open(target, TID, 100);
