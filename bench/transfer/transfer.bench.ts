@@ -218,7 +218,10 @@ async function runOverlay(name: string, base: string, flat: string, writes: Arra
   const bases = join(DIR, 'target-bases');
   await fs.mkdir(bases, { recursive: true });
   const held = join(bases, 'golden-os.raw');
-  if (!existsSync(held) || sh('cmp', ['-s', base, held]).length > 0) execFileSync('cp', ['--sparse=always', base, held]);
+  // The base is written anew each run: the target's copy too (under a name of its own).
+  rmSync(held, { force: true });
+  rmSync(`${held}.icx-sha256.json`, { force: true });
+  execFileSync('cp', ['--sparse=always', base, held]);
   let t = performance.now();
   const firstHash = await side('base-hash', { base });
   const source1 = (performance.now() - t) / 1000;
