@@ -62,6 +62,8 @@ export interface AgentConfigOptions {
   requestResendMs?: number;
   /** The machine types the cloud restores a live move's state onto (`migration.restoreMachines`; default all). */
   restoreMachines?: string[];
+  /** Directories of base images the cloud holds (`migration.baseImages`, issue 16; default none). */
+  baseImages?: string[];
   reservationSeconds?: number;
   metricsPort?: number;
   acceptFrom?: string[];
@@ -162,7 +164,8 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
       : `  lisp: { mapServer: "${s.lisp.host}:${s.lisp.port}", keyId: ${site.keyId}, algorithm: ${site.algorithm}, keyFile: ${q(site.keyFile)}, rlocs: ${q(site.rlocs)} }`,
     `migration: { shutdownTimeoutMs: ${o.shutdownTimeoutMs ?? 1000}, commitTimeoutMs: ${o.commitTimeoutMs ?? 3_600_000}, persistentTransfers: ${o.persistentTransfers ?? false}` +
       `${o.requestResendMs === undefined ? '' : `, requestResendMs: ${o.requestResendMs}`}` +
-      `${o.restoreMachines === undefined ? '' : `, restoreMachines: ${q(o.restoreMachines)}`} }`,
+      `${o.restoreMachines === undefined ? '' : `, restoreMachines: ${q(o.restoreMachines)}`}` +
+      `${o.baseImages === undefined ? '' : `, baseImages: ${q(o.baseImages)}`} }`,
     ...(swift ? [storageSection(swift, o.storage === false ? {} : o.storage ?? {})] : []),
     `state: { dir: ${q(join(dir, 'state'))} }`,
     `api: { socket: ${q(join(dir, 'agent.sock'))} }`,

@@ -4,6 +4,7 @@
  * file's folder. A bad config exits non-zero before any socket opens.
  */
 import { isIP } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { safeParseHypervisorSettings } from '../../adapters/hypervisor/index.js';
 
@@ -181,6 +182,12 @@ const AgentConfigShape = z.strictObject({
      * these: a live offer of another is refused before any cut-over (issue 15).
      */
     restoreMachines: z.array(z.string().min(1)).optional(),
+    /**
+     * Issue 16: directories of base images this cloud holds (raw golden images), indexed by
+     * whole-image SHA-256 (saved beside each image). A peer offering a disk that is a qcow2
+     * overlay on a base of the same content is told it is held. Absolute paths; absent: none.
+     */
+    baseImages: z.array(z.string().refine((d) => isAbsolute(d), 'a base image directory must be an absolute path, e.g. "/srv/golden"')).max(64).optional(),
     /**
      * Local policy for the networks of VMs that peers move here: the peer's network name →
      * a local network (`map`), else `default`, else the hypervisor's default. A peer never

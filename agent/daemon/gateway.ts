@@ -28,12 +28,14 @@ import {
   type AuditPort, type MigrateInInput, type MigrateOutInput, type SourcePorts, type TargetPorts,
 } from '../migration/index.js';
 import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
+import { BaseImageStore } from '../base-images/index.js';
 import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
 import { endpointCheck } from './broker-endpoint.js';
 import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
+import { heldBasesOf } from './held-bases.js';
 import { StorageFederation } from './storage-federation.js';
 import { migrationAdvertOf } from './migration-advert.js';
 import { sourceHypervisorPort, sourcePrecopyPort, targetHypervisorPort } from './hypervisor-ports.js';
@@ -93,6 +95,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     })
     : undefined;
 
+  // Issue 16: the base images this cloud holds, by content; every one not hashed yet is hashed now.
+  const baseImages = config.migration.baseImages === undefined ? undefined : await BaseImageStore.open(config.migration.baseImages);
   const capacity = await hypervisor.hostCapacity();
   const migrationAdvert = await migrationAdvertOf(hypervisor, {
     ...(config.migration.restoreMachines === undefined ? {} : { restoreMachines: config.migration.restoreMachines }),
@@ -137,6 +141,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     }),
     profile,
     transferEndpoint: () => ownEndpoint,
+    ...(baseImages === undefined ? {} : { heldBases: heldBasesOf(baseImages, log.child({ component: 'base-images' })) }),
   });
   const sessionLog = log.child({ component: 'xmpp' });
   session.on('status', (status: string) => sessionLog.info({ status }, 'xmpp session'));

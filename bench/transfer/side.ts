@@ -10,6 +10,7 @@
  * exchange and queue, messages of the chunk size, the same window of unconfirmed bytes and
  * prefetch, one ack per message, no hashing and no disk.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { ConfirmChannel } from 'amqplib';
@@ -17,6 +18,7 @@ import {
   ContentIndex, ROUTING, connectBroker, fileSource, receiveTransfer, sendTransfer, transferTopology, type BrokerOptions, type Extent,
 } from '../../protocols/amqp/index.js';
 import { assertTopology } from '../../protocols/amqp/connection.js';
+import { BaseImageStore, imageSha256 } from '../../agent/base-images/index.js';
 
 interface Args {
   broker: BrokerOptions;
@@ -30,6 +32,13 @@ interface Args {
   /** JSON file with the source's allocation map (what a hypervisor adapter would hand over). */
   extentsFile?: string;
   expiresAt: number;
+  /**
+   * The overlay case (receive): the directories of base images the target holds, and the
+   * whole-image SHA-256 of the overlay's base as the source names it. The target looks it up
+   * in its own store and links the received qcow2 overlay onto its own file.
+   */
+  baseDirs?: string[];
+  baseSha256?: string;
   /** Bytes the bare pair moves (`bare-send`, `bare-receive`). */
   totalBytes?: number;
 }
@@ -113,6 +122,12 @@ if (side === 'bare-send') {
   result = await bareSend(a);
 } else if (side === 'bare-receive') {
   result = await bareReceive(a);
+} else if (side === 'base-hash') {
+  // The source: the whole-image SHA-256 of the overlay's backing base (saved beside it, reused).
+  result = await imageSha256(a.base!);
+} else if (side === 'base-store') {
+  // The target at start-up: hashes every base of its directories not hashed yet.
+  result = { bases: (await (await BaseImageStore.open(a.baseDirs!)).list()).length };
 } else if (side === 'index') {
   const idx = new ContentIndex(a.chunkSize);
   await idx.addFile(a.base!);
@@ -130,10 +145,22 @@ if (side === 'bare-send') {
     contentIndex = new ContentIndex(a.chunkSize);
     await contentIndex.addFile(a.base);
   }
-  result = await receiveTransfer({
+  // The overlay case: the peer names a hash; this side answers with its own file or nothing.
+  const held = a.baseSha256 ? await (await BaseImageStore.open(a.baseDirs!)).resolve(a.baseSha256) : undefined;
+  if (a.baseSha256 && !held) throw new Error(`the target holds no base ${a.baseSha256}`);
+  const got = await receiveTransfer({
     broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', targetPath: a.path, journalDir: a.journalDir,
     durable: a.persistent, prefetch: Math.max(8, Math.ceil(a.windowBytes / a.chunkSize)), ...(contentIndex ? { contentIndex } : {}),
   });
+  let rebaseMs: number | undefined;
+  if (held) {
+    // As the hypervisor adapter links a received chain: the backing reference is replaced by
+    // this host's own base, read as raw (never probed), before anything reads through it.
+    const t = performance.now();
+    execFileSync('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-F', 'raw', '-b', held.path, a.path]);
+    rebaseMs = performance.now() - t;
+  }
+  result = { ...got, ...(rebaseMs === undefined ? {} : { rebaseMs, base: held!.path }) };
 }
 const usage = process.resourceUsage();
 process.stdout.write(JSON.stringify({ side, result, elapsedMs: performance.now() - started, startedAt, endedAt: Date.now(), maxRssKiB: usage.maxRSS, cpuMs: (usage.userCPUTime + usage.systemCPUTime) / 1000 }) + '\n');

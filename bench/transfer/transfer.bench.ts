@@ -3,7 +3,9 @@
  * in the same run, on
  *   (a) 1 GiB of random data,
  *   (b) a 1 GiB image of which ~6% is allocated,
- *   (c) a second VM image sharing a base with one the target already holds,
+ *   (c) a second VM image sharing a base with one the target already holds — flat (the target's
+ *       content index of the base), and as a qcow2 overlay over that base (only the overlay is
+ *       sent; the target links it onto its own copy of the base, found by whole-image SHA-256),
  *   (s) an 8 GiB sparse image (peak RSS; ours only).
  * Prints MB/s, the ratio to scp, bytes on the wire and the peak RSS of our two processes; for (a)
  * also the limit of the transport itself (a bare amqplib publisher and consumer through the same
@@ -24,7 +26,7 @@
  * Needs `scripts/services up rabbitmq sshd` and the rsync package.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, promises as fs, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -140,8 +142,12 @@ function runRsync(name: string, src: string, dst: string, basis?: string): void 
 
 interface SideOut { result: Record<string, unknown>; elapsedMs: number; startedAt: number; endedAt: number; maxRssKiB: number; cpuMs: number }
 
-/** Compiles side.ts (and what it imports) with tsc into node_modules/.cache, once per run. */
-const compiled = join(here, '../../node_modules/.cache/icx-bench-transfer');
+/**
+ * Compiles side.ts (and what it imports) with tsc into node_modules/.cache, once per run; in a
+ * folder of this checkout's own (worktrees share one node_modules), so that a bench of another
+ * checkout running at the same time does not replace the compiled sides under this one.
+ */
+const compiled = join(here, `../../node_modules/.cache/icx-bench-transfer-${createHash('sha256').update(join(here, '../..')).digest('hex').slice(0, 12)}`);
 function compileSide(): void {
   execFileSync(process.execPath, [
     join(here, '../../node_modules/typescript/bin/tsc'), join(here, 'side.ts'), '--outDir', compiled, '--rootDir', join(here, '../..'),
@@ -149,7 +155,7 @@ function compileSide(): void {
   ], { stdio: 'inherit' });
 }
 
-function side(which: 'send' | 'receive' | 'index' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
+function side(which: 'send' | 'receive' | 'index' | 'base-hash' | 'base-store' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
     const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${which}-${Date.now()}.cpuprofile`] : [];
     const child = spawn(process.execPath, [...profile, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -202,6 +208,81 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   const b = sh('sha256sum', [dst]).split(' ')[0];
   rmSync(`${src}.extents.json`, { force: true });
   if (a !== b) throw new Error(`${name}: target differs from source`);
+  rmSync(dst, { force: true });
+}
+
+/**
+ * Case (c) as clouds store it: the second VM's disk is a qcow2 overlay over the base (holding
+ * the VM's own writes), and the target holds a copy of the base under a name of its own in its
+ * base directory. Ours sends the whole-image SHA-256 of the base (saved beside it) and the
+ * overlay only; the target finds its own base by that hash and links the overlay onto it
+ * (`qemu-img rebase -u -F raw`). Timed from the source's hash lookup to the rebase done; the
+ * first hashing of each side's base is printed apart (done once, then saved). Checked with
+ * `qemu-img compare` against the flat image. Also scp of the overlay file, for comparison.
+ */
+async function runOverlay(name: string, base: string, flat: string, writes: Array<[number, number]>): Promise<void> {
+  const overlay = join(DIR, 'c-vm2.qcow2');
+  rmSync(overlay, { force: true });
+  sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw', overlay]);
+  const h = await fs.open(flat, 'r');
+  const cmds: string[] = [];
+  try {
+    for (const [i, [offset, length]] of writes.entries()) {
+      const piece = Buffer.alloc(length);
+      await h.read(piece, 0, length, offset);
+      await fs.writeFile(join(DIR, `c-piece-${i}`), piece);
+      cmds.push('-c', `write -q -s ${join(DIR, `c-piece-${i}`)} ${offset} ${length}`);
+    }
+  } finally {
+    await h.close();
+  }
+  sh('qemu-io', ['-f', 'qcow2', ...cmds, overlay]);
+  for (let i = 0; i < writes.length; i++) rmSync(join(DIR, `c-piece-${i}`), { force: true });
+  if (!sh('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', flat, overlay]).includes('identical')) throw new Error(`${name}: overlay differs from the flat image`);
+  const ovlSize = (await fs.stat(overlay)).size;
+  const bases = join(DIR, 'target-bases');
+  await fs.mkdir(bases, { recursive: true });
+  const held = join(bases, 'golden-os.raw');
+  // The base is written anew each run: the target's copy too (under a name of its own).
+  rmSync(held, { force: true });
+  rmSync(`${held}.icx-sha256.json`, { force: true });
+  execFileSync('cp', ['--sparse=always', base, held]);
+  let t = performance.now();
+  const firstHash = await side('base-hash', { base });
+  const source1 = (performance.now() - t) / 1000;
+  t = performance.now();
+  await side('base-store', { baseDirs: [bases] });
+  const target1 = (performance.now() - t) / 1000;
+  console.log(`(c) overlay ${(ovlSize / 1e6).toFixed(1)} MB; first whole-image hash of the base: source ${source1.toFixed(1)} s, target ${target1.toFixed(1)} s (saved beside each, reused)`);
+  runScp(name, overlay, remote('c.qcow2'), ovlSize);
+  rows[rows.length - 1]!.tool = 'scp (overlay file only)';
+
+  const dst = remote('c.qcow2');
+  rmSync(dst, { force: true });
+  const hashed = await side('base-hash', { base });
+  const baseSha256 = (hashed.result as { sha256: string }).sha256;
+  if (baseSha256 !== (firstHash.result as { sha256: string }).sha256) throw new Error('base hash changed');
+  const transferId = randomUUID();
+  const common = { transferId, chunkSize: CHUNK, windowBytes: WINDOW, persistent: false, expiresAt: Date.now() + 3600_000 };
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), baseDirs: [bases], baseSha256 }, ready);
+  await isReady;
+  const s = await side('send', { ...common, broker: broker('cloud-a'), path: overlay, journalDir: join(DIR, 'journal-a') });
+  const r = await receiving;
+  const res = s.result as { wireBytes: number; chunks: Record<string, number> };
+  const rebaseMs = (r.result as { rebaseMs: number }).rebaseMs;
+  rows.push({
+    case: name,
+    tool: 'amqp overlay + held base (rebase)',
+    seconds: (hashed.elapsedMs + (Math.max(s.endedAt, r.endedAt) - s.startedAt)) / 1000,
+    wireBytes: res.wireBytes,
+    rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
+    note: `overlay ${(ovlSize / 1e6).toFixed(1)} MB; hash lookup ${hashed.elapsedMs.toFixed(0)} ms, rebase ${rebaseMs.toFixed(0)} ms; chunks ${JSON.stringify(res.chunks)}; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
+  });
+  const info = JSON.parse(sh('qemu-img', ['info', '--output=json', dst])) as { 'backing-filename'?: string };
+  if (info['backing-filename'] !== held) throw new Error(`${name}: overlay at the target is backed by '${info['backing-filename']}', not its own base`);
+  if (!sh('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', flat, dst]).includes('identical')) throw new Error(`${name}: target differs from source`);
   rmSync(dst, { force: true });
 }
 
@@ -281,7 +362,8 @@ if (cases.has('c')) {
   rmSync(vm2, { force: true });
   await writeImage(base, SIZE, [[0, Math.round(SIZE * 0.4)]]); // a base OS image, 40% used
   execFileSync('cp', ['--sparse=always', base, vm2]);
-  await writeImage(vm2, SIZE, scattered(SIZE, 0.03, 11)); // the second VM's own writes
+  const writes = scattered(SIZE, 0.03, 11);
+  await writeImage(vm2, SIZE, writes); // the second VM's own writes
   const t = performance.now();
   const idx = await side('index', { base, chunkSize: CHUNK });
   console.log(`(c) content index of the base at the target: ${JSON.stringify(idx.result)} in ${((performance.now() - t) / 1000).toFixed(1)} s (kept beside the base, reused)`);
@@ -289,6 +371,7 @@ if (cases.has('c')) {
   runRsync('(c) shares a base', vm2, remote('c'), base);
   await runOurs('(c) shares a base', vm2, remote('c'), { base });
   await runOurs('(c) shares a base', vm2, remote('c'), { base, map: true });
+  await runOverlay('(c) shares a base', base, vm2, writes);
 }
 if (cases.has('s')) {
   const size = Number(values['sparse-gib']) * GiB;

@@ -26,6 +26,13 @@ export interface DiskSpec {
   readonly id: string;
   readonly sizeGiB: number;
   readonly format: string;
+  /**
+   * Issue 16: the whole-image SHA-256 (64 lowercase hex digits) of the raw base image this disk
+   * is a qcow2 overlay on. A target that holds a base of that content answers with the disk's
+   * id in {@link Accept.bases} and gets the overlay only; otherwise the flattened image. Only a
+   * hash: a peer never names a file of the target.
+   */
+  readonly base?: string;
 }
 
 /** One NIC of a VM shape; the MAC is kept across the move. */
@@ -157,6 +164,11 @@ export interface Accept {
   readonly storage?: StoragePlacement;
   /** The migration mode the target agreed to: the offer's (issue 15); absent means `cold`. */
   readonly mode?: MigrationMode;
+  /**
+   * Issue 16: the ids of the offer's disks whose base (their {@link DiskSpec.base}) the target
+   * holds: the source sends those disks as their overlays only. Absent: none.
+   */
+  readonly bases?: readonly string[];
 }
 
 /** Where the accepting cloud keeps a subcontract's objects: its own bucket, in one region. */
@@ -229,6 +241,8 @@ export interface Cancel {
 }
 
 const CURRENCY_RE = /^[A-Z]{3}$/;
+/** A SHA-256 (FIPS 180-4) as 64 lowercase hex digits: a base image's content (issue 16). */
+const SHA256_HEX_RE = /^[0-9a-f]{64}$/;
 const URI_RE = /^[a-z][a-z0-9+.-]*:\/\/[^\s<>"]{1,512}$/;
 /** RFC 1123 host name, lowercase, at most 253 characters. */
 const DNS_NAME_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -265,10 +279,12 @@ export function normalizeOffer(offer: Offer): Offer {
   };
 }
 
-/** The value signed for an accept (a `cold` mode dropped: absent means cold). */
+/** The value signed for an accept (a `cold` mode and an empty list of held bases dropped: absent means the same). */
 export function acceptPayload(accept: Accept): Record<string, unknown> {
-  const { mode, ...rest } = accept;
-  return { type: 'accept', ...rest, ...(mode === undefined || mode === 'cold' ? {} : { mode }) };
+  const { mode, bases, ...rest } = accept;
+  return {
+    type: 'accept', ...rest, ...(mode === undefined || mode === 'cold' ? {} : { mode }), ...(bases === undefined || bases.length === 0 ? {} : { bases: [...bases] }),
+  };
 }
 
 function buildWorkload(w: Workload): Element {
@@ -276,7 +292,7 @@ function buildWorkload(w: Workload): Element {
     return xml(
       'vm',
       { name: w.name, vcpus: num(w.vcpus), 'memory-mib': num(w.memoryMiB), firmware: w.firmware },
-      ...w.disks.map((d) => xml('disk', { id: d.id, 'size-gib': num(d.sizeGiB), format: d.format })),
+      ...w.disks.map((d) => xml('disk', { id: d.id, 'size-gib': num(d.sizeGiB), format: d.format, base: d.base })),
       ...w.nics.map((n) => xml('nic', { mac: n.mac, network: n.network })),
     );
   }
@@ -328,11 +344,15 @@ function parseWorkload(offer: Element): Workload {
       vcpus: numAttr(el, 'vcpus', p, { min: 1, max: 4096 }),
       memoryMiB: numAttr(el, 'memory-mib', p, { min: 1, max: MiB_MAX }),
       firmware,
-      disks: diskEls.map((d, i) => ({
-        id: attr(d, 'id', `${p}/disk[${i}]`, TOKEN_RE),
-        sizeGiB: numAttr(d, 'size-gib', `${p}/disk[${i}]`, { min: 1, max: 1024 * 1024 }),
-        format: attr(d, 'format', `${p}/disk[${i}]`, TOKEN_RE),
-      })),
+      disks: diskEls.map((d, i) => {
+        const base = optAttr(d, 'base', `${p}/disk[${i}]`, SHA256_HEX_RE);
+        return {
+          id: attr(d, 'id', `${p}/disk[${i}]`, TOKEN_RE),
+          sizeGiB: numAttr(d, 'size-gib', `${p}/disk[${i}]`, { min: 1, max: 1024 * 1024 }),
+          format: attr(d, 'format', `${p}/disk[${i}]`, TOKEN_RE),
+          ...(base === undefined ? {} : { base }),
+        };
+      }),
       nics: nicEls.map((n, i) => {
         const network = optAttr(n, 'network', `${p}/nic[${i}]`, TOKEN_RE);
         return { mac: attr(n, 'mac', `${p}/nic[${i}]`, MAC_RE).toLowerCase(), ...(network === undefined ? {} : { network }) };
@@ -427,7 +447,10 @@ export function parseOffer(el: Element | undefined): { offer: Offer; signature: 
   return { offer, signature: readSignature(el, 'offer') };
 }
 
-/** `<accept … [mode]><transfer uri queue [identity]/>[<storage bucket region/>]<signature/></accept>` (a `cold` mode is not written). */
+/**
+ * `<accept … [mode]><transfer uri queue [identity]/>[<storage bucket region/>]<base disk/>*<signature/></accept>`
+ * (a `cold` mode is not written; one `<base/>` per disk whose base the target holds, issue 16).
+ */
 export function buildAccept(accept: Accept, signature: string): Element {
   return xml(
     'accept',
@@ -437,6 +460,7 @@ export function buildAccept(accept: Accept, signature: string): Element {
     },
     xml('transfer', { uri: accept.transferUri, queue: accept.transferQueue, identity: accept.transferIdentity }),
     ...(accept.storage === undefined ? [] : [xml('storage', { bucket: accept.storage.bucket, region: accept.storage.region })]),
+    ...(accept.bases ?? []).map((disk) => xml('base', { disk })),
     buildSignature(signature),
   );
 }
@@ -455,6 +479,10 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
     region: attr(storageEl, 'region', 'accept/storage', TOKEN_RE),
   };
   const mode = modeAttr(el, 'accept');
+  const baseEls = el.getChildren('base');
+  if (baseEls.length > LIMITS.disks) throw oversized('accept/base', `has more than ${LIMITS.disks} entries`);
+  const bases = baseEls.map((b, i) => attr(b, 'disk', `accept/base[${i}]`, TOKEN_RE));
+  if (new Set(bases).size !== bases.length) malformed('accept/base', 'names a disk more than once');
   return {
     accept: {
       offerId: attr(el, 'offer', 'accept', TOKEN_RE),
@@ -466,6 +494,7 @@ export function parseAccept(el: Element | undefined): { accept: Accept; signatur
       expires: timeAttr(el, 'expires', 'accept'),
       ...(storage === undefined ? {} : { storage }),
       ...(mode === undefined || mode === 'cold' ? {} : { mode }),
+      ...(bases.length === 0 ? {} : { bases }),
     },
     signature: readSignature(el, 'accept'),
   };

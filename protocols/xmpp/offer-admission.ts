@@ -33,6 +33,12 @@ export interface Reservation {
    * the subcontract's job makes the bucket there). Absent for a vm offer.
    */
   readonly placement?: StoragePlacement;
+  /**
+   * For a vm offer (issue 16): the ids of its disks whose base (`DiskSpec.base`, a content
+   * hash) this cloud holds, decided once when the offer was taken; the accept names them, and
+   * the source sends those disks as overlays. Absent: none.
+   */
+  readonly bases?: readonly string[];
 }
 
 /** Who sent an offer, as the server authenticated the sending JID. */

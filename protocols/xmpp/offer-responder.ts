@@ -78,6 +78,7 @@ export function acceptFor(reservation: Reservation, by: string, endpoint: Transf
     ...(reservation.placement === undefined ? {} : { storage: reservation.placement }),
     // The mode the target agrees to is the one offered (admission refused any it cannot take).
     ...(reservation.offer.mode === undefined || reservation.offer.mode === 'cold' ? {} : { mode: reservation.offer.mode }),
+    ...(reservation.bases === undefined || reservation.bases.length === 0 ? {} : { bases: reservation.bases }),
   };
 }
 
@@ -98,6 +99,14 @@ export interface OfferResponderOptions {
   readonly capacityChanged: () => void;
   /** A peer cancelled a reservation (released or held). */
   readonly cancelled: (from: string, cancel: Cancel) => void;
+  /**
+   * Issue 16: of the `base` content hashes an offer's disks name (well-formed: the codec
+   * refused any other), the ones this cloud holds a file of — answered as the disks' ids.
+   * Asked once, when the offer is first taken; the answer is kept on the reservation, so a
+   * repeated offer gets the same accept. Must not throw (answer `[]` when unsure: the source
+   * then sends the flattened image). Absent: no base is ever held.
+   */
+  readonly heldBases?: (disks: ReadonlyArray<{ readonly id: string; readonly base: string }>) => Promise<readonly string[]>;
 }
 
 /** Answers offers and cancels. */
@@ -190,7 +199,8 @@ export class OfferResponder {
     }
     const verdict = admission.admit(offer, signer, sender, now);
     if (verdict.verdict === 'reject') return refuse(verdict.reason, verdict.text, details);
-    const { reservation } = verdict;
+    let { reservation } = verdict;
+    if (verdict.fresh) reservation = await this.#withHeldBases(reservation);
     for (const handler of this.#offerHandlers) {
       const veto = await handler({ offer, from, signer, reservation });
       if (veto) return refuse(veto.reason, veto.text, details);
@@ -202,6 +212,18 @@ export class OfferResponder {
     void this.#o.audit({ action: 'offer-accepted', peer: from, details: { offerId: offer.offerId, reservationId: reservation.reservationId } });
     this.#o.reserved(reservation);
     return this.#acceptFor(reservation, now);
+  }
+
+  /** `reservation` with the ids of the offered disks whose base this cloud holds (issue 16). */
+  async #withHeldBases(reservation: Reservation): Promise<Reservation> {
+    const w = reservation.offer.workload;
+    if (w.type !== 'vm' || this.#o.heldBases === undefined) return reservation;
+    const offered = w.disks.flatMap((d) => (d.base === undefined ? [] : [{ id: d.id, base: d.base }]));
+    if (offered.length === 0) return reservation;
+    // Only ids of disks that named a base, each once, in the offer's order.
+    const said = new Set(await this.#o.heldBases(offered));
+    const bases = offered.filter((d) => said.has(d.id)).map((d) => d.id).filter((id, i, all) => all.indexOf(id) === i);
+    return bases.length === 0 ? reservation : { ...reservation, bases };
   }
 
   /** The signed accept of a reservation. */

@@ -39,7 +39,7 @@ import type { ConnectionStatus, XmppConnection } from './connection.js';
 import type { ScramCredentials, TlsMaterial } from './transport.js';
 import { XmppJsConnection } from './xmpp-connection.js';
 import { DirectoryReader } from './directory-reader.js';
-import { OfferResponder, type CancelHandler, type CancelOutcome, type IncomingOffer, type OfferVeto } from './offer-responder.js';
+import { OfferResponder, type CancelHandler, type CancelOutcome, type IncomingOffer, type OfferResponderOptions, type OfferVeto } from './offer-responder.js';
 import {
   MESSAGE_TYPES, SIGNED_MESSAGE_MAX_LIFETIME_MS, SIGNED_REQUEST_TTL_MS, type ControlPlaneAuditRecord, type GatewayTrust,
 } from './trust-port.js';
@@ -114,6 +114,8 @@ export interface GatewaySessionOptions {
    * checks, as the agent does, then refuses the accept).
    */
   readonly transferEndpoint?: () => { readonly uri: string; readonly identity: string };
+  /** Which offered disks' bases this cloud holds (issue 16); see {@link OfferResponderOptions.heldBases}. */
+  readonly heldBases?: OfferResponderOptions['heldBases'];
   /** The clock (ms since the epoch); tests inject a skewed one. */
   readonly now?: () => number;
   /** The resource to bind (default `gateway`; a CLI looking around uses another, so it does not replace the daemon). */
@@ -258,6 +260,7 @@ export class GatewaySession extends EventEmitter {
       },
       capacityChanged: () => this.#scheduleRepublish(),
       cancelled: (from, cancel) => this.emit('cancel', { from, cancel }),
+      ...(options.heldBases === undefined ? {} : { heldBases: options.heldBases }),
     });
     this.#conn = options.connection ?? new XmppJsConnection({
       service: options.service,

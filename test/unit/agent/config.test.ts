@@ -34,6 +34,12 @@ describe('agent config', () => {
     expect(() => parseConfig(good + 'migration: { requestResendMs: 10 }\n', '/etc/a.yaml')).toThrow(/migration\.requestResendMs/);
   });
 
+  it('takes the directories of base images this cloud holds (migration.baseImages, issue 16): absolute paths only; none by default', () => {
+    expect(parseConfig(good, '/etc/a.yaml').migration.baseImages).toBeUndefined();
+    expect(parseConfig(good + 'migration: { baseImages: [/srv/golden, /srv/more] }\n', '/etc/a.yaml').migration.baseImages).toEqual(['/srv/golden', '/srv/more']);
+    expect(() => parseConfig(good + 'migration: { baseImages: [golden] }\n', '/etc/a.yaml')).toThrow(/migration\.baseImages\.0: a base image directory must be an absolute path/);
+  });
+
   it('rejects unknown keys and says which, and how to fix them', () => {
     expect(() => parseConfig(good + 'colud: x\n', '/etc/a.yaml')).toThrow(/unknown key\(s\) 'colud'.*remove or correct/s);
     expect(() => parseConfig(good.replace('cloud-a,', 'Cloud_A,'), '/etc/a.yaml')).toThrow(/cloud\.id: a cloud id is lowercase/);
