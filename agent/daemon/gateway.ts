@@ -97,10 +97,19 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
 
   // Issue 16: the base images this cloud holds, by content; every one not hashed yet is hashed now.
   const baseImages = config.migration.baseImages === undefined ? undefined : await BaseImageStore.open(config.migration.baseImages);
-  const capacity = await hypervisor.hostCapacity();
-  const migrationAdvert = await migrationAdvertOf(hypervisor, {
-    ...(config.migration.restoreMachines === undefined ? {} : { restoreMachines: config.migration.restoreMachines }),
-  });
+  // The host's free capacity and the modes it takes are independent hypervisor reads (about
+  // 5 virsh calls over SSH together): asked side by side, not one after the other. Both run to
+  // their end; a failure of the capacity read is reported first, as when it ran alone first.
+  const [capacityRead, advertRead] = await Promise.allSettled([
+    hypervisor.hostCapacity(),
+    migrationAdvertOf(hypervisor, {
+      ...(config.migration.restoreMachines === undefined ? {} : { restoreMachines: config.migration.restoreMachines }),
+    }),
+  ]);
+  if (capacityRead.status === 'rejected') throw capacityRead.reason;
+  if (advertRead.status === 'rejected') throw advertRead.reason;
+  const capacity = capacityRead.value;
+  const migrationAdvert = advertRead.value;
   // Object storage lent to peers (issue 14): advertised only when the config names a store.
   const objectStorageGiB = config.storage?.capacityGiB ?? 0;
   const lendsStorage = Object.keys(config.storage?.regions ?? {}).length > 0;

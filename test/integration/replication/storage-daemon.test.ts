@@ -9,19 +9,18 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
 import { transferPrefix } from '../../../agent/replication/index.js';
-import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
+import { AgentProcess, cliNodeArgs, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { STATE_DIR, serviceEnv } from '../../helpers/services.js';
 
 interface SwiftCloud { endpoint: string; region: string; accessKeyId: string; secretAccessKeyFile: string }
 
-const REPO = resolve(import.meta.dirname, '../../..');
 const RUN = `${process.pid.toString(36)}${randomUUID().slice(0, 6)}`;
 const SRC = `sd-src-${RUN}`;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -68,7 +67,7 @@ const escPrefix = (subcontractId: string): string => transferPrefix(subcontractI
 
 function intercloud(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts'), ...args], {
+    execFile(process.execPath, [...cliNodeArgs(), ...args], {
       timeout: 300_000, maxBuffer: 16 * 1024 * 1024,
     }, (err, stdout, stderr) => {
       res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
