@@ -33,7 +33,7 @@ async function tsFiles(dir: string): Promise<string[]> {
 export async function compileJs(outDir: string): Promise<number> {
   const out = resolve(outDir);
   if (relative(REPO, out).startsWith('..')) throw new Error(`'${out}' is not inside the checkout '${REPO}': the compiled files would not find node_modules`);
-  // esbuild is what tsx transforms with (a dependency of tsx).
+  // esbuild is what tsx transforms with (a dev dependency, pinned to the version tsx uses).
   const { build } = await import('esbuild');
   const entryPoints = (await Promise.all(SOURCES.map((d) => tsFiles(join(REPO, d))))).flat();
   await build({
