@@ -283,6 +283,11 @@ export interface DemoVmOptions {
   diskMiB?: number;
   /** Bytes of random data written into the disk after the boot files (to make it non-sparse). */
   randomMiB?: number;
+  /**
+   * An image whose bytes fill the disk's tail after the boot files (holes stay holes): a disk
+   * that holds a real system's data, e.g. bench/transfer's Debian root image.
+   */
+  tailImage?: string;
   /** The disk's identity, printed by the guest in every heartbeat. */
   diskId: string;
   /** Where the console log goes. */
@@ -311,6 +316,12 @@ export async function createDemoVm(s: ServicesFile, cloud: string, o: DemoVmOpti
     // Fill the unused tail of the disk with random bytes (the FAT keeps its files at the front).
     const size = (o.diskMiB ?? 64) * 1024 * 1024;
     await run('dd', ['if=/dev/urandom', `of=${diskPath}`, 'bs=1M', `count=${o.randomMiB}`, `seek=${Math.floor(size / 1048576) - o.randomMiB}`, 'conv=notrunc', 'status=none']);
+  }
+  if (o.tailImage) {
+    const size = (o.diskMiB ?? 64) * 1024 * 1024;
+    const imageMiB = Math.ceil((await fs.stat(o.tailImage)).size / 1048576);
+    if (imageMiB + 64 > size / 1048576) throw new Error(`'${o.tailImage}' (${imageMiB} MiB) does not fit after the boot files of a ${size / 1048576} MiB disk`);
+    await run('dd', [`if=${o.tailImage}`, `of=${diskPath}`, 'bs=1M', `seek=${Math.floor(size / 1048576) - imageMiB}`, 'conv=notrunc,sparse', 'status=none']);
   }
   await virsh(s, cloud, 'pool-refresh', 'default');
   const xmlPath = join(lv.poolPath, `${o.name}.xml`);
