@@ -34,4 +34,8 @@ describe('live moves with a libvirtd killed during a pre-copy round', () => {
   it("cloud-a's libvirtd killed mid-round and started again: the guest runs on, the vm ends in one cloud, its disk identical", async () => {
     await libvirtdKilledMidRound(78, 'cloud-a');
   }, 900_000);
+
+  it("cloud-b's libvirtd killed mid-round and started again: the vm ends in one cloud, its disk identical", async () => {
+    await libvirtdKilledMidRound(88, 'cloud-b');
+  }, 900_000);
 });
