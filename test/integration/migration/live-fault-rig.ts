@@ -62,19 +62,21 @@ export type FaultAction = [when: (e: ApiEvent) => boolean, act: () => Promise<vo
 
 /**
  * Follows the source job until its stream ends (the job ended, or the source agent was
- * killed), running each action once on the first event its predicate matches; resolves once
- * the stream ended and every action that fired finished, with how many fired. An action that
- * throws fails the call.
+ * killed: once an action fired, the stream breaking off is its doing, not an error), running
+ * each action once on the first event its predicate matches; resolves once the stream ended
+ * and every action that fired finished, with how many fired. An action that throws fails the call.
  */
 export async function follow(f: Federation, jobId: string, actions: FaultAction[]): Promise<number> {
   const fired: Array<Promise<void>> = [];
   const done = new Set<number>();
-  await f.a.api.follow(jobId, (e) => {
+  const stream = f.a.api.follow(jobId, (e) => {
     actions.forEach(([when, act], i) => {
       if (!done.has(i) && when(e)) { done.add(i); fired.push(act()); }
     });
   });
+  const broken = await stream.then(() => undefined, (err: unknown) => err);
   await Promise.all(fired);
+  if (broken !== undefined && done.size === 0) throw broken;
   return done.size;
 }
 
