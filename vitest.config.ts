@@ -29,7 +29,7 @@ const EXCLUSIVE = [
   'test/integration/migration/broker-per-cloud.test.ts',
   // kills cloud-b's broker during a live move's pre-copy and starts it again with `scripts/services up rabbitmq`
   'test/integration/migration/live-broker-faults.test.ts',
-  // kills cloud-a's libvirtd during a live move's pre-copy and starts it again with `scripts/services up libvirt`
+  // kills cloud-a's, then cloud-b's libvirtd during a live move's pre-copy and starts it again with `scripts/services up libvirt`
   'test/integration/migration/live-libvirtd-faults.test.ts',
   'test/integration/migration/server-crash.test.ts',
   'test/integration/migration/two-roots.test.ts',

@@ -348,6 +348,11 @@ export async function createDemoVm(s: ServicesFile, cloud: string, o: DemoVmOpti
 export async function removeVm(s: ServicesFile, cloud: string, vm: string): Promise<void> {
   await virsh(s, cloud, 'destroy', vm).catch(() => undefined);
   await virsh(s, cloud, 'undefine', vm, '--remove-all-storage').catch(() => virsh(s, cloud, 'undefine', vm).catch(() => undefined));
+  // What a live move cut short may leave beside it in the pool (the libvirt adapter's names):
+  // overlays no domain names any more and a saved state; a later VM of the name would trip on them.
+  const pool = s.libvirt.instances[cloud]!.poolPath;
+  const left = (await fs.readdir(pool)).filter((n) => n === `${vm}.state` || (n.startsWith(`${vm}-disk`) && /^-disk\d+\.ovl\d+\.qcow2$/.test(n.slice(vm.length))));
+  await Promise.all(left.map((n) => fs.rm(join(pool, n), { force: true })));
 }
 
 /** Waits until `file` contains `text` (a guest's console line). */

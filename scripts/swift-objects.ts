@@ -49,38 +49,49 @@ async function keys(s3: S3Client, bucket: string): Promise<Array<{ key: string; 
   }
 }
 
-const [cmd, cloud, bucket, key, bytes] = process.argv.slice(2);
-if (!cmd || !cloud || !bucket) {
-  process.stderr.write('usage: swift-objects.ts reset|put|ls|rm|exists CLOUD BUCKET [KEY [BYTES]]\n');
-  process.exit(2);
-}
-const s3 = client(cloud);
-switch (cmd) {
-  case 'reset':
-    if (await exists(s3, bucket)) for (const o of await keys(s3, bucket)) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.key }));
-    else await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    break;
-  case 'put': {
-    const body = randomBytes(Number(bytes));
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentMD5: createHash('md5').update(body).digest('base64') }));
-    process.stdout.write(`${key} ${body.length} bytes sha256 ${createHash('sha256').update(body).digest('hex').slice(0, 16)}…\n`);
-    break;
-  }
-  case 'ls':
-    for (const o of await keys(s3, bucket)) {
-      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.key }));
-      const h = createHash('sha256').update(Buffer.from(await got.Body!.transformToByteArray())).digest('hex');
-      process.stdout.write(`${o.key.padEnd(22)} ${String(o.size).padStart(9)} bytes sha256 ${h.slice(0, 16)}…\n`);
+const USAGE = 'usage: swift-objects.ts reset|put|ls|rm|exists CLOUD BUCKET [KEY [BYTES]]\n';
+const COMMANDS = ['reset', 'put', 'ls', 'rm', 'exists'];
+
+/** Runs one command against `cloud`'s Swift; the client is closed whatever happens. */
+async function main(cmd: string, cloud: string, bucket: string, key: string | undefined, bytes: string | undefined): Promise<void> {
+  const s3 = client(cloud);
+  try {
+    switch (cmd) {
+      case 'reset':
+        if (await exists(s3, bucket)) for (const o of await keys(s3, bucket)) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.key }));
+        else await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        break;
+      case 'put': {
+        const body = randomBytes(Number(bytes));
+        await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentMD5: createHash('md5').update(body).digest('base64') }));
+        process.stdout.write(`${key} ${body.length} bytes sha256 ${createHash('sha256').update(body).digest('hex').slice(0, 16)}…\n`);
+        break;
+      }
+      case 'ls':
+        for (const o of await keys(s3, bucket)) {
+          const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.key }));
+          const h = createHash('sha256').update(Buffer.from(await got.Body!.transformToByteArray())).digest('hex');
+          process.stdout.write(`${o.key.padEnd(22)} ${String(o.size).padStart(9)} bytes sha256 ${h.slice(0, 16)}…\n`);
+        }
+        break;
+      case 'rm':
+        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+        break;
+      case 'exists':
+        process.stdout.write(`${(await exists(s3, bucket)) ? 'exists' : 'gone'}\n`);
+        break;
     }
-    break;
-  case 'rm':
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
-    break;
-  case 'exists':
-    process.stdout.write(`${(await exists(s3, bucket)) ? 'exists' : 'gone'}\n`);
-    break;
-  default:
-    process.stderr.write(`unknown command '${cmd}'\n`);
-    process.exit(2);
+  } finally {
+    s3.destroy();
+  }
 }
-s3.destroy();
+
+const [cmd, cloud, bucket, key, bytes] = process.argv.slice(2);
+if (!cmd || !cloud || !bucket || !COMMANDS.includes(cmd)) {
+  // A usage error, checked before any client opens: status 2 as the other scripts' CLIs give,
+  // set rather than exiting so that stderr is flushed (the process has nothing left to run).
+  process.stderr.write(cmd && cloud && bucket ? `unknown command '${cmd}'\n${USAGE}` : USAGE);
+  process.exitCode = 2;
+} else {
+  await main(cmd, cloud, bucket, key, bytes);
+}

@@ -10,8 +10,8 @@ import { promises as fs } from 'node:fs';
 import { IntercloudError } from '../../protocols/errors/index.js';
 import { join } from 'node:path';
 import type { Hypervisor } from '../../adapters/hypervisor/index.js';
-import { receiveTransfer, sendTransfer, type BrokerOptions } from '../../protocols/amqp/index.js';
-import { imageKey, type ImageTransferPort, type ReceivePort, type TransferPort } from '../migration/index.js';
+import { receiveTransfer, sendTransfer, type BrokerOptions, type TransferSource } from '../../protocols/amqp/index.js';
+import { imageKey, type ImageTransferPort, type PeerRef, type ReceivePort, type Reservation, type TransferPort } from '../migration/index.js';
 import type { EndpointCheck } from './broker-endpoint.js';
 import { diskTransferSource, imageTransferSource, localStorageDirOf } from './hypervisor-ports.js';
 import { moveTransferId, transferIdFor } from './transfer-ids.js';
@@ -35,37 +35,59 @@ export interface TransferSettings {
   onBytes?: (direction: 'sent' | 'received', bytes: number) => void;
 }
 
+/** What one send needs to know of the move: whom to send to, under which reservation. */
+interface SendRequest {
+  peer: PeerRef;
+  reservation: Reservation;
+}
+
+/**
+ * Sends one image (`source`, opened once the target's endpoint is checked) on `transferId`:
+ * the cold disk sender and the live/warm image sender alike.
+ */
+async function sendOne(
+  s: TransferSettings,
+  req: SendRequest,
+  what: { transferId: string; name: string; open: () => Promise<TransferSource> },
+  progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+  signal: AbortSignal,
+): Promise<{ sha256: string; bytes: number; bytesSent: number }> {
+  // The target's broker, as its accept named it — never one of this cloud's config — and
+  // only once it proved the target's identity; every connection verifies it again.
+  const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
+  const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
+  const source = await what.open();
+  try {
+    const r = await sendTransfer({
+      broker,
+      transferId: what.transferId,
+      from: s.cloudId,
+      to: req.peer.cloudId,
+      source,
+      name: what.name,
+      chunkSize: s.chunkBytes,
+      windowBytes: s.windowBytes,
+      persistent: s.persistent,
+      expiresAt: Date.parse(req.reservation.expiresAt),
+      journalDir: s.journalDir,
+      signal,
+      onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+    });
+    s.onBytes?.('sent', r.bytesSent);
+    return { sha256: r.digest, bytes: r.size, bytesSent: r.bytesSent };
+  } finally {
+    await source.close();
+  }
+}
+
 /** The source side: sends disk `diskId` of `vm`. */
 export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): TransferPort {
   return {
-    async sendDisk(req, progress, signal) {
-      // The target's broker, as its accept named it — never one of this cloud's config — and
-      // only once it proved the target's identity; every connection verifies it again.
-      const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
-      const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
-      const source = await diskTransferSource(hv, req.vm, req.diskId, signal);
-      try {
-        const r = await sendTransfer({
-          broker,
-          transferId: transferIdFor(req.offerId, req.diskId),
-          from: s.cloudId,
-          to: req.peer.cloudId,
-          source,
-          name: `${req.vm}-disk${req.diskId}`,
-          chunkSize: s.chunkBytes,
-          windowBytes: s.windowBytes,
-          persistent: s.persistent,
-          expiresAt: Date.parse(req.reservation.expiresAt),
-          journalDir: s.journalDir,
-          signal,
-          onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
-        });
-        s.onBytes?.('sent', r.bytesSent);
-        return { sha256: r.digest, bytes: r.size, bytesSent: r.bytesSent };
-      } finally {
-        await source.close();
-      }
-    },
+    sendDisk: (req, progress, signal) => sendOne(s, req, {
+      transferId: transferIdFor(req.offerId, req.diskId),
+      name: `${req.vm}-disk${req.diskId}`,
+      open: () => diskTransferSource(hv, req.vm, req.diskId, signal),
+    }, progress, signal),
   };
 }
 
@@ -75,33 +97,11 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
  */
 export function sourceImagePort(hv: Hypervisor, s: TransferSettings): ImageTransferPort {
   return {
-    async sendImage(req, progress, signal) {
-      const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
-      const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
-      const key = imageKey(req.image);
-      const source = await imageTransferSource(hv, req.vm, req.image, signal);
-      try {
-        const r = await sendTransfer({
-          broker,
-          transferId: moveTransferId(req.offerId, key),
-          from: s.cloudId,
-          to: req.peer.cloudId,
-          source,
-          name: `${req.vm}-${key}`,
-          chunkSize: s.chunkBytes,
-          windowBytes: s.windowBytes,
-          persistent: s.persistent,
-          expiresAt: Date.parse(req.reservation.expiresAt),
-          journalDir: s.journalDir,
-          signal,
-          onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
-        });
-        s.onBytes?.('sent', r.bytesSent);
-        return { sha256: r.digest, bytes: r.size, bytesSent: r.bytesSent };
-      } finally {
-        await source.close();
-      }
-    },
+    sendImage: (req, progress, signal) => sendOne(s, req, {
+      transferId: moveTransferId(req.offerId, imageKey(req.image)),
+      name: `${req.vm}-${imageKey(req.image)}`,
+      open: () => imageTransferSource(hv, req.vm, req.image, signal),
+    }, progress, signal),
   };
 }
 

@@ -13,23 +13,16 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { domState, virsh } from '../../../scripts/local-federation.js';
+import { domState } from '../../../scripts/local-federation.js';
 import { heartbeats, waitForHeartbeat } from '../hypervisor/writing-guest.js';
 import {
-  assertInvariant, federationHooks, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd, type Cloud, type Federation,
+  assertInvariant, federationHooks, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd,
 } from './federation-fixture.js';
+import { consoleA, consoleB, diskFiles } from './live-fault-rig.js';
 
 const run = promisify(execFile);
 const slot = federationHooks();
 
-/** The disk files a domain runs on now (virsh domblklist). */
-async function diskFiles(f: Federation, cloud: Cloud): Promise<string[]> {
-  const blk = await virsh(f.s, cloud, 'domblklist', f.vm, '--details');
-  return blk.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c[1] === 'disk').map((c) => c[3]!);
-}
-
-const consoleA = (f: Federation): string => join(f.a.dir, 'consoles', `${f.vm}-created.log`);
-const consoleB = (f: Federation): string => join(f.b.dir, 'consoles', `${f.vm}-serial0.log`);
 
 describe('a live migration between two clouds', () => {
   it('moves the running guest: heartbeat goes on at cloud-b with no boot, disk identical, vm only at cloud-b', async () => {

@@ -5,35 +5,17 @@
  * completes live — the guest goes on at cloud-b with no boot line, on a disk byte-identical
  * (`qemu-img compare`) to cloud-a's chain at the cut-over — and the VM runs in one cloud only.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { domState, virsh } from '../../../scripts/local-federation.js';
-import { heartbeats, waitForHeartbeat } from '../hypervisor/writing-guest.js';
-import {
-  assertInvariant, federationHooks, lastJournalRecord, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd,
-  type Cloud, type Federation,
-} from './federation-fixture.js';
+import { domState } from '../../../scripts/local-federation.js';
+import { federationHooks, lastJournalRecord, onEvent, stepStarts } from './federation-fixture.js';
+import { copyChainAtCutOver, expectLiveAtB, finish, logDuration, startLiveMove } from './live-fault-rig.js';
 
-const run = promisify(execFile);
 const slot = federationHooks();
-
-/** The disk files a domain runs on now (virsh domblklist). */
-async function diskFiles(f: Federation, cloud: Cloud): Promise<string[]> {
-  const blk = await virsh(f.s, cloud, 'domblklist', f.vm, '--details');
-  return blk.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c[1] === 'disk').map((c) => c[3]!);
-}
 
 describe('live moves with the source agent killed during the save', () => {
   it('source killed while saving the guest: runs the save step again and completes the move live', async () => {
-    const t0 = Date.now();
-    const f = (slot.f = await setUpFederation(77, { diskMiB: 64, randomMiB: 16 }));
-    const logA = join(f.a.dir, 'consoles', `${f.vm}-created.log`);
-    await waitForHeartbeat(logA, 2, 60_000);
-    const { jobId } = await f.a.api.startMigration({ vm: f.vm, to: 'cloud-b', addresses: [f.eid], mode: 'live' });
+    const move = await startLiveMove(slot, 77, 'small');
+    const { f, jobId } = move;
     let killedAt = '';
     let stateAtKill = '';
     await onEvent(f, jobId, stepStarts('stop-source'), async () => {
@@ -48,29 +30,11 @@ describe('live moves with the source agent killed during the save', () => {
       killedAt = await lastJournalRecord(f.a, jobId);
     });
     // What the guest saw at the cut-over: its chain at cloud-a, no longer written.
-    const copy = join(f.dir, 'at-cut-over.raw');
-    const filesA = await diskFiles(f, 'cloud-a');
-    expect(filesA).toHaveLength(1);
-    await run('qemu-img', ['convert', '-U', '-O', 'raw', filesA[0]!, copy]);
-    const lastA = heartbeats(readFileSync(logA, 'latin1')).at(-1)!;
+    const lastA = await copyChainAtCutOver(move);
     await f.a.start();
-    const job = await waitForEnd(f.a, jobId, 600_000);
-    const target = await waitForTargetEnd(f, jobId, 300_000);
-    console.info(`source killed in the save with its journal at '${killedAt}' (domain ${stateAtKill}): source ${job.state}`
-      + `${job.error ? ` (${job.error.code}: ${job.error.message})` : ''}, target ${target === 'unknown' ? 'no job' : target.state}`);
+    const { job } = await finish(move, `source killed in the save with its journal at '${killedAt}' (domain ${stateAtKill})`);
     expect(killedAt).toBe('step-started stop-source');
-    expect(job.error).toBeUndefined();
-    expect(job.state).toBe('completed');
-    expect((job.results['commit'] as { mode: string }).mode).toBe('live');
-    const logB = join(f.b.dir, 'consoles', `${f.vm}-serial0.log`);
-    const hbB = await waitForHeartbeat(logB, lastA.n + 1, 60_000);
-    expect(hbB[0]!.n).toBeGreaterThan(lastA.n);
-    expect(hbB[0]!.uptime).toBeGreaterThan(lastA.uptime);
-    expect(readFileSync(logB, 'latin1')).not.toContain('INTERCLOUD-GUEST-UP');
-    const filesB = await diskFiles(f, 'cloud-b');
-    expect(filesB).toHaveLength(1);
-    await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'raw', copy, filesB[0]!]);
-    expect(await assertInvariant(f)).toBe('cloud-b');
-    console.info(`save-kill test: ${((Date.now() - t0) / 1000).toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    await expectLiveAtB(move, job, lastA, { compare: true });
+    logDuration(move, 'save-kill test');
   }, 900_000);
 });

@@ -13,23 +13,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { domState, virsh, waitForText } from '../../../scripts/local-federation.js';
+import { domState, waitForText } from '../../../scripts/local-federation.js';
 import { heartbeats, waitForHeartbeat } from '../hypervisor/writing-guest.js';
 import {
-  assertInvariant, federationHooks, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd, type Cloud, type Federation,
+  assertInvariant, federationHooks, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd, type Federation,
 } from './federation-fixture.js';
+import { consoleA, consoleB, diskFiles } from './live-fault-rig.js';
 
 const run = promisify(execFile);
 const slot = federationHooks();
 
-/** The disk files a domain runs on now (virsh domblklist). */
-async function diskFiles(f: Federation, cloud: Cloud): Promise<string[]> {
-  const blk = await virsh(f.s, cloud, 'domblklist', f.vm, '--details');
-  return blk.split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c[1] === 'disk').map((c) => c[3]!);
-}
-
-const consoleA = (f: Federation): string => join(f.a.dir, 'consoles', `${f.vm}-created.log`);
-const consoleB = (f: Federation): string => join(f.b.dir, 'consoles', `${f.vm}-serial0.log`);
 
 /** Runs a move to its end; checks it went warm, booted at cloud-b on the moved disk, identical at the cut-over. */
 async function moveWarm(f: Federation, request: { mode: 'warm' | 'live'; fallback?: 'warm' }): Promise<void> {
