@@ -1,7 +1,7 @@
 /**
  * Which codec for the transfer's 1 MiB chunks (issue 16): compression ratio and MB/s per core
  * (compress and decompress, CPU time of this process, one chunk at a time, synchronous calls
- * on one thread) of Node's own zlib — deflate-raw at levels 1 and 3, brotli at qualities 1–3 —
+ * on one thread) of Node's own zlib — deflate-raw at levels 1 and 3, brotli at qualities 0–3 —
  * and, when given a `node_modules` that holds them, of npm codecs with prebuilt binaries
  * (`lz4-napi`, `@toondepauw/node-zstd`), on
  *   (r) the data chunks of the real-system image (bench/transfer/real-image.sh; all-zero
@@ -49,7 +49,7 @@ const deflate = (level: number): Codec => ({
   compress: (b) => deflateRawSync(b, { level }),
   decompress: (b, length) => inflateRawSync(b, { maxOutputLength: length }),
 });
-const codecs: Codec[] = [deflate(1), deflate(3), brotli(1), brotli(2), brotli(3)];
+const codecs: Codec[] = [deflate(1), deflate(3), brotli(0), brotli(1), brotli(2), brotli(3)];
 
 if (values.modules) {
   const req = createRequire(join(values.modules, 'x.js'));
@@ -109,11 +109,15 @@ function cpuSeconds(): number {
 /** A chunk "pays" when it compresses to at most this fraction (the sender's threshold). */
 const PAYS = 0.9;
 const KiB = 1024;
-/** Samples the sender's probe could compress (deflate-raw level 1) to decide about a chunk. */
-const PROBES: Array<{ name: string; sample: (c: Buffer) => Buffer }> = [
-  { name: 'first 64 KiB', sample: (c) => c.subarray(0, 64 * KiB) },
-  { name: 'first 16 KiB', sample: (c) => c.subarray(0, 16 * KiB) },
-  { name: '4 × 4 KiB spread', sample: (c) => Buffer.concat([0, 1, 2, 3].map((i) => c.subarray((i * c.length) / 4, (i * c.length) / 4 + 4 * KiB))) },
+const spread = (c: Buffer) => Buffer.concat([0, 1, 2, 3].map((i) => c.subarray((i * c.length) / 4, (i * c.length) / 4 + 4 * KiB)));
+const brotliProbe = (b: Buffer) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 1, [constants.BROTLI_PARAM_SIZE_HINT]: b.length } }).length;
+const deflateProbe = (b: Buffer) => deflateRawSync(b, { level: 1 }).length;
+/** Samples the sender's probe could compress to decide about a chunk, and with what. */
+const PROBES: Array<{ name: string; sample: (c: Buffer) => Buffer; size: (b: Buffer) => number }> = [
+  { name: 'deflate-1, first 64 KiB', sample: (c) => c.subarray(0, 64 * KiB), size: deflateProbe },
+  { name: 'deflate-1, first 16 KiB', sample: (c) => c.subarray(0, 16 * KiB), size: deflateProbe },
+  { name: 'deflate-1, 4 × 4 KiB spread', sample: spread, size: deflateProbe },
+  { name: 'brotli q1, 4 × 4 KiB spread', sample: spread, size: brotliProbe },
 ];
 
 function measure(label: string, chunks: Buffer[]): void {
@@ -146,18 +150,18 @@ function measure(label: string, chunks: Buffer[]): void {
         ` ${(bytes / 1e6 / comp).toFixed(0).padStart(10)} ${(bytes / 1e6 / dec).toFixed(0).padStart(12)}`,
     );
   }
-  // The sender's probe: deflate-raw 1 over a sample of the chunk decides whether it is compressed.
-  const whole = chunks.map((ch) => deflateRawSync(ch, { level: 1 }).length <= ch.length * PAYS);
+  // The sender's probe: compressing a sample of the chunk decides whether the chunk is compressed.
+  const whole = chunks.map((ch) => brotliProbe(ch) <= ch.length * PAYS);
   for (const p of PROBES) {
     const t = cpuSeconds();
     const verdicts = chunks.map((ch) => {
       const s = p.sample(ch);
-      return deflateRawSync(s, { level: 1 }).length <= s.length * PAYS;
+      return p.size(s) <= s.length * PAYS;
     });
     const cpu = cpuSeconds() - t;
     const agree = verdicts.filter((v, i) => v === whole[i]).length;
     console.log(
-      `  probe ${p.name.padEnd(24)} ${((cpu * 1e3) / chunks.length).toFixed(3)} ms cpu per chunk; ` +
+      `  probe ${p.name.padEnd(28)} ${((cpu * 1e3) / chunks.length).toFixed(3)} ms cpu per chunk; ` +
         `agrees with the whole chunk's verdict on ${agree}/${chunks.length}; says "compress" for ${verdicts.filter(Boolean).length} (whole: ${whole.filter(Boolean).length})`,
     );
   }

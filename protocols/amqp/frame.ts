@@ -15,7 +15,7 @@
  * header, which the receiver checks before writing.
  *
  * A `data` frame's payload may travel compressed (issue 16): the low 4 bits of `flags` name its
- * codec ({@link FRAME_CODEC}: 0 raw, 1 DEFLATE without a zlib wrapper, RFC 1951). `length` and
+ * codec ({@link FRAME_CODEC}: 0 raw, 1 Brotli, RFC 7932; 2 is kept for zstd, RFC 8878). `length` and
  * the SHA-256 stay those of the chunk itself, uncompressed; a compressed payload is shorter
  * than `length` (otherwise it travels raw). The other flag bits are zero. The codec is
  * `chunk-codec.ts`'s; a sender compresses only for a receiver that said it decodes the codec.
@@ -46,9 +46,9 @@ export type FrameKind = keyof typeof FRAME_KIND;
 
 /**
  * Codecs of a `data` frame's payload, in the low 4 bits of the header's `flags`: `raw` (the
- * chunk's bytes) or `deflate-raw` (RFC 1951 DEFLATE, no zlib or gzip wrapper).
+ * chunk's bytes) or `brotli` (a Brotli stream, RFC 7932). Value 2 is kept for zstd (RFC 8878).
  */
-export const FRAME_CODEC = { raw: 0, 'deflate-raw': 1 } as const;
+export const FRAME_CODEC = { raw: 0, brotli: 1 } as const;
 
 /** The codec of a frame's payload. */
 export type FrameCodec = keyof typeof FRAME_CODEC;

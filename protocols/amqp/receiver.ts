@@ -65,7 +65,7 @@ export interface ReceiveResult {
   readonly size: number;
   /**
    * Frames by what the receiver did with them (`compressed`: of the `data` frames written, those
-   * that arrived compressed; `corrupt`: payloads that failed their SHA-256 or did not inflate).
+   * that arrived compressed; `corrupt`: payloads that failed their SHA-256 or did not decompress).
    */
   readonly frames: { data: number; compressed: number; zero: number; ref: number; duplicate: number; corrupt: number; dropped: number };
   /** Payload bytes received in data frames (including duplicates and corrupted ones). */
@@ -227,9 +227,9 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   };
 
   /**
-   * `chunk`: a compressed payload's inflation, started when the message arrived (in the thread
+   * `chunk`: a compressed payload's decompression, started when the message arrived (in the thread
    * pool, while earlier messages were written); rejects with `XFER_BAD_FRAME` for a payload
-   * that does not inflate to its chunk within the chunk's length, or fails its SHA-256.
+   * that does not decompress to its chunk within the chunk's length, or fails its SHA-256.
    */
   const onFrame = async (frame: Frame, chunk: Promise<Buffer> | undefined, msg: ConsumeMessage, ch: Channel) => {
     let bytes = frame.payload;
@@ -314,7 +314,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
   };
 
-  /** Decodes a frame's header as it arrives, and starts inflating a compressed payload. */
+  /** Decodes a frame's header as it arrives, and starts decompressing a compressed payload. */
   const early = (body: Buffer): { frame: Frame; chunk: Promise<Buffer> | undefined } | { error: unknown } => {
     try {
       const frame = decodeFrame(body);

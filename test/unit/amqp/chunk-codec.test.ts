@@ -4,7 +4,7 @@
  * `XFER_BAD_FRAME` and asked for again, and the sender's choice of what to compress.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { deflateRawSync } from 'node:zlib';
+import { brotliCompressSync, constants } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -29,12 +29,13 @@ const TID = '123e4567-e89b-12d3-a456-426614174000';
 const KiB = 1024;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
-// Produced with Python 3.11: chunk = b'intercloud ' * 64 (704 bytes), index 5, offset 5 × 704,
-// payload = zlib.compressobj(1, zlib.DEFLATED, -15) over the chunk (21 bytes), flags = 1:
-// struct.pack('>IBBH', 0x49435846, 1, 1, 1) + uuid + struct.pack('>IIQ', 5, 704, 3520)
-// + sha256(chunk) + crc32 of the 72 bytes before it, then the payload.
-const GOLDEN_DEFLATE =
-  '4943584601010001123e4567e89b12d3a45642661417400000000005000002c00000000000000dc0bae1119214587bda6e697bc8794563f581a2f43e63d2e1b3126e80306d891d63dabaa694cbcc2b492d4acec92f4d51c81c658e86c3504b0400';
+// Produced with Python 3.11 and Debian's python3-brotli (the reference C library): chunk =
+// b'intercloud ' * 64 (704 bytes), index 5, offset 5 × 704, payload = brotli.compress(chunk,
+// quality=1) (42 bytes), flags = 1: struct.pack('>IBBH', 0x49435846, 1, 1, 1) + uuid +
+// struct.pack('>IIQ', 5, 704, 3520) + sha256(chunk) + zlib.crc32 of the 72 bytes before it,
+// then the payload.
+const GOLDEN_BROTLI =
+  '4943584601010001123e4567e89b12d3a45642661417400000000005000002c00000000000000dc0bae1119214587bda6e697bc8794563f581a2f43e63d2e1b3126e80306d891d63dabaa6948b5f010080aaaaaaeaff74e5f37d39308080088080081cc0c5af1499e2073b80353e953e2f6b5ec8db18';
 const GOLDEN_CHUNK = Buffer.from('intercloud '.repeat(64));
 
 /** Text-like bytes that compress well: numbered lines. */
@@ -42,6 +43,11 @@ function compressible(n: number, seed = 0): Buffer {
   let s = '';
   for (let i = 0; s.length < n; i++) s += `line ${seed + i}: the quick brown fox jumps over the lazy dog\n`;
   return Buffer.from(s.slice(0, n));
+}
+
+/** `n` zero bytes compressed (a decompression bomb for any chunk shorter than `n`). */
+function zeros(n: number): Buffer {
+  return brotliCompressSync(Buffer.alloc(n), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
 }
 
 function header(chunk: Buffer, over: Partial<FrameHeader> = {}): FrameHeader {
@@ -69,16 +75,16 @@ function codeOfSync(fn: () => unknown): string {
 }
 
 describe('compressed chunk frames', () => {
-  it('encodes a deflate-raw frame byte-for-byte as the independent vector', () => {
-    const payload = Buffer.from(GOLDEN_DEFLATE, 'hex').subarray(FRAME_HEADER_SIZE);
-    const buf = encodeFrame({ kind: 'data', codec: 'deflate-raw', transferId: TID, index: 5, offset: 5 * 704, length: 704, sha256: sha(GOLDEN_CHUNK) }, payload);
-    expect(buf.toString('hex')).toBe(GOLDEN_DEFLATE);
+  it('encodes a brotli frame byte-for-byte as the independent vector', () => {
+    const payload = Buffer.from(GOLDEN_BROTLI, 'hex').subarray(FRAME_HEADER_SIZE);
+    const buf = encodeFrame({ kind: 'data', codec: 'brotli', transferId: TID, index: 5, offset: 5 * 704, length: 704, sha256: sha(GOLDEN_CHUNK) }, payload);
+    expect(buf.toString('hex')).toBe(GOLDEN_BROTLI);
   });
 
-  it('decodes the vector and inflates it into the chunk its header hashes', async () => {
-    const f = decodeFrame(Buffer.from(GOLDEN_DEFLATE, 'hex'));
-    expect(f).toMatchObject({ kind: 'data', codec: 'deflate-raw', index: 5, offset: 3520, length: 704 });
-    expect(f.payload!.length).toBe(21);
+  it('decodes the vector and decompresses it into the chunk its header hashes', async () => {
+    const f = decodeFrame(Buffer.from(GOLDEN_BROTLI, 'hex'));
+    expect(f).toMatchObject({ kind: 'data', codec: 'brotli', index: 5, offset: 3520, length: 704 });
+    expect(f.payload!.length).toBe(42);
     expect((await decodeChunk(f)).equals(GOLDEN_CHUNK)).toBe(true);
     expect(decodeChunkSync(f).equals(GOLDEN_CHUNK)).toBe(true);
   });
@@ -92,14 +98,14 @@ describe('compressed chunk frames', () => {
     expect(await reasonOf(decodeChunk(bad))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'sha256-mismatch' });
   });
 
-  it('round-trips any compressible chunk through compress, frame, decode, inflate (property)', async () => {
+  it('round-trips any compressible chunk through compress, frame, decode, decompress (property)', async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1024, max: 256 * KiB }), fc.nat(1e6), fc.nat(0xffffffff), async (n, seed, index) => {
         const chunk = compressible(n, seed);
         const z = await compressChunk(chunk);
         expect(z).toBeDefined();
-        const frame = decodeFrame(encodeFrame(header(chunk, { index, offset: index * 256 * KiB, codec: 'deflate-raw' }), z));
-        expect(frame.codec).toBe('deflate-raw');
+        const frame = decodeFrame(encodeFrame(header(chunk, { index, offset: index * 256 * KiB, codec: 'brotli' }), z));
+        expect(frame.codec).toBe('brotli');
         expect(frame.payload!.length).toBe(z!.length);
         expect((await decodeChunk(frame)).equals(chunk)).toBe(true);
       }),
@@ -109,8 +115,8 @@ describe('compressed chunk frames', () => {
 
   it('refuses a compressed payload not shorter than the chunk, on zero/ref frames, and unknown flag bits', () => {
     const chunk = compressible(4 * KiB);
-    expect(codeOfSync(() => encodeFrame(header(chunk, { codec: 'deflate-raw' }), chunk))).toBe('XFER_BAD_FRAME');
-    expect(codeOfSync(() => encodeFrame({ ...header(chunk), kind: 'zero', codec: 'deflate-raw' }))).toBe('XFER_BAD_FRAME');
+    expect(codeOfSync(() => encodeFrame(header(chunk, { codec: 'brotli' }), chunk))).toBe('XFER_BAD_FRAME');
+    expect(codeOfSync(() => encodeFrame({ ...header(chunk), kind: 'zero', codec: 'brotli' }))).toBe('XFER_BAD_FRAME');
     // The same checks on the decoding side, with headers a peer wrote (CRC recomputed).
     const withFlags = (buf: Buffer, flags: number) => {
       buf.writeUInt16BE(flags, 6);
@@ -119,47 +125,49 @@ describe('compressed chunk frames', () => {
     };
     expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame(header(chunk), chunk), 1)))).toBe('XFER_BAD_FRAME');
     expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame({ ...header(chunk), kind: 'zero' }), 1)))).toBe('XFER_BAD_FRAME');
-    expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame(header(chunk, { codec: 'deflate-raw' }), compressChunkSync(chunk)), 0x0101)))).toBe('XFER_BAD_FRAME');
-    expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame(header(chunk, { codec: 'deflate-raw' }), compressChunkSync(chunk)), 0x0002)))).toBe('XFER_BAD_FRAME');
+    expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame(header(chunk, { codec: 'brotli' }), compressChunkSync(chunk)), 0x0101)))).toBe('XFER_BAD_FRAME');
+    expect(codeOfSync(() => decodeFrame(withFlags(encodeFrame(header(chunk, { codec: 'brotli' }), compressChunkSync(chunk)), 0x0002)))).toBe('XFER_BAD_FRAME');
   });
 });
 
 describe('hostile compressed payloads', () => {
   const chunk = compressible(64 * KiB);
-  const hostile = (payload: Buffer, sha256 = sha(chunk)): Frame => decodeFrame(encodeFrame(header(chunk, { codec: 'deflate-raw', sha256 }), payload));
+  const hostile = (payload: Buffer, sha256 = sha(chunk)): Frame => decodeFrame(encodeFrame(header(chunk, { codec: 'brotli', sha256 }), payload));
 
-  it('a decompression bomb stops at the chunk length: XFER_BAD_FRAME, inflates-past-length', async () => {
-    // 16 MiB of zeros deflate to ~16 KiB: a payload shorter than the 64 KiB chunk it claims.
-    const bomb = deflateRawSync(Buffer.alloc(16 * 1024 * KiB), { level: 9 });
+  it('a decompression bomb stops at the chunk length: XFER_BAD_FRAME, past-chunk-length', async () => {
+    // 16 MiB of zeros compress to a few bytes: a payload far shorter than the 64 KiB chunk it claims.
+    const bomb = zeros(16 * 1024 * KiB);
     expect(bomb.length).toBeLessThan(chunk.length);
     const before = process.memoryUsage().arrayBuffers;
-    expect(await reasonOf(decodeChunk(hostile(bomb)))).toEqual({ code: 'XFER_BAD_FRAME', reason: 'inflates-past-length', index: 2 });
+    expect(await reasonOf(decodeChunk(hostile(bomb)))).toEqual({ code: 'XFER_BAD_FRAME', reason: 'past-chunk-length', index: 2 });
     expect(() => decodeChunkSync(hostile(bomb))).toThrow(expect.objectContaining({ code: 'XFER_BAD_FRAME' }));
     // Nothing near the bomb's 16 MiB was held.
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * KiB);
   });
 
-  it('a payload whose inflated bytes do not hash to the header: sha256-mismatch', async () => {
+  it('a payload whose decompressed bytes do not hash to the header: sha256-mismatch', async () => {
     const other = compressible(64 * KiB, 7);
     expect(await reasonOf(decodeChunk(hostile(compressChunkSync(other)!)))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'sha256-mismatch' });
   });
 
-  it('garbage that does not inflate: inflate-failed; a payload that inflates short: inflates-short', async () => {
-    expect(await reasonOf(decodeChunk(hostile(Buffer.alloc(100, 0xff))))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'inflate-failed' });
+  it('garbage that does not decompress: not-decodable; a payload that decompresses short: short-of-chunk-length', async () => {
+    expect(await reasonOf(decodeChunk(hostile(Buffer.alloc(100, 0xff))))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'not-decodable' });
+    const whole = compressChunkSync(chunk)!;
+    expect(await reasonOf(decodeChunk(hostile(whole.subarray(0, whole.length >> 1))))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'not-decodable' });
     const half = compressChunkSync(chunk.subarray(0, 32 * KiB))!;
-    expect(await reasonOf(decodeChunk(hostile(half)))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'inflates-short' });
+    expect(await reasonOf(decodeChunk(hostile(half)))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'short-of-chunk-length' });
   });
 
   it('each is asked for again by the receiver (need for that index), and the good frame is then applied', async () => {
     const manifest: Manifest = { transferId: TID, from: 'cloud-a', to: 'cloud-b', name: 'x', size: 4 * chunk.length, chunkSize: chunk.length, chunkCount: 4, expiresAt: Date.now() + 60_000 };
     const m = new ReceiverMachine(TID);
     m.onManifest(manifest);
-    const bomb = hostile(deflateRawSync(Buffer.alloc(16 * 1024 * KiB), { level: 9 }));
+    const bomb = hostile(zeros(16 * 1024 * KiB));
     const ok = await decodeChunk(bomb).then(() => true, () => false);
     expect(ok).toBe(false);
     const d = m.onFrame(bomb, ok);
     expect(d).toMatchObject({ action: 'need', message: { type: 'need', chunks: [[2, 3]] } });
-    const good = decodeFrame(encodeFrame(header(chunk, { codec: 'deflate-raw' }), compressChunkSync(chunk)));
+    const good = decodeFrame(encodeFrame(header(chunk, { codec: 'brotli' }), compressChunkSync(chunk)));
     expect(m.onFrame(good, await decodeChunk(good).then(() => true, () => false))).toEqual({ action: 'write', index: 2 });
   });
 });
@@ -195,14 +203,14 @@ describe('the sender compresses only what pays', () => {
   it('the stage sends incompressible chunks raw, compressible ones compressed, in order; nothing without a codec', async () => {
     const counts: CompressCounts = { compressed: 0, compressedChunkBytes: 0, compressedPayloadBytes: 0, raw: 0 };
     const pub = new RecordingPublisher();
-    let codec: 'deflate-raw' | undefined = 'deflate-raw';
+    let codec: 'brotli' | undefined = 'brotli';
     const stage = new CompressStage(pub as unknown as Publisher, () => codec, counts, 2);
     const chunks = [compressible(256 * KiB, 1), randomBytes(256 * KiB), compressible(256 * KiB, 2), compressible(256 * KiB, 3), randomBytes(256 * KiB)];
     for (const [i, c] of chunks.entries()) await stage.submit(frameBuffer(c), header(c, { index: i, offset: i * 256 * KiB }), { index: i, kind: 'data', attempt: 1 });
     await stage.flush();
     const got = pub.frames.map((f) => decodeFrame(f));
     expect(got.map((f) => f.index)).toEqual([0, 1, 2, 3, 4]);
-    expect(got.map((f) => f.codec)).toEqual(['deflate-raw', 'raw', 'deflate-raw', 'deflate-raw', 'raw']);
+    expect(got.map((f) => f.codec)).toEqual(['brotli', 'raw', 'brotli', 'brotli', 'raw']);
     for (const [i, f] of got.entries()) expect(decodeChunkSync(f).equals(chunks[i]!)).toBe(true);
     expect(counts).toMatchObject({ compressed: 3, raw: 2, compressedChunkBytes: 3 * 256 * KiB });
     expect(counts.compressedPayloadBytes).toBeLessThan(256 * KiB);
@@ -220,7 +228,7 @@ describe('the sender compresses only what pays', () => {
     const pub = new RecordingPublisher();
     let open!: () => void;
     pub.gate = new Promise<void>((r) => (open = r));
-    const stage = new CompressStage(pub as unknown as Publisher, () => 'deflate-raw', counts, 2);
+    const stage = new CompressStage(pub as unknown as Publisher, () => 'brotli', counts, 2);
     const c = compressible(64 * KiB);
     const submitted: number[] = [];
     const run = (async () => {
@@ -237,7 +245,7 @@ describe('the sender compresses only what pays', () => {
     expect(pub.frames.length).toBe(4);
 
     const failing = { publishFrame: () => Promise.reject(Object.assign(new Error('closed'), { code: 'XFER_BROKER' })), reuse: () => undefined };
-    const s2 = new CompressStage(failing as unknown as Publisher, () => 'deflate-raw', counts, 2);
+    const s2 = new CompressStage(failing as unknown as Publisher, () => 'brotli', counts, 2);
     await s2.submit(frameBuffer(c), header(c), { index: 2, kind: 'data', attempt: 1 });
     await expect(s2.flush()).rejects.toMatchObject({ code: 'XFER_BROKER' });
     await expect(s2.submit(frameBuffer(c), header(c), { index: 2, kind: 'data', attempt: 1 })).rejects.toMatchObject({ code: 'XFER_BROKER' });
