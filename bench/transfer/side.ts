@@ -36,7 +36,12 @@ interface Args {
   totalBytes?: number;
 }
 
-/** The bare publisher: `totalBytes` in messages of `chunkSize`, at most `windowBytes` unconfirmed. */
+/**
+ * The bare publisher: `totalBytes` in messages of `chunkSize`, at most `windowBytes` unconfirmed.
+ * A nacked message (the queue's `x-max-length-bytes` with `reject-publish`, reached when the
+ * consumer falls behind) is published again after a short pause, as the transfer's sender does,
+ * so the limit measured is what the broker carries with the same queue arguments.
+ */
 async function bareSend(a: Args): Promise<unknown> {
   const conn = await connectBroker(a.broker);
   const ch: ConfirmChannel = await conn.createConfirmChannel();
@@ -45,21 +50,34 @@ async function bareSend(a: Args): Promise<unknown> {
   const body = randomBytes(a.chunkSize);
   const count = Math.ceil(a.totalBytes! / a.chunkSize);
   let inFlight = 0;
+  let toSend = count;
+  let nacked = 0;
+  let retrying = 0;
   let wake: (() => void) | undefined;
-  let failed: Error | undefined;
-  for (let i = 0; i < count; i++) {
-    while (inFlight + a.chunkSize > a.windowBytes && !failed) await new Promise<void>((r) => (wake = r));
-    if (failed) throw failed;
+  while (toSend > 0 || inFlight > 0 || retrying > 0) {
+    if (toSend === 0 || inFlight + a.chunkSize > a.windowBytes) {
+      await new Promise<void>((r) => (wake = r));
+      continue;
+    }
+    toSend--;
     inFlight += a.chunkSize;
     ch.publish(topo.exchange, ROUTING.data, body, { persistent: a.persistent }, (err) => {
-      if (err) failed = new Error('publish nacked', { cause: err });
       inFlight -= a.chunkSize;
+      if (err) {
+        nacked++;
+        retrying++;
+        setTimeout(() => {
+          retrying--;
+          toSend++;
+          wake?.();
+        }, 20);
+        return;
+      }
       wake?.();
     });
   }
-  await ch.waitForConfirms();
   await conn.close();
-  return { messages: count, bytes: count * a.chunkSize };
+  return { messages: count, bytes: count * a.chunkSize, nacked };
 }
 
 /** The bare consumer: acks each message until `totalBytes` arrived. */

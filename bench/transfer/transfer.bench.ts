@@ -212,7 +212,7 @@ async function runBare(name: string, persistent = false): Promise<void> {
   rows.push({
     case: name, tool: `${LIMIT_TOOL}${persistent ? ' persistent' : ''}`, seconds: (Math.max(s.endedAt, r.endedAt) - s.startedAt) / 1000,
     wireBytes: Number(s.result['bytes']), rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
-    note: `cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
+    note: `nacked and sent again ${String(s.result['nacked'])}; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
   });
 }
 const LIMIT_TOOL = 'broker limit (bare amqplib)';
