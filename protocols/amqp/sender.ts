@@ -408,6 +408,8 @@ async function runSender(r: SenderRun): Promise<SendResult> {
             }
             if (!a.resend) {
               // Only now is the chunk part of the stream: a failed publish above retries it whole.
+              // (A frame still in the compression stage when its session fails is asked for again
+              // by the receiver's `need` after `end`, like one the broker lost.)
               steps.push(...machine.onSent(a.index, sha));
               progress.advance(chunk.length);
               report();
