@@ -236,10 +236,10 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     let ok = frame.kind !== 'data';
     if (frame.kind === 'data') {
       bytesReceived += frame.length;
-      if (chunk === undefined) ok = verifyPayload(frame);
+      if (frame.codec === 'raw') ok = verifyPayload(frame);
       else {
         try {
-          bytes = await chunk;
+          bytes = await (chunk ?? decodeChunk(frame, machine.manifest?.chunkSize ?? 0));
           ok = true;
         } catch (err) {
           // A bomb, garbage or a wrong hash: asked for again below, like a corrupted raw payload.
@@ -314,12 +314,17 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
   };
 
-  /** Decodes a frame's header as it arrives, and starts decompressing a compressed payload. */
+  /**
+   * Decodes a frame's header as it arrives, and starts decompressing a compressed payload — at
+   * most the transfer's chunk size, whatever the header claims (without a manifest yet, in
+   * onFrame, where a frame without one is dropped anyway).
+   */
   const early = (body: Buffer): { frame: Frame; chunk: Promise<Buffer> | undefined } | { error: unknown } => {
     try {
       const frame = decodeFrame(body);
-      if (frame.kind !== 'data' || frame.codec === 'raw') return { frame, chunk: undefined };
-      const chunk = decodeChunk(frame);
+      const chunkSize = machine.manifest?.chunkSize;
+      if (frame.kind !== 'data' || frame.codec === 'raw' || chunkSize === undefined) return { frame, chunk: undefined };
+      const chunk = decodeChunk(frame, chunkSize);
       chunk.catch(() => undefined); // observed in onFrame
       return { frame, chunk };
     } catch (error) {

@@ -145,6 +145,14 @@ describe('hostile compressed payloads', () => {
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * KiB);
   });
 
+  it('a header claiming more than the transfer\'s chunk size is refused before decompressing: past-chunk-length', async () => {
+    const big = decodeFrame(encodeFrame({ kind: 'data', codec: 'brotli', transferId: TID, index: 0, offset: 0, length: 512 * 1024 * KiB, sha256: sha(chunk) }, zeros(64 * 1024 * KiB)));
+    const before = process.memoryUsage().arrayBuffers;
+    expect(await reasonOf(decodeChunk(big, 64 * KiB))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'past-chunk-length' });
+    expect(() => decodeChunkSync(big, 64 * KiB)).toThrow(expect.objectContaining({ code: 'XFER_BAD_FRAME' }));
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(8 * 1024 * KiB);
+  });
+
   it('a payload whose decompressed bytes do not hash to the header: sha256-mismatch', async () => {
     const other = compressible(64 * KiB, 7);
     expect(await reasonOf(decodeChunk(hostile(compressChunkSync(other)!)))).toMatchObject({ code: 'XFER_BAD_FRAME', reason: 'sha256-mismatch' });
