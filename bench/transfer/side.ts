@@ -28,6 +28,8 @@ interface Args {
   chunkSize: number;
   windowBytes: number;
   persistent: boolean;
+  /** Compress data frames that pay (issue 16; sendTransfer's default is true). */
+  compress?: boolean;
   base?: string;
   /** JSON file with the source's allocation map (what a hypervisor adapter would hand over). */
   extentsFile?: string;
@@ -137,6 +139,7 @@ if (side === 'bare-send') {
     broker: a.broker, transferId: a.transferId, from: 'cloud-a', to: 'cloud-b', chunkSize: a.chunkSize,
     source: a.extentsFile ? await fileSource(a.path, JSON.parse(readFileSync(a.extentsFile, 'utf8')) as Extent[]) : a.path,
     windowBytes: a.windowBytes, persistent: a.persistent, expiresAt: a.expiresAt, journalDir: a.journalDir,
+    ...(a.compress === undefined ? {} : { compress: a.compress }),
   });
 } else {
   process.stdout.write('{"ready":true}\n');

@@ -6,13 +6,19 @@
  *   (c) a second VM image sharing a base with one the target already holds — flat (the target's
  *       content index of the base), and as a qcow2 overlay over that base (only the overlay is
  *       sent; the target links it onto its own copy of the base, found by whole-image SHA-256),
- *   (s) an 8 GiB sparse image (peak RSS; ours only).
+ *   (s) an 8 GiB sparse image (peak RSS; ours only),
+ *   (r) a real system: a Debian 12 root in an ext4 filesystem in a 2 GiB raw disk, built once by
+ *       `real-image.sh` (mmdebstrap; needs root, the mmdebstrap package and the Debian mirror,
+ *       ~6 min) into `<dir>/r-debian12.raw` or `--real-image`, and reused; against scp, `scp -C`
+ *       and `rsync -z`, ours with the allocation map without and with compression (issue 16).
  * Prints MB/s, the ratio to scp, bytes on the wire and the peak RSS of our two processes; for (a)
  * also the limit of the transport itself (a bare amqplib publisher and consumer through the same
  * broker, TLS and message size, no hashing, no disk) and our throughput as a fraction of it.
- * Our transfer runs with transient messages (the default) and, for (a), also persistent ones.
+ * Our transfer runs with transient messages (the default) and, for (a), also persistent ones;
+ * compression is on (the default: only chunks that pay are compressed) unless a row says
+ * `uncompressed`. (b) also has `scp -C` and `rsync -z` rows (cheap there: mostly zeros).
  *
- *   npx tsx bench/transfer/transfer.bench.ts [--cases a,b,c,s] [--gib 1] [--sparse-gib 8] [--dir D] [--profile DIR]
+ *   npx tsx bench/transfer/transfer.bench.ts [--cases a,b,c,s,r] [--gib 1] [--sparse-gib 8] [--dir D] [--real-image F] [--profile DIR]
  *
  * `--frame-max N` sets the AMQP frame size both our sides and the bare pair ask for (default:
  * amqplib's 128 KiB). Tried at 32 KiB (1 GiB, load 9-12): CPU moves from the receiver (11.9 ->
@@ -37,7 +43,7 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const { values } = parseArgs({
   options: {
-    cases: { type: 'string', default: 'a,b,c,s' },
+    cases: { type: 'string', default: 'a,b,c,s,r' },
     gib: { type: 'string', default: '1' },
     'sparse-gib': { type: 'string', default: '8' },
     dir: { type: 'string', default: '/var/tmp/intercloud-bench-transfer' },
@@ -46,6 +52,7 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     'frame-max': { type: 'string' },
     'node-args': { type: 'string', default: '' },
+    'real-image': { type: 'string' },
   },
 });
 const SIZE = Number(values.gib) * GiB;
@@ -64,7 +71,7 @@ const broker = (c: string) => ({
 });
 const sshArgs = ['-p', String(sshd.port), '-i', sshd.privateKey, '-o', `UserKnownHostsFile=${sshd.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
 
-interface Row { case: string; tool: string; seconds: number; wireBytes: number; rssMiB?: number; brokerCpuS?: number; note?: string }
+interface Row { case: string; tool: string; seconds: number; wireBytes: number; rssMiB?: number; brokerCpuS?: number; note?: string; size?: number }
 
 /** CPU seconds (user + system) the broker's process has used so far (`/proc/<pid>/stat`). */
 function brokerCpuSeconds(): number {
@@ -121,22 +128,24 @@ function timeIt(fn: () => void): number {
   return (performance.now() - t) / 1000;
 }
 
-function runScp(name: string, src: string, dst: string, size: number): void {
+/** `scp` (with `-C`: ssh's zlib compression, whose bytes on the wire scp does not report). */
+function runScp(name: string, src: string, dst: string, size: number, compress = false): void {
   remoteRm(dst);
-  const s = timeIt(() => sh('scp', [...sshArgs.map((a) => (a === '-p' ? '-P' : a)), '-q', src, `${sshd.user}@${sshd.host}:${dst}`]));
-  rows.push({ case: name, tool: 'scp', seconds: s, wireBytes: size, note: 'whole file' });
+  const s = timeIt(() => sh('scp', [...sshArgs.map((a) => (a === '-p' ? '-P' : a)), ...(compress ? ['-C'] : []), '-q', src, `${sshd.user}@${sshd.host}:${dst}`]));
+  rows.push({ case: name, tool: compress ? 'scp -C' : 'scp', seconds: s, wireBytes: compress ? NaN : size, size, note: compress ? 'whole file, zlib (wire not reported)' : 'whole file' });
   rmSync(dst, { force: true });
 }
 
-function runRsync(name: string, src: string, dst: string, basis?: string): void {
+function runRsync(name: string, src: string, dst: string, opts: { basis?: string; compress?: boolean; size?: number } = {}): void {
   remoteRm(dst);
-  if (basis) execFileSync('cp', ['--sparse=always', basis, dst]);
+  if (opts.basis) execFileSync('cp', ['--sparse=always', opts.basis, dst]);
   let out = '';
   const s = timeIt(() => {
-    out = sh('rsync', ['-e', ['ssh', ...sshArgs].join(' '), '--sparse', '--stats', src, `${sshd.user}@${sshd.host}:${dst}`]);
+    out = sh('rsync', ['-e', ['ssh', ...sshArgs].join(' '), '--sparse', ...(opts.compress ? ['-z'] : []), '--stats', src, `${sshd.user}@${sshd.host}:${dst}`]);
   });
   const sent = Number(/Total bytes sent: ([\d,]+)/.exec(out)?.[1]?.replace(/,/g, '') ?? NaN);
-  rows.push({ case: name, tool: basis ? 'rsync -e ssh (delta vs base)' : 'rsync -e ssh', seconds: s, wireBytes: sent });
+  const tool = `rsync -e ssh${opts.compress ? ' -z' : ''}${opts.basis ? ' (delta vs base)' : ''}`;
+  rows.push({ case: name, tool, seconds: s, wireBytes: sent, ...(opts.size ? { size: opts.size } : {}) });
   rmSync(dst, { force: true });
 }
 
@@ -183,10 +192,10 @@ function allocationMap(path: string): string {
   return file;
 }
 
-async function runOurs(name: string, src: string, dst: string, opts: { persistent?: boolean; base?: string; map?: boolean } = {}): Promise<void> {
+async function runOurs(name: string, src: string, dst: string, opts: { persistent?: boolean; base?: string; map?: boolean; compress?: boolean; size?: number } = {}): Promise<void> {
   rmSync(dst, { force: true });
   const transferId = randomUUID();
-  const common = { transferId, chunkSize: CHUNK, windowBytes: WINDOW, persistent: opts.persistent ?? false, expiresAt: Date.now() + 3600_000 };
+  const common = { transferId, chunkSize: CHUNK, windowBytes: WINDOW, persistent: opts.persistent ?? false, expiresAt: Date.now() + 3600_000, compress: opts.compress ?? true };
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
   const receiving = side('receive', { ...common, broker: broker('cloud-b'), path: dst, journalDir: join(DIR, 'journal-b'), ...(opts.base ? { base: opts.base } : {}) }, ready);
@@ -194,15 +203,19 @@ async function runOurs(name: string, src: string, dst: string, opts: { persisten
   const cpu0 = brokerCpuSeconds();
   const sending = side('send', { ...common, broker: broker('cloud-a'), path: src, journalDir: join(DIR, 'journal-a'), ...(opts.map ? { extentsFile: allocationMap(src) } : {}) });
   const [s, r] = await Promise.all([sending, receiving]);
-  const res = s.result as { wireBytes: number; chunks: Record<string, number> };
+  const res = s.result as { wireBytes: number; chunks: Record<string, number>; compression?: { compressed: number; raw: number; compressedChunkBytes: number; compressedPayloadBytes: number } };
+  const z = res.compression;
   rows.push({
     case: name,
-    tool: `amqp ${opts.persistent ? 'persistent' : 'transient'}${opts.map ? ' + alloc map' : ' (scan)'}${opts.base ? ' + base index' : ''}`,
+    tool: `amqp ${opts.persistent ? 'persistent' : 'transient'}${opts.map ? ' + alloc map' : ' (scan)'}${opts.base ? ' + base index' : ''}${opts.compress === false ? ' uncompressed' : ''}`,
     seconds: s.elapsedMs / 1000,
     wireBytes: res.wireBytes,
     rssMiB: Math.max(s.maxRssKiB, r.maxRssKiB) / 1024,
     brokerCpuS: brokerCpuSeconds() - cpu0,
-    note: `chunks ${JSON.stringify(res.chunks)}; rss send ${(s.maxRssKiB / 1024).toFixed(0)} / recv ${(r.maxRssKiB / 1024).toFixed(0)} MiB; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
+    ...(opts.size ? { size: opts.size } : {}),
+    note: `chunks ${JSON.stringify(res.chunks)}` +
+      (z && z.compressed > 0 ? `; compressed ${z.compressed} (${(z.compressedChunkBytes / MiB).toFixed(0)} → ${(z.compressedPayloadBytes / MiB).toFixed(0)} MiB), raw ${z.raw}` : '') +
+      `; rss send ${(s.maxRssKiB / 1024).toFixed(0)} / recv ${(r.maxRssKiB / 1024).toFixed(0)} MiB; cpu send ${(s.cpuMs / 1000).toFixed(2)} / recv ${(r.cpuMs / 1000).toFixed(2)} s`,
   });
   const a = sh('sha256sum', [src]).split(' ')[0];
   const b = sh('sha256sum', [dst]).split(' ')[0];
@@ -317,12 +330,12 @@ function print(): void {
     const limit = rs.find((r) => r.tool === LIMIT_TOOL);
     console.log(`\n${c}`);
     for (const r of rs) {
-      const size = c.startsWith('(s)') ? Number(values['sparse-gib']) * GiB : SIZE;
+      const size = r.size ?? (c.startsWith('(s)') ? Number(values['sparse-gib']) * GiB : SIZE);
       const mbps = size / 1e6 / r.seconds;
       const ratio = scp ? (scp.seconds / r.seconds).toFixed(2) + '× scp' : '';
       const ofLimit = limit && r.tool.startsWith('amqp') ? `${(limit.seconds / r.seconds).toFixed(2)}× limit` : '';
       console.log(
-        `  ${r.tool.padEnd(34)} ${r.seconds.toFixed(2).padStart(7)} s ${mbps.toFixed(0).padStart(6)} MB/s ${ratio.padStart(10)} ${ofLimit.padStart(12)}  wire ${(r.wireBytes / 1e6).toFixed(1).padStart(8)} MB` +
+        `  ${r.tool.padEnd(34)} ${r.seconds.toFixed(2).padStart(7)} s ${mbps.toFixed(0).padStart(6)} MB/s ${ratio.padStart(10)} ${ofLimit.padStart(12)}  wire ${(Number.isNaN(r.wireBytes) ? '?' : (r.wireBytes / 1e6).toFixed(1)).padStart(8)} MB` +
           (r.rssMiB ? `  peak rss ${r.rssMiB.toFixed(0)} MiB` : '') + (r.brokerCpuS !== undefined ? `  broker cpu ${r.brokerCpuS.toFixed(2)} s` : '') + (r.note ? `  (${r.note})` : ''),
       );
     }
@@ -351,7 +364,9 @@ if (cases.has('b')) {
   const alloc = (await fs.stat(src)).blocks * 512;
   console.log(`(b) image: ${(alloc / MiB).toFixed(0)} MiB allocated of ${SIZE / MiB} MiB (${((100 * alloc) / SIZE).toFixed(1)}%)`);
   runScp('(b) 6% allocated', src, remote('b'), SIZE);
+  runScp('(b) 6% allocated', src, remote('b'), SIZE, true);
   runRsync('(b) 6% allocated', src, remote('b'));
+  runRsync('(b) 6% allocated', src, remote('b'), { compress: true });
   await runOurs('(b) 6% allocated', src, remote('b'));
   await runOurs('(b) 6% allocated', src, remote('b'), { map: true });
 }
@@ -368,7 +383,7 @@ if (cases.has('c')) {
   const idx = await side('index', { base, chunkSize: CHUNK });
   console.log(`(c) content index of the base at the target: ${JSON.stringify(idx.result)} in ${((performance.now() - t) / 1000).toFixed(1)} s (kept beside the base, reused)`);
   runScp('(c) shares a base', vm2, remote('c'), SIZE);
-  runRsync('(c) shares a base', vm2, remote('c'), base);
+  runRsync('(c) shares a base', vm2, remote('c'), { basis: base });
   await runOurs('(c) shares a base', vm2, remote('c'), { base });
   await runOurs('(c) shares a base', vm2, remote('c'), { base, map: true });
   await runOverlay('(c) shares a base', base, vm2, writes);
@@ -380,5 +395,22 @@ if (cases.has('s')) {
   await writeImage(src, size, scattered(size, 0.06, 5));
   await runOurs('(s) 8 GiB sparse', src, remote('s'), { map: true });
   rmSync(src, { force: true });
+}
+if (cases.has('r')) {
+  const src = values['real-image'] ?? join(DIR, 'r-debian12.raw');
+  if (!existsSync(src)) {
+    console.log(`(r) building the real-system image ${src} (bench/transfer/real-image.sh, once) …`);
+    execFileSync('sh', [join(here, 'real-image.sh'), src], { stdio: 'inherit' });
+  }
+  const size = (await fs.stat(src)).size;
+  const alloc = (await fs.stat(src)).blocks * 512;
+  console.log(`(r) image: debian 12 root in ext4, ${(alloc / MiB).toFixed(0)} MiB allocated of ${size / MiB} MiB`);
+  const name = '(r) real image';
+  runScp(name, src, remote('r'), size);
+  runScp(name, src, remote('r'), size, true);
+  runRsync(name, src, remote('r'), { size });
+  runRsync(name, src, remote('r'), { size, compress: true });
+  await runOurs(name, src, remote('r'), { map: true, compress: false, size });
+  await runOurs(name, src, remote('r'), { map: true, size });
 }
 print();

@@ -14,11 +14,17 @@
  * never mistaken for a valid chunk; the payload is covered by the SHA-256 (FIPS 180-4) in the
  * header, which the receiver checks before writing.
  *
+ * A `data` frame's payload may travel compressed (issue 16): the low 4 bits of `flags` name its
+ * codec ({@link FRAME_CODEC}: 0 raw, 1 Brotli, RFC 7932; 2 is kept for zstd, RFC 8878). `length` and
+ * the SHA-256 stay those of the chunk itself, uncompressed; a compressed payload is shorter
+ * than `length` (otherwise it travels raw). The other flag bits are zero. The codec is
+ * `chunk-codec.ts`'s; a sender compresses only for a receiver that said it decodes the codec.
+ *
  * ```
- *  0  magic "ICXF"        4  version u8 (1)      5  kind u8          6  flags u16 (0)
+ *  0  magic "ICXF"        4  version u8 (1)      5  kind u8          6  flags u16 (bits 0-3 codec)
  *  8  transfer id (16 bytes, RFC 9562 UUID)     24  chunk index u32  28  length u32
  * 32  offset u64          40  sha-256 (32 bytes) 72  crc-32 of bytes 0..71 u32
- * 76  payload (data frames: `length` bytes)
+ * 76  payload (data frames: `length` bytes raw, or fewer compressed)
  * ```
  */
 import { createHash } from 'node:crypto';
@@ -38,6 +44,17 @@ export const FRAME_KIND = { data: 1, zero: 2, ref: 3 } as const;
 /** How one chunk travels. */
 export type FrameKind = keyof typeof FRAME_KIND;
 
+/**
+ * Codecs of a `data` frame's payload, in the low 4 bits of the header's `flags`: `raw` (the
+ * chunk's bytes) or `brotli` (a Brotli stream, RFC 7932). Value 2 is kept for zstd (RFC 8878).
+ */
+export const FRAME_CODEC = { raw: 0, brotli: 1 } as const;
+
+/** The codec of a frame's payload. */
+export type FrameCodec = keyof typeof FRAME_CODEC;
+
+const CODEC_MASK = 0x000f;
+
 /** The decoded header of a chunk frame. */
 export interface FrameHeader {
   readonly kind: FrameKind;
@@ -49,16 +66,24 @@ export interface FrameHeader {
   readonly offset: number;
   /** Length of the chunk in bytes (the last chunk may be short). */
   readonly length: number;
-  /** SHA-256 of the chunk's content (32 bytes). */
+  /** SHA-256 of the chunk's content (32 bytes), uncompressed. */
   readonly sha256: Buffer;
+  /** How a `data` frame's payload is encoded (default `raw`; other kinds are always `raw`). */
+  readonly codec?: FrameCodec;
 }
 
-/** A decoded frame: its header and, for `data`, a view of the payload (not a copy). */
+/**
+ * A decoded frame: its header and, for `data`, a view of the payload as it travelled (not a
+ * copy): the chunk itself when `codec` is `raw`, else its compressed form (`chunk-codec.ts`
+ * decodes it).
+ */
 export interface Frame extends FrameHeader {
+  readonly codec: FrameCodec;
   readonly payload: Buffer | undefined;
 }
 
 const KIND_BY_CODE = new Map<number, FrameKind>(Object.entries(FRAME_KIND).map(([k, v]) => [v, k as FrameKind]));
+const CODEC_BY_CODE = new Map<number, FrameCodec>(Object.entries(FRAME_CODEC).map(([k, v]) => [v, k as FrameCodec]));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** True when `id` is a canonical lowercase UUID, the form transfer ids take. */
@@ -72,8 +97,9 @@ export function sha256(bytes: Uint8Array): Buffer {
 }
 
 /**
- * Encodes one frame. For `data` the payload is copied after the header into one buffer
- * (amqplib sends one body buffer per message); `zero` and `ref` frames are header-only.
+ * Encodes one frame. For `data` the payload (the chunk, or its compressed form for another
+ * `codec`) is copied after the header into one buffer (amqplib sends one body buffer per
+ * message); `zero` and `ref` frames are header-only.
  */
 export function encodeFrame(header: FrameHeader, payload?: Uint8Array): Buffer {
   const buf = Buffer.allocUnsafe(FRAME_HEADER_SIZE + (payload?.length ?? 0));
@@ -97,11 +123,17 @@ export function writeFrameHeader(buf: Buffer, header: FrameHeader): Buffer {
 
 function checkPayload(header: FrameHeader, payloadLength: number | undefined): void {
   const isData = header.kind === 'data';
+  const codec = header.codec ?? 'raw';
   if (isData !== (payloadLength !== undefined)) {
     throw xferError('XFER_BAD_FRAME', `a '${header.kind}' frame ${isData ? 'needs' : 'takes no'} payload`);
   }
-  if (payloadLength !== undefined && payloadLength !== header.length) {
+  if (!isData && codec !== 'raw') throw xferError('XFER_BAD_FRAME', `a '${header.kind}' frame has no '${codec}' payload`);
+  if (payloadLength === undefined) return;
+  if (codec === 'raw' && payloadLength !== header.length) {
     throw xferError('XFER_BAD_FRAME', `payload has '${payloadLength}' bytes, header says '${header.length}'`);
+  }
+  if (codec !== 'raw' && (payloadLength === 0 || payloadLength >= header.length)) {
+    throw xferError('XFER_BAD_FRAME', `'${codec}' payload has '${payloadLength}' bytes, not fewer than the chunk's '${header.length}'`);
   }
 }
 
@@ -124,7 +156,7 @@ function fillHeader(buf: Buffer, header: FrameHeader): Buffer {
   buf.writeUInt32BE(FRAME_MAGIC, 0);
   buf.writeUInt8(FRAME_VERSION, 4);
   buf.writeUInt8(FRAME_KIND[header.kind], 5);
-  buf.writeUInt16BE(0, 6);
+  buf.writeUInt16BE(FRAME_CODEC[header.codec ?? 'raw'], 6);
   Buffer.from(header.transferId.replace(/-/g, ''), 'hex').copy(buf, 8);
   buf.writeUInt32BE(header.index, 24);
   buf.writeUInt32BE(header.length, 28);
@@ -135,9 +167,10 @@ function fillHeader(buf: Buffer, header: FrameHeader): Buffer {
 }
 
 /**
- * Decodes a frame. Checks magic, version, header CRC, kind and the payload length; does
- * **not** check the payload's SHA-256 (see {@link verifyPayload}), so that a corrupted
- * payload can be told apart (and re-requested by index) from a corrupted header.
+ * Decodes a frame. Checks magic, version, header CRC, kind, codec and the payload length (a
+ * compressed payload: shorter than the chunk); does **not** check the payload's SHA-256 (see
+ * {@link verifyPayload}) nor decompress it, so that a corrupted payload can be told apart (and
+ * re-requested by index) from a corrupted header.
  */
 export function decodeFrame(buf: Buffer): Frame {
   if (buf.length < FRAME_HEADER_SIZE) {
@@ -152,6 +185,10 @@ export function decodeFrame(buf: Buffer): Frame {
   if (crc32(buf.subarray(0, 72)) !== crc) throw xferError('XFER_BAD_FRAME', 'frame header crc-32 does not match');
   const kind = KIND_BY_CODE.get(buf.readUInt8(5));
   if (kind === undefined) throw xferError('XFER_BAD_FRAME', `frame kind '${buf.readUInt8(5)}' is unknown`);
+  const flags = buf.readUInt16BE(6);
+  const codec = CODEC_BY_CODE.get(flags & CODEC_MASK);
+  if (codec === undefined || (flags & ~CODEC_MASK) !== 0) throw xferError('XFER_BAD_FRAME', `frame flags '0x${flags.toString(16)}' are unknown`);
+  if (codec !== 'raw' && kind !== 'data') throw xferError('XFER_BAD_FRAME', `a '${kind}' frame has no '${codec}' payload`);
   const hex = buf.toString('hex', 8, 24);
   const transferId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   const index = buf.readUInt32BE(24);
@@ -159,12 +196,18 @@ export function decodeFrame(buf: Buffer): Frame {
   const offset64 = buf.readBigUInt64BE(32);
   if (offset64 > BigInt(Number.MAX_SAFE_INTEGER)) throw xferError('XFER_BAD_FRAME', `frame offset '${offset64}' is too large`);
   if (length === 0) throw xferError('XFER_BAD_FRAME', 'frame length is 0');
-  const expected = FRAME_HEADER_SIZE + (kind === 'data' ? length : 0);
-  if (buf.length !== expected) {
-    throw xferError('XFER_BAD_FRAME', `'${kind}' frame has '${buf.length}' bytes, header says '${expected}'`);
+  if (codec !== 'raw') {
+    const n = buf.length - FRAME_HEADER_SIZE;
+    if (n === 0 || n >= length) throw xferError('XFER_BAD_FRAME', `'${codec}' payload has '${n}' bytes, not fewer than the chunk's '${length}'`);
+  } else {
+    const expected = FRAME_HEADER_SIZE + (kind === 'data' ? length : 0);
+    if (buf.length !== expected) {
+      throw xferError('XFER_BAD_FRAME', `'${kind}' frame has '${buf.length}' bytes, header says '${expected}'`);
+    }
   }
   return {
     kind,
+    codec,
     transferId,
     index,
     offset: Number(offset64),
@@ -174,9 +217,12 @@ export function decodeFrame(buf: Buffer): Frame {
   };
 }
 
-/** True when a `data` frame's payload hashes to the SHA-256 in its header. */
+/**
+ * True when a raw `data` frame's payload hashes to the SHA-256 in its header (a compressed
+ * one is checked once decoded: `chunk-codec.ts`).
+ */
 export function verifyPayload(frame: Frame): boolean {
-  return frame.payload !== undefined && sha256(frame.payload).equals(frame.sha256);
+  return frame.codec === 'raw' && frame.payload !== undefined && sha256(frame.payload).equals(frame.sha256);
 }
 
 let zeros = Buffer.alloc(0);

@@ -8,6 +8,7 @@
  */
 export { XFER_ERRORS, type XferCode, type XferError } from './errors.js';
 export {
+  FRAME_CODEC,
   FRAME_HEADER_SIZE,
   FRAME_KIND,
   decodeFrame,
@@ -17,9 +18,14 @@ export {
   sha256,
   verifyPayload,
   type Frame,
+  type FrameCodec,
   type FrameHeader,
   type FrameKind,
 } from './frame.js';
+export {
+  CHUNK_CODECS, COMPRESS_RATIO, compressChunk, compressChunkSync, decodeChunk, decodeChunkSync, worthCompressing, type BadPayloadReason,
+} from './chunk-codec.js';
+export type { CompressCounts } from './compress-stage.js';
 export {
   CONTROL_VERSION,
   classifyBody,

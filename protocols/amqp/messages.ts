@@ -13,6 +13,10 @@
  * - `need`: chunk ranges to send (again) as data: corrupted in flight, lost with a broker,
  *   or a `ref` whose bytes the receiver did not find.
  * - `committed`: the target file is in place and its SHA-256 matched.
+ * - `codecs`: the payload codecs the receiver decodes (issue 16), sent before every `status`;
+ *   a sender compresses `data` frames only with a codec listed there. A message of its own, not
+ *   a field of `status`, so that a sender from before it (strict schema) ignores it as a body it
+ *   cannot decode instead of refusing the `status`.
  *
  * Either way: `abort` (deadline passed, abort signal, or a failure such as a full disk).
  *
@@ -63,6 +67,8 @@ const controlSchema = z.discriminatedUnion('type', [
     hashes: z.array(hex256),
   }),
   z.strictObject({ type: z.literal('need'), ...base, chunks: ranges }),
+  /** Codec names (`frame.ts` `FRAME_CODEC`); a sender ignores names it does not know. */
+  z.strictObject({ type: z.literal('codecs'), ...base, codecs: z.array(z.string().max(32)).max(16) }),
   z.strictObject({ type: z.literal('committed'), ...base, digest: hex256, size: z.number().int().nonnegative() }),
   z.strictObject({
     type: z.literal('abort'),

@@ -73,6 +73,11 @@ export class Publisher {
     return length === this.o.chunkSize && this.pool.length > 0 ? this.pool.pop()! : Buffer.allocUnsafe(FRAME_HEADER_SIZE + length);
   }
 
+  /** Gives back a frame buffer that was not published (its chunk went out compressed). */
+  reuse(buf: Buffer): void {
+    this.recycle(buf);
+  }
+
   /** A new session's confirm channel: frames go there, with an empty window. */
   attach(ch: ConfirmChannel): void {
     this.channel = ch;

@@ -8,9 +8,10 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import { isIntercloudError } from '../errors/index.js';
 import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
 import { xferError, type XferError } from './errors.js';
+import { CHUNK_CODECS, decodeChunk } from './chunk-codec.js';
 import { decodeFrame, isTransferId, verifyPayload, type Frame } from './frame.js';
 import { TransferJournal } from './journal-file.js';
-import { classifyBody, decodeControl, encodeControl, type ControlMessage } from './messages.js';
+import { CONTROL_VERSION, classifyBody, decodeControl, encodeControl, type ControlMessage } from './messages.js';
 import { ROUTING, transferTopology } from './naming.js';
 import { ProgressMeter, type ProgressEvent } from './progress.js';
 import { ReceiverMachine, type ReceiverAction } from './receiver-machine.js';
@@ -62,8 +63,11 @@ export interface ReceiveResult {
   /** Whole digest (hex, `digest.ts`) of the committed file. */
   readonly digest: string;
   readonly size: number;
-  /** Frames by what the receiver did with them. */
-  readonly frames: { data: number; zero: number; ref: number; duplicate: number; corrupt: number; dropped: number };
+  /**
+   * Frames by what the receiver did with them (`compressed`: of the `data` frames written, those
+   * that arrived compressed; `corrupt`: payloads that failed their SHA-256 or did not decompress).
+   */
+  readonly frames: { data: number; compressed: number; zero: number; ref: number; duplicate: number; corrupt: number; dropped: number };
   /** Payload bytes received in data frames (including duplicates and corrupted ones). */
   readonly bytesReceived: number;
   /** True when this run continued from an earlier run's journal. */
@@ -95,7 +99,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   let staging = machine.manifest && machine.phase !== 'committed'
     ? await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size)
     : undefined;
-  const frames = { data: 0, zero: 0, ref: 0, duplicate: 0, corrupt: 0, dropped: 0 };
+  const frames = { data: 0, compressed: 0, zero: 0, ref: 0, duplicate: 0, corrupt: 0, dropped: 0 };
   let bytesReceived = 0;
   let progress: ProgressMeter | undefined;
   const done = deferred<void>();
@@ -129,10 +133,16 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   const send = async (message: ControlMessage) => {
     const ch = channel;
     if (!ch) return; // not connected: the sender polls with `end` and gets the answer later
-    await publishConfirmed(ch, topo.exchange, ROUTING.control, encodeControl(message), durable).catch((err: unknown) => {
-      // A lost control message is repeated on the sender's next poll; the session loop reconnects.
-      if (!isIntercloudError(err, 'XFER_BROKER')) throw err;
-    });
+    // The codecs we decode go before every `status`, so the sender knows them before it streams.
+    const bodies = message.type === 'status'
+      ? [encodeControl({ type: 'codecs', v: CONTROL_VERSION, transferId: o.transferId, codecs: [...CHUNK_CODECS] }), encodeControl(message)]
+      : [encodeControl(message)];
+    for (const body of bodies) {
+      await publishConfirmed(ch, topo.exchange, ROUTING.control, body, durable).catch((err: unknown) => {
+        // A lost control message is repeated on the sender's next poll; the session loop reconnects.
+        if (!isIntercloudError(err, 'XFER_BROKER')) throw err;
+      });
+    }
   };
 
   const run = async (actions: readonly ReceiverAction[]): Promise<void> => {
@@ -216,9 +226,27 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
   };
 
-  const onFrame = async (frame: Frame, msg: ConsumeMessage, ch: Channel) => {
-    const ok = frame.kind !== 'data' || verifyPayload(frame);
-    if (frame.kind === 'data') bytesReceived += frame.length;
+  /**
+   * `chunk`: a compressed payload's decompression, started when the message arrived (in the thread
+   * pool, while earlier messages were written); rejects with `XFER_BAD_FRAME` for a payload
+   * that does not decompress to its chunk within the chunk's length, or fails its SHA-256.
+   */
+  const onFrame = async (frame: Frame, chunk: Promise<Buffer> | undefined, msg: ConsumeMessage, ch: Channel) => {
+    let bytes = frame.payload;
+    let ok = frame.kind !== 'data';
+    if (frame.kind === 'data') {
+      bytesReceived += frame.length;
+      if (frame.codec === 'raw') ok = verifyPayload(frame);
+      else {
+        try {
+          bytes = await (chunk ?? decodeChunk(frame, machine.manifest?.chunkSize ?? 0));
+          ok = true;
+        } catch (err) {
+          // A bomb, garbage or a wrong hash: asked for again below, like a corrupted raw payload.
+          if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
+        }
+      }
+    }
     const decision = machine.onFrame(frame, ok);
     switch (decision.action) {
       case 'drop':
@@ -236,7 +264,8 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
         break;
       case 'write':
         frames.data++;
-        await applyOrRelease(frame.index, () => staging!.write(frame.offset, frame.payload!, frame.sha256));
+        if (frame.codec !== 'raw') frames.compressed++;
+        await applyOrRelease(frame.index, () => staging!.write(frame.offset, bytes!, frame.sha256));
         break;
       case 'copy-local': {
         const bytes = await applyOrRelease(frame.index, () => o.contentIndex?.read(frame.sha256.toString('hex'), frame.length) ?? Promise.resolve(undefined));
@@ -285,22 +314,38 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
   };
 
+  /**
+   * Decodes a frame's header as it arrives, and starts decompressing a compressed payload — at
+   * most the transfer's chunk size, whatever the header claims (without a manifest yet, in
+   * onFrame, where a frame without one is dropped anyway).
+   */
+  const early = (body: Buffer): { frame: Frame; chunk: Promise<Buffer> | undefined } | { error: unknown } => {
+    try {
+      const frame = decodeFrame(body);
+      const chunkSize = machine.manifest?.chunkSize;
+      if (frame.kind !== 'data' || frame.codec === 'raw' || chunkSize === undefined) return { frame, chunk: undefined };
+      const chunk = decodeChunk(frame, chunkSize);
+      chunk.catch(() => undefined); // observed in onFrame
+      return { frame, chunk };
+    } catch (error) {
+      return { error };
+    }
+  };
+
   const onMessage = (msg: ConsumeMessage | null, ch: Channel) => {
     if (msg === null) return; // consumer cancelled (queue deleted): the session ends via close
+    const decoded = classifyBody(msg.content) === 'frame' ? early(msg.content) : undefined;
     enqueue(async () => {
       if (done.settled) return;
-      if (classifyBody(msg.content) === 'frame') {
-        let frame: Frame;
-        try {
-          frame = decodeFrame(msg.content);
-        } catch (err) {
+      if (decoded) {
+        if ('error' in decoded) {
           // A damaged header: drop it; the sender's `end` poll makes us ask for the chunk.
-          if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err;
+          if (!isIntercloudError(decoded.error, 'XFER_BAD_FRAME')) throw decoded.error;
           frames.dropped++;
           ackOn(ch, msg);
           return;
         }
-        await onFrame(frame, msg, ch);
+        await onFrame(decoded.frame, decoded.chunk, msg, ch);
       } else {
         let message: ControlMessage;
         try {

@@ -13,7 +13,9 @@ import { isIntercloudError } from '../errors/index.js';
 import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
 import { xferError, type XferError } from './errors.js';
 import { zeroChunkSha256 } from './digest.js';
-import { FRAME_HEADER_SIZE, isAllZero, isTransferId, writeFrameHeader } from './frame.js';
+import { CHUNK_CODECS } from './chunk-codec.js';
+import { CompressStage, type CompressCounts } from './compress-stage.js';
+import { FRAME_HEADER_SIZE, isAllZero, isTransferId, type FrameCodec } from './frame.js';
 import { TransferJournal } from './journal-file.js';
 import { decodeControl, encodeControl, parseManifest, type ControlMessage, type Manifest } from './messages.js';
 import { ROUTING, transferTopology, type TransferTopology } from './naming.js';
@@ -41,6 +43,11 @@ export interface SendOptions {
   readonly windowBytes?: number;
   /** Broker-persistent messages and durable queues (default false: see the README). */
   readonly persistent?: boolean;
+  /**
+   * Compress `data` frames that pay (default true), with a codec the receiver announced it
+   * decodes (`chunk-codec.ts`); a receiver that announces none gets every chunk raw.
+   */
+  readonly compress?: boolean;
   /** Deadline, ms since epoch. */
   readonly expiresAt: number;
   /** Directory of this side's journals. */
@@ -70,6 +77,12 @@ export interface SendResult {
   readonly wireBytes: number;
   /** Chunks by how they travelled in this run (`held`: the receiver had them already). */
   readonly chunks: { data: number; zero: number; ref: number; held: number; resent: number };
+  /**
+   * Data frames of this run sent compressed (with their chunks' bytes and their payloads' bytes
+   * on the wire) and sent raw (the probe or the compressor found they did not pay, or the
+   * receiver decodes no codec).
+   */
+  readonly compression: CompressCounts;
   readonly elapsedMs: number;
   /** True when this run continued from an earlier run's journal. */
   readonly resumed: boolean;
@@ -120,7 +133,7 @@ export async function sendTransfer(o: SendOptions): Promise<SendResult> {
     if (machine.phase === 'aborted') throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
     if (machine.phase === 'committed') {
       const held = { data: 0, zero: 0, ref: 0, held: machine.manifest.chunkCount, resent: 0 };
-      return result(machine.manifest, machine.digest!, held, 0, 0, now() - started, true);
+      return result(machine.manifest, machine.digest!, held, newCounts(), 0, 0, now() - started, true);
     }
     return await runSender({ o, topo, machine, source, journal, persistent: o.persistent ?? false, now, started, resumed: records.length > 0 });
   } finally {
@@ -133,12 +146,17 @@ function result(
   manifest: Manifest,
   digest: string,
   chunks: SendResult['chunks'],
+  compression: CompressCounts,
   bytesSent: number,
   wireBytes: number,
   elapsedMs: number,
   resumed: boolean,
 ): SendResult {
-  return { transferId: manifest.transferId, digest, size: manifest.size, bytesSent, wireBytes, chunks, elapsedMs, resumed };
+  return { transferId: manifest.transferId, digest, size: manifest.size, bytesSent, wireBytes, chunks, compression, elapsedMs, resumed };
+}
+
+function newCounts(): CompressCounts {
+  return { compressed: 0, compressedChunkBytes: 0, compressedPayloadBytes: 0, raw: 0 };
 }
 
 /** What {@link runSender} works with. */
@@ -241,6 +259,9 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     ...(o.tap ? { tap: o.tap } : {}),
   });
   const reader = new ChunkReader(r.source, manifest, publisher);
+  // The codec to compress with: the first of ours that the receiver's `codecs` names.
+  let codec: FrameCodec | undefined;
+  const compression = newCounts();
   const progress = new ProgressMeter(o.transferId, manifest.size, now());
   let lastReport = 0;
   const report = (force = false) => {
@@ -320,6 +341,9 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       case 'committed':
         queued.push(...machine.onCommittedMessage(m));
         break;
+      case 'codecs':
+        codec = o.compress === false ? undefined : CHUNK_CODECS.find((c) => m.codecs.includes(c));
+        break;
       case 'abort':
         fail({ kind: 'peer-abort', message: m });
         break;
@@ -334,6 +358,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     let ch: ConfirmChannel | undefined;
     const closed = deferred<void>();
     const closedError = () => xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
+    const stage = new CompressStage(publisher, () => codec, compression);
     try {
       conn = await connectBroker(o.broker);
       conn.on('error', () => undefined); // reported through 'close'
@@ -377,11 +402,14 @@ async function runSender(r: SenderRun): Promise<SendResult> {
             for (const p of machine.onRead(a.index, chunk.zero, chunk.zero ? undefined : sha.toString('hex'), a.resend)) {
               if (p.type !== 'publish') continue;
               const frame = p.kind === 'data' ? chunk.buf! : Buffer.allocUnsafe(FRAME_HEADER_SIZE);
-              writeFrameHeader(frame, { kind: p.kind, transferId: o.transferId, index: p.index, offset: p.index * manifest.chunkSize, length: chunk.length, sha256: sha });
-              await publisher.publishFrame(frame, { index: p.index, kind: p.kind, attempt: p.attempt }, chunk.length);
+              const header = { kind: p.kind, transferId: o.transferId, index: p.index, offset: p.index * manifest.chunkSize, length: chunk.length, sha256: sha };
+              // Compressed in the thread pool while the next chunks are read (compress-stage.ts).
+              await stage.submit(frame, header, { index: p.index, kind: p.kind, attempt: p.attempt });
             }
             if (!a.resend) {
               // Only now is the chunk part of the stream: a failed publish above retries it whole.
+              // (A frame still in the compression stage when its session fails is asked for again
+              // by the receiver's `need` after `end`, like one the broker lost.)
               steps.push(...machine.onSent(a.index, sha));
               progress.advance(chunk.length);
               report();
@@ -390,6 +418,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
           }
           case 'poll':
             // Poll with `end` until the receiver commits; its `need`s come back as `read` steps.
+            await stage.flush();
             await publisher.drain();
             seen = events;
             await publisher.sendControl(a.message);
@@ -412,6 +441,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     } catch (err) {
       throw brokerError(err, `sender(${o.from}): broker session failed`);
     } finally {
+      await stage.settle();
       await closeQuietly(ch, conn);
     }
   };
@@ -456,7 +486,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     o.signal?.removeEventListener('abort', onAbort);
   }
   const chunks: SenderChunkCounts = { ...machine.chunks };
-  return result(manifest, machine.digest!, chunks, publisher.bytesSent, publisher.wireBytes, now() - r.started, r.resumed);
+  return result(manifest, machine.digest!, chunks, { ...compression }, publisher.bytesSent, publisher.wireBytes, now() - r.started, r.resumed);
 }
 
 /**

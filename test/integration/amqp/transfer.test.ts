@@ -4,12 +4,15 @@
  * faults (corruption, duplicates, reordering), expiry, abort, privacy of a transfer's queues.
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { brotliCompressSync, constants } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ContentIndex,
   StagingFile,
   connectBroker,
+  decodeFrame,
+  encodeFrame,
   fileSource,
   receiveTransfer,
   sendTransfer,
@@ -23,6 +26,14 @@ import { allocated, brokerFor, cleanup, fileDigest, pair, queueExists, scratch, 
 
 const MiB = 1024 * 1024;
 afterAll(cleanup);
+
+/** Text-like bytes (numbered log lines): compress several times over with Brotli quality 1. */
+function textLike(n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  let o = 0;
+  for (let i = 0; o < n; i++) o += out.write(`${(i * 7919) % 100003} kernel: eth0 link up, 1000 Mbps, flow control rx/tx (${i})\n`, o);
+  return out;
+}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -113,6 +124,51 @@ describe('transfer over the real broker', () => {
     expect(got.frames.corrupt).toBe(1);
     expect(sent.chunks.resent).toBeGreaterThanOrEqual(1);
     expect(await fileDigest(join(dir, 'dst'))).toBe(await fileDigest(src));
+  });
+
+  it('compresses what compresses (issue 16): fewer bytes on the wire, random chunks raw, the target byte-identical', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src.raw');
+    // 16 MiB: 12 MiB of text-like lines, 2 MiB random, 2 MiB hole.
+    await writeImage(src, 16 * MiB, [[12 * MiB, 2 * MiB]]);
+    const h = await fs.open(src, 'r+');
+    await h.write(textLike(12 * MiB), 0, 12 * MiB, 0);
+    await h.close();
+    const p = pair(dir);
+    const [sent, got] = await Promise.all([
+      sendTransfer({ ...p.send, source: src, chunkSize: MiB }),
+      receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst.raw') }),
+    ]);
+    expect(await fileDigest(join(dir, 'dst.raw'))).toBe(await fileDigest(src));
+    expect(got.digest).toBe(sent.digest);
+    expect(sent.chunks).toMatchObject({ data: 14, zero: 2 });
+    expect(sent.compression).toMatchObject({ compressed: 12, raw: 2, compressedChunkBytes: 12 * MiB });
+    expect(got.frames).toMatchObject({ data: 14, compressed: 12, corrupt: 0 });
+    expect(sent.bytesSent).toBe(14 * MiB);
+    expect(sent.wireBytes).toBeLessThan(16 * MiB);
+    expect(sent.wireBytes).toBeLessThan(2 * MiB + 12 * MiB * 0.5);
+  });
+
+  it('asks again for a compressed chunk that is a decompression bomb (issue 16), and ends byte-identical', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src.raw');
+    await fs.writeFile(src, textLike(4 * MiB));
+    const p = pair(dir);
+    // 64 MiB of zeros compress to a few bytes: far shorter than the 1 MiB chunk the header claims.
+    const bomb = brotliCompressSync(Buffer.alloc(64 * MiB), { params: { [constants.BROTLI_PARAM_QUALITY]: 1 } });
+    const tap: FrameTap = (frame, info) => {
+      const f = decodeFrame(frame);
+      if (info.index !== 2 || info.attempt !== 1 || f.codec === 'raw') return [frame];
+      return [encodeFrame({ ...f, codec: 'brotli' }, bomb)];
+    };
+    const [sent, got] = await Promise.all([
+      sendTransfer({ ...p.send, source: src, chunkSize: MiB, tap }),
+      receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst.raw') }),
+    ]);
+    expect(got.frames.corrupt).toBe(1);
+    expect(sent.chunks.resent).toBeGreaterThanOrEqual(1);
+    expect(got.frames.compressed).toBe(4);
+    expect(await fileDigest(join(dir, 'dst.raw'))).toBe(await fileDigest(src));
   });
 
   it('applies a chunk delivered twice once', async () => {
