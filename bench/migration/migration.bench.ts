@@ -110,7 +110,7 @@ function line(r: MoveResult): string {
 
 async function main(): Promise<void> {
   // One federation at a time on this machine (the agents' XMPP and AMQP names are fixed).
-  if (CASES.includes('real')) execFileSync(join(REPO, 'bench/transfer/real-image.sh'), [REAL_IMAGE], { stdio: 'inherit' });
+  if (CASES.includes('real')) execFileSync('sh', [join(REPO, 'bench/transfer/real-image.sh'), REAL_IMAGE], { stdio: 'inherit' });
   const unlock = await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const dir = join(s.stateDir, 'bench-migration');
