@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { chainImport, changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
 import { promisify } from 'node:util';
@@ -141,8 +141,20 @@ export async function localStorageDirOf(hv: Hypervisor, signal: AbortSignal): Pr
  * the hypervisor's local storage directory ({@link Hypervisor.localStorageDir}) is read as a
  * file here, sparing the adapter's hop (over SSH: one more encryption of every byte).
  */
-export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal): Promise<TransferSource> {
+export async function diskTransferSource(
+  hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal, flat?: FlattenOptions,
+): Promise<TransferSource> {
   const [info, local] = await Promise.all([hv.statDisk(vm, diskId, { signal }), localStorageDirOf(hv, signal)]);
+  if (info.backing !== undefined) {
+    // An overlay's own bytes name a backing file the target does not have (and refuses):
+    // the disk goes flattened, as the raw image the guest sees (issue 16).
+    if (flat === undefined || local === undefined || dirname(info.href) !== local) {
+      throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE',
+        `disk '${diskId}' of vm '${vm}' overlays '${info.backing.href}' and is not in this hypervisor's local storage directory: it cannot be flattened here`,
+        { retryable: false, details: { vm, diskId } });
+    }
+    return flattenedSource(info.href, flat, signal);
+  }
   const extents = info.extents?.filter((e) => e.data).map((e) => ({ offset: e.offset, length: e.length }));
   if (local !== undefined && dirname(info.href) === local) return fileSource(info.href, extents);
   return streamSource({
@@ -157,6 +169,51 @@ export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: str
       return out;
     },
   });
+}
+
+/** Where {@link diskTransferSource} flattens an overlay disk: a scratch directory of this agent and a key unique to the transfer. */
+export interface FlattenOptions {
+  scratchDir: string;
+  /** Names the flattened file (letters, digits, `-`): the transfer's id. */
+  key: string;
+}
+
+/**
+ * The flattened raw image of the overlay at `path` (`qemu-img convert -O raw`, sparse), written
+ * once to `scratchDir/KEY.flat.raw` (through a `.part` file renamed) with the overlay's mtime,
+ * so a re-sent transfer, even after a restart, finds a source of the same identity. Closing the
+ * source removes the file.
+ */
+async function flattenedSource(path: string, o: FlattenOptions, signal: AbortSignal): Promise<TransferSource> {
+  if (!/^[A-Za-z0-9-]+$/.test(o.key)) throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE', `bad scratch key '${o.key}'`, { retryable: false });
+  const out = join(o.scratchDir, `${o.key}.flat.raw`);
+  const st = await fs.stat(path);
+  const mtime = new Date(Math.trunc(st.mtimeMs));
+  const have = await fs.stat(out).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err; });
+  if (have === undefined || Math.trunc(have.mtimeMs) !== mtime.getTime()) {
+    const part = `${out}.part`;
+    try {
+      await fs.mkdir(o.scratchDir, { recursive: true, mode: 0o750 });
+      await fs.rm(part, { force: true });
+      // -U: the VM is stopped, but a lock left by its hypervisor must not stop a read.
+      await execFileAsync('qemu-img', ['convert', '-U', '-O', 'raw', path, part], { signal, maxBuffer: 1024 * 1024 });
+      await fs.utimes(part, mtime, mtime);
+      await fs.rename(part, out);
+    } catch (err) {
+      await fs.rm(part, { force: true });
+      throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE', `cannot flatten '${path}': ${messageOf(err)}`, { cause: err, retryable: false });
+    }
+  }
+  const source = await fileSource(out);
+  return {
+    size: source.size,
+    identity: source.identity,
+    read: (offset, length, into, intoOffset) => source.read(offset, length, into, intoOffset),
+    async close() {
+      await source.close();
+      await fs.rm(out, { force: true });
+    },
+  };
 }
 
 /** Reads what one received image file is (format, size, files it names); see {@link probeImageFile}. */

@@ -43,11 +43,13 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
       // only once it proved the target's identity; every connection verifies it again.
       const endpoint = await s.checkEndpoint(req.reservation.transfer, req.peer, signal);
       const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
-      const source = await diskTransferSource(hv, req.vm, req.diskId, signal);
+      const transferId = transferIdFor(req.offerId, req.diskId);
+      // An overlay disk is flattened beside the transfer journals (removed once sent).
+      const source = await diskTransferSource(hv, req.vm, req.diskId, signal, { scratchDir: s.journalDir, key: transferId });
       try {
         const r = await sendTransfer({
           broker,
-          transferId: transferIdFor(req.offerId, req.diskId),
+          transferId,
           from: s.cloudId,
           to: req.peer.cloudId,
           source,

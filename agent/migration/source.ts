@@ -43,6 +43,7 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
   MIGRATE_MODE_UNSUPPORTED: { doc: 'no migration mode the operator accepts is supported by both clouds (the source cannot track changes or save state, or the target does not take the mode or cannot restore the machine type)', retryable: false },
   MIGRATE_BAD_MODE_REQUEST: { doc: 'the fallback migration mode asked for is above the requested mode', retryable: false },
+  MIGRATE_OVERLAY_UNSENDABLE: { doc: "a disk that overlays a backing image could not be flattened to be sent (its image is not in the hypervisor's local storage directory, or qemu-img convert failed)", retryable: false },
   MIGRATE_BAD_IMAGES: { doc: "the images a warm or live move sent are not the ones the target received (a missing, extra or misnamed chain image or state), or the source's disk chains are not one per disk of the same depth", retryable: false },
 });
 
