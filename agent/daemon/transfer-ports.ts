@@ -45,7 +45,7 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
       const broker: BrokerOptions = { ...s.broker, url: endpoint.uri, servername: endpoint.identity };
       const transferId = transferIdFor(req.offerId, req.diskId);
       // An overlay disk is flattened beside the transfer journals (removed once sent).
-      const source = await diskTransferSource(hv, req.vm, req.diskId, signal, { scratchDir: s.journalDir, key: transferId });
+      const source = await diskTransferSource(hv, req.vm, req.diskId, signal, { scratchDir: s.journalDir, key: transferId }, { overlay: req.overlay === true });
       try {
         const r = await sendTransfer({
           broker,
