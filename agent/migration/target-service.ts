@@ -46,7 +46,7 @@ export interface TargetServiceHooks {
   jobEnded?(offerId: string, peer: PeerRef): void;
 }
 /** Why a target refuses what a source sent; passed back to the source by code. */
-const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS', 'MIGRATE_ADDRESS_HELD']);
+const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS', 'MIGRATE_ADDRESS_HELD', 'MIGRATE_BASE_UNLINKABLE']);
 
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {
