@@ -223,6 +223,8 @@ async function flattenedSource(path: string, o: FlattenOptions, signal: AbortSig
       await fs.rename(part, out);
     } catch (err) {
       await fs.rm(part, { force: true });
+      // A cancelled step is a cancel, not a disk that cannot be sent.
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
       throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE', `cannot flatten '${path}': ${messageOf(err)}`, { cause: err, retryable: false });
     }
   }
