@@ -148,6 +148,18 @@ export interface ReceivedImage {
   readonly format: DiskFormat;
 }
 
+/** Options of {@link ChainImport.linkChains}. */
+export interface LinkOptions extends CallOptions {
+  /**
+   * Issue 16: files outside the backend's storage that the caller's operator lists as base
+   * images (absolute paths, read-only raw images): each may be the first image of a chain,
+   * declared `raw`, and more than one disk's; it is never written (only the overlay above it is
+   * rebased), and it stays out of the VM's storage. An adapter that cannot link onto one refuses
+   * (`HV_STATE_INVALID`).
+   */
+  heldBases?: readonly string[];
+}
+
 /**
  * Target side of a warm move (issue 15): the received chain of each disk is linked (each overlay
  * onto the image below it) so that a VM defined on the chain's top with {@link Hypervisor.defineVm}
@@ -164,7 +176,7 @@ export interface ChainImport {
    * (linking again rewrites the same references). On a refusal the files are left as they
    * were written (the caller removes them).
    */
-  linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options?: CallOptions): Promise<DiskRef[]>;
+  linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options?: LinkOptions): Promise<DiskRef[]>;
   /** As {@link StateRestore.flattenDisks}: one image per disk again, while the VM runs. Idempotent. */
   flattenDisks(name: string, options?: CallOptions): Promise<void>;
 }

@@ -61,6 +61,13 @@ export interface DiskInfo extends DiskRef {
    * or send the `data: false` runs: they are zeros.
    */
   readonly extents?: readonly DiskExtent[];
+  /**
+   * The image this disk's image overlays (its backing file), when it has one (libvirt: a qcow2
+   * overlay on a golden base, `qemu-img info`'s `full-backing-filename` and its declared format).
+   * Such a disk's stored bytes are not the disk the guest sees: {@link Hypervisor.readDisk} yields
+   * the overlay alone, so a reader that needs the whole disk flattens it (issue 16).
+   */
+  readonly backing?: { readonly href: string; readonly format: DiskFormat };
 }
 
 /** A VM as {@link Hypervisor.describeVm} returns it. */

@@ -8,7 +8,7 @@ export type {
 } from './contract.js';
 export {
   canRestore, chainImport, changeTracking, stateCapture, stateRestore,
-  type ChainImage, type ChainImport, type ChangeTracking, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
+  type ChainImage, type ChainImport, type ChangeTracking, type LinkOptions, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
   type RestoreOptions, type RestoreRequest, type RestoreResult, type RestoreTarget, type SavedState, type StateCapture, type StateRequirements,
   type StateRestore,
 } from './capabilities.js';

@@ -200,8 +200,17 @@ export function sourceControlPort(session: GatewaySession, opts: SourceControlOp
       const a = outcome.accept;
       // The accept is the one source of truth for where the data goes: the peer's own broker,
       // checked to be the peer's before a byte is sent (issue 13).
+      // Issue 16: held bases only for disks that offered one (the accept is signed, but a
+      // target that names another disk does not follow the protocol: nothing is sent to it).
+      const bases = a.bases ?? [];
+      const stray = bases.filter((id) => !offer.vm.disks.some((d) => d.id === id && d.base !== undefined));
+      if (stray.length > 0) {
+        throw new IntercloudError('MIGRATE_BAD_ACCEPT', `cloud '${peer.cloudId}' accepted offer '${offer.offerId}' naming held bases for disks that offered none: ${stray.map((s) => `'${s}'`).join(', ')}`, {
+          retryable: false, details: { disks: stray },
+        });
+      }
       const transfer = await opts.checkEndpoint({ uri: a.transferUri, ...(a.transferIdentity === undefined ? {} : { identity: a.transferIdentity }) }, peer, signal);
-      return { reservationId: a.reservationId, transfer, expiresAt: a.expires };
+      return { reservationId: a.reservationId, transfer, expiresAt: a.expires, ...(bases.length === 0 ? {} : { bases: [...bases] }) };
     },
     async advert(peer) {
       // The peer's signed catalog entry, as verified when read.
@@ -230,7 +239,8 @@ export function vmWorkload(vm: VmSummary) {
     vcpus: vm.vcpus,
     memoryMiB: Math.ceil(vm.memoryBytes / MiB),
     firmware: 'bios' as const,
-    disks: vm.disks.map((d) => ({ id: d.id, sizeGiB: Math.max(1, Math.ceil(d.capacityBytes / GiB)), format: 'raw' })),
+    // Issue 16: an overlay disk names its base's content hash (the target may hold it).
+    disks: vm.disks.map((d) => ({ id: d.id, sizeGiB: Math.max(1, Math.ceil(d.capacityBytes / GiB)), format: 'raw', ...(d.base === undefined ? {} : { base: d.base }) })),
     nics: vm.macs.map((mac) => ({ mac })),
   };
 }
@@ -239,7 +249,7 @@ export function vmWorkload(vm: VmSummary) {
 export function summaryFromWorkload(w: ReturnType<typeof vmWorkload>): VmSummary {
   return {
     name: w.name, vcpus: w.vcpus, memoryBytes: w.memoryMiB * MiB, macs: w.nics.map((n) => n.mac),
-    disks: w.disks.map((d) => ({ id: d.id, capacityBytes: Math.round(d.sizeGiB * GiB) })), addresses: [],
+    disks: w.disks.map((d) => ({ id: d.id, capacityBytes: Math.round(d.sizeGiB * GiB), ...(d.base === undefined ? {} : { base: d.base }) })), addresses: [],
   };
 }
 

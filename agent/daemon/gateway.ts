@@ -201,6 +201,8 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     hypervisor: targetHypervisorPort(hypervisor, {
       shutdownTimeoutMs: config.migration.shutdownTimeoutMs,
       networks: { map: config.migration.networks.map, ...(config.migration.networks.default !== undefined ? { default: config.migration.networks.default } : {}) },
+      // Issue 16: received overlays are linked onto this cloud's own bases.
+      ...(baseImages === undefined ? {} : { baseImages }),
     }),
     receive: targetReceivePort(join(stateDir, 'incoming'), transfer, hypervisor),
     requests: mailbox,

@@ -5,12 +5,13 @@
  */
 import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { chainImport, changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
 import { promisify } from 'node:util';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
+import { imageSha256, type BaseImageStore } from '../base-images/index.js';
 import type { TransferSource } from '../../protocols/amqp/index.js';
 import { fileSource, streamSource } from '../../protocols/amqp/index.js';
 import {
@@ -28,14 +29,15 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
   return {
     async describe(vm, signal) {
       // The adapter reports disk sizes from the images themselves (domain XML has none).
-      const { vm: model } = await hv.describeVm(vm, { signal });
+      const { vm: model, disks } = await hv.describeVm(vm, { signal });
       const { value: descriptor } = writeOvf([model]);
+      const bases = await Promise.all(disks.map((d) => (d.format === 'qcow2' ? overlayBaseOf(hv, vm, d.id, signal) : undefined)));
       const summary: VmSummary = {
         name: model.name,
         vcpus: model.cpu.count,
         memoryBytes: model.memoryBytes,
         macs: model.nics.flatMap((n) => (n.mac ? [n.mac] : [])),
-        disks: model.disks.map((x, i) => ({ id: String(i), capacityBytes: x.capacityBytes })),
+        disks: model.disks.map((x, i) => ({ id: String(i), capacityBytes: x.capacityBytes, ...(bases[i] === undefined ? {} : { base: bases[i] }) })),
         addresses: [],
       };
       return { summary, descriptor };
@@ -45,6 +47,25 @@ export function sourceHypervisorPort(hv: Hypervisor, opts: { shutdownTimeoutMs: 
     start: async (vm, signal) => hv.startVm(vm, { signal }),
     remove: async (vm, signal) => { await hv.undefineVm(vm, { removeStorage: true, signal }); },
   };
+}
+
+/**
+ * Issue 16: the content hash of the raw base that disk `diskId` of `vm` is a qcow2 overlay on,
+ * offered so that a target holding that base gets the overlay only. Only for an overlay in the
+ * hypervisor's local storage directory (read and, if need be, flattened here) whose base this
+ * machine can read ({@link imageSha256}, saved beside the base); otherwise undefined: the disk
+ * goes flattened.
+ */
+async function overlayBaseOf(hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal): Promise<string | undefined> {
+  const [info, local] = await Promise.all([hv.statDisk(vm, diskId, { signal }), localStorageDirOf(hv, signal)]);
+  if (info.backing === undefined || info.backing.format !== 'raw' || local === undefined || dirname(info.href) !== local) return undefined;
+  try {
+    return (await imageSha256(info.backing.href, { signal })).sha256;
+  } catch (err) {
+    // A base this machine cannot read or hash: the flattened disk goes instead.
+    if (isIntercloudError(err, 'BASE_IO')) return undefined;
+    throw err;
+  }
 }
 
 /**
@@ -141,8 +162,21 @@ export async function localStorageDirOf(hv: Hypervisor, signal: AbortSignal): Pr
  * the hypervisor's local storage directory ({@link Hypervisor.localStorageDir}) is read as a
  * file here, sparing the adapter's hop (over SSH: one more encryption of every byte).
  */
-export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal): Promise<TransferSource> {
+export async function diskTransferSource(
+  hv: Hypervisor, vm: string, diskId: string, signal: AbortSignal, flat?: FlattenOptions, options: { overlay?: boolean } = {},
+): Promise<TransferSource> {
   const [info, local] = await Promise.all([hv.statDisk(vm, diskId, { signal }), localStorageDirOf(hv, signal)]);
+  // `overlay`: the target holds the base (issue 16): the overlay's own bytes go, as stored.
+  if (info.backing !== undefined && options.overlay !== true) {
+    // An overlay's own bytes name a backing file the target does not have (and refuses):
+    // the disk goes flattened, as the raw image the guest sees (issue 16).
+    if (flat === undefined || local === undefined || dirname(info.href) !== local) {
+      throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE',
+        `disk '${diskId}' of vm '${vm}' overlays '${info.backing.href}' and is not in this hypervisor's local storage directory: it cannot be flattened here`,
+        { retryable: false, details: { vm, diskId } });
+    }
+    return flattenedSource(info.href, flat, signal);
+  }
   const extents = info.extents?.filter((e) => e.data).map((e) => ({ offset: e.offset, length: e.length }));
   if (local !== undefined && dirname(info.href) === local) return fileSource(info.href, extents);
   return streamSource({
@@ -157,6 +191,53 @@ export async function diskTransferSource(hv: Hypervisor, vm: string, diskId: str
       return out;
     },
   });
+}
+
+/** Where {@link diskTransferSource} flattens an overlay disk: a scratch directory of this agent and a key unique to the transfer. */
+export interface FlattenOptions {
+  scratchDir: string;
+  /** Names the flattened file (letters, digits, `-`): the transfer's id. */
+  key: string;
+}
+
+/**
+ * The flattened raw image of the overlay at `path` (`qemu-img convert -O raw`, sparse), written
+ * once to `scratchDir/KEY.flat.raw` (through a `.part` file renamed) with the overlay's mtime,
+ * so a re-sent transfer, even after a restart, finds a source of the same identity. Closing the
+ * source removes the file.
+ */
+async function flattenedSource(path: string, o: FlattenOptions, signal: AbortSignal): Promise<TransferSource> {
+  if (!/^[A-Za-z0-9-]+$/.test(o.key)) throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE', `bad scratch key '${o.key}'`, { retryable: false });
+  const out = join(o.scratchDir, `${o.key}.flat.raw`);
+  const st = await fs.stat(path);
+  const mtime = new Date(Math.trunc(st.mtimeMs));
+  const have = await fs.stat(out).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err; });
+  if (have === undefined || Math.trunc(have.mtimeMs) !== mtime.getTime()) {
+    const part = `${out}.part`;
+    try {
+      await fs.mkdir(o.scratchDir, { recursive: true, mode: 0o750 });
+      await fs.rm(part, { force: true });
+      // -U: the VM is stopped, but a lock left by its hypervisor must not stop a read.
+      await execFileAsync('qemu-img', ['convert', '-U', '-O', 'raw', path, part], { signal, maxBuffer: 1024 * 1024 });
+      await fs.utimes(part, mtime, mtime);
+      await fs.rename(part, out);
+    } catch (err) {
+      await fs.rm(part, { force: true });
+      // A cancelled step is a cancel, not a disk that cannot be sent.
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : err;
+      throw new IntercloudError('MIGRATE_OVERLAY_UNSENDABLE', `cannot flatten '${path}': ${messageOf(err)}`, { cause: err, retryable: false });
+    }
+  }
+  const source = await fileSource(out);
+  return {
+    size: source.size,
+    identity: source.identity,
+    read: (offset, length, into, intoOffset) => source.read(offset, length, into, intoOffset),
+    async close() {
+      await source.close();
+      await fs.rm(out, { force: true });
+    },
+  };
 }
 
 /** Reads what one received image file is (format, size, files it names); see {@link probeImageFile}. */
@@ -184,6 +265,11 @@ export interface TargetHypervisorOptions {
   networks: NetworkPolicy;
   /** Reads received image files (default {@link probeImageFile}). */
   probe?: ImageProbe;
+  /**
+   * Issue 16: this cloud's base images by content (`migration.baseImages`), to link a received
+   * overlay onto. Absent: no base is held (an overlay named as held is refused).
+   */
+  baseImages?: Pick<BaseImageStore, 'resolve'>;
 }
 
 /**
@@ -217,6 +303,41 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
     }
     return described;
   };
+  /**
+   * Links each received overlay whose base this side said it holds (`hash`) onto this side's
+   * own file of that content, looked up again here (never a path from the peer), and answers
+   * what each linked image now is: a qcow2 of the disk's virtual size over this host's base.
+   * The base stays outside the VM's storage (the adapter never writes it).
+   */
+  const linkHeldBases = async (
+    disks: ReadonlyArray<{ path: string; hash: string | undefined }>, local: string | undefined, signal: AbortSignal,
+  ): Promise<Array<ImageInfo | undefined>> => {
+    const wanted = disks.flatMap((d, i) => (d.hash === undefined ? [] : [{ ...d, hash: d.hash, i }]));
+    if (wanted.length === 0) return [];
+    const link = chainImport(hv);
+    const unlinkable = (why: string, cause?: unknown): IntercloudError => new IntercloudError('MIGRATE_BASE_UNLINKABLE',
+      `a received overlay cannot be linked onto this cloud's base: ${why}`, { retryable: false, ...(cause === undefined ? {} : { cause }) });
+    if (link === undefined || local === undefined) throw unlinkable('the hypervisor cannot link images in a local storage directory');
+    if (opts.baseImages === undefined) throw unlinkable('this cloud lists no base images');
+    const chains = [];
+    for (const d of wanted) {
+      if (dirname(d.path) !== local) throw unlinkable(`'${d.path}' is not in the hypervisor's local storage`);
+      const base = await opts.baseImages.resolve(d.hash);
+      if (base === undefined) throw unlinkable(`the base of content '${d.hash}' is no longer held here`);
+      chains.push({ base: base.path, overlay: d.path });
+    }
+    let tops;
+    try {
+      tops = await link.linkChains(chains.map((c) => [{ href: c.base, format: 'raw' as const }, { href: c.overlay, format: 'qcow2' as const }]),
+        { heldBases: [...new Set(chains.map((c) => c.base))], signal });
+    } catch (err) {
+      if (isIntercloudError(err, 'HV_STATE_INVALID')) throw new IntercloudError('MIGRATE_BAD_DISK', `a received overlay may not be used: ${messageOf(err)}`, { cause: err, retryable: false });
+      throw err;
+    }
+    const out: Array<ImageInfo | undefined> = [];
+    for (const [k, d] of wanted.entries()) out[d.i] = { format: 'qcow2', virtualSizeBytes: tops[k]!.capacityBytes };
+    return out;
+  };
   return {
     nameInUse: async (name, signal) => (await hv.vmState(name, { signal })) !== 'absent',
     ...(chainImport(hv) === undefined ? {} : {
@@ -239,7 +360,7 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
         return { vm: ref.name, uuid: ref.uuid, volumes, losses: [...losses, ...r.report.entries] };
       },
     }),
-    async define({ descriptor, disks, vm: ref, offer }, signal) {
+    async define({ descriptor, disks, vm: ref, offer, bases = {} }, signal) {
       // Before anything is looked up by the peer's name: it must be the offer's.
       const described = describedOf(descriptor, ref);
       const found = await ownerOf(ref, signal);
@@ -256,10 +377,12 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
         if (path === undefined) throw new IntercloudError('MIGRATE_BAD_DESCRIPTOR', `vm '${ref.name}': no received file for disk '${d.id}'`);
         return path;
       });
-      const images = await Promise.all(paths.map(async (path) => ({ path, image: await probe(path, signal) })));
+      const local = await localStorageDirOf(hv, signal);
+      // Issue 16: the overlays of bases this side holds, each linked onto its own base first.
+      const linked = await linkHeldBases(offer.disks.map((d, i) => ({ path: paths[i]!, hash: bases[d.id] })), local, signal);
+      const images = await Promise.all(paths.map(async (path, i) => ({ path, image: linked[i] ?? await probe(path, signal) })));
       const { vm, losses } = localVmModel({ described, offer, uuid: ref.uuid, files: images, networks: opts.networks });
       // Received straight into the hypervisor's storage: define the VM on those files.
-      const local = await localStorageDirOf(hv, signal);
       if (local !== undefined && paths.every((p) => dirname(p) === local)) {
         const sized = await Promise.all(vm.disks.map(async (d) => ({ ...d, file: { href: d.file!.href, sizeBytes: (await fs.stat(d.file!.href)).size } })));
         const r = await hv.defineVm({ ...vm, disks: sized }, { signal });

@@ -83,11 +83,15 @@ async function sendOne(
 /** The source side: sends disk `diskId` of `vm`. */
 export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): TransferPort {
   return {
-    sendDisk: (req, progress, signal) => sendOne(s, req, {
-      transferId: transferIdFor(req.offerId, req.diskId),
-      name: `${req.vm}-disk${req.diskId}`,
-      open: () => diskTransferSource(hv, req.vm, req.diskId, signal),
-    }, progress, signal),
+    sendDisk: (req, progress, signal) => {
+      const transferId = transferIdFor(req.offerId, req.diskId);
+      return sendOne(s, req, {
+        transferId,
+        name: `${req.vm}-disk${req.diskId}`,
+        // An overlay disk is flattened beside the transfer journals (removed once sent).
+        open: () => diskTransferSource(hv, req.vm, req.diskId, signal, { scratchDir: s.journalDir, key: transferId }, { overlay: req.overlay === true }),
+      }, progress, signal);
+    },
   };
 }
 

@@ -17,7 +17,11 @@ export interface VmSummary {
   vcpus: number;
   memoryBytes: number;
   macs: string[];
-  disks: Array<{ id: string; capacityBytes: number }>;
+  /**
+   * `base` (issue 16): the whole-image SHA-256 of the raw base the disk is a qcow2 overlay on,
+   * when the source offers to send the overlay alone to a target that holds that base.
+   */
+  disks: Array<{ id: string; capacityBytes: number; base?: string }>;
   /** The VM's addresses (EIDs) to keep reachable after the move. */
   addresses: string[];
 }
@@ -65,6 +69,11 @@ export interface Reservation {
   /** Where disks go. */
   transfer: DataEndpoint;
   expiresAt: string;
+  /**
+   * Issue 16: the ids of the offered disks whose base (their `base` hash) the target holds:
+   * those disks travel as their overlays only, linked at the target onto its own base. Absent: none.
+   */
+  bases?: string[];
 }
 
 /** The local hypervisor, as the migration uses it. */
@@ -112,7 +121,8 @@ export interface ControlPort {
 export interface TransferPort {
   /** Sends one disk of a (stopped) VM; resolves with its SHA-256 once the target committed it. */
   sendDisk(
-    req: { offerId: string; vm: string; diskId: string; reservation: Reservation; peer: PeerRef },
+    /** `overlay`: the target holds the disk's base (issue 16): send the overlay's own bytes, not the flattened disk. */
+    req: { offerId: string; vm: string; diskId: string; reservation: Reservation; peer: PeerRef; overlay?: boolean },
     progress: (p: { bytesDone: number; bytesTotal: number }) => void,
     signal: AbortSignal,
   ): Promise<{ sha256: string; bytes: number; bytesSent: number }>;
@@ -264,7 +274,16 @@ export interface TargetHypervisorPort {
    * the name with `vm.uuid` (an earlier attempt) is taken as it is; one with another UUID is
    * refused with `MIGRATE_NAME_TAKEN`, never adopted.
    */
-  define(req: { descriptor: string; disks: Record<string, string>; vm: LocalVmRef; offer: VmSummary }, signal: AbortSignal): Promise<DefinedVm>;
+  define(req: {
+    descriptor: string; disks: Record<string, string>; vm: LocalVmRef; offer: VmSummary;
+    /**
+     * Issue 16: disk id → the content hash of the base this side said it holds for it: that
+     * disk's received file is an overlay, linked onto this side's own base (looked up again by
+     * the hash, never a path from the peer) before the define. The base is never one of the
+     * result's `volumes` (never removed, flattened into or sent back).
+     */
+    bases?: Record<string, string>;
+  }, signal: AbortSignal): Promise<DefinedVm>;
   /** Starts our VM; refuses (`MIGRATE_NOT_OURS`) a domain of that name with another UUID. */
   start(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
   /** Stops our VM; absent, or another UUID under that name (not ours), is left alone. */

@@ -43,6 +43,9 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_NOT_OURS: { doc: 'the vm of that name at the target is not the one this migration defined (another uuid): it is left alone', retryable: false },
   MIGRATE_MODE_UNSUPPORTED: { doc: 'no migration mode the operator accepts is supported by both clouds (the source cannot track changes or save state, or the target does not take the mode or cannot restore the machine type)', retryable: false },
   MIGRATE_BAD_MODE_REQUEST: { doc: 'the fallback migration mode asked for is above the requested mode', retryable: false },
+  MIGRATE_BAD_ACCEPT: { doc: "the target's accept names a held base for a disk that offered none", retryable: false },
+  MIGRATE_BASE_UNLINKABLE: { doc: "a received overlay cannot be linked onto this cloud's own base: the base is no longer held here, or the hypervisor cannot link images in its local storage", retryable: false },
+  MIGRATE_OVERLAY_UNSENDABLE: { doc: "a disk that overlays a backing image could not be flattened to be sent (its image is not in the hypervisor's local storage directory, or qemu-img convert failed)", retryable: false },
   MIGRATE_BAD_IMAGES: { doc: "the images a warm or live move sent are not the ones the target received (a missing, extra or misnamed chain image or state), or the source's disk chains are not one per disk of the same depth", retryable: false },
 });
 
@@ -169,11 +172,14 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
         const peer = peerOf(ctx);
         const { summary } = ctx.result<Described>('describe');
         const choice = await choose(ctx, peer);
+        // Issue 16: a cold move offers each overlay disk's base; warm and live send chains.
+        const vm = choice === undefined || choice.mode === 'cold' ? summary : { ...summary, disks: summary.disks.map(({ base: _b, ...d }) => d) };
         const reservation = await ports.control.offer(peer, {
-          offerId: ctx.input.offerId, vm: summary, region: ctx.input.region, ...(choice === undefined ? {} : offerModeFields(choice)),
+          offerId: ctx.input.offerId, vm, region: ctx.input.region, ...(choice === undefined ? {} : offerModeFields(choice)),
         }, ctx.signal);
         await ports.audit.record('offer-accepted', {
           job: ctx.jobId, peer: peer.cloudId, offerId: ctx.input.offerId, reservationId: reservation.reservationId, mode: choice?.mode ?? 'cold',
+          ...(reservation.bases === undefined ? {} : { heldBases: reservation.bases }),
         });
         if (choice === undefined || choice.mode === 'cold') return reservation;
         return { ...reservation, mode: choice.mode, fellBack: choice.fellBack } satisfies Negotiated;
@@ -294,7 +300,8 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
         let bytesSent = 0;
         for (const disk of summary.disks) {
           const r = await ports.transfer.sendDisk(
-            { offerId: ctx.input.offerId, vm: ctx.input.vm, diskId: disk.id, reservation, peer },
+            // Issue 16: a disk whose base the target holds goes as its overlay only (else flattened).
+            { offerId: ctx.input.offerId, vm: ctx.input.vm, diskId: disk.id, reservation, peer, ...(reservation.bases?.includes(disk.id) ? { overlay: true } : {}) },
             (p) => ctx.progress({ bytesDone: before + p.bytesDone, bytesTotal: total }),
             ctx.signal,
           );

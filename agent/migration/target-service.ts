@@ -33,6 +33,8 @@ export interface HeldReservation {
   readonly reservationId: string;
   /** Epoch ms. */
   readonly expiresAt: number;
+  /** The offered disks whose base this cloud said it holds (issue 16); the accept named them. */
+  readonly bases?: readonly string[];
 }
 
 /** What the target service tells its owner about inbound jobs. */
@@ -44,7 +46,7 @@ export interface TargetServiceHooks {
   jobEnded?(offerId: string, peer: PeerRef): void;
 }
 /** Why a target refuses what a source sent; passed back to the source by code. */
-const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS', 'MIGRATE_ADDRESS_HELD']);
+const REFUSALS = new Set(['MIGRATE_BAD_DESCRIPTOR', 'MIGRATE_BAD_DISK', 'MIGRATE_NAME_TAKEN', 'MIGRATE_DIGEST_MISMATCH', 'MIGRATE_NOT_OURS', 'MIGRATE_ADDRESS_HELD', 'MIGRATE_BASE_UNLINKABLE']);
 
 /** The job id of the target side of `offerId`. */
 export function inboundJobId(offerId: string): string {
@@ -91,6 +93,8 @@ export class MigrationTargetService {
       reservationId: held.reservationId,
       transfer: this.policy.transferEndpoint(offer.offerId),
       expiresAt: new Date(held.expiresAt).toISOString(),
+      // Issue 16: only disks that offered a base (the responder asked about no other).
+      ...(held.bases === undefined || held.bases.length === 0 ? {} : { bases: held.bases.filter((id) => offer.vm.disks.some((d) => d.id === id && d.base !== undefined)) }),
     };
     const input: MigrateInInput = {
       offerId: offer.offerId, peer, vm: offer.vm, reservation, commitTimeoutMs: this.policy.commitTimeoutMs, domainUuid: randomUUID(),

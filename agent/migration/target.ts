@@ -325,7 +325,12 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
           }
           const { descriptor } = result<{ descriptor: string }>('await-instantiate');
           const disks = Object.fromEntries(Object.entries(received).map(([id, r]) => [id, r.path]));
-          const defined = await ports.hypervisor.define({ descriptor, disks, vm: localVmOf(input), offer: input.vm }, signal);
+          // Issue 16: the disks whose base this side said it holds arrived as overlays.
+          const held = new Set(input.reservation.bases ?? []);
+          const bases = Object.fromEntries(input.vm.disks.flatMap((d) => (held.has(d.id) && d.base !== undefined ? [[d.id, d.base]] : [])));
+          const defined = await ports.hypervisor.define({
+            descriptor, disks, vm: localVmOf(input), offer: input.vm, ...(Object.keys(bases).length === 0 ? {} : { bases }),
+          }, signal);
           await ports.audit.record('vm-defined', {
             offerId: input.offerId, vm: defined.vm, uuid: defined.uuid, from: input.peer.cloudId,
             losses: defined.losses.filter((l) => l.severity === 'loss').map((l) => l.path),

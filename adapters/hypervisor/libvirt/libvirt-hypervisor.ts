@@ -27,7 +27,7 @@ import { LibvirtLiveMove } from './live-move.js';
 import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, throughPipes } from './command-runner.js';
 import type { CommandResult, CommandRunner, RunOptions } from './command-runner.js';
 import {
-  parseDomstate, parseNames, parseNodeinfo, parseNodememstats, parsePoolInfo, parseQemuImgInfo,
+  parseDomstate, parseNames, parseNodeinfo, parseNodememstats, parsePoolInfo, parseQemuImgInfo, parseBackingFile,
   clipExtents, parseDirPoolPath, parsePhysical, parseQemuImgMap, parseVolList, sumDomstatsVcpus,
 } from './virsh-output.js';
 
@@ -446,12 +446,15 @@ export class LibvirtHypervisor implements Hypervisor {
     const sizeBytes = parsePhysical(volText);
     const extents = clipExtents(parseQemuImgMap(mapText), sizeBytes);
     const info = parseQemuImgInfo(infoText);
+    const backing = parseBackingFile(infoText);
     return {
       ...ref,
       format: FORMAT_OF_QEMU[info.format] ?? ref.format,
       capacityBytes: info.virtualSizeBytes,
       sizeBytes,
       extents,
+      // A base whose format the overlay does not declare is read as raw (bases are raw images).
+      ...(backing === undefined ? {} : { backing: { href: backing.file, format: FORMAT_OF_QEMU[backing.format ?? 'raw'] ?? 'raw' } }),
     };
   }
 

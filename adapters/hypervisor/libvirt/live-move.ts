@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import type { DiskFormat } from '../../../protocols/vm/index.js';
 import type {
-  ChainImage, ChainImport, ChangeTracking, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
+  ChainImage, ChainImport, ChangeTracking, LinkOptions, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
   StateCapture, StateRequirements, StateRestore,
 } from '../capabilities.js';
 import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
@@ -328,13 +328,23 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
    */
   private async link(
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
-    others: readonly string[], options: CallOptions,
+    others: readonly string[], options: CallOptions, heldBases: readonly string[] = [],
   ): Promise<void> {
     const o = this.o(options);
+    // A held base (issue 16): the first image of a chain, declared raw, never written, maybe shared.
+    const held = new Set(heldBases);
+    for (const [i, chain] of disks.entries()) {
+      for (const [depth, part] of chain.entries()) {
+        if (held.has(part.href) && (depth !== 0 || part.format !== 'raw' || chain.length < 2)) {
+          refuse(`held base '${part.href}' may only be the raw base of a chain with an overlay (disk ${i}, image ${depth})`, { diskId: String(i), depth, href: part.href });
+        }
+      }
+    }
     // Only this pool's volumes, each used once: nothing else on the host is opened.
     const vols = new Set((await this.ops.volumes(options)).map((v) => v.path));
     const seen = new Set<string>();
     for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
+      if (held.has(href) && !others.includes(href)) continue;
       if (!vols.has(href)) refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
       if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
       seen.add(href);
@@ -363,11 +373,11 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   // ---- chain import ------------------------------------------------------------------------------
 
-  async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: CallOptions = {}): Promise<DiskRef[]> {
+  async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: LinkOptions = {}): Promise<DiskRef[]> {
     throwIfAborted(this.ops.prefix, 'linkChains', options.signal);
     await this.link(disks, (why, details) => {
       throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot link the received chains: ${why}`, { details });
-    }, [], options);
+    }, [], options, options.heldBases);
     const o = this.o(options);
     return Promise.all(disks.map(async (c, i): Promise<DiskRef> => {
       const top = c[c.length - 1]!;

@@ -206,6 +206,22 @@ export function parseImageReferences(text: string): { format: string; virtualSiz
   };
 }
 
+/**
+ * `qemu-img info --output=json` → the image's backing file as qemu resolves it
+ * (`full-backing-filename`, else `backing-filename`) and the format the image declares for it
+ * (`backing-filename-format`, absent when qemu would probe it); undefined without one.
+ */
+export function parseBackingFile(text: string): { file: string; format?: string } | undefined {
+  parseQemuImgInfo(text);
+  const r = JSON.parse(text) as Record<string, unknown>;
+  const full = r['full-backing-filename'];
+  const named = r['backing-filename'];
+  const file = typeof full === 'string' ? full : typeof named === 'string' ? named : undefined;
+  if (file === undefined) return undefined;
+  const format = r['backing-filename-format'];
+  return { file, ...(typeof format === 'string' ? { format } : {}) };
+}
+
 /** `virsh version` → the running hypervisor's version (`Running hypervisor: QEMU 7.2.19`), if printed. */
 export function parseHypervisorVersion(text: string): string | undefined {
   const v = keyValues(text).get('Running hypervisor');

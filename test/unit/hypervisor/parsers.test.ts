@@ -11,7 +11,7 @@ import { shellQuote } from '../../../adapters/hypervisor/libvirt/command-runner.
 import { hostKeyMatches, knownHostKeys, sha256Fingerprint } from '../../../adapters/hypervisor/libvirt/host-key.js';
 import {
   clipExtents, parseDomstate, parseNames, parseNodeinfo, parseNodememstats, parsePhysical, parsePoolInfo,
-  parseQemuImgInfo, parseQemuImgMap, parseVolList, sumDomstatsVcpus,
+  parseBackingFile, parseQemuImgInfo, parseQemuImgMap, parseVolList, sumDomstatsVcpus,
 } from '../../../adapters/hypervisor/libvirt/virsh-output.js';
 import { ExactLength } from '../../../adapters/hypervisor/streams.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
@@ -56,6 +56,21 @@ describe('virsh and qemu-img output', () => {
       expect(cut.at(-1)!.offset + cut.at(-1)!.length).toBe(3000000);
       expect(cut.filter((e) => e.data).reduce((n, e) => n + e.length, 0)).toBe(131072);
       expect(parseQemuImgInfo(execFileSync('qemu-img', ['info', '-f', 'raw', '--output=json', f]).toString()).format).toBe('raw');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the backing file of a real qcow2 overlay (resolved path and declared format), none for a plain image', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv-backing-'));
+    try {
+      const base = join(dir, 'base.raw');
+      execFileSync('truncate', ['-s', '1048576', base]);
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', 'base.raw', join(dir, 'ovl.qcow2')]);
+      const info = (f: string): string => execFileSync('qemu-img', ['info', '-U', '--output=json', f]).toString();
+      // The overlay names its base relatively; qemu resolves it against the overlay's folder.
+      expect(parseBackingFile(info(join(dir, 'ovl.qcow2')))).toEqual({ file: base, format: 'raw' });
+      expect(parseBackingFile(info(base))).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
