@@ -1,0 +1,106 @@
+/**
+ * Issue 14, "a peer asking for more than its reservation", at cloud-b's real agent daemon: the
+ * receiver B's agent serves for a peer's subcontract holds the peer to the terms B accepted.
+ * Two real agent daemons (cloud-a, cloud-b; as storage-daemon.test.ts starts them) on the real
+ * Prosody, brokers and Swift: A subcontracts a bucket through the local API with a reservation of
+ * at most 2 objects, then 3 objects appear in A's bucket. A's replicator sends all three (A does
+ * not count B's reservation for it); B's agent must store 2 and refuse the third with
+ * `REPL_OVER_RESERVATION`, which A reports as that object's FAILED reason. B's bucket is checked
+ * on cloud-b's Swift itself. Takes the federation lock (the agents log in as cloud-a and cloud-b).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
+import { LocalApiClient } from '../../../agent/api/client.js';
+import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
+import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
+import { lockFederation } from '../../../scripts/federation-lock.js';
+import { STATE_DIR } from '../../helpers/services.js';
+import { dropBucket, swift } from './swift-rig.js';
+
+const RUN = `${process.pid.toString(36)}${randomUUID().slice(0, 6)}`;
+const SRC = `sdt-src-${RUN}`;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function s3Store(cloud: 'cloud-a' | 'cloud-b'): ObjectStore {
+  const e = swift(cloud);
+  return createObjectStore('s3', { name: cloud, endpoint: e.endpoint, region: e.region, accessKeyId: e.accessKeyId, secretAccessKeyFile: e.secretAccessKeyFile });
+}
+
+async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 90_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(v).slice(0, 1500)}`);
+    await sleep(250);
+  }
+}
+
+let unlock: (() => Promise<void>) | undefined;
+let dir = '';
+let a: AgentProcess;
+let b: AgentProcess;
+let storeA: ObjectStore;
+let storeB: ObjectStore;
+let bucketB = '';
+
+beforeAll(async () => {
+  unlock = await lockFederation();
+}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
+
+beforeAll(async () => {
+  const s = loadServicesFile(STATE_DIR);
+  dir = join(STATE_DIR, 'test-storage', `sdt-${RUN}`);
+  await fs.rm(dir, { recursive: true, force: true });
+  a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
+  b = new AgentProcess('cloud-b', join(dir, 'cloud-b'));
+  await writeAgentConfig(s, 'cloud-a', a.dir, { region: 'eu-west' });
+  await writeAgentConfig(s, 'cloud-b', b.dir, { region: 'eu-central' });
+  storeA = s3Store('cloud-a');
+  storeB = s3Store('cloud-b');
+  await storeA.createBucket(SRC);
+  await Promise.all([a.start(), b.start()]);
+}, 180_000);
+
+afterAll(async () => {
+  try {
+    await Promise.all([a?.stop(), b?.stop()]);
+    if (storeA) await dropBucket(storeA, SRC);
+    if (storeB && bucketB) await dropBucket(storeB, bucketB);
+    await storeA?.close();
+    await storeB?.close();
+    if (process.env['INTERCLOUD_KEEP_TEST_DIRS'] === undefined && dir) await fs.rm(dir, { recursive: true, force: true });
+  } finally {
+    await unlock?.();
+  }
+}, 120_000);
+
+describe("cloud-b's agent holds a peer to the reservation it accepted (issue 14)", () => {
+  it('beyond the objects reserved, B stores nothing more and A reports the object FAILED with REPL_OVER_RESERVATION', async () => {
+    const api = new LocalApiClient(join(a.dir, 'agent.sock'));
+    const { subcontractId, jobId } = await api.startSubcontract({ bucket: SRC, to: 'cloud-b', replicas: 1, regions: ['na-east'], ack: 'async', capacityGiB: 1, maxObjects: 2 });
+    // active once B made its bucket (`begin` done), as `intercloud storage subcontract` waits for it
+    const job = await until('the subcontract to begin', () => api.job(jobId), (j) => j.completedSteps.includes('begin') || j.state !== 'running', 120_000);
+    expect(job.state, JSON.stringify(job.error)).toBe('running');
+    const running = await api.subcontract(subcontractId);
+    bucketB = running.target!.bucket;
+    const objs = new Map<string, Buffer>();
+    for (let i = 0; i < 3; i++) objs.set(`res/${i}`, randomBytes(10_000 + i));
+    for (const [k, v] of objs) await storeA.putObject(SRC, k, v, { sizeBytes: v.length, sha256: sha(v) });
+    const st = await until('two objects COMPLETED and one FAILED (or all three COMPLETED)', () => api.subcontract(subcontractId, { objects: true }),
+      (v: SubcontractView) => (v.replication?.objects.completed ?? 0) + (v.replication?.objects.failed ?? 0) === 3, 120_000);
+    expect(st.replication?.objects).toMatchObject({ completed: 2, failed: 1, pending: 0 });
+    expect(st.replication?.failedByCode).toEqual({ REPL_OVER_RESERVATION: 1 });
+    const failed = st.objects!.filter((o) => o.state === 'FAILED');
+    expect(failed).toHaveLength(1);
+    // what B's Swift holds: exactly the two COMPLETED objects, nothing of the refused one
+    const listing = await storeB.listObjects(bucketB);
+    expect(listing.objects.map((o) => o.key)).toEqual(st.objects!.filter((o) => o.state === 'COMPLETED').map((o) => o.key).sort());
+    expect(await storeB.headObject(bucketB, failed[0]!.key)).toBeUndefined();
+    for (const o of listing.objects) expect((await storeB.headObject(bucketB, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
+  }, 300_000);
+});
