@@ -184,6 +184,25 @@ describe('cloud-c, a separate certified cloud driven by a plain gateway session 
       for (const o of listing.objects) expect((await storeB.headObject(bucketC, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
       await r.stop();
       r = undefined;
+      // cloud-c's AMQP client naming cloud-a's subcontract (its bucket at B): its broker grant does
+      // not cover that channel, so a delete of cloud-a's objects never reaches B's agent
+      const aKeys = (await storeB.listObjects(bucketB)).objects.map((o) => o.key);
+      expect(aKeys.length).toBeGreaterThan(0);
+      const intruder = new AmqpReplicaPeer({
+        broker: { url: s.brokers['cloud-b']!.url, ca: s.pki.root, cert: s.pki.clouds['cloud-c']!.cert, key: s.pki.clouds['cloud-c']!.key, servername: s.brokers['cloud-b']!.identity, heartbeatSeconds: 5 },
+        subcontract: { ...sub, id: refOfA!.subcontractId, from: 'cloud-a', target: { bucket: bucketB } }, journalDir: join(dir, 'c-intruder'), answerTimeoutMs: 10_000,
+      });
+      try {
+        const denied = await intruder.delete(aKeys, AbortSignal.timeout(30_000)).then(
+          (keys) => ({ deleted: keys }),
+          (e: unknown) => (isIntercloudError(e) ? { code: e.code, replyCode: e.details['replyCode'] } : { uncoded: String(e) }),
+        );
+        // refused by cloud-b's broker (AMQP 403 ACCESS_REFUSED), as a coded error keeping the reply code
+        expect(denied).toEqual({ code: 'REPL_PEER_REJECTED', replyCode: 403 });
+      } finally {
+        await intruder.close();
+      }
+      expect((await storeB.listObjects(bucketB)).objects.map((o) => o.key), "cloud-a's objects at B are all there").toEqual(aKeys);
       // cloud-c ends its subcontract: B deletes its bucket
       await ask({ type: 'end', ...ref });
       expect(await storeB.headBucket(bucketC)).toBe(false);
