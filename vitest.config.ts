@@ -37,6 +37,8 @@ const EXCLUSIVE = [
   'test/integration/replication/broker-restart.test.ts',
   // kills cloud-b's Swift proxy and starts it again with `scripts/services up swift`
   'test/integration/replication/swift-replication.test.ts',
+  // kills cloud-a's Swift proxy and object server and starts them again with `scripts/services up swift`
+  'test/integration/replication/swift-a-down.test.ts',
   // wipes one of cloud-b's Swift object devices and runs Swift's object replicator
   'test/integration/replication/wiped-device.test.ts',
   'test/integration/services/dispatcher.test.ts',

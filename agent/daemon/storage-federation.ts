@@ -26,7 +26,7 @@ import type { AgentConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, registerReplicationMetrics, serveReplicaPeer, transferPrefix,
-  type AuditReport, type ReplicaObject, type ReplicaServer, type ReplicationEvent, type ReplicationStatus, type Subcontract,
+  type AuditReport, type ReceiverTerms, type ReplicaObject, type ReplicaServer, type ReplicationEvent, type ReplicationStatus, type Subcontract,
 } from '../replication/index.js';
 import type { JobStatus, Sequencer, SequencerEvent, TransactionDefinition } from '../sequencer/index.js';
 import {
@@ -38,6 +38,16 @@ import type { BrokerGrants, OfferGrant } from './broker-grants.js';
 import { serveSubcontractRequests, subcontractControlPort } from './subcontract-control.js';
 
 const DAY_MS = 86_400_000;
+
+/**
+ * B: the terms a peer's receiver holds it to — the accepted end, the reserved bytes
+ * (`capacityGiB` × 2^30) and objects — so that whatever the peer sends, B stores nothing past
+ * its end or beyond its reservation (`REPL_SUBCONTRACT_ENDED`, `REPL_OVER_RESERVATION`; issue 14,
+ * "a peer asking for more than its reservation").
+ */
+export function receiverTermsOf(terms: SubcontractInInput['terms']): ReceiverTerms {
+  return { ends: terms.ends, capacityBytes: terms.capacityGiB * 2 ** 30, maxObjects: terms.maxObjects };
+}
 
 /** A's job input: the transaction's own, plus where the source bucket lives and the bandwidth limit. */
 export type StorageOutInput = SubcontractOutInput & {
@@ -417,7 +427,7 @@ export class StorageFederation {
       ackMode: input.terms.ack, bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
     };
     const server = await serveReplicaPeer({
-      broker: this.#o.broker, subcontract, receiver: new ReplicaReceiver(store, input.placement.bucket),
+      broker: this.#o.broker, subcontract, receiver: new ReplicaReceiver(store, input.placement.bucket, undefined, receiverTermsOf(input.terms)),
       workDir: join(this.#o.stateDir, 'replication-in', input.terms.subcontractId),
     });
     this.#receivers.set(jobId, server);

@@ -16,6 +16,7 @@ import {
   QUEUE_IDLE_EXPIRY_MS, ROUTING, TransferJournal, connectBroker, receiveTransfer, sendTransfer, streamSource, transferTopology,
   type BrokerOptions, type TransferTopology,
 } from '../../protocols/amqp/index.js';
+import { isIntercloudError } from '../../protocols/errors/index.js';
 import { replError } from './errors.js';
 import { decodeReplMessage, encodeReplMessage, type AuditEntry, type ReplMessage } from './messages.js';
 import type { BatchSource, ReplicaPeer, ReplicateBatch } from './peer.js';
@@ -92,7 +93,7 @@ export class AmqpReplicaPeer implements ReplicaPeer {
         return { conn, ch };
       } catch (err) {
         await conn.close().catch(() => undefined);
-        throw err;
+        throw channelSetupError(err);
       }
     })();
     const c = this.#conn;
@@ -342,4 +343,19 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
       await c?.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * A failure to set up the request channel as a coded error keeping AMQP's reply code
+ * (AMQP 0-9-1 §1.9, reply codes): 403 ACCESS_REFUSED — B's broker does not grant this cloud the
+ * subcontract's channel (not its subcontract, or a grant not given yet or withdrawn) — is
+ * `REPL_PEER_REJECTED`; anything else `REPL_PEER_UNAVAILABLE`. Both can be retried: a grant may come.
+ */
+function channelSetupError(err: unknown): unknown {
+  if (isIntercloudError(err)) return err;
+  const replyCode = typeof (err as { code?: unknown } | undefined)?.code === 'number' ? (err as { code: number }).code : undefined;
+  const details = replyCode === undefined ? {} : { replyCode };
+  return replyCode === 403
+    ? replError('REPL_PEER_REJECTED', "the peer's broker refused this cloud the subcontract's request channel (access refused)", { cause: err, details })
+    : replError('REPL_PEER_UNAVAILABLE', "cannot set up the subcontract's request channel on the peer's broker", { cause: err, details });
 }

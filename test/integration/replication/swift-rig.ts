@@ -28,7 +28,7 @@ export interface SwiftCloud {
   account: string;
   objectConf: string;
   devices: Array<{ name: string; path: string }>;
-  pidFiles: { proxy: string };
+  pidFiles: { proxy: string; object: string };
 }
 
 export const MiB = 1024 * 1024;
