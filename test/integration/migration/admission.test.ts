@@ -21,6 +21,7 @@ import * as X from '../../../protocols/xmpp/index.js';
 import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
+import { requestIq } from '../../helpers/xmpp-iq.js';
 
 const s = loadServicesFile(STATE_DIR) as ReturnType<typeof loadServicesFile> & {
   prosody: { host: string; port: number; domain: string; tls: { servername: string } };
@@ -61,7 +62,7 @@ interface Answer { type: 'result' | 'error'; condition?: string; reason?: string
 
 async function ask(c: Client, child: Element, timeoutMs = 10_000): Promise<Answer> {
   try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to: B_JID }, child), timeoutMs);
+    const r = await requestIq(c, 'set', B_JID, child, timeoutMs);
     const first = r.getChildElements()[0];
     return { type: 'result', ...(first ? { child: first } : {}) };
   } catch (err) {

@@ -19,6 +19,7 @@ import * as X from '../../../protocols/xmpp/index.js';
 import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
+import { requestIq } from '../../helpers/xmpp-iq.js';
 
 const s = loadServicesFile(STATE_DIR) as ReturnType<typeof loadServicesFile> & {
   prosody: { host: string; port: number; domain: string; tls: { servername: string } };
@@ -51,7 +52,7 @@ interface Answer { type: 'result' | 'error'; reason?: string; accept?: X.Accept 
 
 async function ask(c: Client, child: Element): Promise<Answer> {
   try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to: B_JID }, child), 20_000);
+    const r = await requestIq(c, 'set', B_JID, child, 20_000);
     const first = r.getChildElements()[0];
     return { type: 'result', ...(first?.is('accept', X.ICNS.NEGOTIATION) ? { accept: X.parseAccept(first).accept } : {}) };
   } catch (err) {

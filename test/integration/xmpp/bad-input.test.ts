@@ -13,6 +13,7 @@ import {
   auditRecords, crlRevoking, ensureCatalogNode, foreignIdentity, gatewayJid, issueIdentity, rawClient, servicesUp, startGateway, testCloud,
   retractTestEntries, sampleVmOffer, type Identity, type TestGateway,
 } from './gateways.js';
+import { requestIq } from '../../helpers/xmpp-iq.js';
 
 const env = servicesUp();
 const A = testCloud('ba');
@@ -31,7 +32,7 @@ interface Answer {
 
 async function ask(c: Client, to: string, child: Element): Promise<Answer> {
   try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, child), 5_000);
+    const r = await requestIq(c, 'set', to, child, 5_000);
     return { type: 'result', ...(r.getChildElements()[0] ? { child: r.getChildElements()[0] } : {}) };
   } catch (err) {
     const el = (err as { element?: Element }).element;

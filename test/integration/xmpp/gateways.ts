@@ -18,6 +18,7 @@ import {
   parseReject, parseStanzaError, type CloudProfile, type GatewaySessionOptions, type Offer, type TrustBinding,
 } from '../../../protocols/xmpp/index.js';
 import { createDefaultPolicy, createOfferAdmission, type NegotiationPolicy } from '../../../agent/admission/index.js';
+import { requestIq } from '../../helpers/xmpp-iq.js';
 
 /** `prosody` in services.json. */
 export interface ProsodyEnv {
@@ -288,7 +289,7 @@ export function sampleVmOffer(cloud: string, over: Partial<Offer> = {}): Offer {
 /** What a gateway answers a raw iq with: the answer's element name (`accept`), or the reject reason, or the stanza error's condition. */
 export async function offerAnswer(c: Client, to: string, child: Element, timeoutMs = 10_000): Promise<string> {
   try {
-    const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, child), timeoutMs);
+    const r = await requestIq(c, 'set', to, child, timeoutMs);
     return r.getChildElements()[0]?.name ?? 'result';
   } catch (err) {
     const el = (err as { element?: Element }).element;

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { xml, type Client, type Element } from '@xmpp/client';
+import { type Client, type Element } from '@xmpp/client';
 import { createDefaultPolicy } from '../../../agent/admission/index.js';
 import { checkStorageAccept, subcontractBucketName } from '../../../agent/subcontract/index.js';
 import {
@@ -21,6 +21,7 @@ import {
   ensureCatalogNode, gatewayJid, issueIdentity, offerAnswer, profile, rawClient, retractTestEntries, servicesUp, startGateway, testCloud,
   type Identity, type TestGateway,
 } from './gateways.js';
+import { requestIq } from '../../helpers/xmpp-iq.js';
 
 const env = servicesUp();
 const A = testCloud('sa');
@@ -54,7 +55,7 @@ async function signed(trust: TrustBinding, offer: Offer): Promise<Element> {
 
 /** The accept element of a raw offer iq (throws on an error answer). */
 async function acceptOf(c: Client, to: string, el: Element): Promise<Accept> {
-  const r = await c.iqCaller.request(xml('iq', { type: 'set', to }, el), 10_000);
+  const r = await requestIq(c, 'set', to, el, 10_000);
   return parseAccept(r.getChild('accept', ICNS.NEGOTIATION)).accept;
 }
 
