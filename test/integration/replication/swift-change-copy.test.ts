@@ -30,6 +30,7 @@ describe('an object changed at A while it is copied (issue 14, faults)', () => {
     // B's copy and A's status, sampled until the test ends
     const seenAtB: string[] = [];
     const wrongStatus: string[] = [];
+    const wrongMetadata: string[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -38,12 +39,19 @@ describe('an object changed at A while it is copied (issue 14, faults)', () => {
           const expected = o.etag === etag1 ? sha(v1) : sha(v2);
           if (o.replica.sha256 !== expected) wrongStatus.push(`COMPLETED for etag ${o.etag} with sha-256 ${o.replica.sha256}`);
         }
-        const head = await rig.storeB.headObject(dst, key);
-        if (head !== undefined) {
-          const bytes = await readAll((await rig.storeB.getObject(dst, key)).body);
-          const got = shaOf.get(sha(bytes)) ?? `a mix (${bytes.length} bytes, sha-256 ${sha(bytes)})`;
-          if (seenAtB.at(-1) !== got) seenAtB.push(got);
-          expect(head.sha256, 'the sha-256 metadata B holds is that of the bytes it serves').toBe(sha(bytes));
+        if ((await rig.storeB.headObject(dst, key)) !== undefined) {
+          // metadata and bytes from one GET: a HEAD then a GET may straddle B's switch to v2
+          // (the adapter fails a read whose bytes are not those its metadata names: that counts too)
+          const read = await rig.storeB.getObject(dst, key);
+          const bytes = await readAll(read.body).catch((e: unknown) => {
+            wrongMetadata.push(`a read that failed: ${String(e)}`);
+            return undefined;
+          });
+          if (bytes !== undefined) {
+            const got = shaOf.get(sha(bytes)) ?? `a mix (${bytes.length} bytes, sha-256 ${sha(bytes)})`;
+            if (seenAtB.at(-1) !== got) seenAtB.push(got);
+            if (read.info.sha256 !== sha(bytes)) wrongMetadata.push(`${got} served with sha-256 metadata ${read.info.sha256}`);
+          }
         }
         await sleep(200);
       }
@@ -63,6 +71,7 @@ describe('an object changed at A while it is copied (issue 14, faults)', () => {
     }
     expect(seenAtB.filter((v) => v !== 'v1' && v !== 'v2'), 'B never served a mix').toEqual([]);
     expect(wrongStatus).toEqual([]);
+    expect(wrongMetadata, 'the sha-256 metadata B holds is always that of the bytes it serves').toEqual([]);
     expect(r.status().objects).toMatchObject({ pending: 0, completed: 1, failed: 0 });
     // (the sampler's last GET may have begun before v2 reached B: B's final copy is read here)
     await rig.expectAtB(key, v2);
