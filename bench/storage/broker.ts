@@ -26,6 +26,20 @@ export async function mgmt(method: string, path: string, body?: unknown): Promis
   if (res.status >= 300) throw new Error(`broker management ${method} ${path}: HTTP ${res.status} ${text}`);
 }
 
+/**
+ * Makes `cloud`'s user on cloud-b's broker (certificate login, no password) if it is not there:
+ * cloud-b's agent makes it at its first grant (agent/daemon/broker-grants.ts), so a broker no agent
+ * has granted anything yet does not have it.
+ */
+export async function ensureCertUser(cloud: string): Promise<void> {
+  const password = readFileSync(brokerB.management.passwordFile, 'utf8').trim();
+  const res = await fetch(new URL(`/api/users/${encodeURIComponent(cloud)}`, brokerB.management.url), {
+    headers: { authorization: `Basic ${Buffer.from(`${brokerB.management.user}:${password}`).toString('base64')}` },
+  });
+  await res.text();
+  if (res.status === 404) await mgmt('PUT', `/api/users/${encodeURIComponent(cloud)}`, { password_hash: '', tags: '' });
+}
+
 /** Broker options logging in to `vhost` of cloud-b's broker as `cloud` (its certificate). */
 export function loginAs(vhost: string, cloud: string): BrokerOptions {
   const id = services.pki.clouds[cloud]!;

@@ -31,7 +31,7 @@ import {
 } from '../../agent/replication/index.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { percentile } from '../control-plane/stats.js';
-import { loginAs, mgmt } from './broker.js';
+import { loginAs, ensureCertUser, mgmt } from './broker.js';
 import { MiB, mixTotals, sizeMix, type MixObject, type SizeClass } from './mix.js';
 
 const { values: args } = parseArgs({
@@ -224,6 +224,7 @@ try {
   }]));
   await mgmt('PUT', `/api/permissions/${VHOST}/cloud-b`, re('^xfer\\.[a-z0-9-]+\\.cloud\\-b\\.[0-9a-f-]{36}(\\.(data|ctl))?$'));
   // cloud-a: exactly the bench's subcontracts.
+  await ensureCertUser('cloud-a');
   await mgmt('PUT', `/api/permissions/${VHOST}/cloud-a`, re([...subs.values()].map((s) => `(${subcontractGrantPattern('cloud-a', 'cloud-b', s.id)})`).join('|')));
   for (const cls of CLASSES) {
     const sub = subs.get(cls)!;

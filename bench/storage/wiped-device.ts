@@ -29,7 +29,7 @@ import {
 } from '../../agent/replication/index.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { loseEverywhere, objectReplicatorOnce, replicaCounts, wipeDevice, type SwiftDevicesEnv } from '../../test/helpers/swift-devices.js';
-import { loginAs, mgmt } from './broker.js';
+import { loginAs, ensureCertUser, mgmt } from './broker.js';
 import { MiB, mixTotals, sizeMix } from './mix.js';
 
 const { values: args } = parseArgs({ options: { objects: { type: 'string', default: '200' }, 'total-mib': { type: 'string', default: '256' } } });
@@ -87,6 +87,7 @@ try {
   vhostMade = true;
   const re = (p: string) => ({ configure: p, write: p, read: p });
   await mgmt('PUT', `/api/permissions/${VHOST}/cloud-b`, re('^xfer\\.[a-z0-9-]+\\.cloud\\-b\\.[0-9a-f-]{36}(\\.(data|ctl))?$'));
+  await ensureCertUser('cloud-a');
   await mgmt('PUT', `/api/permissions/${VHOST}/cloud-a`, re(subcontractGrantPattern('cloud-a', 'cloud-b', sub.id)));
   const server = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(b, DST), workDir: join(dir, 'b'), concurrency: 4 });
   closers.push(() => server.close());

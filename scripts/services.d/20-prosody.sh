@@ -48,7 +48,8 @@
 #   roots: { s2s: {secureAuth, dialback}, list: [{name, domain, host, port, s2sPort, pubsubJid,
 #   servername}…] }   — every Root, Root 1 first: what a gateway or a bench needs to reach each
 
-prosody_packages="prosody prosody-modules lua-unbound"
+# (nftables: the tests that cut the s2s link between the two Roots, test/integration/migration/two-roots.test.ts)
+prosody_packages="prosody prosody-modules lua-unbound nftables"
 PROSODY_PORT=15222
 PROSODY_S2S_PORT=15269
 PROSODY2_PORT=15223
