@@ -7,6 +7,7 @@
 export {
   DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_RESERVATION_TTL_MS, admitOffer, screenOffer, type AdmitInput, type ScreenInput,
 } from './admit.js';
+export { advertisedCapacity } from './host-capacity.js';
 export { admitMode, targetModeRefusal, type ModeAdmissionInput, type ModeRefusal, type ModeRefusalReason } from './mode-admission.js';
 export { createOfferAdmission, type OfferAdmissionOptions } from './offer-admission.js';
 export {

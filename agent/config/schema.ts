@@ -145,7 +145,13 @@ const AgentConfigShape = z.strictObject({
     quotaVcpusPerCloud: z.number().int().positive().optional(),
     /** Per sending cloud: most live reservations at once, so no one cloud can hold all of our capacity. */
     quotaReservationsPerCloud: z.number().int().positive().default(8),
-  }).default({ acceptFrom: [], maxVcpusPerVm: 16, maxMemoryBytesPerVm: 64 * 1024 ** 3, reservationSeconds: 600, maxClockSkewMs: 2_000, quotaReservationsPerCloud: 8 }),
+    /**
+     * vCPUs this cloud offers per physical CPU of the host (Nova's `cpu_allocation_ratio`): the
+     * catalog and the admission check count `floor(cpus × ratio)` less the vCPUs running VMs hold.
+     * 1 (the default): no overcommit.
+     */
+    cpuAllocationRatio: z.number().min(0.1).max(64).default(1),
+  }).default({ acceptFrom: [], maxVcpusPerVm: 16, maxMemoryBytesPerVm: 64 * 1024 ** 3, reservationSeconds: 600, maxClockSkewMs: 2_000, quotaReservationsPerCloud: 8, cpuAllocationRatio: 1 }),
   /** Terms this cloud offers in its catalog entry. */
   terms: z.strictObject({
     currency: z.string().length(3).default('EUR'),

@@ -9,14 +9,14 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { createHypervisor, type HostCapacity, type Hypervisor } from '../../adapters/hypervisor/index.js';
+import { createHypervisor, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { AuditLog, parseCertificatesPem, privateKeyFromPem, type Certificate, type Signer } from '../../protocols/trust/index.js';
 import {
   CAPABILITIES, GATEWAY_RESOURCE, GatewaySession, createTrustBinding, type CloudProfile,
   type MigrationMode, type RejectReason,
 } from '../../protocols/xmpp/index.js';
-import { createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
+import { advertisedCapacity, createDefaultPolicy, createOfferAdmission } from '../admission/index.js';
 import { startLocalApi, type MigrationRequest } from '../api/index.js';
 import { storagePolicyOf } from '../subcontract/index.js';
 import type { AgentConfig } from '../config/index.js';
@@ -118,7 +118,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
     hypervisors: [hypervisor.kind],
     formats: ['ovf', 'qcow2', 'raw'],
     capabilities: [...CAPABILITIES].filter((c) => lendsStorage || c !== 'storage-federation'),
-    capacity: capacityOf(capacity, objectStorageGiB),
+    capacity: advertisedCapacity(capacity, objectStorageGiB, config.policy.cpuAllocationRatio),
     terms: { currency: config.terms.currency, pricePerVcpuHour: config.terms.pricePerVcpuHour, pricePerGbMonth: config.terms.pricePerGbMonth },
     transferUri: config.amqp.url,
     // Issue 15: the modes this side takes, from its adapter's capabilities (never its kind).
@@ -238,7 +238,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   });
   async function republishCapacity(): Promise<void> {
     const c = await hypervisor.hostCapacity();
-    await session.publishCatalog({ capacity: capacityOf(c, objectStorageGiB) });
+    await session.publishCatalog({ capacity: advertisedCapacity(c, objectStorageGiB, config.policy.cpuAllocationRatio) });
   }
   storage.attach(sequencer);
   // An accepted offer's reservation holds capacity for as long as its inbound job runs, and
@@ -426,10 +426,3 @@ function rejectReasonOf(err: unknown): RejectReason {
   return 'policy';
 }
 
-/** The catalog's view of a host's free capacity, and the object storage this cloud lends (its config's; the session subtracts what is reserved). */
-function capacityOf(c: HostCapacity, objectStorageGiB: number): CloudProfile['capacity'] {
-  return {
-    vcpus: Math.max(0, c.vcpusFree), memoryMiB: Math.max(0, Math.floor(c.memoryBytesFree / MiB)),
-    diskGiB: Math.max(0, Math.floor(c.diskBytesFree / GiB)), objectStorageGiB,
-  };
-}
