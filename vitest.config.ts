@@ -15,11 +15,11 @@ import { defineConfig } from 'vitest/config';
  *   VM, and break nothing anyone else uses.
  *
  * Each server project runs its files one at a time. `scripts/test` (the README's `npm test`) runs
- * `integration-exclusive` alone first (with `unit` beside it), then `integration-federation` and
- * `integration-vm` in one process beside `integration` in another. VM tests do not run beside the
- * federation: a migration's find-peer reads the target's free vCPUs from its signed catalog entry
- * (a hypervisor test's VMs in the same libvirtd left none), and an agent stopped while the
- * live-move test drove its libvirtd did not exit within a minute. A new test that stops,
+ * `integration-exclusive` alone first (with `unit` beside it), then `integration-federation`,
+ * `integration-vm` and `integration` in three processes side by side. VM tests may run beside the
+ * federation because the tests' agents overcommit vCPUs (`policy.cpuAllocationRatio` 4): a
+ * migration's find-peer reads the target's free vCPUs from its signed catalog entry, and a
+ * hypervisor test's VMs in the same libvirtd left none on two CPUs. A new test that stops,
  * restarts or reconfigures a shared server goes in {@link EXCLUSIVE}; one that defines or runs
  * a VM goes in {@link VM_TESTS}.
  */

@@ -51,6 +51,12 @@ export function loadServicesFile(stateDir = process.env['INTERCLOUD_STATE_DIR'] 
 /** Options of one cloud's agent config. */
 export interface AgentConfigOptions {
   region?: string;
+  /**
+   * vCPUs offered per host CPU (`policy.cpuAllocationRatio`; default 4, Nova's initial ratio): the
+   * clouds share one 2-CPU machine, and the tests' own VMs in the same libvirtd must leave room
+   * for a migration's guest.
+   */
+  cpuAllocationRatio?: number;
   pricePerVcpuHour?: number;
   /**
    * How long the source waits for its VM to power off at ACPI before forcing it off (default
@@ -154,7 +160,7 @@ export async function writeAgentConfig(s: ServicesFile, cloud: string, dir: stri
     '    nicTarget: { type: user }',
     `    consoleLogDir: ${q(join(dir, 'consoles'))}`,
     `    ssh: { host: ${s.sshd.host}, port: ${s.sshd.port}, username: ${s.sshd.user}, privateKeyFile: ${q(s.sshd.privateKey)}, hostKeyFingerprint: ${q(s.sshd.hostKeyFingerprint)} }`,
-    `policy: { acceptFrom: ${q(o.acceptFrom ?? ['*'])}, reservationSeconds: ${o.reservationSeconds ?? 600}` +
+    `policy: { acceptFrom: ${q(o.acceptFrom ?? ['*'])}, reservationSeconds: ${o.reservationSeconds ?? 600}, cpuAllocationRatio: ${o.cpuAllocationRatio ?? 4}` +
       `${o.quotaVcpusPerCloud === undefined ? '' : `, quotaVcpusPerCloud: ${o.quotaVcpusPerCloud}`}` +
       `${o.quotaReservationsPerCloud === undefined ? '' : `, quotaReservationsPerCloud: ${o.quotaReservationsPerCloud}`} }`,
     `terms: { currency: EUR, pricePerVcpuHour: ${o.pricePerVcpuHour ?? 0.04}, pricePerGbMonth: 0.02 }`,
