@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { removeVm, virsh, waitForText } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import {
-  assertNothingLeftAtTarget, federationHooks, identity, migrate, setUpFederation, sha256File, waitForEnd, waitForTargetEnd, type Federation,
+  assertNothingLeftAtTarget, federationHooks, identity, migrate, migrateToCompletion, setUpFederation, sha256File, waitForEnd, type Federation,
 } from './federation-fixture.js';
 
 const run = promisify(execFile);
@@ -97,13 +97,7 @@ describe('a vm on a qcow2 overlay moves to cloud-b (issue 16)', () => {
       // cloud-b's agent reads its base directory at every lookup: the copy counts at once.
       const baseB = join(goldenB, 'golden-copy.raw');
       const baseBsha = await sha256File(baseB);
-      const { jobId } = await migrate(f);
-      const job = await waitForEnd(f.a, jobId);
-      expect(job.error).toBeUndefined();
-      expect(job.state).toBe('completed');
-      const target = await waitForTargetEnd(f, jobId);
-      if (target === 'unknown') throw new Error(`cloud-b has no job for '${jobId}'`);
-      expect(target.state).toBe('completed');
+      const { job } = await migrateToCompletion(f);
       const sent = job.results['transfer'] as { bytesSent: number };
       // The overlay file (≈ 1.3 MiB), not the 64 MiB disk (16 MiB of it random).
       expect(sent.bytesSent).toBeGreaterThan(MiB);

@@ -6,7 +6,7 @@
  * locator of the cloud the VM runs in.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { assertNothingLeftAtTarget, federationHooks, inboundOf, migrate, setUpFederation, waitForEnd, waitForTargetEnd } from './federation-fixture.js';
+import { assertNothingLeftAtTarget, federationHooks, inboundOf, migrate, migrateToCompletion, setUpFederation, waitForEnd, waitForTargetEnd } from './federation-fixture.js';
 import { DnsRelay, assertRunsOnlyIn, digA, locatorOf, publishName, unpublishName, waitForTargetJob } from './dns-fixture.js';
 
 const slot = federationHooks();
@@ -23,13 +23,7 @@ describe('re-addressing by dns (rfc 2136 + tsig on bind)', () => {
     await publishName(f, 'cloud-a');
     expect(await digA(f)).toEqual([locatorOf(f, 'cloud-a')]);
 
-    const { jobId } = await migrate(f);
-    const job = await waitForEnd(f.a, jobId);
-    expect(job.error).toBeUndefined();
-    expect(job.state).toBe('completed');
-    const target = await waitForTargetEnd(f, jobId);
-    if (target === 'unknown') throw new Error(`cloud-b has no job for '${jobId}'`);
-    expect(target.state).toBe('completed');
+    await migrateToCompletion(f);
 
     expect(await digA(f)).toEqual([locatorOf(f, 'cloud-b')]);
     await assertRunsOnlyIn(f, 'cloud-b');

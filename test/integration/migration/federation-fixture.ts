@@ -159,6 +159,21 @@ export async function waitForTargetEnd(f: Federation, jobId: string, timeoutMs =
   }
 }
 
+/**
+ * Migrates the VM and waits for both sides' jobs to end, asserting both completed; returns the
+ * source's and the target's job status.
+ */
+export async function migrateToCompletion(f: Federation): Promise<{ jobId: string; job: JobStatus; target: JobStatus }> {
+  const { jobId } = await migrate(f);
+  const job = await waitForEnd(f.a, jobId);
+  expect(job.error).toBeUndefined();
+  expect(job.state).toBe('completed');
+  const target = await waitForTargetEnd(f, jobId);
+  if (target === 'unknown') throw new Error(`cloud-b has no job for '${inboundOf(jobId)}'`);
+  expect(target.state).toBe('completed');
+  return { jobId, job, target };
+}
+
 /** Any event the API streams. */
 export type ApiEvent = SequencerEvent | { type: 'status'; status: JobStatus };
 

@@ -164,12 +164,23 @@ export async function expectLiveAtB(move: LiveMove, job: JobStatus, lastA: Heart
   expect(hbB[0]!.n).toBeGreaterThan(lastA.n);
   expect(hbB[0]!.uptime).toBeGreaterThan(lastA.uptime);
   expect(readFileSync(consoleB(f), 'latin1')).not.toContain('INTERCLOUD-GUEST-UP');
-  expect(await domState(f.s, 'cloud-a', f.vm)).toBe('absent');
-  if (o.compare) {
-    const filesB = await diskFiles(f, 'cloud-b');
-    expect(filesB).toHaveLength(1);
-    await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'raw', move.copy, filesB[0]!]);
+  if (o.compare) await expectMovedTo(f, move.copy);
+  else {
+    expect(await domState(f.s, 'cloud-a', f.vm)).toBe('absent');
+    expect(await assertInvariant(f)).toBe('cloud-b');
   }
+}
+
+/**
+ * The VM is gone from cloud-a and runs at cloud-b on one flat image byte-identical to `copy`
+ * (what its disk held at the cut-over); the invariant holds with the VM at cloud-b.
+ */
+export async function expectMovedTo(f: Federation, copy: string): Promise<void> {
+  expect(await domState(f.s, 'cloud-a', f.vm)).toBe('absent');
+  expect(await domState(f.s, 'cloud-b', f.vm)).toBe('running');
+  const filesB = await diskFiles(f, 'cloud-b');
+  expect(filesB).toHaveLength(1);
+  await run('qemu-img', ['compare', '-U', '-f', 'raw', '-F', 'raw', copy, filesB[0]!]);
   expect(await assertInvariant(f)).toBe('cloud-b');
 }
 

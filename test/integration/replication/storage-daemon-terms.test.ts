@@ -8,110 +8,54 @@
  * `REPL_OVER_RESERVATION`, which A reports as that object's FAILED reason. B's bucket is checked
  * on cloud-b's Swift itself. Takes the federation lock (the agents log in as cloud-a and cloud-b).
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Element } from '@xmpp/client';
-import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
+import { createObjectStore } from '../../../adapters/storage/index.js';
 import { LocalApiClient } from '../../../agent/api/client.js';
 import { AmqpReplicaPeer, Replicator, type Subcontract } from '../../../agent/replication/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import {
   buildSubcontractRequest, parseBeganBucket, parseMigrationFailure, subcontractRequestPayload, type SubcontractRequest,
 } from '../../../protocols/xmpp/index.js';
-import { serviceEnv } from '../../helpers/services.js';
+import { STATE_DIR, serviceEnv } from '../../helpers/services.js';
+import { loadServicesFile } from '../../../scripts/local-federation.js';
 import { gatewayJid, startGateway, type TestGateway } from '../xmpp/gateways.js';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
-import { AgentProcess, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
-import { lockFederation } from '../../../scripts/federation-lock.js';
-import { STATE_DIR } from '../../helpers/services.js';
-import { dropBucket, swift } from './swift-rig.js';
+import { storageAgentsRig, waitFor } from './storage-agents-rig.js';
+import { dropBucket } from './swift-rig.js';
 
-const RUN = `${process.pid.toString(36)}${randomUUID().slice(0, 6)}`;
-const SRC = `sdt-src-${RUN}`;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function s3Store(cloud: 'cloud-a' | 'cloud-b'): ObjectStore {
-  const e = swift(cloud);
-  return createObjectStore('s3', { name: cloud, endpoint: e.endpoint, region: e.region, accessKeyId: e.accessKeyId, secretAccessKeyFile: e.secretAccessKeyFile });
-}
-
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(v).slice(0, 1500)}`);
-    await sleep(250);
-  }
-}
-
-let unlock: (() => Promise<void>) | undefined;
-let dir = '';
-let a: AgentProcess;
-let b: AgentProcess;
-let storeA: ObjectStore;
-let storeB: ObjectStore;
+const rig = storageAgentsRig('sdt');
 let bucketB = '';
 let refOfA: { offerId: string; subcontractId: string } | undefined;
 
-beforeAll(async () => {
-  unlock = await lockFederation();
-}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
-
-beforeAll(async () => {
-  const s = loadServicesFile(STATE_DIR);
-  dir = join(STATE_DIR, 'test-storage', `sdt-${RUN}`);
-  await fs.rm(dir, { recursive: true, force: true });
-  a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
-  b = new AgentProcess('cloud-b', join(dir, 'cloud-b'));
-  await writeAgentConfig(s, 'cloud-a', a.dir, { region: 'eu-west' });
-  await writeAgentConfig(s, 'cloud-b', b.dir, { region: 'eu-central' });
-  storeA = s3Store('cloud-a');
-  storeB = s3Store('cloud-b');
-  await storeA.createBucket(SRC);
-  await Promise.all([a.start(), b.start()]);
-}, 180_000);
-
-afterAll(async () => {
-  try {
-    await Promise.all([a?.stop(), b?.stop()]);
-    if (storeA) await dropBucket(storeA, SRC);
-    if (storeB && bucketB) await dropBucket(storeB, bucketB);
-    await storeA?.close();
-    await storeB?.close();
-    if (process.env['INTERCLOUD_KEEP_TEST_DIRS'] === undefined && dir) await fs.rm(dir, { recursive: true, force: true });
-  } finally {
-    await unlock?.();
-  }
-}, 120_000);
-
 describe("cloud-b's agent holds a peer to the reservation it accepted (issue 14)", () => {
   it('beyond the objects reserved, B stores nothing more and A reports the object FAILED with REPL_OVER_RESERVATION', async () => {
-    const api = new LocalApiClient(join(a.dir, 'agent.sock'));
-    const { subcontractId, jobId } = await api.startSubcontract({ bucket: SRC, to: 'cloud-b', replicas: 1, regions: ['na-east'], ack: 'async', capacityGiB: 1, maxObjects: 2 });
+    const api = new LocalApiClient(join(rig.a.dir, 'agent.sock'));
+    const { subcontractId, jobId } = await api.startSubcontract({ bucket: rig.src, to: 'cloud-b', replicas: 1, regions: ['na-east'], ack: 'async', capacityGiB: 1, maxObjects: 2 });
     // active once B made its bucket (`begin` done), as `intercloud storage subcontract` waits for it
-    const job = await until('the subcontract to begin', () => api.job(jobId), (j) => j.completedSteps.includes('begin') || j.state !== 'running', 120_000);
+    const job = await waitFor('the subcontract to begin', () => api.job(jobId), (j) => j.completedSteps.includes('begin') || j.state !== 'running', 120_000);
     expect(job.state, JSON.stringify(job.error)).toBe('running');
     const running = await api.subcontract(subcontractId);
     refOfA = { offerId: (job.input as { offerId: string }).offerId, subcontractId };
     bucketB = running.target!.bucket;
+    rig.bucketsAtB.push(bucketB);
     const objs = new Map<string, Buffer>();
     for (let i = 0; i < 3; i++) objs.set(`res/${i}`, randomBytes(10_000 + i));
-    for (const [k, v] of objs) await storeA.putObject(SRC, k, v, { sizeBytes: v.length, sha256: sha(v) });
-    const st = await until('two objects COMPLETED and one FAILED (or all three COMPLETED)', () => api.subcontract(subcontractId, { objects: true }),
+    for (const [k, v] of objs) await rig.storeA.putObject(rig.src, k, v, { sizeBytes: v.length, sha256: sha(v) });
+    const st = await waitFor('two objects COMPLETED and one FAILED (or all three COMPLETED)', () => api.subcontract(subcontractId, { objects: true }),
       (v: SubcontractView) => (v.replication?.objects.completed ?? 0) + (v.replication?.objects.failed ?? 0) === 3, 120_000);
     expect(st.replication?.objects).toMatchObject({ completed: 2, failed: 1, pending: 0 });
     expect(st.replication?.failedByCode).toEqual({ REPL_OVER_RESERVATION: 1 });
     const failed = st.objects!.filter((o) => o.state === 'FAILED');
     expect(failed).toHaveLength(1);
     // what B's Swift holds: exactly the two COMPLETED objects, nothing of the refused one
-    const listing = await storeB.listObjects(bucketB);
+    const listing = await rig.storeB.listObjects(bucketB);
     expect(listing.objects.map((o) => o.key)).toEqual(st.objects!.filter((o) => o.state === 'COMPLETED').map((o) => o.key).sort());
-    expect(await storeB.headObject(bucketB, failed[0]!.key)).toBeUndefined();
-    for (const o of listing.objects) expect((await storeB.headObject(bucketB, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
+    expect(await rig.storeB.headObject(bucketB, failed[0]!.key)).toBeUndefined();
+    for (const o of listing.objects) expect((await rig.storeB.headObject(bucketB, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
   }, 300_000);
 });
 
@@ -143,10 +87,10 @@ describe('cloud-c, a separate certified cloud driven by a plain gateway session 
       const notMine = await refusal(ask({ type: 'listing', ...refOfA! }));
       expect(notMine).toMatch(/^SUBCONTRACT_/);
       expect(await refusal(ask({ type: 'end', ...refOfA! }))).toMatch(/^SUBCONTRACT_/);
-      expect(await storeB.headBucket(bucketB), "cloud-a's bucket at B is untouched").toBe(true);
+      expect(await rig.storeB.headBucket(bucketB), "cloud-a's bucket at B is untouched").toBe(true);
 
       // cloud-c's own subcontract: 1 GiB, at most 2 objects
-      const subcontractId = `sc-c-${RUN}`;
+      const subcontractId = `sc-c-${rig.run}`;
       const ends = new Date(Date.now() + 3_600_000).toISOString();
       const out = await cs.sendOffer(bJid, {
         workload: { type: 'storage', subcontractId, sourceBucket: 'c-src', replicas: 1, ack: 'async', capacityGiB: 1, maxObjects: 2, ends, atEnd: 'delete' },
@@ -157,7 +101,7 @@ describe('cloud-c, a separate certified cloud driven by a plain gateway session 
       const ref = { offerId: out.accept.offerId, subcontractId };
       bucketC = parseBeganBucket(await ask({ type: 'begin', ...ref })).bucket;
       expect(bucketC).not.toBe(bucketB);
-      expect(await storeB.headBucket(bucketC)).toBe(true);
+      expect(await rig.storeB.headBucket(bucketC)).toBe(true);
 
       // cloud-c's own AMQP client on cloud-b's broker (its certificate), sending three objects
       const s = loadServicesFile(STATE_DIR) as unknown as { brokers: Record<string, { url: string; identity: string }>; pki: { root: string; clouds: Record<string, { cert: string; key: string }> } };
@@ -167,30 +111,30 @@ describe('cloud-c, a separate certified cloud driven by a plain gateway session 
       };
       peer = new AmqpReplicaPeer({
         broker: { url: s.brokers['cloud-b']!.url, ca: s.pki.root, cert: s.pki.clouds['cloud-c']!.cert, key: s.pki.clouds['cloud-c']!.key, servername: s.brokers['cloud-b']!.identity, heartbeatSeconds: 5 },
-        subcontract: sub, journalDir: join(dir, 'c-xfer'), answerTimeoutMs: 30_000,
+        subcontract: sub, journalDir: join(rig.dir, 'c-xfer'), answerTimeoutMs: 30_000,
       });
       await local.createBucket('c-src');
       const objs = new Map<string, Buffer>();
       for (let i = 0; i < 3; i++) objs.set(`c/${i}`, randomBytes(5_000 + i));
       for (const [k, v] of objs) await local.putObject('c-src', k, v, { sizeBytes: v.length, sha256: sha(v) });
-      r = await Replicator.open({ subcontract: sub, store: local, peer, journalPath: join(dir, 'c-journal'), stagingDir: join(dir, 'c-staging'), batchMaxObjects: 1 });
+      r = await Replicator.open({ subcontract: sub, store: local, peer, journalPath: join(rig.dir, 'c-journal'), stagingDir: join(rig.dir, 'c-staging'), batchMaxObjects: 1 });
       r.start();
       await r.runPass();
-      await until('every object of cloud-c to be settled', () => Promise.resolve(r!.status()), (st) => st.objects.pending === 0, 120_000);
+      await waitFor('every object of cloud-c to be settled', () => Promise.resolve(r!.status()), (st) => st.objects.pending === 0, 120_000);
       expect(r.status().objects).toMatchObject({ completed: 2, failed: 1 });
       expect(r.status().failedByCode).toEqual({ REPL_OVER_RESERVATION: 1 });
-      const listing = await storeB.listObjects(bucketC);
+      const listing = await rig.storeB.listObjects(bucketC);
       expect(listing.objects).toHaveLength(2);
-      for (const o of listing.objects) expect((await storeB.headObject(bucketC, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
+      for (const o of listing.objects) expect((await rig.storeB.headObject(bucketC, o.key))?.sha256).toBe(sha(objs.get(o.key)!));
       await r.stop();
       r = undefined;
       // cloud-c's AMQP client naming cloud-a's subcontract (its bucket at B): its broker grant does
       // not cover that channel, so a delete of cloud-a's objects never reaches B's agent
-      const aKeys = (await storeB.listObjects(bucketB)).objects.map((o) => o.key);
+      const aKeys = (await rig.storeB.listObjects(bucketB)).objects.map((o) => o.key);
       expect(aKeys.length).toBeGreaterThan(0);
       const intruder = new AmqpReplicaPeer({
         broker: { url: s.brokers['cloud-b']!.url, ca: s.pki.root, cert: s.pki.clouds['cloud-c']!.cert, key: s.pki.clouds['cloud-c']!.key, servername: s.brokers['cloud-b']!.identity, heartbeatSeconds: 5 },
-        subcontract: { ...sub, id: refOfA!.subcontractId, from: 'cloud-a', target: { bucket: bucketB } }, journalDir: join(dir, 'c-intruder'), answerTimeoutMs: 10_000,
+        subcontract: { ...sub, id: refOfA!.subcontractId, from: 'cloud-a', target: { bucket: bucketB } }, journalDir: join(rig.dir, 'c-intruder'), answerTimeoutMs: 10_000,
       });
       try {
         const denied = await intruder.delete(aKeys, AbortSignal.timeout(30_000)).then(
@@ -202,16 +146,16 @@ describe('cloud-c, a separate certified cloud driven by a plain gateway session 
       } finally {
         await intruder.close();
       }
-      expect((await storeB.listObjects(bucketB)).objects.map((o) => o.key), "cloud-a's objects at B are all there").toEqual(aKeys);
+      expect((await rig.storeB.listObjects(bucketB)).objects.map((o) => o.key), "cloud-a's objects at B are all there").toEqual(aKeys);
       // cloud-c ends its subcontract: B deletes its bucket
       await ask({ type: 'end', ...ref });
-      expect(await storeB.headBucket(bucketC)).toBe(false);
+      expect(await rig.storeB.headBucket(bucketC)).toBe(false);
       bucketC = undefined;
     } finally {
       await r?.stop();
       await peer?.close();
       await c?.session.stop();
-      if (bucketC) await dropBucket(storeB, bucketC);
+      if (bucketC) await dropBucket(rig.storeB, bucketC);
       await local.close();
     }
   }, 300_000);

@@ -4,40 +4,22 @@
  * `swift.<cloud>`), on the real Prosody, each cloud's real RabbitMQ and each cloud's real Swift.
  * Everything is driven through the `intercloud storage` CLI on A's local API; every claim about
  * B's copy is checked on cloud-b's Swift itself (HEAD + GET, SHA-256), never through an agent.
- * Takes the federation lock (the agents log in as cloud-a and cloud-b).
+ * The agents, stores and hooks are storage-agents-rig.ts's.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
+import { describe, expect, it } from 'vitest';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
 import { transferPrefix } from '../../../agent/replication/index.js';
-import { AgentProcess, cliNodeArgs, loadServicesFile, writeAgentConfig } from '../../../scripts/local-federation.js';
-import { lockFederation } from '../../../scripts/federation-lock.js';
-import { STATE_DIR, serviceEnv } from '../../helpers/services.js';
+import { cliNodeArgs, loadServicesFile, type AgentProcess } from '../../../scripts/local-federation.js';
+import { STATE_DIR } from '../../helpers/services.js';
+import { storageAgentsRig, waitFor } from './storage-agents-rig.js';
+import { readAll } from './swift-rig.js';
 
-interface SwiftCloud { endpoint: string; region: string; accessKeyId: string; secretAccessKeyFile: string }
-
-const RUN = `${process.pid.toString(36)}${randomUUID().slice(0, 6)}`;
-const SRC = `sd-src-${RUN}`;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const swift = (cloud: string): SwiftCloud => serviceEnv<Record<string, SwiftCloud>>('swift')[cloud]!;
 const METRICS_PORT = 29_461;
-
-function s3Store(cloud: string): ObjectStore {
-  const e = swift(cloud);
-  return createObjectStore('s3', { name: cloud, endpoint: e.endpoint, region: e.region, accessKeyId: e.accessKeyId, secretAccessKeyFile: e.secretAccessKeyFile });
-}
-
-async function readAll(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** Runs `intercloud ARGS` against `agent`'s socket; never throws on a non-zero exit. */
 function cli(agent: AgentProcess, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -46,7 +28,7 @@ function cli(agent: AgentProcess, ...args: string[]): Promise<{ code: number; st
 
 /** cloud-b's entry in the signed directory, as `intercloud peers` reads it (an observer logged in with cloud-a's certificate). */
 async function catalogOfB(): Promise<{ regions: string[]; capabilities: string[]; capacity: { objectStorageGiB: number } } | undefined> {
-  const r = await intercloud('peers', '--config', join(a.dir, 'agent.yaml'), '--capability', 'storage-federation', '--region', 'na-east', '--samples', '1', '--wait', '300', '--json');
+  const r = await intercloud('peers', '--config', join(rig.a.dir, 'agent.yaml'), '--capability', 'storage-federation', '--region', 'na-east', '--samples', '1', '--wait', '300', '--json');
   expect(r.code, r.stderr).toBe(0);
   return (JSON.parse(r.stdout) as { peers: Array<{ entry: { cloudId: string } & NonNullable<Awaited<ReturnType<typeof catalogOfB>>> }> }).peers.find((p) => p.entry.cloudId === 'cloud-b')?.entry;
 }
@@ -75,89 +57,35 @@ function intercloud(...args: string[]): Promise<{ code: number; stdout: string; 
   });
 }
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(v).slice(0, 1500)}`);
-    await sleep(250);
-  }
-}
-
-let unlock: (() => Promise<void>) | undefined;
-let dir = '';
-let a: AgentProcess;
-let b: AgentProcess;
-let storeA: ObjectStore;
-let storeB: ObjectStore;
+const rig = storageAgentsRig('sd', { metricsPortA: METRICS_PORT });
 let id = '';
 let bucketB = '';
 const objs = new Map<string, Buffer>();
 
 /** B's Swift holds exactly `bytes` under `key` in the subcontract's bucket: HEAD, then GET hashed. */
 async function expectAtB(key: string, bytes: Buffer): Promise<void> {
-  const head = await storeB.headObject(bucketB, key);
+  const head = await rig.storeB.headObject(bucketB, key);
   expect(head, `${key} at cloud-b`).toMatchObject({ sizeBytes: bytes.length, sha256: sha(bytes) });
-  expect(sha(await readAll((await storeB.getObject(bucketB, key)).body)), `${key} bytes at cloud-b`).toBe(sha(bytes));
+  expect(sha(await readAll((await rig.storeB.getObject(bucketB, key)).body)), `${key} bytes at cloud-b`).toBe(sha(bytes));
 }
 
 async function status(): Promise<SubcontractView> {
-  const r = await cli(a, 'storage', 'status', id, '--json');
+  const r = await cli(rig.a, 'storage', 'status', id, '--json');
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as SubcontractView;
 }
 
-beforeAll(async () => {
-  unlock = await lockFederation();
-}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
-
-beforeAll(async () => {
-  const s = loadServicesFile(STATE_DIR);
-  dir = join(STATE_DIR, 'test-storage', `sd-${RUN}`);
-  await fs.rm(dir, { recursive: true, force: true });
-  a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
-  b = new AgentProcess('cloud-b', join(dir, 'cloud-b'));
-  await writeAgentConfig(s, 'cloud-a', a.dir, { region: 'eu-west', metricsPort: METRICS_PORT });
-  await writeAgentConfig(s, 'cloud-b', b.dir, { region: 'eu-central' });
-  storeA = s3Store('cloud-a');
-  storeB = s3Store('cloud-b');
-  await storeA.createBucket(SRC);
-  await Promise.all([a.start(), b.start()]);
-}, 180_000);
-
-afterAll(async () => {
-  try {
-    await Promise.all([a?.stop(), b?.stop()]);
-    for (const [store, bucket] of [[storeA, SRC], [storeB, bucketB]] as const) {
-      if (!store || !bucket || !(await store.headBucket(bucket))) continue;
-      for (let after: string | undefined; ;) {
-        const page = await store.listObjects(bucket, after === undefined ? {} : { startAfter: after });
-        for (const o of page.objects) await store.deleteObject(bucket, o.key);
-        if (page.nextStartAfter === undefined) break;
-        after = page.nextStartAfter;
-      }
-      await store.deleteBucket(bucket);
-    }
-    await storeA?.close();
-    await storeB?.close();
-    if (process.env['INTERCLOUD_KEEP_TEST_DIRS'] === undefined && dir) await fs.rm(dir, { recursive: true, force: true });
-  } finally {
-    await unlock?.();
-  }
-}, 120_000);
-
 describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by the two agent daemons (issue 14)', () => {
   it('refuses bad input with a clear coded error before anything is offered', async () => {
-    const noAck = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east');
+    const noAck = await cli(rig.a, 'storage', 'subcontract', rig.src, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east');
     expect(noAck.code).toBe(2);
     expect(noAck.stderr).toMatch(/\[CLI_USAGE\].*--ack must be async, sync or quorum/);
-    const both = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--auto', '--replicas', '3', '--region', 'na-east', '--ack', 'sync');
+    const both = await cli(rig.a, 'storage', 'subcontract', rig.src, '--to', 'cloud-b', '--auto', '--replicas', '3', '--region', 'na-east', '--ack', 'sync');
     expect(both.code).toBe(2);
-    const noBucket = await cli(a, 'storage', 'subcontract', `sd-none-${RUN}`, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east', '--ack', 'sync');
+    const noBucket = await cli(rig.a, 'storage', 'subcontract', `sd-none-${rig.run}`, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east', '--ack', 'sync');
     expect(noBucket.code).toBe(1);
     expect(noBucket.stderr).toMatch(/\[SUBCONTRACT_NO_SOURCE\]/);
-    const unknown = await cli(a, 'storage', 'status', 'sc-000000000000');
+    const unknown = await cli(rig.a, 'storage', 'status', 'sc-000000000000');
     expect(unknown.stderr).toMatch(/\[SUBCONTRACT_UNKNOWN\]/);
   }, 60_000);
 
@@ -169,38 +97,39 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
   }, 60_000);
 
   it('a region cloud-b\'s signed catalog does not list is refused at A (no offer is sent): the subcontract fails SUBCONTRACT_PEER_UNFIT', async () => {
-    const r = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '3', '--region', 'ap-south', '--ack', 'sync', '--json');
+    const r = await cli(rig.a, 'storage', 'subcontract', rig.src, '--to', 'cloud-b', '--replicas', '3', '--region', 'ap-south', '--ack', 'sync', '--json');
     expect(r.code).toBe(1);
     expect((JSON.parse(r.stdout) as SubcontractView).error?.code).toBe('SUBCONTRACT_PEER_UNFIT');
   }, 60_000);
 
   it('subcontracts the bucket to cloud-b in na-east: B made its own bucket in its Swift, A replicates', async () => {
-    const r = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east', '--ack', 'sync', '--json');
+    const r = await cli(rig.a, 'storage', 'subcontract', rig.src, '--to', 'cloud-b', '--replicas', '3', '--region', 'na-east', '--ack', 'sync', '--json');
     expect(r.code, r.stderr).toBe(0);
     const v = JSON.parse(r.stdout) as SubcontractView;
     expect(v).toMatchObject({ side: 'out', state: 'running', peer: 'cloud-b', target: { region: 'na-east' }, ack: 'sync', replicas: 3 });
     id = v.subcontractId;
     bucketB = v.target!.bucket;
+    rig.bucketsAtB.push(bucketB);
     expect(bucketB).toMatch(/^ic-cloud-a-[0-9a-f]{20}$/);
-    expect(await storeB.headBucket(bucketB)).toBe(true);
+    expect(await rig.storeB.headBucket(bucketB)).toBe(true);
     // B lists it as a peer's subcontract it holds
-    const atB = await cli(b, 'storage', 'status', '--json');
+    const atB = await cli(rig.b, 'storage', 'status', '--json');
     expect((JSON.parse(atB.stdout) as SubcontractView[]).find((x) => x.subcontractId === id)).toMatchObject({ side: 'in', peer: 'cloud-a', state: 'running' });
     // cloud-b granted cloud-a the subcontract's transfers (one prefix) at its broker
     expect(await grantOfAatB()).toContain(escPrefix(id));
     // B's catalog now offers what is left: 100 GiB less the subcontract's 1 GiB × 3 replicas
-    await until('cloud-b to advertise 97 free object GiB', catalogOfB, (e) => e?.capacity.objectStorageGiB === 97, 30_000);
+    await waitFor('cloud-b to advertise 97 free object GiB', catalogOfB, (e) => e?.capacity.objectStorageGiB === 97, 30_000);
   }, 120_000);
 
   it('objects written into cloud-a\'s Swift behind the agent appear verified in cloud-b\'s bucket, and the lag falls to 0', async () => {
     for (const [i, size] of [0, 1024, 70_000, 9 * 1024 * 1024 + 7].entries()) objs.set(`behind/${i}`, randomBytes(size));
-    for (const [k, v] of objs) await storeA.putObject(SRC, k, v, { sizeBytes: v.length, sha256: sha(v) });
-    const st = await until('the lag to fall to 0 with 4 objects completed', status, (s) => s.replication?.objects.completed === 4 && s.replication.objects.pending === 0);
+    for (const [k, v] of objs) await rig.storeA.putObject(rig.src, k, v, { sizeBytes: v.length, sha256: sha(v) });
+    const st = await waitFor('the lag to fall to 0 with 4 objects completed', status, (s) => s.replication?.objects.completed === 4 && s.replication.objects.pending === 0);
     expect(st.replication).toMatchObject({ objects: { pending: 0, completed: 4, failed: 0 }, pendingBytes: 0, oldestPendingAgeSeconds: 0 });
     expect(st.replication!.bytesMoved).toBeGreaterThanOrEqual([...objs.values()].reduce((n, x) => n + x.length, 0));
     for (const [k, v] of objs) await expectAtB(k, v);
     // --objects lists each object's state
-    const withObjects = JSON.parse((await cli(a, 'storage', 'status', id, '--objects', '--json')).stdout) as SubcontractView;
+    const withObjects = JSON.parse((await cli(rig.a, 'storage', 'status', id, '--objects', '--json')).stdout) as SubcontractView;
     expect(withObjects.objects?.map((o) => [o.key, o.state])).toEqual([...objs.keys()].sort().map((k) => [k, 'COMPLETED']));
     // the same figures on A's Prometheus endpoint
     const metrics = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
@@ -210,22 +139,22 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
 
   it('storage put answers only once cloud-b persisted and verified the object (ack sync)', async () => {
     const bytes = randomBytes(300_000);
-    const file = join(dir, 'put.bin');
+    const file = join(rig.dir, 'put.bin');
     await fs.writeFile(file, bytes);
-    const r = await cli(a, 'storage', 'put', id, 'put/one', file, '--json');
+    const r = await cli(rig.a, 'storage', 'put', id, 'put/one', file, '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ key: 'put/one', sizeBytes: bytes.length, sha256: sha(bytes), replicated: true, ack: 'sync' });
     // no waiting: the answer came after B's verified write
     await expectAtB('put/one', bytes);
     objs.set('put/one', bytes);
     // a key outside nothing / an unreadable file are usage errors
-    expect((await cli(a, 'storage', 'put', id, 'put/two', join(dir, 'no-such-file'))).code).toBe(2);
+    expect((await cli(rig.a, 'storage', 'put', id, 'put/two', join(rig.dir, 'no-such-file'))).code).toBe(2);
   }, 120_000);
 
   it('an object deleted behind the agent\'s back at cloud-b is found and repaired by storage verify', async () => {
-    await storeB.deleteObject(bucketB, 'behind/2');
-    expect(await storeB.headObject(bucketB, 'behind/2')).toBeUndefined();
-    const r = await cli(a, 'storage', 'verify', id, '--json');
+    await rig.storeB.deleteObject(bucketB, 'behind/2');
+    expect(await rig.storeB.headObject(bucketB, 'behind/2')).toBeUndefined();
+    const r = await cli(rig.a, 'storage', 'verify', id, '--json');
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { report: { checked: number; missing: string[]; corrupt: string[]; requeued: number }; status: SubcontractView };
     expect(out.report.missing).toEqual(['behind/2']);
@@ -235,59 +164,60 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
   }, 120_000);
 
   it('cloud-a\'s agent restarted: its replicator resumes from its journal and copies what was written while it was down', async () => {
-    await a.stop('SIGKILL');
+    await rig.a.stop('SIGKILL');
     const bytes = randomBytes(50_000);
-    await storeA.putObject(SRC, 'while-down/x', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
+    await rig.storeA.putObject(rig.src, 'while-down/x', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
     objs.set('while-down/x', bytes);
-    await a.start();
-    const st = await until('the object written while A was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0);
+    await rig.a.start();
+    const st = await waitFor('the object written while A was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0);
     expect(st.state).toBe('running');
     await expectAtB('while-down/x', bytes);
   }, 180_000);
 
   it('cloud-b\'s agent restarted: its grant is kept by the reconcile, its receiver served again, and the copy goes on', async () => {
-    await b.stop('SIGKILL');
+    await rig.b.stop('SIGKILL');
     const bytes = randomBytes(40_000);
-    await storeA.putObject(SRC, 'while-b-down/y', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
+    await rig.storeA.putObject(rig.src, 'while-b-down/y', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
     objs.set('while-b-down/y', bytes);
-    await b.start();
+    await rig.b.start();
     expect(await grantOfAatB()).toContain(escPrefix(id));
-    const st = await until('the object written while B was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0, 120_000);
+    const st = await waitFor('the object written while B was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0, 120_000);
     expect(st.replication?.objects.failed).toBe(0);
     await expectAtB('while-b-down/y', bytes);
   }, 180_000);
 
   it('storage end: cloud-b deletes every object and its bucket (delete terms), A verifies it and the subcontract completes; A\'s bucket is untouched', async () => {
-    const r = await cli(a, 'storage', 'end', id, '--json');
+    const r = await cli(rig.a, 'storage', 'end', id, '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ state: 'completed' });
-    expect(await storeB.headBucket(bucketB)).toBe(false);
+    expect(await rig.storeB.headBucket(bucketB)).toBe(false);
     // B's job ended: the grant is withdrawn
-    await until('cloud-b to withdraw cloud-a\'s grant', grantOfAatB, (g) => !g.includes(escPrefix(id)), 15_000);
-    for (const [k, v] of objs) expect((await storeA.headObject(SRC, k))?.sizeBytes, k).toBe(v.length);
-    const atB = JSON.parse((await cli(b, 'storage', 'status', id, '--json')).stdout) as SubcontractView;
+    await waitFor('cloud-b to withdraw cloud-a\'s grant', grantOfAatB, (g) => !g.includes(escPrefix(id)), 15_000);
+    for (const [k, v] of objs) expect((await rig.storeA.headObject(rig.src, k))?.sizeBytes, k).toBe(v.length);
+    const atB = JSON.parse((await cli(rig.b, 'storage', 'status', id, '--json')).stdout) as SubcontractView;
     expect(atB.state).toBe('completed');
     // ended: no more puts
-    const file = join(dir, 'put.bin');
-    expect((await cli(a, 'storage', 'put', id, 'put/late', file)).stderr).toMatch(/\[SUBCONTRACT_NOT_ACTIVE\]/);
+    const file = join(rig.dir, 'put.bin');
+    expect((await cli(rig.a, 'storage', 'put', id, 'put/late', file)).stderr).toMatch(/\[SUBCONTRACT_NOT_ACTIVE\]/);
   }, 180_000);
 
   it('return terms: at the end A checks it still holds every object B held, then B deletes its copy; only the prefix was copied', async () => {
-    const start = await cli(a, 'storage', 'subcontract', SRC, '--to', 'cloud-b', '--replicas', '1', '--region', 'na-east', '--ack', 'async', '--prefix', 'behind/', '--at-end', 'return', '--json');
+    const start = await cli(rig.a, 'storage', 'subcontract', rig.src, '--to', 'cloud-b', '--replicas', '1', '--region', 'na-east', '--ack', 'async', '--prefix', 'behind/', '--at-end', 'return', '--json');
     expect(start.code, start.stderr).toBe(0);
     const v = JSON.parse(start.stdout) as SubcontractView;
     id = v.subcontractId;
     bucketB = v.target!.bucket;
+    rig.bucketsAtB.push(bucketB);
     const behind = [...objs.keys()].filter((k) => k.startsWith('behind/'));
-    await until('the prefix to be copied', status, (s) => s.replication?.objects.completed === behind.length && s.replication.objects.pending === 0);
+    await waitFor('the prefix to be copied', status, (s) => s.replication?.objects.completed === behind.length && s.replication.objects.pending === 0);
     for (const k of behind) await expectAtB(k, objs.get(k)!);
-    expect(await storeB.headObject(bucketB, 'put/one')).toBeUndefined();
-    const end = await cli(a, 'storage', 'end', id, '--json');
+    expect(await rig.storeB.headObject(bucketB, 'put/one')).toBeUndefined();
+    const end = await cli(rig.a, 'storage', 'end', id, '--json');
     expect(end.code, end.stderr).toBe(0);
     const job = JSON.parse(end.stdout) as SubcontractView;
     expect(job.state).toBe('completed');
-    expect(await storeB.headBucket(bucketB)).toBe(false);
-    const results = (JSON.parse((await cli(a, 'job', job.jobId, '--json')).stdout) as { results: Record<string, unknown> }).results;
+    expect(await rig.storeB.headBucket(bucketB)).toBe(false);
+    const results = (JSON.parse((await cli(rig.a, 'job', job.jobId, '--json')).stdout) as { results: Record<string, unknown> }).results;
     expect(results['return-data']).toEqual({ objects: behind.length, bytes: behind.reduce((n, k) => n + objs.get(k)!.length, 0) });
   }, 180_000);
 });
