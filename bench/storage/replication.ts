@@ -5,9 +5,12 @@
  * cloud-b's real broker), in the same run, each into a fresh bucket at B:
  *
  *   npx tsx bench/storage/replication.ts [--objects N] [--total-mib M] [--lag-writes K] [--lag-interval-ms T] [--classes small,medium,large]
+ *     [--batches N] [--b-requests N] [--part-concurrency N] [--part-mib N]
  *
  * Defaults: 1000 objects, 2048 MiB (the issue's size), 50 steady writes one per 200 ms, every class
  * (`--classes large` seeds and runs only the large objects of the same mix; the lag needs `small`).
+ * The engine's knobs default to the agent's: `--batches` (Replicator concurrency, 4), `--b-requests`
+ * (serveReplicaPeer concurrency, 4), `--part-concurrency` / `--part-mib` (the s3 adapter's, 2 / 8).
  * Each size class (small 1–64 KiB, medium 64 KiB–4 MiB, large 4–64 MiB) is its own timed run
  * (rclone: `sync` of that prefix; ours: a subcontract on that prefix, one full listing pass, until
  * the status shows nothing pending). Both results are checked at B (count and bytes). Prints
@@ -40,6 +43,8 @@ const { values: args } = parseArgs({
     objects: { type: 'string', default: '1000' }, 'total-mib': { type: 'string', default: '2048' },
     'lag-writes': { type: 'string', default: '50' }, 'lag-interval-ms': { type: 'string', default: '200' },
     classes: { type: 'string', default: 'small,medium,large' },
+    // The engine's knobs (defaults: the agent's): batches in flight at A, requests served at once at B, the s3 adapter's multipart.
+    batches: { type: 'string' }, 'b-requests': { type: 'string' }, 'part-concurrency': { type: 'string' }, 'part-mib': { type: 'string' },
   },
 });
 const COUNT = Number(args.objects);
@@ -54,8 +59,11 @@ const services = JSON.parse(readFileSync(join(stateDir, 'services.json'), 'utf8'
 };
 const swiftA = services.swift['cloud-a']!;
 const swiftB = services.swift['cloud-b']!;
+const opt = (name: string): number | undefined => (args[name as keyof typeof args] === undefined ? undefined : Number(args[name as keyof typeof args]));
 const store = (name: string, s: SwiftEnv): ObjectStore => createObjectStore('s3', {
   name, endpoint: s.endpoint, region: s.region, accessKeyId: s.accessKeyId, secretAccessKeyFile: s.secretAccessKeyFile,
+  ...(opt('part-concurrency') === undefined ? {} : { partConcurrency: opt('part-concurrency') }),
+  ...(opt('part-mib') === undefined ? {} : { partSizeBytes: opt('part-mib')! * MiB }),
 });
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 const tag = randomBytes(3).toString('hex');
@@ -253,11 +261,11 @@ try {
     const sub = subs.get(cls)!;
     const want = mixTotals(mix, cls);
     const stages = newStages();
-    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
+    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: opt('b-requests') ?? 4 });
     closers.push(() => server.close());
     const peer = new AmqpReplicaPeer({ broker: loginAs(VHOST, 'cloud-a'), subcontract: sub, journalDir: join(dir, `a-xfer-${cls}`) });
     closers.push(() => peer.close());
-    const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`) });
+    const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`), ...(opt('batches') === undefined ? {} : { concurrency: opt('batches')! }) });
     const loadBefore = load();
     const t = performance.now();
     const cpu0 = cpuSeconds();
