@@ -10,7 +10,7 @@
  * Defaults: 1000 objects, 2048 MiB (the issue's size), 50 steady writes one per 200 ms, every class
  * (`--classes large` seeds and runs only the large objects of the same mix; the lag needs `small`).
  * The engine's knobs default to the agent's: `--batches` (Replicator concurrency, 4), `--b-requests`
- * (serveReplicaPeer concurrency, 4), `--part-concurrency` / `--part-mib` (the s3 adapter's at B, 2 / 8).
+ * (serveReplicaPeer concurrency, 4), `--part-concurrency` / `--part-mib` (the s3 adapter's at B, 2 / 16).
  * Each size class (small 1–64 KiB, medium 64 KiB–4 MiB, large 4–64 MiB) is its own timed run
  * (rclone: `sync` of that prefix; ours: a subcontract on that prefix, one full listing pass, until
  * the status shows nothing pending). Both results are checked at B (count and bytes). Prints
