@@ -40,7 +40,7 @@ export const S3ConfigSchema = z.strictObject({
   accessKeyId: z.string().min(1),
   secretAccessKeyFile: localPath('file holding the secret access key (mode 0600, one line)'),
   caFile: localPath('PEM of the CA the https endpoint must chain to').optional(),
-  partSizeBytes: z.number().int().min(5 * MiB, 'S3 parts are at least 5 MiB').max(64 * MiB, 'keep parts at most 64 MiB: each in flight sits in memory').default(8 * MiB),
+  partSizeBytes: z.number().int().min(5 * MiB, 'S3 parts are at least 5 MiB').max(64 * MiB, 'keep parts at most 64 MiB: each in flight sits in memory').default(16 * MiB),
   partConcurrency: z.number().int().min(1).max(8).default(2),
   connectTimeoutMs: z.number().int().min(100).default(5_000),
   idleTimeoutMs: z.number().int().min(1_000).default(30_000).describe('a connection idle this long fails the call (a hung store does not hang the agent)'),

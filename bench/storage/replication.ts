@@ -4,9 +4,13 @@
  * by the replication engine (Replicator at A, serveReplicaPeer + ReplicaReceiver at B, over
  * cloud-b's real broker), in the same run, each into a fresh bucket at B:
  *
- *   npx tsx bench/storage/replication.ts [--objects N] [--total-mib M] [--lag-writes K] [--lag-interval-ms T]
+ *   npx tsx bench/storage/replication.ts [--objects N] [--total-mib M] [--lag-writes K] [--lag-interval-ms T] [--classes small,medium,large]
+ *     [--batches N] [--b-requests N] [--part-concurrency N] [--part-mib N]
  *
- * Defaults: 1000 objects, 2048 MiB (the issue's size), 50 steady writes one per 200 ms.
+ * Defaults: 1000 objects, 2048 MiB (the issue's size), 50 steady writes one per 200 ms, every class
+ * (`--classes large` seeds and runs only the large objects of the same mix; the lag needs `small`).
+ * The engine's knobs default to the agent's: `--batches` (Replicator concurrency, 4), `--b-requests`
+ * (serveReplicaPeer concurrency, 4), `--part-concurrency` / `--part-mib` (the s3 adapter's at B, 2 / 16).
  * Each size class (small 1–64 KiB, medium 64 KiB–4 MiB, large 4–64 MiB) is its own timed run
  * (rclone: `sync` of that prefix; ours: a subcontract on that prefix, one full listing pass, until
  * the status shows nothing pending). Both results are checked at B (count and bytes). Prints
@@ -21,7 +25,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +42,9 @@ const { values: args } = parseArgs({
   options: {
     objects: { type: 'string', default: '1000' }, 'total-mib': { type: 'string', default: '2048' },
     'lag-writes': { type: 'string', default: '50' }, 'lag-interval-ms': { type: 'string', default: '200' },
+    classes: { type: 'string', default: 'small,medium,large' },
+    // The engine's knobs (defaults: the agent's): batches in flight at A, requests served at once at B, the s3 adapter's multipart.
+    batches: { type: 'string' }, 'b-requests': { type: 'string' }, 'part-concurrency': { type: 'string' }, 'part-mib': { type: 'string' },
   },
 });
 const COUNT = Number(args.objects);
@@ -52,8 +59,12 @@ const services = JSON.parse(readFileSync(join(stateDir, 'services.json'), 'utf8'
 };
 const swiftA = services.swift['cloud-a']!;
 const swiftB = services.swift['cloud-b']!;
-const store = (name: string, s: SwiftEnv): ObjectStore => createObjectStore('s3', {
+const opt = (name: string): number | undefined => (args[name as keyof typeof args] === undefined ? undefined : Number(args[name as keyof typeof args]));
+/** A cloud's store; `engine`: the one B's agent writes with, with the multipart options given (seeding and checks use the defaults). */
+const store = (name: string, s: SwiftEnv, engine = false): ObjectStore => createObjectStore('s3', {
   name, endpoint: s.endpoint, region: s.region, accessKeyId: s.accessKeyId, secretAccessKeyFile: s.secretAccessKeyFile,
+  ...(!engine || opt('part-concurrency') === undefined ? {} : { partConcurrency: opt('part-concurrency') }),
+  ...(!engine || opt('part-mib') === undefined ? {} : { partSizeBytes: opt('part-mib')! * MiB }),
 });
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 const tag = randomBytes(3).toString('hex');
@@ -61,7 +72,9 @@ const SRC = `replbench-src-${tag}`;
 const DST_RCLONE = `replbench-rclone-${tag}`;
 const DST_OURS = `replbench-ours-${tag}`;
 const VHOST = `replication-bench-${process.pid}`;
-const CLASSES: SizeClass[] = ['small', 'medium', 'large'];
+const ALL_CLASSES: readonly SizeClass[] = ['small', 'medium', 'large'];
+const CLASSES = args.classes.split(',').map((c) => c.trim()) as SizeClass[];
+for (const c of CLASSES) if (!ALL_CLASSES.includes(c)) throw new Error(`--classes: '${c}' is not one of ${ALL_CLASSES.join(', ')}`);
 
 /** rclone's remotes `a:` and `b:` from environment variables (the secrets never reach argv). */
 function rcloneEnv(): NodeJS.ProcessEnv {
@@ -79,15 +92,60 @@ function rcloneEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+/** Runs `cmd` and resolves with its CPU seconds (user + system, from bash's `times` for its children). */
+function run(cmd: string, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((res, rej) => {
-    const p = spawn(cmd, argv, { env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const p = spawn('bash', ['-c', '"$@"; s=$?; times >&2; exit $s', 'bash', cmd, ...argv], { env, stdio: ['ignore', 'inherit', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     p.once('error', rej);
-    p.once('exit', (code) => (code === 0 ? res() : rej(new Error(`${cmd} ${argv.join(' ')} exited with ${code}: ${err.slice(-2000)}`))));
+    p.once('exit', (code) => {
+      if (code !== 0) return rej(new Error(`${cmd} ${argv.join(' ')} exited with ${code}: ${err.slice(-2000)}`));
+      // `times`: the shell's user/sys, then its children's (`0m1.234s 0m0.567s`).
+      const line = err.trim().split('\n').pop() ?? '';
+      const secs = [...line.matchAll(/(\d+)m([\d.]+)s/g)].reduce((t, m) => t + Number(m[1]) * 60 + Number(m[2]), 0);
+      res(secs);
+    });
   });
 }
+
+/** Busy CPU seconds of the whole machine so far (/proc/stat: all but idle and iowait; USER_HZ 100): the servers too, and other work. */
+const machineCpu = (): number => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, x) => a + x, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / 100;
+};
+
+/**
+ * CPU seconds so far of the servers' processes, by group: `broker` (RabbitMQ's beam.smp, both clouds'),
+ * `swift` (every swift-* server of both clouds). Summed over live processes (/proc/<pid>/stat utime +
+ * stime, USER_HZ 100); a process that starts or ends between two samples is counted from or until then.
+ */
+function serverCpu(): { broker: number; swift: number } {
+  const out = { broker: 0, swift: 0 };
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const group = cmd.includes('beam.smp') ? 'broker' : /\/swift-[a-z-]+-server\0/.test(cmd) ? 'swift' : undefined;
+      if (!group) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[group] += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of this process (both agents of the engine run in it). */
+const serversSince = (s0: { broker: number; swift: number }): { broker: number; swift: number } => {
+  const s1 = serverCpu();
+  return { broker: s1.broker - s0.broker, swift: s1.swift - s0.swift };
+};
+const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 async function listAll(s: ObjectStore, bucket: string, prefix: string): Promise<{ count: number; bytes: number }> {
   let count = 0;
@@ -116,7 +174,7 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Pro
 }
 
 async function seed(a: ObjectStore, mix: readonly MixObject[]): Promise<void> {
-  await mapLimit(mix, 4, async (o) => {
+  await mapLimit(mix.filter((o) => CLASSES.includes(o.cls)), 4, async (o) => {
     const bytes = randomBytes(o.size);
     await a.putObject(SRC, o.key, bytes, { sizeBytes: o.size, sha256: createHash('sha256').update(bytes).digest('hex') });
   });
@@ -174,7 +232,7 @@ function timedPeer(p: AmqpReplicaPeer, st: Stages): ReplicaPeer {
   };
 }
 
-interface Row { tool: string; cls: SizeClass; objects: number; bytes: number; seconds: number; loadBefore: string; loadAfter: string }
+interface Row { tool: string; cls: SizeClass; objects: number; bytes: number; seconds: number; cpu: number; machine: number; broker: number; swift: number; loadBefore: string; loadAfter: string }
 const rate = (r: Row): string => (r.cls === 'small' ? `${(r.objects / r.seconds).toFixed(1)} obj/s` : `${(r.bytes / 1e6 / r.seconds).toFixed(1)} MB/s`);
 const rateNum = (r: Row): number => (r.cls === 'small' ? r.objects / r.seconds : r.bytes / r.seconds);
 
@@ -191,6 +249,7 @@ const unlock = await lockFederation();
 const dir = mkdtempSync(join(process.env['INTERCLOUD_TEST_TMP'] ?? tmpdir(), 'repl-bench-'));
 const a = store('cloud-a', swiftA);
 const b = store('cloud-b', swiftB);
+const bEngine = store('cloud-b', swiftB, true);
 const rows: Row[] = [];
 const closers: Array<() => Promise<void>> = [];
 let vhostMade = false;
@@ -208,10 +267,12 @@ try {
     const want = mixTotals(mix, cls);
     const loadBefore = load();
     const t = performance.now();
-    await run('rclone', ['sync', `A:${SRC}/${cls}`, `B:${DST_RCLONE}/${cls}`, '--s3-no-check-bucket'], env);
+    const m0 = machineCpu();
+    const s0 = serverCpu();
+    const cpu = await run('rclone', ['sync', `A:${SRC}/${cls}`, `B:${DST_RCLONE}/${cls}`, '--s3-no-check-bucket'], env);
     const seconds = (performance.now() - t) / 1000;
     await expectAtB(b, DST_RCLONE, cls, want, 'rclone');
-    rows.push({ tool: 'rclone sync', cls, ...{ objects: want.count, bytes: want.bytes }, seconds, loadBefore, loadAfter: load() });
+    rows.push({ tool: 'rclone sync', cls, ...{ objects: want.count, bytes: want.bytes }, seconds, cpu, machine: machineCpu() - m0, ...serversSince(s0), loadBefore, loadAfter: load() });
   }
 
   // (2) the replication engine over cloud-b's broker, in a vhost of its own.
@@ -230,21 +291,27 @@ try {
     const sub = subs.get(cls)!;
     const want = mixTotals(mix, cls);
     const stages = newStages();
-    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(b, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: 4 });
+    const server: ReplicaServer = await serveReplicaPeer({ broker: loginAs(VHOST, 'cloud-b'), subcontract: sub, receiver: new ReplicaReceiver(timedTarget(bEngine, stages), DST_OURS), workDir: join(dir, `b-${cls}`), concurrency: opt('b-requests') ?? 4 });
     closers.push(() => server.close());
     const peer = new AmqpReplicaPeer({ broker: loginAs(VHOST, 'cloud-a'), subcontract: sub, journalDir: join(dir, `a-xfer-${cls}`) });
     closers.push(() => peer.close());
-    const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`) });
+    const r = await Replicator.open({ subcontract: sub, store: timedSource(a, stages), peer: timedPeer(peer, stages), journalPath: join(dir, `journal-${cls}`), stagingDir: join(dir, `a-staging-${cls}`), ...(opt('batches') === undefined ? {} : { concurrency: opt('batches')! }) });
     const loadBefore = load();
     const t = performance.now();
+    const cpu0 = cpuSeconds();
+    const m0 = machineCpu();
+    const s0 = serverCpu();
     r.start();
     await r.runPass();
     await r.idle(AbortSignal.timeout(3_600_000));
     const seconds = (performance.now() - t) / 1000;
+    const cpu = cpuSeconds() - cpu0;
+    const machine = machineCpu() - m0;
+    const servers = serversSince(s0);
     const st = r.status();
     if (st.objects.pending !== 0 || st.objects.failed !== 0 || st.objects.completed !== want.count) throw new Error(`ours ${cls}: status ${JSON.stringify(st.objects)}, want ${want.count} completed`);
     await expectAtB(b, DST_OURS, cls, want, 'ours');
-    rows.push({ tool: 'replication', cls, objects: want.count, bytes: want.bytes, seconds, loadBefore, loadAfter: load() });
+    rows.push({ tool: 'replication', cls, objects: want.count, bytes: want.bytes, seconds, cpu, machine, ...servers, loadBefore, loadAfter: load() });
     const f = (x: number): string => x.toFixed(2);
     process.stdout.write(`replication ${cls}: wall ${f(seconds)} s, ${stages.batches} batches; summed over concurrent calls: A get+stage ${f(stages.aGet)} s, `
       + `peer.replicate ${f(stages.replicate)} s, in it B put ${f(stages.bPut)} s and B head ${f(stages.bHead)} s`
@@ -287,9 +354,11 @@ try {
     await r.stop();
   }
 
-  process.stdout.write('\ntool         class   objects  MiB      seconds  rate           load before → after\n');
+  // CPU s: rclone's process, and ours (A's and B's agents, in this process); broker, swift: the servers'
+  // processes (both clouds'); machine: every busy core second of the machine during the run (whatever ran).
+  process.stdout.write('\ntool         class   objects  MiB      seconds  CPU s    broker   swift    machine  rate           load before → after\n');
   for (const r of rows) {
-    process.stdout.write(`${r.tool.padEnd(12)} ${r.cls.padEnd(7)} ${String(r.objects).padStart(7)}  ${(r.bytes / MiB).toFixed(1).padStart(7)}  ${r.seconds.toFixed(2).padStart(7)}  ${rate(r).padEnd(13)}  ${r.loadBefore} → ${r.loadAfter}\n`);
+    process.stdout.write(`${r.tool.padEnd(12)} ${r.cls.padEnd(7)} ${String(r.objects).padStart(7)}  ${(r.bytes / MiB).toFixed(1).padStart(7)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.cpu.toFixed(2).padStart(7)}  ${r.broker.toFixed(2).padStart(7)}  ${r.swift.toFixed(2).padStart(7)}  ${r.machine.toFixed(1).padStart(7)}  ${rate(r).padEnd(13)}  ${r.loadBefore} → ${r.loadAfter}\n`);
   }
   for (const cls of CLASSES) {
     const ours = rows.find((r) => r.tool === 'replication' && r.cls === cls)!;
@@ -305,6 +374,7 @@ try {
   await emptyBucket(b, DST_OURS);
   await a.close();
   await b.close();
+  await bEngine.close();
   rmSync(dir, { recursive: true, force: true });
   await unlock();
 }

@@ -2,12 +2,13 @@
  * A minimal in-memory {@link ObjectStore} for the replication tests (branch storage-adapter's fake
  * had not landed when these were written). It keeps the contract's parts replication relies on:
  * size and SHA-256 checked on put, ETag = MD5 of the content, If-Match on get, not-found
- * semantics, listings in UTF-8 byte order with startAfter. Tests can reach behind it (`raw`) to
+ * semantics, listings in UTF-8 byte order with startAfter, reads checked against size, SHA-256 and MD5. Tests can reach behind it (`raw`) to
  * delete or corrupt objects, and inject failures (`failNext`).
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { storeError, type ObjectInfo, type ObjectStore, type StoreErrorCode } from '../../../adapters/storage/index.js';
+import { verifiedBody } from '../../../adapters/storage/integrity.js';
 
 interface Stored { bytes: Buffer; etag: string; sha256?: string; lastModified: Date; metadata: Record<string, string> }
 
@@ -83,7 +84,9 @@ export class MemoryStore implements ObjectStore {
     const s = this.#bucket(bucket).get(key);
     if (!s) throw storeError('STORE_OBJECT_NOT_FOUND', `memory: no object '${key}'`);
     if (options.ifMatch !== undefined && options.ifMatch !== s.etag) throw storeError('STORE_PRECONDITION_FAILED', `memory: '${key}' changed`);
-    return { info: info(key, s), body: Readable.from([s.bytes]) };
+    // Checked as it is delivered, as the contract's adapters do (the replicator relies on it).
+    const i = info(key, s);
+    return { info: i, body: verifiedBody(Readable.from([s.bytes]), { prefix: 'memory', sizeBytes: i.sizeBytes, etag: i.etag, ...(i.sha256 ? { sha256: i.sha256 } : {}), mapError: (e) => storeError('STORE_UNAVAILABLE', String(e)) }) };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectInfo | undefined> {

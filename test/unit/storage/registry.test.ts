@@ -24,6 +24,6 @@ describe('object-store registry', () => {
     });
     if (!parsed.success) throw new Error(JSON.stringify(parsed.issues));
     const resolved = resolveObjectStorePaths(parsed.data, '/etc/intercloud');
-    expect(resolved.config).toMatchObject({ secretAccessKeyFile: '/etc/intercloud/secrets/s3-key', caFile: '/etc/ca.pem', partSizeBytes: 8 * 1024 * 1024 });
+    expect(resolved.config).toMatchObject({ secretAccessKeyFile: '/etc/intercloud/secrets/s3-key', caFile: '/etc/ca.pem', partSizeBytes: 16 * 1024 * 1024 });
   });
 });
