@@ -9,17 +9,15 @@
  * B answers `stored` only after it wrote, verified and read back each object.
  */
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import {
-  QUEUE_IDLE_EXPIRY_MS, ROUTING, StagingFile, TransferJournal, connectBroker, receiveTransfer, sendTransfer, streamSource, transferTopology,
+  QUEUE_IDLE_EXPIRY_MS, ROUTING, TransferJournal, connectBroker, receiveTransfer, sendTransfer, streamSource, transferTopology,
   type BrokerOptions, type TransferTopology,
 } from '../../protocols/amqp/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import { replError } from './errors.js';
-import { GrowingFile } from './growing-file.js';
 import { decodeReplMessage, encodeReplMessage, type AuditEntry, type ReplMessage } from './messages.js';
 import type { BatchSource, ReplicaPeer, ReplicateBatch } from './peer.js';
 import { asCoded, type ReplicaReceiver } from './receiver.js';
@@ -219,8 +217,6 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
   await fs.rm(join(o.workDir, 'staging'), { recursive: true, force: true });
   await fs.rm(join(o.workDir, 'journal'), { recursive: true, force: true });
   const abort = new AbortController();
-  // Every request in flight listens to it (its transfer, its puts' HTTP requests): more than Node's default 10.
-  setMaxListeners(256, abort.signal);
   o.signal?.addEventListener('abort', () => abort.abort(o.signal?.reason), { once: true });
   const handle = async (m: ReplMessage): Promise<ReplMessage | undefined> => {
     if (m.type !== 'replicate' && m.type !== 'delete' && m.type !== 'audit') return undefined;
@@ -232,32 +228,22 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
       const path = join(o.workDir, 'staging', `${m.requestId}.batch`);
       await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });
       try {
-        if (m.transferId === undefined) {
+        if (m.transferId !== undefined) {
+          if (!isSubcontractTransfer(s.id, m.transferId)) throw replError('REPL_CONFIG', `transfer '${m.transferId}' is not one of subcontract '${s.id}'`);
+          try {
+            await receiveTransfer({
+              broker: o.broker, transferId: m.transferId, from: s.from, to: s.to, targetPath: path, journalDir: join(o.workDir, 'journal'),
+              maxSize: total, expiresAt: Date.now() + 60_000 + Math.ceil(total / 1000), signal: abort.signal,
+              ...(o.reconnectDelayMs ? { reconnectDelayMs: o.reconnectDelayMs } : {}),
+            });
+          } finally {
+            await fs.rm(TransferJournal.pathFor(join(o.workDir, 'journal'), m.transferId, 'receive'), { force: true });
+          }
+        } else {
           if (total !== 0) throw replError('REPL_BAD_MESSAGE', 'a batch with bytes names no transfer');
           await fs.writeFile(path, '');
-          return { type: 'stored', v: 1, requestId: m.requestId, receipts: await o.receiver.storeBatch(m.objects, path, abort.signal) };
         }
-        if (!isSubcontractTransfer(s.id, m.transferId)) throw replError('REPL_CONFIG', `transfer '${m.transferId}' is not one of subcontract '${s.id}'`);
-        // B's puts read the staged bytes as they arrive (verified chunk by chunk), not after the commit.
-        const staged = new GrowingFile([StagingFile.pathFor(path, m.transferId), path], total);
-        const storing = o.receiver.storeBatch(m.objects, staged, abort.signal);
-        storing.catch(() => undefined); // awaited below, after the transfer
-        try {
-          await receiveTransfer({
-            broker: o.broker, transferId: m.transferId, from: s.from, to: s.to, targetPath: path, journalDir: join(o.workDir, 'journal'),
-            maxSize: total, expiresAt: Date.now() + 60_000 + Math.ceil(total / 1000), signal: abort.signal,
-            onContiguous: (bytes) => staged.advance(bytes),
-            ...(o.reconnectDelayMs ? { reconnectDelayMs: o.reconnectDelayMs } : {}),
-          });
-          staged.advance(total);
-        } catch (err) {
-          staged.fail(err); // the puts waiting for bytes stop (their uploads aborted)
-          await storing.catch(() => undefined);
-          throw err;
-        } finally {
-          await fs.rm(TransferJournal.pathFor(join(o.workDir, 'journal'), m.transferId, 'receive'), { force: true });
-        }
-        return { type: 'stored', v: 1, requestId: m.requestId, receipts: await storing };
+        return { type: 'stored', v: 1, requestId: m.requestId, receipts: await o.receiver.storeBatch(m.objects, path, abort.signal) };
       } finally {
         await fs.rm(path, { force: true });
       }

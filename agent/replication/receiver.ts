@@ -11,7 +11,6 @@ import type { IntercloudError } from '../../protocols/errors/index.js';
 import { isIntercloudError } from '../../protocols/errors/index.js';
 import type { ObjectStore } from '../../adapters/storage/index.js';
 import { replError } from './errors.js';
-import type { GrowingFile } from './growing-file.js';
 import type { AuditEntry, BatchObject } from './messages.js';
 import type { ObjectReceipt } from './state.js';
 
@@ -56,8 +55,7 @@ export class ReplicaReceiver {
   }
 
   /**
-   * Stores each object of a batch from `staged` (the batch's bytes, packed end to end: a file,
-   * or a {@link GrowingFile} still being filled by the transfer, read as its bytes arrive):
+   * Stores each object of a batch from `stagedPath` (the batch's bytes, packed end to end):
    * reads its slice once, straight into `putObject` declaring the size and SHA-256 A announced
    * (the store verifies both as the bytes flow and stores nothing on a mismatch, answered as
    * `REPL_VERIFY_FAILED`), reads it back with `headObject`, and answers what it read.
@@ -66,7 +64,7 @@ export class ReplicaReceiver {
    * take the bucket beyond the reserved bytes or objects is refused before anything is written
    * (`REPL_OVER_RESERVATION`).
    */
-  async storeBatch(objects: readonly BatchObject[], staged: string | GrowingFile, signal?: AbortSignal): Promise<ObjectReceipt[]> {
+  async storeBatch(objects: readonly BatchObject[], stagedPath: string, signal?: AbortSignal): Promise<ObjectReceipt[]> {
     const out: ObjectReceipt[] = new Array<ObjectReceipt>(objects.length);
     const t = this.#terms;
     if (t.ends !== undefined && (t.now ?? Date.now)() >= Date.parse(t.ends)) {
@@ -81,7 +79,7 @@ export class ReplicaReceiver {
         let undo: (() => void) | undefined;
         try {
           if (usage) undo = this.#reserve(usage, o);
-          out[i] = await this.#storeOne(o, staged, signal);
+          out[i] = await this.#storeOne(o, stagedPath, signal);
           undo = undefined;
         } catch (err) {
           undo?.();
@@ -142,21 +140,17 @@ export class ReplicaReceiver {
     };
   }
 
-  async #storeOne(o: BatchObject, staged: string | GrowingFile, signal?: AbortSignal): Promise<ObjectReceipt> {
+  async #storeOne(o: BatchObject, path: string, signal?: AbortSignal): Promise<ObjectReceipt> {
     // One read of the staged slice, straight into the put, declaring the SHA-256 A announced. No
-    // separate hash pass: `putObject` checks size and SHA-256 as the bytes flow and stores nothing
-    // when they differ (the contract's integrity rule) — a mismatch surfaces here as
-    // REPL_VERIFY_FAILED with the store's error as its cause — and the transfer compares the
-    // whole staged file with A's digest before it commits. A slice still arriving
-    // ({@link GrowingFile}) is read as its bytes land: a large object's parts go up while the
-    // rest of it is on its way, its last part only once every byte has been read and checked.
+    // separate hash pass: the transfer already compared the whole staged file with A's digest
+    // before it committed, and `putObject` checks size and SHA-256 as the bytes flow and stores
+    // nothing when they differ (the contract's integrity rule) — a mismatch surfaces here as
+    // REPL_VERIFY_FAILED with the store's error as its cause.
     let body: Buffer | Readable;
-    if (typeof staged !== 'string') {
-      body = o.size <= IN_MEMORY_BYTES ? await staged.read(o.offset, o.size) : staged.stream(o.offset, o.offset + o.size);
-    } else if (o.size <= IN_MEMORY_BYTES) {
+    if (o.size <= IN_MEMORY_BYTES) {
       body = Buffer.alloc(o.size);
       if (o.size > 0) {
-        const h = await fs.open(staged, 'r');
+        const h = await fs.open(path, 'r');
         try {
           const { bytesRead } = await h.read(body, 0, o.size, o.offset);
           if (bytesRead !== o.size) throw replError('REPL_VERIFY_FAILED', `staged batch ends inside '${o.key}'`);
@@ -165,7 +159,7 @@ export class ReplicaReceiver {
         }
       }
     } else {
-      body = createReadStream(staged, { start: o.offset, end: o.offset + o.size - 1, highWaterMark: 1 << 20 });
+      body = createReadStream(path, { start: o.offset, end: o.offset + o.size - 1, highWaterMark: 1 << 20 });
     }
     let put;
     try {

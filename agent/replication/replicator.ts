@@ -7,9 +7,7 @@
  * from its last checkpoint.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { createReadStream, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ObjectInfo, ObjectStore } from '../../adapters/storage/index.js';
@@ -17,7 +15,6 @@ import { isIntercloudError } from '../../protocols/errors/index.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { replError } from './errors.js';
 import { eventOf, type ReplicationEvent } from './events.js';
-import { GrowingFile } from './growing-file.js';
 import { ReplicationJournal } from './journal-file.js';
 import type { ReplRecord } from './journal-records.js';
 import type { AuditEntry, BatchObject } from './messages.js';
@@ -103,8 +100,6 @@ export class Replicator {
     this.#policy = o.backoff ?? DEFAULT_BACKOFF;
     const rate = o.subcontract.bandwidthBytesPerSecond;
     this.#bucket = new TokenBucket(rate, Math.max(64 * 1024, Math.floor(rate / 10)), this.#now());
-    // Every batch in flight listens to it (its reads, its transfer): more than Node's default 10.
-    setMaxListeners(256, this.#abort.signal);
   }
 
   /** Opens the subcontract's journal (replaying it) and returns an idle replicator; {@link start} runs it. */
@@ -433,13 +428,7 @@ export class Replicator {
     return out;
   }
 
-  /**
-   * Copies one batch: stage at A (read with If-Match), send, then journal B's receipts. A batch of
-   * one object whose SHA-256 A's store declares (written through the contract: the store checks
-   * it as it delivers the bytes) is not staged first: the request goes out at once and the
-   * transfer sends the bytes as they land in staging (the last piece only once the read ended
-   * without error), so A's GET, the transfer and B's put overlap.
-   */
+  /** Copies one batch: stage at A (read with If-Match), send, then journal B's receipts. */
   async #runCopies(batch: ReadonlyArray<{ key: string; etag: string; size: number }>): Promise<void> {
     const s = this.subcontract;
     const signal = this.#abort.signal;
@@ -449,8 +438,6 @@ export class Replicator {
     const objects: BatchObject[] = [];
     const records: ReplRecord[] = [];
     let offset = 0;
-    /** The one object being streamed: its staging file as it fills, and the read filling it. */
-    let streamed: { file: GrowingFile; body: Readable; writing: Promise<void>; readError?: unknown } | undefined;
     try {
       const out = await fs.open(path, 'w');
       try {
@@ -462,58 +449,31 @@ export class Replicator {
             records.push(...(await this.#sourceMoved(b, err)));
             continue;
           }
-          if (read.info.etag !== b.etag) {
-            read.body.destroy();
-            records.push({ t: 'pending', key: b.key, size: read.info.sizeBytes, etag: read.info.etag, at: this.#now() });
-            continue;
-          }
-          if (batch.length === 1 && read.info.sha256 !== undefined && read.info.sizeBytes > 0) {
-            const file = new GrowingFile([path], read.info.sizeBytes);
-            const writing = stageGrowing(read.body, out, file).finally(() => out.close());
-            const one: NonNullable<typeof streamed> = { file, body: read.body, writing };
-            writing.catch((err: unknown) => { one.readError = err; }); // awaited once the transfer ended
-            streamed = one;
-            objects.push({ key: b.key, etag: b.etag, size: read.info.sizeBytes, sha256: read.info.sha256, offset: 0 });
-            offset = read.info.sizeBytes;
-            break;
-          }
-          // The store checks the SHA-256 it declares as it delivers: hashing again is for objects without one.
-          const hash = read.info.sha256 === undefined ? createHash('sha256') : undefined;
+          const hash = createHash('sha256');
           let n = 0;
           for await (const piece of read.body) {
             const buf = piece as Buffer;
-            hash?.update(buf);
+            hash.update(buf);
             await out.write(buf, 0, buf.length, offset + n);
             n += buf.length;
           }
-          if (n !== read.info.sizeBytes) {
+          if (n !== read.info.sizeBytes || read.info.etag !== b.etag) {
             records.push({ t: 'pending', key: b.key, size: read.info.sizeBytes, etag: read.info.etag, at: this.#now() });
             continue;
           }
-          objects.push({ key: b.key, etag: b.etag, size: n, sha256: hash?.digest('hex') ?? read.info.sha256!, offset });
+          objects.push({ key: b.key, etag: b.etag, size: n, sha256: hash.digest('hex'), offset });
           offset += n;
         }
       } finally {
-        if (!streamed) await out.close();
+        await out.close();
       }
       await this.#commit(records);
       if (objects.length === 0) return;
-      const file = streamed?.file;
-      const open = file
-        ? (from: number) => file.stream(from, offset)
-        : (from: number) => createReadStream(path, { start: from, highWaterMark: 1 << 20 });
-      let receipts;
-      try {
-        receipts = await this.#o.peer.replicate(
-          { requestId, ...(offset > 0 ? { transferId: newTransferId(s.id) } : {}), objects },
-          { size: offset, open: (from: number) => throttle(open(from), this.#bucket, this.#now) },
-          signal,
-        );
-      } catch (err) {
-        // A's own read failing (before the transfer did) says more than the transfer that stopped for it.
-        throw streamed?.readError ?? err;
-      }
-      await streamed?.writing;
+      const receipts = await this.#o.peer.replicate(
+        { requestId, ...(offset > 0 ? { transferId: newTransferId(s.id) } : {}), objects },
+        { size: offset, open: (from: number) => throttle(createReadStream(path, { start: from, highWaterMark: 1 << 20 }), this.#bucket, this.#now) },
+        signal,
+      );
       const byKey = new Map(receipts.map((r) => [r.key, r]));
       const done: ReplRecord[] = [];
       for (const o of objects) done.push(...this.#state.planReceipt(o, byKey.get(o.key), this.#now(), this.#policy, this.#random));
@@ -522,10 +482,6 @@ export class Replicator {
       if (objects.length === 0) throw err;
       await this.#failAll(objects.map((o) => ({ key: o.key, etag: o.etag })), err);
     } finally {
-      if (streamed) {
-        streamed.body.destroy();
-        await streamed.writing.catch(() => undefined);
-      }
       await fs.rm(path, { force: true });
     }
   }
@@ -561,28 +517,6 @@ export class Replicator {
     const records: ReplRecord[] = [];
     for (const b of batch) records.push(...this.#state.planFailure(b.key, b.etag, info, this.#now(), this.#policy, this.#random));
     await this.#commit(records);
-  }
-}
-
-/**
- * Writes `body` into `out` from offset 0, telling `file` how far it got: all but the last piece
- * as they land, the last once the body ended without error (the store's size and SHA-256 checks
- * end it), so the transfer never sends all of an object A did not read whole and right.
- */
-async function stageGrowing(body: Readable, out: FileHandle, file: GrowingFile): Promise<void> {
-  let n = 0;
-  try {
-    for await (const piece of body) {
-      const buf = piece as Buffer;
-      await out.write(buf, 0, buf.length, n);
-      file.advance(n);
-      n += buf.length;
-    }
-    if (n !== file.size) throw replError('REPL_SOURCE_CHANGED', `the source delivered ${n} of its ${file.size} bytes`);
-    file.advance(n);
-  } catch (err) {
-    file.fail(err);
-    throw err;
   }
 }
 

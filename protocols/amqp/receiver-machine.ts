@@ -198,11 +198,6 @@ export class ReceiverMachine {
     this.inFlightHoles.delete(index);
   }
 
-  /** True when chunk `index` is held (durable in the staging file, or a hole). */
-  isHeld(index: number): boolean {
-    return this.held?.has(index) ?? false;
-  }
-
   /** True when chunk `index` is held as a hole (a zero frame: never written to the staging file). */
   isHole(index: number): boolean {
     return this.holes?.has(index) ?? false;

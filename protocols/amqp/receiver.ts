@@ -9,7 +9,6 @@ import { isIntercloudError } from '../errors/index.js';
 import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
 import { xferError, type XferError } from './errors.js';
 import { CHUNK_CODECS, decodeChunk } from './chunk-codec.js';
-import { ChunkSet } from './chunk-set.js';
 import { decodeFrame, isTransferId, verifyPayload, type Frame } from './frame.js';
 import { TransferJournal } from './journal-file.js';
 import { CONTROL_VERSION, classifyBody, decodeControl, encodeControl, type ControlMessage } from './messages.js';
@@ -55,14 +54,6 @@ export interface ReceiveOptions {
    * refused with `XFER_TOO_LARGE` before a staging file or bitmap is made, and the sender told.
    */
   readonly maxSize?: number;
-  /**
-   * Called whenever the run of chunks from offset 0 that are in the staging file grows, with the
-   * bytes it covers: each chunk written after its SHA-256 was verified (or a hole, or held from
-   * an earlier run). Those bytes can be read from the staging file
-   * ({@link StagingFile.pathFor}; after the commit, from `targetPath`) while the rest arrives —
-   * they are not yet durable, and the whole digest is checked only at the end.
-   */
-  readonly onContiguous?: (bytes: number) => void;
 }
 
 /** What {@link receiveTransfer} resolves to. */
@@ -123,18 +114,6 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   let work: Promise<void> = Promise.resolve();
   let expiryTimer: NodeJS.Timeout | undefined;
   const hashes = o.contentIndex?.hashes() ?? [];
-  // For `onContiguous`: chunks this run put in the staging file, and how many from 0 are there.
-  let inStaging: ChunkSet | undefined;
-  let front = 0;
-  const advanceFront = (index?: number): void => {
-    const m = machine.manifest;
-    if (!o.onContiguous || !m) return;
-    inStaging ??= new ChunkSet(m.chunkCount);
-    if (index !== undefined) inStaging.add(index);
-    const before = front;
-    while (front < m.chunkCount && (inStaging.has(front) || machine.isHeld(front))) front++;
-    if (front > before) o.onContiguous(Math.min(m.size, front * m.chunkSize));
-  };
 
   const report = () => {
     if (!o.onProgress || !machine.manifest) return;
@@ -302,7 +281,6 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     }
     // Written (or a hole): it becomes held at the next flush, whatever happens to the ack.
     batch.push(frame.index);
-    advanceFront(frame.index);
     if (frame.kind !== 'zero') batchBytes += frame.length;
     try {
       ackOn(ch, msg);
@@ -401,10 +379,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       // Tell the (possibly restarted) sender what we hold; answer a finished transfer at once.
       enqueue(async () => {
         if (machine.phase === 'committed') await run(machine.onEnd(machine.manifest!, machine.digest!));
-        else if (machine.manifest) {
-          advanceFront(); // a resumed run: what earlier runs hold
-          await send(machine.status(hashes));
-        }
+        else if (machine.manifest) await send(machine.status(hashes));
       });
       if (machine.phase === 'committed') {
         await work;

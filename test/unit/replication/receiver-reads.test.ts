@@ -4,15 +4,13 @@
  * opens are counted through a wrapped `node:fs` (the receiver's only way to the staged bytes).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type * as NodeFs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeObjectStore } from '../../../adapters/storage/fake/fake-object-store.js';
 import { ReplicaReceiver } from '../../../agent/replication/index.js';
-import { GrowingFile } from '../../../agent/replication/growing-file.js';
-import { IntercloudError } from '../../../protocols/errors/index.js';
 import type { BatchObject } from '../../../agent/replication/messages.js';
 
 const opened = vi.hoisted(() => ({ paths: [] as string[] }));
@@ -89,49 +87,5 @@ describe('replica receiver', () => {
     expect(receipts[0]).toMatchObject({ ok: true });
     expect(receipts[1]).toMatchObject({ ok: false, code: 'REPL_VERIFY_FAILED' });
     expect(await store.headObject('dst', 'k/1')).toBeUndefined();
-  });
-
-  it('stores the objects of a batch still arriving as their bytes land, each read once, a large one in parts before its end', async () => {
-    const bodies = [randomBytes(100 * 1024), randomBytes(20 * MIB), randomBytes(2048)];
-    const { path, objects } = stage(bodies);
-    const all = Buffer.concat(bodies);
-    writeFileSync(path, Buffer.alloc(all.length)); // nothing arrived yet
-    const staged = new GrowingFile([path], all.length);
-    const rx = new ReplicaReceiver(store, 'dst');
-    const storing = rx.storeBatch(objects, staged);
-    const land = (upTo: number): void => {
-      const h = openSync(path, 'r+');
-      writeSync(h, all, staged.bytes, upTo - staged.bytes, staged.bytes);
-      closeSync(h);
-      staged.advance(upTo);
-    };
-    land(100 * 1024 + 12 * MIB);
-    await vi.waitFor(async () => expect(await store.headObject('dst', 'k/0')).toBeDefined()); // the small one is stored
-    expect(store.pendingUploads()).toBe(1); // the large one is going up with 12 of its 20 MiB
-    expect(await store.headObject('dst', 'k/1')).toBeUndefined();
-    land(all.length);
-    const receipts = await storing;
-    expect(receipts.map((r) => r.ok)).toEqual([true, true, true]);
-    for (const [i, body] of bodies.entries()) {
-      const read = await store.getObject('dst', `k/${i}`);
-      const got: Buffer[] = [];
-      for await (const piece of read.body) got.push(piece as Buffer);
-      expect(Buffer.concat(got).equals(body)).toBe(true);
-    }
-    expect(opened.paths).toHaveLength(objects.length);
-  });
-
-  it("stores nothing of an object whose bytes stop coming (the transfer failed), answering the transfer's code, no upload left", async () => {
-    const bodies = [randomBytes(20 * MIB)];
-    const { path, objects } = stage(bodies);
-    const staged = new GrowingFile([path], bodies[0]!.length);
-    staged.advance(12 * MIB);
-    const storing = new ReplicaReceiver(store, 'dst').storeBatch(objects, staged);
-    await vi.waitFor(() => expect(store.pendingUploads()).toBe(1));
-    staged.fail(new IntercloudError('XFER_ABORTED', 'sender aborted the transfer'));
-    const receipts = await storing;
-    expect(receipts[0]).toMatchObject({ ok: false, code: 'XFER_ABORTED' });
-    expect(await store.headObject('dst', 'k/0')).toBeUndefined();
-    expect(store.pendingUploads()).toBe(0);
   });
 });

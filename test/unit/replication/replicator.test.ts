@@ -3,8 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntercloudError } from '../../../protocols/errors/index.js';
 import {
   ReplicaReceiver, Replicator, directPeer, registerReplicationMetrics, type ReplicaPeer, type ReplicationEvent, type Subcontract,
@@ -364,88 +363,6 @@ describe('bandwidth limit', () => {
     await free.idle(AbortSignal.timeout(20_000));
     expect(Date.now() - t1).toBeLessThan(1000);
     await free.stop();
-  });
-});
-
-describe('a lone object whose SHA-256 A declares', () => {
-  /** A's store with the body of `key` handed out in two halves, the second once `release` is called. */
-  function gatedSource(key: string): { store: MemoryStore; release: () => void; readEnded: () => boolean } {
-    let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    let ended = false;
-    const store = new Proxy(a, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop) as unknown;
-        if (prop !== 'getObject') return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-        return async (...args: Parameters<MemoryStore['getObject']>) => {
-          const got = await target.getObject(...args);
-          if (args[1] !== key) return got;
-          const whole: Buffer[] = [];
-          for await (const p of got.body) whole.push(p as Buffer);
-          const bytes = Buffer.concat(whole);
-          const half = bytes.length >> 1;
-          return {
-            info: got.info,
-            body: Readable.from((async function* () {
-              yield bytes.subarray(0, half);
-              await gate;
-              yield bytes.subarray(half);
-              ended = true;
-            })(), { objectMode: false }),
-          };
-        };
-      },
-    });
-    return { store, release, readEnded: () => ended };
-  }
-
-  it("is sent while A still reads it, and completes with B's copy verified", async () => {
-    const big = randomBytes(3_000_000);
-    a.rawPut('src', 'big', big, sha(big));
-    const src = gatedSource('big');
-    const inner = hookedPeer();
-    let requestedBeforeReadEnded: boolean | undefined;
-    const peer: ReplicaPeer = {
-      ...inner,
-      replicate: async (...args) => {
-        requestedBeforeReadEnded = !src.readEnded();
-        src.release();
-        return inner.replicate(...args);
-      },
-    };
-    const r = await Replicator.open({ subcontract: terms(), store: src.store, peer, journalPath: join(dir, 'journal'), stagingDir: join(dir, 'a-staging'), backoff: FAST });
-    r.start();
-    await r.runPass();
-    await r.idle(AbortSignal.timeout(10_000));
-    expect(requestedBeforeReadEnded).toBe(true);
-    expect(r.object('big')).toMatchObject({ state: 'COMPLETED', replica: { sha256: sha(big), size: big.length } });
-    expectAtB(new Map([['big', big]]));
-    await r.stop();
-  });
-
-  it("never lets B have all of it when A's read fails after its last byte; the copy stays owed with A's reason", async () => {
-    const big = randomBytes(2_000_000);
-    a.rawPut('src', 'big', big, sha(big));
-    a.raw('src').get('big')!.bytes = Buffer.concat([big.subarray(0, 1_000_000), randomBytes(1_000_000)]); // rotted at A: the read's SHA-256 check fails at its end
-    let sent = 0;
-    const inner = hookedPeer();
-    const peer: ReplicaPeer = {
-      ...inner,
-      replicate: async (batch, source, signal) => {
-        for await (const p of source.open(0)) sent += (p as Buffer).length;
-        return inner.replicate(batch, source, signal);
-      },
-    };
-    const r = await open(peer, {}, { backoff: { baseMs: 10_000, capMs: 10_000, maxAttempts: 4 } });
-    const events: ReplicationEvent[] = [];
-    r.onEvent((e) => events.push(e));
-    r.start();
-    await r.runPass();
-    await vi.waitFor(() => expect(events.some((e) => e.type === 'replica-retry')).toBe(true), { timeout: 5000 });
-    expect(sent).toBeLessThan(big.length);
-    expect(r.object('big')).toMatchObject({ state: 'PENDING', lastError: { code: 'STORE_INTEGRITY' } });
-    expect(b.raw('dst').has('big')).toBe(false);
-    await r.stop();
   });
 });
 
