@@ -224,6 +224,8 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
     try {
       if (m.type === 'delete') return { type: 'deleted', v: 1, requestId: m.requestId, keys: await o.receiver.deleteKeys(m.keys, abort.signal) };
       if (m.type === 'audit') return { type: 'audit-result', v: 1, requestId: m.requestId, entries: await o.receiver.audit(m.keys, { deep: m.deep === true, signal: abort.signal }) };
+      // A batch that could never fit the terms is refused before B stages a byte of it.
+      o.receiver.admitBatch(m.objects);
       const total = m.objects.reduce((n, x) => n + x.size, 0);
       const path = join(o.workDir, 'staging', `${m.requestId}.batch`);
       await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });

@@ -55,6 +55,28 @@ export class ReplicaReceiver {
   }
 
   /**
+   * Refuses, before any byte of it is received, a batch that could never fit B's terms: one that
+   * names a key twice (`REPL_BAD_MESSAGE`), or declares more bytes than the whole reservation
+   * (`REPL_OVER_RESERVATION`). The staging space and the time B gives a batch's transfer follow the
+   * sizes A declares, so without this a certified peer could have B stage far more than it
+   * reserved. {@link storeBatch} then counts, object by object, what B's bucket already holds and
+   * the reserved number of objects.
+   */
+  admitBatch(objects: readonly BatchObject[]): void {
+    const keys = new Set<string>();
+    let bytes = 0;
+    for (const o of objects) {
+      if (keys.has(o.key)) throw replError('REPL_BAD_MESSAGE', `a batch names '${o.key}' twice`);
+      keys.add(o.key);
+      bytes += o.size;
+    }
+    const t = this.#terms;
+    if (t.capacityBytes !== undefined && bytes > t.capacityBytes) {
+      throw replError('REPL_OVER_RESERVATION', `a batch of ${bytes} bytes for a subcontract reserved for ${t.capacityBytes}`, { details: { capacityBytes: t.capacityBytes } });
+    }
+  }
+
+  /**
    * Stores each object of a batch from `stagedPath` (the batch's bytes, packed end to end):
    * reads its slice once, straight into `putObject` declaring the size and SHA-256 A announced
    * (the store verifies both as the bytes flow and stores nothing on a mismatch, answered as

@@ -512,8 +512,9 @@ export class Replicator {
   async #failAll(batch: ReadonlyArray<{ key: string; etag: string }>, err: unknown): Promise<void> {
     if (this.#closed) return; // stopping: objects stay PENDING with their due time; the next start retries.
     const e = asCoded(err);
-    // A transfer that failed can be sent again later, except one the peer refused for its size.
-    const info = { ...e, retryable: e.code === 'XFER_TOO_LARGE' ? false : true };
+    // A transfer that failed can be sent again later, except one the peer refused for its size or
+    // as beyond the whole reservation it holds for us.
+    const info = { ...e, retryable: e.code !== 'XFER_TOO_LARGE' && e.code !== 'REPL_OVER_RESERVATION' };
     const records: ReplRecord[] = [];
     for (const b of batch) records.push(...this.#state.planFailure(b.key, b.etag, info, this.#now(), this.#policy, this.#random));
     await this.#commit(records);

@@ -82,3 +82,24 @@ describe('ReplicaReceiver terms', () => {
     expect((await store.listObjects('dst')).objects.map((o) => o.key)).toEqual(['b', 'c']);
   });
 });
+
+describe('ReplicaReceiver.admitBatch: a batch refused before B stages a byte of it', () => {
+  const obj = (key: string, size: number, offset = 0): BatchObject => ({ key, etag: '"e"', size, sha256: '0'.repeat(64), offset });
+
+  it('refuses a batch declaring more bytes than the whole reservation, whatever the bucket holds', () => {
+    const rx = new ReplicaReceiver(store, 'dst', 8, { capacityBytes: 1000 });
+    expect(() => rx.admitBatch([obj('a', 600), obj('b', 401, 600)])).toThrow(expect.objectContaining({ code: 'REPL_OVER_RESERVATION', details: { capacityBytes: 1000 } }));
+    expect(() => rx.admitBatch([obj('a', 2 ** 50)])).toThrow(expect.objectContaining({ code: 'REPL_OVER_RESERVATION' }));
+    expect(() => rx.admitBatch([obj('a', 600), obj('b', 400, 600)])).not.toThrow();
+  });
+
+  it('refuses a batch naming a key twice (what B stages would be counted once)', () => {
+    const rx = new ReplicaReceiver(store, 'dst', 8, { capacityBytes: 1000 });
+    expect(() => rx.admitBatch([obj('a', 10), obj('b', 10, 10), obj('a', 10, 20)])).toThrow(expect.objectContaining({ code: 'REPL_BAD_MESSAGE' }));
+  });
+
+  it('leaves the count of objects to storeBatch, object by object: a batch over it is admitted', () => {
+    const rx = new ReplicaReceiver(store, 'dst', 8, { maxObjects: 1 });
+    expect(() => rx.admitBatch([obj('a', 10), obj('b', 10, 10)])).not.toThrow();
+  });
+});

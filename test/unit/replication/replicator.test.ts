@@ -110,6 +110,20 @@ describe('replicator', () => {
     await r.stop();
   });
 
+  it('a batch B refuses as beyond the whole reservation is FAILED with that reason at once, not retried', async () => {
+    seed(2);
+    const peer = hookedPeer();
+    peer.fail.push(new IntercloudError('REPL_OVER_RESERVATION', 'a batch of 201 bytes for a subcontract reserved for 200'));
+    const r = await open(peer);
+    r.start();
+    await r.runPass();
+    await r.idle(AbortSignal.timeout(10_000));
+    expect(peer.calls).toBe(1);
+    expect(r.status().objects).toEqual({ pending: 0, completed: 0, failed: 2 });
+    expect(r.object('obj/000')).toMatchObject({ state: 'FAILED', lastError: { code: 'REPL_OVER_RESERVATION' } });
+    await r.stop();
+  });
+
   it('never completes on a receipt that does not match what was sent; FAILED with the reason after the attempts', async () => {
     seed(2);
     const peer = hookedPeer();
