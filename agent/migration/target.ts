@@ -416,11 +416,13 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
           const ref = ourVm(ctx);
           // Live: the source gave the VM up; the guest goes on here where it stopped there.
           if (live) await ports.hypervisor.start(ref, signal);
+          // Live: when the guest ran again (the end of its downtime as this side sees it).
+          const resumedAt = live ? new Date().toISOString() : undefined;
           if ((await ports.hypervisor.state(ref, signal)) !== 'running') {
             throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${ref.name}' (uuid '${ref.uuid}') is not running in '${ports.cloudId}'`, { retryable: false });
           }
           await ports.audit.record('migration-committed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
-          return { committed: true, runningAt: new Date().toISOString() };
+          return { committed: true, runningAt: new Date().toISOString(), ...(resumedAt === undefined ? {} : { resumedAt }) };
         },
       },
       ...(chained ? [{
