@@ -284,10 +284,15 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
   const probe = opts.probe ?? probeImageFile;
   /** Whose domain carries `ref.name`: nobody's, ours (our UUID), or another's. */
   const ownerOf = async (ref: LocalVmRef, signal: AbortSignal): Promise<{ owner: 'absent' | 'ours' | 'other'; state: VmPowerState | 'absent' }> => {
-    const state = await hv.vmState(ref.name, { signal });
-    if (state === 'absent') return { owner: 'absent', state };
-    const { vm } = await hv.describeVm(ref.name, { signal });
-    return { owner: vm.uuid === ref.uuid ? 'ours' : 'other', state };
+    // One call: the description carries the state (a live move's resume waits on this).
+    let d;
+    try {
+      d = await hv.describeVm(ref.name, { signal });
+    } catch (err) {
+      if (isIntercloudError(err, 'HV_VM_NOT_FOUND')) return { owner: 'absent', state: 'absent' };
+      throw err;
+    }
+    return { owner: d.vm.uuid === ref.uuid ? 'ours' : 'other', state: d.state };
   };
   const notOurs = (ref: LocalVmRef): IntercloudError => new IntercloudError('MIGRATE_NOT_OURS',
     `vm '${ref.name}' here is not the one this migration defined (uuid '${ref.uuid}'): it is left alone`, { details: { vm: ref.name, uuid: ref.uuid } });

@@ -284,7 +284,10 @@ export interface TargetHypervisorPort {
      */
     bases?: Record<string, string>;
   }, signal: AbortSignal): Promise<DefinedVm>;
-  /** Starts our VM; refuses (`MIGRATE_NOT_OURS`) a domain of that name with another UUID. */
+  /**
+   * Starts (or resumes) our VM and resolves once it runs; refuses (`MIGRATE_NOT_OURS`) a domain of
+   * that name with another UUID.
+   */
   start(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
   /** Stops our VM; absent, or another UUID under that name (not ours), is left alone. */
   stop(vm: LocalVmRef, signal: AbortSignal): Promise<{ touched: boolean }>;

@@ -105,6 +105,19 @@ function moving(ports: SourcePorts): { precopy: PrecopyPort; images: ImageTransf
   return { precopy: ports.precopy, images: ports.images };
 }
 
+/**
+ * The images of each disk's chain (depths 0 … `rounds`, depth by depth, disk by disk: the order
+ * the target receives them in) that `sent` does not name: once the VM is stopped or saved, what
+ * is left to send after a pre-copy of `rounds` rounds.
+ */
+export function unsentImages(disks: ReadonlyArray<{ id: string }>, rounds: number, sent: Readonly<Record<string, string>>): MoveImage[] {
+  const out: MoveImage[] = [];
+  for (let depth = 0; depth <= rounds; depth++) {
+    for (const d of disks) if (sent[imageKey({ diskId: d.id, depth })] === undefined) out.push({ diskId: d.id, depth });
+  }
+  return out;
+}
+
 /** The steps of the source side of a cold move, bound to `ports` (the `migrate-out` transaction). */
 export function migrateOutSteps(ports: SourcePorts): Array<StepDefinition<MigrateOutInput>> {
   return sourceSteps(ports, false).filter((s) => s.name !== 'pre-copy');
@@ -273,12 +286,13 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
         const peer = peerOf(ctx);
         const mode = modeOf(ctx);
         if (mode !== 'cold') {
-          // The newest overlays (readable now the VM stopped) and, live, the saved state.
-          const { precopy, images } = moving(ports);
+          // The newest overlays (readable now the VM stopped) and, live, the saved state. The chains
+          // have one image more than the pre-copy's rounds (no round starts after it): what it did
+          // not send is the newest of each disk, known without asking the hypervisor again.
+          const { images } = moving(ports);
           const pre = ctx.result<PrecopyResult>('pre-copy');
           const digests: Record<string, string> = { ...pre.digests };
-          const chain = await precopy.chain(ctx.input.vm, ctx.signal);
-          const rest = planPrecopy(chain, digests, { maxRounds: 0, smallBytes: 0 }, true).send;
+          const rest = unsentImages(summary.disks, pre.rounds, digests);
           let bytesSent = 0;
           const send = async (image: MoveImage): Promise<void> => {
             const r = await images.sendImage({ offerId: ctx.input.offerId, vm: ctx.input.vm, image, reservation, peer },

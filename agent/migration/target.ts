@@ -414,11 +414,13 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
             throw err;
           }
           const ref = ourVm(ctx);
-          // Live: the source gave the VM up; the guest goes on here where it stopped there.
+          // Live: the source gave the VM up; the guest goes on here where it stopped there. The
+          // resume is the check that it runs (start resolves once our VM runs): no second look,
+          // the source waits for this answer with the guest stopped.
           if (live) await ports.hypervisor.start(ref, signal);
           // Live: when the guest ran again (the end of its downtime as this side sees it).
           const resumedAt = live ? new Date().toISOString() : undefined;
-          if ((await ports.hypervisor.state(ref, signal)) !== 'running') {
+          if (!live && (await ports.hypervisor.state(ref, signal)) !== 'running') {
             throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${ref.name}' (uuid '${ref.uuid}') is not running in '${ports.cloudId}'`, { retryable: false });
           }
           await ports.audit.record('migration-committed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
