@@ -154,6 +154,8 @@ async function main(): Promise<void> {
           const m = await bootVm(vm, tmpl, size, consoles);
           // The agents write the target's console where their config says; the bench reads it there.
           const subject = agentKinds.includes(kind as 'live') ? { ...m, targetConsole: join(b.dir, 'consoles', `${vm}-serial0.log`) } : m;
+          // An earlier run's console at cloud-b would count as heartbeats at once.
+          await fs.rm(subject.targetConsole, { force: true });
           let r: MoveResult;
           try {
             r = kind === 'live-by-hand' ? await liveByHand(s, subject)
