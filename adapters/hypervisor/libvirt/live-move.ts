@@ -160,7 +160,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const [state, chains] = await this.stateAndChains(name, options);
     return Promise.all(chains.map((c, i) => {
       const n = c.chain.length;
-      return Promise.all([...c.chain].reverse().map((e, depth) => (depth === n - 1 && state !== 'stopped'
+      return Promise.all([...c.chain].reverse().map((e, depth) => (depth === n - 1 && state === 'running'
         // The image the guest writes to: its length now, no map (it changes while read).
         ? this.fileSize(e.path, options).then((size): ChainImage => ({ diskId: String(i), depth, href: e.path, format: FORMATS[e.format] ?? 'raw', sizeBytes: size ?? 0 }))
         : this.image(String(i), depth, e.path, e.format, options))));
@@ -172,7 +172,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const [state, chains] = await this.stateAndChains(name, options);
     const c = chains.find((x) => x.chain.some((e) => e.path === href));
     if (!c) throw hvError('HV_DISK_NOT_FOUND', `${this.ops.prefix}: '${href}' is not an image of vm '${name}'`, { details: { vm: name, href } });
-    if (c.chain[0]!.path === href && state !== 'stopped') throw this.invalidState(name, `read the image the guest writes to ('${href}') of`, state);
+    if (c.chain[0]!.path === href && state !== 'stopped' && state !== 'paused') throw this.invalidState(name, `read the image the guest writes to ('${href}') of`, state);
     return this.ops.streamFile(href, options);
   }
 
@@ -233,6 +233,20 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     return parseStateRequirements(await this.domainXml(name, state, options));
   }
 
+  async pause(name: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.ops.prefix, 'pause', options.signal);
+    const state = await this.state(name, options);
+    if (state === 'paused') return;
+    if (state === 'running') {
+      // QEMU drains and flushes the disks when it stops the vCPUs: the images are whole on disk.
+      await this.ops.virsh(['suspend', name], this.o(options));
+      return;
+    }
+    // Stopped: fine only once its state is saved (a repeat after the save).
+    if (state === 'stopped' && (await this.fileSize(await this.statePath(name, options), options)) !== undefined) return;
+    throw this.invalidState(name, 'pause', state);
+  }
+
   async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
     throwIfAborted(this.ops.prefix, 'saveState', options.signal);
     // Asked at once: the guest stops with the save, and the state is sent once it is saved.
@@ -263,6 +277,9 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (state === 'stopped') {
       if ((await this.fileSize(path, options)) === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: vm '${name}' has no saved state to resume from`, { details: { vm: name } });
       await this.ops.virsh(['restore', path, '--running'], this.o(options));
+    } else if (state === 'paused') {
+      // Paused for the cut-over, never saved (or its save undone): it goes on where it is.
+      await this.ops.virsh(['resume', name], this.o(options));
     }
     await this.discardState(name, options);
   }
@@ -410,8 +427,10 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
         if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
         return;
       }
-      // The peer's backing reference is replaced by the image written below it (metadata only).
+      // The peer's backing reference is replaced by the image written below it (metadata only),
+      // unless an earlier link did so already (the image names exactly that file, in its format).
       const below = chain[depth - 1]!;
+      if (before.backingFile === below.href && before.backingFormat === below.format) return;
       await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
       const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
       if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
