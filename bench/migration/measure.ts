@@ -95,7 +95,7 @@ interface TimedJob {
  * Where a warm or live move's cut-over went, from both agents' job records (`stepTimes`, and the
  * target's `resumedAt`): the source's steps from the stop or save to the commit's answer, with
  * the target's restore (its `define`) inside `instantiate` and the target's resume inside `commit`.
- * Seconds, e.g. `save 1.20 · transfer 0.90 · instantiate 1.60 (restore 1.10) · re-address 0.02 · commit 0.40 (resumed +0.30)`.
+ * Seconds, e.g. `pause 0.30 · transfer 3.90 · instantiate 2.00 (restore 1.95) · re-address 0.00 · commit 0.60 (resumed +0.60)`.
  */
 export function cutOverPhases(source: TimedJob, target: TimedJob | undefined): string {
   const st = source.stepTimes ?? {};
@@ -104,6 +104,7 @@ export function cutOverPhases(source: TimedJob, target: TimedJob | undefined): s
   const resumedAt = (target?.results['await-commit'] as { resumedAt?: string } | undefined)?.resumedAt;
   const commitAt = st['commit']?.startedAt;
   const resumed = resumedAt !== undefined && commitAt !== undefined ? ` (resumed +${secs(Date.parse(resumedAt) - Date.parse(commitAt))})` : '';
-  return `${(source.results['negotiate'] as { mode?: string } | undefined)?.mode === 'warm' ? 'stop' : 'save'} ${ms(st, 'stop-source')} · transfer ${ms(st, 'transfer')}`
+  // Live pauses at stop-source (the save is in transfer), warm shuts down.
+  return `${(source.results['negotiate'] as { mode?: string } | undefined)?.mode === 'warm' ? 'stop' : 'pause'} ${ms(st, 'stop-source')} · transfer ${ms(st, 'transfer')}`
     + ` · instantiate ${ms(st, 'instantiate')} (${tt['define'] ? `restore ${ms(tt, 'define')}` : 'restore ?'}) · re-address ${ms(st, 're-address')} · commit ${ms(st, 'commit')}${resumed}`;
 }
