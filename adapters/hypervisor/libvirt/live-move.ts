@@ -6,7 +6,7 @@
  * - change tracking: each round is an external disk-only snapshot of every disk at once
  *   (`snapshot-create-as --disk-only --atomic --no-metadata`), new overlays in the pool's
  *   directory named `VM-diskI.ovlK.qcow2`; abort is `blockcommit --active --pivot` into the base;
- * - state capture: `virsh suspend`, then `virsh save` (through the page cache: it is read right after) to `VM.state` in the pool's directory, `virsh restore`
+ * - state capture: `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
  *   to resume here;
  * - state restore: the received chain linked with `qemu-img rebase -u` onto this host's files, the
  *   saved description rewritten (`saved-domain.ts`) and `virsh restore --xml`, then `virsh define`.
@@ -256,8 +256,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       if (size === undefined) throw this.invalidState(name, 'save the state of', state);
       return { href: path, sizeBytes: size };
     }
-    // Through the page cache (no --bypass-cache): the state is read and sent at once after the save.
-    await this.ops.virsh(['save', name, path], this.o(options));
+    await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
     const size = await this.fileSize(path, options);
     if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
     return { href: path, sizeBytes: size };
