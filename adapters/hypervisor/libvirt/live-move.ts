@@ -6,7 +6,7 @@
  * - change tracking: each round is an external disk-only snapshot of every disk at once
  *   (`snapshot-create-as --disk-only --atomic --no-metadata`), new overlays in the pool's
  *   directory named `VM-diskI.ovlK.qcow2`; abort is `blockcommit --active --pivot` into the base;
- * - state capture: `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
+ * - state capture: `virsh suspend` (the cut-over pauses first), `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
  *   to resume here;
  * - state restore: the received chain linked with `qemu-img rebase -u` onto this host's files, the
  *   saved description rewritten (`saved-domain.ts`) and `virsh restore --xml`, then `virsh define`.
