@@ -66,8 +66,8 @@ export interface ChangeTracking {
   chain(name: string, options?: CallOptions): Promise<ChainImage[][]>;
   /**
    * Streams one image of the VM's chain (a range with `offset`/`length`). Only images that no
-   * longer change are readable: any image below the newest, or the newest once the VM is stopped
-   * (saved); else `HV_INVALID_STATE`. An href that is not in the VM's chain is `HV_DISK_NOT_FOUND`.
+   * longer change are readable: any image below the newest, or the newest once the VM is paused
+   * ({@link StateCapture.pause}) or stopped (saved); else `HV_INVALID_STATE`. An href that is not in the VM's chain is `HV_DISK_NOT_FOUND`.
    */
   readImage(name: string, href: string, options?: ReadDiskOptions): Promise<Readable>;
   /**
@@ -105,6 +105,14 @@ export interface StateCapture {
   /** What a host must offer to restore this VM's state (compare with {@link StateRestore.restoreTarget}). */
   stateRequirements(name: string, options?: CallOptions): Promise<StateRequirements>;
   /**
+   * Pauses the running VM (its vCPUs stop; it writes nothing more) without saving it: the newest
+   * image of each disk no longer changes and {@link ChangeTracking.readImage} reads it while
+   * {@link saveState} saves the paused VM. {@link resumeFromState} runs it again. Idempotent: a
+   * paused VM, or one stopped with its state saved, is left as it is; `HV_INVALID_STATE` for a VM
+   * stopped without a state file.
+   */
+  pause(name: string, options?: CallOptions): Promise<void>;
+  /**
    * Saves the running (or paused) VM's memory and device state to a file and stops it. Idempotent:
    * a VM already stopped with its state file present resolves with that file.
    * `HV_INVALID_STATE` for a VM stopped without a state file.
@@ -113,8 +121,8 @@ export interface StateCapture {
   /** Streams the saved state file (a range with `offset`/`length`); `HV_STATE_NOT_FOUND` when there is none. */
   readState(name: string, options?: ReadDiskOptions): Promise<Readable>;
   /**
-   * Resumes the VM here from its state file (the cut-over failed), then removes the file.
-   * Idempotent: a running VM stays running.
+   * Resumes the VM here from its state file (the cut-over failed), or a paused one where it is,
+   * then removes the file. Idempotent: a running VM stays running.
    */
   resumeFromState(name: string, options?: CallOptions): Promise<void>;
   /** Removes the state file (after the VM runs elsewhere). Idempotent. */

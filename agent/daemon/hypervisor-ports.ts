@@ -85,6 +85,7 @@ export function sourcePrecopyPort(hv: Hypervisor): PrecopyPort | undefined {
     support: (vm, signal) => sourceModeSupport(hv, vm, { signal }),
     startRound: async (vm, signal) => ({ round: (await track.startRound(vm, { signal })).round }),
     chain: async (vm, signal) => (await track.chain(vm, { signal })).map((c) => c.map((i) => ({ diskId: i.diskId, depth: i.depth, sizeBytes: i.sizeBytes }))),
+    pause: async (vm, signal) => capture().pause(vm, { signal }),
     saveState: async (vm, signal) => ({ sizeBytes: (await capture().saveState(vm, { signal })).sizeBytes }),
     async resumeFromState(vm, signal) {
       const c = stateCapture(hv);
@@ -140,18 +141,31 @@ export async function imageTransferSource(hv: Hypervisor, vm: string, image: { d
 }
 
 const LOCAL_STORAGE_TTL_MS = 60_000;
-const localStorageSeen = new WeakMap<Hypervisor, { dir: string | undefined; at: number }>();
+/** Longest an answer older than {@link LOCAL_STORAGE_TTL_MS} is still given while it is probed again. */
+const LOCAL_STORAGE_STALE_MS = 600_000;
+const localStorageSeen = new WeakMap<Hypervisor, { dir: string | undefined; at: number; probing?: Promise<unknown> }>();
 
 /**
- * {@link Hypervisor.localStorageDir} of `hv`, remembered for a minute: the probe costs two
- * hypervisor commands (over SSH, a round trip each), and one migration asks on both the
- * receive and the define step. `undefined` when the adapter has no local storage.
+ * {@link Hypervisor.localStorageDir} of `hv`, remembered: the probe costs two hypervisor commands
+ * (over SSH, a round trip each, 0.3–1 s on a loaded host), and a migration asks on the receive,
+ * the define and each image's send — a live move's within its cut-over. Fresh for a minute; up to
+ * ten, an older answer is given at once while it is probed again for the next caller. `undefined`
+ * when the adapter has no local storage.
  */
 export async function localStorageDirOf(hv: Hypervisor, signal: AbortSignal): Promise<string | undefined> {
   if (!hv.localStorageDir) return undefined;
+  const probe = hv.localStorageDir.bind(hv);
   const seen = localStorageSeen.get(hv);
-  if (seen && Date.now() - seen.at < LOCAL_STORAGE_TTL_MS) return seen.dir;
-  const dir = await hv.localStorageDir({ signal });
+  const age = seen === undefined ? Infinity : Date.now() - seen.at;
+  if (seen && age < LOCAL_STORAGE_TTL_MS) return seen.dir;
+  if (seen && age < LOCAL_STORAGE_STALE_MS) {
+    seen.probing ??= probe({}).then(
+      (dir) => { localStorageSeen.set(hv, { dir, at: Date.now() }); },
+      () => { seen.probing = undefined; },
+    );
+    return seen.dir;
+  }
+  const dir = await probe({ signal });
   localStorageSeen.set(hv, { dir, at: Date.now() });
   return dir;
 }
@@ -284,10 +298,15 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
   const probe = opts.probe ?? probeImageFile;
   /** Whose domain carries `ref.name`: nobody's, ours (our UUID), or another's. */
   const ownerOf = async (ref: LocalVmRef, signal: AbortSignal): Promise<{ owner: 'absent' | 'ours' | 'other'; state: VmPowerState | 'absent' }> => {
-    const state = await hv.vmState(ref.name, { signal });
-    if (state === 'absent') return { owner: 'absent', state };
-    const { vm } = await hv.describeVm(ref.name, { signal });
-    return { owner: vm.uuid === ref.uuid ? 'ours' : 'other', state };
+    // One call: the description carries the state (a live move's resume waits on this).
+    let d;
+    try {
+      d = await hv.describeVm(ref.name, { signal });
+    } catch (err) {
+      if (isIntercloudError(err, 'HV_VM_NOT_FOUND')) return { owner: 'absent', state: 'absent' };
+      throw err;
+    }
+    return { owner: d.vm.uuid === ref.uuid ? 'ours' : 'other', state: d.state };
   };
   const notOurs = (ref: LocalVmRef): IntercloudError => new IntercloudError('MIGRATE_NOT_OURS',
     `vm '${ref.name}' here is not the one this migration defined (uuid '${ref.uuid}'): it is left alone`, { details: { vm: ref.name, uuid: ref.uuid } });
@@ -341,6 +360,9 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
   return {
     nameInUse: async (name, signal) => (await hv.vmState(name, { signal })) !== 'absent',
     ...(chainImport(hv) === undefined ? {} : {
+      async link(chains: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>>, signal: AbortSignal) {
+        await chainImport(hv)!.linkChains(chains.map((c) => c.map((i) => ({ href: i.path, format: i.format }))), { signal });
+      },
       async defineOnChain({ descriptor, disks: chains, vm: ref, offer }: Parameters<NonNullable<TargetHypervisorPort['defineOnChain']>>[0], signal: AbortSignal) {
         const described = describedOf(descriptor, ref);
         const found = await ownerOf(ref, signal);

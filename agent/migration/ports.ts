@@ -139,7 +139,8 @@ export interface ImageTransferPort {
   /**
    * Sends one image of the VM's chain, or its saved state, to the target; resolves with its
    * SHA-256 once the target committed it. The image must no longer change (below the newest
-   * overlay, or the newest once the VM is stopped or saved). Idempotent (a repeat resumes).
+   * overlay, or the newest once the VM is paused, stopped or saved). The state of a VM paused for
+   * the cut-over is saved first ({@link PrecopyPort.saveState}). Idempotent (a repeat resumes).
    */
   sendImage(
     req: { offerId: string; vm: string; image: MoveImage; reservation: Reservation; peer: PeerRef },
@@ -168,9 +169,14 @@ export interface PrecopyPort {
   startRound(vm: string, signal: AbortSignal): Promise<{ round: number }>;
   /** Each disk's chain now, base first. Idempotent. */
   chain(vm: string, signal: AbortSignal): Promise<ChainImageInfo[][]>;
-  /** Saves memory and device state and stops the VM (live cut-over). Idempotent. */
+  /**
+   * Pauses the VM (live cut-over): it writes nothing more, its newest images can be sent while
+   * its state is saved. Idempotent (a paused or saved VM stays so).
+   */
+  pause(vm: string, signal: AbortSignal): Promise<void>;
+  /** Saves memory and device state and stops the (paused) VM (live cut-over). Idempotent. */
   saveState(vm: string, signal: AbortSignal): Promise<{ sizeBytes: number }>;
-  /** Resumes the VM here from its state file, if it was saved (a failed cut-over). Idempotent. */
+  /** Resumes the VM here from its state file if it was saved, or where it is if paused (a failed cut-over). Idempotent. */
   resumeFromState(vm: string, signal: AbortSignal): Promise<void>;
   /** Merges the overlays back into each disk's base while the VM runs. Idempotent. */
   abortTracking(vm: string, signal: AbortSignal): Promise<void>;
@@ -284,7 +290,10 @@ export interface TargetHypervisorPort {
      */
     bases?: Record<string, string>;
   }, signal: AbortSignal): Promise<DefinedVm>;
-  /** Starts our VM; refuses (`MIGRATE_NOT_OURS`) a domain of that name with another UUID. */
+  /**
+   * Starts (or resumes) our VM and resolves once it runs; refuses (`MIGRATE_NOT_OURS`) a domain of
+   * that name with another UUID.
+   */
   start(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
   /** Stops our VM; absent, or another UUID under that name (not ours), is left alone. */
   stop(vm: LocalVmRef, signal: AbortSignal): Promise<{ touched: boolean }>;
@@ -318,6 +327,13 @@ export interface TargetHypervisorPort {
    * Absent: this cloud takes no warm moves.
    */
   defineOnChain?(req: { descriptor: string; disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>>; vm: LocalVmRef; offer: VmSummary }, signal: AbortSignal): Promise<DefinedVm>;
+  /**
+   * Warm and live moves: links the chains received so far (paths this side received, base first,
+   * as {@link defineOnChain} links them) ahead of the define or restore, which checks and links
+   * every image again but finds these linked already: a link done while the rest still arrives
+   * is off the cut-over. Idempotent. Absent: the define or restore links them all.
+   */
+  link?(disks: ReadonlyArray<ReadonlyArray<{ path: string; format: 'raw' | 'qcow2' }>>, signal: AbortSignal): Promise<void>;
   /**
    * Merges our running VM's disk chains into their bases (after a warm or live move), then
    * removes the files `discard` (a live move's restored state file: the guest runs from memory

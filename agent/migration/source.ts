@@ -74,9 +74,9 @@ type Negotiated = Reservation & { mode?: MigrationMode; fellBack?: boolean };
 
 /** What `stop-source` journals. */
 interface Stopped {
-  /** When the VM stopped running here (the save or shutdown began): the downtime starts. */
+  /** When the VM stopped running here (the pause or shutdown began): the downtime starts. */
   stoppedAt: string;
-  /** Live: bytes of the saved state. */
+  /** Live, in journals of moves that saved in `stop-source` (before the pause): bytes of the saved state. */
   stateBytes?: number;
 }
 
@@ -103,6 +103,19 @@ function moving(ports: SourcePorts): { precopy: PrecopyPort; images: ImageTransf
     throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', `cloud '${ports.cloudId}' cannot pre-copy a running vm (no change tracking)`, { retryable: false });
   }
   return { precopy: ports.precopy, images: ports.images };
+}
+
+/**
+ * The images of each disk's chain (depths 0 … `rounds`, depth by depth, disk by disk: the order
+ * the target receives them in) that `sent` does not name: once the VM is stopped or saved, what
+ * is left to send after a pre-copy of `rounds` rounds.
+ */
+export function unsentImages(disks: ReadonlyArray<{ id: string }>, rounds: number, sent: Readonly<Record<string, string>>): MoveImage[] {
+  const out: MoveImage[] = [];
+  for (let depth = 0; depth <= rounds; depth++) {
+    for (const d of disks) if (sent[imageKey({ diskId: d.id, depth })] === undefined) out.push({ diskId: d.id, depth });
+  }
+  return out;
 }
 
 /** The steps of the source side of a cold move, bound to `ports` (the `migrate-out` transaction). */
@@ -254,8 +267,12 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
       run: async (ctx): Promise<Stopped> => {
         const { input, signal, result } = ctx;
         const stoppedAt = new Date().toISOString();
-        // Live: memory and devices saved to a file, the guest goes on at the target.
-        if (modeOf(ctx) === 'live') return { stoppedAt, stateBytes: (await moving(ports).precopy.saveState(input.vm, signal)).sizeBytes };
+        // Live: the guest pauses (its disks no longer change); `transfer` saves its memory and
+        // devices to a file while the newest overlays go, and the guest goes on at the target.
+        if (modeOf(ctx) === 'live') {
+          await moving(ports).precopy.pause(input.vm, signal);
+          return { stoppedAt };
+        }
         if (result<Described>('describe').wasRunning) await ports.hypervisor.stop(input.vm, signal);
         return { stoppedAt };
       },
@@ -273,26 +290,31 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
         const peer = peerOf(ctx);
         const mode = modeOf(ctx);
         if (mode !== 'cold') {
-          // The newest overlays (readable now the VM stopped) and, live, the saved state.
-          const { precopy, images } = moving(ports);
+          // The newest overlays (readable now the VM stopped) and, live, the saved state. The chains
+          // have one image more than the pre-copy's rounds (no round starts after it): what it did
+          // not send is the newest of each disk, known without asking the hypervisor again.
+          const { images } = moving(ports);
           const pre = ctx.result<PrecopyResult>('pre-copy');
           const digests: Record<string, string> = { ...pre.digests };
-          const chain = await precopy.chain(ctx.input.vm, ctx.signal);
-          const rest = planPrecopy(chain, digests, { maxRounds: 0, smallBytes: 0 }, true).send;
+          const rest = unsentImages(summary.disks, pre.rounds, digests);
           let bytesSent = 0;
-          const send = async (image: MoveImage): Promise<void> => {
+          const send = async (image: MoveImage): Promise<number> => {
             const r = await images.sendImage({ offerId: ctx.input.offerId, vm: ctx.input.vm, image, reservation, peer },
               (p) => ctx.progress({ image: imageKey(image), bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }), ctx.signal);
             digests[imageKey(image)] = r.sha256;
             bytesSent += r.bytesSent;
+            return r.bytes;
           };
-          // The state goes beside the overlays (the target receives it on its own transfer meanwhile);
-          // the overlays in order, as the target takes them.
+          // Live: the paused guest's state is saved, then sent (the image port saves it before it
+          // reads it), while the overlays go (the target receives each on its own transfer); the
+          // overlays in order, as the target takes them.
+          let stateBytes: number | undefined;
           const overlays = (async () => { for (const image of rest) await send(image); })();
-          const results = await Promise.allSettled([overlays, ...(mode === 'live' ? [send('state')] : [])]);
+          const state = async (): Promise<void> => { stateBytes = await send('state'); };
+          const results = await Promise.allSettled([overlays, ...(mode === 'live' ? [state()] : [])]);
           for (const r of results) if (r.status === 'rejected') throw r.reason;
           await ports.audit.record('disks-transferred', { job: ctx.jobId, peer: peer.cloudId, digests, bytesSent, mode });
-          return { digests, bytesSent, precopyBytes: pre.bytesSent };
+          return { digests, bytesSent, precopyBytes: pre.bytesSent, ...(stateBytes === undefined ? {} : { stateBytes }) };
         }
         const total = summary.disks.reduce((n, d) => n + d.capacityBytes, 0);
         let before = 0;

@@ -179,6 +179,18 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
     });
     ordered.catch(() => undefined);
     const bounded = (...signals: AbortSignal[]): AbortSignal => AbortSignal.any([wait, grace.signal, ...signals]);
+    // Each overlay is linked onto the image below it as soon as both are here, one link after the
+    // other, while the rest arrives: the define or restore, which checks and links every image
+    // again, then finds them linked (a pre-link that fails is left to it).
+    let linking: Promise<void> = Promise.resolve();
+    const prelink = (image: MoveImage): void => {
+      const link = ports.hypervisor.link;
+      if (link === undefined || image === 'state' || image.depth === 0) return;
+      const chain = Array.from({ length: image.depth + 1 }, (_, k) => got[imageKey({ diskId: image.diskId, depth: k })]);
+      if (chain.some((x) => x === undefined)) return;
+      const disk = chain.map((x, k) => ({ path: x!.path, format: k === 0 ? 'raw' as const : 'qcow2' as const }));
+      linking = linking.then(() => link.call(ports.hypervisor, [disk], signal)).catch(() => undefined);
+    };
     const one = async (image: MoveImage, slot: string, s: AbortSignal): Promise<void> => {
       const key = imageKey(image);
       if (got[key] !== undefined) return;
@@ -187,6 +199,7 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       }, (p) => progress({ image: key, ...p }), s);
       got[key] = { key, path: r.path, sha256: r.sha256 };
       await ctx.checkpoint(got[key]);
+      prelink(image);
     };
     const state = live ? one('state', 'state', bounded()) : Promise.resolve();
     state.catch(() => undefined);
@@ -218,6 +231,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       throw err;
     } finally {
       clearTimeout(graceTimer);
+      // No link runs on after the step (the define links the same files).
+      await linking;
     }
     return got;
   };
@@ -414,13 +429,17 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
             throw err;
           }
           const ref = ourVm(ctx);
-          // Live: the source gave the VM up; the guest goes on here where it stopped there.
+          // Live: the source gave the VM up; the guest goes on here where it stopped there. The
+          // resume is the check that it runs (start resolves once our VM runs): no second look,
+          // the source waits for this answer with the guest stopped.
           if (live) await ports.hypervisor.start(ref, signal);
-          if ((await ports.hypervisor.state(ref, signal)) !== 'running') {
+          // Live: when the guest ran again (the end of its downtime as this side sees it).
+          const resumedAt = live ? new Date().toISOString() : undefined;
+          if (!live && (await ports.hypervisor.state(ref, signal)) !== 'running') {
             throw new IntercloudError('MIGRATE_NOT_RUNNING_AT_TARGET', `vm '${ref.name}' (uuid '${ref.uuid}') is not running in '${ports.cloudId}'`, { retryable: false });
           }
           await ports.audit.record('migration-committed', { offerId: input.offerId, vm: ref.name, uuid: ref.uuid, from: input.peer.cloudId });
-          return { committed: true, runningAt: new Date().toISOString() };
+          return { committed: true, runningAt: new Date().toISOString(), ...(resumedAt === undefined ? {} : { resumedAt }) };
         },
       },
       ...(chained ? [{

@@ -67,11 +67,23 @@ export interface JobStatus {
   completedSteps: string[];
   /** What each completed step returned (as journaled). */
   results: Record<string, unknown>;
+  /**
+   * When each completed step's last attempt started and when it completed (the journal's record
+   * times, ISO 8601), and the milliseconds between: where a job's time went.
+   */
+  stepTimes: Record<string, StepTime>;
   cancelRequested: boolean;
   error: ReturnType<typeof recordError> | undefined;
   startedAt: string;
   updatedAt: string;
   lastProgress: Record<string, unknown> | undefined;
+}
+
+/** One completed step's last attempt, from its journal records. */
+export interface StepTime {
+  startedAt: string;
+  completedAt: string;
+  ms: number;
 }
 
 /** Options of a {@link Sequencer}. */
@@ -318,6 +330,20 @@ export function shapesOf<I>(def: TransactionDefinition<I>): StepShape[] {
   return def.steps.map((s) => ({ name: s.name, pivot: s.pivot, maxAttempts: s.maxAttempts, compensable: s.compensate !== undefined }));
 }
 
+/** {@link JobStatus.stepTimes} from a journal: each completed step's last start and its completion. */
+function stepTimesOf(records: readonly JournalRecord[]): Record<string, StepTime> {
+  const started = new Map<string, string>();
+  const out: Record<string, StepTime> = {};
+  for (const r of records) {
+    if (r.type === 'step-started') started.set(r.step, r.at);
+    else if (r.type === 'step-completed') {
+      const startedAt = started.get(r.step) ?? r.at;
+      out[r.step] = { startedAt, completedAt: r.at, ms: Date.parse(r.at) - Date.parse(startedAt) };
+    }
+  }
+  return out;
+}
+
 function summarise(records: readonly JournalRecord[], job: RunningJob | undefined): JobStatus {
   const first = records[0] as Extract<JournalRecord, { type: 'job-started' }>;
   const v = viewJob(records);
@@ -331,6 +357,7 @@ function summarise(records: readonly JournalRecord[], job: RunningJob | undefine
     currentStep: job?.currentStep,
     completedSteps: [...v.completed.keys()],
     results: Object.fromEntries(v.completed),
+    stepTimes: stepTimesOf(records),
     cancelRequested: v.cancelReason !== undefined,
     // A finished job shows what ended it (nothing when it completed); a running one its latest failure.
     error: finished ? finished.error : lastFailure?.type === 'step-failed' ? lastFailure.error : undefined,

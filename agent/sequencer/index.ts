@@ -3,7 +3,7 @@
  * See `engine.ts` for how jobs run and `decide.ts` for the rules that decide each move.
  */
 export { Sequencer, shapesOf } from './engine.js';
-export type { JobStatus, SequencerEvent, SequencerOptions, StepContext, StepDefinition, TransactionDefinition } from './engine.js';
+export type { JobStatus, StepTime, SequencerEvent, SequencerOptions, StepContext, StepDefinition, TransactionDefinition } from './engine.js';
 export { decideNext, viewJob, DEFAULT_MAX_ATTEMPTS, COMPENSATION_MAX_ATTEMPTS } from './decide.js';
 export type { Decision, JobView, StepShape } from './decide.js';
 export { JournalFile } from './journal-file.js';

@@ -39,6 +39,8 @@ export interface MoveResult {
   rssA?: number;
   rssB?: number;
   load: string;
+  /** Agents' warm and live moves: where the cut-over went ({@link cutOverPhases}). */
+  phases?: string;
 }
 
 /** A VM at cloud-a to move: its name, its disk's path, and its console logs at both ends. */

@@ -84,3 +84,27 @@ export async function heartbeatCounters(file: string): Promise<number[]> {
   const text = await fs.readFile(file, 'latin1').catch(() => '');
   return [...text.matchAll(/INTERCLOUD-GUEST-HB n=(\d+)/g)].map((m) => Number(m[1]));
 }
+
+/** The part of a job's status {@link cutOverPhases} reads. */
+interface TimedJob {
+  stepTimes?: Record<string, { startedAt: string; ms: number }>;
+  results: Record<string, unknown>;
+}
+
+/**
+ * Where a warm or live move's cut-over went, from both agents' job records (`stepTimes`, and the
+ * target's `resumedAt`): the source's steps from the stop or save to the commit's answer, with
+ * the target's restore (its `define`) inside `instantiate` and the target's resume inside `commit`.
+ * Seconds, e.g. `pause 0.30 · transfer 3.90 · instantiate 2.00 (restore 1.95) · re-address 0.00 · commit 0.60 (resumed +0.60)`.
+ */
+export function cutOverPhases(source: TimedJob, target: TimedJob | undefined): string {
+  const st = source.stepTimes ?? {};
+  const tt = target?.stepTimes ?? {};
+  const ms = (t: Record<string, { ms: number }>, step: string): string => (t[step] === undefined ? '?' : secs(t[step].ms));
+  const resumedAt = (target?.results['await-commit'] as { resumedAt?: string } | undefined)?.resumedAt;
+  const commitAt = st['commit']?.startedAt;
+  const resumed = resumedAt !== undefined && commitAt !== undefined ? ` (resumed +${secs(Date.parse(resumedAt) - Date.parse(commitAt))})` : '';
+  // Live pauses at stop-source (the save is in transfer), warm shuts down.
+  return `${(source.results['negotiate'] as { mode?: string } | undefined)?.mode === 'warm' ? 'stop' : 'pause'} ${ms(st, 'stop-source')} · transfer ${ms(st, 'transfer')}`
+    + ` · instantiate ${ms(st, 'instantiate')} (${tt['define'] ? `restore ${ms(tt, 'define')}` : 'restore ?'}) · re-address ${ms(st, 're-address')} · commit ${ms(st, 'commit')}${resumed}`;
+}

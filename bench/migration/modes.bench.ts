@@ -26,7 +26,7 @@ import {
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { makeWritingGuestDisk } from '../../test/integration/hypervisor/writing-guest.js';
 import { coldByHand, libvirtLiveMigration, liveByHand, type MoveResult, type MoveSubject } from './by-hand.js';
-import { HB, HeartbeatWatch, MiB, heartbeatGapMs, load, median, option, peakRss, resetPeakRss, secs, sleep } from './measure.js';
+import { HB, HeartbeatWatch, MiB, cutOverPhases, heartbeatGapMs, load, median, option, peakRss, resetPeakRss, secs, sleep } from './measure.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '../..');
@@ -111,13 +111,15 @@ async function viaAgent(a: AgentProcess, b: AgentProcess, m: MoveSubject, mode: 
   return {
     kind: mode, totalMs, downtimeMs, guestGapMs: heartbeatGapMs(src, dst), rebooted: dst.booted,
     wireBytes, rssA, rssB, load: l0,
+    ...(mode === 'cold' ? {} : { phases: cutOverPhases(job, targetJob) }),
   };
 }
 
 function line(r: MoveResult): string {
   const rss = r.rssA !== undefined ? `  peak RSS a/b ${r.rssA.toFixed(0)}/${r.rssB!.toFixed(0)} MiB` : '';
   const gap = r.guestGapMs === undefined ? '?' : secs(r.guestGapMs);
-  return `    ${r.kind.padEnd(13)} ${secs(r.totalMs).padStart(7)} s  downtime ${secs(r.downtimeMs).padStart(6)} s  heartbeat gap ${gap.padStart(6)} s  ${r.rebooted ? 'REBOOTED' : 'no reboot'}  wire ${(r.wireBytes / MiB).toFixed(0)} MiB${rss}  load ${r.load}`;
+  return `    ${r.kind.padEnd(13)} ${secs(r.totalMs).padStart(7)} s  downtime ${secs(r.downtimeMs).padStart(6)} s  heartbeat gap ${gap.padStart(6)} s  ${r.rebooted ? 'REBOOTED' : 'no reboot'}  wire ${(r.wireBytes / MiB).toFixed(0)} MiB${rss}  load ${r.load}`
+    + (r.phases === undefined ? '' : `\n${' '.repeat(18)}cut-over, s: ${r.phases}`);
 }
 
 async function main(): Promise<void> {
@@ -152,6 +154,8 @@ async function main(): Promise<void> {
           const m = await bootVm(vm, tmpl, size, consoles);
           // The agents write the target's console where their config says; the bench reads it there.
           const subject = agentKinds.includes(kind as 'live') ? { ...m, targetConsole: join(b.dir, 'consoles', `${vm}-serial0.log`) } : m;
+          // An earlier run's console at cloud-b would count as heartbeats at once.
+          await fs.rm(subject.targetConsole, { force: true });
           let r: MoveResult;
           try {
             r = kind === 'live-by-hand' ? await liveByHand(s, subject)

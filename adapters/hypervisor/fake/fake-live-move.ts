@@ -164,7 +164,7 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     const v = this.vm(name);
     const top = v.hrefs.find((t) => this.chainOf(t).includes(href));
     if (top === undefined) throw hvError('HV_DISK_NOT_FOUND', `${this.s.prefix}: '${href}' is not an image of vm '${name}'`, { details: { vm: name, href } });
-    if (top === href && v.state !== 'stopped') throw this.invalid(name, `read the image the guest writes to ('${href}') of`, v.state);
+    if (top === href && v.state !== 'stopped' && v.state !== 'paused') throw this.invalid(name, `read the image the guest writes to ('${href}') of`, v.state);
     const bytes = this.s.disks.get(href)!.bytes;
     const start = options.offset ?? 0;
     const end = options.length === undefined ? bytes.length : Math.min(bytes.length, start + options.length);
@@ -202,6 +202,13 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     return { hypervisor: 'fake', arch: v.vm.arch ?? FAKE_MACHINE.arch, machine: FAKE_MACHINE.machine };
   }
 
+  async pause(name: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.s.prefix, 'pause', options.signal);
+    const v = this.vm(name);
+    if (v.state === 'running') v.state = 'paused';
+    else if (v.state !== 'paused' && !(v.state === 'stopped' && this.s.disks.has(this.stateHref(name)))) throw this.invalid(name, 'pause', v.state);
+  }
+
   async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
     throwIfAborted(this.s.prefix, 'saveState', options.signal);
     const v = this.vm(name);
@@ -233,7 +240,7 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     if (v.state === 'stopped') {
       if (!this.s.disks.has(this.stateHref(name))) throw hvError('HV_STATE_NOT_FOUND', `${this.s.prefix}: vm '${name}' has no saved state to resume from`, { details: { vm: name } });
       v.state = 'running';
-    }
+    } else if (v.state === 'paused') v.state = 'running';
     this.s.disks.delete(this.stateHref(name));
   }
 

@@ -194,14 +194,14 @@ export class LibvirtHypervisor implements Hypervisor {
       return this.notFoundOr(name, err, options);
     }
     const { value: read } = readLibvirtDomain(xml, { source: `${this.prefix} domain '${name}'` });
-    // Domain XML carries no disk size (unless we wrote it in our metadata): ask the image.
-    const disksRead = await Promise.all(read.disks.map(async (d) => {
+    // Domain XML carries no disk size (unless we wrote it in our metadata): ask the image. The
+    // state is asked meanwhile (each a round trip to the host).
+    const [disksRead, state] = await Promise.all([Promise.all(read.disks.map(async (d) => {
       if (d.capacityBytes > 0 || !d.file?.href.startsWith('/')) return d;
       const info = parseQemuImgInfo(await this.qemuImg(['info', '-U', '--output=json', d.file.href], this.opts(options)));
       return { ...d, capacityBytes: info.virtualSizeBytes, ...(d.format ? {} : { format: FORMAT_OF_QEMU[info.format] ?? 'raw' }) };
-    }));
+    })), this.mustExist(name, options)]);
     const vm: VirtualMachine = { ...read, disks: disksRead };
-    const state = await this.mustExist(name, options);
     const disks = vm.disks.map((d, i): DiskRef => ({
       id: String(i),
       href: d.file?.href ?? d.source ?? '',

@@ -6,7 +6,7 @@
  * - change tracking: each round is an external disk-only snapshot of every disk at once
  *   (`snapshot-create-as --disk-only --atomic --no-metadata`), new overlays in the pool's
  *   directory named `VM-diskI.ovlK.qcow2`; abort is `blockcommit --active --pivot` into the base;
- * - state capture: `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
+ * - state capture: `virsh suspend` (the cut-over pauses first), `virsh save --bypass-cache` to `VM.state` in the pool's directory, `virsh restore`
  *   to resume here;
  * - state restore: the received chain linked with `qemu-img rebase -u` onto this host's files, the
  *   saved description rewritten (`saved-domain.ts`) and `virsh restore --xml`, then `virsh define`.
@@ -103,9 +103,18 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     return { diskId, depth, href: path, format: FORMATS[format] ?? 'raw', sizeBytes: size, extents: clipExtents(parseQemuImgMap(map), size) };
   }
 
-  /** Each guest disk's target and chain (top first), from the domain and `qemu-img info --backing-chain`. */
-  private async chains(name: string, state: VmPowerState, options: CallOptions): Promise<Array<{ target: string; chain: Array<{ path: string; format: string }> }>> {
-    const disks = parseDomainDisks(await this.domainXml(name, state, options));
+  /**
+   * The VM's state and each guest disk's chain, both asked at once: `virsh dumpxml` describes a
+   * running or paused domain as it runs, a stopped one as defined (what `--inactive` gives).
+   */
+  private async stateAndChains(name: string, options: CallOptions): Promise<[VmPowerState, Array<{ target: string; chain: Array<{ path: string; format: string }> }>]> {
+    const [state, xml] = await Promise.all([this.state(name, options), this.ops.virsh(['dumpxml', name], this.o(options))]);
+    return [state, await this.chains(name, xml, options)];
+  }
+
+  /** Each guest disk's target and chain (top first), from the domain's description `xml` and `qemu-img info --backing-chain`. */
+  private async chains(name: string, xml: string, options: CallOptions): Promise<Array<{ target: string; chain: Array<{ path: string; format: string }> }>> {
+    const disks = parseDomainDisks(xml);
     return Promise.all(disks.map(async (d, i) => {
       const top = d.chain[0];
       if (d.type !== 'file' || top === undefined) {
@@ -123,7 +132,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const state = await this.state(name, options);
     if (state !== 'running' && state !== 'paused') throw this.invalidState(name, 'start a pre-copy round of', state);
     const xml = await this.domainXml(name, state, options);
-    const chains = await this.chains(name, state, options);
+    const chains = await this.chains(name, xml, options);
     const dir = await this.poolDir(options);
     const round = Math.max(...chains.map((c) => c.chain.length), 1);
     const taken = new Set((await this.ops.volumes(options)).map((v) => v.path));
@@ -148,11 +157,10 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   }
 
   async chain(name: string, options: CallOptions = {}): Promise<ChainImage[][]> {
-    const state = await this.state(name, options);
-    const chains = await this.chains(name, state, options);
+    const [state, chains] = await this.stateAndChains(name, options);
     return Promise.all(chains.map((c, i) => {
       const n = c.chain.length;
-      return Promise.all([...c.chain].reverse().map((e, depth) => (depth === n - 1 && state !== 'stopped'
+      return Promise.all([...c.chain].reverse().map((e, depth) => (depth === n - 1 && state === 'running'
         // The image the guest writes to: its length now, no map (it changes while read).
         ? this.fileSize(e.path, options).then((size): ChainImage => ({ diskId: String(i), depth, href: e.path, format: FORMATS[e.format] ?? 'raw', sizeBytes: size ?? 0 }))
         : this.image(String(i), depth, e.path, e.format, options))));
@@ -161,19 +169,17 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async readImage(name: string, href: string, options: ReadDiskOptions = {}): Promise<Readable> {
     throwIfAborted(this.ops.prefix, 'readImage', options.signal);
-    const state = await this.state(name, options);
-    const chains = await this.chains(name, state, options);
+    const [state, chains] = await this.stateAndChains(name, options);
     const c = chains.find((x) => x.chain.some((e) => e.path === href));
     if (!c) throw hvError('HV_DISK_NOT_FOUND', `${this.ops.prefix}: '${href}' is not an image of vm '${name}'`, { details: { vm: name, href } });
-    if (c.chain[0]!.path === href && state !== 'stopped') throw this.invalidState(name, `read the image the guest writes to ('${href}') of`, state);
+    if (c.chain[0]!.path === href && state !== 'stopped' && state !== 'paused') throw this.invalidState(name, `read the image the guest writes to ('${href}') of`, state);
     return this.ops.streamFile(href, options);
   }
 
   /** Merges every disk's chain into its base while the VM runs, then removes the merged overlays. */
   private async commitAll(name: string, op: string, options: CallOptions): Promise<void> {
     throwIfAborted(this.ops.prefix, op, options.signal);
-    const state = await this.state(name, options);
-    const chains = await this.chains(name, state, options);
+    const [state, chains] = await this.stateAndChains(name, options);
     if (chains.every((c) => c.chain.length === 1)) return;
     if (state === 'stopped' || state === 'other') throw this.invalidState(name, `${op} (merge the disk chain of)`, state);
     for (const c of chains) {
@@ -227,10 +233,24 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     return parseStateRequirements(await this.domainXml(name, state, options));
   }
 
+  async pause(name: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.ops.prefix, 'pause', options.signal);
+    const state = await this.state(name, options);
+    if (state === 'paused') return;
+    if (state === 'running') {
+      // QEMU drains and flushes the disks when it stops the vCPUs: the images are whole on disk.
+      await this.ops.virsh(['suspend', name], this.o(options));
+      return;
+    }
+    // Stopped: fine only once its state is saved (a repeat after the save).
+    if (state === 'stopped' && (await this.fileSize(await this.statePath(name, options), options)) !== undefined) return;
+    throw this.invalidState(name, 'pause', state);
+  }
+
   async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
     throwIfAborted(this.ops.prefix, 'saveState', options.signal);
-    const state = await this.state(name, options);
-    const path = await this.statePath(name, options);
+    // Asked at once: the guest stops with the save, and the state is sent once it is saved.
+    const [state, path] = await Promise.all([this.state(name, options), this.statePath(name, options)]);
     if (state === 'stopped') {
       const size = await this.fileSize(path, options);
       if (size === undefined) throw this.invalidState(name, 'save the state of', state);
@@ -257,6 +277,9 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (state === 'stopped') {
       if ((await this.fileSize(path, options)) === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: vm '${name}' has no saved state to resume from`, { details: { vm: name } });
       await this.ops.virsh(['restore', path, '--running'], this.o(options));
+    } else if (state === 'paused') {
+      // Paused for the cut-over, never saved (or its save undone): it goes on where it is.
+      await this.ops.virsh(['resume', name], this.o(options));
     }
     await this.discardState(name, options);
   }
@@ -287,7 +310,20 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const refuse = (why: string, details: Record<string, unknown>): never => {
       throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot restore '${name}': ${why}`, { details: { vm: name, ...details } });
     };
-    const existing = await this.ops.vmState(name, options);
+    const o = this.o(options);
+    // The name's domain is asked while the files are checked; once they are this pool's own, the
+    // chains are linked while the saved description is read (each call a round trip to the host,
+    // and the guest is stopped at the source meanwhile).
+    const prepare = async (): Promise<string> => {
+      await this.checkVolumes(req.disks, refuse, [req.state], options);
+      const [xml] = await Promise.all([this.ops.virsh(['save-image-dumpxml', req.state], o), this.linkImages(req.disks, refuse, options)]);
+      return xml;
+    };
+    const [named, first] = await Promise.allSettled([this.ops.vmState(name, options), prepare()]);
+    let read = first;
+    // A name taken is the answer first, whatever the files are.
+    if (named.status === 'rejected') throw named.reason;
+    const existing = named.value;
     if (existing !== 'absent') {
       // Only the domain an earlier attempt of the caller made (its UUID, never resumed) is taken away.
       const uuid = options.replacing === undefined || existing === 'running' ? undefined : (await this.ops.virsh(['domuuid', name], this.o(options))).trim();
@@ -295,11 +331,11 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
         throw hvError('HV_VM_EXISTS', `${this.ops.prefix}: a vm named '${name}' already exists`, { details: { vm: name } });
       }
       await this.ops.undefineVm(name, options);
+      // Its QEMU held the images (a link meanwhile could not take their lock): linked again now.
+      [read] = await Promise.allSettled([prepare()]);
     }
-    const o = this.o(options);
-    await this.link(req.disks, refuse, [req.state], options);
-    const saved = await this.ops.virsh(['save-image-dumpxml', req.state], o);
-    const xml = rewriteSavedDomain(saved, {
+    if (read.status === 'rejected') throw read.reason;
+    const xml = rewriteSavedDomain(read.value, {
       name,
       disks: req.disks.map((c) => c.map((p) => ({ path: p.href, format: p.format }))),
       ...(this.ops.settings.consoleLogDir ? { consoleLogDir: this.ops.settings.consoleLogDir } : {}),
@@ -309,16 +345,20 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (uuid === undefined) refuse('the saved description carries no uuid', {});
     throwIfAborted(this.ops.prefix, 'restoreVm', options.signal);
     await options.beforeRestore?.(uuid!);
+    const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
+    let capacities: number[];
     try {
       await this.ops.virsh(['restore', req.state, '--xml', '/dev/stdin', options.paused ? '--paused' : '--running'], { ...o, stdin: xml });
-      // The restored domain is transient: the same description makes it persistent.
-      await this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml });
+      // The restored domain is transient: the same description makes it persistent (while the
+      // disks' sizes are read).
+      [, capacities] = await Promise.all([
+        this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml }),
+        Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes)),
+      ]);
     } catch (err) {
       await cleanup(err, () => this.ops.undefineVm(name, {}));
       throw err;
     }
-    const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
-    const capacities = await Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes));
     return { name, uuid: uuid!, disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
   }
 
@@ -330,7 +370,18 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
     others: readonly string[], options: CallOptions, heldBases: readonly string[] = [],
   ): Promise<void> {
-    const o = this.o(options);
+    await this.checkVolumes(disks, refuse, others, options, heldBases);
+    await this.linkImages(disks, refuse, options);
+  }
+
+  /**
+   * The first half of {@link link}: every image (and `others`) is a volume of this pool (a held
+   * base aside), named once, in a chain that is not empty, each declared in a format it may have.
+   */
+  private async checkVolumes(
+    disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
+    others: readonly string[], options: CallOptions, heldBases: readonly string[] = [],
+  ): Promise<void> {
     // A held base (issue 16): the first image of a chain, declared raw, never written, maybe shared.
     const held = new Set(heldBases);
     for (const [i, chain] of disks.entries()) {
@@ -355,20 +406,35 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
         if (depth === 0 ? part.format !== 'raw' && part.format !== 'qcow2' : part.format !== 'qcow2') {
           refuse(`image ${depth} of disk ${i} is declared '${part.format}' (a base is raw or qcow2, an overlay qcow2)`, { diskId: String(i), depth, format: part.format });
         }
-        // The declared format, never a probe: a raw image's bytes are not read as a header.
-        const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
-        if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
-        if (depth === 0) {
-          if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
-          continue;
-        }
-        // The peer's backing reference is replaced by the image written below it (metadata only).
-        const below = chain[depth - 1]!;
-        await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
-        const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
-        if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
       }
     }
+  }
+
+  /**
+   * The second half of {@link link}, on images {@link checkVolumes} passed: no image names a data
+   * file, no base a backing file, and each overlay is linked onto the image below it (metadata
+   * only). The images are independent: all are looked at and linked at once.
+   */
+  private async linkImages(
+    disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never, options: CallOptions,
+  ): Promise<void> {
+    const o = this.o(options);
+    await Promise.all([...disks.entries()].flatMap(([i, chain]) => [...chain.entries()].map(async ([depth, part]) => {
+      // The declared format, never a probe: a raw image's bytes are not read as a header.
+      const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
+      if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
+      if (depth === 0) {
+        if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
+        return;
+      }
+      // The peer's backing reference is replaced by the image written below it (metadata only),
+      // unless an earlier link did so already (the image names exactly that file, in its format).
+      const below = chain[depth - 1]!;
+      if (before.backingFile === below.href && before.backingFormat === below.format) return;
+      await this.ops.qemuImg(['rebase', '-u', '-f', 'qcow2', '-F', below.format, '-b', below.href, part.href], o);
+      const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
+      if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
+    })));
   }
 
   // ---- chain import ------------------------------------------------------------------------------

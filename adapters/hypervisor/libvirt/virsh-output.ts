@@ -193,15 +193,17 @@ export function parseQemuImgChain(text: string): QemuImgChainEntry[] {
  * What `qemu-img info -f FMT --output=json` says about the files an image refers to: its backing
  * file (`backing-filename`) and, for qcow2, an external data file (`format-specific.data.data-file`).
  */
-export function parseImageReferences(text: string): { format: string; virtualSizeBytes: number; backingFile?: string; dataFile?: string } {
+export function parseImageReferences(text: string): { format: string; virtualSizeBytes: number; backingFile?: string; backingFormat?: string; dataFile?: string } {
   const { format, virtualSizeBytes } = parseQemuImgInfo(text);
   const r = JSON.parse(text) as Record<string, unknown>;
   const backing = r['backing-filename'];
+  const backingFormat = r['backing-filename-format'];
   const spec = r['format-specific'] as { data?: Record<string, unknown> } | undefined;
   const data = spec?.data?.['data-file'];
   return {
     format, virtualSizeBytes,
     ...(typeof backing === 'string' ? { backingFile: backing } : {}),
+    ...(typeof backingFormat === 'string' ? { backingFormat } : {}),
     ...(typeof data === 'string' ? { dataFile: data } : {}),
   };
 }

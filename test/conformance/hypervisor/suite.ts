@@ -404,6 +404,36 @@ export function hypervisorConformance(h: Harness): void {
       expect(await hv.vmState(name)).toBe('running');
     });
 
+    it('pauses a vm for the cut-over: its newest overlay reads back whole, a save then stops it, a paused vm resumes where it is', async () => {
+      const track = changeTracking(hv)!;
+      const cap = stateCapture(hv)!;
+      const { name } = await runningVm('lpause', sampleImage(256 * 1024));
+      const r = await track.startRound(name);
+      await rejectsWith(track.readImage(name, r.overlays[0]!.href), 'HV_INVALID_STATE');
+      await cap.pause(name);
+      expect(await hv.vmState(name)).toBe('paused');
+      await cap.pause(name);
+      expect(await hv.vmState(name)).toBe('paused');
+      const top = (await track.chain(name))[0]!.at(-1)!;
+      expect(top.href).toBe(r.overlays[0]!.href);
+      expect((await drain(await track.readImage(name, top.href))).length).toBe(top.sizeBytes);
+      await cap.resumeFromState(name);
+      expect(await hv.vmState(name)).toBe('running');
+      // Paused, then saved while paused: stopped; a pause again leaves it so; the resume restores it.
+      await cap.pause(name);
+      const saved = await cap.saveState(name);
+      expect(saved.sizeBytes).toBeGreaterThan(0);
+      expect(await hv.vmState(name)).toBe('stopped');
+      await cap.pause(name);
+      expect(await hv.vmState(name)).toBe('stopped');
+      await cap.resumeFromState(name);
+      expect(await hv.vmState(name)).toBe('running');
+      await track.abortTracking(name);
+      // Stopped with no state saved: nothing to pause.
+      await hv.shutdownVm(name, { timeoutMs: h.shutdownTimeoutMs });
+      await rejectsWith(cap.pause(name), 'HV_INVALID_STATE');
+    });
+
     it('refuses a restore of files it did not write, of a bad name, or over an existing vm', async () => {
       const rest = stateRestore(hv)!;
       const img = sampleImage(64 * 1024);

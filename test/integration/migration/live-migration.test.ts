@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { domState } from '../../../scripts/local-federation.js';
+import { cutOverPhases } from '../../../bench/migration/measure.js';
 import { heartbeats, waitForHeartbeat } from '../hypervisor/writing-guest.js';
 import {
   assertInvariant, federationHooks, onEvent, setUpFederation, stepStarts, waitForEnd, waitForTargetEnd,
@@ -71,7 +72,7 @@ describe('a live migration between two clouds', () => {
     const poolA = f.s.libvirt.instances['cloud-a']!.poolPath;
     expect((await fs.readdir(poolA)).filter((n) => n.startsWith(`${f.vm}-`) || n.startsWith(`${f.vm}.`))).toEqual([]);
     console.log(`live move: downtime ${commit.downtimeMs} ms, ${pre.rounds} pre-copy rounds, heartbeat n ${lastAtA.n} → ${hbB[0]!.n}, `
-      + `uptime ${lastAtA.uptime} → ${hbB[0]!.uptime}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+      + `uptime ${lastAtA.uptime} → ${hbB[0]!.uptime}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n  cut-over, s: ${cutOverPhases(job, target)}`);
   }, 900_000);
 
   it('a cancel during the pre-copy leaves the guest running at cloud-a on its original image', async () => {

@@ -1,6 +1,6 @@
 /**
  * Live moves (issue 15) with an agent killed (SIGKILL) during the last transfer — after
- * `stop-source` saved the guest, while the newest overlays and the saved state travel — and
+ * `stop-source` paused the guest and `transfer` saved it, while the saved state travels — and
  * started again on the same directory. The source's `transfer` step runs again (the guest stays
  * saved: `stop-source` is not run again) and the target's `receive` step goes on with what it had
  * not journaled; the move completes live: the guest goes on at cloud-b with no boot line, on a
@@ -48,7 +48,7 @@ async function killInLastTransfer(n: number, victim: 'source' | 'target') {
 describe('live moves with an agent killed during the last transfer', () => {
   it('source killed while the saved state travels: sends the rest again and completes the move live', async () => {
     const { move, killedAt } = await killInLastTransfer(86, 'source');
-    // The kill landed in the transfer, after the save.
+    // The kill landed in the transfer, after the save (at 20% of the state's send).
     expect(killedAt).toBe('step-started transfer');
     const records = await journal(move.f.a, move.jobId);
     // The transfer ran again; the guest was saved and the disks pre-copied once.

@@ -38,6 +38,7 @@ function adapter(link: 'ok' | 'refuse' | 'none') {
   const hv = {
     localStorageDir: async () => POOL,
     vmState: async () => 'absent',
+    describeVm: async () => { throw new IntercloudError('HV_VM_NOT_FOUND', 'no vm'); },
     defineVm: async (vm: unknown) => { defined.push(vm); return { name: 'web1', uuid: 'u', disks: [], report: { entries: [] } }; },
     capabilities: link === 'none' ? {} : {
       chainImport: {

@@ -64,6 +64,8 @@ describe('libvirt saved domain: reading', () => {
       .toEqual([{ filename: '/a/t.qcow2', format: 'qcow2', virtualSizeBytes: 10 }, { filename: '/a/b.img', format: 'raw', virtualSizeBytes: 10 }]);
     expect(parseImageReferences('{"virtual-size":1048576,"format":"qcow2","backing-filename":"/etc/shadow","format-specific":{"type":"qcow2","data":{"data-file":"/tmp/df.raw"}}}'))
       .toEqual({ format: 'qcow2', virtualSizeBytes: 1048576, backingFile: '/etc/shadow', dataFile: '/tmp/df.raw' });
+    expect(parseImageReferences('{"virtual-size":1048576,"format":"qcow2","backing-filename":"/pool/d0-0.img","backing-filename-format":"raw"}'))
+      .toEqual({ format: 'qcow2', virtualSizeBytes: 1048576, backingFile: '/pool/d0-0.img', backingFormat: 'raw' });
     expect(parseHypervisorVersion('Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\nRunning hypervisor: QEMU 7.2.22\n')).toBe('7.2.22');
     expect(code(() => parseQemuImgChain('{}'))).toBe('LIBVIRT_OUTPUT_INVALID');
   });

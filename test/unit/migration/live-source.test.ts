@@ -23,7 +23,7 @@ const key = (i: MoveImage): string => (i === 'state' ? 'state' : `${i.diskId}.${
 function world(writes: number[]) {
   const calls: string[] = [];
   const sent: string[] = [];
-  const s = { rounds: 0, saved: false, running: true, failAt: new Set<string>(), hangSend: undefined as string | undefined, order: undefined as InstantiateOrder | undefined };
+  const s = { rounds: 0, saved: false, paused: false, running: true, failAt: new Set<string>(), hangSend: undefined as string | undefined, order: undefined as InstantiateOrder | undefined };
   const chain = (): ChainImageInfo[][] => ['0', '1'].map((diskId) => Array.from({ length: s.rounds + 1 }, (_, depth) => ({
     diskId, depth, sizeBytes: depth === 0 ? 1 << 20 : writes[depth - 1] ?? 0,
   })));
@@ -55,8 +55,13 @@ function world(writes: number[]) {
       support: async () => ({ changeTracking: true, stateCapture: true, state: { hypervisor: 'qemu', arch: 'x86_64', machine: 'pc-1' } }),
       startRound: async () => { calls.push(`round:${s.rounds + 1}`); s.rounds++; return { round: s.rounds }; },
       chain: async () => chain(),
-      saveState: async () => { calls.push('save'); s.saved = true; s.running = false; return { sizeBytes: 90 << 20 }; },
-      resumeFromState: async () => { calls.push('resume'); if (s.saved) { s.saved = false; s.running = true; } },
+      pause: async () => { calls.push('pause'); if (!s.saved) { s.paused = true; s.running = false; } },
+      saveState: async () => {
+        if (!s.paused && !s.saved) throw new Error('saved without a pause');
+        if (!s.saved) calls.push('save');
+        s.saved = true; s.paused = false; return { sizeBytes: 90 << 20 };
+      },
+      resumeFromState: async () => { calls.push('resume'); if (s.saved || s.paused) { s.saved = false; s.paused = false; s.running = true; } },
       abortTracking: async () => { calls.push('abort-tracking'); s.rounds = 0; },
       discardState: async () => { calls.push('discard-state'); },
     },
@@ -69,6 +74,8 @@ function world(writes: number[]) {
         }
         // Only images that no longer change may be read.
         if (req.image !== 'state' && req.image.depth === s.rounds && s.running) throw new Error(`image ${k} is still written`);
+        // The state of the paused vm is saved before it is read (as the daemon's image port does).
+        if (req.image === 'state') await ports.precopy!.saveState('web1', signal);
         sent.push(k);
         return { sha256: `sha-${k}`.padEnd(64, '0'), bytes: 1, bytesSent: 1 };
       },
@@ -81,12 +88,12 @@ const input = (over: Partial<MigrateOutInput> = {}): MigrateOutInput => ({ vm: '
 const fast = { backoffMs: () => 0 };
 
 describe('live move, source side (fake ports)', () => {
-  it('pre-copies round after round until the overlay is small, saves, sends the rest and records the downtime', async () => {
+  it('pre-copies round after round until the overlay is small, pauses, sends the newest overlays while it saves, sends the state, records the downtime', async () => {
     const w = world([4 << 20, 1 << 20, 32 << 10]);
     const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
     const { done } = await seq.start('migrate-move', 'm1', input());
     expect(await done).toBe('completed');
-    expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'round:3', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
+    expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'round:3', 'pause', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
     // Bases, then each frozen overlay, then the newest overlays and (beside them) the state once saved.
     expect(w.sent.filter((k) => k !== 'state')).toEqual(['0.0', '1.0', '0.1', '1.1', '0.2', '1.2', '0.3', '1.3']);
     expect(w.sent.indexOf('state')).toBeGreaterThan(w.sent.indexOf('1.2'));
@@ -94,6 +101,9 @@ describe('live move, source side (fake ports)', () => {
     const status = await seq.status('m1');
     const commit = status.results['commit'] as { mode: string; downtimeMs: number };
     expect(commit.mode).toBe('live');
+    // Paused at stop-source, saved during the transfer (by the image port).
+    expect(status.results['stop-source']).not.toHaveProperty('stateBytes');
+    expect(status.results['transfer']).toMatchObject({ stateBytes: 1 });
     expect(commit.downtimeMs).toBeGreaterThanOrEqual(0);
     const checkpoints = (await JournalFile.read(dir, 'm1')).filter((r) => r.type === 'step-checkpoint');
     expect(checkpoints.map((r) => (r as { detail: { round: number } }).detail.round)).toEqual([1, 2, 3]);
@@ -120,7 +130,7 @@ describe('live move, source side (fake ports)', () => {
     const second = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
     const [job] = await second.resumeAll();
     expect(await job!.done).toBe('completed');
-    expect(w.calls.slice(4)).toEqual(['round:3', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
+    expect(w.calls.slice(4)).toEqual(['round:3', 'pause', 'save', 'instantiate', 'commit', 'discard-state', 'remove']);
     expect(w.sent.filter((k) => k !== 'state')).toEqual(['0.0', '1.0', '0.1', '1.1', '0.2', '1.2', '0.3', '1.3']);
     expect(w.sent.filter((k) => k === 'state')).toHaveLength(1);
   });
@@ -130,8 +140,8 @@ describe('live move, source side (fake ports)', () => {
     w.s.failAt.add('instantiate');
     const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
     expect(await (await seq.start('migrate-move', 'm1', input())).done).toBe('compensated');
-    expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'save', 'release', 'resume', 'abort-tracking', 'release']);
-    expect(w.s).toMatchObject({ running: true, saved: false, rounds: 0 });
+    expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'pause', 'save', 'release', 'resume', 'abort-tracking', 'release']);
+    expect(w.s).toMatchObject({ running: true, saved: false, paused: false, rounds: 0 });
   });
 
   it('a cancel during the pre-copy merges the overlays back and leaves the vm running, never saved', async () => {
@@ -143,7 +153,7 @@ describe('live move, source side (fake ports)', () => {
     await seq.cancel('m1');
     expect(await done).toBe('cancelled');
     expect(w.calls).toEqual(['offer:live:pc-1', 'round:1', 'round:2', 'hang:0.1', 'abort-tracking', 'release']);
-    expect(w.s).toMatchObject({ running: true, saved: false, rounds: 0 });
+    expect(w.s).toMatchObject({ running: true, saved: false, paused: false, rounds: 0 });
   });
 
   it('warm shuts the vm down at the cut-over and starts it again on failure; no mode asked is a cold move as before', async () => {

@@ -43,6 +43,7 @@ function world(sent: string[]) {
         return { vm: req.vm, uuid: 'uuid-from-state', volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
       },
       flatten: async (_ref, discard) => { calls.push(`flatten:${discard.join()}`); },
+      link: async (disks) => { calls.push(`link:${disks.map((c) => c.map((i) => `${i.path}/${i.format}`).join('+')).join(',')}`); },
     },
     receive: {
       receiveDisks: async () => { throw new Error('a live move receives images'); },
@@ -84,6 +85,11 @@ describe('live move, target side (fake ports)', () => {
     w.mailbox.deliverInstantiate('o1', order(keys));
     await until(() => w.calls.some((c) => c.startsWith('restore:')));
     expect(w.calls.find((c) => c.startsWith('restore:'))).toBe('restore:/pool/d0-0/raw+/pool/d0-1/qcow2,/pool/d1-0/raw+/pool/d1-1/qcow2:/pool/state');
+    // Each overlay was linked onto its disk's chain as soon as it was here, before the restore.
+    const linked = w.calls.filter((c) => c.startsWith('link:'));
+    expect(linked).toEqual(['link:/pool/d0-0/raw+/pool/d0-1/qcow2', 'link:/pool/d1-0/raw+/pool/d1-1/qcow2']);
+    expect(w.calls.indexOf('link:/pool/d0-0/raw+/pool/d0-1/qcow2')).toBeGreaterThan(w.calls.indexOf('got:0.1@d0-1'));
+    expect(w.calls.lastIndexOf('link:/pool/d1-0/raw+/pool/d1-1/qcow2')).toBeLessThan(w.calls.findIndex((c) => c.startsWith('restore:')));
     await new Promise((r) => setTimeout(r, 30));
     // Paused until the source commits: never running in two clouds.
     expect(w.vm).toMatchObject({ exists: true, paused: true, running: false });

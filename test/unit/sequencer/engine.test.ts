@@ -85,6 +85,25 @@ describe('Sequencer', () => {
     expect((await seq.status('j')).error).toBeUndefined();
   });
 
+  it("reports each completed step's last attempt's start, its completion and the ms between (stepTimes)", async () => {
+    const w = world();
+    let t = Date.parse('2026-12-07T03:00:00.000Z');
+    // Every journal record is 100 ms after the one before.
+    const now = (): Date => new Date((t += 100));
+    let n = 0;
+    const def: TransactionDefinition<unknown> = {
+      kind: 'demo', version: 1,
+      steps: [step(w, 'a'), step(w, 'b', { fail: () => (++n < 2 ? new IntercloudError('TEST_BUSY', 'busy', { retryable: true }) : undefined) })],
+    };
+    const seq = new Sequencer({ journalDir: dir, definitions: [def], ...fast, now });
+    expect(await (await seq.start('demo', 'j', {})).done).toBe('completed');
+    // job-started +100, a started +200, a completed +300, b started +400, b failed +500, b started +600, b completed +700.
+    expect((await seq.status('j')).stepTimes).toEqual({
+      a: { startedAt: '2026-12-07T03:00:00.200Z', completedAt: '2026-12-07T03:00:00.300Z', ms: 100 },
+      b: { startedAt: '2026-12-07T03:00:00.600Z', completedAt: '2026-12-07T03:00:00.700Z', ms: 100 },
+    });
+  });
+
   it('resumes after a stop mid-step without re-running completed steps', async () => {
     const w = world();
     let release!: () => void;
