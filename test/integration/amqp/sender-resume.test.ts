@@ -1,8 +1,9 @@
 /**
  * A sender that dies after the receiver committed but before it journaled `committed`, against
  * the real broker: the sender (a child process running `intercloud transfer send`) is stopped
- * (SIGSTOP) the moment the receiver journals `end` — before the receiver can have answered
- * `committed` — and killed once the receiver committed; a sender started again must finish at
+ * (SIGSTOP) by the receiver's own journal write of `end` (this process's, held until the signal
+ * is sent) — so before the receiver can have answered `committed` — and killed once the receiver
+ * committed; a sender started again must finish at
  * once with the committed digest, not wait for a `status` a committed receiver never sends.
  * And a sender whose journal cannot record `committed` (the disk fails) leaves the receiver's
  * answer queued for its next run. The broker is not touched.
@@ -23,9 +24,7 @@ describe('sender restarted after the receiver committed', () => {
   it('finishes promptly with the committed digest and journals committed (no wait for expiry)', async () => {
     const dir = scratch();
     const src = join(dir, 'src');
-    // Large enough that the receiver's verification (re-reading its staging file) outlasts the
-    // 5 ms poll of its journal below, so the sender is stopped before `committed` is sent.
-    await writeImage(src, 96 * MiB, [[0, 96 * MiB]]);
+    await writeImage(src, 32 * MiB, [[0, 32 * MiB]]);
     const p = pair(dir, 5);
     const target = join(dir, 'dst');
     const sendJournal = TransferJournal.pathFor(p.send.journalDir, p.transferId, 'send');
@@ -34,13 +33,17 @@ describe('sender restarted after the receiver committed', () => {
 
     const first = cli(args);
     let stopped = false;
-    const watcher = setInterval(() => {
-      if (stopped || !journalOf(receiveJournal).some((r) => r.t === 'end')) return;
-      stopped = first.child.kill('SIGSTOP');
-    }, 5);
+    // The receiver (here, in this process) records `end` before it commits and answers: the
+    // sender is stopped right then, so it cannot have heard `committed` (a poll of the journal
+    // lost that race once the receiver stopped re-reading its file before the commit).
+    const real = TransferJournal.prototype.append;
+    const append = vi.spyOn(TransferJournal.prototype, 'append').mockImplementation(function (this: TransferJournal, ...records: JournalRecord[]) {
+      if (!stopped && this.path === receiveJournal && records.some((r) => r.t === 'end')) stopped = first.child.kill('SIGSTOP');
+      return real.apply(this, records);
+    });
     try {
       const got = await receiveTransfer({ ...p.receive, targetPath: target });
-      clearInterval(watcher);
+      append.mockRestore();
       expect(stopped).toBe(true);
       first.child.kill('SIGKILL');
       expect((await first.done).code).toBeNull(); // killed, not finished
@@ -64,7 +67,7 @@ describe('sender restarted after the receiver committed', () => {
       expect(records.at(-1)).toEqual({ t: 'committed', digest: got.digest });
       expect(await fileDigest(target)).toBe(await fileDigest(src));
     } finally {
-      clearInterval(watcher);
+      append.mockRestore();
       first.child.kill('SIGKILL');
     }
   }, 120_000);
