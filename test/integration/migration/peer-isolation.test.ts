@@ -144,8 +144,12 @@ async function jobOf(offerId: string): Promise<{ state: string; results: Record<
   throw new Error(`cloud-b's job for '${offerId}' did not end`);
 }
 
+/**
+ * The files of cloud-b's pool this file's peer could leave: received disks (`intercloud-in-…`)
+ * and its VMs' (`tsafe-…`). Others come and go with the VM tests that run beside this file.
+ */
 async function poolVolumes(): Promise<string[]> {
-  return (await fs.readdir(POOL)).map((n) => join(POOL, n));
+  return (await fs.readdir(POOL)).filter((n) => /^\.?intercloud-in-/.test(n) || n.startsWith('tsafe-')).map((n) => join(POOL, n));
 }
 
 // The machine's federation lock (cloud-b has one XMPP identity).
