@@ -316,8 +316,11 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     // and the guest is stopped at the source meanwhile).
     const prepare = async (): Promise<string> => {
       await this.checkVolumes(req.disks, refuse, [req.state], options);
-      const [xml] = await Promise.all([this.ops.virsh(['save-image-dumpxml', req.state], o), this.linkImages(req.disks, refuse, options)]);
-      return xml;
+      // Both run to their end; an image refused is the answer before anything libvirt says of the state.
+      const [dump, linked] = await Promise.allSettled([this.ops.virsh(['save-image-dumpxml', req.state], o), this.linkImages(req.disks, refuse, options)]);
+      if (linked.status === 'rejected') throw linked.reason;
+      if (dump.status === 'rejected') throw dump.reason;
+      return dump.value;
     };
     const [named, first] = await Promise.allSettled([this.ops.vmState(name, options), prepare()]);
     let read = first;
@@ -419,7 +422,9 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never, options: CallOptions,
   ): Promise<void> {
     const o = this.o(options);
-    await Promise.all([...disks.entries()].flatMap(([i, chain]) => [...chain.entries()].map(async ([depth, part]) => {
+    // Every image's look runs to its end (nothing is still being linked once this answers); the
+    // first refusal, in chain order, is the answer.
+    const looked = await Promise.allSettled([...disks.entries()].flatMap(([i, chain]) => [...chain.entries()].map(async ([depth, part]) => {
       // The declared format, never a probe: a raw image's bytes are not read as a header.
       const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
       if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
@@ -435,6 +440,8 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       const after = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', 'qcow2', '--output=json', part.href], o));
       if (after.backingFile !== below.href || after.dataFile !== undefined) refuse(`image ${depth} of disk ${i} could not be linked onto '${below.href}'`, { diskId: String(i), depth });
     })));
+    const refused = looked.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (refused) throw refused.reason;
   }
 
   // ---- chain import ------------------------------------------------------------------------------
