@@ -19,9 +19,9 @@
  *
  * Memory per put: at most `partConcurrency` parts in flight and one being filled.
  */
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
+import type { Duplex, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand,
   DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
@@ -67,6 +67,30 @@ export interface S3ObjectStoreOptions {
   readonly maxSockets: number;
 }
 
+/**
+ * Gives a socket an 'error' listener for its whole life. A store that answers a put before reading
+ * its body and then closes the connection (Swift's 403 to a signature it refuses) leaves Node's
+ * client writing the rest of the body after the answer has released the socket to the agent: the
+ * write's EPIPE is then emitted on a socket no request listens to, and an unheard 'error' ends the
+ * process. The request already has its answer, and the socket is destroyed with the error either way.
+ */
+function heardErrors(socket: Duplex | null | undefined): Duplex | null | undefined {
+  socket?.on('error', () => undefined);
+  return socket;
+}
+
+/** Keep-alive agents whose sockets never raise an unheard error (see {@link heardErrors}). */
+class StoreHttpAgent extends HttpAgent {
+  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    return heardErrors(super.createConnection(options, callback));
+  }
+}
+class StoreHttpsAgent extends HttpsAgent {
+  override createConnection(options: HttpsRequestOptions, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    return heardErrors(super.createConnection(options, callback));
+  }
+}
+
 /** An SDK logger that says nothing: libraries don't log (the SDK would print its warnings to the console). */
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
@@ -102,8 +126,8 @@ export class S3ObjectStore implements ObjectStore {
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs,
         socketTimeout: options.idleTimeoutMs,
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}) }),
+        httpAgent: new StoreHttpAgent(agentOptions),
+        httpsAgent: new StoreHttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}) }),
         logger: SILENT,
       },
     });

@@ -1,7 +1,8 @@
 /**
  * The s3 adapter against a scripted loopback HTTP server: how store answers map to STORE_… codes
  * (by status and S3 code, with the store's fields kept), that a hung store times out, that a put is
- * checked against what the store says it stored, and that every body carries a Content-MD5.
+ * checked against what the store says it stored, that every body carries a Content-MD5, and that a
+ * store answering a put before reading its body, then closing, fails the put and crashes nothing.
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -188,6 +189,44 @@ describe('s3 adapter: puts', () => {
     for (const p of parts) expect(p.headers['content-md5']).toBe(createHash('md5').update(p.body).digest('base64'));
     expect(seen.some((s) => s.method === 'DELETE' && s.url.includes('uploadId=up-1'))).toBe(true);
     expect(seen.some((s) => s.method === 'POST' && s.url.includes('uploadId=up-1'))).toBe(false);
+  });
+  it("a store that answers 403 before reading a large body and closes the connection fails the put with STORE_REFUSED, and the write cut short crashes nothing (Swift with a wrong key)", async () => {
+    // Answers as Swift's proxy does to a signature it refuses: the 403 at once (no 100 Continue),
+    // a keep-alive response, then the connection closed with most of the body unread.
+    const xml = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>scripted</Message><RequestId>tx-unit-2</RequestId></Error>';
+    const early = createTcpServer((s) => {
+      sockets.push(s);
+      let received = 0;
+      const answer = (d: Buffer): void => {
+        received += d.length;
+        if (received < 4 * 1024 * 1024) return;
+        s.off('data', answer);
+        s.write(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nx-amz-request-id: tx-unit-2\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n${Buffer.byteLength(xml).toString(16)}\r\n${xml}\r\n0\r\n\r\n`);
+        s.end();
+        setTimeout(() => s.destroy(), 10);
+      };
+      s.on('data', answer);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => early.listen(0, '127.0.0.1', r));
+    servers.push(early as unknown as Server);
+    const { port } = early.address() as { port: number };
+    const store = createObjectStore('s3', { name: 'unit', endpoint: `http://127.0.0.1:${port}`, region: 'eu-west', accessKeyId: 'k', secretAccessKeyFile: secretFile(), maxAttempts: 1 });
+    stores.push(store);
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => { uncaught.push(err); };
+    process.on('uncaughtException', onUncaught);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const body = Buffer.alloc(9 * 1024 * 1024 + i, i);
+        const sha = createHash('sha256').update(body).digest('hex');
+        expect(await failure(store.putObject('bucket', `key-${i}`, body, { sizeBytes: body.length, sha256: sha }))).toMatchObject({ code: 'STORE_REFUSED', details: { status: 403 } });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
   });
 });
 
