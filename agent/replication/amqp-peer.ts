@@ -224,12 +224,12 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
     try {
       if (m.type === 'delete') return { type: 'deleted', v: 1, requestId: m.requestId, keys: await o.receiver.deleteKeys(m.keys, abort.signal) };
       if (m.type === 'audit') return { type: 'audit-result', v: 1, requestId: m.requestId, entries: await o.receiver.audit(m.keys, { deep: m.deep === true, signal: abort.signal }) };
-      // A batch that could never fit the terms is refused before B stages a byte of it.
-      o.receiver.admitBatch(m.objects);
+      // A batch beyond the terms is refused before B stages a byte of it.
+      const release = o.receiver.admitBatch(m.objects);
       const total = m.objects.reduce((n, x) => n + x.size, 0);
       const path = join(o.workDir, 'staging', `${m.requestId}.batch`);
-      await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });
       try {
+        await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });
         if (m.transferId !== undefined) {
           if (!isSubcontractTransfer(s.id, m.transferId)) throw replError('REPL_CONFIG', `transfer '${m.transferId}' is not one of subcontract '${s.id}'`);
           try {
@@ -248,6 +248,7 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
         return { type: 'stored', v: 1, requestId: m.requestId, receipts: await o.receiver.storeBatch(m.objects, path, abort.signal) };
       } finally {
         await fs.rm(path, { force: true });
+        release();
       }
     } catch (err) {
       const e = asCoded(err);

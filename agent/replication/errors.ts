@@ -15,6 +15,7 @@ export const REPL_ERRORS = defineErrorCodes('replication', {
   REPL_BAD_MESSAGE: { doc: 'a replication message from the peer is malformed', retryable: false },
   REPL_CLOSED: { doc: 'the replicator was stopped before the operation completed', retryable: true },
   REPL_SUBCONTRACT_ENDED: { doc: "the subcontract's end time has passed: the peer stores no further objects of it", retryable: false },
+  REPL_PEER_BUSY: { doc: "the peer is receiving other batches of the subcontract that already declare its whole reservation; the batch is sent again later", retryable: true },
   REPL_OVER_RESERVATION: { doc: 'storing the object would take the subcontract beyond the bytes or objects the peer reserved for it', retryable: false },
 });
 

@@ -43,6 +43,8 @@ interface Usage {
 export class ReplicaReceiver {
   readonly #terms: ReceiverTerms;
   #usage: Promise<Usage> | undefined;
+  /** Bytes declared by the batches admitted and not yet released. */
+  #admittedBytes = 0;
 
   /**
    * @param store B's object store (in the region the subcontract names)
@@ -55,14 +57,17 @@ export class ReplicaReceiver {
   }
 
   /**
-   * Refuses, before any byte of it is received, a batch that could never fit B's terms: one that
-   * names a key twice (`REPL_BAD_MESSAGE`), or declares more bytes than the whole reservation
-   * (`REPL_OVER_RESERVATION`). The staging space and the time B gives a batch's transfer follow the
-   * sizes A declares, so without this a certified peer could have B stage far more than it
-   * reserved. {@link storeBatch} then counts, object by object, what B's bucket already holds and
-   * the reserved number of objects.
+   * Admits a batch before any byte of it is received, or refuses it: one that names a key twice
+   * (`REPL_BAD_MESSAGE`), or declares more bytes than the whole reservation
+   * (`REPL_OVER_RESERVATION`, final). The staging space and the time B gives a batch's transfer
+   * follow the sizes A declares, so without this a certified peer could have B stage far more than
+   * it reserved. The batches admitted and not yet released together declare at most the
+   * reservation: one that would go beyond it while others are received is refused as
+   * `REPL_PEER_BUSY` (A sends it again later; alone it is always admitted). Returns the release,
+   * to call once the batch is stored or has failed. {@link storeBatch} then counts, object by
+   * object, what B's bucket already holds and the reserved number of objects.
    */
-  admitBatch(objects: readonly BatchObject[]): void {
+  admitBatch(objects: readonly BatchObject[]): () => void {
     const keys = new Set<string>();
     let bytes = 0;
     for (const o of objects) {
@@ -74,6 +79,18 @@ export class ReplicaReceiver {
     if (t.capacityBytes !== undefined && bytes > t.capacityBytes) {
       throw replError('REPL_OVER_RESERVATION', `a batch of ${bytes} bytes for a subcontract reserved for ${t.capacityBytes}`, { details: { capacityBytes: t.capacityBytes } });
     }
+    if (t.capacityBytes !== undefined && this.#admittedBytes + bytes > t.capacityBytes) {
+      throw replError('REPL_PEER_BUSY', `a batch of ${bytes} bytes while ${this.#admittedBytes} of the ${t.capacityBytes} reserved are being received`, {
+        details: { capacityBytes: t.capacityBytes, admittedBytes: this.#admittedBytes },
+      });
+    }
+    this.#admittedBytes += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#admittedBytes -= bytes;
+    };
   }
 
   /**

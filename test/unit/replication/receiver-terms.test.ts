@@ -98,6 +98,20 @@ describe('ReplicaReceiver.admitBatch: a batch refused before B stages a byte of 
     expect(() => rx.admitBatch([obj('a', 10), obj('b', 10, 10), obj('a', 10, 20)])).toThrow(expect.objectContaining({ code: 'REPL_BAD_MESSAGE' }));
   });
 
+  it('admits batches being received together up to the reservation: the one beyond is busy (retryable) until another is released', () => {
+    const rx = new ReplicaReceiver(store, 'dst', 8, { capacityBytes: 1000 });
+    const first = rx.admitBatch([obj('a', 600)]);
+    expect(() => rx.admitBatch([obj('b', 401)])).toThrow(expect.objectContaining({ code: 'REPL_PEER_BUSY', retryable: true, details: { capacityBytes: 1000, admittedBytes: 600 } }));
+    const second = rx.admitBatch([obj('b', 400)]);
+    first();
+    first(); // a second release changes nothing
+    expect(() => rx.admitBatch([obj('c', 601)])).toThrow(expect.objectContaining({ code: 'REPL_PEER_BUSY' }));
+    const third = rx.admitBatch([obj('c', 600)]);
+    second();
+    third();
+    expect(() => rx.admitBatch([obj('d', 1000)])).not.toThrow();
+  });
+
   it('leaves the count of objects to storeBatch, object by object: a batch over it is admitted', () => {
     const rx = new ReplicaReceiver(store, 'dst', 8, { maxObjects: 1 });
     expect(() => rx.admitBatch([obj('a', 10), obj('b', 10, 10)])).not.toThrow();
