@@ -52,8 +52,11 @@ const EXCLUSIVE = [
 const FEDERATION = [
   'test/integration/migration/**/*.test.ts',
   'test/integration/xmpp/**/*.test.ts',
-  // Takes the federation lock (it runs a replica peer on cloud-b's broker): it would only wait here.
-  'test/integration/replication/**/*.test.ts',
+  // Run the two clouds' agents (storage-daemon*), or set cloud-a's grant on cloud-b's `transfers`
+  // vhost as cloud-b's agent does (subcontract-grants): they take the federation lock. The other
+  // replication tests work in a vhost and buckets of their own and run in `integration`.
+  'test/integration/replication/storage-daemon*.test.ts',
+  'test/integration/replication/subcontract-grants.test.ts',
 ];
 
 /** Tests that define or run VMs (libvirtd of cloud-a/cloud-b, vcsim) or drive libvirtd. */

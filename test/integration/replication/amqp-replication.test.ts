@@ -3,7 +3,7 @@
  * own certificate), with in-memory object stores at both ends (the S3/Swift adapter is another
  * branch's work). The test runs in a vhost of its own on cloud-b's broker, so the grant it gives
  * cloud-a (the subcontract's one regex) never touches the grants live migrations hold on
- * `transfers`. It holds the federation lock, under which fault tests restart the brokers. Also measures the cost of one tiny batch and the rate of small and large objects.
+ * `transfers`. It restarts nothing and needs no federation lock (the fault tests that restart the brokers run alone, in vitest.config.ts's EXCLUSIVE). Also measures the cost of one tiny batch and the rate of small and large objects.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +14,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, newTransferId, serveReplicaPeer, type ReplicaServer, type Subcontract,
 } from '../../../agent/replication/index.js';
-import { lockFederation } from '../../../scripts/federation-lock.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
@@ -32,11 +31,6 @@ let b: MemoryStore;
 let vhost: ReplicaVhost | undefined;
 let server: ReplicaServer | undefined;
 let peer: AmqpReplicaPeer | undefined;
-let unlock: (() => Promise<void>) | undefined;
-
-beforeAll(async () => {
-  unlock = await lockFederation();
-}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(process.env['INTERCLOUD_TEST_TMP'] ?? tmpdir(), 'repl-it-'));
@@ -57,7 +51,6 @@ afterAll(async () => {
     await vhost?.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    await unlock?.();
   }
 }, 60_000);
 

@@ -17,7 +17,7 @@ import { MiB, replicationRig, sleep, until, rigHooks } from './swift-rig.js';
 
 const run = promisify(execFile);
 const SERVICES = resolve(import.meta.dirname, '../../../scripts/services');
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: true });
 
 describe("cloud-b's broker killed mid-replication", () => {
   it('nothing COMPLETED while it is down, every object completes and is verified at B once it is back', async () => {

@@ -25,7 +25,6 @@ import {
   type BatchObject, type ReplicaServer, type ReplMessage, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
-import { lockFederation } from '../../../scripts/federation-lock.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
@@ -44,11 +43,6 @@ let b: MemoryStore;
 let vhost: ReplicaVhost | undefined;
 let server: ReplicaServer | undefined;
 let attacker: { conn: ChannelModel; ch: Channel; consumerTag: string; answers: Map<string, ReplMessage> } | undefined;
-let unlock: (() => Promise<void>) | undefined;
-
-beforeAll(async () => {
-  unlock = await lockFederation();
-}, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
 
 beforeAll(async () => {
   dir = mkdtempSync(join(process.env['INTERCLOUD_TEST_TMP'] ?? tmpdir(), 'hostile-batches-'));
@@ -77,7 +71,6 @@ afterAll(async () => {
     await vhost?.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    await unlock?.();
   }
 }, 60_000);
 

@@ -14,7 +14,7 @@ import type { ReplicationEvent } from '../../../agent/replication/index.js';
 import { MiB, replicationRig, until, rigHooks } from './swift-rig.js';
 
 const CHILD = resolve(import.meta.dirname, 'replicator-child.ts');
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: false });
 
 describe("A's replicating process killed and restarted", () => {
   it('resumes from its journal: no object completed twice, every object verified at B', async () => {

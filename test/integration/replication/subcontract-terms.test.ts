@@ -11,7 +11,7 @@ import type { StepContext } from '../../../agent/sequencer/index.js';
 import { MiB, replicationRig, sleep, until, rigHooks } from './swift-rig.js';
 
 const FAST = { baseMs: 300, capMs: 1000, maxAttempts: 5 };
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: false });
 
 /** Runs one step of B's `subcontract-in` transaction, as the sequencer would, on B's real store. */
 async function runInStep(ports: SubcontractInPorts, input: SubcontractInInput, name: string): Promise<unknown> {

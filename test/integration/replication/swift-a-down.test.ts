@@ -20,7 +20,7 @@ import { MiB, replicationRig, rigHooks, sleep, swift, until } from './swift-rig.
 
 const run = promisify(execFile);
 const SERVICES = resolve(import.meta.dirname, '../../../scripts/services');
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: true });
 
 /** SIGKILLs the process in `pidFile` and waits until it is gone (or a zombie); returns its pid. */
 async function kill(pidFile: string): Promise<number> {

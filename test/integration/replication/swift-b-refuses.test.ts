@@ -8,7 +8,7 @@
  * Once B writes with its real credentials again an audit queues the FAILED objects and they
  * complete, verified at B. (B full — Swift's `container_quotas` answering 413, `STORE_FULL`,
  * retried until the quota is lifted — is a case of swift-replication.test.ts.)
- * Changes no shared server; holds the federation lock through rigHooks like the other rigs.
+ * Changes no shared server, so takes no federation lock.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { createObjectStore } from '../../../adapters/storage/index.js';
 import { ReplicaReceiver, serveReplicaPeer } from '../../../agent/replication/index.js';
 import { replicationRig, rigHooks, swift, until } from './swift-rig.js';
 
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: false });
 
 describe("cloud-b's Swift refusing B's writes (issue 14, faults)", () => {
   it('objects B cannot write are FAILED with STORE_REFUSED, none at B, none COMPLETED; an audit after B writes again completes them, verified at B', async () => {

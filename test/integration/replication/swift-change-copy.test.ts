@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MiB, readAll, replicationRig, rigHooks, sha, sleep, until } from './swift-rig.js';
 
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: false });
 
 describe('an object changed at A while it is copied (issue 14, faults)', () => {
   it('B never holds a mix of versions, COMPLETED always names what B confirmed, and B ends with the newer version', async () => {

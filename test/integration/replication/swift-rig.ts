@@ -153,15 +153,17 @@ export async function replicationRig(name: string, terms?: ReceiverTerms): Promi
 }
 
 /**
- * Registers a test file's hooks: the federation lock for the whole file (fault tests restart the
- * brokers under it), and at the end the rigs the file made closed, then the lock released.
+ * Registers a test file's hooks: at the end the rigs the file made closed. A file that kills or
+ * restarts shared servers (`restartsServers`, one of vitest.config.ts's EXCLUSIVE files) also holds
+ * the federation lock for the whole file, so no federation of agents (the demo, a benchmark) runs
+ * meanwhile; any other rig lives in its own vhost and buckets and needs no lock.
  */
-export function rigHooks(): { readonly rigs: Rig[] } {
+export function rigHooks(options: { readonly restartsServers: boolean }): { readonly rigs: Rig[] } {
   const slot = { rigs: [] as Rig[] };
   let unlock: (() => Promise<void>) | undefined;
   // lockFederation gives up (with who holds the lock) after INTERCLOUD_LOCK_WAIT_S, 600 s by default.
   beforeAll(async () => {
-    unlock = await lockFederation();
+    if (options.restartsServers) unlock = await lockFederation();
   }, 1_000 * (Number(process.env['INTERCLOUD_LOCK_WAIT_S'] ?? 600) + 60));
   afterAll(async () => {
     try {

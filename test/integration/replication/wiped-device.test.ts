@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { loseEverywhere, objectReplicatorOnce, replicaCounts, wipeDevice } from '../../helpers/swift-devices.js';
 import { MiB, replicationRig, swift, rigHooks } from './swift-rig.js';
 
-const hooks = rigHooks();
+const hooks = rigHooks({ restartsServers: true });
 
 describe("a wiped Swift device at cloud-b", () => {
   it("the agent's deep audit re-sends exactly what B cannot serve; Swift's replicator restores the device; every object has its 3 replicas and is verified at B", async () => {
