@@ -48,6 +48,9 @@ export interface LibvirtOps {
 
 const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
 
+/** How long the pool's directory, once read, is used without asking libvirt again. */
+const POOL_DIR_TTL_MS = 60_000;
+
 /** virsh `--diskspec` values separate fields with commas; a literal comma is doubled (virsh(1)). */
 function diskspecValue(v: string): string {
   return v.replaceAll(',', ',,');
@@ -55,6 +58,9 @@ function diskspecValue(v: string): string {
 
 /** The libvirt implementation of change tracking, state capture and state restore. */
 export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore, ChainImport {
+  /** {@link poolDir}'s last answer. */
+  #poolDir: { dir: string; at: number } | undefined;
+
   constructor(private readonly ops: LibvirtOps) {}
 
   private o(options: CallOptions): RunOptions {
@@ -72,13 +78,23 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     return hvError('HV_INVALID_STATE', `${this.ops.prefix}: cannot ${op} vm '${name}' while it is '${state}'`, { details: { vm: name, state } });
   }
 
-  /** The pool's directory, where overlays and state files go; only `dir` pools can hold them. */
+  /**
+   * The pool's directory, where overlays and state files go; only `dir` pools can hold them.
+   * Read again after {@link POOL_DIR_TTL_MS}: a move asks in every round and at the cut-over, where
+   * the guest is paused and the save waits for the answer (a round trip to the host, 0.3 s loaded).
+   * libvirt changes an active pool's path only by redefining it.
+   */
   private async poolDir(options: CallOptions): Promise<string> {
+    const seen = this.#poolDir;
+    if (seen !== undefined && Date.now() - seen.at < POOL_DIR_TTL_MS) return seen.dir;
     const dir = parseDirPoolPath(await this.ops.virsh(['pool-dumpxml', this.ops.settings.pool], this.o(options)));
     if (dir === undefined) {
+      this.#poolDir = undefined;
       throw hvError('HV_TRACKING_UNSUPPORTED', `${this.ops.prefix}: pool '${this.ops.settings.pool}' is not a directory pool: overlays and saved states need one`, { details: { pool: this.ops.settings.pool } });
     }
-    return dir.replace(/\/+$/, '');
+    const clean = dir.replace(/\/+$/, '');
+    this.#poolDir = { dir: clean, at: Date.now() };
+    return clean;
   }
 
   private async domainXml(name: string, state: VmPowerState, options: CallOptions): Promise<string> {
@@ -249,14 +265,19 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
     throwIfAborted(this.ops.prefix, 'saveState', options.signal);
-    // Asked at once: the guest stops with the save, and the state is sent once it is saved.
-    const [state, path] = await Promise.all([this.state(name, options), this.statePath(name, options)]);
-    if (state === 'stopped') {
+    this.ops.checkName(name);
+    const path = await this.statePath(name, options);
+    // Saved at once (the guest is paused for the cut-over, and the save is most of its time); the
+    // domain's state is asked only when the save fails: a repeat after the save finds it stopped.
+    try {
+      await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
+    } catch (err) {
+      const state = await this.state(name, options);
+      if (state !== 'stopped') throw err;
       const size = await this.fileSize(path, options);
       if (size === undefined) throw this.invalidState(name, 'save the state of', state);
       return { href: path, sizeBytes: size };
     }
-    await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
     const size = await this.fileSize(path, options);
     if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
     return { href: path, sizeBytes: size };
