@@ -136,6 +136,15 @@ export interface ObjectStore {
   /** Deletes an object; succeeds if absent. */
   deleteObject(bucket: string, key: string, options?: StoreCallOptions): Promise<void>;
 
+  /**
+   * Aborts the multipart uploads of `bucket` started before `startedBefore` and never completed:
+   * what a process killed in the middle of a put leaves behind, holding the store's space until
+   * someone aborts it (S3 ListMultipartUploads, AbortMultipartUpload). Resolves with the key of
+   * each upload it aborted. A bucket only this agent writes can be swept of everything started
+   * before the agent itself; a bucket others write to needs an age no upload of theirs reaches.
+   */
+  abortStaleUploads(bucket: string, startedBefore: Date, options?: StoreCallOptions): Promise<string[]>;
+
   /** Releases connections; calls after it reject. */
   close(): Promise<void>;
 }

@@ -39,6 +39,9 @@ import { serveSubcontractRequests, subcontractControlPort } from './subcontract-
 
 const DAY_MS = 86_400_000;
 
+/** How far a store's upload times may be from ours (whole seconds rounded up, another host's clock). */
+const STORE_CLOCK_GRACE_MS = 2_000;
+
 /**
  * B: the terms a peer's receiver holds it to — the accepted end, the reserved bytes
  * (`capacityGiB` × 2^30) and objects — so that whatever the peer sends, B stores nothing past
@@ -426,6 +429,15 @@ export class StorageFederation {
       source: { bucket: w.sourceBucket, prefix: w.sourcePrefix ?? '' }, target: { bucket: input.placement.bucket },
       ackMode: input.terms.ack, bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
     };
+    // Only this agent writes the bucket it made for the peer, and it has not served it yet: any
+    // upload there was left by a put killed with an earlier run, holding the store's space until it
+    // is aborted. Store times are whole seconds (Swift rounds up) on the store's clock: hence the grace.
+    try {
+      const keys = await store.abortStaleUploads(input.placement.bucket, new Date(Date.now() + STORE_CLOCK_GRACE_MS));
+      if (keys.length > 0) this.#o.log.info({ job: jobId, bucket: input.placement.bucket, keys }, 'aborted uploads left by an earlier run');
+    } catch (err) {
+      this.#o.log.warn({ err, job: jobId, bucket: input.placement.bucket }, 'could not look for uploads left by an earlier run');
+    }
     const server = await serveReplicaPeer({
       broker: this.#o.broker, subcontract, receiver: new ReplicaReceiver(store, input.placement.bucket, undefined, receiverTermsOf(input.terms)),
       workDir: join(this.#o.stateDir, 'replication-in', input.terms.subcontractId),

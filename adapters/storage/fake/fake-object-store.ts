@@ -60,6 +60,8 @@ export class FakeObjectStore implements ObjectStore {
   readonly #prefix: string;
   readonly #buckets = new Map<string, Map<string, StoredObject>>();
   #uploading = 0;
+  /** Uploads left by a put that never finished ({@link leaveUpload}), by bucket. */
+  readonly #abandoned = new Map<string, Array<{ key: string; startedAt: Date }>>();
   #requests = 0;
   #closed = false;
 
@@ -74,9 +76,19 @@ export class FakeObjectStore implements ObjectStore {
     return this.#requests;
   }
 
-  /** Puts whose bytes are still arriving (a real store's pending multipart uploads). */
+  /** Puts whose bytes are still arriving and uploads left behind (a real store's pending multipart uploads). */
   pendingUploads(): number {
-    return this.#uploading;
+    let left = 0;
+    for (const uploads of this.#abandoned.values()) left += uploads.length;
+    return this.#uploading + left;
+  }
+
+  /** Leaves an upload of `key` in `bucket` that never completes, as a put killed with its process does. */
+  leaveUpload(bucket: string, key: string, startedAt = new Date()): void {
+    this.#bucket(bucket);
+    const uploads = this.#abandoned.get(bucket) ?? [];
+    uploads.push({ key, startedAt });
+    this.#abandoned.set(bucket, uploads);
   }
 
   /** Bytes stored in all buckets. */
@@ -114,6 +126,16 @@ export class FakeObjectStore implements ObjectStore {
     validateBucketName(bucket);
     await this.#enter('headBucket', options.signal);
     return this.#buckets.has(bucket);
+  }
+
+  async abortStaleUploads(bucket: string, startedBefore: Date, options: StoreCallOptions = {}): Promise<string[]> {
+    validateBucketName(bucket);
+    await this.#enter('abortStaleUploads', options.signal);
+    this.#bucket(bucket);
+    const uploads = this.#abandoned.get(bucket) ?? [];
+    const stale = uploads.filter((u) => u.startedAt.getTime() < startedBefore.getTime());
+    this.#abandoned.set(bucket, uploads.filter((u) => !stale.includes(u)));
+    return stale.map((u) => u.key);
   }
 
   async deleteBucket(bucket: string, options: StoreCallOptions = {}): Promise<void> {

@@ -24,7 +24,7 @@ import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 
 import type { Duplex, Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand,
-  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
@@ -369,6 +369,35 @@ export class S3ObjectStore implements ObjectStore {
     validateObjectKey(key);
     // S3 §DeleteObject: 204 whether or not the key existed; 404 NoSuchBucket for an absent bucket.
     await this.#send(this.#ctx('deleteObject', options.signal, bucket, key), (o) => this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), o));
+  }
+
+  async abortStaleUploads(bucket: string, startedBefore: Date, options: StoreCallOptions = {}): Promise<string[]> {
+    validateBucketName(bucket);
+    const ctx = this.#ctx('abortStaleUploads', options.signal, bucket);
+    const aborted: string[] = [];
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (;;) {
+      const out = await this.#send(ctx, (o) => this.#client.send(new ListMultipartUploadsCommand({ Bucket: bucket, ...markers }), o));
+      for (const u of out.Uploads ?? []) {
+        if (u.Key === undefined || u.UploadId === undefined || u.Initiated === undefined) {
+          throw storeError('STORE_RESPONSE_INVALID', `${ctx.prefix}: the uploads of '${bucket}' list one without a key, an id or a start`, { details: { bucket } });
+        }
+        if (u.Initiated.getTime() >= startedBefore.getTime()) continue;
+        try {
+          await this.#send(this.#ctx('abortMultipartUpload', options.signal, bucket, u.Key), (o) => this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }), o));
+        } catch (err) {
+          // Completed or aborted meanwhile: nothing is left of it.
+          if (s3Fields((err as IntercloudError).cause).s3Code === 'NoSuchUpload') continue;
+          throw err;
+        }
+        aborted.push(u.Key);
+      }
+      if (out.IsTruncated !== true) return aborted;
+      if (out.NextKeyMarker === undefined) {
+        throw storeError('STORE_RESPONSE_INVALID', `${ctx.prefix}: the uploads of '${bucket}' say more follow but give no marker to go on from`, { details: { bucket } });
+      }
+      markers = { KeyMarker: out.NextKeyMarker, ...(out.NextUploadIdMarker !== undefined ? { UploadIdMarker: out.NextUploadIdMarker } : {}) };
+    }
   }
 
   async close(): Promise<void> {

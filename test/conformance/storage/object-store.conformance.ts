@@ -23,6 +23,8 @@ export interface StoreHarness {
   readonly partSizeBytes: number;
   /** Multipart uploads (or puts) still pending in `bucket`, asked of the store itself (S3 ListMultipartUploads). */
   pendingUploads(bucket: string): Promise<number>;
+  /** Starts an upload of `key` in `bucket` that is never completed, as a put killed with its process leaves one. */
+  leaveUpload(bucket: string, key: string): Promise<void>;
   /** Whether `key` is in `bucket`, asked of the store itself. */
   rawExists(bucket: string, key: string): Promise<boolean>;
   /** Flips stored bytes behind the adapter's back, keeping the object's ETag and metadata (when the backend can). */
@@ -283,6 +285,22 @@ export function objectStoreConformance(h: StoreHarness): void {
       expect(await codeOf(store.headObject(bucket, 'abort/x', { signal: ac.signal }))).toBe('STORE_ABORTED');
       expect(await codeOf(store.listObjects(bucket, { signal: ac.signal }))).toBe('STORE_ABORTED');
     }, 120_000);
+
+    it('aborts the uploads a killed put left, only those started before the time given, and no object', async () => {
+      const b2 = `ct-${run}-b2`;
+      await store.createBucket(b2);
+      await h.leaveUpload(b2, 'left/one');
+      await h.leaveUpload(b2, 'left/two');
+      expect(await h.pendingUploads(b2)).toBe(2);
+      // none started before the epoch: all are kept
+      expect(await store.abortStaleUploads(b2, new Date(0))).toEqual([]);
+      expect(await h.pendingUploads(b2)).toBe(2);
+      expect((await store.abortStaleUploads(b2, new Date(Date.now() + 60_000))).sort()).toEqual(['left/one', 'left/two']);
+      expect(await h.pendingUploads(b2)).toBe(0);
+      expect(await store.abortStaleUploads(b2, new Date(Date.now() + 60_000))).toEqual([]);
+      expect(await h.rawExists(b2, 'left/one')).toBe(false);
+      expect(await codeOf(store.abortStaleUploads(`ct-${run}-absent`, new Date()))).toBe('STORE_BUCKET_NOT_FOUND');
+    });
 
     it('aborting a read ends its body with STORE_ABORTED', async () => {
       const data = randomBytes(3 * MiB);

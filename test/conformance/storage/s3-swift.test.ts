@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { openSync, readdirSync, readFileSync, readSync, writeSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { createObjectStore } from '../../../adapters/storage/index.js';
 import { serviceEnv } from '../../helpers/services.js';
 import { objectStoreConformance } from './object-store.conformance.js';
@@ -105,6 +105,9 @@ for (const cloud of ['cloud-a', 'cloud-b'] as const) {
     async pendingUploads(bucket) {
       const out = await rawClient().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
       return out.Uploads?.length ?? 0;
+    },
+    async leaveUpload(bucket, key) {
+      await rawClient().send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
     },
     async rawExists(bucket, key) {
       try {

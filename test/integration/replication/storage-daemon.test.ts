@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
@@ -16,7 +16,8 @@ import { transferPrefix } from '../../../agent/replication/index.js';
 import { cliNodeArgs, loadServicesFile, type AgentProcess } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import { storageAgentsRig, waitFor } from './storage-agents-rig.js';
-import { readAll } from './swift-rig.js';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { readAll, swift } from './swift-rig.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const METRICS_PORT = 29_461;
@@ -61,6 +62,16 @@ const rig = storageAgentsRig('sd', { metricsPortA: METRICS_PORT });
 let id = '';
 let bucketB = '';
 const objs = new Map<string, Buffer>();
+
+/** cloud-b's Swift through the SDK itself, with cloud-b's credentials: what B's agent does not see. */
+function rawSwiftB(): S3Client {
+  const e = swift('cloud-b');
+  return new S3Client({
+    endpoint: e.endpoint, region: e.region, forcePathStyle: true, maxAttempts: 1,
+    credentials: { accessKeyId: e.accessKeyId, secretAccessKey: readFileSync(e.secretAccessKeyFile, 'utf8').trim() },
+    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
 
 /** B's Swift holds exactly `bytes` under `key` in the subcontract's bucket: HEAD, then GET hashed. */
 async function expectAtB(key: string, bytes: Buffer): Promise<void> {
@@ -174,16 +185,28 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
     await expectAtB('while-down/x', bytes);
   }, 180_000);
 
-  it('cloud-b\'s agent restarted: its grant is kept by the reconcile, its receiver served again, and the copy goes on', async () => {
+  it('cloud-b\'s agent restarted: its grant is kept by the reconcile, its receiver served again, the upload its killed put left is aborted, and the copy goes on', async () => {
     await rig.b.stop('SIGKILL');
-    const bytes = randomBytes(40_000);
-    await rig.storeA.putObject(rig.src, 'while-b-down/y', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
-    objs.set('while-b-down/y', bytes);
-    await rig.b.start();
-    expect(await grantOfAatB()).toContain(escPrefix(id));
-    const st = await waitFor('the object written while B was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0, 120_000);
-    expect(st.replication?.objects.failed).toBe(0);
-    await expectAtB('while-b-down/y', bytes);
+    // What a put killed with B's agent leaves in B's bucket: a multipart upload with a part, never completed.
+    const raw = rawSwiftB();
+    const pending = async (): Promise<number> => (await raw.send(new ListMultipartUploadsCommand({ Bucket: bucketB }))).Uploads?.length ?? 0;
+    try {
+      const left = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucketB, Key: 'killed-mid-put/z' }));
+      await raw.send(new UploadPartCommand({ Bucket: bucketB, Key: 'killed-mid-put/z', UploadId: left.UploadId!, PartNumber: 1, Body: randomBytes(1024 * 1024) }));
+      expect(await pending()).toBe(1);
+      const bytes = randomBytes(40_000);
+      await rig.storeA.putObject(rig.src, 'while-b-down/y', bytes, { sizeBytes: bytes.length, sha256: sha(bytes) });
+      objs.set('while-b-down/y', bytes);
+      await rig.b.start();
+      expect(await grantOfAatB()).toContain(escPrefix(id));
+      const st = await waitFor('the object written while B was down to complete', status, (s) => s.replication?.objects.completed === objs.size && s.replication.objects.pending === 0, 120_000);
+      expect(st.replication?.objects.failed).toBe(0);
+      await expectAtB('while-b-down/y', bytes);
+      await waitFor('the upload left by the killed put to be aborted', pending, (n) => n === 0, 30_000);
+      expect(await rig.storeB.headObject(bucketB, 'killed-mid-put/z')).toBeUndefined();
+    } finally {
+      raw.destroy();
+    }
   }, 180_000);
 
   it('storage end: cloud-b deletes every object and its bucket (delete terms), A verifies it and the subcontract completes; A\'s bucket is untouched', async () => {

@@ -21,6 +21,9 @@ objectStoreConformance({
   async pendingUploads() {
     return fake!.pendingUploads();
   },
+  async leaveUpload(bucket, key) {
+    fake!.leaveUpload(bucket, key);
+  },
   async rawExists(bucket, key) {
     return (await fake!.listObjects(bucket, { prefix: key })).objects.some((o) => o.key === key);
   },
