@@ -227,7 +227,8 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
       // A batch beyond the terms is refused before B stages a byte of it.
       const release = o.receiver.admitBatch(m.objects);
       const total = m.objects.reduce((n, x) => n + x.size, 0);
-      const path = join(o.workDir, 'staging', `${m.requestId}.batch`);
+      // Named here, never after anything the peer sent.
+      const path = join(o.workDir, 'staging', `${randomUUID()}.batch`);
       try {
         await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });
         if (m.transferId !== undefined) {

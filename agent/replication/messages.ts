@@ -45,31 +45,33 @@ const KEY = z.string().min(1).max(1024);
 const N = z.number().int().nonnegative();
 const HEX64 = z.string().regex(/^[0-9a-f]{64}$/);
 const ID = z.string().min(1).max(200);
+/** A lowercase UUID (what `randomUUID` gives): request and transfer ids never name anything but themselves. */
+const UUID = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 const V = z.literal(REPL_MESSAGE_VERSION);
 const MAX = 10_000;
 const schema = z.discriminatedUnion('type', [
   z.strictObject({
-    type: z.literal('replicate'), v: V, requestId: ID, subcontractId: ID, transferId: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/).optional(),
+    type: z.literal('replicate'), v: V, requestId: UUID, subcontractId: ID, transferId: UUID.optional(),
     objects: z.array(z.strictObject({ key: KEY, etag: z.string().min(1), size: N, sha256: HEX64, offset: N })).min(1).max(MAX),
   }),
   z.strictObject({
-    type: z.literal('stored'), v: V, requestId: ID,
+    type: z.literal('stored'), v: V, requestId: UUID,
     receipts: z.array(z.union([
       z.strictObject({ key: KEY, ok: z.literal(true), size: N, sha256: HEX64, etag: z.string().min(1) }),
       z.strictObject({ key: KEY, ok: z.literal(false), code: z.string().min(1), message: z.string(), retryable: z.boolean() }),
     ])).max(MAX),
   }),
-  z.strictObject({ type: z.literal('delete'), v: V, requestId: ID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX) }),
-  z.strictObject({ type: z.literal('deleted'), v: V, requestId: ID, keys: z.array(KEY).max(MAX) }),
-  z.strictObject({ type: z.literal('audit'), v: V, requestId: ID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX), deep: z.boolean().optional() }),
+  z.strictObject({ type: z.literal('delete'), v: V, requestId: UUID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX) }),
+  z.strictObject({ type: z.literal('deleted'), v: V, requestId: UUID, keys: z.array(KEY).max(MAX) }),
+  z.strictObject({ type: z.literal('audit'), v: V, requestId: UUID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX), deep: z.boolean().optional() }),
   z.strictObject({
-    type: z.literal('audit-result'), v: V, requestId: ID,
+    type: z.literal('audit-result'), v: V, requestId: UUID,
     entries: z.array(z.union([
       z.strictObject({ key: KEY, present: z.literal(false) }),
       z.strictObject({ key: KEY, present: z.literal(true), size: N, sha256: HEX64.optional(), etag: z.string().min(1) }),
     ])).max(MAX),
   }),
-  z.strictObject({ type: z.literal('error'), v: V, requestId: ID, code: z.string().min(1), message: z.string(), retryable: z.boolean() }),
+  z.strictObject({ type: z.literal('error'), v: V, requestId: UUID, code: z.string().min(1), message: z.string(), retryable: z.boolean() }),
 ]);
 
 /** Encodes a message. */

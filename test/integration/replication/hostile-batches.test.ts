@@ -10,12 +10,13 @@
  *   retryable: an honest A sends it again);
  * - a batch whose bytes would travel in another subcontract's transfer, and a request naming
  *   another subcontract (`REPL_CONFIG`);
- * - a malformed request (dropped, unanswered);
+ * - a malformed request, and one whose request id names a path out of B's staging folder
+ *   (dropped, unanswered; the file it names untouched);
  * and then serve the honest requests of the same peer as before. B's bucket holds nothing of the
  * refused batches, its staging folder stays empty, and no transfer queue of theirs is declared.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Channel, ChannelModel } from 'amqplib';
@@ -190,6 +191,22 @@ describe('a subcontract holder asking B for more than it reserved, over the real
     const foreign = await replicate(objects([1000]), { subcontractId: `sc-${randomUUID()}` });
     expectRefused(foreign.answer, 'REPL_CONFIG');
     expect(await queueDeclared(foreign.transferId)).toBe(false);
+    expectNothingStagedOrStored();
+  });
+
+  it("a request id naming a path out of B's staging folder is dropped: the file there is neither written nor removed", async () => {
+    // B stages a batch in its work folder (dir/b/staging); the victim lies two levels up
+    const victim = join(dir, 'victim.batch');
+    writeFileSync(victim, 'not the peer\'s');
+    const requestId = '../../victim';
+    // refused later in B's handling (a foreign transfer), so B would remove its "staging file" at once
+    await publish(Buffer.from(JSON.stringify({
+      type: 'replicate', v: 1, requestId, subcontractId: sub.id, transferId: newTransferId(`sc-${randomUUID()}`), objects: objects([1000]),
+    })));
+    // answered in order: once a later request has its answer, this one would have had its own
+    expectRefused((await replicate(objects([2 * MiB]))).answer, 'REPL_OVER_RESERVATION');
+    expect(attacker!.answers.has(requestId)).toBe(false);
+    expect(readFileSync(victim, 'utf8')).toBe('not the peer\'s');
     expectNothingStagedOrStored();
   });
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   REPL_ERRORS, ReplicationState, TokenBucket, backoffDelay, channelTransferId, decodeReplJournal, decodeReplMessage, encodeReplMessage,
@@ -194,12 +195,16 @@ describe('transfer naming', () => {
 
 describe('messages', () => {
   it('round-trip, and a batch whose objects do not follow each other is refused', () => {
-    const m = { type: 'replicate' as const, v: 1 as const, requestId: 'r', subcontractId: 's', transferId: newTransferId('s'), objects: [
+    const m = { type: 'replicate' as const, v: 1 as const, requestId: randomUUID(), subcontractId: 's', transferId: newTransferId('s'), objects: [
       { key: 'a', etag: 'e', size: 3, sha256: SHA, offset: 0 }, { key: 'b', etag: 'e', size: 2, sha256: SHA, offset: 3 }] };
     expect(decodeReplMessage(encodeReplMessage(m))).toEqual(m);
     const bad = { ...m, objects: [m.objects[0]!, { ...m.objects[1]!, offset: 4 }] };
     expect(() => decodeReplMessage(encodeReplMessage(bad))).toThrow(expect.objectContaining({ code: 'REPL_BAD_MESSAGE' }));
     expect(() => decodeReplMessage(Buffer.from('{"type":"replicate"}'))).toThrow(expect.objectContaining({ code: 'REPL_BAD_MESSAGE' }));
+    // a request id is a uuid and nothing else: B names no file after it, but it is refused anyway
+    for (const requestId of ['../../victim', 'r', `${randomUUID()}/x`, randomUUID().toUpperCase()]) {
+      expect(() => decodeReplMessage(encodeReplMessage({ ...m, requestId })), requestId).toThrow(expect.objectContaining({ code: 'REPL_BAD_MESSAGE' }));
+    }
   });
 });
 
