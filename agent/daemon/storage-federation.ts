@@ -43,6 +43,15 @@ const DAY_MS = 86_400_000;
 const STORE_CLOCK_GRACE_MS = 2_000;
 
 /**
+ * Where B stages and journals what `peerCloud` sends for its subcontract `subcontractId`: the id is
+ * the peer's choice, so another peer may name the same one; each peer's folder is its own (a
+ * receiver clears its staging when it starts). Both parts are checked names (cloud id, token).
+ */
+export function receiverWorkDir(stateDir: string, peerCloud: string, subcontractId: string): string {
+  return join(stateDir, 'replication-in', peerCloud, subcontractId);
+}
+
+/**
  * B: the terms a peer's receiver holds it to — the accepted end, the reserved bytes
  * (`capacityGiB` × 2^30) and objects — so that whatever the peer sends, B stores nothing past
  * its end or beyond its reservation (`REPL_SUBCONTRACT_ENDED`, `REPL_OVER_RESERVATION`; issue 14,
@@ -440,7 +449,7 @@ export class StorageFederation {
     }
     const server = await serveReplicaPeer({
       broker: this.#o.broker, subcontract, receiver: new ReplicaReceiver(store, input.placement.bucket, undefined, receiverTermsOf(input.terms)),
-      workDir: join(this.#o.stateDir, 'replication-in', input.terms.subcontractId),
+      workDir: receiverWorkDir(this.#o.stateDir, input.peer.cloudId, input.terms.subcontractId),
     });
     this.#receivers.set(jobId, server);
     this.#o.log.info({ job: jobId, peer: input.peer.cloudId, bucket: input.placement.bucket, region: input.placement.region }, 'serving replicas');
