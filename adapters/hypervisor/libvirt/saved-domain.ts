@@ -187,12 +187,41 @@ const drop = (n: Node, name: string): void => {
   n.children = n.children.filter((c) => c.name !== name);
 };
 
-/** `<os>` children that name a file on the source host (formatdomain.html "Operating system booting"). */
-const OS_FILES = new Set(['loader', 'nvram', 'kernel', 'initrd', 'dtb', 'acpi']);
-/** Devices that name host resources which cannot be carried to another host. */
-const HOST_DEVICES = new Set(['filesystem', 'hostdev', 'shmem', 'smartcard', 'redirdev']);
+/*
+ * What a peer's saved description may hold (formatdomain.html), by allow-list: anything not named
+ * here is refused, so that what libvirt adds later reaches no host resource until it is judged.
+ */
+/** Top-level elements; `seclabel` and `resource` (the source host's labels and cgroup) are dropped. */
+const DOMAIN_CHILDREN = new Set([
+  'name', 'uuid', 'genid', 'title', 'description', 'metadata', 'maxMemory', 'memory', 'currentMemory', 'memtune', 'memoryBacking',
+  'vcpu', 'vcpus', 'iothreads', 'iothreadids', 'cputune', 'numatune', 'resource', 'sysinfo', 'os', 'features', 'cpu', 'clock',
+  'on_poweroff', 'on_reboot', 'on_crash', 'on_lockfailure', 'pm', 'perf', 'devices', 'seclabel', 'keywrap',
+]);
+/** `<os>` children: no loader, nvram, kernel, initrd, dtb or acpi table (files of the source host). */
+const OS_CHILDREN = new Set(['type', 'boot', 'bootmenu', 'smbios', 'bios', 'firmware', 'cmdline']);
+/** Devices; no filesystem, hostdev, shmem, smartcard, redirdev, lease, … (host resources). */
+const DEVICES = new Set([
+  'emulator', 'disk', 'controller', 'interface', 'input', 'graphics', 'video', 'audio', 'sound', 'watchdog', 'memballoon', 'rng',
+  'panic', 'vsock', 'iommu', 'hub', 'crypto', 'tpm', 'memory', 'serial', 'console', 'parallel', 'channel',
+]);
+/** Per device, the `type` (or `model`) it may have where others reach the host. */
+const DEVICE_TYPES: Record<string, { attr: string; allowed: ReadonlySet<string> }> = {
+  // no passthrough or evdev (host input devices)
+  input: { attr: 'type', allowed: new Set(['mouse', 'keyboard', 'tablet']) },
+  // no direct, hostdev, vdpa, ethernet (host devices) or udp/tcp/mcast sockets to any address
+  interface: { attr: 'type', allowed: new Set(['network', 'bridge', 'user']) },
+  graphics: { attr: 'type', allowed: new Set(['vnc', 'spice']) },
+  // no host sound devices or files
+  audio: { attr: 'type', allowed: new Set(['none', 'spice']) },
+  // no nvdimm or virtio-pmem (backed by a host file)
+  memory: { attr: 'model', allowed: new Set(['dimm', 'virtio-mem']) },
+};
 /** Attributes that name a file or socket on the host; after the rewrite each must be one this host chose. */
 const FILE_ATTRS = new Set(['file', 'path', 'dir', 'socket']);
+/** Attributes that name a host device: never taken from a peer. */
+const HOST_DEVICE_ATTRS = new Set(['rendernode', 'evdev', 'tap', 'vhost']);
+/** What an rng's `random` backend may read. */
+const RNG_SOURCES = new Set(['', '/dev/random', '/dev/urandom']);
 
 function chainNode(parts: ReadonlyArray<{ path: string; format: DiskFormat }>): Node {
   // backingStore for parts[k-1] under parts[k] … down to the base, ended by an empty <backingStore/>.
@@ -215,10 +244,14 @@ function chainNode(parts: ReadonlyArray<{ path: string; format: DiskFormat }>): 
  * each guest disk gets this host's chain (source, driver type, nested backingStore); serial and
  * console logs go to `consoleLogDir` (`NAME-serialN.log`, as `defineVm` names them) or are
  * dropped; pty paths, unix channel paths, `<emulator>` and security labels (all chosen by the
- * source host) are removed; NICs follow `nicTarget`. Refused with `HV_STATE_INVALID`: another
- * name, another number of disks, a disk that is not a file, a cd-rom with media, `<os>` files
- * (loader, nvram, kernel, initrd, dtb), host devices (filesystem, hostdev, shmem, …), and any
- * file, path, dir or socket left that this host did not choose.
+ * source host) are removed; NICs follow `nicTarget`; graphics listen where this host says, on a
+ * port it picks. Refused with `HV_STATE_INVALID`: another name, another number of disks, a disk
+ * that is not a file, a cd-rom with media, anything not on the allow-lists above (top-level
+ * elements, `<os>` children, devices and their types: no loader or kernel, no filesystem, hostdev,
+ * passthrough input, direct or socket NIC, nvdimm, host audio, rng from another file), anything of
+ * another namespace outside `<metadata>` (`qemu:commandline`), a host device attribute
+ * (`rendernode`, `evdev`, …), a serial port that is not a number, and any file, path, dir or
+ * socket left that this host did not choose.
  */
 export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
   const refuse = (why: string, details: Record<string, unknown> = {}): never => {
@@ -234,17 +267,40 @@ export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
   const root = toNode(parsed, new Map());
   if (childText(parsed, 'name')?.trim() !== plan.name) refuse(`names the vm ${JSON.stringify(childText(parsed, 'name') ?? '')}`, { named: childText(parsed, 'name') ?? '' });
 
-  // Security labels are the source host's (formatdomain.html "Security label").
+  for (const c of root.children) if (!DOMAIN_CHILDREN.has(c.name)) refuse(`holds <${c.name}>, which this host does not take from a peer`, { element: c.name });
+  // Security labels and the cgroup partition are the source host's (formatdomain.html "Security label", "Resource partitioning").
   drop(root, 'seclabel');
+  drop(root, 'resource');
   const os = child(root, 'os');
-  for (const c of os?.children ?? []) if (OS_FILES.has(c.name)) refuse(`boots from a file of the source host (<os><${c.name}>)`, { element: c.name });
+  for (const c of os?.children ?? []) if (!OS_CHILDREN.has(c.name)) refuse(`boots from a file of the source host (<os><${c.name}>)`, { element: c.name });
 
   const devices = child(root, 'devices');
   const allowed = new Set<string>();
   let diskIndex = 0;
   for (const dev of devices?.children ?? []) {
     drop(dev, 'seclabel');
-    if (HOST_DEVICES.has(dev.name)) refuse(`uses a host device (<${dev.name}>)`, { element: dev.name });
+    if (!DEVICES.has(dev.name)) refuse(`uses a host device (<${dev.name}>)`, { element: dev.name });
+    const typed = DEVICE_TYPES[dev.name];
+    const kind = typed ? get(dev, typed.attr) ?? '' : '';
+    if (typed && !typed.allowed.has(kind) && !(dev.name === 'interface' && plan.nicTarget)) {
+      refuse(`has a <${dev.name} ${typed.attr}=${JSON.stringify(kind)}>, which reaches the host`, { element: dev.name, [typed.attr]: kind });
+    }
+    if (dev.name === 'rng') {
+      const backend = child(dev, 'backend');
+      const model = backend ? get(backend, 'model') ?? '' : 'builtin';
+      if (model !== 'builtin' && !(model === 'random' && RNG_SOURCES.has(backend!.text.trim()))) refuse(`feeds its rng from ${JSON.stringify(`${model} ${backend!.text.trim()}`)}`, { element: 'rng', model });
+    }
+    if (dev.name === 'graphics') {
+      // Listens where this host's libvirt says (qemu.conf), not on an address the peer chose.
+      dev.attrs = dev.attrs.filter(([k]) => !['listen', 'port', 'tlsPort', 'websocket', 'autoport'].includes(k));
+      dev.attrs.push(['autoport', 'yes']);
+      drop(dev, 'listen');
+    }
+    if (dev.name === 'interface') {
+      // The host tap device's name and its backend files are this host's.
+      drop(dev, 'target');
+      drop(dev, 'backend');
+    }
     if (dev.name === 'disk') {
       const device = get(dev, 'device') ?? 'disk';
       if (device === 'cdrom' || device === 'floppy') {
@@ -269,6 +325,7 @@ export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
       const type = get(dev, 'type') ?? 'pty';
       const target = child(dev, 'target');
       const port = target ? get(target, 'port') ?? '0' : '0';
+      if (!/^\d{1,3}$/.test(port)) refuse(`numbers ${dev.name} ${JSON.stringify(port)}: not a port number`, { element: dev.name, port });
       const log = plan.consoleLogDir ? `${plan.consoleLogDir.replace(/\/+$/, '')}/${plan.name}-serial${port}.log` : undefined;
       if (log) allowed.add(log);
       const logNode = child(dev, 'log');
@@ -298,14 +355,18 @@ export function rewriteSavedDomain(xml: string, plan: SavedDomainPlan): string {
   if (devices) devices.children = devices.children.filter((c) => c.name !== 'emulator');
   if (diskIndex !== plan.disks.length) refuse(`has ${diskIndex} disks, but ${plan.disks.length} were sent`, { disks: diskIndex, sent: plan.disks.length });
 
-  // Whatever still names a host file must be one this host chose.
+  // Whatever still names a host file must be one this host chose; no host device is named, and
+  // nothing outside <metadata> is in another namespace (qemu:commandline would pass QEMU any argument).
   const walk = (n: Node): void => {
+    if (n.name.includes(':')) refuse(`holds <${n.name}>, of a namespace this host does not take from a peer`, { element: n.name });
     for (const [k, v] of n.attrs) {
+      if (k.includes(':') && !k.startsWith('xmlns:') && !k.startsWith('xml:')) refuse(`has the attribute ${k} on <${n.name}>`, { element: n.name, attribute: k });
       if (FILE_ATTRS.has(k) && !allowed.has(v)) refuse(`names a file of the source host (<${n.name} ${k}=${JSON.stringify(v)}>)`, { element: n.name, attribute: k, value: v });
+      if (HOST_DEVICE_ATTRS.has(k)) refuse(`names a host device (<${n.name} ${k}=${JSON.stringify(v)}>)`, { element: n.name, attribute: k, value: v });
     }
     n.children.forEach(walk);
   };
-  walk(root);
+  for (const c of root.children) if (c.name !== 'metadata') walk(c);
   return renderXml(toXmlNode(root), false);
 }
 

@@ -101,6 +101,19 @@ describe('libvirt saved domain: the rewrite for the restoring host', () => {
     expect(xml).not.toContain('vnet7');
   });
 
+  it("listens for graphics where this host says, on a port it picks, and drops the source's tap names, nic backends and cgroup", () => {
+    const xml = rewriteSavedDomain(SAVED
+      .replace('<memballoon', "<graphics type='vnc' port='5901' autoport='no' listen='0.0.0.0'><listen type='address' address='0.0.0.0'/></graphics>\n    <interface type='user'><target dev='vnet9'/><backend tap='/dev/net/tun'/><model type='virtio'/></interface>\n    <memballoon")
+      .replace('<memory', '<resource><partition>/machine/other</partition></resource>\n  <memory'), plan);
+    expect(xml).toMatch(/<graphics type="vnc" autoport="yes"\s*\/>/);
+    expect(xml).not.toContain('0.0.0.0');
+    expect(xml).not.toContain('5901');
+    expect(xml).not.toContain('vnet9');
+    expect(xml).not.toContain('/dev/net/tun');
+    expect(xml).not.toContain('partition');
+    expect(xml).toContain('<model type="virtio"');
+  });
+
   it('keeps namespaced metadata', () => {
     const withMeta = SAVED.replace('<memory', '<metadata><ic:vm xmlns:ic="urn:intercloud:vm"><ic:capacity>7</ic:capacity></ic:vm></metadata>\n  <memory');
     const xml = rewriteSavedDomain(withMeta, plan);
@@ -121,6 +134,21 @@ describe('libvirt saved domain: the rewrite for the restoring host', () => {
     ['a serial port to a host socket', SAVED.replace('<memballoon', "<serial type='unix'><source mode='connect' path='/run/evil.sock'/><target port='1'/></serial>\n    <memballoon").replace(/type='unix'><source mode='connect'/, "type='tcp'><source mode='connect' host='10.0.0.1' service='22'/><x path='/run/evil.sock'")],
     ['a serial log to a file when this host keeps none', SAVED.replace("<serial type='pty'>", "<serial type='file'><source path='/etc/cron.d/x'/>"), { consoleLogDir: undefined }],
     ['a tpm emulator state file', SAVED.replace('<memballoon', "<tpm model='tpm-crb'><backend type='passthrough'><device path='/dev/tpm0'/></backend></tpm>\n    <memballoon")],
+    ['qemu command-line passthrough', SAVED.replace('<domain type=\'qemu\'>', "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>").replace('</devices>', "</devices>\n  <qemu:commandline><qemu:arg value='-drive'/><qemu:arg value='file=/etc/shadow'/><qemu:env name='LD_PRELOAD' value='/srv/pool-b/x.so'/></qemu:commandline>")],
+    ['a namespaced element inside a device', SAVED.replace('<memballoon', "<x:dev xmlns:x='urn:x'/>\n    <memballoon")],
+    ['a bootloader of the host', SAVED.replace('<memory', '<bootloader>/usr/bin/pygrub</bootloader>\n  <memory')],
+    ['block i/o tuning of a host disk', SAVED.replace('<memory', '<blkiotune><device><path>/dev/sda</path><weight>500</weight></device></blkiotune>\n  <memory')],
+    ['a host input device passed through', SAVED.replace('<memballoon', "<input type='passthrough' bus='virtio'><source evdev='/dev/input/event0'/></input>\n    <memballoon")],
+    ['a nic on a host interface', SAVED.replace('<memballoon', "<interface type='direct'><source dev='eth0' mode='passthrough'/></interface>\n    <memballoon")],
+    ['a nic that is a udp socket to anywhere', SAVED.replace('<memballoon', "<interface type='udp'><source address='192.0.2.1' port='5555'/></interface>\n    <memballoon")],
+    ['an nvdimm backed by a host file', SAVED.replace('<memballoon', "<memory model='nvdimm'><source><path>/etc/shadow</path></source><target><size unit='KiB'>524288</size></target></memory>\n    <memballoon")],
+    ['an rng fed from another host file', SAVED.replace('<memballoon', "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>\n    <memballoon")],
+    ['an rng fed from a socket', SAVED.replace('<memballoon', "<rng model='virtio'><backend model='egd' type='tcp'><source mode='connect' host='192.0.2.1' service='1'/></backend></rng>\n    <memballoon")],
+    ['host audio', SAVED.replace("<audio id='1' type='none'/>", "<audio id='1' type='oss'><input dev='/dev/dsp'/></audio>")],
+    ['a gpu render node of the host', SAVED.replace('<memballoon', "<graphics type='egl-headless'><gl rendernode='/dev/dri/renderD128'/></graphics>\n    <memballoon")],
+    ['a render node on an allowed display', SAVED.replace('<memballoon', "<graphics type='spice'><gl enable='yes' rendernode='/dev/dri/renderD128'/></graphics>\n    <memballoon")],
+    ['a lease on a host lockspace', SAVED.replace('<memballoon', "<lease><lockspace>s</lockspace><key>k</key><target path='/var/lib/x'/></lease>\n    <memballoon")],
+    ['a serial port that is not a number (a path into the log folder)', SAVED.replace("<target type='isa-serial' port='0'>", "<target type='isa-serial' port='../../etc/x'>")],
     ['not a domain', '<network><name>lcx1</name></network>'],
     ['unreadable xml', '<domain><name>lcx1</name>'],
   ];
