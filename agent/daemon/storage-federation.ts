@@ -212,7 +212,7 @@ export class StorageFederation {
     if (!grants) return;
     this.#requireSequencer().status(jobId).then(async (j) => {
       const input = j.input as SubcontractInInput;
-      this.#inbox.forget(input.offerId);
+      this.#inbox.forget(input.offerId, input.peer.cloudId);
       await grants.withdraw(input.peer.cloudId, input.offerId);
     }).catch((err: unknown) => this.#o.log.warn({ err, job: jobId }, 'could not withdraw the peer\'s broker grant of an ended subcontract'));
   }

@@ -39,7 +39,7 @@ export function subcontractInJobId(peerCloud: string, subcontractId: string): st
   return `subcontract-in-${peerCloud}-${subcontractId}`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-const refOf = (input: SubcontractInInput): SubcontractRef => ({ offerId: input.offerId, subcontractId: input.terms.subcontractId });
+const refOf = (input: SubcontractInInput): SubcontractRef => ({ offerId: input.offerId, subcontractId: input.terms.subcontractId, peer: input.peer.cloudId });
 
 /** The steps of B's side, bound to `ports`. */
 export function subcontractInSteps(ports: SubcontractInPorts): Array<StepDefinition<SubcontractInInput>> {

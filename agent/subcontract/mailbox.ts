@@ -6,37 +6,43 @@
  */
 import type { SubcontractClockPort, SubcontractRef, SubcontractRequestsPort } from './ports.js';
 
+/** A box's key: the offer id, and at B the peer's cloud id before it (cloud ids hold no newline). */
+const keyOf = (offerId: string, peer: string | undefined): string => (peer === undefined ? offerId : `${peer}\n${offerId}`);
+
 interface Box {
   begun: boolean;
   ended: boolean;
   waiters: Array<() => void>;
 }
 
-/** The begin and end requests of each subcontract (keyed by its offer id), and its end time. */
+/**
+ * The begin and end requests of each subcontract, and its end time. Keyed by its offer id and, at
+ * B, by the peer whose offer it is: a peer's requests never reach another peer's job.
+ */
 export class SubcontractMailbox implements SubcontractRequestsPort, SubcontractClockPort {
   readonly #boxes = new Map<string, Box>();
 
-  /** A asked to begin `offerId`. */
-  deliverBegin(offerId: string): void {
-    const b = this.#box(offerId);
+  /** A (`peer`, at B) asked to begin `offerId`. */
+  deliverBegin(offerId: string, peer?: string): void {
+    const b = this.#box(keyOf(offerId, peer));
     b.begun = true;
     this.#wake(b);
   }
 
   /** The subcontract of `offerId` is to end now (A's end request at B; the operator's at A). */
-  deliverEnd(offerId: string): void {
-    const b = this.#box(offerId);
+  deliverEnd(offerId: string, peer?: string): void {
+    const b = this.#box(keyOf(offerId, peer));
     b.ended = true;
     this.#wake(b);
   }
 
   /** Forgets an offer once its job has finished. */
-  forget(offerId: string): void {
-    this.#boxes.delete(offerId);
+  forget(offerId: string, peer?: string): void {
+    this.#boxes.delete(keyOf(offerId, peer));
   }
 
   async beginRequest(ref: SubcontractRef, signal: AbortSignal): Promise<void> {
-    await this.#until(ref.offerId, signal, (b) => b.begun);
+    await this.#until(keyOf(ref.offerId, ref.peer), signal, (b) => b.begun);
   }
 
   /** Resolves at `ends` (`expired`) or when an end was delivered (`ended`), whichever first. */
@@ -47,7 +53,7 @@ export class SubcontractMailbox implements SubcontractRequestsPort, SubcontractC
     // setTimeout holds at most 2^31-1 ms (24.8 days): a longer wait re-arms.
     const handle = setTimeout(() => timer.abort(), Math.min(left, 2 ** 31 - 1));
     try {
-      await this.#until(ref.offerId, AbortSignal.any([signal, timer.signal]), (b) => b.ended);
+      await this.#until(keyOf(ref.offerId, ref.peer), AbortSignal.any([signal, timer.signal]), (b) => b.ended);
       return { reason: 'ended' };
     } catch (err) {
       if (!timer.signal.aborted || signal.aborted) throw err;
@@ -57,8 +63,8 @@ export class SubcontractMailbox implements SubcontractRequestsPort, SubcontractC
     }
   }
 
-  #until(offerId: string, signal: AbortSignal, ready: (b: Box) => boolean): Promise<void> {
-    const b = this.#box(offerId);
+  #until(key: string, signal: AbortSignal, ready: (b: Box) => boolean): Promise<void> {
+    const b = this.#box(key);
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) { reject(signal.reason); return; }
       if (ready(b)) { resolve(); return; }
@@ -76,9 +82,9 @@ export class SubcontractMailbox implements SubcontractRequestsPort, SubcontractC
     });
   }
 
-  #box(offerId: string): Box {
-    let b = this.#boxes.get(offerId);
-    if (!b) { b = { begun: false, ended: false, waiters: [] }; this.#boxes.set(offerId, b); }
+  #box(key: string): Box {
+    let b = this.#boxes.get(key);
+    if (!b) { b = { begun: false, ended: false, waiters: [] }; this.#boxes.set(key, b); }
     return b;
   }
 

@@ -17,6 +17,8 @@ export interface SubcontractPeer {
 export interface SubcontractRef {
   readonly offerId: string;
   readonly subcontractId: string;
+  /** B's side: the peer whose offer it is. Offer ids are each peer's own choice, and two peers may use the same. */
+  readonly peer?: string;
 }
 
 /** The answer to a storage offer: B's verified accept, or its coded rejection. */

@@ -56,7 +56,7 @@ export class SubcontractTargetService {
     };
     const { done } = await this.sequencer.start('subcontract-in', jobId, input);
     const ended = (): void => {
-      this.mailbox.forget(offer.offerId);
+      this.mailbox.forget(offer.offerId, peer.cloudId);
       this.hooks.jobEnded?.(offer.offerId, peer);
     };
     done.then(ended, ended);
@@ -65,7 +65,7 @@ export class SubcontractTargetService {
   /** Delivers A's begin and resolves once the bucket exists (or with why it will not). */
   async handleBegin(peer: SubcontractPeer, ref: SubcontractRef, signal?: AbortSignal): Promise<{ bucket: string; region: string }> {
     const job = await this.#require(peer, ref);
-    if (job.state === 'running') this.mailbox.deliverBegin(ref.offerId);
+    if (job.state === 'running') this.mailbox.deliverBegin(ref.offerId, peer.cloudId);
     const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running' || st.completedSteps.includes('create-bucket'), signal);
     const made = s.results['create-bucket'] as { bucket: string; region: string } | undefined;
     if (!made) {
@@ -82,7 +82,7 @@ export class SubcontractTargetService {
    */
   async handleEnd(peer: SubcontractPeer, ref: SubcontractRef, signal?: AbortSignal): Promise<void> {
     const job = await this.#require(peer, ref);
-    if (job.state === 'running') this.mailbox.deliverEnd(ref.offerId);
+    if (job.state === 'running') this.mailbox.deliverEnd(ref.offerId, peer.cloudId);
     const s = await this.sequencer.waitFor(job.jobId, (st) => st.state !== 'running', signal);
     if (s.state !== 'completed' || !s.completedSteps.includes('create-bucket')) return;
     const { placement } = s.input as SubcontractInInput;
