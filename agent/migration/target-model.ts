@@ -165,7 +165,9 @@ export function localVmModel(input: LocalModelInput): LocalModel {
     return { bus: c.bus, ...(c.targetDev !== undefined ? { targetDev: c.targetDev } : {}), ...(c.bootOrder !== undefined ? { bootOrder: c.bootOrder } : {}) };
   });
   const nics = d.nics.map((n, i): VmNic => {
-    const local = n.network !== undefined ? input.networks.map[n.network] ?? input.networks.default : input.networks.default;
+    // The peer names the network: only the policy's own entries count (never `constructor` and kin).
+    const mapped = n.network !== undefined && Object.hasOwn(input.networks.map, n.network) ? input.networks.map[n.network] : undefined;
+    const local = mapped ?? input.networks.default;
     if (n.network !== undefined && local !== n.network) {
       loss(`nics[${i}].network`, local !== undefined ? `mapped to local network '${local}' by policy` : 'no local network is mapped to it: the default one is used', n.network);
     }

@@ -48,6 +48,12 @@ describe('localVmModel', () => {
   it('maps networks by local policy only', () => {
     expect(build({ networks: { map: { 'VM Network': 'tenant-a' } } }).vm.nics[0]).toMatchObject({ network: 'tenant-a', attachment: 'network' });
     expect(build({ networks: { map: {}, default: 'guests' } }).vm.nics[0]).toMatchObject({ network: 'guests', attachment: 'network' });
+    // a network named after an object's own properties is no entry of the policy
+    for (const network of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const peer = { ...described, nics: [{ ...described.nics[0]!, network }] };
+      expect(build({ described: peer, networks: { map: { 'VM Network': 'tenant-a' }, default: 'guests' } }).vm.nics[0], network).toMatchObject({ network: 'guests', attachment: 'network' });
+      expect(build({ described: peer }).vm.nics[0]!.network, network).toBeUndefined();
+    }
   });
 
   it('refuses a descriptor that is not the offer\'s vm', () => {
