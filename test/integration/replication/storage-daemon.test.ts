@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { SubcontractView } from '../../../agent/daemon/storage-federation.js';
@@ -16,8 +16,8 @@ import { transferPrefix } from '../../../agent/replication/index.js';
 import { cliNodeArgs, loadServicesFile, type AgentProcess } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import { storageAgentsRig, waitFor } from './storage-agents-rig.js';
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { readAll, swift } from './swift-rig.js';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { rawSwiftClient, readAll } from './swift-rig.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const METRICS_PORT = 29_461;
@@ -62,16 +62,6 @@ const rig = storageAgentsRig('sd', { metricsPortA: METRICS_PORT });
 let id = '';
 let bucketB = '';
 const objs = new Map<string, Buffer>();
-
-/** cloud-b's Swift through the SDK itself, with cloud-b's credentials: what B's agent does not see. */
-function rawSwiftB(): S3Client {
-  const e = swift('cloud-b');
-  return new S3Client({
-    endpoint: e.endpoint, region: e.region, forcePathStyle: true, maxAttempts: 1,
-    credentials: { accessKeyId: e.accessKeyId, secretAccessKey: readFileSync(e.secretAccessKeyFile, 'utf8').trim() },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
 
 /** B's Swift holds exactly `bytes` under `key` in the subcontract's bucket: HEAD, then GET hashed. */
 async function expectAtB(key: string, bytes: Buffer): Promise<void> {
@@ -188,7 +178,7 @@ describe('intercloud storage: a bucket of cloud-a subcontracted to cloud-b by th
   it('cloud-b\'s agent restarted: its grant is kept by the reconcile, its receiver served again, the upload its killed put left is aborted, and the copy goes on', async () => {
     await rig.b.stop('SIGKILL');
     // What a put killed with B's agent leaves in B's bucket: a multipart upload with a part, never completed.
-    const raw = rawSwiftB();
+    const raw = rawSwiftClient('cloud-b');
     const pending = async (): Promise<number> => (await raw.send(new ListMultipartUploadsCommand({ Bucket: bucketB }))).Uploads?.length ?? 0;
     try {
       const left = await raw.send(new CreateMultipartUploadCommand({ Bucket: bucketB, Key: 'killed-mid-put/z' }));

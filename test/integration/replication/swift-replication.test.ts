@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../../adapters/storage/index.js';
 import {
@@ -20,23 +20,13 @@ import {
 } from '../../../agent/replication/index.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
-import { MiB, dropBucket, readAll, s3Store, sha, sleep, swift, until, type SwiftCloud } from './swift-rig.js';
+import { MiB, dropBucket, rawSwiftClient, readAll, s3Store, sha, sleep, swift, until, type SwiftCloud } from './swift-rig.js';
 
 const run = promisify(execFile);
 const SERVICES = resolve(import.meta.dirname, '../../../scripts/services');
 const RUN = `${process.pid}-${randomUUID().slice(0, 8)}`;
 const SRC = `repl-src-${RUN}`;
 const DST = `repl-dst-${RUN}`;
-
-/** A plain S3 client on cloud-b's Swift: writes behind the adapter's back (no checks of its own). */
-function rawClientB(): S3Client {
-  const e = swift('cloud-b');
-  return new S3Client({
-    endpoint: e.endpoint, region: e.region, forcePathStyle: true, maxAttempts: 1,
-    credentials: { accessKeyId: e.accessKeyId, secretAccessKey: readFileSync(e.secretAccessKeyFile, 'utf8').trim() },
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
 
 /** Swift's own API (tempauth token): sets or removes a container's byte quota (container_quotas answers 413). */
 async function containerQuota(e: SwiftCloud, bucket: string, bytes: number | undefined): Promise<void> {
@@ -206,7 +196,7 @@ describe('replication between the real Swift of cloud-a and cloud-b', () => {
     await storeB.deleteObject(DST, 'repair/0');
     // other bytes of the same size, with the metadata claiming the right sha-256: only B's ETag tells
     const forged = randomBytes(70_000);
-    const raw = rawClientB();
+    const raw = rawSwiftClient('cloud-b');
     try {
       await raw.send(new PutObjectCommand({ Bucket: DST, Key: 'repair/1', Body: forged, Metadata: { 'intercloud-sha256': sha(objs.get('repair/1')!) } }));
     } finally {

@@ -5,10 +5,11 @@
  * `AmqpReplicaPeer`. Each fault test file builds one and checks B's copy on B's Swift itself.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createObjectStore, type ObjectStore } from '../../../adapters/storage/index.js';
 import {
@@ -35,6 +36,16 @@ export const MiB = 1024 * 1024;
 export const swift = (cloud: 'cloud-a' | 'cloud-b'): SwiftCloud => serviceEnv<Record<string, SwiftCloud>>('swift')[cloud]!;
 export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 export const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+/** A plain S3 client on `cloud`'s Swift: reads and writes behind the adapter's back (no checks of its own). */
+export function rawSwiftClient(cloud: 'cloud-a' | 'cloud-b'): S3Client {
+  const e = swift(cloud);
+  return new S3Client({
+    endpoint: e.endpoint, region: e.region, forcePathStyle: true, maxAttempts: 1,
+    credentials: { accessKeyId: e.accessKeyId, secretAccessKey: readFileSync(e.secretAccessKeyFile, 'utf8').trim() },
+    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
 
 /** The `s3` adapter on one cloud's Swift. */
 export function s3Store(cloud: 'cloud-a' | 'cloud-b'): ObjectStore {
