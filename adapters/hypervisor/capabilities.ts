@@ -97,6 +97,18 @@ export interface SavedState {
   readonly sizeBytes: number;
 }
 
+/** Options of {@link StateCapture.saveState}. */
+export interface SaveStateOptions extends CallOptions {
+  /**
+   * Called at most once, before the save resolves, with what it will resolve with, as soon as the
+   * state file is whole and will not change again: a hypervisor may still be stopping the VM then
+   * (libvirt tears its QEMU down for a second or more after the last byte), and the caller may
+   * start reading the file meanwhile. Not called when the save fails, nor when the adapter cannot
+   * tell that the file is whole before the save ends (never for a file an earlier save left).
+   */
+  onWritten?: (saved: SavedState) => void;
+}
+
 /**
  * Source side of a cut-over that keeps the guest running: its memory and device state saved to a
  * file (the VM stops running), to be restored elsewhere — or here again if the move fails.
@@ -117,7 +129,7 @@ export interface StateCapture {
    * a VM already stopped with its state file present resolves with that file.
    * `HV_INVALID_STATE` for a VM stopped without a state file.
    */
-  saveState(name: string, options?: CallOptions): Promise<SavedState>;
+  saveState(name: string, options?: SaveStateOptions): Promise<SavedState>;
   /** Streams the saved state file (a range with `offset`/`length`); `HV_STATE_NOT_FOUND` when there is none. */
   readState(name: string, options?: ReadDiskOptions): Promise<Readable>;
   /**

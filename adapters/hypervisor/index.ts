@@ -9,7 +9,7 @@ export type {
 export {
   canRestore, chainImport, changeTracking, stateCapture, stateRestore,
   type ChainImage, type ChainImport, type ChangeTracking, type LinkOptions, type HypervisorCapabilities, type MachineType, type PrecopyRound, type ReceivedImage,
-  type RestoreOptions, type RestoreRequest, type RestoreResult, type RestoreTarget, type SavedState, type StateCapture, type StateRequirements,
+  type RestoreOptions, type RestoreRequest, type RestoreResult, type RestoreTarget, type SavedState, type SaveStateOptions, type StateCapture, type StateRequirements,
   type StateRestore,
 } from './capabilities.js';
 export { HvErrors, LibvirtErrors, VmwareErrors, type HypervisorErrorCode } from './errors.js';

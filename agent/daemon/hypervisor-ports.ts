@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { chainImport, changeTracking, stateCapture, stateRestore, type Hypervisor, type VmPowerState } from '../../adapters/hypervisor/index.js';
+import { chainImport, changeTracking, stateCapture, stateRestore, type Hypervisor, type SavedState, type VmPowerState } from '../../adapters/hypervisor/index.js';
 import { promisify } from 'node:util';
 import { IntercloudError, isIntercloudError, messageOf } from '../../protocols/errors/index.js';
 import { readOvf, writeOvf } from '../../protocols/ovf/index.js';
@@ -98,32 +98,53 @@ export function sourcePrecopyPort(hv: Hypervisor): PrecopyPort | undefined {
 }
 
 /**
- * An image of a running VM's chain (issue 15), or its saved state, as a transfer source: read
- * through the adapter (`readImage` / `readState`), reopened at an offset for re-sends.
+ * Saves the paused VM's memory and device state (a live cut-over): `written` resolves as soon as
+ * the state file is whole, which may be a second or more before `saved` (the VM stopped here:
+ * the hypervisor tears it down after the last byte), or with `saved` when the adapter cannot
+ * tell earlier. A file sent on `written` is the file saved only once `saved` resolves with the
+ * same length. Idempotent: a VM already saved resolves both with its file.
  */
-export async function imageTransferSource(hv: Hypervisor, vm: string, image: { diskId: string; depth: number } | 'state', signal: AbortSignal): Promise<TransferSource> {
-  const track = changeTracking(hv);
+export function saveVmState(hv: Hypervisor, vm: string, signal: AbortSignal): { written: Promise<SavedState>; saved: Promise<SavedState> } {
   const capture = stateCapture(hv);
-  if (track === undefined || (image === 'state' && capture === undefined)) {
-    throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot pre-copy or save a vm', { retryable: false });
+  if (capture === undefined) {
+    const err = new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot save a vm\'s state', { retryable: false });
+    return { written: Promise.reject(err), saved: Promise.reject(err) };
   }
-  let size: number;
-  let href: string;
-  let open: (offset: number) => Promise<Readable>;
-  if (image === 'state') {
-    const saved = await capture!.saveState(vm, { signal }); // idempotent: the saved file
-    size = saved.sizeBytes;
-    href = saved.href;
-    open = (offset) => capture!.readState(vm, { offset, length: size - offset, signal });
-  } else {
-    const found = (await track.chain(vm, { signal }))[Number(image.diskId)]?.find((i) => i.depth === image.depth);
-    if (found === undefined) {
-      throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${vm}' has no image ${image.depth} of disk '${image.diskId}'`, { retryable: false });
-    }
-    size = found.sizeBytes;
-    href = found.href;
-    open = (offset) => track.readImage(vm, found.href, { offset, length: size - offset, signal });
+  let early!: (s: SavedState) => void;
+  const whole = new Promise<SavedState>((resolve) => { early = resolve; });
+  const saved = capture.saveState(vm, { signal, onWritten: (s) => early(s) });
+  return { written: Promise.race([whole, saved]), saved };
+}
+
+/**
+ * A saved state file as a transfer source: read through the adapter (`readState`), reopened at
+ * an offset for re-sends; read here as a file when it lies in the hypervisor's local storage.
+ */
+export async function savedStateSource(hv: Hypervisor, vm: string, saved: SavedState, signal: AbortSignal): Promise<TransferSource> {
+  const capture = stateCapture(hv);
+  if (capture === undefined) throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot save a vm\'s state', { retryable: false });
+  const size = saved.sizeBytes;
+  return localOrStreamed(hv, saved.href, size, (offset) => capture.readState(vm, { offset, length: size - offset, signal }), signal);
+}
+
+/**
+ * An image of a running VM's chain (issue 15) as a transfer source: read through the adapter
+ * (`readImage`), reopened at an offset for re-sends; read here as a file when it lies in the
+ * hypervisor's local storage.
+ */
+export async function chainImageSource(hv: Hypervisor, vm: string, image: { diskId: string; depth: number }, signal: AbortSignal): Promise<TransferSource> {
+  const track = changeTracking(hv);
+  if (track === undefined) throw new IntercloudError('MIGRATE_MODE_UNSUPPORTED', 'this cloud\'s hypervisor cannot pre-copy a vm', { retryable: false });
+  const found = (await track.chain(vm, { signal }))[Number(image.diskId)]?.find((i) => i.depth === image.depth);
+  if (found === undefined) {
+    throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${vm}' has no image ${image.depth} of disk '${image.diskId}'`, { retryable: false });
   }
+  const size = found.sizeBytes;
+  return localOrStreamed(hv, found.href, size, (offset) => track.readImage(vm, found.href, { offset, length: size - offset, signal }), signal);
+}
+
+/** `href` read as a file here when it lies in the hypervisor's local storage directory, else streamed by `open`. */
+async function localOrStreamed(hv: Hypervisor, href: string, size: number, open: (offset: number) => Promise<Readable>, signal: AbortSignal): Promise<TransferSource> {
   // In the hypervisor's local storage directory: read as a file here (no hop through the adapter).
   const local = await localStorageDirOf(hv, signal);
   if (local !== undefined && dirname(href) === local) return fileSource(href);

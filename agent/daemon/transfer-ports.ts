@@ -13,7 +13,7 @@ import type { Hypervisor } from '../../adapters/hypervisor/index.js';
 import { receiveTransfer, sendTransfer, type BrokerOptions, type TransferSource } from '../../protocols/amqp/index.js';
 import { imageKey, type ImageTransferPort, type PeerRef, type ReceivePort, type Reservation, type TransferPort } from '../migration/index.js';
 import type { EndpointCheck } from './broker-endpoint.js';
-import { diskTransferSource, imageTransferSource, localStorageDirOf } from './hypervisor-ports.js';
+import { chainImageSource, diskTransferSource, localStorageDirOf, savedStateSource, saveVmState } from './hypervisor-ports.js';
 import { moveTransferId, transferIdFor } from './transfer-ids.js';
 
 /** What both transfer ports need. */
@@ -101,12 +101,41 @@ export function sourceTransferPort(hv: Hypervisor, s: TransferSettings): Transfe
  */
 export function sourceImagePort(hv: Hypervisor, s: TransferSettings): ImageTransferPort {
   return {
-    sendImage: (req, progress, signal) => sendOne(s, req, {
-      transferId: moveTransferId(req.offerId, imageKey(req.image)),
-      name: `${req.vm}-${imageKey(req.image)}`,
-      open: () => imageTransferSource(hv, req.vm, req.image, signal),
-    }, progress, signal),
+    sendImage: (req, progress, signal) => {
+      const what = { transferId: moveTransferId(req.offerId, imageKey(req.image)), name: `${req.vm}-${imageKey(req.image)}` };
+      const { image } = req;
+      if (image !== 'state') return sendOne(s, req, { ...what, open: () => chainImageSource(hv, req.vm, image, signal) }, progress, signal);
+      return sendSavedState(hv, s, req, what, progress, signal);
+    },
   };
+}
+
+/**
+ * Saves the paused VM's state and sends it: from the moment the file is whole, while the
+ * hypervisor still stops the VM (libvirt: a second or more of the cut-over). Resolves once both
+ * are done, and only if the file saved is the file sent (the same length; the transfer's digest
+ * covers its bytes).
+ */
+async function sendSavedState(
+  hv: Hypervisor, s: TransferSettings, req: SendRequest & { vm: string },
+  what: { transferId: string; name: string },
+  progress: (p: { bytesDone: number; bytesTotal: number }) => void,
+  signal: AbortSignal,
+): Promise<{ sha256: string; bytes: number; bytesSent: number }> {
+  const { written, saved } = saveVmState(hv, req.vm, signal);
+  // The save's failure is the answer, whenever it comes (awaited below).
+  saved.catch(() => undefined);
+  const state = await written;
+  const [sent, stopped] = await Promise.allSettled([
+    sendOne(s, req, { ...what, open: () => savedStateSource(hv, req.vm, state, signal) }, progress, signal),
+    saved,
+  ]);
+  if (stopped.status === 'rejected') throw stopped.reason;
+  if (sent.status === 'rejected') throw sent.reason;
+  if (sent.value.bytes !== stopped.value.sizeBytes) {
+    throw new IntercloudError('MIGRATE_BAD_IMAGES', `the state of '${req.vm}' sent was ${sent.value.bytes} bytes, the state saved ${stopped.value.sizeBytes}`, { retryable: false });
+  }
+  return sent.value;
 }
 
 /**

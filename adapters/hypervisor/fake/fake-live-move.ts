@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { vmNameProblem, type VirtualMachine } from '../../../protocols/vm/index.js';
 import type {
   ChainImage, ChainImport, ChangeTracking, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget,
-  SavedState, StateCapture, StateRequirements, StateRestore,
+  SavedState, SaveStateOptions, StateCapture, StateRequirements, StateRestore,
 } from '../capabilities.js';
 import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
 import { hvError, throwIfAborted } from '../errors.js';
@@ -209,7 +209,7 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     else if (v.state !== 'paused' && !(v.state === 'stopped' && this.s.disks.has(this.stateHref(name)))) throw this.invalid(name, 'pause', v.state);
   }
 
-  async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
+  async saveState(name: string, options: SaveStateOptions = {}): Promise<SavedState> {
     throwIfAborted(this.s.prefix, 'saveState', options.signal);
     const v = this.vm(name);
     const href = this.stateHref(name);
@@ -220,6 +220,8 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     }
     const bytes = Buffer.from(STATE_MAGIC + JSON.stringify({ name, vm: v.vm, session: v.session ?? null }));
     this.s.disks.set(href, { format: 'raw', capacityBytes: bytes.length, bytes });
+    // Whole before the VM is stopped, as a hypervisor that tears the VM down after writing it.
+    options.onWritten?.({ href, sizeBytes: bytes.length });
     v.state = 'stopped';
     return { href, sizeBytes: bytes.length };
   }

@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import type { DiskFormat } from '../../../protocols/vm/index.js';
 import type {
   ChainImage, ChainImport, ChangeTracking, LinkOptions, PrecopyRound, ReceivedImage, RestoreOptions, RestoreRequest, RestoreResult, RestoreTarget, SavedState,
-  StateCapture, StateRequirements, StateRestore,
+  SaveStateOptions, StateCapture, StateRequirements, StateRestore,
 } from '../capabilities.js';
 import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../contract.js';
 import { hvError, throwIfAborted } from '../errors.js';
@@ -51,6 +51,26 @@ const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
 /** How long the pool's directory, once read, is used without asking libvirt again. */
 const POOL_DIR_TTL_MS = 60_000;
 
+/**
+ * Waits on the host until a state file `virsh save` writes is whole: libvirt writes its header
+ * with the magic `LibvirtQemudPart`, then QEMU's stream, then the magic `LibvirtQemudSave` as
+ * its last write (`qemu_saveimage.c`), and only then tears the VM's QEMU down (a second or more).
+ * `$1` the file, `$2` 1 when no earlier save's file can be there (removed before this save
+ * began), else only a file seen absent or partial first counts. Prints a dot per look (a closed
+ * channel ends it at the next one) and the file's length last; gives up after five minutes.
+ */
+export const STATE_WRITTEN_WATCH = [
+  'f=$1; seen=$2; i=0',
+  'while [ $i -lt 15000 ]; do',
+  '  m=$(head -c 16 -- "$f" 2>/dev/null)',
+  '  if [ "$m" = LibvirtQemudSave ]; then',
+  '    if [ "$seen" = 1 ]; then printf "\\n"; stat -L -c %s -- "$f"; exit 0; fi',
+  '  else seen=1; fi',
+  '  printf .; sleep 0.02; i=$((i+1))',
+  'done',
+  'exit 3',
+].join('\n');
+
 /** virsh `--diskspec` values separate fields with commas; a literal comma is doubled (virsh(1)). */
 function diskspecValue(v: string): string {
   return v.replaceAll(',', ',,');
@@ -60,6 +80,8 @@ function diskspecValue(v: string): string {
 export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore, ChainImport {
   /** {@link poolDir}'s last answer. */
   #poolDir: { dir: string; at: number } | undefined;
+  /** VMs whose state file {@link pause} removed as it paused them running: no earlier save's file is there. */
+  readonly #stateCleared = new Set<string>();
 
   constructor(private readonly ops: LibvirtOps) {}
 
@@ -255,7 +277,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (state === 'paused') return;
     if (state === 'running') {
       // QEMU drains and flushes the disks when it stops the vCPUs: the images are whole on disk.
-      await this.ops.virsh(['suspend', name], this.o(options));
+      // A running VM has no saved state: a file of that name is an earlier move's, removed now so
+      // that the save can say when its own file is whole (saveState's onWritten).
+      const path = await this.statePath(name, options);
+      this.#stateCleared.delete(name);
+      const [, removed] = await Promise.all([
+        this.ops.virsh(['suspend', name], this.o(options)),
+        this.ops.run(['rm', '-f', '--', path], this.o(options)),
+      ]);
+      if (removed.exitStatus === 0) this.#stateCleared.add(name);
       return;
     }
     // Stopped: fine only once its state is saved (a repeat after the save).
@@ -263,24 +293,51 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     throw this.invalidState(name, 'pause', state);
   }
 
-  async saveState(name: string, options: CallOptions = {}): Promise<SavedState> {
+  async saveState(name: string, options: SaveStateOptions = {}): Promise<SavedState> {
     throwIfAborted(this.ops.prefix, 'saveState', options.signal);
     this.ops.checkName(name);
     const path = await this.statePath(name, options);
-    // Saved at once (the guest is paused for the cut-over, and the save is most of its time); the
-    // domain's state is asked only when the save fails: a repeat after the save finds it stopped.
-    try {
-      await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
-    } catch (err) {
-      const state = await this.state(name, options);
-      if (state !== 'stopped') throw err;
+    const cleared = this.#stateCleared.delete(name);
+    // Watched while it is written (onWritten): whole about a second before `virsh save` returns.
+    const watch = new AbortController();
+    const stopWatch = (): void => watch.abort();
+    options.signal?.addEventListener('abort', stopWatch, { once: true });
+    let reported: number | undefined;
+    const watching = options.onWritten === undefined ? Promise.resolve() : this.ops.run(['sh', '-c', STATE_WRITTEN_WATCH, 'sh', path, cleared ? '1' : '0'], { signal: watch.signal }).then((r) => {
+      const size = Number(r.stdout.toString('utf8').trim().split('\n').at(-1));
+      if (r.exitStatus !== 0 || !Number.isSafeInteger(size) || size <= 0) return;
+      reported = size;
+      options.onWritten!({ href: path, sizeBytes: size });
+    }, () => undefined);
+    const saved = async (): Promise<SavedState> => {
+      // Saved at once (the guest is paused for the cut-over, and the save is most of its time); the
+      // domain's state is asked only when the save fails: a repeat after the save finds it stopped.
+      try {
+        await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
+      } catch (err) {
+        const state = await this.state(name, options);
+        if (state !== 'stopped') throw err;
+        const size = await this.fileSize(path, options);
+        if (size === undefined) throw this.invalidState(name, 'save the state of', state);
+        return { href: path, sizeBytes: size };
+      }
       const size = await this.fileSize(path, options);
-      if (size === undefined) throw this.invalidState(name, 'save the state of', state);
+      if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
       return { href: path, sizeBytes: size };
+    };
+    try {
+      const result = await saved();
+      // Whatever the watch saw arrives before the answer; a file read early must be the file saved.
+      watch.abort();
+      await watching;
+      if (reported !== undefined && reported !== result.sizeBytes) {
+        throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: the state of '${name}' was ${reported} bytes when whole, ${result.sizeBytes} once saved`, { details: { vm: name, href: path } });
+      }
+      return result;
+    } finally {
+      watch.abort();
+      options.signal?.removeEventListener('abort', stopWatch);
     }
-    const size = await this.fileSize(path, options);
-    if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
-    return { href: path, sizeBytes: size };
   }
 
   async readState(name: string, options: ReadDiskOptions = {}): Promise<Readable> {

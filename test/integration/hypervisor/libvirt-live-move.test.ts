@@ -8,10 +8,10 @@
  * Timings (snapshot, save, restore, state size) are printed with the machine's load.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, mkdirSync, chmodSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, mkdirSync, chmodSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changeTracking, createHypervisor, stateCapture, stateRestore } from '../../../adapters/hypervisor/index.js';
 import type { ChangeTracking, Hypervisor, StateCapture, StateRestore } from '../../../adapters/hypervisor/index.js';
@@ -41,6 +41,7 @@ function must<T>(v: T | undefined, what: string): T {
 }
 
 const ms = (t0: number): number => Math.round(performance.now() - t0);
+const sha256File = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps running', () => {
   let a: Hypervisor;
@@ -125,11 +126,26 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     sent[0]!.push(await copy(r2.frozen[0]!.href, 'qcow2', r2.frozen[0]!.sizeBytes, `${name}-disk0.ovl1.qcow2`));
     await waitForHeartbeat(logA, heartbeats(readFileSync(logA, 'latin1')).at(-1)!.n + 2, 30_000);
 
-    // Cut-over: memory and device state saved, the last overlay and the state copied.
+    // Cut-over: paused, memory and device state saved, the last overlay and the state copied. A
+    // state file an earlier move left (whole, as libvirt marks one) is not taken for this save's:
+    // the pause removes it, and the save says when its own file is whole, before the VM is down.
+    const statePath = join(libvirt('cloud-a').poolPath, `${name}.state`);
+    const stale = Buffer.concat([Buffer.from('LibvirtQemudSave'), randomBytes(4080)]);
+    writeFileSync(statePath, stale);
+    await capA.pause(name);
+    expect(await a.vmState(name)).toBe('paused');
     t0 = performance.now();
-    const saved = await capA.saveState(name);
+    const early: Array<{ sizeBytes: number; at: number; sha256: string }> = [];
+    const saved = await capA.saveState(name, {
+      onWritten: (w) => early.push({ sizeBytes: w.sizeBytes, at: ms(t0), sha256: sha256File(w.href) }),
+    });
     const saveMs = ms(t0);
     expect(await a.vmState(name)).toBe('stopped');
+    expect(early).toHaveLength(1);
+    expect(early[0]!.sizeBytes).toBe(saved.sizeBytes);
+    expect(saved.sizeBytes).toBeGreaterThan(stale.length);
+    expect(early[0]!.sha256).toBe(sha256File(statePath));
+    expect(early[0]!.at).toBeLessThan(saveMs);
     const lastAtA = heartbeats(readFileSync(logA, 'latin1')).at(-1)!;
     const final = (await trackA.chain(name))[0]!;
     expect(final.map((i) => i.href)).toEqual([baseA, r1.overlays[0]!.href, r2.overlays[0]!.href]);
@@ -182,7 +198,7 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     expect(await a.undefineVm(name, { removeStorage: true })).toEqual({ existed: true });
     for (const f of final) expect(() => statSync(f.href), f.href).toThrow();
 
-    console.log(`live move (cloud-a → cloud-b): snapshot ${snap1} / ${snap2} ms, save ${saveMs} ms, state ${(saved.sizeBytes / MiB).toFixed(1)} MiB, `
+    console.log(`live move (cloud-a → cloud-b): snapshot ${snap1} / ${snap2} ms, save ${saveMs} ms (state whole at ${early[0]!.at} ms), state ${(saved.sizeBytes / MiB).toFixed(1)} MiB, `
       + `restore ${restoreMs} ms, overlays ${(during[0]![1]!.sizeBytes / 1024).toFixed(0)} / ${(final[2]!.sizeBytes / 1024).toFixed(0)} KiB; `
       + `heartbeat n ${lastAtA.n} → ${firstB.n}, uptime ${lastAtA.uptime} → ${firstB.uptime}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   }, 300_000);
