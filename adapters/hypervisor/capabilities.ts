@@ -260,6 +260,12 @@ export interface StateRestore {
    */
   restoreVm(request: RestoreRequest, options?: RestoreOptions): Promise<RestoreResult>;
   /**
+   * Runs the VM that {@link restoreVm} restored paused, found by the UUID it answered (never by
+   * name): one step, for the cut-over waits on it. Idempotent: a running VM of that UUID is left
+   * so. `HV_VM_NOT_FOUND` when no VM has that UUID, `HV_INVALID_STATE` when it is stopped.
+   */
+  resumeRestored(uuid: string, options?: CallOptions): Promise<void>;
+  /**
    * Merges each disk's chain of a running VM into its base while it runs, and removes the merged
    * overlays: afterwards each disk is one image. Idempotent (a flat VM is left as it is).
    */

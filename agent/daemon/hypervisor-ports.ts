@@ -470,6 +470,10 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
         if (r.uuid === undefined) throw new IntercloudError('MIGRATE_FAILED', `vm '${req.vm}' was restored without a uuid`);
         return { vm: r.name, uuid: r.uuid, volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
       },
+      async resume(ref: LocalVmRef, signal: AbortSignal) {
+        // By UUID: only the domain this move restored (its name is not asked: one call).
+        await stateRestore(hv)!.resumeRestored(ref.uuid, { signal });
+      },
       async flatten(ref: LocalVmRef, discard: readonly string[], signal: AbortSignal) {
         if ((await ownerOf(ref, signal)).owner !== 'ours') throw notOurs(ref);
         await stateRestore(hv)!.flattenDisks(ref.name, { signal });

@@ -320,6 +320,11 @@ export interface TargetHypervisorPort {
     replacing?: string;
   }, signal: AbortSignal): Promise<DefinedVm>;
   /**
+   * Live moves: runs our VM that {@link restore} left paused, by its UUID alone (one step: the
+   * cut-over waits on it). Idempotent (running: done). Present with {@link restore}.
+   */
+  resume?(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
+  /**
    * Warm moves (issue 15): links each disk's received chain (paths this side received, base
    * first; bases read as `raw`, overlays as `qcow2`; each overlay onto the file below it, never
    * a backing file the peer named) and defines the VM `vm` on the top of each chain from the

@@ -430,9 +430,9 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
           }
           const ref = ourVm(ctx);
           // Live: the source gave the VM up; the guest goes on here where it stopped there. The
-          // resume is the check that it runs (start resolves once our VM runs): no second look,
-          // the source waits for this answer with the guest stopped.
-          if (live) await ports.hypervisor.start(ref, signal);
+          // resume is the check that it runs (it resolves once our VM runs): no second look, the
+          // source waits for this answer with the guest stopped. By UUID, in one step.
+          if (live) await (ports.hypervisor.resume ?? ports.hypervisor.start).call(ports.hypervisor, ref, signal);
           // Live: when the guest ran again (the end of its downtime as this side sees it).
           const resumedAt = live ? new Date().toISOString() : undefined;
           if (!live && (await ports.hypervisor.state(ref, signal)) !== 'running') {

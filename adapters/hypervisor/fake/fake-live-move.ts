@@ -340,6 +340,14 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     });
   }
 
+  async resumeRestored(uuid: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.s.prefix, 'resumeRestored', options.signal);
+    const v = [...this.s.vms.values()].find((x) => x.vm.uuid === uuid);
+    if (v === undefined) throw hvError('HV_VM_NOT_FOUND', `${this.s.prefix}: no vm has uuid '${uuid}'`, { details: { uuid } });
+    if (v.state === 'paused') v.state = 'running';
+    else if (v.state !== 'running') throw this.invalid(v.vm.name, 'resume', v.state);
+  }
+
   async flattenDisks(name: string, options: CallOptions = {}): Promise<void> {
     throwIfAborted(this.s.prefix, 'flattenDisks', options.signal);
     this.merge(name, 'flattenDisks');

@@ -26,7 +26,7 @@ import {
   domainUuid, parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
 } from './saved-domain.js';
 import {
-  clipExtents, parseDirPoolPath, parseHypervisorVersion, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
+  clipExtents, parseDirPoolPath, parseDomstate, parseHypervisorVersion, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
 } from './virsh-output.js';
 
 /** What the adapter lends its live-move capabilities (its own command helpers). */
@@ -47,6 +47,12 @@ export interface LibvirtOps {
 }
 
 const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
+
+/** Each guest disk's target and its chain of images, the top (the one written) first. */
+type DiskChains = Array<{ target: string; chain: Array<{ path: string; format: string }> }>;
+
+/** A domain UUID as virsh prints and takes it. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** How long the pool's directory, once read, is used without asking libvirt again. */
 const POOL_DIR_TTL_MS = 60_000;
@@ -82,6 +88,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   #poolDir: { dir: string; at: number } | undefined;
   /** VMs whose state file {@link pause} removed as it paused them running: no earlier save's file is there. */
   readonly #stateCleared = new Set<string>();
+  /** VMs this adapter is saving now ({@link saveState}). */
+  readonly #saving = new Set<string>();
+  /**
+   * Each disk's chain of a VM as {@link pause} found it: what {@link stateAndChains} answers while
+   * the VM is saved, when libvirt's save job holds every description of the domain (`dumpxml`)
+   * until it ends, a second or more after the state file is whole. A paused VM's chains do not
+   * change; a round, a resume or the save's end forgets them.
+   */
+  readonly #pausedChains = new Map<string, DiskChains>();
 
   constructor(private readonly ops: LibvirtOps) {}
 
@@ -145,13 +160,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
    * The VM's state and each guest disk's chain, both asked at once: `virsh dumpxml` describes a
    * running or paused domain as it runs, a stopped one as defined (what `--inactive` gives).
    */
-  private async stateAndChains(name: string, options: CallOptions): Promise<[VmPowerState, Array<{ target: string; chain: Array<{ path: string; format: string }> }>]> {
+  private async stateAndChains(name: string, options: CallOptions): Promise<[VmPowerState, DiskChains]> {
+    const paused = this.#saving.has(name) ? this.#pausedChains.get(name) : undefined;
+    if (paused !== undefined) return ['paused', paused];
     const [state, xml] = await Promise.all([this.state(name, options), this.ops.virsh(['dumpxml', name], this.o(options))]);
     return [state, await this.chains(name, xml, options)];
   }
 
   /** Each guest disk's target and chain (top first), from the domain's description `xml` and `qemu-img info --backing-chain`. */
-  private async chains(name: string, xml: string, options: CallOptions): Promise<Array<{ target: string; chain: Array<{ path: string; format: string }> }>> {
+  private async chains(name: string, xml: string, options: CallOptions): Promise<DiskChains> {
     const disks = parseDomainDisks(xml);
     return Promise.all(disks.map(async (d, i) => {
       const top = d.chain[0];
@@ -167,6 +184,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async startRound(name: string, options: CallOptions = {}): Promise<PrecopyRound> {
     throwIfAborted(this.ops.prefix, 'startRound', options.signal);
+    this.#pausedChains.delete(name);
     const state = await this.state(name, options);
     if (state !== 'running' && state !== 'paused') throw this.invalidState(name, 'start a pre-copy round of', state);
     const xml = await this.domainXml(name, state, options);
@@ -217,6 +235,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   /** Merges every disk's chain into its base while the VM runs, then removes the merged overlays. */
   private async commitAll(name: string, op: string, options: CallOptions): Promise<void> {
     throwIfAborted(this.ops.prefix, op, options.signal);
+    this.#pausedChains.delete(name);
     const [state, chains] = await this.stateAndChains(name, options);
     if (chains.every((c) => c.chain.length === 1)) return;
     if (state === 'stopped' || state === 'other') throw this.invalidState(name, `${op} (merge the disk chain of)`, state);
@@ -279,13 +298,18 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       // QEMU drains and flushes the disks when it stops the vCPUs: the images are whole on disk.
       // A running VM has no saved state: a file of that name is an earlier move's, removed now so
       // that the save can say when its own file is whole (saveState's onWritten).
+      // Its chains are read meanwhile, for the reads during the save (#pausedChains).
       const path = await this.statePath(name, options);
       this.#stateCleared.delete(name);
-      const [, removed] = await Promise.all([
+      this.#pausedChains.delete(name);
+      const [, removed, chains] = await Promise.all([
         this.ops.virsh(['suspend', name], this.o(options)),
         this.ops.run(['rm', '-f', '--', path], this.o(options)),
+        // Not read (a disk that is no file image): the reads during the save ask libvirt, and wait.
+        this.ops.virsh(['dumpxml', name], this.o(options)).then((xml) => this.chains(name, xml, options)).catch(() => undefined),
       ]);
       if (removed.exitStatus === 0) this.#stateCleared.add(name);
+      if (chains !== undefined) this.#pausedChains.set(name, chains);
       return;
     }
     // Stopped: fine only once its state is saved (a repeat after the save).
@@ -309,6 +333,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       reported = size;
       options.onWritten!({ href: path, sizeBytes: size });
     }, () => undefined);
+    this.#saving.add(name);
     const saved = async (): Promise<SavedState> => {
       // Saved at once (the guest is paused for the cut-over, and the save is most of its time); the
       // domain's state is asked only when the save fails: a repeat after the save finds it stopped.
@@ -335,6 +360,8 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       }
       return result;
     } finally {
+      this.#saving.delete(name);
+      this.#pausedChains.delete(name);
       watch.abort();
       options.signal?.removeEventListener('abort', stopWatch);
     }
@@ -350,6 +377,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async resumeFromState(name: string, options: CallOptions = {}): Promise<void> {
     throwIfAborted(this.ops.prefix, 'resumeFromState', options.signal);
+    this.#pausedChains.delete(name);
     const state = await this.state(name, options);
     const path = await this.statePath(name, options);
     if (state === 'stopped') {
@@ -441,6 +469,21 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       throw err;
     }
     return { name, uuid: uuid!, disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
+  }
+
+  async resumeRestored(uuid: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.ops.prefix, 'resumeRestored', options.signal);
+    // virsh takes a UUID-shaped argument as a UUID first; no VM name may have that shape
+    // (vmNameProblem), so it names this domain or none.
+    if (!UUID.test(uuid)) throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: '${uuid}' is not a uuid`, { details: { uuid } });
+    const o = this.o(options);
+    const resumed = await this.ops.virshRaw(['resume', uuid], o);
+    if (resumed.exitStatus === 0) return;
+    // Not paused (running already: a repeat), or not there.
+    const st = await this.ops.virshRaw(['domstate', uuid], o);
+    if (st.exitStatus !== 0) throw hvError('HV_VM_NOT_FOUND', `${this.ops.prefix}: no vm has uuid '${uuid}'`, { details: { uuid, stderr: st.stderr } });
+    const state = parseDomstate(st.stdout.toString('utf8'));
+    if (state !== 'running') throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: cannot resume vm '${uuid}' while it is '${state}': ${resumed.stderr.split('\n')[0] ?? ''}`, { details: { uuid, state } });
   }
 
   /**

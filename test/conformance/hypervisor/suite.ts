@@ -499,7 +499,12 @@ export function hypervisorConformance(h: Harness): void {
           const again = await rest.restoreVm(req, { paused: true, replacing: r.uuid! });
           expect(again.uuid).toBe(r.uuid);
           expect(await peer.vmState(name)).toBe('paused');
-          await peer.startVm(name);
+          // Resumed by the UUID the restore answered; again is harmless; no other UUID is found.
+          await rejectsWith(rest.resumeRestored('00000000-0000-4000-8000-0000000000fe'), 'HV_VM_NOT_FOUND');
+          expect(await peer.vmState(name)).toBe('paused');
+          await rest.resumeRestored(r.uuid!);
+          expect(await peer.vmState(name)).toBe('running');
+          await rest.resumeRestored(r.uuid!);
           expect(await peer.vmState(name)).toBe('running');
           await stateRestore(peer)!.flattenDisks(name);
           expect((await peer.describeVm(name)).disks.map((d) => d.href)).toEqual([base]);

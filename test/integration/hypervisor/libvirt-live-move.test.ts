@@ -136,10 +136,16 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     expect(await a.vmState(name)).toBe('paused');
     t0 = performance.now();
     const early: Array<{ sizeBytes: number; at: number; sha256: string }> = [];
+    // The chain is read while libvirt still stops the VM (its save job holds the domain's description).
+    let inSave: Promise<{ chain: Awaited<ReturnType<ChangeTracking['chain']>>; at: number }> | undefined;
     const saved = await capA.saveState(name, {
-      onWritten: (w) => early.push({ sizeBytes: w.sizeBytes, at: ms(t0), sha256: sha256File(w.href) }),
+      onWritten: (w) => {
+        early.push({ sizeBytes: w.sizeBytes, at: ms(t0), sha256: sha256File(w.href) });
+        inSave = trackA.chain(name).then((chain) => ({ chain, at: ms(t0) }));
+      },
     });
     const saveMs = ms(t0);
+    const duringSave = await inSave!;
     expect(await a.vmState(name)).toBe('stopped');
     expect(early).toHaveLength(1);
     expect(early[0]!.sizeBytes).toBe(saved.sizeBytes);
@@ -149,6 +155,9 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     const lastAtA = heartbeats(readFileSync(logA, 'latin1')).at(-1)!;
     const final = (await trackA.chain(name))[0]!;
     expect(final.map((i) => i.href)).toEqual([baseA, r1.overlays[0]!.href, r2.overlays[0]!.href]);
+    // What the pause saw, answered before the save ended: the same images, the same lengths.
+    expect(duringSave.chain[0]!.map((i) => [i.href, i.sizeBytes])).toEqual(final.map((i) => [i.href, i.sizeBytes]));
+    expect(duringSave.at).toBeLessThan(saveMs);
     expect(final[2]!.sizeBytes).toBeGreaterThan(EMPTY_OVERLAY_MAX);
     sent[0]!.push(await copy(final[2]!.href, 'qcow2', final[2]!.sizeBytes, `${name}-disk0.ovl2.qcow2`));
     const stateRef = await b.writeDisk({ name: `${name}.state`, format: 'raw', sizeBytes: saved.sizeBytes, capacityBytes: saved.sizeBytes }, await capA.readState(name));
@@ -198,7 +207,7 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     expect(await a.undefineVm(name, { removeStorage: true })).toEqual({ existed: true });
     for (const f of final) expect(() => statSync(f.href), f.href).toThrow();
 
-    console.log(`live move (cloud-a → cloud-b): snapshot ${snap1} / ${snap2} ms, save ${saveMs} ms (state whole at ${early[0]!.at} ms), state ${(saved.sizeBytes / MiB).toFixed(1)} MiB, `
+    console.log(`live move (cloud-a → cloud-b): snapshot ${snap1} / ${snap2} ms, save ${saveMs} ms (state whole at ${early[0]!.at} ms, chain read by ${duringSave.at} ms), state ${(saved.sizeBytes / MiB).toFixed(1)} MiB, `
       + `restore ${restoreMs} ms, overlays ${(during[0]![1]!.sizeBytes / 1024).toFixed(0)} / ${(final[2]!.sizeBytes / 1024).toFixed(0)} KiB; `
       + `heartbeat n ${lastAtA.n} → ${firstB.n}, uptime ${lastAtA.uptime} → ${firstB.uptime}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   }, 300_000);
