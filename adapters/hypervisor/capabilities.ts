@@ -126,7 +126,8 @@ export interface StateCapture {
   pause(name: string, options?: CallOptions): Promise<void>;
   /**
    * Saves the running (or paused) VM's memory and device state to a file and stops it. Idempotent:
-   * a VM already stopped with its state file present resolves with that file.
+   * a VM already stopped with its state file present resolves with that file, and a call while
+   * this adapter saves the VM answers with that save.
    * `HV_INVALID_STATE` for a VM stopped without a state file.
    */
   saveState(name: string, options?: SaveStateOptions): Promise<SavedState>;

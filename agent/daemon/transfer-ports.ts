@@ -112,9 +112,10 @@ export function sourceImagePort(hv: Hypervisor, s: TransferSettings): ImageTrans
 
 /**
  * Saves the paused VM's state and sends it: from the moment the file is whole, while the
- * hypervisor still stops the VM (libvirt: a second or more of the cut-over). Resolves once both
- * are done, and only if the file saved is the file sent (the same length; the transfer's digest
- * covers its bytes).
+ * hypervisor still stops the VM (libvirt: a second or more of the cut-over). Resolves once the
+ * target committed the file, maybe before the save ended: the commit waits for that
+ * (`PrecopyPort.saveState` answers with the save running) and checks the file saved is the file
+ * sent (the same length; the transfer's digest covers its bytes).
  */
 async function sendSavedState(
   hv: Hypervisor, s: TransferSettings, req: SendRequest & { vm: string },
@@ -123,19 +124,10 @@ async function sendSavedState(
   signal: AbortSignal,
 ): Promise<{ sha256: string; bytes: number; bytesSent: number }> {
   const { written, saved } = saveVmState(hv, req.vm, signal);
-  // The save's failure is the answer, whenever it comes (awaited below).
+  // A save that fails once the file is whole fails the commit, which asks for it again.
   saved.catch(() => undefined);
   const state = await written;
-  const [sent, stopped] = await Promise.allSettled([
-    sendOne(s, req, { ...what, open: () => savedStateSource(hv, req.vm, state, signal) }, progress, signal),
-    saved,
-  ]);
-  if (stopped.status === 'rejected') throw stopped.reason;
-  if (sent.status === 'rejected') throw sent.reason;
-  if (sent.value.bytes !== stopped.value.sizeBytes) {
-    throw new IntercloudError('MIGRATE_BAD_IMAGES', `the state of '${req.vm}' sent was ${sent.value.bytes} bytes, the state saved ${stopped.value.sizeBytes}`, { retryable: false });
-  }
-  return sent.value;
+  return sendOne(s, req, { ...what, open: () => savedStateSource(hv, req.vm, state, signal) }, progress, signal);
 }
 
 /**

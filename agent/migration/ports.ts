@@ -140,7 +140,9 @@ export interface ImageTransferPort {
    * Sends one image of the VM's chain, or its saved state, to the target; resolves with its
    * SHA-256 once the target committed it. The image must no longer change (below the newest
    * overlay, or the newest once the VM is paused, stopped or saved). The state of a VM paused for
-   * the cut-over is saved first ({@link PrecopyPort.saveState}). Idempotent (a repeat resumes).
+   * the cut-over is saved first, and sent from the moment its file is whole: the hypervisor may
+   * still be stopping the VM when this resolves ({@link PrecopyPort.saveState} waits for that).
+   * Idempotent (a repeat resumes).
    */
   sendImage(
     req: { offerId: string; vm: string; image: MoveImage; reservation: Reservation; peer: PeerRef },
@@ -174,7 +176,10 @@ export interface PrecopyPort {
    * its state is saved. Idempotent (a paused or saved VM stays so).
    */
   pause(vm: string, signal: AbortSignal): Promise<void>;
-  /** Saves memory and device state and stops the (paused) VM (live cut-over). Idempotent. */
+  /**
+   * Saves memory and device state and stops the (paused) VM (live cut-over); while a save of it
+   * runs, answers when that one ends. Idempotent.
+   */
   saveState(vm: string, signal: AbortSignal): Promise<{ sizeBytes: number }>;
   /** Resumes the VM here from its state file if it was saved, or where it is if paused (a failed cut-over). Idempotent. */
   resumeFromState(vm: string, signal: AbortSignal): Promise<void>;

@@ -381,6 +381,15 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
       maxAttempts: 5,
       run: async (ctx) => {
         const peer = peerOf(ctx);
+        if (modeOf(ctx) === 'live') {
+          // The VM is down here before it may run there: the save the transfer sent from (maybe
+          // still stopping the VM then) has ended, and its file is the one sent.
+          const { stateBytes } = ctx.result<{ stateBytes?: number }>('transfer');
+          const saved = await moving(ports).precopy.saveState(ctx.input.vm, ctx.signal);
+          if (saved.sizeBytes !== stateBytes) {
+            throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${ctx.input.vm}': the state sent was ${stateBytes} bytes, the state saved ${saved.sizeBytes}`, { retryable: false });
+          }
+        }
         const r = await ports.control.commit(peer, ctx.input.offerId, ctx.signal);
         const runningAt = new Date().toISOString();
         // Downtime: from the VM stopping here (save or shutdown) to the target answering that it runs.

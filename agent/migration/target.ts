@@ -181,11 +181,13 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
     const bounded = (...signals: AbortSignal[]): AbortSignal => AbortSignal.any([wait, grace.signal, ...signals]);
     // Each overlay is linked onto the image below it as soon as both are here, one link after the
     // other, while the rest arrives: the define or restore, which checks and links every image
-    // again, then finds them linked (a pre-link that fails is left to it).
+    // again, then finds them linked (a pre-link that fails is left to it). Not once the saved
+    // state arrives (live): the source is paused then, and the restore links what is left at once.
     let linking: Promise<void> = Promise.resolve();
+    let cutOver = false;
     const prelink = (image: MoveImage): void => {
       const link = ports.hypervisor.link;
-      if (link === undefined || image === 'state' || image.depth === 0) return;
+      if (link === undefined || image === 'state' || image.depth === 0 || cutOver) return;
       const chain = Array.from({ length: image.depth + 1 }, (_, k) => got[imageKey({ diskId: image.diskId, depth: k })]);
       if (chain.some((x) => x === undefined)) return;
       const disk = chain.map((x, k) => ({ path: x!.path, format: k === 0 ? 'raw' as const : 'qcow2' as const }));
@@ -196,7 +198,10 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       if (got[key] !== undefined) return;
       const r = await receiveImage.call(ports.receive, {
         offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, image, slot, maxSize: maxImageBytes(input.vm, image),
-      }, (p) => progress({ image: key, ...p }), s);
+      }, (p) => {
+        if (image === 'state' && p.bytesDone > 0) cutOver = true;
+        progress({ image: key, ...p });
+      }, s);
       got[key] = { key, path: r.path, sha256: r.sha256 };
       await ctx.checkpoint(got[key]);
       prelink(image);

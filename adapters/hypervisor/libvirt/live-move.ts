@@ -51,6 +51,25 @@ const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
 /** Each guest disk's target and its chain of images, the top (the one written) first. */
 type DiskChains = Array<{ target: string; chain: Array<{ path: string; format: string }> }>;
 
+/** A watch on a state file being written ({@link LibvirtLiveMove.watchStateFile}). */
+interface StateWatch {
+  /** The file's length once whole; `undefined` when stopped first or given up. */
+  readonly written: Promise<number | undefined>;
+  readonly stop: AbortController;
+}
+
+/** What the adapter knows of a VM's cut-over, from its pause to the end of its save. */
+interface CutOver {
+  /** The pause removed the state file: no earlier save's file is there. */
+  readonly cleared: boolean;
+  /** The watch on the state file (started at the pause when cleared, else by the save). */
+  watch?: StateWatch;
+  /** The save, while it runs. */
+  saving?: Promise<SavedState>;
+  /** Chains were answered from {@link LibvirtLiveMove}'s `#chainsSeen` during the save. */
+  lent?: boolean;
+}
+
 /** A domain UUID as virsh prints and takes it. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -86,17 +105,18 @@ function diskspecValue(v: string): string {
 export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateRestore, ChainImport {
   /** {@link poolDir}'s last answer. */
   #poolDir: { dir: string; at: number } | undefined;
-  /** VMs whose state file {@link pause} removed as it paused them running: no earlier save's file is there. */
-  readonly #stateCleared = new Set<string>();
-  /** VMs this adapter is saving now ({@link saveState}). */
-  readonly #saving = new Set<string>();
   /**
-   * Each disk's chain of a VM as {@link pause} found it: what {@link stateAndChains} answers while
-   * the VM is saved, when libvirt's save job holds every description of the domain (`dumpxml`)
-   * until it ends, a second or more after the state file is whole. A paused VM's chains do not
-   * change; a round, a resume or the save's end forgets them.
+   * The chains {@link stateAndChains} last read of each running or paused VM: what it answers
+   * while this adapter saves the VM, when libvirt's save job holds every description of the
+   * domain (`dumpxml`) until the save ends, a second or more after the state file is whole. A
+   * round, a merge, a resume or the save's end forgets them; a save that lent them checks them
+   * against the domain's chains once it ends.
    */
-  readonly #pausedChains = new Map<string, DiskChains>();
+  readonly #chainsSeen = new Map<string, DiskChains>();
+  /** Each VM's cut-over, from its {@link pause} to the end of its {@link saveState}. */
+  readonly #cutOver = new Map<string, CutOver>();
+  /** The state file this adapter's last save of each VM left (a resume or a discard forgets it). */
+  readonly #saved = new Map<string, SavedState>();
 
   constructor(private readonly ops: LibvirtOps) {}
 
@@ -161,8 +181,20 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
    * running or paused domain as it runs, a stopped one as defined (what `--inactive` gives).
    */
   private async stateAndChains(name: string, options: CallOptions): Promise<[VmPowerState, DiskChains]> {
-    const paused = this.#saving.has(name) ? this.#pausedChains.get(name) : undefined;
-    if (paused !== undefined) return ['paused', paused];
+    const cut = this.#cutOver.get(name);
+    const seen = cut?.saving !== undefined ? this.#chainsSeen.get(name) : undefined;
+    if (seen !== undefined) {
+      cut!.lent = true;
+      return ['paused', seen];
+    }
+    const [state, chains] = await this.askStateAndChains(name, options);
+    if (state === 'running' || state === 'paused') this.#chainsSeen.set(name, chains);
+    else this.#chainsSeen.delete(name);
+    return [state, chains];
+  }
+
+  /** {@link stateAndChains} asked of libvirt. */
+  private async askStateAndChains(name: string, options: CallOptions): Promise<[VmPowerState, DiskChains]> {
     const [state, xml] = await Promise.all([this.state(name, options), this.ops.virsh(['dumpxml', name], this.o(options))]);
     return [state, await this.chains(name, xml, options)];
   }
@@ -184,7 +216,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async startRound(name: string, options: CallOptions = {}): Promise<PrecopyRound> {
     throwIfAborted(this.ops.prefix, 'startRound', options.signal);
-    this.#pausedChains.delete(name);
+    this.#chainsSeen.delete(name);
     const state = await this.state(name, options);
     if (state !== 'running' && state !== 'paused') throw this.invalidState(name, 'start a pre-copy round of', state);
     const xml = await this.domainXml(name, state, options);
@@ -235,7 +267,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   /** Merges every disk's chain into its base while the VM runs, then removes the merged overlays. */
   private async commitAll(name: string, op: string, options: CallOptions): Promise<void> {
     throwIfAborted(this.ops.prefix, op, options.signal);
-    this.#pausedChains.delete(name);
+    this.#chainsSeen.delete(name);
     const [state, chains] = await this.stateAndChains(name, options);
     if (chains.every((c) => c.chain.length === 1)) return;
     if (state === 'stopped' || state === 'other') throw this.invalidState(name, `${op} (merge the disk chain of)`, state);
@@ -297,19 +329,17 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (state === 'running') {
       // QEMU drains and flushes the disks when it stops the vCPUs: the images are whole on disk.
       // A running VM has no saved state: a file of that name is an earlier move's, removed now so
-      // that the save can say when its own file is whole (saveState's onWritten).
-      // Its chains are read meanwhile, for the reads during the save (#pausedChains).
+      // that the save's own file counts as whole as soon as it says so; the watch for it starts
+      // now, so that it is looking when the save begins.
       const path = await this.statePath(name, options);
-      this.#stateCleared.delete(name);
-      this.#pausedChains.delete(name);
-      const [, removed, chains] = await Promise.all([
+      this.endCutOver(name);
+      this.#saved.delete(name);
+      const [, removed] = await Promise.all([
         this.ops.virsh(['suspend', name], this.o(options)),
         this.ops.run(['rm', '-f', '--', path], this.o(options)),
-        // Not read (a disk that is no file image): the reads during the save ask libvirt, and wait.
-        this.ops.virsh(['dumpxml', name], this.o(options)).then((xml) => this.chains(name, xml, options)).catch(() => undefined),
       ]);
-      if (removed.exitStatus === 0) this.#stateCleared.add(name);
-      if (chains !== undefined) this.#pausedChains.set(name, chains);
+      const cleared = removed.exitStatus === 0;
+      this.#cutOver.set(name, { cleared, ...(cleared ? { watch: this.watchStateFile(path, true) } : {}) });
       return;
     }
     // Stopped: fine only once its state is saved (a repeat after the save).
@@ -317,54 +347,103 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     throw this.invalidState(name, 'pause', state);
   }
 
-  async saveState(name: string, options: SaveStateOptions = {}): Promise<SavedState> {
+  /** Forgets VM `name`'s cut-over and stops its watch. */
+  private endCutOver(name: string): void {
+    this.#cutOver.get(name)?.watch?.stop.abort();
+    this.#cutOver.delete(name);
+  }
+
+  /**
+   * Watches the state file at `path` on the host ({@link STATE_WRITTEN_WATCH}) until it is whole:
+   * its length then, or `undefined` (stopped, or gave up). `cleared`: no earlier save's file is there.
+   */
+  private watchStateFile(path: string, cleared: boolean): StateWatch {
+    const stop = new AbortController();
+    const written = this.ops.run(['sh', '-c', STATE_WRITTEN_WATCH, 'sh', path, cleared ? '1' : '0'], { signal: stop.signal }).then((r) => {
+      const size = Number(r.stdout.toString('utf8').trim().split('\n').at(-1));
+      return r.exitStatus === 0 && Number.isSafeInteger(size) && size > 0 ? size : undefined;
+    }, () => undefined);
+    return { written, stop };
+  }
+
+  /**
+   * Saves at once (the guest is paused for the cut-over, and the save is most of its time). A call
+   * while this adapter saves the VM answers with that save. With `onWritten`, the state file is
+   * watched while libvirt writes it: whole about a second before `virsh save` returns.
+   */
+  saveState(name: string, options: SaveStateOptions = {}): Promise<SavedState> {
     throwIfAborted(this.ops.prefix, 'saveState', options.signal);
     this.ops.checkName(name);
+    const cut = this.#cutOver.get(name) ?? { cleared: false };
+    if (cut.saving !== undefined) return cut.saving;
+    const last = this.#saved.get(name);
+    if (last !== undefined) return this.savedAlready(name, last, options);
+    this.#cutOver.set(name, cut);
+    cut.saving = this.save(name, cut, options).then((saved) => {
+      this.#saved.set(name, saved);
+      return saved;
+    }).finally(() => {
+      if (this.#cutOver.get(name) === cut) this.endCutOver(name);
+      this.#chainsSeen.delete(name);
+    });
+    return cut.saving;
+  }
+
+  /** A repeat after this adapter's save: one look that the VM is still stopped (else saved again). */
+  private async savedAlready(name: string, last: SavedState, options: SaveStateOptions): Promise<SavedState> {
+    if ((await this.state(name, options)) === 'stopped') return last;
+    this.#saved.delete(name);
+    return this.saveState(name, options);
+  }
+
+  private async save(name: string, cut: CutOver, options: SaveStateOptions): Promise<SavedState> {
     const path = await this.statePath(name, options);
-    const cleared = this.#stateCleared.delete(name);
-    // Watched while it is written (onWritten): whole about a second before `virsh save` returns.
-    const watch = new AbortController();
-    const stopWatch = (): void => watch.abort();
+    const watch = options.onWritten === undefined ? undefined : (cut.watch ??= this.watchStateFile(path, cut.cleared));
+    const stopWatch = (): void => watch?.stop.abort();
     options.signal?.addEventListener('abort', stopWatch, { once: true });
     let reported: number | undefined;
-    const watching = options.onWritten === undefined ? Promise.resolve() : this.ops.run(['sh', '-c', STATE_WRITTEN_WATCH, 'sh', path, cleared ? '1' : '0'], { signal: watch.signal }).then((r) => {
-      const size = Number(r.stdout.toString('utf8').trim().split('\n').at(-1));
-      if (r.exitStatus !== 0 || !Number.isSafeInteger(size) || size <= 0) return;
+    const told = watch?.written.then((size) => {
+      if (size === undefined) return;
       reported = size;
       options.onWritten!({ href: path, sizeBytes: size });
-    }, () => undefined);
-    this.#saving.add(name);
-    const saved = async (): Promise<SavedState> => {
-      // Saved at once (the guest is paused for the cut-over, and the save is most of its time); the
-      // domain's state is asked only when the save fails: a repeat after the save finds it stopped.
-      try {
-        await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
-      } catch (err) {
-        const state = await this.state(name, options);
-        if (state !== 'stopped') throw err;
-        const size = await this.fileSize(path, options);
-        if (size === undefined) throw this.invalidState(name, 'save the state of', state);
-        return { href: path, sizeBytes: size };
-      }
-      const size = await this.fileSize(path, options);
-      if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
-      return { href: path, sizeBytes: size };
-    };
+    });
     try {
-      const result = await saved();
+      const result = await this.saveToFile(name, path, options);
       // Whatever the watch saw arrives before the answer; a file read early must be the file saved.
-      watch.abort();
-      await watching;
+      watch?.stop.abort();
+      await told;
       if (reported !== undefined && reported !== result.sizeBytes) {
         throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: the state of '${name}' was ${reported} bytes when whole, ${result.sizeBytes} once saved`, { details: { vm: name, href: path } });
       }
+      // Chains lent during the save (#chainsSeen) must be the domain's.
+      if (cut.lent) {
+        const seen = this.#chainsSeen.get(name);
+        const [, now] = await this.askStateAndChains(name, options);
+        if (JSON.stringify(now) !== JSON.stringify(seen)) {
+          throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: the disk chains of '${name}' changed during its cut-over`, { details: { vm: name, state: 'saved' } });
+        }
+      }
       return result;
     } finally {
-      this.#saving.delete(name);
-      this.#pausedChains.delete(name);
-      watch.abort();
+      watch?.stop.abort();
       options.signal?.removeEventListener('abort', stopWatch);
     }
+  }
+
+  /** `virsh save`; the domain's state is asked only when it fails: a repeat after the save finds it stopped. */
+  private async saveToFile(name: string, path: string, options: CallOptions): Promise<SavedState> {
+    try {
+      await this.ops.virsh(['save', name, path, '--bypass-cache'], this.o(options));
+    } catch (err) {
+      const state = await this.state(name, options);
+      if (state !== 'stopped') throw err;
+      const size = await this.fileSize(path, options);
+      if (size === undefined) throw this.invalidState(name, 'save the state of', state);
+      return { href: path, sizeBytes: size };
+    }
+    const size = await this.fileSize(path, options);
+    if (size === undefined) throw hvError('HV_STATE_NOT_FOUND', `${this.ops.prefix}: 'virsh save' of '${name}' left no '${path}'`, { details: { vm: name, href: path } });
+    return { href: path, sizeBytes: size };
   }
 
   async readState(name: string, options: ReadDiskOptions = {}): Promise<Readable> {
@@ -377,7 +456,9 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async resumeFromState(name: string, options: CallOptions = {}): Promise<void> {
     throwIfAborted(this.ops.prefix, 'resumeFromState', options.signal);
-    this.#pausedChains.delete(name);
+    this.endCutOver(name);
+    this.#saved.delete(name);
+    this.#chainsSeen.delete(name);
     const state = await this.state(name, options);
     const path = await this.statePath(name, options);
     if (state === 'stopped') {
@@ -392,6 +473,8 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async discardState(name: string, options: CallOptions = {}): Promise<void> {
     this.ops.checkName(name);
+    this.endCutOver(name);
+    this.#saved.delete(name);
     const path = await this.statePath(name, options);
     await this.ops.removeDisk(path, options);
     if ((await this.fileSize(path, options)) !== undefined) {

@@ -132,6 +132,8 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     const statePath = join(libvirt('cloud-a').poolPath, `${name}.state`);
     const stale = Buffer.concat([Buffer.from('LibvirtQemudSave'), randomBytes(4080)]);
     writeFileSync(statePath, stale);
+    // The pre-copy's last look at the chains before its cut-over (what a move's planning does).
+    expect((await trackA.chain(name))[0]!.map((i) => i.href)).toEqual([baseA, r1.overlays[0]!.href, r2.overlays[0]!.href]);
     await capA.pause(name);
     expect(await a.vmState(name)).toBe('paused');
     t0 = performance.now();

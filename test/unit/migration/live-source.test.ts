@@ -23,7 +23,9 @@ const key = (i: MoveImage): string => (i === 'state' ? 'state' : `${i.diskId}.${
 function world(writes: number[]) {
   const calls: string[] = [];
   const sent: string[] = [];
-  const s = { rounds: 0, saved: false, paused: false, running: true, failAt: new Set<string>(), hangSend: undefined as string | undefined, order: undefined as InstantiateOrder | undefined };
+  const s = { rounds: 0, saved: false, paused: false, running: true, failAt: new Set<string>(), hangSend: undefined as string | undefined, order: undefined as InstantiateOrder | undefined,
+    /** Length of the state file the save leaves, and of the one the image port sent. */
+    stateBytes: 90 << 20, stateBytesSent: 90 << 20 };
   const chain = (): ChainImageInfo[][] => ['0', '1'].map((diskId) => Array.from({ length: s.rounds + 1 }, (_, depth) => ({
     diskId, depth, sizeBytes: depth === 0 ? 1 << 20 : writes[depth - 1] ?? 0,
   })));
@@ -59,7 +61,7 @@ function world(writes: number[]) {
       saveState: async () => {
         if (!s.paused && !s.saved) throw new Error('saved without a pause');
         if (!s.saved) calls.push('save');
-        s.saved = true; s.paused = false; return { sizeBytes: 90 << 20 };
+        s.saved = true; s.paused = false; return { sizeBytes: s.stateBytes };
       },
       resumeFromState: async () => { calls.push('resume'); if (s.saved || s.paused) { s.saved = false; s.paused = false; s.running = true; } },
       abortTracking: async () => { calls.push('abort-tracking'); s.rounds = 0; },
@@ -77,7 +79,8 @@ function world(writes: number[]) {
         // The state of the paused vm is saved before it is read (as the daemon's image port does).
         if (req.image === 'state') await ports.precopy!.saveState('web1', signal);
         sent.push(k);
-        return { sha256: `sha-${k}`.padEnd(64, '0'), bytes: 1, bytesSent: 1 };
+        const bytes = req.image === 'state' ? s.stateBytesSent : 1;
+        return { sha256: `sha-${k}`.padEnd(64, '0'), bytes, bytesSent: bytes };
       },
     },
   };
@@ -103,10 +106,26 @@ describe('live move, source side (fake ports)', () => {
     expect(commit.mode).toBe('live');
     // Paused at stop-source, saved during the transfer (by the image port).
     expect(status.results['stop-source']).not.toHaveProperty('stateBytes');
-    expect(status.results['transfer']).toMatchObject({ stateBytes: 1 });
+    expect(status.results['transfer']).toMatchObject({ stateBytes: 90 << 20 });
     expect(commit.downtimeMs).toBeGreaterThanOrEqual(0);
     const checkpoints = (await JournalFile.read(dir, 'm1')).filter((r) => r.type === 'step-checkpoint');
     expect(checkpoints.map((r) => (r as { detail: { round: number } }).detail.round)).toEqual([1, 2, 3]);
+  });
+
+  it('commits only once the save ended with the file that was sent; a different one resumes the source', async () => {
+    const w = world([4 << 20, 32 << 10]);
+    // The image port sent a file of another length than the save left (a save redone after the send).
+    w.s.stateBytesSent = (90 << 20) - 4096;
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    const { done } = await seq.start('migrate-move', 'm1', input());
+    expect(await done).toBe('compensated');
+    expect((await seq.status('m1')).error?.code).toBe('MIGRATE_BAD_IMAGES');
+    expect(w.calls).not.toContain('commit');
+    expect(w.calls).toContain('release');
+    // The target let go first, then the saved vm ran here again on its merged disks.
+    expect(w.calls.indexOf('release')).toBeLessThan(w.calls.indexOf('resume'));
+    expect(w.calls.indexOf('resume')).toBeLessThan(w.calls.indexOf('abort-tracking'));
+    expect(w.s.running).toBe(true);
   });
 
   it('stops at the round cap even when the guest keeps writing', async () => {

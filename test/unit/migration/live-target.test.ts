@@ -49,13 +49,15 @@ function world(sent: string[]) {
     receive: {
       receiveDisks: async () => { throw new Error('a live move receives images'); },
       discard: async () => { calls.push('discard'); },
-      receiveImage: async (req, _p, signal) => {
+      receiveImage: async (req, progress, signal) => {
         const k = imageKey(req.image);
         if (!sent.includes(k)) {
           // Never sent: waits until aborted.
           await new Promise((_, rej) => signal.addEventListener('abort', () => rej(signal.reason as Error), { once: true }));
         }
         if (!arrived.has(k)) await new Promise<void>((r) => waiting.set(k, r));
+        // The state's first bytes (the source paused for the cut-over), then the rest.
+        if (k === 'state') progress({ bytesDone: 1, bytesTotal: 2 });
         calls.push(`got:${k}@${req.slot}`);
         return { path: `/pool/${req.slot}`, sha256: sha(k) };
       },
@@ -81,8 +83,9 @@ describe('live move, target side (fake ports)', () => {
     const w = world(keys);
     const seq = new Sequencer({ journalDir: dir, definitions: [migrateInLiveDefinition(w.ports)], backoffMs: () => 0 });
     const { done } = await seq.start('migrate-in-live', inboundJobId('o1'), input);
-    for (const k of ['state', '0.0', '1.0', '0.1', '1.1']) w.arrive(k);
+    for (const k of ['0.0', '1.0', '0.1', '1.1']) w.arrive(k);
     await until(() => w.calls.includes('got:1.1@d1-1'));
+    w.arrive('state');
     w.mailbox.deliverInstantiate('o1', order(keys));
     await until(() => w.calls.some((c) => c.startsWith('restore:')));
     expect(w.calls.find((c) => c.startsWith('restore:'))).toBe('restore:/pool/d0-0/raw+/pool/d0-1/qcow2,/pool/d1-0/raw+/pool/d1-1/qcow2:/pool/state');
@@ -116,6 +119,22 @@ describe('live move, target side (fake ports)', () => {
     expect((await seq.status(inboundJobId('o1'))).error?.code).toBe('MIGRATE_BAD_IMAGES');
     expect(w.calls.some((c) => c.startsWith('restore:'))).toBe(false);
     expect(w.calls.at(-1)).toBe('discard');
+  });
+
+  it('links nothing once the state arrives (the source is paused): the restore links the last overlays', async () => {
+    const keys = ['0.0', '1.0', '0.1', '1.1', 'state'];
+    const w = world(keys);
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateInLiveDefinition(w.ports)], backoffMs: () => 0 });
+    const { done } = await seq.start('migrate-in-live', inboundJobId('o1'), input);
+    for (const k of ['0.0', '1.0', 'state']) w.arrive(k);
+    await until(() => w.calls.includes('got:state@state') && w.calls.includes('got:1.0@d1-0'));
+    for (const k of ['0.1', '1.1']) w.arrive(k);
+    w.mailbox.deliverInstantiate('o1', order(keys));
+    await until(() => w.calls.some((c) => c.startsWith('restore:')));
+    expect(w.calls.filter((c) => c.startsWith('link:'))).toEqual([]);
+    expect(w.calls.find((c) => c.startsWith('restore:'))).toBe('restore:/pool/d0-0/raw+/pool/d0-1/qcow2,/pool/d1-0/raw+/pool/d1-1/qcow2:/pool/state');
+    w.mailbox.deliverCommit('o1');
+    expect(await done).toBe('completed');
   });
 
   it('a release before the commit removes the paused vm and its files; it never resumed', async () => {
