@@ -231,6 +231,12 @@ export interface RestoreOptions extends CallOptions {
    * is removed and the restore is done again. Any other domain of that name is `HV_VM_EXISTS`.
    */
   replacing?: string;
+  /**
+   * Leave the restored VM transient (not defined): {@link StateRestore.persistRestored} defines
+   * it later, off the cut-over (the define is a round trip to the host while the guest is down).
+   * Default: defined persistently before the call resolves.
+   */
+  transient?: boolean;
 }
 
 /** Result of {@link StateRestore.restoreVm}. */
@@ -255,7 +261,8 @@ export interface StateRestore {
   /**
    * Links each disk's received chain (each overlay onto the image below it), restores the VM's
    * memory and device state from the state file so the guest goes on running where it stopped,
-   * and defines the VM persistently (paused with `paused`: `startVm` resumes it). `HV_VM_EXISTS` when the name is taken,
+   * and defines the VM persistently (not with `transient`; paused with `paused`: `startVm` or
+   * {@link resumeRestored} resumes it). `HV_VM_EXISTS` when the name is taken,
    * but by the domain an interrupted earlier call made (see `beforeRestore` and `replacing`).
    * On failure no VM is left; the written files stay the caller's (remove them with `removeDisk`).
    */
@@ -266,6 +273,12 @@ export interface StateRestore {
    * so. `HV_VM_NOT_FOUND` when no VM has that UUID, `HV_INVALID_STATE` when it is stopped.
    */
   resumeRestored(uuid: string, options?: CallOptions): Promise<void>;
+  /**
+   * Defines the VM of UUID `uuid` persistently as it is now (one restored `transient`), so that it
+   * outlives its process. Idempotent (a persistent VM is defined again as it is). `HV_VM_NOT_FOUND`
+   * when no VM has that UUID.
+   */
+  persistRestored(uuid: string, options?: CallOptions): Promise<void>;
   /**
    * Merges each disk's chain of a running VM into its base while it runs, and removes the merged
    * overlays: afterwards each disk is one image. Idempotent (a flat VM is left as it is).

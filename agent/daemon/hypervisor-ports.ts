@@ -466,9 +466,12 @@ export function targetHypervisorPort(hv: Hypervisor, opts: TargetHypervisorOptio
           name: req.vm,
           state: req.state,
           disks: req.disks.map((c) => c.map((i) => ({ href: i.path, format: i.format }))),
-        }, { paused: true, signal, ...(req.beforeRestore ? { beforeRestore: req.beforeRestore } : {}), ...(req.replacing ? { replacing: req.replacing } : {}) });
+        }, { paused: true, transient: true, signal, ...(req.beforeRestore ? { beforeRestore: req.beforeRestore } : {}), ...(req.replacing ? { replacing: req.replacing } : {}) });
         if (r.uuid === undefined) throw new IntercloudError('MIGRATE_FAILED', `vm '${req.vm}' was restored without a uuid`);
         return { vm: r.name, uuid: r.uuid, volumes: [req.state, ...req.disks.flat().map((i) => i.path)], losses: [] };
+      },
+      async persist(ref: LocalVmRef, signal: AbortSignal) {
+        await stateRestore(hv)!.persistRestored(ref.uuid, { signal });
       },
       async resume(ref: LocalVmRef, signal: AbortSignal) {
         // By UUID: only the domain this move restored (its name is not asked: one call).

@@ -312,7 +312,7 @@ export interface TargetHypervisorPort {
   /**
    * Live moves (issue 15): restores the VM `vm` from the received state file and disk chains
    * (paths this side received, base first; bases read as `raw`, overlays as `qcow2`), paused,
-   * defined persistently. The domain keeps the UUID the state carries (the result's `uuid`).
+   * not yet defined persistently ({@link persist} does that after the commit, off the cut-over). The domain keeps the UUID the state carries (the result's `uuid`).
    * Refuses (`HV_STATE_INVALID`) anything that is not this host's own received storage, or a
    * state that names other files. Idempotent through `beforeRestore`/`replacing`: the paused
    * domain an interrupted call made is removed and restored again. Absent: this cloud takes no live moves.
@@ -329,6 +329,8 @@ export interface TargetHypervisorPort {
    * cut-over waits on it). Idempotent (running: done). Present with {@link restore}.
    */
   resume?(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
+  /** Live moves: defines our restored VM persistently, as it runs now. Idempotent. Present with {@link restore}. */
+  persist?(vm: LocalVmRef, signal: AbortSignal): Promise<void>;
   /**
    * Warm moves (issue 15): links each disk's received chain (paths this side received, base
    * first; bases read as `raw`, overlays as `qcow2`; each overlay onto the file below it, never

@@ -182,7 +182,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
     // Each overlay is linked onto the image below it as soon as both are here, one link after the
     // other, while the rest arrives: the define or restore, which checks and links every image
     // again, then finds them linked (a pre-link that fails is left to it). Not once the saved
-    // state arrives (live): the source is paused then, and the restore links what is left at once.
+    // state starts to arrive (live): the source is paused then, and the restore, which waits for
+    // every link, links what is left itself.
     let linking: Promise<void> = Promise.resolve();
     let cutOver = false;
     const prelink = (image: MoveImage): void => {
@@ -199,7 +200,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
       const r = await receiveImage.call(ports.receive, {
         offerId: input.offerId, from: input.peer.cloudId, reservation: input.reservation, image, slot, maxSize: maxImageBytes(input.vm, image),
       }, (p) => {
-        if (image === 'state' && p.bytesDone > 0) cutOver = true;
+        // The state's manifest (its first report): the source paused and saved the guest.
+        if (image === 'state') cutOver = true;
         progress({ image: key, ...p });
       }, s);
       got[key] = { key, path: r.path, sha256: r.sha256 };
@@ -453,6 +455,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
         maxAttempts: 5,
         run: async (ctx: StepContext<MigrateInInput>) => {
           const ref = ourVm(ctx);
+          // Live: the restored VM was left transient (the define is off the cut-over): defined now.
+          if (live) await ports.hypervisor.persist?.(ref, ctx.signal);
           const state = ctx.result<Record<string, { path: string }>>('receive')['state']?.path;
           await ports.hypervisor.flatten?.(ref, state === undefined ? [] : [state], ctx.signal);
           await ports.audit.record('disks-flattened', { offerId: ctx.input.offerId, vm: ref.name });

@@ -163,14 +163,20 @@ export class FakeHypervisor implements Hypervisor {
     const v = this.get(name);
     if (v.state === 'stopped') return { alreadyStopped: true, forced: false };
     if (!this.config.guestsIgnoreShutdown) {
-      v.state = 'stopped';
+      this.stopped(name, v);
       return { alreadyStopped: false, forced: false };
     }
     await sleep(options.timeoutMs, undefined, options.signal ? { signal: options.signal } : {}).catch((err: unknown) => {
       throw hvError('HV_ABORTED', `${this.prefix}: 'shutdownVm' was cancelled`, { cause: err });
     });
-    v.state = 'stopped';
+    this.stopped(name, v);
     return { alreadyStopped: false, forced: true };
+  }
+
+  /** A VM stops; one never defined (restored transient) is gone then, as in libvirt. */
+  private stopped(name: string, v: FakeVmRecord): void {
+    v.state = 'stopped';
+    if (v.transient) this.vms.delete(name);
   }
 
   async undefineVm(name: string, options: UndefineOptions = {}): Promise<{ existed: boolean }> {

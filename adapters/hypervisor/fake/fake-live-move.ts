@@ -36,6 +36,8 @@ export interface FakeVmRecord {
   hrefs: string[];
   /** The running guest: a new session at each boot, kept across save and restore. */
   session?: string;
+  /** Restored and not defined yet (`RestoreOptions.transient`): gone once it stops. */
+  transient?: boolean;
 }
 
 /** What the fake lends its live-move code. */
@@ -291,7 +293,9 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     await options.beforeRestore?.(uuid);
     const tops = this.link(req.disks);
     const vm: VirtualMachine = { ...saved.vm, uuid, disks: saved.vm.disks.map((d, i) => ({ ...d, file: { href: tops[i]! } })) };
-    this.s.vms.set(name, { vm, state: options.paused ? 'paused' : 'running', hrefs: tops, ...(saved.session ? { session: saved.session } : {}) });
+    this.s.vms.set(name, {
+      vm, state: options.paused ? 'paused' : 'running', hrefs: tops, ...(saved.session ? { session: saved.session } : {}), ...(options.transient ? { transient: true } : {}),
+    });
     return {
       name, uuid,
       disks: tops.map((href, i) => ({ id: String(i), href, format: this.s.disks.get(href)!.format, capacityBytes: vm.disks[i]!.capacityBytes })),
@@ -346,6 +350,13 @@ export class FakeLiveMove implements ChangeTracking, StateCapture, StateRestore,
     if (v === undefined) throw hvError('HV_VM_NOT_FOUND', `${this.s.prefix}: no vm has uuid '${uuid}'`, { details: { uuid } });
     if (v.state === 'paused') v.state = 'running';
     else if (v.state !== 'running') throw this.invalid(v.vm.name, 'resume', v.state);
+  }
+
+  async persistRestored(uuid: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.s.prefix, 'persistRestored', options.signal);
+    const v = [...this.s.vms.values()].find((x) => x.vm.uuid === uuid);
+    if (v === undefined) throw hvError('HV_VM_NOT_FOUND', `${this.s.prefix}: no vm has uuid '${uuid}'`, { details: { uuid } });
+    delete v.transient;
   }
 
   async flattenDisks(name: string, options: CallOptions = {}): Promise<void> {

@@ -11,6 +11,7 @@
  * - state restore: the received chain linked with `qemu-img rebase -u` onto this host's files, the
  *   saved description rewritten (`saved-domain.ts`) and `virsh restore --xml`, then `virsh define`.
  */
+import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DiskFormat } from '../../../protocols/vm/index.js';
 import type {
@@ -26,7 +27,7 @@ import {
   domainUuid, parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
 } from './saved-domain.js';
 import {
-  clipExtents, parseDirPoolPath, parseDomstate, parseHypervisorVersion, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
+  clipExtents, parseDirPoolPath, parseDomstate, parseHypervisorVersion, parseNames, parseImageReferences, parseQemuImgChain, parseQemuImgMap,
 } from './virsh-output.js';
 
 /** What the adapter lends its live-move capabilities (its own command helpers). */
@@ -511,7 +512,13 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       if (dump.status === 'rejected') throw dump.reason;
       return dump.value;
     };
-    const [named, first] = await Promise.allSettled([this.ops.vmState(name, options), prepare()]);
+    // The name is expected free: one listing says so (a domain's state, asked first, is two
+    // commands when there is none).
+    const taken = async (): Promise<VmPowerState | 'absent'> => {
+      const names = parseNames(await this.ops.virsh(['list', '--all', '--name'], o));
+      return names.includes(name) ? this.ops.vmState(name, options) : 'absent';
+    };
+    const [named, first] = await Promise.allSettled([taken(), prepare()]);
     let read = first;
     // A name taken is the answer first, whatever the files are.
     if (named.status === 'rejected') throw named.reason;
@@ -540,13 +547,13 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
     let capacities: number[];
     try {
+      // The disks' sizes are read while the state is restored.
+      const sizes = Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes));
+      sizes.catch(() => undefined);
       await this.ops.virsh(['restore', req.state, '--xml', '/dev/stdin', options.paused ? '--paused' : '--running'], { ...o, stdin: xml });
-      // The restored domain is transient: the same description makes it persistent (while the
-      // disks' sizes are read).
-      [, capacities] = await Promise.all([
-        this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml }),
-        Promise.all(disks.map(async (d) => parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', d.format, '--output=json', d.href], {})).virtualSizeBytes)),
-      ]);
+      // The restored domain is transient: the same description makes it persistent, unless the
+      // caller does that later (persistRestored).
+      [, capacities] = await Promise.all([options.transient ? undefined : this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml }), sizes]);
     } catch (err) {
       await cleanup(err, () => this.ops.undefineVm(name, {}));
       throw err;
@@ -567,6 +574,18 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     if (st.exitStatus !== 0) throw hvError('HV_VM_NOT_FOUND', `${this.ops.prefix}: no vm has uuid '${uuid}'`, { details: { uuid, stderr: st.stderr } });
     const state = parseDomstate(st.stdout.toString('utf8'));
     if (state !== 'running') throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: cannot resume vm '${uuid}' while it is '${state}': ${resumed.stderr.split('\n')[0] ?? ''}`, { details: { uuid, state } });
+  }
+
+  async persistRestored(uuid: string, options: CallOptions = {}): Promise<void> {
+    throwIfAborted(this.ops.prefix, 'persistRestored', options.signal);
+    if (!UUID.test(uuid)) throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: '${uuid}' is not a uuid`, { details: { uuid } });
+    const o = this.o(options);
+    // The running description, without what only its process has (`--migratable`), defined as is.
+    const r = await this.ops.virshRaw(['dumpxml', '--migratable', uuid], o);
+    if (r.exitStatus !== 0) throw hvError('HV_VM_NOT_FOUND', `${this.ops.prefix}: no vm has uuid '${uuid}'`, { details: { uuid, stderr: r.stderr } });
+    const xml = r.stdout.toString('utf8');
+    if (domainUuid(xml) !== uuid.toLowerCase()) throw hvError('HV_VM_NOT_FOUND', `${this.ops.prefix}: no vm has uuid '${uuid}'`, { details: { uuid } });
+    await this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml });
   }
 
   /**
@@ -598,14 +617,29 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
         }
       }
     }
-    // Only this pool's volumes, each used once: nothing else on the host is opened.
-    const vols = new Set((await this.ops.volumes(options)).map((v) => v.path));
+    // Only this pool's volumes, each used once: nothing else on the host is opened. A volume of a
+    // directory pool is a regular file right in its directory, not hidden (libvirt lists no
+    // others): checked by path, then with one `stat` on the host (a symbolic link is none).
+    const dir = await this.poolDir(options);
+    const notVolume = (href: string): never => refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
     const seen = new Set<string>();
     for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
       if (held.has(href) && !others.includes(href)) continue;
-      if (!vols.has(href)) refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
+      if (posix.normalize(href) !== href || posix.dirname(href) !== dir || posix.basename(href).startsWith('.')) notVolume(href);
       if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
       seen.add(href);
+    }
+    if (seen.size > 0) {
+      // One line per file found, its kind then its name (a missing one has none).
+      const r = await this.ops.run(['stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
+      const kinds = new Map(r.stdout.toString('utf8').split('\n').map((line) => {
+        const tab = line.indexOf('\t');
+        return [line.slice(tab + 1), line.slice(0, tab)] as const;
+      }));
+      for (const href of seen) {
+        const kind = kinds.get(href);
+        if (kind !== 'regular file' && kind !== 'regular empty file') notVolume(href);
+      }
     }
     if (disks.some((c) => c.length === 0)) refuse('a disk has an empty chain', {});
     for (const [i, chain] of disks.entries()) {

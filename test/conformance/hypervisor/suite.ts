@@ -496,7 +496,7 @@ export function hypervisorConformance(h: Harness): void {
           await rejectsWith(rest.restoreVm(req, { paused: true, replacing: '00000000-0000-4000-8000-0000000000ff' }), 'HV_VM_EXISTS');
           await rejectsWith(rest.restoreVm(req, { paused: true }), 'HV_VM_EXISTS');
           // ... the paused one the first call made (its UUID) is made again.
-          const again = await rest.restoreVm(req, { paused: true, replacing: r.uuid! });
+          const again = await rest.restoreVm(req, { paused: true, transient: true, replacing: r.uuid! });
           expect(again.uuid).toBe(r.uuid);
           expect(await peer.vmState(name)).toBe('paused');
           // Resumed by the UUID the restore answered; again is harmless; no other UUID is found.
@@ -506,6 +506,10 @@ export function hypervisorConformance(h: Harness): void {
           expect(await peer.vmState(name)).toBe('running');
           await rest.resumeRestored(r.uuid!);
           expect(await peer.vmState(name)).toBe('running');
+          // Restored transient (the define off the cut-over), defined now: it outlives a shutdown below.
+          await rejectsWith(rest.persistRestored('00000000-0000-4000-8000-0000000000fe'), 'HV_VM_NOT_FOUND');
+          await rest.persistRestored(r.uuid!);
+          await rest.persistRestored(r.uuid!);
           await stateRestore(peer)!.flattenDisks(name);
           expect((await peer.describeVm(name)).disks.map((d) => d.href)).toEqual([base]);
           expect((await changeTracking(peer)!.chain(name))[0]!.map((i) => i.href)).toEqual([base]);

@@ -8,7 +8,7 @@
  * Timings (snapshot, save, restore, state size) are printed with the machine's load.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, mkdirSync, chmodSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, mkdirSync, chmodSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -170,13 +170,17 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     const restored = await restB.restoreVm({
       name, state: stateRef.href,
       disks: [[{ href: sent[0]![0]!, format: 'raw' }, { href: sent[0]![1]!, format: 'qcow2' }, { href: sent[0]![2]!, format: 'qcow2' }]],
-    }, { paused: true });
+    }, { paused: true, transient: true });
     const restoreMs = ms(t0);
     made.push([b, name]);
     expect(restored.disks.map((d) => d.href)).toEqual([sent[0]![2]]);
     const uriB = libvirt('cloud-b').uri;
     expect(virsh(uriB, 'domstate', name).trim()).toBe('paused');
+    // Transient until defined (off the cut-over): by its UUID, as it is.
+    expect(virsh(uriB, 'dominfo', name)).toMatch(/^Persistent:\s+no$/m);
+    await restB.persistRestored(restored.uuid!);
     expect(virsh(uriB, 'dominfo', name)).toMatch(/^Persistent:\s+yes$/m);
+    expect(virsh(uriB, 'domstate', name).trim()).toBe('paused');
     // Independent of the adapter: the guest-visible contents of both chains are the same.
     execFileSync('qemu-img', ['compare', '-U', '-f', 'qcow2', '-F', 'qcow2', final[2]!.href, sent[0]![2]!]);
     // The target's chain refers only to its own files.
@@ -273,6 +277,28 @@ describe('libvirt: a running guest moves from cloud-a to cloud-b and keeps runni
     expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hData, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
     expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hQbase, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
     expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hBase, format: 'qcow2' }]] }))).toBe('HV_STATE_INVALID');
+    // Only regular files right in the pool's directory, not hidden, are its volumes: a symbolic link
+    // there to a host file, a hidden file, a directory, a missing file and a path that climbs out
+    // are each refused by name, before anything opens them.
+    const poolB = libvirt('cloud-b').poolPath;
+    const link = join(poolB, `${name}-link.raw`);
+    const hidden = join(poolB, `.${name}-hidden.raw`);
+    const sub = join(poolB, `${name}-dir`);
+    symlinkSync('/etc/passwd', link);
+    writeFileSync(hidden, Buffer.alloc(4096));
+    mkdirSync(sub);
+    try {
+      for (const bad of [link, hidden, sub, join(poolB, `${name}-missing.raw`), `${poolB}/../../../../etc/passwd`, `${poolB}//${name}-base.raw`]) {
+        for (const req of [{ state: bad, base: hBase }, { state: hState, base: bad }]) {
+          const err = await rest.restoreVm({ name, state: req.state, disks: [[{ href: req.base, format: 'raw' }]] }).then(() => undefined, (e: unknown) => e);
+          expect(err, bad).toMatchObject({ code: 'HV_STATE_INVALID', details: { href: bad } });
+        }
+      }
+    } finally {
+      rmSync(link, { force: true });
+      rmSync(hidden, { force: true });
+      rmSync(sub, { recursive: true, force: true });
+    }
     // The overlay is linked onto the base written here before anything reads through it; the
     // random state file is then refused by libvirt itself.
     expect(await codeOf(rest.restoreVm({ name, state: hState, disks: [[{ href: hBase, format: 'raw' }, { href: hPoint, format: 'qcow2' }]] }))).toBe('LIBVIRT_COMMAND_FAILED');

@@ -35,6 +35,7 @@ function world(sent: string[]) {
       define: async () => { throw new Error('a live move is restored, not defined'); },
       start: async () => { calls.push('start'); vm.running = true; vm.paused = false; },
       resume: async (ref) => { calls.push(`resume:${ref.uuid}`); vm.running = true; vm.paused = false; },
+      persist: async (ref) => { calls.push(`persist:${ref.uuid}`); },
       stop: async () => { calls.push('stop'); vm.running = false; return { touched: true }; },
       state: async () => (vm.exists ? (vm.running ? 'running' : 'stopped') : 'absent'),
       remove: async (_ref, volumes) => { calls.push(`remove:${volumes.length}`); vm.exists = false; return { undefined: true }; },
@@ -56,8 +57,8 @@ function world(sent: string[]) {
           await new Promise((_, rej) => signal.addEventListener('abort', () => rej(signal.reason as Error), { once: true }));
         }
         if (!arrived.has(k)) await new Promise<void>((r) => waiting.set(k, r));
-        // The state's first bytes (the source paused for the cut-over), then the rest.
-        if (k === 'state') progress({ bytesDone: 1, bytesTotal: 2 });
+        // The state's manifest (the source paused for the cut-over), then the rest.
+        if (k === 'state') progress({ bytesDone: 0, bytesTotal: 2 });
         calls.push(`got:${k}@${req.slot}`);
         return { path: `/pool/${req.slot}`, sha256: sha(k) };
       },
@@ -101,7 +102,8 @@ describe('live move, target side (fake ports)', () => {
     w.mailbox.deliverCommit('o1');
     expect(await done).toBe('completed');
     // Resumed by the UUID the restore answered (not started by name).
-    expect(w.calls.slice(-2)).toEqual(['resume:uuid-from-state', 'flatten:/pool/state']);
+    // Defined persistently only after the commit (off the cut-over), then flattened.
+    expect(w.calls.slice(-3)).toEqual(['resume:uuid-from-state', 'persist:uuid-from-state', 'flatten:/pool/state']);
     expect(w.calls).not.toContain('start');
     expect(w.vm.running).toBe(true);
   });
