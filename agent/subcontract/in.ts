@@ -34,9 +34,21 @@ export interface SubcontractInInput {
   readonly senderJid: string;
 }
 
-/** The job id of B's side of a subcontract: one job per (A, subcontract), whatever the offer. */
+/**
+ * The job id of B's side of a subcontract: one job per (A, subcontract), whatever the offer. A
+ * cloud id holds no '.', so the first one ends it: (`a-b`, `c`) and (`a`, `b-c`) are two jobs.
+ * Jobs are found by their input ({@link isSubcontractInOf}), never by this id, so journals that
+ * name jobs the way earlier versions did (`subcontract-in-PEER-ID`) go on.
+ */
 export function subcontractInJobId(peerCloud: string, subcontractId: string): string {
-  return `subcontract-in-${peerCloud}-${subcontractId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  return `subcontract-in-${peerCloud}.${subcontractId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+/** Whether `job` is B's side of `peerCloud`'s subcontract `subcontractId`. */
+export function isSubcontractInOf(job: { kind: string; input: unknown }, peerCloud: string, subcontractId: string): boolean {
+  if (job.kind !== 'subcontract-in') return false;
+  const input = job.input as Partial<SubcontractInInput> | undefined;
+  return input?.peer?.cloudId === peerCloud && input.terms?.subcontractId === subcontractId;
 }
 
 const refOf = (input: SubcontractInInput): SubcontractRef => ({ offerId: input.offerId, subcontractId: input.terms.subcontractId, peer: input.peer.cloudId });

@@ -10,7 +10,7 @@ import { workloadDemand } from '../admission/index.js';
 import type { JobStatus, Sequencer } from '../sequencer/index.js';
 import { emptyAndDeleteBucket, listingOf } from './bucket.js';
 import { subcontractError } from './errors.js';
-import { subcontractInJobId, type SubcontractInInput } from './in.js';
+import { isSubcontractInOf, subcontractInJobId, type SubcontractInInput } from './in.js';
 import type { SubcontractMailbox } from './mailbox.js';
 import type { RemoteListing, SubcontractPeer, SubcontractRef, SubcontractStore } from './ports.js';
 
@@ -39,8 +39,7 @@ export class SubcontractTargetService {
     if (w.type !== 'storage') return;
     const placement = reservation.placement;
     if (!placement) throw subcontractError('SUBCONTRACT_NO_STORE', `storage offer '${offer.offerId}' was admitted without a region`);
-    const jobId = subcontractInJobId(peer.cloudId, w.subcontractId);
-    const existing = await this.#find(jobId);
+    const existing = await this.#find(peer.cloudId, w.subcontractId);
     if (existing) {
       const input = existing.input as SubcontractInInput;
       if (input.offerId === offer.offerId) return;
@@ -54,7 +53,7 @@ export class SubcontractTargetService {
       terms: { subcontractId: w.subcontractId, replicas: w.replicas, ack: w.ack, capacityGiB: w.capacityGiB, maxObjects: w.maxObjects, ends: w.ends, atEnd: w.atEnd },
       offer, senderJid: reservation.senderJid,
     };
-    const { done } = await this.sequencer.start('subcontract-in', jobId, input);
+    const { done } = await this.sequencer.start('subcontract-in', subcontractInJobId(peer.cloudId, w.subcontractId), input);
     const ended = (): void => {
       this.mailbox.forget(offer.offerId, peer.cloudId);
       this.hooks.jobEnded?.(offer.offerId, peer);
@@ -131,12 +130,13 @@ export class SubcontractTargetService {
     });
   }
 
-  async #find(jobId: string): Promise<JobStatus | undefined> {
-    return (await this.sequencer.list()).find((j) => j.jobId === jobId);
+  /** B's job of `peerCloud`'s subcontract `subcontractId`, found by its input (whatever its id). */
+  async #find(peerCloud: string, subcontractId: string): Promise<JobStatus | undefined> {
+    return (await this.sequencer.list()).find((j) => isSubcontractInOf(j, peerCloud, subcontractId));
   }
 
   async #require(peer: SubcontractPeer, ref: SubcontractRef): Promise<JobStatus> {
-    const job = await this.#find(subcontractInJobId(peer.cloudId, ref.subcontractId));
+    const job = await this.#find(peer.cloudId, ref.subcontractId);
     // Another cloud's request names a subcontract that is not its own: it learns nothing of it.
     if (!job || (job.input as SubcontractInInput).offerId !== ref.offerId || (job.input as SubcontractInInput).peer.cloudId !== peer.cloudId) {
       throw subcontractError('SUBCONTRACT_UNKNOWN', `no subcontract '${ref.subcontractId}' of offer '${ref.offerId}' from '${peer.cloudId}'`);
