@@ -381,7 +381,9 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
       maxAttempts: 5,
       run: async (ctx) => {
         const peer = peerOf(ctx);
-        if (modeOf(ctx) === 'live') {
+        // Checked once, before the first commit request: a repeat may follow a request the target
+        // took (it resumed the VM), and must then only ask again, whatever this host says now.
+        if (modeOf(ctx) === 'live' && !ctx.checkpoints<{ stateChecked?: boolean }>().some((c) => c.stateChecked)) {
           // The VM is down here before it may run there: the save the transfer sent from (maybe
           // still stopping the VM then) has ended, and its file is the one sent.
           const { stateBytes } = ctx.result<{ stateBytes?: number }>('transfer');
@@ -389,6 +391,7 @@ function sourceSteps(ports: SourcePorts, modes: boolean): Array<StepDefinition<M
           if (saved.sizeBytes !== stateBytes) {
             throw new IntercloudError('MIGRATE_BAD_IMAGES', `vm '${ctx.input.vm}': the state sent was ${stateBytes} bytes, the state saved ${saved.sizeBytes}`, { retryable: false });
           }
+          await ctx.checkpoint({ stateChecked: true });
         }
         const r = await ports.control.commit(peer, ctx.input.offerId, ctx.signal);
         const runningAt = new Date().toISOString();

@@ -429,6 +429,9 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
         run: async (ctx) => {
           const { input, signal } = ctx;
           const wait = untilExpiry(input.commitTimeoutMs, signal);
+          // Live: the restored VM is defined persistently while the commit is awaited (off the
+          // cut-over, and before the VM runs here); the flatten step does it again if this failed.
+          if (live) void ports.hypervisor.persist?.(ourVm(ctx), signal).catch(() => undefined);
           try {
             await ports.requests.commitRequest(input.offerId, wait);
           } catch (err) {
@@ -455,7 +458,8 @@ function targetSteps(ports: TargetPorts, mode: MigrationMode, orderGraceMs = ORD
         maxAttempts: 5,
         run: async (ctx: StepContext<MigrateInInput>) => {
           const ref = ourVm(ctx);
-          // Live: the restored VM was left transient (the define is off the cut-over): defined now.
+          // Live: the restored VM was left transient (the define is off the cut-over): defined while
+          // the commit was awaited, and again now (idempotent), in case that failed.
           if (live) await ports.hypervisor.persist?.(ref, ctx.signal);
           const state = ctx.result<Record<string, { path: string }>>('receive')['state']?.path;
           await ports.hypervisor.flatten?.(ref, state === undefined ? [] : [state], ctx.signal);

@@ -36,12 +36,14 @@ export interface SubcontractInInput {
 
 /**
  * The job id of B's side of a subcontract: one job per (A, subcontract), whatever the offer. A
- * cloud id holds no '.', so the first one ends it: (`a-b`, `c`) and (`a`, `b-c`) are two jobs.
+ * cloud id holds no '.', so the first one after the prefix ends it: (`a-b`, `c`) and (`a`, `b-c`)
+ * are two jobs; a subcontract id holds no '_', so the ':' made '_' stays apart.
  * Jobs are found by their input ({@link isSubcontractInOf}), never by this id, so journals that
  * name jobs the way earlier versions did (`subcontract-in-PEER-ID`) go on.
  */
 export function subcontractInJobId(peerCloud: string, subcontractId: string): string {
-  return `subcontract-in-${peerCloud}.${subcontractId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  // `subcontract-in.`: never an id of the earlier form, whatever the peer and id.
+  return `subcontract-in.${peerCloud}.${subcontractId}`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 /** Whether `job` is B's side of `peerCloud`'s subcontract `subcontractId`. */

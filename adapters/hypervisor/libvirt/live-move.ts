@@ -71,6 +71,9 @@ interface CutOver {
   lent?: boolean;
 }
 
+/** A domain UUID as libvirt writes it: lowercase, with dashes. */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** A domain UUID as virsh prints and takes it. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -83,11 +86,12 @@ const POOL_DIR_TTL_MS = 60_000;
  * its last write (`qemu_saveimage.c`), and only then tears the VM's QEMU down (a second or more).
  * `$1` the file, `$2` 1 when no earlier save's file can be there (removed before this save
  * began), else only a file seen absent or partial first counts. Prints a dot per look (a closed
- * channel ends it at the next one) and the file's length last; gives up after five minutes.
+ * channel ends it at the next one) and the file's length last; gives up after 3,000 looks (a
+ * minute or more): the save's own answer comes later, and nothing is lost but time.
  */
 export const STATE_WRITTEN_WATCH = [
   'f=$1; seen=$2; i=0',
-  'while [ $i -lt 15000 ]; do',
+  'while [ $i -lt 3000 ]; do',
   '  m=$(head -c 16 -- "$f" 2>/dev/null)',
   '  if [ "$m" = LibvirtQemudSave ]; then',
   '    if [ "$seen" = 1 ]; then printf "\\n"; stat -L -c %s -- "$f"; exit 0; fi',
@@ -118,6 +122,12 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   readonly #cutOver = new Map<string, CutOver>();
   /** The state file this adapter's last save of each VM left (a resume or a discard forgets it). */
   readonly #saved = new Map<string, SavedState>();
+  /**
+   * Why a save failed after its file was reported whole (or its lent chains were not the
+   * domain's): every later save of the VM answers with it, so that no caller takes the file that
+   * save left, until the VM is resumed here or its state discarded.
+   */
+  readonly #failed = new Map<string, unknown>();
 
   constructor(private readonly ops: LibvirtOps) {}
 
@@ -335,6 +345,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       const path = await this.statePath(name, options);
       this.endCutOver(name);
       this.#saved.delete(name);
+      this.#failed.delete(name);
       const [, removed] = await Promise.all([
         this.ops.virsh(['suspend', name], this.o(options)),
         this.ops.run(['rm', '-f', '--', path], this.o(options)),
@@ -377,6 +388,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     this.ops.checkName(name);
     const cut = this.#cutOver.get(name) ?? { cleared: false };
     if (cut.saving !== undefined) return cut.saving;
+    if (this.#failed.has(name)) return Promise.reject(this.#failed.get(name));
     const last = this.#saved.get(name);
     if (last !== undefined) return this.savedAlready(name, last, options);
     this.#cutOver.set(name, cut);
@@ -409,19 +421,26 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       options.onWritten!({ href: path, sizeBytes: size });
     });
     try {
-      const result = await this.saveToFile(name, path, options);
+      let result: SavedState;
+      try {
+        result = await this.saveToFile(name, path, options);
+      } catch (err) {
+        // A file already reported whole may be on its way: it is not this VM's saved state.
+        if (reported !== undefined) this.#failed.set(name, err);
+        throw err;
+      }
       // Whatever the watch saw arrives before the answer; a file read early must be the file saved.
       watch?.stop.abort();
       await told;
       if (reported !== undefined && reported !== result.sizeBytes) {
-        throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: the state of '${name}' was ${reported} bytes when whole, ${result.sizeBytes} once saved`, { details: { vm: name, href: path } });
+        throw this.failSave(name, hvError('HV_STATE_INVALID', `${this.ops.prefix}: the state of '${name}' was ${reported} bytes when whole, ${result.sizeBytes} once saved`, { details: { vm: name, href: path } }));
       }
       // Chains lent during the save (#chainsSeen) must be the domain's.
       if (cut.lent) {
         const seen = this.#chainsSeen.get(name);
         const [, now] = await this.askStateAndChains(name, options);
         if (JSON.stringify(now) !== JSON.stringify(seen)) {
-          throw hvError('HV_INVALID_STATE', `${this.ops.prefix}: the disk chains of '${name}' changed during its cut-over`, { details: { vm: name, state: 'saved' } });
+          throw this.failSave(name, hvError('HV_INVALID_STATE', `${this.ops.prefix}: the disk chains of '${name}' changed during its cut-over`, { details: { vm: name, state: 'saved' } }));
         }
       }
       return result;
@@ -429,6 +448,12 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       watch?.stop.abort();
       options.signal?.removeEventListener('abort', stopWatch);
     }
+  }
+
+  /** Records that VM `name`'s save must not be taken ({@link #failed}); answers `err`. */
+  private failSave(name: string, err: Error): Error {
+    this.#failed.set(name, err);
+    return err;
   }
 
   /** `virsh save`; the domain's state is asked only when it fails: a repeat after the save finds it stopped. */
@@ -459,6 +484,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     throwIfAborted(this.ops.prefix, 'resumeFromState', options.signal);
     this.endCutOver(name);
     this.#saved.delete(name);
+    this.#failed.delete(name);
     this.#chainsSeen.delete(name);
     const state = await this.state(name, options);
     const path = await this.statePath(name, options);
@@ -476,6 +502,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     this.ops.checkName(name);
     this.endCutOver(name);
     this.#saved.delete(name);
+    this.#failed.delete(name);
     const path = await this.statePath(name, options);
     await this.ops.removeDisk(path, options);
     if ((await this.fileSize(path, options)) !== undefined) {
@@ -541,7 +568,9 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       ...(this.ops.settings.nicTarget ? { nicTarget: this.ops.settings.nicTarget } : {}),
     });
     const uuid = domainUuid(xml);
-    if (uuid === undefined) refuse('the saved description carries no uuid', {});
+    // libvirt writes it lowercase with dashes; any other spelling would not match this side's
+    // records of the domain (found by UUID later), and is the peer's doing.
+    if (uuid === undefined || !CANONICAL_UUID.test(uuid)) refuse(`the saved description carries ${uuid === undefined ? 'no uuid' : `the uuid '${uuid}', not as libvirt writes one`}`, {});
     throwIfAborted(this.ops.prefix, 'restoreVm', options.signal);
     await options.beforeRestore?.(uuid!);
     const disks = req.disks.map((c, i): DiskRef => ({ id: String(i), href: c[c.length - 1]!.href, format: c[c.length - 1]!.format, capacityBytes: 0 }));
@@ -555,7 +584,11 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       // caller does that later (persistRestored).
       [, capacities] = await Promise.all([options.transient ? undefined : this.ops.virsh(['define', '/dev/stdin'], { ...o, stdin: xml }), sizes]);
     } catch (err) {
-      await cleanup(err, () => this.ops.undefineVm(name, {}));
+      // Only the domain this call made (its UUID): a domain of the name made meanwhile is another's.
+      await cleanup(err, async () => {
+        const r = await this.ops.virshRaw(['domuuid', name], {});
+        if (r.exitStatus === 0 && r.stdout.toString('utf8').trim() === uuid) await this.ops.undefineVm(name, {});
+      });
       throw err;
     }
     return { name, uuid: uuid!, disks: disks.map((d, i) => ({ ...d, capacityBytes: capacities[i]! })) };
@@ -625,13 +658,14 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     const seen = new Set<string>();
     for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
       if (held.has(href) && !others.includes(href)) continue;
-      if (posix.normalize(href) !== href || posix.dirname(href) !== dir || posix.basename(href).startsWith('.')) notVolume(href);
+      if (posix.normalize(href) !== href || href.endsWith('/') || posix.dirname(href) !== dir || posix.basename(href).startsWith('.')
+        || /[\u0000-\u001f\u007f]/.test(href)) notVolume(href);
       if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
       seen.add(href);
     }
     if (seen.size > 0) {
       // One line per file found, its kind then its name (a missing one has none).
-      const r = await this.ops.run(['stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
+      const r = await this.ops.run(['env', 'LC_ALL=C', 'stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
       const kinds = new Map(r.stdout.toString('utf8').split('\n').map((line) => {
         const tab = line.indexOf('\t');
         return [line.slice(tab + 1), line.slice(0, tab)] as const;

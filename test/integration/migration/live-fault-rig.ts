@@ -236,9 +236,13 @@ export async function serverKilledMidRound(slot: { f: Federation | undefined }, 
     [midRound(0.2), async () => {
       await killService(server.pidFile);
       const at = Date.now();
-      await server.whileDown?.(move);
-      await serviceUp(server.service);
-      down = Date.now() - at;
+      try {
+        await server.whileDown?.(move);
+      } finally {
+        // Started again whatever the check found: the files after this one need the server.
+        await serviceUp(server.service);
+        down = Date.now() - at;
+      }
     }],
     copy.action,
   ]);

@@ -109,7 +109,10 @@ describe('live move, source side (fake ports)', () => {
     expect(status.results['transfer']).toMatchObject({ stateBytes: 90 << 20 });
     expect(commit.downtimeMs).toBeGreaterThanOrEqual(0);
     const checkpoints = (await JournalFile.read(dir, 'm1')).filter((r) => r.type === 'step-checkpoint');
-    expect(checkpoints.map((r) => (r as { detail: { round: number } }).detail.round)).toEqual([1, 2, 3]);
+    // The pre-copy's rounds, then the commit's check of the state (made once, before the first request).
+    expect(checkpoints.map((r) => (r as { step: string }).step)).toEqual(['pre-copy', 'pre-copy', 'pre-copy', 'commit']);
+    expect(checkpoints.slice(0, 3).map((r) => (r as { detail: { round: number } }).detail.round)).toEqual([1, 2, 3]);
+    expect((checkpoints[3] as { detail: unknown }).detail).toEqual({ stateChecked: true });
   });
 
   it('commits only once the save ended with the file that was sent; a different one resumes the source', async () => {
@@ -126,6 +129,30 @@ describe('live move, source side (fake ports)', () => {
     expect(w.calls.indexOf('release')).toBeLessThan(w.calls.indexOf('resume'));
     expect(w.calls.indexOf('resume')).toBeLessThan(w.calls.indexOf('abort-tracking'));
     expect(w.s.running).toBe(true);
+  });
+
+  it('a commit asked again after a request the target may have taken does not check the state again', async () => {
+    const w = world([4 << 20, 32 << 10]);
+    let commits = 0;
+    // The first request reaches the target (it resumes the VM) but its answer is lost.
+    w.ports.control.commit = async () => {
+      commits++;
+      w.calls.push('commit');
+      if (commits === 1) throw new IntercloudError('XMPP_TIMEOUT', 'no answer to the commit', { retryable: true });
+      return { state: 'running' };
+    };
+    // ... and this host cannot be asked any more after that (a lost SSH connection).
+    const save = w.ports.precopy!.saveState;
+    let saves = 0;
+    w.ports.precopy!.saveState = async (vm, signal) => {
+      if (++saves > 2) throw new IntercloudError('LIBVIRT_CONNECTION_LOST', 'ssh connection lost', { retryable: true });
+      return save(vm, signal);
+    };
+    const seq = new Sequencer({ journalDir: dir, definitions: [migrateMoveDefinition(w.ports)], ...fast });
+    const { done } = await seq.start('migrate-move', 'm1', input());
+    expect(await done).toBe('completed');
+    expect(commits).toBe(2);
+    expect(w.calls).not.toContain('resume');
   });
 
   it('stops at the round cap even when the guest keeps writing', async () => {

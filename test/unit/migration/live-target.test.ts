@@ -102,8 +102,8 @@ describe('live move, target side (fake ports)', () => {
     w.mailbox.deliverCommit('o1');
     expect(await done).toBe('completed');
     // Resumed by the UUID the restore answered (not started by name).
-    // Defined persistently only after the commit (off the cut-over), then flattened.
-    expect(w.calls.slice(-3)).toEqual(['resume:uuid-from-state', 'persist:uuid-from-state', 'flatten:/pool/state']);
+    // Defined persistently while the commit was awaited (off the cut-over), again after it, then flattened.
+    expect(w.calls.slice(-4)).toEqual(['persist:uuid-from-state', 'resume:uuid-from-state', 'persist:uuid-from-state', 'flatten:/pool/state']);
     expect(w.calls).not.toContain('start');
     expect(w.vm.running).toBe(true);
   });
