@@ -236,6 +236,7 @@ export async function serverKilledMidRound(slot: { f: Federation | undefined }, 
     [midRound(0.2), async () => {
       await killService(server.pidFile);
       const at = Date.now();
+      console.info(`${server.what} killed at ${new Date(at).toISOString()}`);
       try {
         await server.whileDown?.(move);
       } finally {

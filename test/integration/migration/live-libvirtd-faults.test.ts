@@ -23,11 +23,17 @@ async function libvirtdKilledMidRound(n: number, cloud: Cloud): Promise<void> {
   await serverKilledMidRound(slot, n, {
     what: `${cloud} libvirtd`, pidFile, service: 'libvirt',
     whileDown: async ({ logA }) => {
-      // QEMU is not libvirtd's child in spirit: the guest goes on writing its heartbeat.
-      hbWhileDown = (await waitForHeartbeat(logA, lastHeartbeat(logA).n + 1, 30_000)).at(-1)!.n;
+      if (cloud === 'cloud-a') {
+        // QEMU is not libvirtd's child in spirit: the guest goes on writing its heartbeat.
+        hbWhileDown = (await waitForHeartbeat(logA, lastHeartbeat(logA).n + 1, 30_000)).at(-1)!.n;
+      } else {
+        // The target's libvirtd: the source may reach its cut-over meanwhile (a pre-copy of one
+        // round takes about as long as the kill), and then the guest is paused, rightly.
+        await new Promise((r) => setTimeout(r, 2000));
+      }
     },
   });
-  expect(hbWhileDown).toBeGreaterThan(0);
+  if (cloud === 'cloud-a') expect(hbWhileDown).toBeGreaterThan(0);
 }
 
 describe('live moves with a libvirtd killed during a pre-copy round', () => {
