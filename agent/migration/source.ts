@@ -46,7 +46,7 @@ export const MIGRATION_ERRORS = defineErrorCodes('migration', {
   MIGRATE_BAD_ACCEPT: { doc: "the target's accept names a held base for a disk that offered none", retryable: false },
   MIGRATE_BASE_UNLINKABLE: { doc: "a received overlay cannot be linked onto this cloud's own base: the base is no longer held here, or the hypervisor cannot link images in its local storage", retryable: false },
   MIGRATE_OVERLAY_UNSENDABLE: { doc: "a disk that overlays a backing image could not be flattened to be sent (its image is not in the hypervisor's local storage directory, or qemu-img convert failed)", retryable: false },
-  MIGRATE_BAD_IMAGES: { doc: "the images a warm or live move sent are not the ones the target received (a missing, extra or misnamed chain image or state), or the source's disk chains are not one per disk of the same depth", retryable: false },
+  MIGRATE_BAD_IMAGES: { doc: "the images a warm or live move sent are not the ones the target received (a missing, extra or misnamed chain image or state), the source's disk chains are not one per disk of the same depth, or the state file the source's save left is not the one it sent (the commit checks)", retryable: false },
 });
 
 /** What a migration job is started with. */
