@@ -148,8 +148,14 @@ async function localOrStreamed(hv: Hypervisor, href: string, size: number, open:
   // In the hypervisor's local storage directory: read as a file here (no hop through the adapter).
   const local = await localStorageDirOf(hv, signal);
   if (local !== undefined && dirname(href) === local) return fileSource(href);
+  return adapterStreamSource(size, open);
+}
+
+/** A transfer source of `size` bytes read through the adapter: `open(offset)` again for each re-send; `extents` the data. */
+function adapterStreamSource(size: number, open: (offset: number) => Promise<Readable>, extents?: Array<{ offset: number; length: number }>): TransferSource {
   return streamSource({
     size,
+    ...(extents ? { extents } : {}),
     open: (offset: number): Readable => {
       const out = new PassThrough();
       open(offset).then(
@@ -214,18 +220,7 @@ export async function diskTransferSource(
   }
   const extents = info.extents?.filter((e) => e.data).map((e) => ({ offset: e.offset, length: e.length }));
   if (local !== undefined && dirname(info.href) === local) return fileSource(info.href, extents);
-  return streamSource({
-    size: info.sizeBytes,
-    ...(extents ? { extents } : {}),
-    open: (offset: number): Readable => {
-      const out = new PassThrough();
-      hv.readDisk(vm, diskId, { offset, length: info.sizeBytes - offset, signal }).then(
-        (s) => { s.on('error', (err) => out.destroy(err)); s.pipe(out); },
-        (err: unknown) => out.destroy(err as Error),
-      );
-      return out;
-    },
-  });
+  return adapterStreamSource(info.sizeBytes, (offset) => hv.readDisk(vm, diskId, { offset, length: info.sizeBytes - offset, signal }), extents);
 }
 
 /** Where {@link diskTransferSource} flattens an overlay disk: a scratch directory of this agent and a key unique to the transfer. */
