@@ -51,6 +51,8 @@ const FORMATS: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2' };
 
 /** Each guest disk's target and its chain of images, the top (the one written) first. */
 type DiskChains = Array<{ target: string; chain: Array<{ path: string; format: string }> }>;
+/** Each disk's chain, each image's `qemu-img info` answer as it comes ({@link LibvirtLiveMove.lookAtImages}). */
+type ImageLooks = ReadonlyArray<ReadonlyArray<Promise<ReturnType<typeof parseImageReferences>>>>;
 
 /** A watch on a state file being written ({@link LibvirtLiveMove.watchStateFile}). */
 interface StateWatch {
@@ -532,9 +534,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     // chains are linked while the saved description is read (each call a round trip to the host,
     // and the guest is stopped at the source meanwhile).
     const prepare = async (): Promise<string> => {
+      // What only reads (each image's header, the saved description) starts with the volume
+      // check, and counts only once that passed: nothing is written, and no answer is used, for
+      // a file that is not this pool's own volume.
+      const looks = this.lookAtImages(req.disks, o);
+      const dumped = this.ops.virsh(['save-image-dumpxml', req.state], o);
+      dumped.catch(() => undefined);
       await this.checkVolumes(req.disks, refuse, [req.state], options);
       // Both run to their end; an image refused is the answer before anything libvirt says of the state.
-      const [dump, linked] = await Promise.allSettled([this.ops.virsh(['save-image-dumpxml', req.state], o), this.linkImages(req.disks, refuse, options)]);
+      const [dump, linked] = await Promise.allSettled([dumped, this.linkImages(req.disks, refuse, options, looks)]);
       if (linked.status === 'rejected') throw linked.reason;
       if (dump.status === 'rejected') throw dump.reason;
       return dump.value;
@@ -653,20 +661,24 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     // Only this pool's volumes, each used once: nothing else on the host is opened. A volume of a
     // directory pool is a regular file right in its directory, not hidden (libvirt lists no
     // others): checked by path, then with one `stat` on the host (a symbolic link is none).
-    const dir = await this.poolDir(options);
     const notVolume = (href: string): never => refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
     const seen = new Set<string>();
     for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
       if (held.has(href) && !others.includes(href)) continue;
-      if (posix.normalize(href) !== href || href.endsWith('/') || posix.dirname(href) !== dir || posix.basename(href).startsWith('.')
+      if (posix.normalize(href) !== href || href.endsWith('/') || posix.basename(href).startsWith('.')
         || /[\u0000-\u001f\u007f]/.test(href)) notVolume(href);
       if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
       seen.add(href);
     }
-    if (seen.size > 0) {
-      // One line per file found, its kind then its name (a missing one has none).
-      const r = await this.ops.run(['env', 'LC_ALL=C', 'stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
-      const kinds = new Map(r.stdout.toString('utf8').split('\n').map((line) => {
+    // The pool's directory and the files' kinds are asked at once (a `stat` reads nothing of a
+    // file): two round trips to the host would be one more wait of the paused guest's.
+    // One line per file found, its kind then its name (a missing one has none).
+    const stat = seen.size === 0 ? undefined : this.ops.run(['env', 'LC_ALL=C', 'stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
+    stat?.catch(() => undefined);
+    const dir = await this.poolDir(options);
+    for (const href of seen) if (posix.dirname(href) !== dir) notVolume(href);
+    if (stat !== undefined) {
+      const kinds = new Map((await stat).stdout.toString('utf8').split('\n').map((line) => {
         const tab = line.indexOf('\t');
         return [line.slice(tab + 1), line.slice(0, tab)] as const;
       }));
@@ -686,19 +698,32 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   }
 
   /**
+   * Each image's references (`qemu-img info` in the declared format, never a probe: a raw
+   * image's bytes are not read as a header), all asked at once; a failed look is its own
+   * promise's rejection, awaited by whoever uses it.
+   */
+  private lookAtImages(disks: ReadonlyArray<readonly ReceivedImage[]>, o: RunOptions): ImageLooks {
+    return disks.map((chain) => chain.map((part) => {
+      const look = this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o).then(parseImageReferences);
+      look.catch(() => undefined);
+      return look;
+    }));
+  }
+
+  /**
    * The second half of {@link link}, on images {@link checkVolumes} passed: no image names a data
    * file, no base a backing file, and each overlay is linked onto the image below it (metadata
    * only). The images are independent: all are looked at and linked at once.
    */
   private async linkImages(
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never, options: CallOptions,
+    looks: ImageLooks = this.lookAtImages(disks, this.o(options)),
   ): Promise<void> {
     const o = this.o(options);
     // Every image's look runs to its end (nothing is still being linked once this answers); the
     // first refusal, in chain order, is the answer.
     const looked = await Promise.allSettled([...disks.entries()].flatMap(([i, chain]) => [...chain.entries()].map(async ([depth, part]) => {
-      // The declared format, never a probe: a raw image's bytes are not read as a header.
-      const before = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', part.format, '--output=json', part.href], o));
+      const before = await looks[i]![depth]!;
       if (before.dataFile !== undefined) refuse(`image ${depth} of disk ${i} refers to a data file ('${before.dataFile}')`, { diskId: String(i), depth, dataFile: before.dataFile });
       if (depth === 0) {
         if (before.backingFile !== undefined) refuse(`the base of disk ${i} refers to a backing file ('${before.backingFile}')`, { diskId: String(i), backingFile: before.backingFile });
