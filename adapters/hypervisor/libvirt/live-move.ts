@@ -632,13 +632,14 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   /**
    * Checks that every image (and `others`) is a volume of this pool, named once, with a declared
    * format and no reference the peer chose, and links each overlay onto the image below it.
+   * `looks` are the images' ({@link lookAtImages}), asked at once with the check.
    */
   private async link(
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
-    others: readonly string[], options: CallOptions, heldBases: readonly string[] = [],
+    others: readonly string[], options: CallOptions, heldBases: readonly string[], looks: ImageLooks,
   ): Promise<void> {
     await this.checkVolumes(disks, refuse, others, options, heldBases);
-    await this.linkImages(disks, refuse, options);
+    await this.linkImages(disks, refuse, options, looks);
   }
 
   /**
@@ -745,13 +746,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: LinkOptions = {}): Promise<DiskRef[]> {
     throwIfAborted(this.ops.prefix, 'linkChains', options.signal);
+    const looks = this.lookAtImages(disks, this.o(options));
     await this.link(disks, (why, details) => {
       throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot link the received chains: ${why}`, { details });
-    }, [], options, options.heldBases);
-    const o = this.o(options);
+    }, [], options, options.heldBases ?? [], looks);
+    // Each disk's size is its top image's, as looked at before the link (a link changes only
+    // the image's backing reference).
     return Promise.all(disks.map(async (c, i): Promise<DiskRef> => {
       const top = c[c.length - 1]!;
-      const { virtualSizeBytes } = parseImageReferences(await this.ops.qemuImg(['info', '-U', '-f', top.format, '--output=json', top.href], o));
+      const { virtualSizeBytes } = await looks[i]![c.length - 1]!;
       return { id: String(i), href: top.href, format: top.format, capacityBytes: virtualSizeBytes };
     }));
   }
