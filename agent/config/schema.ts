@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { safeParseHypervisorSettings } from '../../adapters/hypervisor/index.js';
+import { MAX_RECEIVED_CHUNK_SIZE } from '../../protocols/amqp/receiver-machine.js';
 
 const cloudId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a cloud id is lowercase letters, digits and dashes, e.g. "cloud-a"');
 /** `HOST:PORT`, resolved once into its parts. */
@@ -93,7 +94,8 @@ const AgentConfigShape = z.strictObject({
       user: z.string().min(1),
       passwordFile: z.string().min(1).describe('file holding the management password'),
     }).optional(),
-    chunkBytes: z.number().int().min(4096).max(64 * 1024 * 1024).default(1024 * 1024),
+    // A receiver takes chunks up to MAX_RECEIVED_CHUNK_SIZE (its memory per transfer is its prefetch of them).
+    chunkBytes: z.number().int().min(4096).max(MAX_RECEIVED_CHUNK_SIZE, `a peer's receiver takes chunks of at most ${MAX_RECEIVED_CHUNK_SIZE} bytes`).default(1024 * 1024),
     window: z.number().int().min(1).max(1024).default(16),
   }),
   /** The local hypervisor backend; `config` is checked by the adapter's own schema (below). */

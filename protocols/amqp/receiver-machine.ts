@@ -31,21 +31,45 @@ export const MAX_CHUNK_COUNT = 2 ** 24;
  */
 export const MAX_NEED_RANGES = 4096;
 
+/**
+ * Largest chunk a receiver takes unless told otherwise (16 MiB; the manifest's schema allows up
+ * to 64 MiB). Every unacked delivery sits whole in the receiver's memory, so its memory per
+ * transfer is its prefetch times the largest message the broker passes: the receiving cloud's
+ * broker caps messages at {@link MAX_DATA_MESSAGE_BYTES} (`max_message_size`), and the receiver
+ * refuses a manifest whose chunks would not fit.
+ */
+export const MAX_RECEIVED_CHUNK_SIZE = 16 * 1024 * 1024;
+
+/**
+ * The largest transfer message: a data frame of a {@link MAX_RECEIVED_CHUNK_SIZE} chunk
+ * (header 76 bytes) with room to spare; what the receiving cloud's broker should set as its
+ * `max_message_size` (scripts/services.d/30-rabbitmq.sh does).
+ */
+export const MAX_DATA_MESSAGE_BYTES = MAX_RECEIVED_CHUNK_SIZE + 4096;
+
 /** What a receiver takes for one transfer. */
 export interface ReceiverLimits {
   /** Most bytes the file may have (e.g. the capacity of the disk that was offered). */
   readonly maxSize?: number;
+  /** Largest chunk (default {@link MAX_RECEIVED_CHUNK_SIZE}). */
+  readonly maxChunkSize?: number;
 }
 
 /**
- * Refuses, with `XFER_TOO_LARGE`, a manifest declaring more than `limits.maxSize` bytes or more
- * than {@link MAX_CHUNK_COUNT} chunks — before anything is allocated for it (issue 12 finding 8:
+ * Refuses, with `XFER_TOO_LARGE`, a manifest declaring more than `limits.maxSize` bytes, chunks
+ * larger than `limits.maxChunkSize`, or more than {@link MAX_CHUNK_COUNT} chunks — before anything is allocated for it (issue 12 finding 8:
  * the sender must not decide how much the target stores or keeps in memory).
  */
 export function checkManifestLimits(manifest: Manifest, limits: ReceiverLimits = {}): void {
   if (limits.maxSize !== undefined && manifest.size > limits.maxSize) {
     throw xferError('XFER_TOO_LARGE', `transfer '${manifest.transferId}' declares ${manifest.size} bytes, more than the ${limits.maxSize} it may have`, {
       details: { size: manifest.size, maxSize: limits.maxSize },
+    });
+  }
+  const maxChunkSize = limits.maxChunkSize ?? MAX_RECEIVED_CHUNK_SIZE;
+  if (manifest.chunkSize > maxChunkSize) {
+    throw xferError('XFER_TOO_LARGE', `transfer '${manifest.transferId}' declares chunks of ${manifest.chunkSize} bytes, more than the ${maxChunkSize} this receiver takes`, {
+      details: { chunkSize: manifest.chunkSize, maxChunkSize },
     });
   }
   if (manifest.chunkCount > MAX_CHUNK_COUNT) {

@@ -33,7 +33,11 @@ export interface ReceiveOptions {
   readonly journalDir: string;
   /** Chunks the target already holds (e.g. base images): sent as references, copied locally. */
   readonly contentIndex?: ContentIndex;
-  /** Unacked deliveries at once (default 32). */
+  /**
+   * Unacked deliveries at once (default 16): each sits whole in memory, so this times the largest
+   * message the broker passes (`MAX_DATA_MESSAGE_BYTES`) bounds what a sender can make this
+   * side hold; 16 MiB with the default 1 MiB chunks.
+   */
   readonly prefetch?: number;
   /** Bytes written between two staging fsyncs + journal appends (group commit; default 64 MiB). */
   readonly syncBytes?: number;
@@ -86,7 +90,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   if (!isTransferId(o.transferId)) throw xferError('XFER_CONFIG', `transfer id '${o.transferId}' is not a lowercase uuid`);
   const topo = transferTopology(o.from, o.to, o.transferId);
   const now = o.now ?? Date.now;
-  const prefetch = o.prefetch ?? 32;
+  const prefetch = o.prefetch ?? 16;
   const syncBytes = o.syncBytes ?? 64 * 1024 * 1024;
   const durable = o.durable ?? false;
   const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'receive'));

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertTopology, deleteTopology } from '../../../protocols/amqp/connection.js';
-import { QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { MAX_DATA_MESSAGE_BYTES, QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
 import { brokerFor, rabbit } from './helpers.js';
 
 describe('transfer queues', () => {
@@ -58,4 +58,39 @@ describe('transfer queues', () => {
     expect(nacked).toBe(1);
     expect(acked).toBe(QUEUE_LIMITS.data.maxLength);
   }, 120_000);
+
+  it('take no message larger than a data frame of the largest chunk: cloud-c\'s one byte more is refused by the broker', async () => {
+    // What a receiver holds is its prefetch times the largest message: RabbitMQ's default cap
+    // (128 MiB) would let one sender make it hold gigabytes.
+    const receiver = await connectBroker(brokerFor('cloud-b'));
+    closers.push(async () => receiver.close());
+    const rch = await receiver.createChannel();
+    const big = transferTopology('cloud-c', 'cloud-b', randomUUID());
+    await assertTopology(rch, big, false);
+    closers.push(async () => deleteTopology(rch, [big.dataQueue, big.controlQueue], big.exchange));
+
+    const r = rabbit();
+    const u = r.users['cloud-c']!;
+    const conn = await amqp.connect(r.url, {
+      ca: [readFileSync(r.tls.ca)], cert: readFileSync(u.cert), key: readFileSync(u.key), servername: r.servername,
+      credentials: amqp.credentials.external(),
+    });
+    closers.push(async () => conn.close().catch(() => undefined));
+    const publish = async (bytes: number): Promise<'accepted' | string> => {
+      const ch = await conn.createConfirmChannel();
+      const closed = new Promise<string>((resolve) => ch.on('error', (err: Error) => resolve(err.message)));
+      const confirmed = new Promise<'accepted' | string>((resolve) => {
+        ch.publish(big.exchange, ROUTING.data, Buffer.alloc(bytes), {}, (err) => resolve(err ? `nacked: ${String(err)}` : 'accepted'));
+      });
+      const outcome = await Promise.race([confirmed, closed]);
+      if (outcome === 'accepted') await ch.close();
+      return outcome;
+    };
+    expect(await publish(MAX_DATA_MESSAGE_BYTES)).toBe('accepted');
+    const refused = await publish(MAX_DATA_MESSAGE_BYTES + 1);
+    console.info(`a message of ${MAX_DATA_MESSAGE_BYTES + 1} bytes: ${refused}`);
+    expect(refused).toMatch(/PRECONDITION_FAILED|larger than configured max size/);
+    const q = await rch.checkQueue(big.dataQueue);
+    expect(q.messageCount).toBe(1);
+  }, 60_000);
 });

@@ -258,6 +258,24 @@ describe('transfer over the real broker', () => {
     expect(existsSync(StagingFile.pathFor(target, p.transferId))).toBe(false);
   });
 
+  it('refuses chunks larger than the receiver takes before any is sent: the sender is told why, nothing is staged', async () => {
+    // Every unacked delivery sits whole in the receiver's memory: the sender does not choose how big.
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 40 * MiB, [[0, 40 * MiB]]);
+    const p = pair(dir);
+    const target = join(dir, 'dst');
+    let published = 0;
+    const counting: FrameTap = (frame) => ((published += 1), [frame]);
+    const [s, r] = await Promise.all([
+      codeOf(sendTransfer({ ...p.send, source: src, chunkSize: 32 * MiB, tap: counting })),
+      codeOf(receiveTransfer({ ...p.receive, targetPath: target })),
+    ]);
+    expect([s, r]).toEqual(['XFER_TOO_LARGE', 'XFER_TOO_LARGE']);
+    expect(published).toBe(0);
+    expect(existsSync(StagingFile.pathFor(target, p.transferId))).toBe(false);
+  });
+
   it("keeps a transfer's queues private to its two clouds", async () => {
     const topo = transferTopology('cloud-a', 'cloud-b', '0b7c4b4e-5a0f-4c39-9d52-0a43f0f7d6a1');
     const conn = await connectBroker(brokerFor('cloud-c'));

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { MAX_CHUNK_COUNT, MAX_NEED_RANGES, ReceiverMachine, checkManifestLimits, type Manifest } from '../../../protocols/amqp/index.js';
+import {
+  FRAME_HEADER_SIZE, MAX_CHUNK_COUNT, MAX_DATA_MESSAGE_BYTES, MAX_NEED_RANGES, MAX_RECEIVED_CHUNK_SIZE, ReceiverMachine, checkManifestLimits, type Manifest,
+} from '../../../protocols/amqp/index.js';
 
 const TID = '123e4567-e89b-12d3-a456-426614174000';
 const manifest = (size: number, chunkSize = 1024 * 1024): Manifest => ({
@@ -35,6 +37,19 @@ describe('receiver limits', () => {
     expect(tiny.chunkCount).toBe(MAX_CHUNK_COUNT + 1);
     expect(() => new ReceiverMachine(TID).onManifest(tiny)).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE' }));
     expect(() => new ReceiverMachine(TID).onManifest(manifest(MAX_CHUNK_COUNT * 4096, 4096))).not.toThrow();
+  });
+
+  it('refuses chunks larger than it takes (each unacked delivery sits whole in its memory), before anything is made', () => {
+    const big = manifest(GiB, MAX_RECEIVED_CHUNK_SIZE * 2);
+    expect(() => checkManifestLimits(big)).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE', details: { chunkSize: MAX_RECEIVED_CHUNK_SIZE * 2, maxChunkSize: MAX_RECEIVED_CHUNK_SIZE } }));
+    const m = new ReceiverMachine(TID);
+    expect(() => m.onManifest(big)).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE' }));
+    expect(m.manifest).toBeUndefined();
+    expect(() => new ReceiverMachine(TID).onManifest(manifest(GiB, MAX_RECEIVED_CHUNK_SIZE))).not.toThrow();
+    // A receiver may take less.
+    expect(() => checkManifestLimits(manifest(GiB, 2 * 1024 * 1024), { maxChunkSize: 1024 * 1024 })).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE' }));
+    // The broker's cap on a message leaves room for a whole data frame of the largest chunk.
+    expect(MAX_DATA_MESSAGE_BYTES).toBeGreaterThanOrEqual(FRAME_HEADER_SIZE + MAX_RECEIVED_CHUNK_SIZE);
   });
 
   it('asks for at most MAX_NEED_RANGES ranges at once, however scattered the missing chunks, splitting around chunks in flight', () => {
