@@ -37,6 +37,7 @@ import { existsSync, promises as fs, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { AGENT_NODE_FLAGS } from '../../scripts/local-federation.js';
 import { serviceEnv } from '../../test/helpers/services.js';
 
 const MiB = 1024 * 1024;
@@ -167,7 +168,9 @@ function compileSide(): void {
 function side(which: 'send' | 'receive' | 'index' | 'base-hash' | 'base-store' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
     const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${which}-${Date.now()}.cpuprofile`] : [];
-    const child = spawn(process.execPath, [...profile, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Our sides run with the agent daemon's V8 flags (their RSS is the agent's concern); the bare pair without.
+    const flags = which.startsWith('bare-') ? [] : AGENT_NODE_FLAGS;
+    const child = spawn(process.execPath, [...profile, ...flags, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
