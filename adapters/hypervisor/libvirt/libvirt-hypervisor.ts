@@ -62,6 +62,9 @@ export interface LibvirtSettings {
 
 const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vpc: 'vhd', vhdx: 'vhdx' };
 
+/** virsh's first line when it reaches no libvirtd (its connection failed before any call). */
+const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor$/m;
+
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
   readonly kind = 'libvirt';
@@ -102,6 +105,13 @@ export class LibvirtHypervisor implements Hypervisor {
     const argv = [this.settings.virsh, '-q', '-c', this.settings.uri, ...args];
     const r = await this.runner.run(options.stdin === undefined ? argv : throughPipes(argv, 'in'), options);
     if (r.exitStatus === EXIT_NOT_FOUND || r.exitStatus === EXIT_NOT_EXECUTABLE) throw commandMissing(this.prefix, argv, r);
+    // libvirtd not there (stopped, restarting): nothing was done, and whoever asked may try again
+    // in a moment; never read as an answer about the domain ("no such vm").
+    if (r.exitStatus !== 0 && VIRSH_NOT_CONNECTED.test(r.stderr)) {
+      throw hvError('LIBVIRT_DAEMON_UNAVAILABLE', `${this.prefix}: 'virsh ${args[0] ?? ''}' could not connect to libvirtd at '${this.settings.uri}': ${r.stderr.split('\n').find((l) => /connect/i.test(l) && !VIRSH_NOT_CONNECTED.test(l)) ?? r.stderr.split('\n')[0] ?? ''}`, {
+        details: { tool: 'virsh', args: [...args], exitStatus: r.exitStatus, stderr: r.stderr, where: this.runner.where },
+      });
+    }
     return r;
   }
 

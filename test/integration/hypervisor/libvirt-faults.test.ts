@@ -132,6 +132,18 @@ describe('libvirt adapter: faults', () => {
     await hv.close();
   });
 
+  it('no libvirtd behind the uri (stopped, restarting): LIBVIRT_DAEMON_UNAVAILABLE, retryable, never read as an answer about the vm', async () => {
+    const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { uri: `qemu+unix:///system?socket=/run/${run}-no-libvirtd.sock` }));
+    for (const call of [() => hv.describeVm(`${run}-vm`), () => hv.listVms(), () => hv.hostCapacity()]) {
+      const err = await failure(call());
+      expect(err.code).toBe('LIBVIRT_DAEMON_UNAVAILABLE');
+      expect(err.retryable).toBe(true);
+      expect(err.details['exitStatus']).toBe(1);
+      expect(err.message).toMatch(/could not connect to libvirtd .*no-libvirtd\.sock/);
+    }
+    await hv.close();
+  });
+
   it('a bad config is refused before any connection, with the fix', () => {
     expect(() => createHypervisor('libvirt', { ...libvirtSshConfig('cloud-a'), bogus: 1 })).toThrow(/bogus/);
     const { hostKeyFingerprint: _f, ...noPin } = libvirtSshConfig('cloud-a').ssh as Record<string, unknown>;
