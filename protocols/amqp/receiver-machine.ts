@@ -32,13 +32,14 @@ export const MAX_CHUNK_COUNT = 2 ** 24;
 export const MAX_NEED_RANGES = 4096;
 
 /**
- * Largest chunk a receiver takes unless told otherwise (16 MiB; the manifest's schema allows up
- * to 64 MiB). Every unacked delivery sits whole in the receiver's memory, so its memory per
- * transfer is its prefetch times the largest message the broker passes: the receiving cloud's
- * broker caps messages at {@link MAX_DATA_MESSAGE_BYTES} (`max_message_size`), and the receiver
- * refuses a manifest whose chunks would not fit.
+ * Largest chunk a receiver takes unless told otherwise: 4 MiB, the largest chunk size
+ * bench/migration measured (the agent's default is 1 MiB; the manifest's schema allows 64 MiB).
+ * Every unacked delivery sits whole in the receiver's memory, so its memory per transfer is its
+ * prefetch times the largest message the broker passes: the receiving cloud's broker caps
+ * messages at {@link MAX_DATA_MESSAGE_BYTES} (`max_message_size`), and the receiver refuses a
+ * manifest whose chunks would not fit.
  */
-export const MAX_RECEIVED_CHUNK_SIZE = 16 * 1024 * 1024;
+export const MAX_RECEIVED_CHUNK_SIZE = 4 * 1024 * 1024;
 
 /**
  * The largest transfer message: a data frame of a {@link MAX_RECEIVED_CHUNK_SIZE} chunk
