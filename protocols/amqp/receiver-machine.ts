@@ -34,19 +34,27 @@ export const MAX_NEED_RANGES = 4096;
 /**
  * Largest chunk a receiver takes unless told otherwise: 4 MiB, the largest chunk size
  * bench/migration measured (the agent's default is 1 MiB; the manifest's schema allows 64 MiB).
- * Every unacked delivery sits whole in the receiver's memory, so its memory per transfer is its
- * prefetch times the largest message the broker passes: the receiving cloud's broker caps
- * messages at {@link MAX_DATA_MESSAGE_BYTES} (`max_message_size`), and the receiver refuses a
- * manifest whose chunks would not fit.
+ * Every unacked delivery sits whole in the receiver's memory: with its prefetch of 16, an
+ * honest sender's chunks make at most 64 MiB.
  */
 export const MAX_RECEIVED_CHUNK_SIZE = 4 * 1024 * 1024;
 
 /**
- * The largest transfer message: a data frame of a {@link MAX_RECEIVED_CHUNK_SIZE} chunk
- * (header 76 bytes) with room to spare; what the receiving cloud's broker should set as its
- * `max_message_size` (scripts/services.d/30-rabbitmq.sh does).
+ * Most content-index hashes a receiver offers in one `status` (each ~67 bytes of JSON): chunks
+ * beyond them travel as data, never wrongly. With a full bitmap (2^24 chunks, ~2.8 MiB in
+ * base64) a `status` stays under {@link MAX_TRANSFER_MESSAGE_BYTES}.
  */
-export const MAX_DATA_MESSAGE_BYTES = MAX_RECEIVED_CHUNK_SIZE + 4096;
+export const MAX_STATUS_HASHES = 100_000;
+
+/**
+ * The largest message a transfer sends: a `status` with a full bitmap and
+ * {@link MAX_STATUS_HASHES} hashes (~9.5 MiB), or a data frame of a
+ * {@link MAX_RECEIVED_CHUNK_SIZE} chunk, with room to spare. The receiving cloud's broker caps
+ * messages at this (`max_message_size`, scripts/services.d/30-rabbitmq.sh; RabbitMQ's default is
+ * 128 MiB): a sender that ignores its own manifest can make a receiver hold at most its prefetch
+ * of these (16 × 16 MiB), not 32 × 128 MiB.
+ */
+export const MAX_TRANSFER_MESSAGE_BYTES = 16 * 1024 * 1024 + 4096;
 
 /** What a receiver takes for one transfer. */
 export interface ReceiverLimits {
@@ -154,7 +162,7 @@ export class ReceiverMachine {
     return bytes;
   }
 
-  /** The `status` message for the sender: what is held, plus the content index's hashes. */
+  /** The `status` message for the sender: what is held, plus the content index's hashes (at most {@link MAX_STATUS_HASHES}). */
   status(hashes: readonly string[] = []): ControlMessage {
     return {
       type: 'status',
@@ -162,7 +170,7 @@ export class ReceiverMachine {
       transferId: this.transferId,
       chunkCount: this.manifestValue?.chunkCount ?? 0,
       have: this.held?.toBase64() ?? '',
-      hashes: [...hashes],
+      hashes: hashes.slice(0, MAX_STATUS_HASHES),
     };
   }
 

@@ -35,7 +35,7 @@ export interface ReceiveOptions {
   readonly contentIndex?: ContentIndex;
   /**
    * Unacked deliveries at once (default 16): each sits whole in memory, so this times the largest
-   * message the broker passes (`MAX_DATA_MESSAGE_BYTES`) bounds what a sender can make this
+   * message the broker passes (`MAX_TRANSFER_MESSAGE_BYTES`) bounds what a sender can make this
    * side hold; 16 MiB with the default 1 MiB chunks.
    */
   readonly prefetch?: number;

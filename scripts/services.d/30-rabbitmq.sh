@@ -133,9 +133,9 @@ management.tcp.ip = 127.0.0.1
 management.tcp.port = $b_mgmt
 management.disable_stats = true
 management_agent.disable_metrics_collector = true
-# a transfer receiver holds each unacked message whole: no message above MAX_DATA_MESSAGE_BYTES
-# (protocols/amqp/receiver-machine.ts, 4 MiB chunk + 4 KiB), not RabbitMQ's default 128 MiB
-max_message_size = 4198400
+# a transfer receiver holds each unacked message whole: no message above MAX_TRANSFER_MESSAGE_BYTES
+# (protocols/amqp/receiver-machine.ts, 16 MiB + 4 KiB), not RabbitMQ's default 128 MiB
+max_message_size = 16781312
 CONF
   update_file "$dir/advanced.config" 600 <<CONF && restart=1
 %% TLS of the AMQPS listener (written by scripts/services.d/30-rabbitmq.sh).

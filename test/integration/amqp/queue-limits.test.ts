@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertTopology, deleteTopology } from '../../../protocols/amqp/connection.js';
-import { MAX_DATA_MESSAGE_BYTES, QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { MAX_TRANSFER_MESSAGE_BYTES, QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
 import { brokerFor, rabbit } from './helpers.js';
 
 describe('transfer queues', () => {
@@ -86,9 +86,9 @@ describe('transfer queues', () => {
       if (outcome === 'accepted') await ch.close();
       return outcome;
     };
-    expect(await publish(MAX_DATA_MESSAGE_BYTES)).toBe('accepted');
-    const refused = await publish(MAX_DATA_MESSAGE_BYTES + 1);
-    console.info(`a message of ${MAX_DATA_MESSAGE_BYTES + 1} bytes: ${refused}`);
+    expect(await publish(MAX_TRANSFER_MESSAGE_BYTES)).toBe('accepted');
+    const refused = await publish(MAX_TRANSFER_MESSAGE_BYTES + 1);
+    console.info(`a message of ${MAX_TRANSFER_MESSAGE_BYTES + 1} bytes: ${refused}`);
     expect(refused).toMatch(/PRECONDITION_FAILED|larger than configured max size/);
     const q = await rch.checkQueue(big.dataQueue);
     expect(q.messageCount).toBe(1);

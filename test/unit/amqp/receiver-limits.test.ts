@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import {
-  FRAME_HEADER_SIZE, MAX_CHUNK_COUNT, MAX_DATA_MESSAGE_BYTES, MAX_NEED_RANGES, MAX_RECEIVED_CHUNK_SIZE, ReceiverMachine, checkManifestLimits, type Manifest,
+  FRAME_HEADER_SIZE, MAX_CHUNK_COUNT, MAX_TRANSFER_MESSAGE_BYTES, MAX_NEED_RANGES, MAX_RECEIVED_CHUNK_SIZE, MAX_STATUS_HASHES, ReceiverMachine, checkManifestLimits, type Manifest,
 } from '../../../protocols/amqp/index.js';
 
 const TID = '123e4567-e89b-12d3-a456-426614174000';
@@ -49,7 +49,16 @@ describe('receiver limits', () => {
     // A receiver may take less.
     expect(() => checkManifestLimits(manifest(GiB, 2 * 1024 * 1024), { maxChunkSize: 1024 * 1024 })).toThrow(expect.objectContaining({ code: 'XFER_TOO_LARGE' }));
     // The broker's cap on a message leaves room for a whole data frame of the largest chunk.
-    expect(MAX_DATA_MESSAGE_BYTES).toBeGreaterThanOrEqual(FRAME_HEADER_SIZE + MAX_RECEIVED_CHUNK_SIZE);
+    expect(MAX_TRANSFER_MESSAGE_BYTES).toBeGreaterThanOrEqual(FRAME_HEADER_SIZE + MAX_RECEIVED_CHUNK_SIZE);
+  });
+
+  it('offers at most MAX_STATUS_HASHES held chunks, so that its largest status fits the broker\'s cap on a message', () => {
+    const m = new ReceiverMachine(TID);
+    m.onManifest(manifest(MAX_CHUNK_COUNT * 4096, 4096));
+    const hashes = Array.from({ length: MAX_STATUS_HASHES + 10 }, (_, i) => createHash('sha256').update(String(i)).digest('hex'));
+    const status = m.status(hashes);
+    expect(status.type === 'status' && status.hashes).toEqual(hashes.slice(0, MAX_STATUS_HASHES));
+    expect(Buffer.byteLength(JSON.stringify(status))).toBeLessThanOrEqual(MAX_TRANSFER_MESSAGE_BYTES);
   });
 
   it('asks for at most MAX_NEED_RANGES ranges at once, however scattered the missing chunks, splitting around chunks in flight', () => {
