@@ -31,6 +31,8 @@ export {
   classifyBody,
   decodeControl,
   encodeControl,
+  MAX_STATUS_HASHES,
+  MAX_TRANSFER_MESSAGE_BYTES,
   parseManifest,
   type AbortReason,
   type ControlMessage,
@@ -45,7 +47,7 @@ export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, grantPattern, isTransferPr
 export { AMQPS_DEFAULT_PORT, checkTransferEndpoint, type TransferEndpoint, type TransferEndpointClaim } from './endpoint.js';
 export { ProgressMeter, type ProgressEvent } from './progress.js';
 export {
-  MAX_CHUNK_COUNT, MAX_TRANSFER_MESSAGE_BYTES, MAX_NEED_RANGES, MAX_RECEIVED_CHUNK_SIZE, MAX_STATUS_HASHES, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
+  MAX_CHUNK_COUNT, MAX_NEED_RANGES, MAX_RECEIVED_CHUNK_SIZE, ReceiverMachine, checkManifestLimits, type FrameDecision, type ReceiverAction, type ReceiverLimits, type ReceiverPhase,
 } from './receiver-machine.js';
 export {
   SenderMachine, type ChunkPlan, type SenderAction, type SenderChunkCounts, type SenderFailure, type SenderMachineOptions, type SenderPhase, type TransferQueue,

@@ -52,6 +52,24 @@ const manifestSchema = z.strictObject({
 /** What a transfer moves: sent first and again with `end`. */
 export type Manifest = z.infer<typeof manifestSchema>;
 
+/**
+ * Most content-index hashes a receiver offers in one `status` (each ~67 bytes of JSON): chunks
+ * beyond them travel as data, never wrongly. With a full bitmap (2^24 chunks, ~2.8 MiB in
+ * base64) a `status` stays under {@link MAX_TRANSFER_MESSAGE_BYTES}.
+ */
+export const MAX_STATUS_HASHES = 100_000;
+
+/**
+ * The largest message a transfer sends: a `status` with a full bitmap and
+ * {@link MAX_STATUS_HASHES} hashes (~9.5 MiB), or a data frame of a
+ * `MAX_RECEIVED_CHUNK_SIZE` chunk (4 MiB), with room to spare. The receiving cloud's broker caps
+ * messages at this (`max_message_size`, scripts/services.d/30-rabbitmq.sh; RabbitMQ's default is
+ * 128 MiB): a sender that ignores its own manifest can make a receiver hold at most its prefetch
+ * of these (16 × 16 MiB), not 32 × 128 MiB. Either side refuses a longer control message unread
+ * ({@link decodeControl}): the broker that carries it may be the peer's.
+ */
+export const MAX_TRANSFER_MESSAGE_BYTES = 16 * 1024 * 1024 + 4096;
+
 const base = { v: z.literal(CONTROL_VERSION), transferId };
 const abortReason = z.enum(['expired', 'aborted', 'failed']);
 
@@ -64,7 +82,7 @@ const controlSchema = z.discriminatedUnion('type', [
     chunkCount: z.number().int().nonnegative(),
     have: z.string(),
     /** SHA-256 (hex) of chunks the receiver can copy from its content index. */
-    hashes: z.array(hex256),
+    hashes: z.array(hex256).max(MAX_STATUS_HASHES),
   }),
   z.strictObject({ type: z.literal('need'), ...base, chunks: ranges }),
   /** Codec names (`frame.ts` `FRAME_CODEC`); a sender ignores names it does not know. */
@@ -116,6 +134,9 @@ export function encodeControl(msg: ControlMessage): Buffer {
 
 /** Decodes and validates a control message (schema, versions, ranges, manifest consistency). */
 export function decodeControl(body: Buffer): ControlMessage {
+  if (body.length > MAX_TRANSFER_MESSAGE_BYTES) {
+    throw xferError('XFER_BAD_FRAME', `control message of ${body.length} bytes, more than the ${MAX_TRANSFER_MESSAGE_BYTES} a transfer sends`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

@@ -14,7 +14,7 @@
 import { ChunkSet, type ChunkRanges } from './chunk-set.js';
 import type { FrameHeader } from './frame.js';
 import { xferError } from './errors.js';
-import { CONTROL_VERSION, needMessage, type AbortReason, type ControlMessage, type Manifest } from './messages.js';
+import { CONTROL_VERSION, MAX_STATUS_HASHES, needMessage, type AbortReason, type ControlMessage, type Manifest } from './messages.js';
 import type { JournalRecord } from './journal-records.js';
 
 /**
@@ -35,26 +35,9 @@ export const MAX_NEED_RANGES = 4096;
  * Largest chunk a receiver takes unless told otherwise: 4 MiB, the largest chunk size
  * bench/migration measured (the agent's default is 1 MiB; the manifest's schema allows 64 MiB).
  * Every unacked delivery sits whole in the receiver's memory: with its prefetch of 16, an
- * honest sender's chunks make at most 64 MiB.
+ * honest sender's chunks make at most 64 MiB (`MAX_TRANSFER_MESSAGE_BYTES` bounds a dishonest one's).
  */
 export const MAX_RECEIVED_CHUNK_SIZE = 4 * 1024 * 1024;
-
-/**
- * Most content-index hashes a receiver offers in one `status` (each ~67 bytes of JSON): chunks
- * beyond them travel as data, never wrongly. With a full bitmap (2^24 chunks, ~2.8 MiB in
- * base64) a `status` stays under {@link MAX_TRANSFER_MESSAGE_BYTES}.
- */
-export const MAX_STATUS_HASHES = 100_000;
-
-/**
- * The largest message a transfer sends: a `status` with a full bitmap and
- * {@link MAX_STATUS_HASHES} hashes (~9.5 MiB), or a data frame of a
- * {@link MAX_RECEIVED_CHUNK_SIZE} chunk, with room to spare. The receiving cloud's broker caps
- * messages at this (`max_message_size`, scripts/services.d/30-rabbitmq.sh; RabbitMQ's default is
- * 128 MiB): a sender that ignores its own manifest can make a receiver hold at most its prefetch
- * of these (16 × 16 MiB), not 32 × 128 MiB.
- */
-export const MAX_TRANSFER_MESSAGE_BYTES = 16 * 1024 * 1024 + 4096;
 
 /** What a receiver takes for one transfer. */
 export interface ReceiverLimits {

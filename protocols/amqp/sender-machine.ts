@@ -219,6 +219,9 @@ export class SenderMachine {
       const have = ChunkSet.fromBase64(status.chunkCount, status.have);
       for (const [a, b] of have.ranges()) for (let i = a; i < b; i++) this.held.add(i);
     }
+    // Each status names all the receiver can copy: the last one counts (a set that only grew
+    // would let a receiver's repeated statuses fill this side's memory).
+    this.targetHashes.clear();
     for (const h of status.hashes) this.targetHashes.add(h);
     this.awaitingStatus = false;
     if (this.phaseValue === 'announcing') this.phaseValue = 'streaming';

@@ -371,7 +371,9 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       ch.on('error', () => undefined);
       const c = ch;
       await assertTopology(c, topo, persistent);
-      await c.prefetch(16);
+      // Control messages are few and small; each unacked one sits whole in memory, and the broker
+      // that carries them is the receiver's (its max_message_size, not ours, bounds them).
+      await c.prefetch(4);
       publisher.attach(c);
       reader.restart();
       unackedCommitted = []; // deliveries of an earlier channel went back to the queue with it

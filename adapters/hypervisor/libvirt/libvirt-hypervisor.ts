@@ -62,8 +62,11 @@ export interface LibvirtSettings {
 
 const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi', vpc: 'vhd', vhdx: 'vhdx' };
 
-/** virsh's first line when it reaches no libvirtd (its connection failed before any call). */
-const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor$/m;
+/**
+ * What virsh prints first, and nothing before it, when it reaches no libvirtd: its connection
+ * failed before any call. Anchored to the start: a later line may quote the peer's XML.
+ */
+const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor\n/;
 
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
@@ -107,8 +110,8 @@ export class LibvirtHypervisor implements Hypervisor {
     if (r.exitStatus === EXIT_NOT_FOUND || r.exitStatus === EXIT_NOT_EXECUTABLE) throw commandMissing(this.prefix, argv, r);
     // libvirtd not there (stopped, restarting): nothing was done, and whoever asked may try again
     // in a moment; never read as an answer about the domain ("no such vm").
-    if (r.exitStatus !== 0 && VIRSH_NOT_CONNECTED.test(r.stderr)) {
-      throw hvError('LIBVIRT_DAEMON_UNAVAILABLE', `${this.prefix}: 'virsh ${args[0] ?? ''}' could not connect to libvirtd at '${this.settings.uri}': ${r.stderr.split('\n').find((l) => /connect/i.test(l) && !VIRSH_NOT_CONNECTED.test(l)) ?? r.stderr.split('\n')[0] ?? ''}`, {
+    if (r.exitStatus === 1 && VIRSH_NOT_CONNECTED.test(r.stderr)) {
+      throw hvError('LIBVIRT_DAEMON_UNAVAILABLE', `${this.prefix}: 'virsh ${args[0] ?? ''}' could not connect to libvirtd at '${this.settings.uri}': ${r.stderr.split('\n')[1] ?? ''}`, {
         details: { tool: 'virsh', args: [...args], exitStatus: r.exitStatus, stderr: r.stderr, where: this.runner.where },
       });
     }

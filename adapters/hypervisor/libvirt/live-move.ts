@@ -534,13 +534,14 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     // chains are linked while the saved description is read (each call a round trip to the host,
     // and the guest is stopped at the source meanwhile).
     const prepare = async (): Promise<string> => {
-      // What only reads (each image's header, the saved description) starts with the volume
-      // check, and counts only once that passed: nothing is written, and no answer is used, for
-      // a file that is not this pool's own volume.
+      // Once the paths and formats passed, what only reads (each image's header, the saved
+      // description) starts with the check on the host, and counts only once that passed too:
+      // nothing is written, and no answer is used, for a file that is not this pool's own volume.
+      const paths = this.checkPaths(req.disks, refuse, [req.state]);
       const looks = this.lookAtImages(req.disks, o);
       const dumped = this.ops.virsh(['save-image-dumpxml', req.state], o);
       dumped.catch(() => undefined);
-      await this.checkVolumes(req.disks, refuse, [req.state], options);
+      await this.checkOnHost(paths, refuse, options);
       // Both run to their end; an image refused is the answer before anything libvirt says of the state.
       const [dump, linked] = await Promise.allSettled([dumped, this.linkImages(req.disks, refuse, options, looks)]);
       if (linked.status === 'rejected') throw linked.reason;
@@ -630,26 +631,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   }
 
   /**
-   * Checks that every image (and `others`) is a volume of this pool, named once, with a declared
-   * format and no reference the peer chose, and links each overlay onto the image below it.
-   * `looks` are the images' ({@link lookAtImages}), asked at once with the check.
+   * The first half of the volume check, asked of nothing: every image (and `others`) is named
+   * as a file right in a directory, not hidden, once; each chain is not empty and each image is
+   * declared in a format it may have (a held base, issue 16, only as the raw base of a chain
+   * with an overlay). Answers the paths {@link checkOnHost} must find in the pool.
    */
-  private async link(
+  private checkPaths(
     disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
-    others: readonly string[], options: CallOptions, heldBases: readonly string[], looks: ImageLooks,
-  ): Promise<void> {
-    await this.checkVolumes(disks, refuse, others, options, heldBases);
-    await this.linkImages(disks, refuse, options, looks);
-  }
-
-  /**
-   * The first half of {@link link}: every image (and `others`) is a volume of this pool (a held
-   * base aside), named once, in a chain that is not empty, each declared in a format it may have.
-   */
-  private async checkVolumes(
-    disks: ReadonlyArray<readonly ReceivedImage[]>, refuse: (why: string, details: Record<string, unknown>) => never,
-    others: readonly string[], options: CallOptions, heldBases: readonly string[] = [],
-  ): Promise<void> {
+    others: readonly string[], heldBases: readonly string[] = [],
+  ): Set<string> {
     // A held base (issue 16): the first image of a chain, declared raw, never written, maybe shared.
     const held = new Set(heldBases);
     for (const [i, chain] of disks.entries()) {
@@ -661,32 +651,14 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
     }
     // Only this pool's volumes, each used once: nothing else on the host is opened. A volume of a
     // directory pool is a regular file right in its directory, not hidden (libvirt lists no
-    // others): checked by path, then with one `stat` on the host (a symbolic link is none).
-    const notVolume = (href: string): never => refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
+    // others): checked by path here, then on the host ({@link checkOnHost}; a symbolic link is none).
     const seen = new Set<string>();
     for (const href of [...others, ...disks.flat().map((p) => p.href)]) {
       if (held.has(href) && !others.includes(href)) continue;
       if (posix.normalize(href) !== href || href.endsWith('/') || posix.basename(href).startsWith('.')
-        || /[\u0000-\u001f\u007f]/.test(href)) notVolume(href);
+        || /[\u0000-\u001f\u007f]/.test(href)) this.notVolume(href, refuse);
       if (seen.has(href)) refuse(`'${href}' is named twice`, { href });
       seen.add(href);
-    }
-    // The pool's directory and the files' kinds are asked at once (a `stat` reads nothing of a
-    // file): two round trips to the host would be one more wait of the paused guest's.
-    // One line per file found, its kind then its name (a missing one has none).
-    const stat = seen.size === 0 ? undefined : this.ops.run(['env', 'LC_ALL=C', 'stat', '-c', '%F\t%n', '--', ...seen], this.o(options));
-    stat?.catch(() => undefined);
-    const dir = await this.poolDir(options);
-    for (const href of seen) if (posix.dirname(href) !== dir) notVolume(href);
-    if (stat !== undefined) {
-      const kinds = new Map((await stat).stdout.toString('utf8').split('\n').map((line) => {
-        const tab = line.indexOf('\t');
-        return [line.slice(tab + 1), line.slice(0, tab)] as const;
-      }));
-      for (const href of seen) {
-        const kind = kinds.get(href);
-        if (kind !== 'regular file' && kind !== 'regular empty file') notVolume(href);
-      }
     }
     if (disks.some((c) => c.length === 0)) refuse('a disk has an empty chain', {});
     for (const [i, chain] of disks.entries()) {
@@ -695,6 +667,34 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
           refuse(`image ${depth} of disk ${i} is declared '${part.format}' (a base is raw or qcow2, an overlay qcow2)`, { diskId: String(i), depth, format: part.format });
         }
       }
+    }
+    return seen;
+  }
+
+  private notVolume(href: string, refuse: (why: string, details: Record<string, unknown>) => never): never {
+    return refuse(`'${href}' is not a volume of pool '${this.ops.settings.pool}'`, { href });
+  }
+
+  /**
+   * The second half of the volume check: each of `paths` ({@link checkPaths}) is a regular file
+   * right in the pool's directory. The pool's directory and the files' kinds are asked at once
+   * (a `stat` reads nothing of a file): two round trips to the host would be one more wait of
+   * the paused guest's.
+   */
+  private async checkOnHost(paths: ReadonlySet<string>, refuse: (why: string, details: Record<string, unknown>) => never, options: CallOptions): Promise<void> {
+    if (paths.size === 0) return;
+    // One line per file found, its kind then its name (a missing one has none).
+    const stat = this.ops.run(['env', 'LC_ALL=C', 'stat', '-c', '%F\t%n', '--', ...paths], this.o(options));
+    stat.catch(() => undefined);
+    const dir = await this.poolDir(options);
+    for (const href of paths) if (posix.dirname(href) !== dir) this.notVolume(href, refuse);
+    const kinds = new Map((await stat).stdout.toString('utf8').split('\n').map((line) => {
+      const tab = line.indexOf('\t');
+      return [line.slice(tab + 1), line.slice(0, tab)] as const;
+    }));
+    for (const href of paths) {
+      const kind = kinds.get(href);
+      if (kind !== 'regular file' && kind !== 'regular empty file') this.notVolume(href, refuse);
     }
   }
 
@@ -712,7 +712,7 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
   }
 
   /**
-   * The second half of {@link link}, on images {@link checkVolumes} passed: no image names a data
+   * The link itself, on images the volume check ({@link checkPaths}, {@link checkOnHost}) passed: no image names a data
    * file, no base a backing file, and each overlay is linked onto the image below it (metadata
    * only). The images are independent: all are looked at and linked at once.
    */
@@ -746,10 +746,15 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
 
   async linkChains(disks: ReadonlyArray<readonly ReceivedImage[]>, options: LinkOptions = {}): Promise<DiskRef[]> {
     throwIfAborted(this.ops.prefix, 'linkChains', options.signal);
-    const looks = this.lookAtImages(disks, this.o(options));
-    await this.link(disks, (why, details) => {
+    const refuse = (why: string, details: Record<string, unknown>): never => {
       throw hvError('HV_STATE_INVALID', `${this.ops.prefix}: cannot link the received chains: ${why}`, { details });
-    }, [], options, options.heldBases ?? [], looks);
+    };
+    // As restoreVm: the images are looked at while the host is asked about them, once their
+    // paths and formats passed; the looks count once the volumes did.
+    const paths = this.checkPaths(disks, refuse, [], options.heldBases);
+    const looks = this.lookAtImages(disks, this.o(options));
+    await this.checkOnHost(paths, refuse, options);
+    await this.linkImages(disks, refuse, options, looks);
     // Each disk's size is its top image's, as looked at before the link (a link changes only
     // the image's backing reference).
     return Promise.all(disks.map(async (c, i): Promise<DiskRef> => {

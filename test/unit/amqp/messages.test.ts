@@ -7,6 +7,8 @@ import {
   decodeJournal,
   encodeControl,
   encodeJournalRecord,
+  MAX_STATUS_HASHES,
+  MAX_TRANSFER_MESSAGE_BYTES,
   parseManifest,
   permissionPattern,
   transferTopology,
@@ -53,6 +55,17 @@ describe('control messages', () => {
   });
 
   it('rejects a body that is not json', () => expectCode(() => decodeControl(Buffer.from('{nope')), 'XFER_BAD_FRAME'));
+  it('refuses, unread, a body longer than any message a transfer sends (the broker may be the peer\'s)', async () => {
+    const huge = Buffer.alloc(MAX_TRANSFER_MESSAGE_BYTES + 1, 0x20);
+    huge.write(JSON.stringify(all[4]));
+    await expectCode(() => decodeControl(huge), 'XFER_BAD_FRAME');
+  });
+  it('refuses a status offering more than MAX_STATUS_HASHES held chunks', async () => {
+    const hash = 'ab'.repeat(32);
+    const status = (n: number): Buffer => Buffer.from(JSON.stringify({ type: 'status', v: 1, transferId: TID, chunkCount: 0, have: '', hashes: Array.from({ length: n }, () => hash) }));
+    expect(decodeControl(status(MAX_STATUS_HASHES)).type).toBe('status');
+    await expectCode(() => decodeControl(status(MAX_STATUS_HASHES + 1)), 'XFER_BAD_FRAME');
+  });
   it('rejects an unknown type', () => expectCode(() => decodeControl(Buffer.from(`{"type":"hello","v":1,"transferId":"${TID}"}`)), 'XFER_BAD_FRAME'));
   it('rejects unknown keys', () => expectCode(() => decodeControl(Buffer.from(JSON.stringify({ ...all[4], extra: 1 }))), 'XFER_BAD_FRAME'));
   it('rejects another version', () => expectCode(() => decodeControl(Buffer.from(JSON.stringify({ ...all[4], v: 2 }))), 'XFER_BAD_FRAME'));

@@ -119,6 +119,18 @@ describe('sender machine: a transfer step by step', () => {
     expect(m.digest).toBe(digest);
   });
 
+  it('takes the latest status\'s hashes only: a chunk the receiver no longer offers goes as data', () => {
+    const chunks = [chunkBytes(0, false), chunkBytes(1, false)];
+    const m = new SenderMachine(manifestOf(2));
+    m.onConnected();
+    m.onStatus(status(2, [], [sha(chunks[0]!).toString('hex'), sha(chunks[1]!).toString('hex')]));
+    // A new session: the receiver now offers chunk 1's bytes only.
+    m.onConnected();
+    m.onStatus(status(2, [], [sha(chunks[1]!).toString('hex')]));
+    const log = drive(m, chunks);
+    expect(published(log)).toEqual([[0, 'data'], [1, 'ref']]);
+  });
+
   it('answers a need with data or zero frames (never ref) before the stream goes on', () => {
     const chunks = [chunkBytes(0, false), chunkBytes(1, true), chunkBytes(2, false), chunkBytes(3, false)];
     const m = new SenderMachine(manifestOf(4));
