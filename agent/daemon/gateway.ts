@@ -31,6 +31,7 @@ import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
 import { BaseImageStore } from '../base-images/index.js';
 import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
+import { MAX_TRANSFER_MESSAGE_BYTES, probeMessageCap } from '../../protocols/amqp/index.js';
 import { endpointCheck } from './broker-endpoint.js';
 import { BrokerGrants, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
@@ -381,6 +382,16 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   let metricsServer: Server | undefined;
   if (config.metrics.listen) metricsServer = await metrics.serve(config.metrics.listen);
   log.info({ cloud: cloudId, jid: session.jid, socket: config.api.socket, metrics: config.metrics.listen, addressing: addressing.kinds }, 'gateway up');
+  // A peer's transfer into this cloud is held here message by message: this cloud's broker's cap
+  // on a message is what bounds it (protocols/amqp/README.md, Limits). Asked once, in the background.
+  probeMessageCap(transfer.broker, cloudId).then((cap) => {
+    if (cap === 'capped') log.info({ maxMessageBytes: MAX_TRANSFER_MESSAGE_BYTES }, 'this cloud\'s broker refuses messages over the cap');
+    else {
+      log.error({ broker: config.amqp.url, maxMessageBytes: MAX_TRANSFER_MESSAGE_BYTES },
+        `this cloud's broker takes messages over ${MAX_TRANSFER_MESSAGE_BYTES} bytes: set max_message_size = ${MAX_TRANSFER_MESSAGE_BYTES} in its rabbitmq.conf, `
+        + 'or a peer\'s transfer can make this agent hold 16 messages of the broker\'s largest (RabbitMQ\'s default: 128 MiB)');
+    }
+  }, (err: unknown) => log.warn({ err }, 'could not ask this cloud\'s broker for its cap on a message'));
 
   return {
     sequencer, session, hypervisor,

@@ -57,6 +57,7 @@ export { TransferJournal } from './journal-file.js';
 export { fileSource, streamSource, type Extent, type TransferSource } from './source.js';
 export { ContentIndex } from './content-index.js';
 export { connectBroker, probeBrokerIdentity, type BrokerOptions } from './connection.js';
+export { MESSAGE_CAP_PROBE, probeMessageCap } from './message-cap.js';
 export type { FrameTap, FrameTapInfo } from './publisher.js';
 export { sendTransfer, type SendOptions, type SendResult } from './sender.js';
 export { receiveTransfer, type ReceiveOptions, type ReceiveResult } from './receiver.js';

@@ -5,12 +5,34 @@
  * amqplib client on the real RabbitMQ; the queues are declared as cloud-b's receiver declares them.
  */
 import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertTopology, deleteTopology } from '../../../protocols/amqp/connection.js';
-import { MAX_TRANSFER_MESSAGE_BYTES, QUEUE_LIMITS, ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { MAX_TRANSFER_MESSAGE_BYTES, QUEUE_LIMITS, ROUTING, connectBroker, probeMessageCap, transferTopology } from '../../../protocols/amqp/index.js';
+import { type AmqpEnv, serviceEnv } from '../../helpers/services.js';
 import { brokerFor, rabbit } from './helpers.js';
+
+/**
+ * cloud-b's receiver declares transfer `topo`'s queues (the protocol's own declaration), and
+ * cloud-c, the attacker, logs in as a plain amqplib client with its certificate (SASL EXTERNAL).
+ */
+async function receiverAndAttacker(topo: ReturnType<typeof transferTopology>, closers: Array<() => Promise<void>>) {
+  const receiver = await connectBroker(brokerFor('cloud-b'));
+  closers.push(async () => receiver.close());
+  const rch = await receiver.createChannel();
+  await assertTopology(rch, topo, false);
+  closers.push(async () => deleteTopology(rch, [topo.dataQueue, topo.controlQueue], topo.exchange));
+  const r = rabbit();
+  const u = r.users['cloud-c']!;
+  const conn = await amqp.connect(r.url, {
+    ca: [readFileSync(r.tls.ca)], cert: readFileSync(u.cert), key: readFileSync(u.key), servername: r.servername,
+    credentials: amqp.credentials.external(),
+  });
+  closers.push(async () => conn.close().catch(() => undefined));
+  return { rch, conn };
+}
 
 describe('transfer queues', () => {
   const topo = transferTopology('cloud-c', 'cloud-b', randomUUID());
@@ -20,21 +42,7 @@ describe('transfer queues', () => {
   });
 
   it('refuse messages past their length limit: 65,537 tiny publishes by cloud-c, the last one nacked', async () => {
-    // cloud-b's receiver declares the transfer's queues (the protocol's own declaration).
-    const receiver = await connectBroker(brokerFor('cloud-b'));
-    closers.push(async () => receiver.close());
-    const rch = await receiver.createChannel();
-    await assertTopology(rch, topo, false);
-    closers.push(async () => deleteTopology(rch, [topo.dataQueue, topo.controlQueue], topo.exchange));
-
-    // cloud-c: a plain amqplib client with its certificate (SASL EXTERNAL).
-    const r = rabbit();
-    const u = r.users['cloud-c']!;
-    const conn = await amqp.connect(r.url, {
-      ca: [readFileSync(r.tls.ca)], cert: readFileSync(u.cert), key: readFileSync(u.key), servername: r.servername,
-      credentials: amqp.credentials.external(),
-    });
-    closers.push(async () => conn.close());
+    const { rch, conn } = await receiverAndAttacker(topo, closers);
     const ch = await conn.createConfirmChannel();
     const n = QUEUE_LIMITS.data.maxLength + 1;
     let acked = 0;
@@ -62,20 +70,8 @@ describe('transfer queues', () => {
   it('take no message larger than a data frame of the largest chunk: cloud-c\'s one byte more is refused by the broker', async () => {
     // What a receiver holds is its prefetch times the largest message: RabbitMQ's default cap
     // (128 MiB) would let one sender make it hold gigabytes.
-    const receiver = await connectBroker(brokerFor('cloud-b'));
-    closers.push(async () => receiver.close());
-    const rch = await receiver.createChannel();
     const big = transferTopology('cloud-c', 'cloud-b', randomUUID());
-    await assertTopology(rch, big, false);
-    closers.push(async () => deleteTopology(rch, [big.dataQueue, big.controlQueue], big.exchange));
-
-    const r = rabbit();
-    const u = r.users['cloud-c']!;
-    const conn = await amqp.connect(r.url, {
-      ca: [readFileSync(r.tls.ca)], cert: readFileSync(u.cert), key: readFileSync(u.key), servername: r.servername,
-      credentials: amqp.credentials.external(),
-    });
-    closers.push(async () => conn.close().catch(() => undefined));
+    const { rch, conn } = await receiverAndAttacker(big, closers);
     const publish = async (bytes: number): Promise<'accepted' | string> => {
       const ch = await conn.createConfirmChannel();
       const closed = new Promise<string>((resolve) => ch.on('error', (err: Error) => resolve(err.message)));
@@ -92,5 +88,22 @@ describe('transfer queues', () => {
     expect(refused).toMatch(/PRECONDITION_FAILED|larger than configured max size/);
     const q = await rch.checkQueue(big.dataQueue);
     expect(q.messageCount).toBe(1);
+  }, 60_000);
+
+  it('are capped, as the agent asks at start: the probe says capped here, uncapped on a broker with RabbitMQ\'s default, and leaves nothing', async () => {
+    const r = serviceEnv<AmqpEnv>('rabbitmq');
+    const ctl = (...args: string[]): string => execFileSync(r.ctl, args, { encoding: 'utf8' });
+    const setCap = (bytes: number): string => ctl('eval', `application:set_env(rabbit, max_message_size, ${bytes}).`);
+    const queues = (): string => ctl('list_queues', '-p', r.vhost, 'name', '--quiet', '--no-table-headers');
+    expect(await probeMessageCap(brokerFor('cloud-b'), 'cloud-b')).toBe('capped');
+    try {
+      // RabbitMQ's default; a channel reads it when it opens.
+      setCap(128 * 1024 * 1024);
+      expect(await probeMessageCap(brokerFor('cloud-b'), 'cloud-b')).toBe('uncapped');
+    } finally {
+      setCap(MAX_TRANSFER_MESSAGE_BYTES);
+    }
+    expect(await probeMessageCap(brokerFor('cloud-b'), 'cloud-b')).toBe('capped');
+    expect(queues()).not.toMatch(/message-cap-probe/);
   }, 60_000);
 });

@@ -63,5 +63,8 @@ describe("a migration through the target's own broker", () => {
     expect(during!.atA.filter((q) => !beforeA.includes(q))).toEqual([]);
     expect(during!.usersB).toEqual(expect.arrayContaining(['cloud-a@transfers', 'cloud-b@transfers']));
     expect(during!.usersA.filter((u) => u.startsWith('cloud-b@'))).toEqual([]);
+    // Each agent asked its own broker, with its own permissions there, whether it caps messages
+    // (what a peer's transfer can make the agent hold): both do.
+    for (const agent of [f.a, f.b]) expect(await fs.readFile(agent.logFile, 'utf8')).toContain('broker refuses messages over the cap');
   }, 420_000);
 });
