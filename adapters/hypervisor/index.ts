@@ -20,3 +20,4 @@ export {
 } from './registry.js';
 export { FakeHypervisor, type FakeHypervisorConfig } from './fake/fake-hypervisor.js';
 export { sha256Fingerprint } from './libvirt/host-key.js';
+export { QCOW2_HEADER_READ_BYTES, qcow2HeaderProblem, receivedDiskProblem } from './image-header.js';

@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import { IntercloudError } from '../../protocols/errors/index.js';
 import { join } from 'node:path';
-import type { Hypervisor } from '../../adapters/hypervisor/index.js';
+import { QCOW2_HEADER_READ_BYTES, qcow2HeaderProblem, receivedDiskProblem, type Hypervisor } from '../../adapters/hypervisor/index.js';
 import { receiveTransfer, sendTransfer, type BrokerOptions, type TransferSource } from '../../protocols/amqp/index.js';
 import { imageKey, type ImageTransferPort, type PeerRef, type ReceivePort, type Reservation, type TransferPort } from '../migration/index.js';
 import type { EndpointCheck } from './broker-endpoint.js';
@@ -170,6 +170,12 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
           onProgress: (p) => progress({ bytesDone: before + p.bytesDone, bytesTotal: Math.max(total, before + p.bytesTotal) }),
         });
         s.onBytes?.('received', r.bytesReceived);
+        // A received disk is probed for its format (`qemu-img info`), which opens the files its
+        // header names: refused here first, from its first bytes.
+        const problem = receivedDiskProblem(await readHead(r.path, QCOW2_HEADER_READ_BYTES));
+        if (problem !== undefined) {
+          throw new IntercloudError('MIGRATE_BAD_DISK', `disk '${d.id}' of offer '${req.offerId}' is refused: ${problem}`, { retryable: false, details: { diskId: d.id } });
+        }
         out[d.id] = { path: r.path, sha256: r.digest };
         before += d.capacityBytes;
       }
@@ -197,6 +203,15 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
         onProgress: (p) => progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
       });
       s.onBytes?.('received', r.bytesReceived);
+      // An overlay is the peer's qcow2: QEMU opens whatever file its header names as its data
+      // file as soon as anything looks at it (`qemu-img info`), before that answer can be refused.
+      // Its header is read here first, from the file this side wrote.
+      if (req.image !== 'state' && req.image.depth > 0) {
+        const problem = qcow2HeaderProblem(await readHead(r.path, QCOW2_HEADER_READ_BYTES));
+        if (problem !== undefined) {
+          throw new IntercloudError('MIGRATE_BAD_IMAGES', `image '${imageKey(req.image)}' of offer '${req.offerId}' is refused: ${problem}`, { retryable: false, details: { image: imageKey(req.image) } });
+        }
+      }
       return { path: r.path, sha256: r.digest };
     },
     async discard(offerId, signal) {
@@ -210,4 +225,16 @@ export function targetReceivePort(stagingDir: string, s: TransferSettings, hv?: 
       }
     },
   };
+}
+
+/** The first `n` bytes of file `path` (all of it when shorter). */
+async function readHead(path: string, n: number): Promise<Buffer> {
+  const fh = await fs.open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
