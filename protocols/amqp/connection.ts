@@ -92,7 +92,9 @@ export async function assertTopology(ch: Channel, topo: TransferTopology, durabl
   });
   await ch.assertExchange(topo.exchange, 'direct', { durable, autoDelete: false });
   await ch.assertQueue(topo.dataQueue, { durable, autoDelete: false, arguments: args(QUEUE_LIMITS.data) });
-  await ch.assertQueue(topo.controlQueue, { durable, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
+  // The control queue is durable whatever `durable` says: the receiver's persistent `committed`
+  // answer must outlive a broker restart, since the receiver stops once it was confirmed.
+  await ch.assertQueue(topo.controlQueue, { durable: true, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
   await ch.bindQueue(topo.dataQueue, topo.exchange, ROUTING.data);
   await ch.bindQueue(topo.controlQueue, topo.exchange, ROUTING.control);
 }

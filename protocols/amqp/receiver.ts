@@ -130,23 +130,34 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     const at = o.expiresAt ?? machine.manifest?.expiresAt;
     if (at === undefined || expiryTimer) return;
     expiryTimer = setTimeout(() => {
-      enqueue(() => fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(at).toISOString()}'`), 'expired'));
+      // Committed, its answer never confirmed by the broker: the file is whole and in place.
+      if (machine.phase === 'committed') done.resolve();
+      else enqueue(() => fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(at).toISOString()}'`), 'expired'));
     }, Math.max(0, at - now()));
   };
 
-  const send = async (message: ControlMessage) => {
+  /**
+   * Publishes a control message; true once the broker confirmed it. A lost message (false) is
+   * repeated on the sender's next poll, and the session loop reconnects — except `committed`:
+   * once we stop, nobody answers that poll, so it goes persistent into the durable control queue
+   * (`assertTopology`) and the transfer ends only when the broker confirmed it.
+   */
+  const send = async (message: ControlMessage): Promise<boolean> => {
     const ch = channel;
-    if (!ch) return; // not connected: the sender polls with `end` and gets the answer later
+    if (!ch) return false; // not connected: the sender polls with `end` and gets the answer later
     // The codecs we decode go before every `status`, so the sender knows them before it streams.
     const bodies = message.type === 'status'
       ? [encodeControl({ type: 'codecs', v: CONTROL_VERSION, transferId: o.transferId, codecs: [...CHUNK_CODECS] }), encodeControl(message)]
       : [encodeControl(message)];
+    const persistent = durable || message.type === 'committed';
     for (const body of bodies) {
-      await publishConfirmed(ch, topo.exchange, ROUTING.control, body, durable).catch((err: unknown) => {
-        // A lost control message is repeated on the sender's next poll; the session loop reconnects.
+      const confirmed = await publishConfirmed(ch, topo.exchange, ROUTING.control, body, persistent).then(() => true, (err: unknown) => {
         if (!isIntercloudError(err, 'XFER_BROKER')) throw err;
+        return false;
       });
+      if (!confirmed) return false;
     }
+    return true;
   };
 
   const run = async (actions: readonly ReceiverAction[]): Promise<void> => {
@@ -160,7 +171,8 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           await journal.append(a.record);
           break;
         case 'send':
-          await send(a.message);
+          // The transfer is over once the sender can learn it is: `committed` confirmed.
+          if ((await send(a.message)) && a.message.type === 'committed') done.resolve();
           break;
         case 'remove-staging':
           if (staging) await staging.remove();
@@ -171,9 +183,8 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           const digest = await staging!.digest(machine.manifest!.chunkSize, (i) => machine.isHole(i));
           const ok = digest === a.digest;
           if (ok) await staging!.commit();
-          await run(machine.onVerified(ok));
-          if (ok) done.resolve();
-          else await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has digest '${digest}', sender sent '${a.digest}'`), 'failed', false);
+          await run(machine.onVerified(ok)); // ok: resolves `done` once `committed` is confirmed
+          if (!ok) await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has digest '${digest}', sender sent '${a.digest}'`), 'failed', false);
           break;
         }
       }
@@ -387,7 +398,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       });
       if (machine.phase === 'committed') {
         await work;
-        done.resolve();
+        if (!done.settled) throw xferError('XFER_BROKER', 'the broker did not confirm our `committed` answer', { retryable: true });
       } else {
         await c.consume(topo.dataQueue, (m) => onMessage(m, c), { noAck: false });
       }

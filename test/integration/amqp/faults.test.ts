@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { receiveTransfer, sendTransfer, type ProgressEvent, type ReceiveResult, type SendResult } from '../../../protocols/amqp/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
-import { cleanup, cli, cliArgs, fileDigest, pair, rabbit, scratch, writeImage } from './helpers.js';
+import { cleanup, cli, cliArgs, fileDigest, pair, queueExists, rabbit, scratch, writeImage } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const REPO = join(import.meta.dirname, '../../..');
@@ -99,6 +99,54 @@ describe('transfer faults with restarts', () => {
     expect(sent.bytesSent).toBeLessThan(192 * MiB - killedAt + 80 * MiB);
     expect(await fileDigest(target)).toBe(await fileDigest(src));
     expect(got.digest).toBe(sent.digest);
+  });
+
+  it("delivers the receiver's `committed` to a sender that was away while the broker restarted", async () => {
+    // The receiver stops once its `committed` answer is confirmed: nobody answers the sender's
+    // `end` poll after that, so the answer must outlive a broker restart. The sender is frozen
+    // (SIGSTOP) from the moment its `end` is journaled, let run 5 ms at a time until the
+    // receiver has committed (verifying 64 MiB takes longer than that), then killed: the answer
+    // it never read goes back to the control queue. The broker is killed and started again, and
+    // the sender, started again, must find the answer waiting.
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 64 * MiB, [[0, 64 * MiB]]);
+    const p = pair(dir, 5);
+    const receiving = receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst') });
+    receiving.catch(() => undefined);
+    const journal = join(p.send.journalDir, `${p.transferId}.send.journal`);
+    const records = () => (existsSync(journal) ? readFileSync(journal, 'utf8') : '');
+    const sleep = (ms: number) => new Promise<false>((r) => setTimeout(() => r(false), ms));
+    const first = cli(cliArgs('send', p, ['--source', src, '--window', String(8 * MiB)]));
+    for (const deadline = Date.now() + 60_000; !records().includes('"t":"end"');) {
+      if (Date.now() > deadline) throw new Error(`the sender never journaled its end: ${records()}`);
+      await sleep(2);
+    }
+    for (const deadline = Date.now() + 60_000; ;) {
+      first.child.kill('SIGSTOP');
+      if (await Promise.race([receiving.then(() => true), sleep(400)])) break;
+      if (Date.now() > deadline) throw new Error('the receiver never committed');
+      first.child.kill('SIGCONT');
+      await sleep(5);
+    }
+    first.child.kill('SIGKILL');
+    await first.done;
+    expect(records()).not.toContain('"t":"committed"');
+    const got = await receiving;
+    const pid = Number(readFileSync(rabbit().pidFile, 'utf8').trim());
+    process.kill(pid, 'SIGKILL');
+    await run(join(REPO, 'scripts/services'), ['up', 'rabbitmq']);
+    const second = cli(cliArgs('send', p, ['--source', src, '--window', String(8 * MiB)]));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'no answer'>((resolve) => { timer = setTimeout(() => resolve('no answer'), 30_000); });
+    const s2 = await Promise.race([second.done, bound]);
+    clearTimeout(timer);
+    if (s2 === 'no answer') second.child.kill('SIGKILL');
+    expect(s2, 'the sender, started again, learnt of the commit within 30 s').not.toBe('no answer');
+    const out = s2 as { code: number | null; stdout: string; stderr: string };
+    expect(out.code, out.stderr).toBe(0);
+    expect((JSON.parse(out.stdout) as SendResult).digest).toBe(got.digest);
+    expect(await queueExists(`xfer.cloud-a.cloud-b.${p.transferId}.ctl`)).toBe(false);
   });
 
   it('fails cleanly when the target disk is full: XFER_DISK_FULL, staging removed, source untouched', async () => {
