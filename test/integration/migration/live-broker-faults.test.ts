@@ -10,14 +10,14 @@ import { describe, it } from 'vitest';
 import { loadServicesFile } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import { federationHooks, type Cloud } from './federation-fixture.js';
-import { serverKilledMidRound } from './live-fault-rig.js';
+import { serverKilledAt } from './live-fault-rig.js';
 
 const slot = federationHooks();
 
 /** One move with `broker`'s RabbitMQ killed at 20% of a pre-copy round and started again. */
 async function brokerKilledMidRound(n: number, broker: Cloud): Promise<void> {
   const pidFile = loadServicesFile(STATE_DIR).brokers[broker]!.pidFile;
-  await serverKilledMidRound(slot, n, { what: `${broker} broker`, pidFile, service: 'rabbitmq' });
+  await serverKilledAt(slot, n, { what: `${broker} broker`, pidFile, service: 'rabbitmq' });
 }
 
 describe('live moves with a broker killed during a pre-copy round', () => {

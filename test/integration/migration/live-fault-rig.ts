@@ -8,7 +8,7 @@
  * rebooted.
  */
 import { execFile } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -232,33 +232,90 @@ export interface KilledServer {
 }
 
 /**
- * One live move (federation `n`) with `server` killed (SIGKILL) at 20% of a pre-copy round and
- * started again; cloud-a's chain copied when the last transfer starts. Checks the move ended in
- * exactly one cloud ({@link expectOneCloud}); returns the move and its source job.
+ * Where a {@link KilledServer} dies in a live move: the guest's size, the event that starts the
+ * kill action, and what that action waits for after it (the kill follows at once).
  */
-export async function serverKilledMidRound(slot: { f: Federation | undefined }, n: number, server: KilledServer): Promise<{ move: LiveMove; job: JobStatus }> {
-  const move = await startLiveMove(slot, n, 'large');
+export interface KillPoint {
+  /** For the log: `mid-round`, `in the save`. */
+  what: string;
+  size: GuestSize;
+  when: (e: ApiEvent) => boolean;
+  /** Waits, from the event, for the moment the server dies (none: at the event). */
+  until?: (move: LiveMove) => Promise<void>;
+}
+
+/** Polls `ready` every 10 ms until it is true; fails after 60 s with `what`. */
+async function pollUntil(what: string, ready: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + 60_000; !(await ready());) {
+    if (Date.now() > deadline) throw new Error(`never saw ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** At 20% of a pre-copy round (a guest large enough to be cut there). */
+export const MID_ROUND: KillPoint = { what: 'mid-round', size: 'large', when: midRound(0.2) };
+
+/**
+ * In the save: the guest paused at `stop-source`, `transfer` begun and `virsh save` writing its
+ * state file at cloud-a (the file is there).
+ */
+export const IN_THE_SAVE: KillPoint = {
+  what: 'in the save', size: 'small', when: (e) => e.type === 'step-started' && e.step === 'transfer',
+  until: async ({ f }) => {
+    const stateFile = join(f.s.libvirt.instances['cloud-a']!.poolPath, `${f.vm}.state`);
+    await pollUntil(`the state file '${stateFile}'`, async () => existsSync(stateFile));
+  },
+};
+
+/** In the last transfer: the saved state a third on its way to cloud-b. */
+export const IN_THE_LAST_TRANSFER: KillPoint = { what: 'in the last transfer', size: 'small', when: midLastTransfer('state', 0.3) };
+
+/** In the restore: a domain of the VM's name has appeared at cloud-b (`virsh restore` made it). */
+export const IN_THE_RESTORE: KillPoint = {
+  what: 'in the restore', size: 'small', when: (e) => e.type === 'step-started' && e.step === 'transfer',
+  until: async ({ f }) => { await pollUntil(`a domain '${f.vm}' at cloud-b`, async () => (await domState(f.s, 'cloud-b', f.vm)) !== 'absent'); },
+};
+
+/**
+ * One live move (federation `n`) with `server` killed (SIGKILL) at `point` and started again;
+ * cloud-a's chain (listed when the last transfer starts, before any kill) copied. Checks the
+ * move ended in exactly one cloud ({@link expectOneCloud}); returns the move and its source job.
+ */
+export async function serverKilledAt(slot: { f: Federation | undefined }, n: number, server: KilledServer, point: KillPoint = MID_ROUND): Promise<{ move: LiveMove; job: JobStatus }> {
+  const move = await startLiveMove(slot, n, point.size);
   let down = 0;
-  const copy = copyAtTransfer(move);
+  const at: { hb?: Heartbeat } = {};
+  let listed: Promise<string[]> | undefined;
+  const copy = async (): Promise<void> => {
+    const files = await listed!;
+    expect(files).toHaveLength(1);
+    await run('qemu-img', ['convert', '-U', '-O', 'raw', files[0]!, move.copy]);
+    at.hb = lastHeartbeat(move.logA);
+  };
+  const kill = async (): Promise<void> => {
+    // cloud-a's chain is listed before its libvirtd may die: the copy itself needs no libvirtd.
+    if (listed) await listed;
+    await point.until?.(move);
+    await killService(server.pidFile);
+    const t = Date.now();
+    console.info(`${server.what} killed ${point.what} at ${new Date(t).toISOString()}`);
+    try {
+      await server.whileDown?.(move);
+    } finally {
+      // Started again whatever the check found: the files after this one need the server.
+      await serviceUp(server.service);
+      down = Date.now() - t;
+    }
+  };
+  const atTransfer = (e: ApiEvent): boolean => e.type === 'step-started' && e.step === 'transfer';
   await follow(move.f, move.jobId, [
-    [midRound(0.2), async () => {
-      await killService(server.pidFile);
-      const at = Date.now();
-      console.info(`${server.what} killed at ${new Date(at).toISOString()}`);
-      try {
-        await server.whileDown?.(move);
-      } finally {
-        // Started again whatever the check found: the files after this one need the server.
-        await serviceUp(server.service);
-        down = Date.now() - at;
-      }
-    }],
-    copy.action,
+    [atTransfer, async () => { listed = diskFiles(move.f, 'cloud-a'); await copy(); }],
+    [point.when, kill],
   ]);
   expect(down).toBeGreaterThan(0);
-  const { job } = await finish(move, `${server.what} killed mid-round (down ${down} ms)`);
-  await expectOneCloud(move, job, copy.at.hb !== undefined);
-  logDuration(move, `${server.what} test`);
+  const { job } = await finish(move, `${server.what} killed ${point.what} (down ${down} ms)`);
+  await expectOneCloud(move, job, at.hb !== undefined);
+  logDuration(move, `${server.what} ${point.what} test`);
   return { move, job };
 }
 

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { serviceEnv } from '../../helpers/services.js';
 import { waitForHeartbeat } from '../hypervisor/writing-guest.js';
 import { federationHooks, type Cloud } from './federation-fixture.js';
-import { lastHeartbeat, serverKilledMidRound } from './live-fault-rig.js';
+import { lastHeartbeat, serverKilledAt } from './live-fault-rig.js';
 
 const slot = federationHooks();
 
@@ -20,7 +20,7 @@ const slot = federationHooks();
 async function libvirtdKilledMidRound(n: number, cloud: Cloud): Promise<void> {
   const pidFile = serviceEnv<{ instances: Record<string, { pidFile: string }> }>('libvirt').instances[cloud]!.pidFile;
   let hbWhileDown = -1;
-  await serverKilledMidRound(slot, n, {
+  await serverKilledAt(slot, n, {
     what: `${cloud} libvirtd`, pidFile, service: 'libvirt',
     whileDown: async ({ logA }) => {
       if (cloud === 'cloud-a') {
