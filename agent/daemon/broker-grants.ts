@@ -13,8 +13,12 @@
  * this host reaches, with a credential only the local agent holds: one call costs milliseconds,
  * where `rabbitmqctl` costs over a second. The broker keeps them across an agent restart;
  * {@link BrokerGrants.reconcile} makes them match the live jobs again at start.
+ *
+ * A grant lets the peer declare its transfers' queues, and a peer that declares one first picks
+ * its arguments: before the first permission it gives, this cloud's broker gets the policy that
+ * bounds every transfer queue whatever it was declared with ({@link TRANSFER_QUEUE_POLICY}).
  */
-import { grantPattern } from '../../protocols/amqp/index.js';
+import { TRANSFER_QUEUE_POLICY, grantPattern } from '../../protocols/amqp/index.js';
 import { IntercloudError } from '../../protocols/errors/index.js';
 
 /** How to reach the broker's management API. */
@@ -60,6 +64,7 @@ export class BrokerGrants {
   readonly #m: BrokerManagement;
   readonly #byPeer = new Map<string, Map<string, Held>>();
   #tail: Promise<unknown> = Promise.resolve();
+  #policySet = false;
 
   constructor(management: BrokerManagement) {
     this.#m = management;
@@ -147,8 +152,16 @@ export class BrokerGrants {
       await this.#call('DELETE', path, undefined, [404]);
       return;
     }
+    await this.#ensureQueuePolicy();
     const re = grantPattern(peer, this.#m.cloudId, ids, prefixes);
     await this.#call('PUT', path, { configure: re, write: re, read: re });
+  }
+
+  /** Puts {@link TRANSFER_QUEUE_POLICY} on the vhost (once per agent run; idempotent at the broker). */
+  async #ensureQueuePolicy(): Promise<void> {
+    if (this.#policySet) return;
+    await this.#call('PUT', `/api/policies/${enc(this.#m.vhost)}/${enc(TRANSFER_QUEUE_POLICY.name)}`, TRANSFER_QUEUE_POLICY.body);
+    this.#policySet = true;
   }
 
   /** The peer's user: no password (certificate login only), no tags (no management access). */

@@ -43,7 +43,7 @@ export {
 export { WholeDigest, zeroChunkSha256 } from './digest.js';
 export { ChunkSet, type ChunkRanges } from './chunk-set.js';
 export { decodeJournal, encodeJournalRecord, type JournalRecord, type SourceIdentity } from './journal-records.js';
-export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, grantPattern, isTransferPrefix, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
+export { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, TRANSFER_QUEUE_POLICY, grantPattern, isTransferPrefix, permissionPattern, transferTopology, type TransferTopology } from './naming.js';
 export { AMQPS_DEFAULT_PORT, checkTransferEndpoint, type TransferEndpoint, type TransferEndpointClaim } from './endpoint.js';
 export { ProgressMeter, type ProgressEvent } from './progress.js';
 export {

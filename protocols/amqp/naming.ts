@@ -45,6 +45,29 @@ export const QUEUE_LIMITS = {
   control: { maxLength: 1_024, maxLengthBytes: 64 * 1024 * 1024 },
 } as const;
 
+/**
+ * The broker policy (RabbitMQ `PUT /api/policies/VHOST/NAME`) that bounds every queue a transfer
+ * name may take, whoever declares it: a peer's grant lets it declare its transfers' queues, and
+ * one that declares first chooses their arguments (none: unbounded). A policy's length limits and
+ * expiry apply beside a queue's own, the smaller winning, so a queue is held to at most the data
+ * queue's limits whatever it was declared with. The agent puts it in place before it grants any
+ * peer anything (`BrokerGrants`).
+ */
+export const TRANSFER_QUEUE_POLICY = {
+  name: 'intercloud-transfer-queues',
+  body: {
+    pattern: '^xfer\\.',
+    'apply-to': 'queues',
+    priority: 0,
+    definition: {
+      'max-length': QUEUE_LIMITS.data.maxLength,
+      'max-length-bytes': QUEUE_LIMITS.data.maxLengthBytes,
+      overflow: 'reject-publish',
+      expires: QUEUE_IDLE_EXPIRY_MS,
+    },
+  },
+} as const;
+
 /** Names of the transfer `transferId` from cloud `from` to cloud `to`. */
 export function transferTopology(from: string, to: string, transferId: string): TransferTopology {
   for (const id of [from, to]) if (!CLOUD_RE.test(id)) throw xferError('XFER_CONFIG', `cloud id '${id}' is not valid`);

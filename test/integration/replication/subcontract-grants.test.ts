@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerGrants } from '../../../agent/daemon/broker-grants.js';
 import { transferIdFor } from '../../../agent/daemon/transfer-ids.js';
 import { channelTransferId, newTransferId, transferPrefix } from '../../../agent/replication/index.js';
-import { ROUTING, transferTopology, type TransferTopology } from '../../../protocols/amqp/index.js';
+import { QUEUE_LIMITS, ROUTING, TRANSFER_QUEUE_POLICY, transferTopology, type TransferTopology } from '../../../protocols/amqp/index.js';
 import { assertTopology } from '../../../protocols/amqp/connection.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { loadServicesFile } from '../../../scripts/local-federation.js';
@@ -34,6 +34,10 @@ const SUB_OFFER = `sub-${randomUUID()}`;
 const VM_OFFER = randomUUID();
 /** cloud-a's transfers of subcontract SC1: the request channel and one object transfer. */
 const mine = [channelTransferId(SC1), newTransferId(SC1)].map((id) => transferTopology('cloud-a', 'cloud-b', id));
+/** A VM offer of cloud-a whose transfer's data queue cloud-a declares first, with its own arguments. */
+const ATTACK_OFFER = randomUUID();
+const attacked = transferTopology('cloud-a', 'cloud-b', transferIdFor(ATTACK_OFFER, '0'));
+const policyPath = `/api/policies/${encodeURIComponent(VHOST)}/${TRANSFER_QUEUE_POLICY.name}`;
 /** A VM offer of cloud-a that cloud-b granted beside the subcontract. */
 const vmGranted = transferTopology('cloud-a', 'cloud-b', transferIdFor(VM_OFFER, '0'));
 /** Live transfers into cloud-b that cloud-a was not granted: another subcontract's, another VM offer's. */
@@ -174,7 +178,7 @@ afterAll(async () => {
   try {
     if (owner) {
       const ch = await owner.createChannel();
-      for (const t of [...mine, vmGranted, ...others]) {
+      for (const t of [...mine, vmGranted, attacked, ...others]) {
         await ch.deleteQueue(t.dataQueue);
         await ch.deleteQueue(t.controlQueue);
         await ch.deleteExchange(t.exchange);
@@ -231,4 +235,40 @@ describe("a storage subcontract's grant at cloud-b's broker (transfers vhost)", 
     expect((await mgmt('GET', permissionPath('cloud-a'))).status).toBe(404);
     for (const t of [...mine, vmGranted]) expect(Object.keys(await accessOf('cloud-a', t))).toEqual(['login']);
   });
+
+  it("holds a queue cloud-a declares first, with arguments of its own, to the data queue's limits (the policy put before its grant)", async () => {
+    // A broker that never had the policy (an operator's own): the first grant puts it there.
+    expect([204, 404]).toContain((await mgmt('DELETE', policyPath)).status);
+    const fresh = new BrokerGrants({
+      url: brokerB.management.url, user: brokerB.management.user,
+      password: (await fs.readFile(brokerB.management.passwordFile, 'utf8')).trim(), vhost: VHOST, cloudId: 'cloud-b',
+    });
+    await fresh.grant({ peer: 'cloud-a', offerId: ATTACK_OFFER, transferIds: [transferIdFor(ATTACK_OFFER, '0')] });
+    expect((await mgmt('GET', policyPath)).body).toMatchObject({ pattern: TRANSFER_QUEUE_POLICY.body.pattern, definition: TRANSFER_QUEUE_POLICY.body.definition });
+    const conn = await connectAs('cloud-a');
+    try {
+      const ch = await conn.createConfirmChannel();
+      // Durable, ten million messages long, never expiring: as cloud-a asks, before cloud-b's receiver could.
+      await ch.assertExchange(attacked.exchange, 'direct', { durable: false });
+      await ch.assertQueue(attacked.dataQueue, { durable: true, arguments: { 'x-max-length': 10_000_000 } });
+      await ch.bindQueue(attacked.dataQueue, attacked.exchange, ROUTING.data);
+      const n = QUEUE_LIMITS.data.maxLength + 1;
+      let nacked = 0;
+      const confirms: Array<Promise<void>> = [];
+      for (let i = 0; i < n; i++) {
+        confirms.push(new Promise<void>((resolve) => {
+          ch.publish(attacked.exchange, ROUTING.data, Buffer.from('x'), {}, (err) => { if (err) nacked++; resolve(); });
+        }));
+        if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(confirms);
+      const held = await messagesIn(owner!, attacked.dataQueue);
+      console.info(`cloud-a's own queue: ${n} published, ${nacked} refused, ${held} held`);
+      expect(held).toBe(QUEUE_LIMITS.data.maxLength);
+      expect(nacked).toBe(1);
+    } finally {
+      await conn.close().catch(() => undefined);
+      await fresh.withdraw('cloud-a', ATTACK_OFFER);
+    }
+  }, 120_000);
 });

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BrokerGrants } from '../../../agent/daemon/broker-grants.js';
-import { transferTopology } from '../../../protocols/amqp/index.js';
+import { TRANSFER_QUEUE_POLICY, transferTopology } from '../../../protocols/amqp/index.js';
 import { channelTransferId, newTransferId, transferPrefix } from '../../../agent/replication/index.js';
 
 const ID1 = '11111111-1111-5111-8111-111111111111';
@@ -16,15 +16,17 @@ const ID3 = '33333333-3333-5333-8333-333333333333';
 
 interface Call { method: string; path: string; body?: Record<string, string> }
 
+const POLICY_PATH = '/api/policies/transfers/intercloud-transfer-queues';
+
 let server: Server | undefined;
 afterEach(() => { server?.close(); server = undefined; });
 
-/** A management API holding users and permissions; `down` makes it answer 503. */
+/** A management API holding users and permissions; `down` makes it answer 503, `policyDown` only to the policy. */
 async function fakeBroker(initial: { users?: string[]; permissions?: string[] } = {}) {
   const calls: Call[] = [];
   const users = new Set(initial.users ?? []);
   const perms = new Map<string, string>((initial.permissions ?? []).map((u) => [u, 'x']));
-  const state = { down: false };
+  const state = { down: false, policyDown: false };
   server = createServer((req, res) => {
     let data = '';
     req.on('data', (d) => { data += String(d); }).on('end', () => {
@@ -34,7 +36,9 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[] } 
       if (req.headers.authorization !== `Basic ${Buffer.from('_agent:pw').toString('base64')}`) { res.writeHead(401).end(); return; }
       if (state.down) { res.writeHead(503).end('down'); return; }
       const m = /^\/api\/(users|permissions\/transfers)\/([^/]+)$/.exec(path);
-      if (path === '/api/vhosts/transfers/permissions') {
+      if (path === POLICY_PATH && call.method === 'PUT') {
+        res.writeHead(state.policyDown ? 503 : 201).end();
+      } else if (path === '/api/vhosts/transfers/permissions') {
         res.writeHead(200).end(JSON.stringify([...perms.keys()].map((user) => ({ user, vhost: 'transfers' }))));
       } else if (m?.[1] === 'users') {
         if (call.method === 'PUT') { users.add(m[2]!); res.writeHead(201).end(); } else if (users.has(m[2]!)) res.writeHead(200).end('{}'); else res.writeHead(404).end();
@@ -54,6 +58,29 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[] } 
 const matches = (re: string | undefined, name: string): boolean => re !== undefined && new RegExp(re).test(name);
 
 describe('BrokerGrants', () => {
+  it('puts the transfer-queue policy on the vhost before the first permission it gives, once per run', async () => {
+    const b = await fakeBroker();
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
+    await b.grants.grant({ peer: 'cloud-c', offerId: 'o2', transferIds: [ID2] });
+    const policy = b.calls.findIndex((c) => c.path === POLICY_PATH);
+    const firstPermission = b.calls.findIndex((c) => c.method === 'PUT' && c.path.startsWith('/api/permissions/'));
+    expect(policy).toBeGreaterThanOrEqual(0);
+    expect(policy).toBeLessThan(firstPermission);
+    expect(b.calls.filter((c) => c.path === POLICY_PATH)).toHaveLength(1);
+    expect(b.calls[policy]!.body).toEqual(TRANSFER_QUEUE_POLICY.body);
+    expect(new RegExp(TRANSFER_QUEUE_POLICY.body.pattern).test(transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(true);
+  });
+
+  it('gives no permission when the policy cannot be put', async () => {
+    const b = await fakeBroker();
+    b.state.policyDown = true;
+    await expect(b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] })).rejects.toMatchObject({ code: 'XFER_BROKER' });
+    expect(b.calls.filter((c) => c.path.startsWith('/api/permissions/'))).toEqual([]);
+    b.state.policyDown = false;
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
+    expect(b.perms.has('cloud-a')).toBe(true);
+  });
+
   it('creates the peer as a password-less user and grants exactly its offers\' transfers, the union while several run', async () => {
     const b = await fakeBroker();
     await b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
