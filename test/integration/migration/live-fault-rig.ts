@@ -276,14 +276,23 @@ export const IN_THE_RESTORE: KillPoint = {
   until: async ({ f }) => { await pollUntil(`a domain '${f.vm}' at cloud-b`, async () => (await domState(f.s, 'cloud-b', f.vm)) !== 'absent'); },
 };
 
+/** A server to kill, and where in the move. */
+export interface Kill {
+  server: KilledServer;
+  point: KillPoint;
+}
+
 /**
- * One live move (federation `n`) with `server` killed (SIGKILL) at `point` and started again;
- * cloud-a's chain (listed when the last transfer starts, before any kill) copied. Checks the
- * move ended in exactly one cloud ({@link expectOneCloud}); returns the move and its source job.
+ * One live move (federation `n`) with each of `kills` in turn: its server killed (SIGKILL) at its
+ * point and started again, the next kill waiting until the one before it has its server back.
+ * cloud-a's chain (listed when the last transfer starts, before any kill) is copied. Checks the
+ * move ended in exactly one cloud ({@link expectOneCloud}) and, when it completed, that every
+ * kill happened (a compensated move may end before the later points); returns the move, its
+ * source job and how long each server was down (ms; 0: not killed).
  */
-export async function serverKilledAt(slot: { f: Federation | undefined }, n: number, server: KilledServer, point: KillPoint = MID_ROUND): Promise<{ move: LiveMove; job: JobStatus }> {
-  const move = await startLiveMove(slot, n, point.size);
-  let down = 0;
+export async function serversKilledAt(slot: { f: Federation | undefined }, n: number, kills: Kill[]): Promise<{ move: LiveMove; job: JobStatus; down: number[] }> {
+  const move = await startLiveMove(slot, n, kills.some((k) => k.point.size === 'large') ? 'large' : 'small');
+  const down = kills.map(() => 0);
   const at: { hb?: Heartbeat } = {};
   let listed: Promise<string[]> | undefined;
   const copy = async (): Promise<void> => {
@@ -292,31 +301,39 @@ export async function serverKilledAt(slot: { f: Federation | undefined }, n: num
     await run('qemu-img', ['convert', '-U', '-O', 'raw', files[0]!, move.copy]);
     at.hb = lastHeartbeat(move.logA);
   };
-  const kill = async (): Promise<void> => {
-    // cloud-a's chain is listed before its libvirtd may die: the copy itself needs no libvirtd.
-    if (listed) await listed;
-    await point.until?.(move);
-    await killService(server.pidFile);
-    const t = Date.now();
-    console.info(`${server.what} killed ${point.what} at ${new Date(t).toISOString()}`);
-    try {
-      await server.whileDown?.(move);
-    } finally {
-      // Started again whatever the check found: the files after this one need the server.
-      await serviceUp(server.service);
-      down = Date.now() - t;
-    }
+  let previous: Promise<void> = Promise.resolve();
+  const kill = (i: number) => async (): Promise<void> => {
+    const { server, point } = kills[i]!;
+    const done = previous.then(async () => {
+      // cloud-a's chain is listed before its libvirtd may die: the copy itself needs no libvirtd.
+      if (listed) await listed;
+      await point.until?.(move);
+      await killService(server.pidFile);
+      const t = Date.now();
+      console.info(`${server.what} killed ${point.what} at ${new Date(t).toISOString()}`);
+      try {
+        await server.whileDown?.(move);
+      } finally {
+        // Started again whatever the check found: the next kill and the files after this one need it.
+        await serviceUp(server.service);
+        down[i] = Date.now() - t;
+      }
+    });
+    previous = done.catch(() => undefined);
+    await done;
   };
   const atTransfer = (e: ApiEvent): boolean => e.type === 'step-started' && e.step === 'transfer';
   await follow(move.f, move.jobId, [
     [atTransfer, async () => { listed = diskFiles(move.f, 'cloud-a'); await copy(); }],
-    [point.when, kill],
+    ...kills.map((k, i): FaultAction => [k.point.when, kill(i)]),
   ]);
-  expect(down).toBeGreaterThan(0);
-  const { job } = await finish(move, `${server.what} killed ${point.what} (down ${down} ms)`);
+  expect(down[0]).toBeGreaterThan(0);
+  const what = kills.map((k, i) => `${k.server.what} killed ${k.point.what} (down ${down[i]} ms)`).join(', then ');
+  const { job } = await finish(move, what);
+  if (job.state === 'completed') expect(down.every((d) => d > 0)).toBe(true);
   await expectOneCloud(move, job, at.hb !== undefined);
-  logDuration(move, `${server.what} ${point.what} test`);
-  return { move, job };
+  logDuration(move, what);
+  return { move, job, down };
 }
 
 /** Logs how long the test took and the machine's load. */
