@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
 import { xferError, type XferError } from './errors.js';
+import { installFrameReader } from './frame-reader.js';
 import { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, type TransferTopology } from './naming.js';
 
 /** How to reach and log in to the broker. */
@@ -55,7 +56,9 @@ export async function connectBroker(options: BrokerOptions): Promise<ChannelMode
     }, limit);
   });
   try {
-    return await Promise.race([attempt, timeout]);
+    const model = await Promise.race([attempt, timeout]);
+    installFrameReader(model);
+    return model;
   } catch (err) {
     throw brokerError(err, `cannot connect to broker '${url.host}'`);
   } finally {

@@ -1,0 +1,96 @@
+/**
+ * A frame reader for amqplib connections that copies each large incoming frame once.
+ *
+ * amqplib (2.x) assembles an incoming frame by appending every socket read to the unparsed rest
+ * with `Buffer.concat` and parsing again. A TLS socket hands over one record (16 KiB) per read,
+ * so a 128 KiB body frame is copied about 4.5 times on its way in, and the copies are garbage for
+ * V8 to collect (the receiver's CPU profile, bench/migration/README.md *Memory*). Once a frame's
+ * 7-byte header is in, its size is known: {@link installFrameReader} makes a connection allocate
+ * the frame's buffer then and copy each read into it, so every byte is copied once. Parsing and
+ * decoding stay amqplib's own: a whole frame is handed to amqplib's reader as its rest, which
+ * then parses it without reading the socket.
+ *
+ * It is installed per connection, on the instance (not amqplib's prototype), and only when the
+ * connection has the fields it relies on; otherwise amqplib's own reader stays.
+ */
+import type { ChannelModel } from 'amqplib';
+
+/** The parts of amqplib's `Connection` the reader uses. */
+interface AmqplibConnection {
+  /** Bytes read but not yet parsed. */
+  rest: Buffer;
+  /** The socket, read with `read()` (null: nothing buffered). */
+  stream: { read(): Buffer | null };
+  /** The largest frame the connection accepts (0: no limit). */
+  maxFrameSize: number;
+  /** Set on every read (heartbeat bookkeeping). */
+  recvSinceLastCheck: boolean;
+  /** Parses one frame from `rest`, reading the socket while it lacks one; false when it has none. */
+  recvFrame(): unknown;
+}
+
+/** Type (1 byte), channel (2) and size (4). */
+const FRAME_HEADER_BYTES = 7;
+/** The header and the frame-end octet. */
+const FRAME_OVERHEAD = FRAME_HEADER_BYTES + 1;
+/** Frames smaller than this (one TLS record) cost amqplib's way little: left to it. */
+const MIN_ASSEMBLED_FRAME = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Makes `model`'s connection assemble each incoming frame of `MIN_ASSEMBLED_FRAME` bytes or more
+ * in one buffer of its size. Call right after the connection opened. Returns false (and changes
+ * nothing) when the connection is not shaped as this amqplib's is.
+ */
+export function installFrameReader(model: ChannelModel): boolean {
+  const conn = (model as unknown as { connection?: Partial<AmqplibConnection> }).connection;
+  if (conn === undefined || conn === null) return false;
+  const amqplibRecvFrame = (Object.getPrototypeOf(conn) as Partial<AmqplibConnection> | null)?.recvFrame;
+  if (typeof amqplibRecvFrame !== 'function' || !Buffer.isBuffer(conn.rest) || typeof conn.stream?.read !== 'function'
+    || typeof conn.maxFrameSize !== 'number') {
+    return false;
+  }
+  // The frame being assembled and how much of it is filled.
+  let pending: Buffer | undefined;
+  let filled = 0;
+  // Reads the socket itself until the rest holds a whole frame (or a large frame's header), and
+  // leaves parsing and decoding to amqplib's reader, which then finds the frame whole.
+  conn.recvFrame = function recvFrame(this: AmqplibConnection): unknown {
+    for (;;) {
+      if (pending !== undefined) {
+        const incoming = this.stream.read();
+        if (incoming === null) return false;
+        this.recvSinceLastCheck = true;
+        const take = Math.min(incoming.length, pending.length - filled);
+        incoming.copy(pending, filled, 0, take);
+        filled += take;
+        if (filled < pending.length) continue;
+        // Whole: amqplib parses and decodes it, then the read's remainder is the rest.
+        this.rest = pending;
+        pending = undefined;
+        const frame = amqplibRecvFrame.call(this);
+        this.rest = take === incoming.length ? EMPTY : incoming.subarray(take);
+        return frame;
+      }
+      const rest = this.rest;
+      if (rest.length >= FRAME_HEADER_BYTES) {
+        const size = rest.readUInt32BE(3);
+        const need = size + FRAME_OVERHEAD;
+        // A whole frame, or a size over the limit (refused before anything is allocated): amqplib's.
+        if (need <= rest.length || (this.maxFrameSize > 0 && size > this.maxFrameSize)) return amqplibRecvFrame.call(this);
+        if (need >= MIN_ASSEMBLED_FRAME && this.maxFrameSize > 0) {
+          pending = Buffer.allocUnsafe(need);
+          rest.copy(pending, 0);
+          filled = rest.length;
+          this.rest = EMPTY;
+          continue;
+        }
+      }
+      const incoming = this.stream.read();
+      if (incoming === null) return false;
+      this.recvSinceLastCheck = true;
+      this.rest = rest.length === 0 ? incoming : Buffer.concat([rest, incoming]);
+    }
+  };
+  return true;
+}
