@@ -10,6 +10,9 @@ import { xferError, type XferError } from './errors.js';
 import { installFrameReader } from './frame-reader.js';
 import { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, type TransferTopology } from './naming.js';
 
+/** The frame size amqplib asks the broker for (its `frameMax` default, 128 KiB), headers included. */
+const AMQPLIB_FRAME_MAX = 0x20000;
+
 /** How to reach and log in to the broker. */
 export interface BrokerOptions {
   /** `amqps://host:port/vhost`. */
@@ -37,6 +40,10 @@ export async function connectBroker(options: BrokerOptions): Promise<ChannelMode
   const url = new URL(options.url);
   if (url.protocol !== 'amqps:') throw xferError('XFER_CONFIG', `broker url '${options.url}' must use amqps: (tls)`);
   url.searchParams.set('heartbeat', String(options.heartbeatSeconds ?? 10));
+  // amqplib refuses an incoming frame larger than this (its default is 64 MiB, whatever frame size
+  // was negotiated): the negotiated maximum, so a broker's frame header cannot make the frame
+  // reader (frame-reader.ts) allocate more than one frame of it.
+  url.searchParams.set('maxFrameSize', String(Math.max(Number(url.searchParams.get('frameMax') ?? 0), AMQPLIB_FRAME_MAX)));
   const limit = options.connectTimeoutMs ?? 10_000;
   const attempt = amqp.connect(url.toString(), {
     ca: [pem(options.ca)],
@@ -84,20 +91,33 @@ export function brokerError(err: unknown, what: string): XferError {
 /**
  * Declares the transfer's exchange and queues (idempotent; both sides call it). `durable`
  * makes them survive a broker restart (only useful with persistent messages). Queues vanish
- * after {@link QUEUE_IDLE_EXPIRY_MS} unused.
+ * after {@link QUEUE_IDLE_EXPIRY_MS} unused. The control queue is durable whatever `durable`
+ * says — the receiver's persistent `committed` answer must outlive a broker restart, since the
+ * receiver stops once it was confirmed — unless `controlDurable` is false: as an agent before
+ * that change declared it. A control queue that exists with other arguments (such an agent's,
+ * for a transfer in flight across an upgrade) fails the declaration with a retryable
+ * `XFER_BROKER` whose details say `legacyControlQueue`: the caller's next session declares it
+ * non-durable.
  */
-export async function assertTopology(ch: Channel, topo: TransferTopology, durable: boolean): Promise<void> {
+export async function assertTopology(ch: Channel, topo: TransferTopology, durable: boolean, o: { controlDurable?: boolean } = {}): Promise<void> {
   const args = (limits: { maxLength: number; maxLengthBytes: number }) => ({
     'x-expires': QUEUE_IDLE_EXPIRY_MS,
     'x-max-length': limits.maxLength,
     'x-max-length-bytes': limits.maxLengthBytes,
     'x-overflow': 'reject-publish',
   });
+  const controlDurable = o.controlDurable ?? true;
   await ch.assertExchange(topo.exchange, 'direct', { durable, autoDelete: false });
   await ch.assertQueue(topo.dataQueue, { durable, autoDelete: false, arguments: args(QUEUE_LIMITS.data) });
-  // The control queue is durable whatever `durable` says: the receiver's persistent `committed`
-  // answer must outlive a broker restart, since the receiver stops once it was confirmed.
-  await ch.assertQueue(topo.controlQueue, { durable: true, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
+  try {
+    await ch.assertQueue(topo.controlQueue, { durable: controlDurable, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
+  } catch (err) {
+    // 406 PRECONDITION_FAILED: the queue exists with other arguments (`durable` among them).
+    if ((err as { code?: unknown }).code !== 406 || !controlDurable) throw err;
+    throw xferError('XFER_BROKER', `control queue '${topo.controlQueue}' exists with other arguments (declared non-durable, as by an agent of an earlier version?): declared non-durable on the next attempt`, {
+      cause: err, retryable: true, details: { replyCode: 406, legacyControlQueue: true },
+    });
+  }
   await ch.bindQueue(topo.dataQueue, topo.exchange, ROUTING.data);
   await ch.bindQueue(topo.controlQueue, topo.exchange, ROUTING.control);
 }

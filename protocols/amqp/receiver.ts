@@ -206,6 +206,12 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
 
   const fail = async (err: XferError, reason: 'expired' | 'aborted' | 'failed', tellPeer = true): Promise<void> => {
     if (done.settled) return;
+    // Committed (its answer not yet confirmed): the file is whole and in place, whatever comes
+    // now — the caller's abort, the sender's `abort`, the expiry — and the transfer has succeeded.
+    if (machine.phase === 'committed') {
+      done.resolve();
+      return;
+    }
     failure = err;
     batch = [];
     try {
@@ -376,6 +382,8 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     });
   };
 
+  // False once the control queue turned out declared non-durable (an earlier agent's).
+  let controlDurable = true;
   const session = async (): Promise<void> => {
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
@@ -387,7 +395,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       ch = await conn.createConfirmChannel();
       ch.on('error', () => undefined);
       ch.on('close', () => closed.resolve());
-      await assertTopology(ch, topo, durable);
+      await assertTopology(ch, topo, durable, { controlDurable });
       await ch.prefetch(prefetch);
       channel = ch;
       const c = ch;
@@ -404,6 +412,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       }
       await Promise.race([closed.promise, done.promise.catch(() => undefined)]);
     } catch (err) {
+      if (isIntercloudError(err) && (err as XferError).details['legacyControlQueue'] === true) controlDurable = false;
       throw brokerError(err, `receiver(${o.to}): broker session failed`);
     } finally {
       await work;

@@ -353,6 +353,8 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     notify();
   };
 
+  // False once the control queue turned out declared non-durable (an earlier agent's).
+  let controlDurable = true;
   const session = async (): Promise<void> => {
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
@@ -370,7 +372,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       ch = await conn.createConfirmChannel();
       ch.on('error', () => undefined);
       const c = ch;
-      await assertTopology(c, topo, persistent);
+      await assertTopology(c, topo, persistent, { controlDurable });
       // Control messages are few and small; each unacked one sits whole in memory, and the broker
       // that carries them is the receiver's (its max_message_size, not ours, bounds them).
       await c.prefetch(4);
@@ -441,6 +443,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
         }
       }
     } catch (err) {
+      if (isIntercloudError(err) && (err as XferError).details['legacyControlQueue'] === true) controlDurable = false;
       throw brokerError(err, `sender(${o.from}): broker session failed`);
     } finally {
       await stage.settle();

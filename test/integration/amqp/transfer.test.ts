@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ContentIndex,
+  QUEUE_IDLE_EXPIRY_MS,
+  QUEUE_LIMITS,
   StagingFile,
   connectBroker,
   decodeFrame,
@@ -19,6 +21,8 @@ import {
   transferTopology,
   type FrameTap,
   type ProgressEvent,
+  type ReceiveResult,
+  type SendResult,
   type TransferSource,
 } from '../../../protocols/amqp/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
@@ -274,6 +278,37 @@ describe('transfer over the real broker', () => {
     expect([s, r]).toEqual(['XFER_TOO_LARGE', 'XFER_TOO_LARGE']);
     expect(published).toBe(0);
     expect(existsSync(StagingFile.pathFor(target, p.transferId))).toBe(false);
+  });
+
+  it('completes a transfer whose control queue an agent of an earlier version declared non-durable (an upgrade in flight)', async () => {
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 8 * MiB, [[0, 8 * MiB]]);
+    const p = pair(dir);
+    const topo = transferTopology('cloud-a', 'cloud-b', p.transferId);
+    // The queues as the receiver declared them before the control queue became durable.
+    const owner = await connectBroker(brokerFor('cloud-b'));
+    const ch = await owner.createChannel();
+    const args = (l: { maxLength: number; maxLengthBytes: number }) => ({
+      'x-expires': QUEUE_IDLE_EXPIRY_MS, 'x-max-length': l.maxLength, 'x-max-length-bytes': l.maxLengthBytes, 'x-overflow': 'reject-publish',
+    });
+    await ch.assertExchange(topo.exchange, 'direct', { durable: false, autoDelete: false });
+    await ch.assertQueue(topo.dataQueue, { durable: false, autoDelete: false, arguments: args(QUEUE_LIMITS.data) });
+    await ch.assertQueue(topo.controlQueue, { durable: false, autoDelete: false, arguments: args(QUEUE_LIMITS.control) });
+    await owner.close();
+    const bound = new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 30_000).unref());
+    const abort = new AbortController();
+    const both = Promise.all([
+      sendTransfer({ ...p.send, source: src, chunkSize: MiB, signal: abort.signal }),
+      receiveTransfer({ ...p.receive, targetPath: join(dir, 'dst'), signal: abort.signal }),
+    ]);
+    both.catch(() => undefined);
+    const outcome = await Promise.race([both, bound]);
+    if (outcome === 'stuck') abort.abort();
+    expect(outcome, 'the transfer completed within 30 s').not.toBe('stuck');
+    const [sent, got] = outcome as [SendResult, ReceiveResult];
+    expect(got.digest).toBe(sent.digest);
+    expect(await fileDigest(join(dir, 'dst'))).toBe(await fileDigest(src));
   });
 
   it("keeps a transfer's queues private to its two clouds", async () => {
