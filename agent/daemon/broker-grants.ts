@@ -21,6 +21,9 @@
 import { TRANSFER_QUEUE_POLICY, grantPattern } from '../../protocols/amqp/index.js';
 import { IntercloudError } from '../../protocols/errors/index.js';
 
+/** How often the agent deletes transfer-named queues that are not classic ({@link BrokerGrants.sweepForeignQueues}). */
+export const FOREIGN_QUEUE_SWEEP_MS = 15_000;
+
 /** How to reach the broker's management API. */
 export interface BrokerManagement {
   /** `http://127.0.0.1:PORT`. */
@@ -125,6 +128,26 @@ export class BrokerGrants {
         if (this.#byPeer.has(peer)) await this.#ensureUser(peer);
         await this.#apply(peer);
       }
+    });
+  }
+
+  /**
+   * Finds every queue named like a transfer's that is not a classic queue, has `deleteQueues`
+   * delete them, and returns their names. The protocol declares only classic queues; a peer that
+   * declares one of its granted names first may make it a stream (or quorum) queue, which the
+   * policy's length limits and expiry do not hold (a stream keeps whole segments of the size its
+   * declarer chose, and never expires). The management user has no permission on the vhost, so
+   * the deletion is the caller's: the agent deletes them over AMQP as this cloud. It runs at start
+   * and every {@link FOREIGN_QUEUE_SWEEP_MS}.
+   */
+  sweepForeignQueues(deleteQueues: (names: string[]) => Promise<void>): Promise<string[]> {
+    return this.#serial(async () => {
+      const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name,type`)) as Array<{ name?: unknown; type?: unknown }>;
+      const foreign = queues
+        .filter((q) => typeof q.name === 'string' && q.name.startsWith('xfer.') && q.type !== undefined && q.type !== 'classic')
+        .map((q) => q.name as string);
+      if (foreign.length > 0) await deleteQueues(foreign);
+      return foreign;
     });
   }
 

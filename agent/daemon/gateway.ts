@@ -31,9 +31,9 @@ import { Sequencer, type SequencerEvent } from '../sequencer/index.js';
 import { BaseImageStore } from '../base-images/index.js';
 import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
-import { MAX_TRANSFER_MESSAGE_BYTES, probeMessageCap } from '../../protocols/amqp/index.js';
+import { MAX_TRANSFER_MESSAGE_BYTES, connectBroker, probeMessageCap } from '../../protocols/amqp/index.js';
 import { endpointCheck } from './broker-endpoint.js';
-import { BrokerGrants, type OfferGrant } from './broker-grants.js';
+import { BrokerGrants, FOREIGN_QUEUE_SWEEP_MS, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
 import { heldBasesOf } from './held-bases.js';
@@ -336,6 +336,27 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   await grants?.reconcile([...liveGrants(jobsNow), ...storage.liveGrants(jobsNow)]).catch((err: unknown) => {
     log.warn({ err }, 'could not reconcile peers\' broker grants: they are set again at the next offer or job end');
   });
+  // A peer may declare its granted queue names first as streams, which no policy bounds: deleted.
+  const deleteQueuesAsThisCloud = async (names: string[]): Promise<void> => {
+    const conn = await connectBroker(transfer.broker);
+    try {
+      const ch = await conn.createChannel();
+      for (const name of names) await ch.deleteQueue(name);
+      await ch.close();
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  };
+  const sweepForeignQueues = async (): Promise<void> => {
+    const deleted = await grants?.sweepForeignQueues(deleteQueuesAsThisCloud).catch((err: unknown) => {
+      log.warn({ err }, 'could not list the broker\'s transfer queues to delete those that are not classic');
+      return [];
+    });
+    if (deleted?.length) log.warn({ queues: deleted }, 'deleted transfer queues a peer declared as other than classic queues (a stream or quorum queue escapes the queue limits)');
+  };
+  await sweepForeignQueues();
+  const foreignQueueSweep = grants ? setInterval(() => void sweepForeignQueues(), FOREIGN_QUEUE_SWEEP_MS) : undefined;
+  foreignQueueSweep?.unref();
 
   const api = await startLocalApi(config.api.socket, {
     cloudId,
@@ -396,6 +417,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   return {
     sequencer, session, hypervisor,
     async stop() {
+      if (foreignQueueSweep) clearInterval(foreignQueueSweep);
       api.close();
       metricsServer?.close();
       crlWatch?.stop();

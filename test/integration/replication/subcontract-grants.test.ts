@@ -38,6 +38,9 @@ const mine = [channelTransferId(SC1), newTransferId(SC1)].map((id) => transferTo
 const ATTACK_OFFER = randomUUID();
 const attacked = transferTopology('cloud-a', 'cloud-b', transferIdFor(ATTACK_OFFER, '0'));
 const policyPath = `/api/policies/${encodeURIComponent(VHOST)}/${TRANSFER_QUEUE_POLICY.name}`;
+/** A VM offer of cloud-a whose transfer's data queue cloud-a declares first as a stream. */
+const STREAM_OFFER = randomUUID();
+const streamed = transferTopology('cloud-a', 'cloud-b', transferIdFor(STREAM_OFFER, '0'));
 /** A VM offer of cloud-a that cloud-b granted beside the subcontract. */
 const vmGranted = transferTopology('cloud-a', 'cloud-b', transferIdFor(VM_OFFER, '0'));
 /** Live transfers into cloud-b that cloud-a was not granted: another subcontract's, another VM offer's. */
@@ -178,7 +181,7 @@ afterAll(async () => {
   try {
     if (owner) {
       const ch = await owner.createChannel();
-      for (const t of [...mine, vmGranted, attacked, ...others]) {
+      for (const t of [...mine, vmGranted, attacked, streamed, ...others]) {
         await ch.deleteQueue(t.dataQueue);
         await ch.deleteQueue(t.controlQueue);
         await ch.deleteExchange(t.exchange);
@@ -271,4 +274,32 @@ describe("a storage subcontract's grant at cloud-b's broker (transfers vhost)", 
       await fresh.withdraw('cloud-a', ATTACK_OFFER);
     }
   }, 120_000);
+  it("deletes a granted queue name cloud-a declared as a stream (which no policy bounds), and no classic queue", async () => {
+    await grants.grant({ peer: 'cloud-a', offerId: STREAM_OFFER, transferIds: [transferIdFor(STREAM_OFFER, '0')] });
+    const conn = await connectAs('cloud-a');
+    try {
+      const ch = await conn.createConfirmChannel();
+      await ch.assertExchange(streamed.exchange, 'direct', { durable: false });
+      await ch.assertQueue(streamed.dataQueue, { durable: true, arguments: { 'x-queue-type': 'stream', 'x-stream-max-segment-size-bytes': 3_000_000_000 } });
+      await ch.bindQueue(streamed.dataQueue, streamed.exchange, ROUTING.data);
+      ch.publish(streamed.exchange, ROUTING.data, Buffer.alloc(1024 * 1024));
+      await ch.waitForConfirms();
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+    const classicBefore = (await mgmt('GET', `/api/queues/${encodeURIComponent(VHOST)}?columns=name,type`)).body as Array<{ name: string; type: string }>;
+    expect(classicBefore.find((q) => q.name === streamed.dataQueue)?.type).toBe('stream');
+    // As the agent does: the deletion over AMQP as cloud-b (its management user has no vhost permission).
+    const deleted = await grants.sweepForeignQueues(async (names) => {
+      const ch = await owner!.createChannel();
+      for (const n of names) await ch.deleteQueue(n);
+      await ch.close();
+    });
+    expect(deleted).toContain(streamed.dataQueue);
+    const after = (await mgmt('GET', `/api/queues/${encodeURIComponent(VHOST)}?columns=name,type`)).body as Array<{ name: string; type: string }>;
+    expect(after.map((q) => q.name)).not.toContain(streamed.dataQueue);
+    // Every classic queue there before is there still (the others' transfers among them).
+    for (const q of classicBefore.filter((c) => c.type === 'classic')) expect(after.map((a) => a.name)).toContain(q.name);
+    await grants.withdraw('cloud-a', STREAM_OFFER);
+  }, 60_000);
 });

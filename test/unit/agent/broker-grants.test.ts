@@ -22,11 +22,12 @@ let server: Server | undefined;
 afterEach(() => { server?.close(); server = undefined; });
 
 /** A management API holding users and permissions; `down` makes it answer 503, `policyDown` only to the policy. */
-async function fakeBroker(initial: { users?: string[]; permissions?: string[] } = {}) {
+async function fakeBroker(initial: { users?: string[]; permissions?: string[]; queues?: Array<{ name: string; type: string }> } = {}) {
   const calls: Call[] = [];
   const users = new Set(initial.users ?? []);
   const perms = new Map<string, string>((initial.permissions ?? []).map((u) => [u, 'x']));
   const state = { down: false, policyDown: false };
+  const queues: Array<{ name: string; type: string }> = [...(initial.queues ?? [])];
   server = createServer((req, res) => {
     let data = '';
     req.on('data', (d) => { data += String(d); }).on('end', () => {
@@ -36,7 +37,9 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[] } 
       if (req.headers.authorization !== `Basic ${Buffer.from('_agent:pw').toString('base64')}`) { res.writeHead(401).end(); return; }
       if (state.down) { res.writeHead(503).end('down'); return; }
       const m = /^\/api\/(users|permissions\/transfers)\/([^/]+)$/.exec(path);
-      if (path === POLICY_PATH && call.method === 'PUT') {
+      if (path === '/api/queues/transfers?columns=name,type' && call.method === 'GET') {
+        res.writeHead(200).end(JSON.stringify(queues));
+      } else if (path === POLICY_PATH && call.method === 'PUT') {
         res.writeHead(state.policyDown ? 503 : 201).end();
       } else if (path === '/api/vhosts/transfers/permissions') {
         res.writeHead(200).end(JSON.stringify([...perms.keys()].map((user) => ({ user, vhost: 'transfers' }))));
@@ -52,7 +55,7 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[] } 
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
   const grants = new BrokerGrants({ url, user: '_agent', password: 'pw', vhost: 'transfers', cloudId: 'cloud-b' });
-  return { calls, users, perms, state, grants };
+  return { calls, users, perms, state, grants, queues };
 }
 
 const matches = (re: string | undefined, name: string): boolean => re !== undefined && new RegExp(re).test(name);
@@ -69,6 +72,19 @@ describe('BrokerGrants', () => {
     expect(b.calls.filter((c) => c.path === POLICY_PATH)).toHaveLength(1);
     expect(b.calls[policy]!.body).toEqual(TRANSFER_QUEUE_POLICY.body);
     expect(new RegExp(TRANSFER_QUEUE_POLICY.body.pattern).test(transferTopology('cloud-a', 'cloud-b', ID1).dataQueue)).toBe(true);
+  });
+
+  it("deletes the transfer queues that are not classic (a peer's stream or quorum queue) and nothing else", async () => {
+    const data = transferTopology('cloud-a', 'cloud-b', ID1).dataQueue;
+    const ctl = transferTopology('cloud-a', 'cloud-b', ID2).controlQueue;
+    const quorum = transferTopology('cloud-c', 'cloud-b', ID3).dataQueue;
+    const b = await fakeBroker({ queues: [{ name: data, type: 'stream' }, { name: ctl, type: 'classic' }, { name: quorum, type: 'quorum' }, { name: 'operator.own', type: 'stream' }] });
+    const deleteQueues = async (names: string[]) => {
+      for (const n of names) b.queues.splice(b.queues.findIndex((q) => q.name === n), 1);
+    };
+    expect((await b.grants.sweepForeignQueues(deleteQueues)).sort()).toEqual([data, quorum].sort());
+    expect(b.queues.map((q) => q.name).sort()).toEqual([ctl, 'operator.own'].sort());
+    expect(await b.grants.sweepForeignQueues(async () => { throw new Error('nothing to delete'); })).toEqual([]);
   });
 
   it('gives no permission when the policy cannot be put', async () => {
