@@ -49,9 +49,11 @@ export const QUEUE_LIMITS = {
  * The broker policy (RabbitMQ `PUT /api/policies/VHOST/NAME`) that bounds every queue a transfer
  * name may take, whoever declares it: a peer's grant lets it declare its transfers' queues, and
  * one that declares first chooses their arguments (none: unbounded). A policy's length limits and
- * expiry apply beside a queue's own, the smaller winning, so a queue is held to at most the data
- * queue's limits whatever it was declared with. The agent puts it in place before it grants any
- * peer anything (`BrokerGrants`).
+ * expiry apply beside a queue's own, the smaller winning, so a classic queue is held to at most the
+ * data queue's limits whatever it was declared with (its own `x-overflow` wins over the policy's:
+ * a peer may make its queue drop its oldest messages instead of refusing new ones, still within
+ * the limits). A stream is not held by it: the agent deletes those (`sweepForeignQueues`). The
+ * agent puts the policy in place before it grants any peer anything (`BrokerGrants`).
  */
 export const TRANSFER_QUEUE_POLICY = {
   name: 'intercloud-transfer-queues',
