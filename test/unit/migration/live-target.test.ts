@@ -86,6 +86,9 @@ describe('live move, target side (fake ports)', () => {
     const { done } = await seq.start('migrate-in-live', inboundJobId('o1'), input);
     for (const k of ['0.0', '1.0', '0.1', '1.1']) w.arrive(k);
     await until(() => w.calls.includes('got:1.1@d1-1'));
+    // Both overlays here before the state: each is linked onto its chain (on a loaded machine the
+    // second link may come a moment after its `got`; a state arriving first would leave it to the restore).
+    await until(() => w.calls.filter((c) => c.startsWith('link:')).length === 2);
     w.arrive('state');
     w.mailbox.deliverInstantiate('o1', order(keys));
     await until(() => w.calls.some((c) => c.startsWith('restore:')));
