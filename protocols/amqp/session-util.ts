@@ -6,21 +6,38 @@ import type { Channel, ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { brokerError } from './connection.js';
 import { xferError } from './errors.js';
 
-/** Publishes `body` to `exchange`/`routingKey` and resolves when the broker confirms it. */
+/**
+ * Longest wait for the broker's confirm of one control message. A broker in a resource alarm
+ * (memory, disk) stops reading its publishers and confirms nothing; without a bound, whoever
+ * waits for the confirm — a receiver winding down after its expiry — would wait for ever.
+ */
+export const CONFIRM_TIMEOUT_MS = 30_000;
+
+/**
+ * Publishes `body` to `exchange`/`routingKey` and resolves when the broker confirms it; rejects
+ * with a retryable `XFER_BROKER` when it refuses it, or confirms nothing in `timeoutMs`.
+ */
 export function publishConfirmed(
   ch: ConfirmChannel,
   exchange: string,
   routingKey: string,
   body: Buffer,
   persistent: boolean,
+  timeoutMs = CONFIRM_TIMEOUT_MS,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(xferError('XFER_BROKER', `broker confirmed no message to '${exchange}' in ${timeoutMs} ms (a resource alarm?)`, { retryable: true }));
+    }, timeoutMs);
+    timer.unref();
     try {
       ch.publish(exchange, routingKey, body, { persistent, mandatory: false }, (err) => {
+        clearTimeout(timer);
         if (err) reject(brokerError(err, `broker did not confirm a message to '${exchange}'`));
         else resolve();
       });
     } catch (err) {
+      clearTimeout(timer);
       reject(brokerError(err, `cannot publish to '${exchange}'`));
     }
   });
