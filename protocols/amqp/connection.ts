@@ -88,6 +88,13 @@ export function brokerError(err: unknown, what: string): XferError {
   return xferError(auth ? 'XFER_BROKER_AUTH' : 'XFER_BROKER', `${what}: ${text}`, { cause: err, details });
 }
 
+const LEGACY_CONTROL_QUEUE = 'legacyControlQueue';
+
+/** True for {@link assertTopology}'s error about a control queue an earlier agent declared non-durable. */
+export function isLegacyControlQueue(err: unknown): boolean {
+  return isIntercloudError(err) && (err as XferError).details[LEGACY_CONTROL_QUEUE] === true;
+}
+
 /**
  * Declares the transfer's exchange and queues (idempotent; both sides call it). `durable`
  * makes them survive a broker restart (only useful with persistent messages). Queues vanish
@@ -115,7 +122,7 @@ export async function assertTopology(ch: Channel, topo: TransferTopology, durabl
     // 406 PRECONDITION_FAILED: the queue exists with other arguments (`durable` among them).
     if ((err as { code?: unknown }).code !== 406 || !controlDurable) throw err;
     throw xferError('XFER_BROKER', `control queue '${topo.controlQueue}' exists with other arguments (declared non-durable, as by an agent of an earlier version?): declared non-durable on the next attempt`, {
-      cause: err, retryable: true, details: { replyCode: 406, legacyControlQueue: true },
+      cause: err, retryable: true, details: { replyCode: 406, [LEGACY_CONTROL_QUEUE]: true },
     });
   }
   await ch.bindQueue(topo.dataQueue, topo.exchange, ROUTING.data);

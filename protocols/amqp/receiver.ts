@@ -6,7 +6,7 @@
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
-import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
+import { assertTopology, brokerError, connectBroker, deleteTopology, isLegacyControlQueue, type BrokerOptions } from './connection.js';
 import { xferError, type XferError } from './errors.js';
 import { CHUNK_CODECS, decodeChunk } from './chunk-codec.js';
 import { decodeFrame, isTransferId, verifyPayload, type Frame } from './frame.js';
@@ -130,9 +130,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     const at = o.expiresAt ?? machine.manifest?.expiresAt;
     if (at === undefined || expiryTimer) return;
     expiryTimer = setTimeout(() => {
-      // Committed, its answer never confirmed by the broker: the file is whole and in place.
-      if (machine.phase === 'committed') done.resolve();
-      else enqueue(() => fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(at).toISOString()}'`), 'expired'));
+      enqueue(() => fail(xferError('XFER_EXPIRED', `transfer '${o.transferId}' expired at '${new Date(at).toISOString()}'`), 'expired'));
     }, Math.max(0, at - now()));
   };
 
@@ -412,7 +410,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       }
       await Promise.race([closed.promise, done.promise.catch(() => undefined)]);
     } catch (err) {
-      if (isIntercloudError(err) && (err as XferError).details['legacyControlQueue'] === true) controlDurable = false;
+      if (isLegacyControlQueue(err)) controlDurable = false;
       throw brokerError(err, `receiver(${o.to}): broker session failed`);
     } finally {
       await work;

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
-import { assertTopology, brokerError, connectBroker, deleteTopology, type BrokerOptions } from './connection.js';
+import { assertTopology, brokerError, connectBroker, deleteTopology, isLegacyControlQueue, type BrokerOptions } from './connection.js';
 import { xferError, type XferError } from './errors.js';
 import { zeroChunkSha256 } from './digest.js';
 import { CHUNK_CODECS } from './chunk-codec.js';
@@ -443,7 +443,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
         }
       }
     } catch (err) {
-      if (isIntercloudError(err) && (err as XferError).details['legacyControlQueue'] === true) controlDurable = false;
+      if (isLegacyControlQueue(err)) controlDurable = false;
       throw brokerError(err, `sender(${o.from}): broker session failed`);
     } finally {
       await stage.settle();
