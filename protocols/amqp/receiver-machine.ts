@@ -9,7 +9,11 @@
  *   `have` records are written after the staging fsync), so a crash never loses a held chunk;
  * - a chunk index is applied at most once per staging file (duplicates and redeliveries are
  *   dropped; writes are positional, so even a repeated write would be harmless);
- * - the target is committed only when every index is held and the whole SHA-256 matches.
+ * - the target is committed only when every index is held and the whole SHA-256 matches;
+ * - `committed` is journaled before the staging file is renamed onto the target (the rename is
+ *   the action after it), so a receiver killed between the two finds `committed` and a staging
+ *   file still there, and renames it (`StagingFile.completeCommit`); killed after the
+ *   rename, it finds `committed` and no staging file. Never a held chunk without its file.
  */
 import { ChunkSet, type ChunkRanges } from './chunk-set.js';
 import type { FrameHeader } from './frame.js';
@@ -88,6 +92,8 @@ export type ReceiverAction =
   | { readonly type: 'journal'; readonly record: JournalRecord }
   | { readonly type: 'send'; readonly message: ControlMessage }
   | { readonly type: 'verify'; readonly digest: string }
+  /** Rename the verified staging file onto the target (after `committed` is journaled). */
+  | { readonly type: 'commit-staging' }
   | { readonly type: 'remove-staging' };
 
 /** The receiver's bookkeeping for one transfer. */
@@ -263,13 +269,17 @@ export class ReceiverMachine {
     return out;
   }
 
-  /** The verification's outcome: commit (the I/O side renames) or abort on a mismatch. */
+  /**
+   * The verification's outcome: commit or abort on a mismatch. Commit is `committed` journaled,
+   * then the rename, then the answer: the sender learns of the commit only once the file is in place.
+   */
   onVerified(ok: boolean): ReceiverAction[] {
     if (this.phaseValue !== 'verifying') return [];
     if (!ok) return this.abort('failed', 'XFER_DIGEST_MISMATCH');
     this.phaseValue = 'committed';
     return [
       { type: 'journal', record: { t: 'committed', digest: this.digestValue! } },
+      { type: 'commit-staging' },
       ...this.finalAnswer(),
     ];
   }

@@ -100,8 +100,16 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     await journal.close();
     throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
   }
-  let staging = machine.manifest && machine.phase !== 'committed'
-    ? await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size)
+  let staging: StagingFile | undefined;
+  // Committed: the journal says so before the rename, which a kill may have come before.
+  if (machine.phase === 'committed') await StagingFile.completeCommit(o.targetPath, o.transferId);
+  else if (machine.manifest) staging = await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size);
+  // Held chunks live in the staging file: one this run had to create holds none of them (removed
+  // behind our back). Verifying it would blame the sender with a digest mismatch; this says what broke.
+  const stagingLost = staging?.createdByThisRun === true && machine.heldCount > 0
+    ? xferError('XFER_IO', `the staging file '${staging.path}' of transfer '${o.transferId}' is gone with the ${machine.heldCount} chunks it held: the transfer cannot be verified`, {
+      details: { path: staging.path, held: machine.heldCount },
+    })
     : undefined;
   const frames = { data: 0, compressed: 0, zero: 0, ref: 0, duplicate: 0, corrupt: 0, dropped: 0 };
   let bytesReceived = 0;
@@ -172,6 +180,18 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           // The transfer is over once the sender can learn it is: `committed` confirmed.
           if ((await send(a.message)) && a.message.type === 'committed') done.resolve();
           break;
+        case 'commit-staging':
+          try {
+            await staging!.commit();
+          } catch (err) {
+            // `committed` is journaled: the transfer must not end as a success nor be aborted. A
+            // restarted receiver finishes the rename (StagingFile.completeCommit).
+            const e = isIntercloudError(err) ? (err as XferError) : xferError('XFER_IO', String(err), { cause: err });
+            done.reject(e);
+            throw e;
+          }
+          staging = undefined;
+          break;
         case 'remove-staging':
           if (staging) await staging.remove();
           else await StagingFile.open(o.targetPath, o.transferId, 0).then((s) => s.remove());
@@ -180,8 +200,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
           await flush();
           const digest = await staging!.digest(machine.manifest!.chunkSize, (i) => machine.isHole(i));
           const ok = digest === a.digest;
-          if (ok) await staging!.commit();
-          await run(machine.onVerified(ok)); // ok: resolves `done` once `committed` is confirmed
+          await run(machine.onVerified(ok)); // ok: renames, then resolves `done` once `committed` is confirmed
           if (!ok) await fail(xferError('XFER_DIGEST_MISMATCH', `assembled file has digest '${digest}', sender sent '${a.digest}'`), 'failed', false);
           break;
         }
@@ -399,7 +418,8 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
       const c = ch;
       // Tell the (possibly restarted) sender what we hold; answer a finished transfer at once.
       enqueue(async () => {
-        if (machine.phase === 'committed') await run(machine.onEnd(machine.manifest!, machine.digest!));
+        if (stagingLost) await fail(stagingLost, 'failed');
+        else if (machine.phase === 'committed') await run(machine.onEnd(machine.manifest!, machine.digest!));
         else if (machine.manifest) await send(machine.status(hashes));
       });
       if (machine.phase === 'committed') {

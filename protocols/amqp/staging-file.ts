@@ -176,6 +176,24 @@ export class StagingFile {
     }
   }
 
+  /**
+   * Finishes a commit a killed receiver journaled but may not have done: the staging file of
+   * `transferId`, if it is still there, is made the target ({@link commit}). Returns whether it
+   * was. Only for a transfer whose journal says `committed` (its staging file was verified).
+   */
+  static async completeCommit(targetPath: string, transferId: string): Promise<boolean> {
+    const path = StagingFile.pathFor(targetPath, transferId);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(path, constants.O_RDWR);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false; // renamed before the kill
+      throw ioError(err, `cannot open staging file '${path}'`);
+    }
+    await new StagingFile(path, targetPath, handle, false).commit();
+    return true;
+  }
+
   /** Makes the staging file the target: fsync, rename(2), fsync the directory. */
   async commit(): Promise<void> {
     try {

@@ -92,6 +92,8 @@ describe('receiver machine', () => {
     m.onDurable([0]);
     expect(m.onEnd(manifestOf(1), DIGEST).map((a) => a.type)).toEqual(['journal', 'verify']);
     const c = m.onVerified(true);
+    // Journaled first, renamed next, answered last: the sender learns of a file in place.
+    expect(c.map((a) => a.type)).toEqual(['journal', 'commit-staging', 'send']);
     expect(c[0]).toEqual({ type: 'journal', record: { t: 'committed', digest: DIGEST } });
     expect(sent(m.onEnd(manifestOf(1), DIGEST))[0]).toMatchObject({ type: 'committed', digest: DIGEST, size: 4096 });
   });
