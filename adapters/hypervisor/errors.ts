@@ -38,6 +38,7 @@ export const LibvirtErrors = defineErrorCodes('libvirt', {
   LIBVIRT_CONNECTION_LOST: { doc: 'the ssh connection closed while a command or stream was running', retryable: true },
   LIBVIRT_COMMAND_MISSING: { doc: 'virsh or qemu-img is not installed (or not at the configured path) on the host', retryable: false },
   LIBVIRT_DAEMON_UNAVAILABLE: { doc: 'virsh could not connect to libvirtd (stopped or restarting): the command did nothing', retryable: true },
+  LIBVIRT_DAEMON_LOST: { doc: 'virsh lost its connection to libvirtd mid-command (libvirtd killed or restarted): whether the command took effect is unknown', retryable: true },
   LIBVIRT_COMMAND_FAILED: { doc: 'virsh or qemu-img exited non-zero', retryable: false },
   LIBVIRT_OUTPUT_INVALID: { doc: 'virsh or qemu-img printed something we cannot read', retryable: false },
 });

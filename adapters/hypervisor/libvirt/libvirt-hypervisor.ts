@@ -68,6 +68,13 @@ const FORMAT_OF_QEMU: Record<string, DiskFormat> = { raw: 'raw', qcow2: 'qcow2',
  */
 const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor\n/;
 
+/**
+ * What virsh prints first when its connection to libvirtd dropped after it opened (libvirtd
+ * killed or restarted mid-command): the command may or may not have taken effect. Seen on
+ * Debian 12's libvirt by cutting virsh's socket after each of its writes (libvirt-faults test).
+ */
+const VIRSH_CONNECTION_DROPPED = /^error: (?:Disconnected from \S+ due to end of file|no valid connection|End of file while reading data|Unable to register disconnect callback)[^\n]*(?:\n|$)/;
+
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
   readonly kind = 'libvirt';
@@ -112,6 +119,14 @@ export class LibvirtHypervisor implements Hypervisor {
     // in a moment; never read as an answer about the domain ("no such vm").
     if (r.exitStatus === 1 && VIRSH_NOT_CONNECTED.test(r.stderr)) {
       throw hvError('LIBVIRT_DAEMON_UNAVAILABLE', `${this.prefix}: 'virsh ${args[0] ?? ''}' could not connect to libvirtd at '${this.settings.uri}': ${r.stderr.split('\n')[1] ?? ''}`, {
+        details: { tool: 'virsh', args: [...args], exitStatus: r.exitStatus, stderr: r.stderr, where: this.runner.where },
+      });
+    }
+    // libvirtd went away while virsh waited for its answer: not a refusal of the command, whose
+    // effect is unknown — the caller's retry finds out what is there (a restore's half-made
+    // domain is taken away by its UUID). Never read as an answer about the domain either.
+    if (r.exitStatus === 1 && VIRSH_CONNECTION_DROPPED.test(r.stderr)) {
+      throw hvError('LIBVIRT_DAEMON_LOST', `${this.prefix}: 'virsh ${args[0] ?? ''}' lost its connection to libvirtd at '${this.settings.uri}': ${r.stderr.split('\n')[0] ?? ''}`, {
         details: { tool: 'virsh', args: [...args], exitStatus: r.exitStatus, stderr: r.stderr, where: this.runner.where },
       });
     }

@@ -153,6 +153,54 @@ describe('libvirt adapter: faults', () => {
     await hv.close();
   });
 
+  it('libvirtd gone mid-command (its socket cut after each of virsh\'s writes in turn): LIBVIRT_DAEMON_LOST or _UNAVAILABLE, retryable, or the right answer; never a wrong one', async () => {
+    // A socket between virsh and cloud-a's libvirtd that lets `cut` of virsh's writes through,
+    // then closes both sides, as libvirtd's death does.
+    const real = libvirt('cloud-a').uri.match(/socket=([^&]+)/)?.[1];
+    expect(real).toBeDefined();
+    const direct = createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
+    const truth = (await direct.listVms()).map((v) => v.name).sort();
+    await direct.close();
+    const seen = new Set<string>();
+    for (let cut = 1; cut <= 10; cut++) {
+      const path = join(dir, `libvirt-cut-${cut}.sock`);
+      const proxy = net.createServer((client) => {
+        const daemon = net.connect(real!);
+        let writes = 0;
+        client.on('data', (d) => {
+          if (++writes > cut) {
+            client.destroy();
+            daemon.destroy();
+          } else daemon.write(d);
+        });
+        daemon.on('data', (d) => client.write(d));
+        for (const [a, b] of [[client, daemon], [daemon, client]] as const) {
+          a.on('error', () => b.destroy());
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise<void>((r) => proxy.listen(path, r));
+      const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { uri: `qemu+unix:///system?socket=${path}` }));
+      try {
+        const got = await hv.listVms().then((vms) => vms.map((v) => v.name).sort(), (e: unknown) => e);
+        if (Array.isArray(got)) {
+          expect(got, `cut after ${cut} writes`).toEqual(truth);
+          seen.add('answer');
+        } else {
+          const err = got as IntercloudError;
+          expect(['LIBVIRT_DAEMON_UNAVAILABLE', 'LIBVIRT_DAEMON_LOST'], `cut after ${cut} writes: ${err.message}`).toContain(err.code);
+          expect(err.retryable).toBe(true);
+          seen.add(err.code);
+        }
+      } finally {
+        await hv.close();
+        await new Promise((r) => proxy.close(r));
+      }
+    }
+    // Each way a cut can end was met: before the connection opened, mid-command, after the answer.
+    expect([...seen].sort()).toEqual(['LIBVIRT_DAEMON_LOST', 'LIBVIRT_DAEMON_UNAVAILABLE', 'answer']);
+  });
+
   it('a bad config is refused before any connection, with the fix', () => {
     expect(() => createHypervisor('libvirt', { ...libvirtSshConfig('cloud-a'), bogus: 1 })).toThrow(/bogus/);
     const { hostKeyFingerprint: _f, ...noPin } = libvirtSshConfig('cloud-a').ssh as Record<string, unknown>;
