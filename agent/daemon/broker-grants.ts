@@ -24,6 +24,22 @@ import { IntercloudError } from '../../protocols/errors/index.js';
 /** How often the agent deletes transfer-named queues that are not classic ({@link BrokerGrants.sweepForeignQueues}). */
 export const FOREIGN_QUEUE_SWEEP_MS = 15_000;
 
+/**
+ * Most transfer queues one peer's transfers into this cloud may have on its broker at once
+ * ({@link BrokerGrants.capPeerQueues}). A transfer has two; a VM move has a few at once (one per
+ * image in flight), a storage subcontract its request channel and a batch transfer per batch
+ * in flight (4 by default), so an honest peer stays far below. A subcontract's grant is a prefix,
+ * under which the peer may name as many transfers as it likes: this is the bound.
+ */
+export const MAX_PEER_QUEUES = 512;
+
+/**
+ * RabbitMQ's `max-queues` limit put on the transfers vhost with the queue policy: what bounds the
+ * broker's memory between two sweeps, whatever peers declare meanwhile. An operator's lower limit
+ * is kept.
+ */
+export const MAX_VHOST_QUEUES = 8192;
+
 /** How to reach the broker's management API. */
 export interface BrokerManagement {
   /** `http://127.0.0.1:PORT`. */
@@ -36,6 +52,17 @@ export interface BrokerManagement {
   readonly cloudId: string;
   /** Longest one call may take, ms (default 5000). */
   readonly timeoutMs?: number;
+  /** Most transfer queues per peer (default {@link MAX_PEER_QUEUES}). */
+  readonly maxPeerQueues?: number;
+  /** The vhost's `max-queues` limit (default {@link MAX_VHOST_QUEUES}). */
+  readonly maxQueues?: number;
+}
+
+/** A peer cut off by {@link BrokerGrants.capPeerQueues}. */
+export interface PeerCutOff {
+  readonly peer: string;
+  /** How many transfer queues its transfers had. */
+  readonly queues: number;
 }
 
 /** One offer's grant. */
@@ -68,6 +95,8 @@ export class BrokerGrants {
   readonly #byPeer = new Map<string, Map<string, Held>>();
   #tail: Promise<unknown> = Promise.resolve();
   #policySet = false;
+  /** Peers cut off for holding more queues than {@link MAX_PEER_QUEUES}: no permission until the agent restarts. */
+  readonly #cutOff = new Set<string>();
 
   constructor(management: BrokerManagement) {
     this.#m = management;
@@ -83,6 +112,11 @@ export class BrokerGrants {
   grant(g: OfferGrant): Promise<void> {
     return this.#serial(async () => {
       this.#check(g);
+      if (this.#cutOff.has(g.peer)) {
+        throw new IntercloudError('XFER_BROKER_AUTH', `cloud '${g.peer}' was cut off from this cloud's broker for declaring more transfer queues than any transfer needs; it gets no permission until the agent restarts`, {
+          details: { peer: g.peer },
+        });
+      }
       const offers = this.#byPeer.get(g.peer) ?? new Map<string, Held>();
       const before = offers.get(g.offerId);
       offers.set(g.offerId, held(g));
@@ -151,6 +185,43 @@ export class BrokerGrants {
     });
   }
 
+  /**
+   * Counts each peer's transfer queues (`xfer.<peer>.<this cloud>.…`, see `grantPattern`) and cuts
+   * off every peer over {@link MAX_PEER_QUEUES}: its permission on the vhost is withdrawn for good
+   * (this agent run), its connections to the vhost are closed (a channel keeps permissions it checked), and
+   * `deleteQueues` deletes all its transfer queues — its honest transfers with them: a peer that
+   * floods this broker gets nothing from it. Runs with {@link sweepForeignQueues}.
+   */
+  capPeerQueues(deleteQueues: (names: string[]) => Promise<void>): Promise<PeerCutOff[]> {
+    return this.#serial(async () => {
+      const max = this.#m.maxPeerQueues ?? MAX_PEER_QUEUES;
+      const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name`)) as Array<{ name?: unknown }>;
+      const byPeer = new Map<string, string[]>();
+      for (const q of queues) {
+        const peer = typeof q.name === 'string' ? transferSender(q.name, this.#m.cloudId) : undefined;
+        if (peer !== undefined) byPeer.set(peer, [...(byPeer.get(peer) ?? []), q.name as string]);
+      }
+      const cut: PeerCutOff[] = [];
+      for (const [peer, names] of byPeer) {
+        if (names.length <= max) continue;
+        this.#cutOff.add(peer);
+        await this.#apply(peer);
+        const connections = (await this.#call('GET', `/api/connections?columns=name,user,vhost`)) as Array<{ name?: unknown; user?: unknown; vhost?: unknown }>;
+        for (const c of connections) {
+          if (c.user === peer && c.vhost === this.#m.vhost && typeof c.name === 'string') await this.#call('DELETE', `/api/connections/${enc(c.name)}`, undefined, [404]);
+        }
+        await deleteQueues(names);
+        cut.push({ peer, queues: names.length });
+      }
+      return cut;
+    });
+  }
+
+  /** The peers cut off by {@link capPeerQueues} (tests, diagnostics). */
+  cutOff(): string[] {
+    return [...this.#cutOff];
+  }
+
   /** The transfer ids `peer` may reach now by exact id (tests, diagnostics). */
   granted(peer: string): string[] {
     return [...(this.#byPeer.get(peer)?.values() ?? [])].flatMap((h) => h.ids);
@@ -171,7 +242,7 @@ export class BrokerGrants {
     const ids = this.granted(peer);
     const prefixes = this.grantedPrefixes(peer);
     const path = `/api/permissions/${enc(this.#m.vhost)}/${enc(peer)}`;
-    if (ids.length === 0 && prefixes.length === 0) {
+    if (this.#cutOff.has(peer) || (ids.length === 0 && prefixes.length === 0)) {
       await this.#call('DELETE', path, undefined, [404]);
       return;
     }
@@ -180,10 +251,19 @@ export class BrokerGrants {
     await this.#call('PUT', path, { configure: re, write: re, read: re });
   }
 
-  /** Puts {@link TRANSFER_QUEUE_POLICY} on the vhost (once per agent run; idempotent at the broker). */
+  /**
+   * Puts {@link TRANSFER_QUEUE_POLICY} and the `max-queues` limit ({@link MAX_VHOST_QUEUES}, or an
+   * operator's lower one) on the vhost (once per agent run; idempotent at the broker).
+   */
   async #ensureQueuePolicy(): Promise<void> {
     if (this.#policySet) return;
     await this.#call('PUT', `/api/policies/${enc(this.#m.vhost)}/${enc(TRANSFER_QUEUE_POLICY.name)}`, TRANSFER_QUEUE_POLICY.body);
+    const limits = (await this.#call('GET', `/api/vhost-limits/${enc(this.#m.vhost)}`)) as Array<{ value?: Record<string, unknown> }> | null;
+    const now = limits?.[0]?.value?.['max-queues'];
+    const want = this.#m.maxQueues ?? MAX_VHOST_QUEUES;
+    if (typeof now !== 'number' || now < 0 || now > want) {
+      await this.#call('PUT', `/api/vhost-limits/${enc(this.#m.vhost)}/max-queues`, { value: want });
+    }
     this.#policySet = true;
   }
 
@@ -232,3 +312,10 @@ export class BrokerGrants {
 }
 
 const enc = (s: string): string => encodeURIComponent(s);
+
+/** The sending cloud of a transfer queue into `to` (`xfer.<from>.<to>.<id>.data|ctl`), or undefined. */
+function transferSender(queue: string, to: string): string | undefined {
+  const parts = queue.split('.');
+  if (parts.length !== 5 || parts[0] !== 'xfer' || parts[2] !== to || (parts[4] !== 'data' && parts[4] !== 'ctl')) return undefined;
+  return parts[1] === to ? undefined : parts[1];
+}

@@ -33,7 +33,7 @@ import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
 import { MAX_TRANSFER_MESSAGE_BYTES, connectBroker, probeMessageCap } from '../../protocols/amqp/index.js';
 import { endpointCheck } from './broker-endpoint.js';
-import { BrokerGrants, FOREIGN_QUEUE_SWEEP_MS, type OfferGrant } from './broker-grants.js';
+import { BrokerGrants, FOREIGN_QUEUE_SWEEP_MS, MAX_PEER_QUEUES, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
 import { heldBasesOf } from './held-bases.js';
@@ -353,6 +353,13 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return [];
     });
     if (deleted?.length) log.warn({ queues: deleted }, 'deleted transfer queues a peer declared as other than classic queues (a stream or quorum queue escapes the queue limits)');
+    const cut = await grants?.capPeerQueues(deleteQueuesAsThisCloud).catch((err: unknown) => {
+      log.warn({ err }, 'could not count the peers\' transfer queues on this cloud\'s broker');
+      return [];
+    });
+    for (const c of cut ?? []) {
+      log.error({ peer: c.peer, queues: c.queues, max: MAX_PEER_QUEUES }, 'cut a peer off from this cloud\'s broker: its transfers held more queues than any transfer needs; its permission is withdrawn until the agent restarts, its connections closed and its queues deleted');
+    }
   };
   await sweepForeignQueues();
   const foreignQueueSweep = grants ? setInterval(() => void sweepForeignQueues(), FOREIGN_QUEUE_SWEEP_MS) : undefined;

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrokerGrants } from '../../../agent/daemon/broker-grants.js';
+import { BrokerGrants, MAX_VHOST_QUEUES } from '../../../agent/daemon/broker-grants.js';
 import { TRANSFER_QUEUE_POLICY, transferTopology } from '../../../protocols/amqp/index.js';
 import { channelTransferId, newTransferId, transferPrefix } from '../../../agent/replication/index.js';
 
@@ -22,12 +22,16 @@ let server: Server | undefined;
 afterEach(() => { server?.close(); server = undefined; });
 
 /** A management API holding users and permissions; `down` makes it answer 503, `policyDown` only to the policy. */
-async function fakeBroker(initial: { users?: string[]; permissions?: string[]; queues?: Array<{ name: string; type: string }> } = {}) {
+async function fakeBroker(initial: {
+  users?: string[]; permissions?: string[]; queues?: Array<{ name: string; type: string }>; maxQueues?: number;
+  connections?: Array<{ name: string; user: string; vhost: string }>; maxPeerQueues?: number;
+} = {}) {
   const calls: Call[] = [];
   const users = new Set(initial.users ?? []);
   const perms = new Map<string, string>((initial.permissions ?? []).map((u) => [u, 'x']));
-  const state = { down: false, policyDown: false };
+  const state: { down: boolean; policyDown: boolean; maxQueues: number | undefined } = { down: false, policyDown: false, maxQueues: initial.maxQueues };
   const queues: Array<{ name: string; type: string }> = [...(initial.queues ?? [])];
+  const connections = [...(initial.connections ?? [])];
   server = createServer((req, res) => {
     let data = '';
     req.on('data', (d) => { data += String(d); }).on('end', () => {
@@ -39,6 +43,19 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[]; q
       const m = /^\/api\/(users|permissions\/transfers)\/([^/]+)$/.exec(path);
       if (path === '/api/queues/transfers?columns=name,type' && call.method === 'GET') {
         res.writeHead(200).end(JSON.stringify(queues));
+      } else if (path === '/api/queues/transfers?columns=name' && call.method === 'GET') {
+        res.writeHead(200).end(JSON.stringify(queues.map((q) => ({ name: q.name }))));
+      } else if (path === '/api/vhost-limits/transfers' && call.method === 'GET') {
+        res.writeHead(200).end(JSON.stringify(state.maxQueues === undefined ? [] : [{ vhost: 'transfers', value: { 'max-queues': state.maxQueues } }]));
+      } else if (path === '/api/vhost-limits/transfers/max-queues' && call.method === 'PUT') {
+        state.maxQueues = Number(call.body!['value']);
+        res.writeHead(204).end();
+      } else if (path === '/api/connections?columns=name,user,vhost' && call.method === 'GET') {
+        res.writeHead(200).end(JSON.stringify(connections));
+      } else if (path.startsWith('/api/connections/') && call.method === 'DELETE') {
+        const i = connections.findIndex((c) => c.name === path.slice('/api/connections/'.length));
+        if (i >= 0) connections.splice(i, 1);
+        res.writeHead(i >= 0 ? 204 : 404).end();
       } else if (path === POLICY_PATH && call.method === 'PUT') {
         res.writeHead(state.policyDown ? 503 : 201).end();
       } else if (path === '/api/vhosts/transfers/permissions') {
@@ -54,8 +71,10 @@ async function fakeBroker(initial: { users?: string[]; permissions?: string[]; q
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
-  const grants = new BrokerGrants({ url, user: '_agent', password: 'pw', vhost: 'transfers', cloudId: 'cloud-b' });
-  return { calls, users, perms, state, grants, queues };
+  const grants = new BrokerGrants({
+    url, user: '_agent', password: 'pw', vhost: 'transfers', cloudId: 'cloud-b', ...(initial.maxPeerQueues === undefined ? {} : { maxPeerQueues: initial.maxPeerQueues }),
+  });
+  return { calls, users, perms, state, grants, queues, connections };
 }
 
 const matches = (re: string | undefined, name: string): boolean => re !== undefined && new RegExp(re).test(name);
@@ -85,6 +104,49 @@ describe('BrokerGrants', () => {
     expect((await b.grants.sweepForeignQueues(deleteQueues)).sort()).toEqual([data, quorum].sort());
     expect(b.queues.map((q) => q.name).sort()).toEqual([ctl, 'operator.own'].sort());
     expect(await b.grants.sweepForeignQueues(async () => { throw new Error('nothing to delete'); })).toEqual([]);
+  });
+
+  it("limits the vhost's queues with the policy (MAX_VHOST_QUEUES), keeping an operator's lower limit", async () => {
+    const b = await fakeBroker();
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
+    expect(b.state.maxQueues).toBe(MAX_VHOST_QUEUES);
+    const firstPermission = b.calls.findIndex((c) => c.method === 'PUT' && c.path.startsWith('/api/permissions/'));
+    expect(b.calls.findIndex((c) => c.path === '/api/vhost-limits/transfers/max-queues')).toBeLessThan(firstPermission);
+    for (const [operators, kept] of [[100, 100], [-1, MAX_VHOST_QUEUES], [1_000_000, MAX_VHOST_QUEUES]] as const) {
+      const o = await fakeBroker({ maxQueues: operators });
+      await o.grants.grant({ peer: 'cloud-a', offerId: 'o1', transferIds: [ID1] });
+      expect(o.state.maxQueues, `operator's limit ${operators}`).toBe(kept);
+    }
+  });
+
+  it('cuts off a peer whose transfers hold more queues than the cap: permission gone for good, connections closed, all its queues deleted; nobody else touched', async () => {
+    const floods = Array.from({ length: 3 }, (_, i) => transferTopology('cloud-a', 'cloud-b', newTransferId(`sc-${i}`)));
+    const honest = transferTopology('cloud-c', 'cloud-b', ID3);
+    const b = await fakeBroker({
+      maxPeerQueues: 4,
+      queues: [...floods.flatMap((t) => [t.dataQueue, t.controlQueue]), honest.dataQueue, honest.controlQueue, 'operator.own'].map((name) => ({ name, type: 'classic' })),
+      connections: [
+        { name: '127.0.0.1:5 -> 127.0.0.1:5671', user: 'cloud-a', vhost: 'transfers' }, { name: '127.0.0.1:6 -> 127.0.0.1:5671', user: 'cloud-c', vhost: 'transfers' },
+        { name: '127.0.0.1:7 -> 127.0.0.1:5671', user: 'cloud-a', vhost: 'elsewhere' },
+      ],
+    });
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'sub', transferIds: [], transferPrefixes: [transferPrefix('sc-0')] });
+    await b.grants.grant({ peer: 'cloud-c', offerId: 'o3', transferIds: [ID3] });
+    const deleteQueues = async (names: string[]) => {
+      for (const n of names) b.queues.splice(b.queues.findIndex((q) => q.name === n), 1);
+    };
+    expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([{ peer: 'cloud-a', queues: 6 }]);
+    expect(b.perms.has('cloud-a')).toBe(false);
+    expect(b.connections.map((c) => `${c.user}@${c.vhost}`)).toEqual(['cloud-c@transfers', 'cloud-a@elsewhere']);
+    expect(b.queues.map((q) => q.name).sort()).toEqual([honest.dataQueue, honest.controlQueue, 'operator.own'].sort());
+    expect(b.perms.has('cloud-c')).toBe(true);
+    expect(b.grants.cutOff()).toEqual(['cloud-a']);
+    // No new grant, and none put back at start, for the rest of this run.
+    await expect(b.grants.grant({ peer: 'cloud-a', offerId: 'o9', transferIds: [ID1] })).rejects.toMatchObject({ code: 'XFER_BROKER_AUTH' });
+    await b.grants.reconcile([{ peer: 'cloud-a', offerId: 'sub', transferIds: [], transferPrefixes: [transferPrefix('sc-0')] }]);
+    expect(b.perms.has('cloud-a')).toBe(false);
+    // At the cap, a peer is left alone.
+    expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([]);
   });
 
   it('gives no permission when the policy cannot be put', async () => {
