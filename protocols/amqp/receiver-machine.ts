@@ -142,6 +142,10 @@ export class ReceiverMachine {
   get heldCount(): number {
     return this.held?.size ?? 0;
   }
+  /** Chunks held durably that hold data: held and not holes (a hole is never written into the staging file). */
+  get heldDataCount(): number {
+    return (this.held?.size ?? 0) - (this.holes?.size ?? 0);
+  }
   /** Bytes of the file held durably. */
   get heldBytes(): number {
     const m = this.manifestValue;

@@ -101,12 +101,18 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     throw xferError('XFER_ABORTED', `transfer '${o.transferId}' was aborted earlier`);
   }
   let staging: StagingFile | undefined;
-  // Committed: the journal says so before the rename, which a kill may have come before.
-  if (machine.phase === 'committed') await StagingFile.completeCommit(o.targetPath, o.transferId);
-  else if (machine.manifest) staging = await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size);
-  // Held chunks live in the staging file: one this run had to create holds none of them (removed
-  // behind our back). Verifying it would blame the sender with a digest mismatch; this says what broke.
-  const stagingLost = staging?.createdByThisRun === true && machine.heldCount > 0
+  try {
+    // Committed: the journal says so before the rename, which a kill may have come before.
+    if (machine.phase === 'committed') await StagingFile.completeCommit(o.targetPath, o.transferId);
+    else if (machine.manifest) staging = await StagingFile.open(o.targetPath, o.transferId, machine.manifest.size);
+  } catch (err) {
+    await journal.close();
+    throw err;
+  }
+  // Held data chunks live in the staging file: one this run had to create holds none of them
+  // (removed behind our back). Verifying it would blame the sender with a digest mismatch; this
+  // says what broke. (Held holes are what a new staging file holds anyway.)
+  const stagingLost = staging?.createdByThisRun === true && machine.heldDataCount > 0
     ? xferError('XFER_IO', `the staging file '${staging.path}' of transfer '${o.transferId}' is gone with the ${machine.heldCount} chunks it held: the transfer cannot be verified`, {
       details: { path: staging.path, held: machine.heldCount },
     })
@@ -223,10 +229,13 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
 
   const fail = async (err: XferError, reason: 'expired' | 'aborted' | 'failed', tellPeer = true): Promise<void> => {
     if (done.settled) return;
-    // Committed (its answer not yet confirmed): the file is whole and in place, whatever comes
-    // now — the caller's abort, the sender's `abort`, the expiry — and the transfer has succeeded.
+    // Committed and renamed (its answer not yet confirmed): the file is whole and in place,
+    // whatever comes now — the caller's abort, the sender's `abort`, the expiry — and the transfer
+    // has succeeded. Committed but not renamed (the journal's `committed` or the rename failed):
+    // it fails, the staging file kept for a restart to verify or rename.
     if (machine.phase === 'committed') {
-      done.resolve();
+      if (staging === undefined) done.resolve();
+      else done.reject(err);
       return;
     }
     failure = err;

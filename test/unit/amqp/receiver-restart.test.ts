@@ -19,6 +19,7 @@ vi.mock('../../../protocols/amqp/connection.js', async (importOriginal) => ({
 }));
 
 import * as connection from '../../../protocols/amqp/connection.js';
+import { ioError } from '../../../protocols/amqp/staging-file.js';
 import {
   CONTROL_VERSION, StagingFile, TransferJournal, WholeDigest, decodeControl, encodeControl, encodeFrame, receiveTransfer,
   type ControlMessage, type JournalRecord, type Manifest,
@@ -145,6 +146,27 @@ describe('a receiver killed around its commit and started again', () => {
     expect(published.map((m) => m.type)).toContain('committed');
   });
 
+  it('`committed` not journaled (disk full): fails, the target as it was, the staging file kept for a restart that commits', async () => {
+    const t = transfer();
+    await fs.writeFile(t.target, 'an older version of the file');
+    const append = TransferJournal.prototype.append;
+    vi.spyOn(TransferJournal.prototype, 'append').mockImplementation(function (this: TransferJournal, ...records: JournalRecord[]) {
+      if (records.some((r) => r.t === 'committed')) return Promise.reject(ioError(Object.assign(new Error('no space'), { code: 'ENOSPC' }), 'cannot append'));
+      return append.apply(this, records);
+    });
+    const published: ControlMessage[] = [];
+    standInBroker(() => [...t.all, t.end], published);
+    await expect(t.receive()).rejects.toMatchObject({ code: 'XFER_DISK_FULL' });
+    expect(readFileSync(t.target, 'utf8')).toBe('an older version of the file');
+    expect(published.map((m) => m.type)).not.toContain('committed');
+    await fs.access(StagingFile.pathFor(t.target, TID));
+    vi.restoreAllMocks();
+
+    standInBroker(() => [t.end], []);
+    await expect(t.receive()).resolves.toMatchObject({ digest: t.digest });
+    expect(readFileSync(t.target).equals(t.content)).toBe(true);
+  });
+
   it('a staging file removed behind its back while chunks were held: aborts with XFER_IO, never a digest mismatch', async () => {
     const t = transfer();
     const dead = dieInAppendOf('end');
@@ -161,5 +183,20 @@ describe('a receiver killed around its commit and started again', () => {
     expect(published.filter((m) => m.type === 'abort')).toEqual([expect.objectContaining({ reason: 'failed', code: 'XFER_IO' })]);
     await expect(fs.access(StagingFile.pathFor(t.target, TID))).rejects.toThrow();
     await expect(fs.access(t.target)).rejects.toThrow();
+  });
+
+  it('a staging file removed while only holes were held: nothing was lost, the transfer goes on', async () => {
+    const t = transfer();
+    // Only the manifest and the zero frame (chunk 2) arrive before the kill.
+    const dead = dieInAppendOf('end');
+    standInBroker(() => [t.all[0]!, t.all[3]!, t.end], []);
+    void t.receive();
+    await dead;
+    vi.restoreAllMocks();
+    await fs.rm(StagingFile.pathFor(t.target, TID));
+
+    standInBroker(() => [...t.all, t.end], []);
+    await expect(t.receive()).resolves.toMatchObject({ digest: t.digest });
+    expect(readFileSync(t.target).equals(t.content)).toBe(true);
   });
 });
