@@ -11,6 +11,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { vmNameProblem, type ConversionReport, type DiskFormat, type ReportEntry, type VirtualMachine } from '../../../protocols/vm/index.js';
 import { readLibvirtDomain, writeLibvirtDomain } from '../../../protocols/libvirt-xml/index.js';
 import type { NicTarget } from '../../../protocols/libvirt-xml/index.js';
@@ -73,6 +74,9 @@ const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor\n/;
  * killed or restarted mid-command): the command may or may not have taken effect. Seen on
  * Debian 12's libvirt by cutting virsh's socket after each of its writes (libvirt-faults test).
  */
+/** How long {@link LibvirtHypervisor} waits for libvirtd to answer again after losing it mid-command. */
+const DAEMON_BACK_MS = 30_000;
+
 const VIRSH_CONNECTION_DROPPED = /^error: (?:Disconnected from \S+ due to end of file|no valid connection|End of file while reading data|Unable to register disconnect callback)[^\n]*(?:\n|$)/;
 
 /** The libvirt {@link Hypervisor}. */
@@ -444,10 +448,36 @@ export class LibvirtHypervisor implements Hypervisor {
     if (state !== 'stopped') await this.virshRaw(['destroy', name], o);
     const args = ['undefine', name, '--nvram', '--managed-save', '--snapshots-metadata', '--checkpoints-metadata'];
     if (options.removeStorage) args.push('--remove-all-storage');
-    const r = await this.virshRaw(args, o);
-    if (r.exitStatus !== 0 && (await this.vmState(name, options)) !== 'absent') throw this.failed('virsh', args, r);
+    // libvirtd lost mid-undefine may have done it: asked once it answers again, as for a refusal.
+    // A retry would find the domain gone and no longer know the leftovers, which go only from here.
+    const r = await this.virshRaw(args, o).catch((err: unknown) => {
+      if (!isIntercloudError(err, 'LIBVIRT_DAEMON_LOST')) throw err;
+      return err as Error;
+    });
+    if ((r instanceof Error || r.exitStatus !== 0) && (await this.stateOnceBack(name, options)) !== 'absent') {
+      throw r instanceof Error ? r : this.failed('virsh', args, r);
+    }
     for (const href of leftovers) await this.removeDisk(href, options);
     return { existed: true };
+  }
+
+  /**
+   * {@link vmState}, asked again every `pollMs` while libvirtd is away (killed, restarting) for
+   * up to {@link DAEMON_BACK_MS}: for a caller that must know what a command lost with libvirtd did.
+   */
+  private async stateOnceBack(name: string, options: CallOptions): Promise<VmPowerState | 'absent'> {
+    const deadline = Date.now() + DAEMON_BACK_MS;
+    for (;;) {
+      try {
+        return await this.vmState(name, options);
+      } catch (err) {
+        const away = isIntercloudError(err, 'LIBVIRT_DAEMON_UNAVAILABLE') || isIntercloudError(err, 'LIBVIRT_DAEMON_LOST');
+        if (!away || Date.now() >= deadline) throw err;
+        await sleep(this.settings.pollMs, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {
+          throw abortedError(this.prefix, 'undefineVm', options.signal);
+        });
+      }
+    }
   }
 
   // ---- disk I/O -----------------------------------------------------------------------------
