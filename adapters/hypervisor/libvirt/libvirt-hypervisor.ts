@@ -24,6 +24,7 @@ import { abortedError, hvError, throwIfAborted } from '../errors.js';
 import { cleanup, importByParts } from '../import-by-parts.js';
 import { ExactLength, isSafeDiskName } from '../streams.js';
 import type { HypervisorCapabilities } from '../capabilities.js';
+import { onceLibvirtdAnswers } from './daemon-back.js';
 import { LibvirtLiveMove } from './live-move.js';
 import { commandMissing, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, throughPipes } from './command-runner.js';
 import type { CommandResult, CommandRunner, RunOptions } from './command-runner.js';
@@ -74,9 +75,6 @@ const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor\n/;
  * killed or restarted mid-command): the command may or may not have taken effect. Seen on
  * Debian 12's libvirt by cutting virsh's socket after each of its writes (libvirt-faults test).
  */
-/** How long {@link LibvirtHypervisor} waits for libvirtd to answer again after losing it mid-command. */
-const DAEMON_BACK_MS = 30_000;
-
 const VIRSH_CONNECTION_DROPPED = /^error: (?:Disconnected from \S+ due to end of file|no valid connection|End of file while reading data|Unable to register disconnect callback)[^\n]*(?:\n|$)/;
 
 /** The libvirt {@link Hypervisor}. */
@@ -454,30 +452,12 @@ export class LibvirtHypervisor implements Hypervisor {
       if (!isIntercloudError(err, 'LIBVIRT_DAEMON_LOST')) throw err;
       return err as Error;
     });
-    if ((r instanceof Error || r.exitStatus !== 0) && (await this.stateOnceBack(name, options)) !== 'absent') {
-      throw r instanceof Error ? r : this.failed('virsh', args, r);
+    if (r instanceof Error || r.exitStatus !== 0) {
+      const back = { pollMs: this.settings.pollMs, prefix: this.prefix, op: 'undefineVm', ...(options.signal ? { signal: options.signal } : {}) };
+      if ((await onceLibvirtdAnswers(() => this.vmState(name, options), back)) !== 'absent') throw r instanceof Error ? r : this.failed('virsh', args, r);
     }
     for (const href of leftovers) await this.removeDisk(href, options);
     return { existed: true };
-  }
-
-  /**
-   * {@link vmState}, asked again every `pollMs` while libvirtd is away (killed, restarting) for
-   * up to {@link DAEMON_BACK_MS}: for a caller that must know what a command lost with libvirtd did.
-   */
-  private async stateOnceBack(name: string, options: CallOptions): Promise<VmPowerState | 'absent'> {
-    const deadline = Date.now() + DAEMON_BACK_MS;
-    for (;;) {
-      try {
-        return await this.vmState(name, options);
-      } catch (err) {
-        const away = isIntercloudError(err, 'LIBVIRT_DAEMON_UNAVAILABLE') || isIntercloudError(err, 'LIBVIRT_DAEMON_LOST');
-        if (!away || Date.now() >= deadline) throw err;
-        await sleep(this.settings.pollMs, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {
-          throw abortedError(this.prefix, 'undefineVm', options.signal);
-        });
-      }
-    }
   }
 
   // ---- disk I/O -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import type { CallOptions, DiskRef, ReadDiskOptions, VmPowerState } from '../con
 import { hvError, throwIfAborted } from '../errors.js';
 import { cleanup } from '../import-by-parts.js';
 import type { CommandResult, RunOptions } from './command-runner.js';
+import { isLibvirtdAway, onceLibvirtdAnswers } from './daemon-back.js';
 import type { LibvirtSettings } from './libvirt-hypervisor.js';
 import {
   domainUuid, parseDomainDisks, parseRemovableTargets, parseStateRequirements, parseCapabilityMachines, rewriteSavedDomain,
@@ -288,9 +289,17 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
       if (c.chain.length === 1) continue;
       throwIfAborted(this.ops.prefix, op, options.signal);
       // The whole chain into the base (the default base is the deepest image), the guest then runs on it.
-      await this.ops.virsh(['blockcommit', name, c.target, '--active', '--pivot', '--wait'], this.o(options));
-    }
-    for (const c of chains) {
+      try {
+        await this.ops.virsh(['blockcommit', name, c.target, '--active', '--pivot', '--wait'], this.o(options));
+      } catch (err) {
+        // libvirtd lost mid-commit may have pivoted: asked once it answers again. A retry would
+        // find this disk on its base and no longer know the overlays to remove.
+        if (!isLibvirtdAway(err)) throw err;
+        const back = { pollMs: this.ops.settings.pollMs, prefix: this.ops.prefix, op, ...(options.signal ? { signal: options.signal } : {}) };
+        const [, now] = await onceLibvirtdAnswers(() => this.askStateAndChains(name, options), back);
+        if (now.find((d) => d.target === c.target)?.chain.length !== 1) throw err;
+      }
+      // Its overlays are no longer the guest's: removed now, so that another disk's failure leaves none behind.
       for (const e of c.chain.slice(0, -1)) await this.ops.removeDisk(e.path, options);
     }
   }
