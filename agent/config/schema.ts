@@ -115,8 +115,12 @@ const AgentConfigShape = z.strictObject({
     capacityGiB: z.number().int().min(0),
     /** Longest subcontract taken, in days. */
     maxSubcontractDays: z.number().int().min(1).max(36_500).default(365),
-    /** Most objects one subcontract may hold. */
-    maxObjectsPerSubcontract: z.number().int().positive().optional(),
+    /**
+     * Most objects one subcontract may hold (default one million). The receiving agent keeps each
+     * of a subcontract's keys in memory to count its reservation, and a peer's empty objects cost
+     * it little else: this bounds both.
+     */
+    maxObjectsPerSubcontract: z.number().int().positive().default(1_000_000),
     /**
      * How this cloud replicates the buckets it subcontracts (A): a listing pass of each every
      * `passSeconds` (Swift's S3 API has no event notifications), an audit of B's copy every

@@ -24,6 +24,29 @@ import { asCoded, type ReplicaReceiver } from './receiver.js';
 import type { ObjectReceipt } from './state.js';
 import { channelTransferId, isSubcontractTransfer, type Subcontract } from './subcontract.js';
 
+/**
+ * Bytes B keeps free on the disk it stages batches on, beyond the batches being received (its
+ * journals, and the sequencer's, live there too).
+ */
+export const STAGING_HEADROOM_BYTES = 256 * 1024 * 1024;
+
+/** Bytes declared by the batches this process is staging now, every subcontract's (one disk). */
+let stagingDeclared = 0;
+
+/**
+ * Throws `REPL_PEER_BUSY` (retryable: room frees as batches end) when a batch of `need` bytes does
+ * not fit on the staging disk that has `freeBytes` free, once the batches being staged
+ * (`declaredBytes`, not yet all written) and {@link STAGING_HEADROOM_BYTES} are set aside. A peer
+ * declares what it sends: without this, one batch as large as its reservation could fill B's disk.
+ */
+export function checkStagingRoom(need: number, freeBytes: number, declaredBytes: number): void {
+  if (need + declaredBytes + STAGING_HEADROOM_BYTES > freeBytes) {
+    throw replError('REPL_PEER_BUSY', `a batch of ${need} bytes does not fit on the staging disk: ${freeBytes} bytes free, ${declaredBytes} declared by batches being received, ${STAGING_HEADROOM_BYTES} kept free`, {
+      details: { needBytes: need, freeBytes, declaredBytes, headroomBytes: STAGING_HEADROOM_BYTES },
+    });
+  }
+}
+
 /** Queue arguments of the request channel (both sides declare them alike). */
 const CHANNEL_ARGS = { 'x-expires': QUEUE_IDLE_EXPIRY_MS, 'x-max-length': 10_000, 'x-overflow': 'reject-publish' } as const;
 
@@ -76,6 +99,8 @@ export class AmqpReplicaPeer implements ReplicaPeer {
         const ch = await conn.createConfirmChannel();
         ch.on('error', lost);
         await assertChannel(ch, this.#topo);
+        // B's answers are taken a few at a time (each acked as it arrives), whatever B's broker sends.
+        await ch.prefetch(16);
         await ch.consume(this.#topo.controlQueue, (msg: ConsumeMessage | null) => {
           if (!msg) return;
           ch.ack(msg);
@@ -229,8 +254,15 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
       const total = m.objects.reduce((n, x) => n + x.size, 0);
       // Named here, never after anything the peer sent.
       const path = join(o.workDir, 'staging', `${randomUUID()}.batch`);
+      let staged = 0;
       try {
         await fs.mkdir(join(o.workDir, 'staging'), { recursive: true });
+        if (total > 0) {
+          const disk = await fs.statfs(join(o.workDir, 'staging'));
+          checkStagingRoom(total, disk.bavail * disk.bsize, stagingDeclared);
+          stagingDeclared += total;
+          staged = total;
+        }
         if (m.transferId !== undefined) {
           if (!isSubcontractTransfer(s.id, m.transferId)) throw replError('REPL_CONFIG', `transfer '${m.transferId}' is not one of subcontract '${s.id}'`);
           try {
@@ -249,6 +281,7 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
         return { type: 'stored', v: 1, requestId: m.requestId, receipts: await o.receiver.storeBatch(m.objects, path, abort.signal) };
       } finally {
         await fs.rm(path, { force: true });
+        stagingDeclared -= staged;
         release();
       }
     } catch (err) {

@@ -18,7 +18,7 @@ export { decodeReplJournal, encodeReplRecord, type DecodedReplJournal, type Repl
 export {
   ReplicationState, compareKeys, type FailureInfo, type ListedObject, type ObjectReceipt, type ReplicaObject, type ReplicaState, type ReplicationStatus,
 } from './state.js';
-export { REPL_MESSAGE_VERSION, decodeReplMessage, encodeReplMessage, type AuditEntry, type BatchObject, type ReplMessage } from './messages.js';
+export { MAX_REPL_TEXT, REPL_MESSAGE_VERSION, decodeReplMessage, encodeReplMessage, type AuditEntry, type BatchObject, type ReplMessage } from './messages.js';
 export { eventOf, type ReplicationEvent } from './events.js';
 export { ReplicationJournal } from './journal-file.js';
 export { throttle } from './throttle.js';
@@ -26,5 +26,5 @@ export { ReplicaReceiver, type ReceiverTerms } from './receiver.js';
 export { directPeer, type BatchSource, type ReplicaPeer, type ReplicateBatch } from './peer.js';
 export { Replicator, type AuditReport, type PutResult, type ReplicatorOptions } from './replicator.js';
 export { registerReplicationMetrics } from './metrics.js';
-export { AmqpReplicaPeer, serveReplicaPeer, type AmqpPeerOptions, type ReplicaServer, type ServeOptions } from './amqp-peer.js';
+export { AmqpReplicaPeer, STAGING_HEADROOM_BYTES, checkStagingRoom, serveReplicaPeer, type AmqpPeerOptions, type ReplicaServer, type ServeOptions } from './amqp-peer.js';
 export { confirmationsNeeded, putQuorum } from './write-path.js';

@@ -42,6 +42,15 @@ export type ReplMessage =
   | { readonly type: 'error'; readonly v: 1; readonly requestId: string; readonly code: string; readonly message: string; readonly retryable: boolean };
 
 const KEY = z.string().min(1).max(1024);
+/**
+ * Most characters of an error's text, and of a code (an error's text is journaled for each object
+ * it refused: a peer's answer must not be able to fill the other side's disk through it).
+ */
+export const MAX_REPL_TEXT = 1024;
+const CODE = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/);
+const TEXT = z.string().max(MAX_REPL_TEXT);
+/** An ETag as S3 stores give it (quoted MD5, `-N` for multipart): bounded for the same reason. */
+const ETAG = z.string().min(1).max(200);
 const N = z.number().int().nonnegative();
 const HEX64 = z.string().regex(/^[0-9a-f]{64}$/);
 const ID = z.string().min(1).max(200);
@@ -52,13 +61,13 @@ const MAX = 10_000;
 const schema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('replicate'), v: V, requestId: UUID, subcontractId: ID, transferId: UUID.optional(),
-    objects: z.array(z.strictObject({ key: KEY, etag: z.string().min(1), size: N, sha256: HEX64, offset: N })).min(1).max(MAX),
+    objects: z.array(z.strictObject({ key: KEY, etag: ETAG, size: N, sha256: HEX64, offset: N })).min(1).max(MAX),
   }),
   z.strictObject({
     type: z.literal('stored'), v: V, requestId: UUID,
     receipts: z.array(z.union([
-      z.strictObject({ key: KEY, ok: z.literal(true), size: N, sha256: HEX64, etag: z.string().min(1) }),
-      z.strictObject({ key: KEY, ok: z.literal(false), code: z.string().min(1), message: z.string(), retryable: z.boolean() }),
+      z.strictObject({ key: KEY, ok: z.literal(true), size: N, sha256: HEX64, etag: ETAG }),
+      z.strictObject({ key: KEY, ok: z.literal(false), code: CODE, message: TEXT, retryable: z.boolean() }),
     ])).max(MAX),
   }),
   z.strictObject({ type: z.literal('delete'), v: V, requestId: UUID, subcontractId: ID, keys: z.array(KEY).min(1).max(MAX) }),
@@ -68,15 +77,19 @@ const schema = z.discriminatedUnion('type', [
     type: z.literal('audit-result'), v: V, requestId: UUID,
     entries: z.array(z.union([
       z.strictObject({ key: KEY, present: z.literal(false) }),
-      z.strictObject({ key: KEY, present: z.literal(true), size: N, sha256: HEX64.optional(), etag: z.string().min(1) }),
+      z.strictObject({ key: KEY, present: z.literal(true), size: N, sha256: HEX64.optional(), etag: ETAG }),
     ])).max(MAX),
   }),
-  z.strictObject({ type: z.literal('error'), v: V, requestId: UUID, code: z.string().min(1), message: z.string(), retryable: z.boolean() }),
+  z.strictObject({ type: z.literal('error'), v: V, requestId: UUID, code: CODE, message: TEXT, retryable: z.boolean() }),
 ]);
 
-/** Encodes a message. */
+/** Encodes a message; an error's text longer than {@link MAX_REPL_TEXT} characters is cut to it. */
 export function encodeReplMessage(m: ReplMessage): Buffer {
-  return Buffer.from(JSON.stringify(m), 'utf8');
+  const cut = (t: string): string => (t.length > MAX_REPL_TEXT ? `${t.slice(0, MAX_REPL_TEXT - 1)}…` : t);
+  const out: ReplMessage = m.type === 'error'
+    ? { ...m, message: cut(m.message) }
+    : m.type === 'stored' ? { ...m, receipts: m.receipts.map((r) => (r.ok ? r : { ...r, message: cut(r.message) })) } : m;
+  return Buffer.from(JSON.stringify(out), 'utf8');
 }
 
 /** Decodes and validates a message (`REPL_BAD_MESSAGE`). */

@@ -33,10 +33,15 @@ export interface ReceiverTerms {
   readonly now?: () => number;
 }
 
-/** What B's bucket holds, as the reservation counts it. */
+/** What B's bucket holds, as the reservation counts it: each object's bytes and its key's. */
 interface Usage {
   readonly sizes: Map<string, number>;
   bytes: number;
+}
+
+/** What an object takes of the reservation: its bytes, and its key's (a key is stored too: empty objects are not free). */
+function reserved(key: string, size: number): number {
+  return size + Buffer.byteLength(key, 'utf8');
 }
 
 /** B's replica store for one subcontract. */
@@ -45,6 +50,15 @@ export class ReplicaReceiver {
   #usage: Promise<Usage> | undefined;
   /** Bytes declared by the batches admitted and not yet released. */
   #admittedBytes = 0;
+  /**
+   * Keys being written or deleted, each with the end of that operation: one operation per key at
+   * a time, so a delete never lands in a write's window and the reservation counts what the store
+   * holds (a delete right after a batch's transfer once took a key out of the count while its put
+   * was under way, and the put then stored it uncounted).
+   */
+  readonly #busy = new Map<string, Promise<void>>();
+  /** A deep audit is running: another is refused until it ends (each reads every object it names). */
+  #deepAuditing = false;
 
   /**
    * @param store B's object store (in the region the subcontract names)
@@ -116,7 +130,11 @@ export class ReplicaReceiver {
       for (let i = next++; i < objects.length; i = next++) {
         const o = objects[i]!;
         let undo: (() => void) | undefined;
+        let unlock: (() => void) | undefined;
         try {
+          // Another batch writing the key, or a delete of it: sent again later.
+          if (this.#busy.has(o.key)) throw replError('REPL_PEER_BUSY', `'${o.key}' is being written or deleted by another request`);
+          unlock = this.#lock(o.key);
           if (usage) undo = this.#reserve(usage, o);
           out[i] = await this.#storeOne(o, stagedPath, signal);
           undo = undefined;
@@ -124,6 +142,8 @@ export class ReplicaReceiver {
           undo?.();
           const e = asCoded(err);
           out[i] = { key: o.key, ok: false, code: e.code, message: e.message, retryable: e.retryable };
+        } finally {
+          unlock?.();
         }
       }
     };
@@ -138,8 +158,9 @@ export class ReplicaReceiver {
       for (let after: string | undefined; ;) {
         const page = await this.store.listObjects(this.bucket, { maxKeys: 1000, ...(after === undefined ? {} : { startAfter: after }), ...(signal ? { signal } : {}) });
         for (const o of page.objects) {
-          usage.sizes.set(o.key, o.sizeBytes);
-          usage.bytes += o.sizeBytes;
+          const r = reserved(o.key, o.sizeBytes);
+          usage.sizes.set(o.key, r);
+          usage.bytes += r;
         }
         if (page.nextStartAfter === undefined) return usage;
         after = page.nextStartAfter;
@@ -161,21 +182,32 @@ export class ReplicaReceiver {
     const t = this.#terms;
     const old = usage.sizes.get(o.key);
     const objects = usage.sizes.size + (old === undefined ? 1 : 0);
-    const bytes = usage.bytes + o.size - (old ?? 0);
+    const size = reserved(o.key, o.size);
+    const bytes = usage.bytes + size - (old ?? 0);
     if (t.maxObjects !== undefined && objects > t.maxObjects) {
       throw replError('REPL_OVER_RESERVATION', `'${o.key}' would be object ${objects} of a subcontract reserved for ${t.maxObjects}`, { details: { maxObjects: t.maxObjects } });
     }
-    if (t.capacityBytes !== undefined && bytes > t.capacityBytes && o.size > (old ?? 0)) {
-      throw replError('REPL_OVER_RESERVATION', `'${o.key}' (${o.size} bytes) would take the subcontract to ${bytes} bytes, beyond the ${t.capacityBytes} reserved`, {
+    if (t.capacityBytes !== undefined && bytes > t.capacityBytes && size > (old ?? 0)) {
+      throw replError('REPL_OVER_RESERVATION', `'${o.key}' (${o.size} bytes and its key) would take the subcontract to ${bytes} bytes, beyond the ${t.capacityBytes} reserved`, {
         details: { capacityBytes: t.capacityBytes, bytes },
       });
     }
-    usage.sizes.set(o.key, o.size);
+    usage.sizes.set(o.key, size);
     usage.bytes = bytes;
     return () => {
-      usage.bytes -= o.size - (old ?? 0);
+      usage.bytes -= size - (old ?? 0);
       if (old === undefined) usage.sizes.delete(o.key);
       else usage.sizes.set(o.key, old);
+    };
+  }
+
+  /** Marks `key` busy ({@link #busy}); returns the release. */
+  #lock(key: string): () => void {
+    let release!: () => void;
+    this.#busy.set(key, new Promise<void>((r) => { release = r; }));
+    return () => {
+      this.#busy.delete(key);
+      release();
     };
   }
 
@@ -226,14 +258,21 @@ export class ReplicaReceiver {
     const gone: string[] = [];
     const opts = signal ? { signal } : {};
     const usage = this.#usage ? await this.#usage.catch(() => undefined) : undefined;
-    for (const key of keys) {
-      await this.store.deleteObject(this.bucket, key, opts);
-      if ((await this.store.headObject(this.bucket, key, opts)) !== undefined) continue;
-      gone.push(key);
-      const size = usage?.sizes.get(key);
-      if (usage && size !== undefined) {
-        usage.sizes.delete(key);
-        usage.bytes -= size;
+    for (const key of new Set(keys)) {
+      // After a write of the key under way (the delete comes after it, as A sent them).
+      for (let w = this.#busy.get(key); w !== undefined; w = this.#busy.get(key)) await w;
+      const unlock = this.#lock(key);
+      try {
+        await this.store.deleteObject(this.bucket, key, opts);
+        if ((await this.store.headObject(this.bucket, key, opts)) !== undefined) continue;
+        gone.push(key);
+        const size = usage?.sizes.get(key);
+        if (usage && size !== undefined) {
+          usage.sizes.delete(key);
+          usage.bytes -= size;
+        }
+      } finally {
+        unlock();
       }
     }
     return gone;
@@ -244,9 +283,25 @@ export class ReplicaReceiver {
    * SHA-256 computed from the bytes, so corruption the store's metadata does not show is found.
    */
   async audit(keys: readonly string[], options: { deep?: boolean; signal?: AbortSignal } = {}): Promise<AuditEntry[]> {
+    // A deep audit reads every object it names: one at a time, each key once (a request naming a
+    // large object ten thousand times once had B read it ten thousand times).
+    if (options.deep) {
+      if (this.#deepAuditing) throw replError('REPL_PEER_BUSY', 'a deep audit of this subcontract is running: asked again later');
+      this.#deepAuditing = true;
+      try {
+        return await this.#audit(keys, true, options.signal);
+      } finally {
+        this.#deepAuditing = false;
+      }
+    }
+    return this.#audit(keys, false, options.signal);
+  }
+
+  async #audit(keys: readonly string[], deep: boolean, signal?: AbortSignal): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
-    const opts = options.signal ? { signal: options.signal } : {};
-    for (const key of keys) {
+    const opts = signal ? { signal } : {};
+    const options = { deep };
+    for (const key of new Set(keys)) {
       const info = await this.store.headObject(this.bucket, key, opts);
       if (!info) {
         out.push({ key, present: false });

@@ -10,6 +10,7 @@
  */
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { ReplRecord } from './journal-records.js';
+import { MAX_REPL_TEXT } from './messages.js';
 
 /** Per-object replication state. */
 export type ReplicaState = 'PENDING' | 'COMPLETED' | 'FAILED';
@@ -233,10 +234,12 @@ export class ReplicationState {
     const o = this.objects.get(key);
     if (!o || o.state !== 'PENDING' || (etag !== undefined && o.etag !== etag)) return [];
     const attempts = o.attempts + 1;
+    // Journaled for every object a failure names, and a peer's text is part of it: bounded.
+    const message = err.message.length > MAX_REPL_TEXT ? `${err.message.slice(0, MAX_REPL_TEXT - 1)}…` : err.message;
     if (!err.retryable || attempts >= policy.maxAttempts) {
-      return [{ t: 'failed', key, attempts, code: err.code, message: err.message, at: now }];
+      return [{ t: 'failed', key, attempts, code: err.code, message, at: now }];
     }
-    return [{ t: 'retry', key, attempts, code: err.code, message: err.message, nextAt: now + backoffDelay(policy, attempts, random) }];
+    return [{ t: 'retry', key, attempts, code: err.code, message, nextAt: now + backoffDelay(policy, attempts, random) }];
   }
 
   /**

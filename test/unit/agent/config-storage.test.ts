@@ -30,14 +30,14 @@ describe('agent config: storage (issue 14)', () => {
       eu-west: { kind: s3, maxReplicas: 3, config: { endpoint: "http://127.0.0.1:18080" } },
       us-east: { kind: s3, config: { endpoint: "http://127.0.0.1:18081" } } } }`), '/etc/a.yaml');
     expect(c.storage).toEqual({
-      capacityGiB: 500, maxSubcontractDays: 365,
+      capacityGiB: 500, maxSubcontractDays: 365, maxObjectsPerSubcontract: 1_000_000,
       regions: {
         'eu-west': { kind: 's3', maxReplicas: 3, config: { endpoint: 'http://127.0.0.1:18080' } },
         'us-east': { kind: 's3', maxReplicas: 1, config: { endpoint: 'http://127.0.0.1:18081' } },
       },
     });
     expect(storagePolicyOf(c.storage)).toEqual({
-      regions: { 'eu-west': { maxReplicas: 3 }, 'us-east': { maxReplicas: 1 } }, maxDurationMs: 365 * 86_400_000,
+      regions: { 'eu-west': { maxReplicas: 3 }, 'us-east': { maxReplicas: 1 } }, maxDurationMs: 365 * 86_400_000, maxObjectsPerSubcontract: 1_000_000,
     });
   });
 

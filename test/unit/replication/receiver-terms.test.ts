@@ -51,10 +51,11 @@ describe('ReplicaReceiver terms', () => {
     expect((await store.listObjects('dst')).objects.map((o) => o.key)).toEqual(['a']);
   });
 
-  it('counts what the bucket held before, refuses beyond the bytes even with 8 writers at once, and an overwrite counts only its growth', async () => {
+  it('counts what the bucket held before (bytes and keys), refuses beyond the bytes even with 8 writers at once, and an overwrite counts only its growth', async () => {
     await store.putObject('dst', 'old', Buffer.alloc(400), { sizeBytes: 400, sha256: sha(Buffer.alloc(400)) });
-    const rx = new ReplicaReceiver(store, 'dst', 8, { capacityBytes: 1000 });
-    // 400 held: room for 6 of these 100-byte objects, not 8
+    // Keys count with the bytes: 'old' takes 403, each 100-byte `kN` 102.
+    const rx = new ReplicaReceiver(store, 'dst', 8, { capacityBytes: 403 + 6 * 102 });
+    // 403 held: room for 6 of these objects, not 8
     const batch = stage(Array.from({ length: 8 }, (_, i) => [`k${i}`, randomBytes(100)] as [string, Buffer]));
     const rs = await rx.storeBatch(batch.objects, batch.path);
     expect(rs.filter((r) => r.ok)).toHaveLength(6);

@@ -35,7 +35,7 @@ describe('local-federation config: storage (issue 14)', () => {
     const c = parseConfig(await readFile(path, 'utf8'), path);
     expect(c.cloud.regions).toEqual(['eu-central', 'na-east']);
     expect(c.storage).toEqual({
-      capacityGiB: 100, maxSubcontractDays: 365, replication: { passSeconds: 2, auditSeconds: 600 },
+      capacityGiB: 100, maxSubcontractDays: 365, maxObjectsPerSubcontract: 1_000_000, replication: { passSeconds: 2, auditSeconds: 600 },
       regions: { 'na-east': { kind: 's3', maxReplicas: 3, config: { endpoint: 'http://127.0.0.1:26180', accessKeyId: 'cloud-b:agent', secretAccessKeyFile: '/srv/ic/swift/b.key' } } },
     });
   });
