@@ -408,7 +408,7 @@ export class StorageFederation {
     }
     const log = this.#o.log.child({ subcontract: subcontractId });
     const off = r.onEvent((e) => {
-      if (e.type === 'replica-failed' || e.type === 'pass-failed' || e.type === 'audit-failed') log.warn(e, e.type);
+      if (e.type === 'replica-failed' || e.type === 'pass-failed' || e.type === 'audit-failed' || e.type === 'compaction-failed') log.warn(e, e.type);
       else if (e.type === 'audit-completed' || (e.type === 'pass-completed' && e.pass <= 1)) log.info(e, e.type);
       for (const l of this.#listeners) l(e);
     });

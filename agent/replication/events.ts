@@ -14,7 +14,7 @@ export type ReplicationEvent =
   | { readonly type: 'replica-delete-pending'; readonly subcontractId: string; readonly key: string; readonly at: string }
   | { readonly type: 'replica-deleted'; readonly subcontractId: string; readonly key: string; readonly at: string }
   | { readonly type: 'pass-completed'; readonly subcontractId: string; readonly pass: number; readonly at: string }
-  | { readonly type: 'pass-failed' | 'audit-failed'; readonly subcontractId: string; readonly code: string; readonly message: string; readonly at: string }
+  | { readonly type: 'pass-failed' | 'audit-failed' | 'compaction-failed'; readonly subcontractId: string; readonly code: string; readonly message: string; readonly at: string }
   | { readonly type: 'audit-completed'; readonly subcontractId: string; readonly checked: number; readonly missing: number; readonly corrupt: number; readonly requeued: number; readonly at: string };
 
 /**

@@ -61,6 +61,41 @@ export class ReplicationJournal {
     }
   }
 
+  /**
+   * Replaces the journal with `records` (a compaction: what the journal folds to, shorter):
+   * written to a file beside it and fsync'ed, renamed over it, the directory fsync'ed; appends go
+   * on into the new file. A crash leaves either journal whole.
+   */
+  async compact(records: readonly ReplRecord[]): Promise<void> {
+    const old = this.#handle;
+    if (!old) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
+    const next = `${this.path}.compact`;
+    try {
+      const h = await fs.open(next, constants.O_CREAT | constants.O_WRONLY | constants.O_TRUNC, 0o640);
+      try {
+        await h.write(records.map(encodeReplRecord).join(''));
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+      await fs.rename(next, this.path);
+      const d = await fs.open(dirname(this.path), 'r');
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+      // The old handle names the replaced file: nothing may be appended there. A failure to open
+      // the new one leaves the journal closed (REPL_CLOSED), never writing where nobody reads.
+      this.#handle = undefined;
+      await old.close();
+      this.#handle = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND);
+    } catch (err) {
+      await fs.rm(next, { force: true }).catch(() => undefined);
+      throw replError('REPL_JOURNAL', `cannot compact replication journal '${this.path}'`, { cause: err });
+    }
+  }
+
   /** Closes the journal (idempotent). */
   async close(): Promise<void> {
     const h = this.#handle;

@@ -33,7 +33,32 @@ export type ReplRecord =
   /** The pass has handled every key up to and including `after` (the checkpoint a crash resumes from). */
   | { readonly t: 'page'; readonly pass: number; readonly after: string }
   /** The pass listed the whole bucket. */
-  | { readonly t: 'pass-end'; readonly pass: number; readonly at: number };
+  | { readonly t: 'pass-end'; readonly pass: number; readonly at: number }
+  /**
+   * A compacted journal (`ReplicationJournal.compact`), right after `open`: what the records it
+   * replaced had folded to, apart from the objects (each an `object` record after it).
+   */
+  | {
+      readonly t: 'snapshot'; readonly bytesMoved: number; readonly objectsMoved: number; readonly pass: number; readonly passInProgress: boolean;
+      readonly passAfter?: string; readonly passStartedAt: number; readonly lastFullPassAt?: number;
+    }
+  /** One object as the state held it when the journal was compacted. */
+  | { readonly t: 'object'; readonly o: SnapshotObject };
+
+/** An object in a compacted journal: `ReplicaObject` of state.ts. */
+export interface SnapshotObject {
+  readonly key: string;
+  readonly size: number;
+  readonly etag: string;
+  readonly state: 'PENDING' | 'COMPLETED' | 'FAILED';
+  readonly op: 'put' | 'delete';
+  readonly pendingSince?: number;
+  readonly attempts: number;
+  readonly nextAttemptAt?: number;
+  readonly lastError?: { readonly code: string; readonly message: string };
+  readonly replica?: { readonly etag: string; readonly size: number; readonly sha256: string; readonly replicaEtag: string; readonly at: number };
+  readonly touchedAt: number;
+}
 
 const KEY = z.string().min(1).max(1024);
 const T = z.number().int().nonnegative();
@@ -49,6 +74,18 @@ const schema = z.discriminatedUnion('t', [
   z.strictObject({ t: z.literal('pass'), pass: T, at: T }),
   z.strictObject({ t: z.literal('page'), pass: T, after: KEY }),
   z.strictObject({ t: z.literal('pass-end'), pass: T, at: T }),
+  z.strictObject({
+    t: z.literal('snapshot'), bytesMoved: T, objectsMoved: T, pass: T, passInProgress: z.boolean(), passAfter: KEY.optional(), passStartedAt: T,
+    lastFullPassAt: T.optional(),
+  }),
+  z.strictObject({
+    t: z.literal('object'),
+    o: z.strictObject({
+      key: KEY, size: T, etag: z.string().min(1), state: z.enum(['PENDING', 'COMPLETED', 'FAILED']), op: z.enum(['put', 'delete']),
+      pendingSince: T.optional(), attempts: T, nextAttemptAt: T.optional(), lastError: z.strictObject({ code: z.string().min(1), message: z.string() }).optional(),
+      replica: z.strictObject({ etag: z.string().min(1), size: T, sha256: HEX64, replicaEtag: z.string().min(1), at: T }).optional(), touchedAt: T,
+    }),
+  }),
 ]);
 
 /** Encodes one record as a journal line (with its newline). */

@@ -25,6 +25,9 @@ import { newTransferId, parseSubcontract, type Subcontract } from './subcontract
 import { throttle } from './throttle.js';
 import { TokenBucket } from './token-bucket.js';
 
+/** A journal is compacted once it holds more records than this, and more than the objects it tracks. */
+export const COMPACT_MIN_RECORDS = 10_000;
+
 /** How a replicator runs. */
 export interface ReplicatorOptions {
   readonly subcontract: Subcontract;
@@ -47,6 +50,8 @@ export interface ReplicatorOptions {
   readonly pageSize?: number;
   /** Keys per audit request (default 500). */
   readonly auditChunk?: number;
+  /** The journal is compacted past this many records, and past the objects it tracks (default {@link COMPACT_MIN_RECORDS}). */
+  readonly compactMinRecords?: number;
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -74,6 +79,8 @@ export class Replicator {
   readonly #o: ReplicatorOptions;
   readonly #state: ReplicationState;
   readonly #journal: ReplicationJournal;
+  /** Records in the journal file since it was last compacted (or opened); compacted past {@link COMPACT_MIN_RECORDS} and the objects tracked. */
+  #sinceCompaction = 0;
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #policy: BackoffPolicy;
@@ -116,7 +123,9 @@ export class Replicator {
     const stale = await fs.readdir(o.stagingDir).catch(() => [] as string[]);
     for (const f of stale) if (f.endsWith('.batch')) await fs.rm(join(o.stagingDir, f), { force: true });
     const r = new Replicator({ ...o, subcontract }, state, journal);
+    r.#sinceCompaction = records.length;
     if (state.subcontractId === undefined) await r.#commit([{ t: 'open', subcontractId: subcontract.id, at: r.#now() }]);
+    else await r.#compactIfLong();
     return r;
   }
 
@@ -347,17 +356,34 @@ export class Replicator {
     }
   }
 
+  /**
+   * Rewrites the journal as what it folds to once it holds more records than
+   * {@link COMPACT_MIN_RECORDS} and than the objects it tracks: every pass, retry and receipt
+   * appends to it, and a subcontract lives for months.
+   */
+  async #compactIfLong(): Promise<void> {
+    if (this.#sinceCompaction <= Math.max(this.#o.compactMinRecords ?? COMPACT_MIN_RECORDS, this.#state.objects.size)) return;
+    await this.#journal.compact(this.#state.snapshotRecords());
+    this.#sinceCompaction = this.#state.objects.size + 2;
+  }
+
   /** Journals records (one write, one fsync), applies them, then announces them. */
   async #commit(records: readonly ReplRecord[]): Promise<void> {
     if (records.length === 0) return;
     const run = this.#tail.then(async () => {
       await this.#journal.append(records);
+      this.#sinceCompaction += records.length;
       for (const r of records) {
         this.#state.apply(r);
         const e = eventOf(this.subcontract.id, r, 'key' in r ? this.#state.objects.get(r.key) : undefined);
         if (e) this.#emit(e);
       }
       for (const r of records) if ('key' in r) for (const w of [...(this.#waiters.get(r.key) ?? [])]) w();
+      // The records are durable: a compaction that fails is announced, and tried again at the next commit.
+      await this.#compactIfLong().catch((err: unknown) => {
+        const e = asCoded(err);
+        this.#emit({ type: 'compaction-failed', subcontractId: this.subcontract.id, code: e.code, message: e.message, at: new Date(this.#now()).toISOString() });
+      });
     });
     this.#tail = run.catch(() => undefined);
     await run;

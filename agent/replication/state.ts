@@ -163,9 +163,39 @@ export class ReplicationState {
           this.lastFullPassAt = r.at;
         }
         return;
+      case 'snapshot':
+        this.objects.clear();
+        this.bytesMoved = r.bytesMoved;
+        this.objectsMoved = r.objectsMoved;
+        this.pass = { number: r.pass, inProgress: r.passInProgress, after: r.passAfter, startedAt: r.passStartedAt };
+        this.lastFullPassAt = r.lastFullPassAt;
+        return;
+      case 'object': {
+        const { lastError, replica, ...o } = r.o;
+        this.objects.set(o.key, { ...o, ...(lastError ? { lastError: { ...lastError } } : {}), ...(replica ? { replica: { ...replica } } : {}) });
+        return;
+      }
       default:
         return;
     }
+  }
+
+  /**
+   * The records a compacted journal holds instead of those folded so far: `open`, a `snapshot` and
+   * one `object` per key. Folded, they give this state again.
+   */
+  snapshotRecords(): ReplRecord[] {
+    if (this.subcontractId === undefined) return [];
+    const p = this.pass;
+    return [
+      { t: 'open', subcontractId: this.subcontractId, at: 0 },
+      {
+        t: 'snapshot', bytesMoved: this.bytesMoved, objectsMoved: this.objectsMoved, pass: p.number, passInProgress: p.inProgress,
+        ...(p.after === undefined ? {} : { passAfter: p.after }), passStartedAt: p.startedAt,
+        ...(this.lastFullPassAt === undefined ? {} : { lastFullPassAt: this.lastFullPassAt }),
+      },
+      ...[...this.objects.values()].map((o): ReplRecord => ({ t: 'object', o: JSON.parse(JSON.stringify(o)) as ReplicaObject })),
+    ];
   }
 
   /**
