@@ -19,7 +19,9 @@ import { brokerFor, rabbit } from './helpers.js';
  * cloud-c, the attacker, logs in as a plain amqplib client with its certificate (SASL EXTERNAL).
  */
 async function receiverAndAttacker(topo: ReturnType<typeof transferTopology>, closers: Array<() => Promise<void>>) {
-  const receiver = await connectBroker(brokerFor('cloud-b'));
+  // The publish loops below keep the event loop busy for seconds under load: the helpers' 2 s
+  // heartbeat (for the fault tests) let the broker drop this connection mid-test.
+  const receiver = await connectBroker({ ...brokerFor('cloud-b'), heartbeatSeconds: 30 });
   closers.push(async () => receiver.close());
   const rch = await receiver.createChannel();
   await assertTopology(rch, topo, false);
@@ -38,7 +40,8 @@ describe('transfer queues', () => {
   const topo = transferTopology('cloud-c', 'cloud-b', randomUUID());
   const closers: Array<() => Promise<void>> = [];
   afterAll(async () => {
-    for (const close of closers.reverse()) await close().catch(() => undefined);
+    // A connection the broker dropped may never answer a close: each gets 10 s.
+    for (const close of closers.reverse()) await Promise.race([close().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
   });
 
   it('refuse messages past their length limit: 65,537 tiny publishes by cloud-c, the last one nacked', async () => {
