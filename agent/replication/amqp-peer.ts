@@ -280,9 +280,9 @@ export async function serveReplicaPeer(o: ServeOptions): Promise<ReplicaServer> 
         }
         return { type: 'stored', v: 1, requestId: m.requestId, receipts: await o.receiver.storeBatch(m.objects, path, abort.signal) };
       } finally {
-        await fs.rm(path, { force: true });
         stagingDeclared -= staged;
         release();
+        await fs.rm(path, { force: true });
       }
     } catch (err) {
       const e = asCoded(err);

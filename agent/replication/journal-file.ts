@@ -13,6 +13,8 @@ import { decodeReplJournal, encodeReplRecord, type ReplRecord } from './journal-
 /** An open replication journal. */
 export class ReplicationJournal {
   #handle: fs.FileHandle | undefined;
+  /** Closed by {@link close}; until then a missing handle (a compaction that could not reopen) is opened again. */
+  #closed = false;
 
   private constructor(readonly path: string, handle: fs.FileHandle) {
     this.#handle = handle;
@@ -51,9 +53,9 @@ export class ReplicationJournal {
   /** Appends records and makes them durable (one write, one fdatasync). */
   async append(records: readonly ReplRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const h = this.#handle;
-    if (!h) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
+    if (this.#closed) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
     try {
+      const h = (this.#handle ??= await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND));
       await h.write(records.map(encodeReplRecord).join(''));
       await h.datasync();
     } catch (err) {
@@ -67,8 +69,7 @@ export class ReplicationJournal {
    * on into the new file. A crash leaves either journal whole.
    */
   async compact(records: readonly ReplRecord[]): Promise<void> {
-    const old = this.#handle;
-    if (!old) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
+    if (this.#closed) throw replError('REPL_CLOSED', `replication journal '${this.path}' is closed`);
     const next = `${this.path}.compact`;
     try {
       const h = await fs.open(next, constants.O_CREAT | constants.O_WRONLY | constants.O_TRUNC, 0o640);
@@ -78,26 +79,37 @@ export class ReplicationJournal {
       } finally {
         await h.close();
       }
+    } catch (err) {
+      await fs.rm(next, { force: true }).catch(() => undefined);
+      throw replError('REPL_JOURNAL', `cannot compact replication journal '${this.path}'`, { cause: err });
+    }
+    try {
       await fs.rename(next, this.path);
+    } catch (err) {
+      await fs.rm(next, { force: true }).catch(() => undefined);
+      throw replError('REPL_JOURNAL', `cannot compact replication journal '${this.path}'`, { cause: err });
+    }
+    // From the rename on, the journal is the new file whatever fails next: the old handle names the
+    // replaced one, where nothing may be appended (the next append opens the new file if need be).
+    const old = this.#handle;
+    this.#handle = undefined;
+    await old?.close().catch(() => undefined);
+    try {
+      this.#handle = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND);
       const d = await fs.open(dirname(this.path), 'r');
       try {
         await d.sync();
       } finally {
         await d.close();
       }
-      // The old handle names the replaced file: nothing may be appended there. A failure to open
-      // the new one leaves the journal closed (REPL_CLOSED), never writing where nobody reads.
-      this.#handle = undefined;
-      await old.close();
-      this.#handle = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND);
     } catch (err) {
-      await fs.rm(next, { force: true }).catch(() => undefined);
-      throw replError('REPL_JOURNAL', `cannot compact replication journal '${this.path}'`, { cause: err });
+      throw replError('REPL_JOURNAL', `replication journal '${this.path}' compacted, but not made durable: ${String(err)}`, { cause: err });
     }
   }
 
   /** Closes the journal (idempotent). */
   async close(): Promise<void> {
+    this.#closed = true;
     const h = this.#handle;
     this.#handle = undefined;
     if (h) await h.close();

@@ -123,7 +123,8 @@ export class Replicator {
     const stale = await fs.readdir(o.stagingDir).catch(() => [] as string[]);
     for (const f of stale) if (f.endsWith('.batch')) await fs.rm(join(o.stagingDir, f), { force: true });
     const r = new Replicator({ ...o, subcontract }, state, journal);
-    r.#sinceCompaction = records.length;
+    // What a compaction wrote counts as its starting point, not as records to compact away.
+    r.#sinceCompaction = records.filter((x) => x.t !== 'open' && x.t !== 'snapshot' && x.t !== 'object').length;
     if (state.subcontractId === undefined) await r.#commit([{ t: 'open', subcontractId: subcontract.id, at: r.#now() }]);
     else await r.#compactIfLong();
     return r;
@@ -364,7 +365,9 @@ export class Replicator {
   async #compactIfLong(): Promise<void> {
     if (this.#sinceCompaction <= Math.max(this.#o.compactMinRecords ?? COMPACT_MIN_RECORDS, this.#state.objects.size)) return;
     await this.#journal.compact(this.#state.snapshotRecords());
-    this.#sinceCompaction = this.#state.objects.size + 2;
+    // The next one once as many records again as the snapshot holds (at least the minimum): each
+    // record appended pays for at most one record rewritten.
+    this.#sinceCompaction = 0;
   }
 
   /** Journals records (one write, one fsync), applies them, then announces them. */

@@ -7,9 +7,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { promises as fsp } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  ReplicaReceiver, ReplicationState, Replicator, decodeReplJournal, directPeer, encodeReplRecord, type ReplRecord, type Subcontract,
+  ReplicaReceiver, ReplicationJournal, ReplicationState, Replicator, decodeReplJournal, directPeer, encodeReplRecord, type ReplRecord, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { MemoryStore } from './memory-store.js';
 
@@ -90,5 +91,55 @@ describe('replication journal compaction', () => {
     const again = await Replicator.open(o);
     expect(again.status()).toEqual(status);
     await again.stop();
+  });
+
+  it('rewrites the journal once per as many records as it holds, never at every commit, nor at every open', async () => {
+    const a = new MemoryStore();
+    const b = new MemoryStore();
+    await a.createBucket('src');
+    await b.createBucket('dst');
+    for (let i = 0; i < 20; i++) {
+      const bytes = randomBytes(10);
+      a.rawPut('src', `o${String(i).padStart(2, '0')}`, bytes, sha(bytes));
+    }
+    const subcontract: Subcontract = {
+      id: 'sc-1', from: 'cloud-a', to: 'cloud-b', source: { bucket: 'src', prefix: '' }, target: { bucket: 'dst' },
+      ackMode: 'async', bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
+    };
+    // Fewer records than objects before a compaction: the objects set the pace.
+    const o = { subcontract, store: a, peer: directPeer(new ReplicaReceiver(b, 'dst'), join(dir, 'b')), journalPath: join(dir, 'j'), stagingDir: join(dir, 'a'), compactMinRecords: 10 };
+    const r = await Replicator.open(o);
+    r.start();
+    await r.runPass();
+    await r.idle(AbortSignal.timeout(10_000));
+    const compact = vi.spyOn(ReplicationJournal.prototype, 'compact');
+    const append = vi.spyOn(ReplicationJournal.prototype, 'append');
+    for (let p = 0; p < 40; p++) await r.runPass();
+    // 40 passes, two records each: about one compaction per 20 records (the 20 objects' snapshot).
+    expect(append.mock.calls.length).toBe(80);
+    expect(compact.mock.calls.length).toBeGreaterThanOrEqual(3);
+    expect(compact.mock.calls.length).toBeLessThanOrEqual(5);
+    await r.stop();
+    compact.mockClear();
+    const again = await Replicator.open(o);
+    expect(compact).not.toHaveBeenCalled();
+    await again.stop();
+  });
+
+  it('a compaction renamed but not made durable (the directory cannot be synced): appends go on into the new journal, nothing lost', async () => {
+    const path = join(dir, 'journal');
+    const open: ReplRecord = { t: 'open', subcontractId: 'sc-1', at: 1 };
+    const { journal } = await ReplicationJournal.open(path);
+    await journal.append([open, { t: 'pass', pass: 1, at: 2 }]);
+    const real = fsp.open.bind(fsp);
+    const spy = vi.spyOn(fsp, 'open').mockImplementation((async (p: string, ...rest: unknown[]) => {
+      if (p === dir) throw Object.assign(new Error('too many open files'), { code: 'EMFILE' });
+      return (real as (...a: unknown[]) => Promise<unknown>)(p, ...rest);
+    }) as typeof fsp.open);
+    await expect(journal.compact([open])).rejects.toMatchObject({ code: 'REPL_JOURNAL' });
+    spy.mockRestore();
+    await journal.append([{ t: 'pass', pass: 2, at: 3 }]);
+    await journal.close();
+    expect((await ReplicationJournal.open(path)).records).toEqual([open, { t: 'pass', pass: 2, at: 3 }]);
   });
 });
