@@ -296,8 +296,21 @@ export class LibvirtLiveMove implements ChangeTracking, StateCapture, StateResto
         // find this disk on its base and no longer know the overlays to remove.
         if (!isLibvirtdAway(err)) throw err;
         const back = { pollMs: this.ops.settings.pollMs, prefix: this.ops.prefix, op, ...(options.signal ? { signal: options.signal } : {}) };
-        const [, now] = await onceLibvirtdAnswers(() => this.askStateAndChains(name, options), back);
-        if (now.find((d) => d.target === c.target)?.chain.length !== 1) throw err;
+        const merged = async (): Promise<boolean> => {
+          const [, now] = await onceLibvirtdAnswers(() => this.askStateAndChains(name, options), back);
+          return now.find((d) => d.target === c.target)?.chain.length === 1;
+        };
+        if (!(await merged())) {
+          // The commit job outlives virsh (QEMU runs it, libvirtd takes it back), but the pivot was
+          // virsh's to ask: a job that is ready is pivoted now; any other is aborted (the chain
+          // stays whole and usable), so the caller's retry starts a commit of its own instead of
+          // failing on "block copy still active".
+          const pivot = await this.ops.virshRaw(['blockjob', name, c.target, '--pivot'], this.o(options));
+          if (pivot.exitStatus !== 0 || !(await merged())) {
+            await this.ops.virshRaw(['blockjob', name, c.target, '--abort'], this.o(options));
+            throw err;
+          }
+        }
       }
       // Its overlays are no longer the guest's: removed now, so that another disk's failure leaves none behind.
       for (const e of c.chain.slice(0, -1)) await this.ops.removeDisk(e.path, options);

@@ -18,12 +18,15 @@ const ok = (stdout = ''): CommandResult => ({ exitStatus: 0, stderr: '', stdout:
  * `lost` says: after its pivot, before it, or with another error; libvirtd is then away for
  * `awayFor` asks.
  */
-function host(lost: 'after-pivot' | 'before-pivot' | 'refused', awayFor = 2) {
+function host(lost: 'after-pivot' | 'before-pivot' | 'job-ready' | 'refused', awayFor = 2) {
   const chains: Record<string, string[]> = {
     vda: ['/pool/web1-disk0.ovl2.qcow2', '/pool/web1-disk0.ovl1.qcow2', '/pool/web1.img'],
     vdb: ['/pool/web1-disk1.ovl2.qcow2', '/pool/web1-disk1.ovl1.qcow2', '/pool/web1-data.img'],
   };
   const removed: string[] = [];
+  const blockjobs: string[] = [];
+  /** A commit job QEMU still runs, ready to pivot, after virsh lost libvirtd. */
+  let readyJob: string | undefined;
   let away = 0;
   const daemonAway = () => {
     if (away > 0) {
@@ -40,7 +43,8 @@ function host(lost: 'after-pivot' | 'before-pivot' | 'refused', awayFor = 2) {
         )).join('')}</devices></domain>`;
       case 'blockcommit': {
         const dev = args[2]!;
-        if (dev === 'vdb' && lost !== 'before-pivot' && lost !== 'refused') chains[dev] = chains[dev]!.slice(-1);
+        if (dev === 'vdb' && lost === 'after-pivot') chains[dev] = chains[dev]!.slice(-1);
+        if (dev === 'vdb' && lost === 'job-ready') readyJob = dev;
         if (dev === 'vdb' && lost === 'refused') throw hvError('LIBVIRT_COMMAND_FAILED', "libvirt(test): 'virsh blockcommit' exited with status 1: error: block copy still active");
         if (dev === 'vdb') {
           away = awayFor;
@@ -56,7 +60,16 @@ function host(lost: 'after-pivot' | 'before-pivot' | 'refused', awayFor = 2) {
     prefix: 'libvirt(test)',
     settings: { pool: 'default', pollMs: 2 } as LibvirtSettings,
     virsh,
-    virshRaw: async (args) => ok(await virsh(args)),
+    virshRaw: async (args) => {
+      if (args[0] !== 'blockjob') return ok(await virsh(args));
+      daemonAway();
+      blockjobs.push(args.slice(2).join(' '));
+      const dev = args[2]!;
+      if (readyJob !== dev) return { exitStatus: 1, stderr: `error: No active block job '${dev}'\n`, stdout: Buffer.alloc(0) };
+      if (args[3] === '--pivot') chains[dev] = chains[dev]!.slice(-1);
+      readyJob = undefined;
+      return ok();
+    },
     qemuImg: async (args) => {
       const top = args[args.length - 1]!;
       const chain = Object.values(chains).find((c) => c[0] === top)!;
@@ -70,7 +83,7 @@ function host(lost: 'after-pivot' | 'before-pivot' | 'refused', awayFor = 2) {
     undefineVm: async () => ({ existed: true }),
     streamFile: () => { throw new Error('not read here'); },
   };
-  return { ops, removed, chains };
+  return { ops, removed, chains, blockjobs };
 }
 
 const OVERLAYS = ['/pool/web1-disk0.ovl2.qcow2', '/pool/web1-disk0.ovl1.qcow2', '/pool/web1-disk1.ovl2.qcow2', '/pool/web1-disk1.ovl1.qcow2'];
@@ -82,10 +95,18 @@ describe('libvirt: disk chains merged while libvirtd is lost mid-commit', () => 
     expect(h.removed).toEqual(OVERLAYS);
   });
 
-  it('it had not: the retryable error, the disk merged before it already cleaned', async () => {
+  it('it had not, its job left ready (the pivot was virsh\'s to ask): pivoted now, every overlay removed', async () => {
+    const h = host('job-ready');
+    await new LibvirtLiveMove(h.ops).flattenDisks('web1');
+    expect(h.blockjobs).toEqual(['vdb --pivot']);
+    expect(h.removed).toEqual(OVERLAYS);
+  });
+
+  it('it had not and no job is left: any job aborted, the retryable error, the disk merged before it already cleaned', async () => {
     const h = host('before-pivot');
     const live = new LibvirtLiveMove(h.ops);
     await expect(live.flattenDisks('web1')).rejects.toMatchObject({ code: 'LIBVIRT_DAEMON_LOST', retryable: true });
+    expect(h.blockjobs).toEqual(['vdb --pivot', 'vdb --abort']);
     expect(h.removed).toEqual(OVERLAYS.slice(0, 2));
     expect(h.chains['vdb']).toHaveLength(3);
   });
