@@ -28,10 +28,18 @@ export const FOREIGN_QUEUE_SWEEP_MS = 15_000;
  * Most transfer queues one peer's transfers into this cloud may have on its broker at once
  * ({@link BrokerGrants.capPeerQueues}). A transfer has two; a VM move has a few at once (one per
  * image in flight), a storage subcontract its request channel and a batch transfer per batch
- * in flight (4 by default), so an honest peer stays far below. A subcontract's grant is a prefix,
- * under which the peer may name as many transfers as it likes: this is the bound.
+ * in flight (4 by default). What a transfer whose two sides died leaves stays until the queues'
+ * idle expiry (a day), so the bound leaves room for many of those. A subcontract's grant is a
+ * prefix, under which the peer may name as many transfers as it likes: this is the bound.
  */
-export const MAX_PEER_QUEUES = 512;
+export const MAX_PEER_QUEUES = 2048;
+
+/**
+ * Most transfer queues of one peer that may appear between two sweeps
+ * ({@link FOREIGN_QUEUE_SWEEP_MS}): a flood is cut off within a sweep, long before
+ * {@link MAX_PEER_QUEUES}, whatever queues of dead transfers the peer already has.
+ */
+export const MAX_NEW_PEER_QUEUES = 256;
 
 /**
  * RabbitMQ's `max-queues` limit put on the transfers vhost with the queue policy: what bounds the
@@ -54,6 +62,8 @@ export interface BrokerManagement {
   readonly timeoutMs?: number;
   /** Most transfer queues per peer (default {@link MAX_PEER_QUEUES}). */
   readonly maxPeerQueues?: number;
+  /** Most transfer queues per peer new since the previous sweep (default {@link MAX_NEW_PEER_QUEUES}). */
+  readonly maxNewPeerQueues?: number;
   /** The vhost's `max-queues` limit (default {@link MAX_VHOST_QUEUES}). */
   readonly maxQueues?: number;
 }
@@ -95,8 +105,10 @@ export class BrokerGrants {
   readonly #byPeer = new Map<string, Map<string, Held>>();
   #tail: Promise<unknown> = Promise.resolve();
   #policySet = false;
-  /** Peers cut off for holding more queues than {@link MAX_PEER_QUEUES}: no permission until the agent restarts. */
+  /** Peers cut off by {@link capPeerQueues}: no permission until the agent restarts. */
   readonly #cutOff = new Set<string>();
+  /** Each peer's transfer queues at the previous {@link capPeerQueues} (none yet: the first one only counts them). */
+  #seen: Map<string, Set<string>> | undefined;
 
   constructor(management: BrokerManagement) {
     this.#m = management;
@@ -187,14 +199,16 @@ export class BrokerGrants {
 
   /**
    * Counts each peer's transfer queues (`xfer.<peer>.<this cloud>.…`, see `grantPattern`) and cuts
-   * off every peer over {@link MAX_PEER_QUEUES}: its permission on the vhost is withdrawn for good
-   * (this agent run), its connections to the vhost are closed (a channel keeps permissions it checked), and
-   * `deleteQueues` deletes all its transfer queues — its honest transfers with them: a peer that
-   * floods this broker gets nothing from it. Runs with {@link sweepForeignQueues}.
+   * off every peer over {@link MAX_PEER_QUEUES}, or with more than {@link MAX_NEW_PEER_QUEUES}
+   * that were not there at the previous call: its permission on the vhost is withdrawn for good
+   * (this agent run), its connections to the vhost are closed (a channel keeps permissions it
+   * checked), and `deleteQueues` deletes all its transfer queues — its honest transfers with them:
+   * a peer that floods this broker gets nothing from it. Runs with {@link sweepForeignQueues}.
    */
   capPeerQueues(deleteQueues: (names: string[]) => Promise<void>): Promise<PeerCutOff[]> {
     return this.#serial(async () => {
       const max = this.#m.maxPeerQueues ?? MAX_PEER_QUEUES;
+      const maxNew = this.#m.maxNewPeerQueues ?? MAX_NEW_PEER_QUEUES;
       const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name`)) as Array<{ name?: unknown }>;
       const byPeer = new Map<string, string[]>();
       for (const q of queues) {
@@ -202,8 +216,12 @@ export class BrokerGrants {
         if (peer !== undefined) byPeer.set(peer, [...(byPeer.get(peer) ?? []), q.name as string]);
       }
       const cut: PeerCutOff[] = [];
+      const before = this.#seen;
+      this.#seen = new Map([...byPeer].map(([peer, names]) => [peer, new Set(names)]));
       for (const [peer, names] of byPeer) {
-        if (names.length <= max) continue;
+        const known = before?.get(peer);
+        const fresh = before === undefined ? 0 : names.filter((n) => !known?.has(n)).length;
+        if (names.length <= max && fresh <= maxNew) continue;
         this.#cutOff.add(peer);
         await this.#apply(peer);
         const connections = (await this.#call('GET', `/api/connections?columns=name,user,vhost`)) as Array<{ name?: unknown; user?: unknown; vhost?: unknown }>;

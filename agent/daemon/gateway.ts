@@ -33,7 +33,7 @@ import { createAddresser } from './addressing-ports.js';
 import { checkFreeStorage } from './admission.js';
 import { MAX_TRANSFER_MESSAGE_BYTES, connectBroker, probeMessageCap } from '../../protocols/amqp/index.js';
 import { endpointCheck } from './broker-endpoint.js';
-import { BrokerGrants, FOREIGN_QUEUE_SWEEP_MS, MAX_PEER_QUEUES, type OfferGrant } from './broker-grants.js';
+import { BrokerGrants, FOREIGN_QUEUE_SWEEP_MS, MAX_NEW_PEER_QUEUES, MAX_PEER_QUEUES, type OfferGrant } from './broker-grants.js';
 import { serveMigrationRequests, sourceControlPort, summaryFromWorkload, type vmWorkload } from './control-ports.js';
 import { CrlWatcher } from './crl-watch.js';
 import { heldBasesOf } from './held-bases.js';
@@ -358,7 +358,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       return [];
     });
     for (const c of cut ?? []) {
-      log.error({ peer: c.peer, queues: c.queues, max: MAX_PEER_QUEUES }, 'cut a peer off from this cloud\'s broker: its transfers held more queues than any transfer needs; its permission is withdrawn until the agent restarts, its connections closed and its queues deleted');
+      log.error({ peer: c.peer, queues: c.queues, max: MAX_PEER_QUEUES, maxNew: MAX_NEW_PEER_QUEUES }, 'cut a peer off from this cloud\'s broker: its transfers held, or made since the last sweep, more queues than any transfers need; its permission is withdrawn until the agent restarts, its connections closed and its queues deleted');
     }
   };
   await sweepForeignQueues();

@@ -24,7 +24,7 @@ afterEach(() => { server?.close(); server = undefined; });
 /** A management API holding users and permissions; `down` makes it answer 503, `policyDown` only to the policy. */
 async function fakeBroker(initial: {
   users?: string[]; permissions?: string[]; queues?: Array<{ name: string; type: string }>; maxQueues?: number;
-  connections?: Array<{ name: string; user: string; vhost: string }>; maxPeerQueues?: number;
+  connections?: Array<{ name: string; user: string; vhost: string }>; maxPeerQueues?: number; maxNewPeerQueues?: number;
 } = {}) {
   const calls: Call[] = [];
   const users = new Set(initial.users ?? []);
@@ -73,6 +73,7 @@ async function fakeBroker(initial: {
   const url = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
   const grants = new BrokerGrants({
     url, user: '_agent', password: 'pw', vhost: 'transfers', cloudId: 'cloud-b', ...(initial.maxPeerQueues === undefined ? {} : { maxPeerQueues: initial.maxPeerQueues }),
+    ...(initial.maxNewPeerQueues === undefined ? {} : { maxNewPeerQueues: initial.maxNewPeerQueues }),
   });
   return { calls, users, perms, state, grants, queues, connections };
 }
@@ -147,6 +148,33 @@ describe('BrokerGrants', () => {
     expect(b.perms.has('cloud-a')).toBe(false);
     // At the cap, a peer is left alone.
     expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([]);
+  });
+
+  it("cuts off a peer making more queues between two sweeps than the cap of new ones, however few it had; a dead transfers' queues it holds do not count as new", async () => {
+    const topo = (sc: string) => transferTopology('cloud-a', 'cloud-b', newTransferId(sc));
+    const leftovers = Array.from({ length: 5 }, (_, i) => topo(`dead-${i}`));
+    const b = await fakeBroker({
+      maxPeerQueues: 100, maxNewPeerQueues: 4,
+      queues: leftovers.flatMap((t) => [t.dataQueue, t.controlQueue]).map((name) => ({ name, type: 'classic' })),
+    });
+    await b.grants.grant({ peer: 'cloud-a', offerId: 'sub', transferIds: [], transferPrefixes: [transferPrefix('sc-0')] });
+    const deleteQueues = async (names: string[]) => {
+      for (const n of names) b.queues.splice(b.queues.findIndex((q) => q.name === n), 1);
+    };
+    // The first sweep counts what is there (10 queues of dead transfers: more than 4, none new).
+    expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([]);
+    // Two honest transfers since: 4 new queues, at the cap.
+    for (const t of [topo('sc-0'), topo('sc-0')]) b.queues.push({ name: t.dataQueue, type: 'classic' }, { name: t.controlQueue, type: 'classic' });
+    expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([]);
+    expect(b.perms.has('cloud-a')).toBe(true);
+    // A flood: 6 new ones in one sweep.
+    for (let i = 0; i < 3; i++) {
+      const t = topo('sc-0');
+      b.queues.push({ name: t.dataQueue, type: 'classic' }, { name: t.controlQueue, type: 'classic' });
+    }
+    expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([{ peer: 'cloud-a', queues: 20 }]);
+    expect(b.perms.has('cloud-a')).toBe(false);
+    expect(b.queues).toEqual([]);
   });
 
   it('gives no permission when the policy cannot be put', async () => {
