@@ -21,7 +21,7 @@
 import { TRANSFER_QUEUE_POLICY, grantPattern } from '../../protocols/amqp/index.js';
 import { IntercloudError } from '../../protocols/errors/index.js';
 
-/** How often the agent deletes transfer-named queues that are not classic ({@link BrokerGrants.sweepForeignQueues}). */
+/** How often the agent sweeps its broker's transfer queues ({@link BrokerGrants.sweep}). */
 export const FOREIGN_QUEUE_SWEEP_MS = 15_000;
 
 /**
@@ -178,23 +178,27 @@ export class BrokerGrants {
   }
 
   /**
+   * The sweep the agent runs at start and every {@link FOREIGN_QUEUE_SWEEP_MS}: one listing of the
+   * vhost's queues, then {@link sweepForeignQueues} and {@link capPeerQueues} on it.
+   */
+  sweep(deleteQueues: (names: string[]) => Promise<void>): Promise<{ foreign: string[]; cut: PeerCutOff[] }> {
+    return this.#serial(async () => {
+      const queues = await this.#listQueues();
+      const foreign = await this.#deleteForeign(queues, deleteQueues);
+      return { foreign, cut: await this.#capPeers(queues.filter((q) => !foreign.includes(q.name)), deleteQueues) };
+    });
+  }
+
+  /**
    * Finds every queue named like a transfer's that is not a classic queue, has `deleteQueues`
    * delete them, and returns their names. The protocol declares only classic queues; a peer that
    * declares one of its granted names first may make it a stream (or quorum) queue, which the
    * policy's length limits and expiry do not hold (a stream keeps whole segments of the size its
    * declarer chose, and never expires). The management user has no permission on the vhost, so
-   * the deletion is the caller's: the agent deletes them over AMQP as this cloud. It runs at start
-   * and every {@link FOREIGN_QUEUE_SWEEP_MS}.
+   * the deletion is the caller's: the agent deletes them over AMQP as this cloud.
    */
   sweepForeignQueues(deleteQueues: (names: string[]) => Promise<void>): Promise<string[]> {
-    return this.#serial(async () => {
-      const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name,type`)) as Array<{ name?: unknown; type?: unknown }>;
-      const foreign = queues
-        .filter((q) => typeof q.name === 'string' && q.name.startsWith('xfer.') && q.type !== undefined && q.type !== 'classic')
-        .map((q) => q.name as string);
-      if (foreign.length > 0) await deleteQueues(foreign);
-      return foreign;
-    });
+    return this.#serial(async () => this.#deleteForeign(await this.#listQueues(), deleteQueues));
   }
 
   /**
@@ -203,36 +207,52 @@ export class BrokerGrants {
    * that were not there at the previous call: its permission on the vhost is withdrawn for good
    * (this agent run), its connections to the vhost are closed (a channel keeps permissions it
    * checked), and `deleteQueues` deletes all its transfer queues — its honest transfers with them:
-   * a peer that floods this broker gets nothing from it. Runs with {@link sweepForeignQueues}.
+   * a peer that floods this broker gets nothing from it.
    */
   capPeerQueues(deleteQueues: (names: string[]) => Promise<void>): Promise<PeerCutOff[]> {
-    return this.#serial(async () => {
-      const max = this.#m.maxPeerQueues ?? MAX_PEER_QUEUES;
-      const maxNew = this.#m.maxNewPeerQueues ?? MAX_NEW_PEER_QUEUES;
-      const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name`)) as Array<{ name?: unknown }>;
-      const byPeer = new Map<string, string[]>();
-      for (const q of queues) {
-        const peer = typeof q.name === 'string' ? transferSender(q.name, this.#m.cloudId) : undefined;
-        if (peer !== undefined) byPeer.set(peer, [...(byPeer.get(peer) ?? []), q.name as string]);
+    return this.#serial(async () => this.#capPeers(await this.#listQueues(), deleteQueues));
+  }
+
+  /** The vhost's queues, with their type. */
+  async #listQueues(): Promise<Array<{ name: string; type?: unknown }>> {
+    const queues = (await this.#call('GET', `/api/queues/${enc(this.#m.vhost)}?columns=name,type`)) as Array<{ name?: unknown; type?: unknown }>;
+    return queues.filter((q): q is { name: string; type?: unknown } => typeof q.name === 'string');
+  }
+
+  async #deleteForeign(queues: ReadonlyArray<{ name: string; type?: unknown }>, deleteQueues: (names: string[]) => Promise<void>): Promise<string[]> {
+    const foreign = queues.filter((q) => q.name.startsWith('xfer.') && q.type !== undefined && q.type !== 'classic').map((q) => q.name);
+    if (foreign.length > 0) await deleteQueues(foreign);
+    return foreign;
+  }
+
+  async #capPeers(queues: ReadonlyArray<{ name: string }>, deleteQueues: (names: string[]) => Promise<void>): Promise<PeerCutOff[]> {
+    const max = this.#m.maxPeerQueues ?? MAX_PEER_QUEUES;
+    const maxNew = this.#m.maxNewPeerQueues ?? MAX_NEW_PEER_QUEUES;
+    const byPeer = new Map<string, string[]>();
+    for (const q of queues) {
+      const peer = transferSender(q.name, this.#m.cloudId);
+      if (peer === undefined) continue;
+      const names = byPeer.get(peer);
+      if (names) names.push(q.name);
+      else byPeer.set(peer, [q.name]);
+    }
+    const cut: PeerCutOff[] = [];
+    const before = this.#seen;
+    this.#seen = new Map([...byPeer].map(([peer, names]) => [peer, new Set(names)]));
+    for (const [peer, names] of byPeer) {
+      const known = before?.get(peer);
+      const fresh = before === undefined ? 0 : names.filter((n) => !known?.has(n)).length;
+      if (names.length <= max && fresh <= maxNew) continue;
+      this.#cutOff.add(peer);
+      await this.#apply(peer);
+      const connections = (await this.#call('GET', `/api/connections?columns=name,user,vhost`)) as Array<{ name?: unknown; user?: unknown; vhost?: unknown }>;
+      for (const c of connections) {
+        if (c.user === peer && c.vhost === this.#m.vhost && typeof c.name === 'string') await this.#call('DELETE', `/api/connections/${enc(c.name)}`, undefined, [404]);
       }
-      const cut: PeerCutOff[] = [];
-      const before = this.#seen;
-      this.#seen = new Map([...byPeer].map(([peer, names]) => [peer, new Set(names)]));
-      for (const [peer, names] of byPeer) {
-        const known = before?.get(peer);
-        const fresh = before === undefined ? 0 : names.filter((n) => !known?.has(n)).length;
-        if (names.length <= max && fresh <= maxNew) continue;
-        this.#cutOff.add(peer);
-        await this.#apply(peer);
-        const connections = (await this.#call('GET', `/api/connections?columns=name,user,vhost`)) as Array<{ name?: unknown; user?: unknown; vhost?: unknown }>;
-        for (const c of connections) {
-          if (c.user === peer && c.vhost === this.#m.vhost && typeof c.name === 'string') await this.#call('DELETE', `/api/connections/${enc(c.name)}`, undefined, [404]);
-        }
-        await deleteQueues(names);
-        cut.push({ peer, queues: names.length });
-      }
-      return cut;
-    });
+      await deleteQueues(names);
+      cut.push({ peer, queues: names.length });
+    }
+    return cut;
   }
 
   /** The peers cut off by {@link capPeerQueues} (tests, diagnostics). */

@@ -347,23 +347,19 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
       await conn.close().catch(() => undefined);
     }
   };
-  const sweepForeignQueues = async (): Promise<void> => {
-    const deleted = await grants?.sweepForeignQueues(deleteQueuesAsThisCloud).catch((err: unknown) => {
-      log.warn({ err }, 'could not list the broker\'s transfer queues to delete those that are not classic');
-      return [];
+  const sweepQueues = async (): Promise<void> => {
+    const swept = await grants?.sweep(deleteQueuesAsThisCloud).catch((err: unknown) => {
+      log.warn({ err }, 'could not sweep the broker\'s transfer queues');
+      return undefined;
     });
-    if (deleted?.length) log.warn({ queues: deleted }, 'deleted transfer queues a peer declared as other than classic queues (a stream or quorum queue escapes the queue limits)');
-    const cut = await grants?.capPeerQueues(deleteQueuesAsThisCloud).catch((err: unknown) => {
-      log.warn({ err }, 'could not count the peers\' transfer queues on this cloud\'s broker');
-      return [];
-    });
-    for (const c of cut ?? []) {
+    if (swept?.foreign.length) log.warn({ queues: swept.foreign }, 'deleted transfer queues a peer declared as other than classic queues (a stream or quorum queue escapes the queue limits)');
+    for (const c of swept?.cut ?? []) {
       log.error({ peer: c.peer, queues: c.queues, max: MAX_PEER_QUEUES, maxNew: MAX_NEW_PEER_QUEUES }, 'cut a peer off from this cloud\'s broker: its transfers held, or made since the last sweep, more queues than any transfers need; its permission is withdrawn until the agent restarts, its connections closed and its queues deleted');
     }
   };
-  await sweepForeignQueues();
-  const foreignQueueSweep = grants ? setInterval(() => void sweepForeignQueues(), FOREIGN_QUEUE_SWEEP_MS) : undefined;
-  foreignQueueSweep?.unref();
+  await sweepQueues();
+  const queueSweep = grants ? setInterval(() => void sweepQueues(), FOREIGN_QUEUE_SWEEP_MS) : undefined;
+  queueSweep?.unref();
 
   const api = await startLocalApi(config.api.socket, {
     cloudId,
@@ -424,7 +420,7 @@ export async function startGateway(config: AgentConfig, log: Logger): Promise<Ru
   return {
     sequencer, session, hypervisor,
     async stop() {
-      if (foreignQueueSweep) clearInterval(foreignQueueSweep);
+      if (queueSweep) clearInterval(queueSweep);
       api.close();
       metricsServer?.close();
       crlWatch?.stop();

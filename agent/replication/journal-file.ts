@@ -7,6 +7,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import { isIntercloudError } from '../../protocols/errors/index.js';
+import { fsyncDir } from '../../protocols/journal/index.js';
 import { replError } from './errors.js';
 import { decodeReplJournal, encodeReplRecord, type ReplRecord } from './journal-records.js';
 
@@ -35,14 +36,7 @@ export class ReplicationJournal {
       const decoded = decodeReplJournal(text, path);
       const handle = await fs.open(path, constants.O_CREAT | constants.O_WRONLY | constants.O_APPEND, 0o640);
       if (decoded.tornTail) await handle.truncate(decoded.goodBytes);
-      if (created) {
-        const d = await fs.open(dirname(path), 'r');
-        try {
-          await d.sync();
-        } finally {
-          await d.close();
-        }
-      }
+      if (created) await fsyncDir(dirname(path));
       return { journal: new ReplicationJournal(path, handle), records: decoded.records };
     } catch (err) {
       if (isIntercloudError(err)) throw err;
@@ -79,11 +73,6 @@ export class ReplicationJournal {
       } finally {
         await h.close();
       }
-    } catch (err) {
-      await fs.rm(next, { force: true }).catch(() => undefined);
-      throw replError('REPL_JOURNAL', `cannot compact replication journal '${this.path}'`, { cause: err });
-    }
-    try {
       await fs.rename(next, this.path);
     } catch (err) {
       await fs.rm(next, { force: true }).catch(() => undefined);
@@ -96,12 +85,7 @@ export class ReplicationJournal {
     await old?.close().catch(() => undefined);
     try {
       this.#handle = await fs.open(this.path, constants.O_WRONLY | constants.O_APPEND);
-      const d = await fs.open(dirname(this.path), 'r');
-      try {
-        await d.sync();
-      } finally {
-        await d.close();
-      }
+      await fsyncDir(dirname(this.path));
     } catch (err) {
       throw replError('REPL_JOURNAL', `replication journal '${this.path}' compacted, but not made durable: ${String(err)}`, { cause: err });
     }

@@ -6,6 +6,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { IntercloudError } from '../../protocols/errors/index.js';
+import { fsyncDir } from '../../protocols/journal/index.js';
 import { decodeJournal, encodeRecord, type JournalRecord, type NewRecord } from './journal-records.js';
 
 /** An open journal that records can be appended to. */
@@ -113,14 +114,5 @@ export class JournalFile {
   async close(): Promise<void> {
     await this.tail;
     await this.handle.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fs.open(dir, constants.O_RDONLY);
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
   }
 }

@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { isIntercloudError } from '../errors/index.js';
 import { xferError } from './errors.js';
 import { decodeJournal, encodeJournalRecord, type JournalRecord } from './journal-records.js';
-import { fsyncDir, ioError } from './staging-file.js';
+import { fsyncDir } from '../journal/index.js';
+import { ioError } from './staging-file.js';
 
 /** An open transfer journal. */
 export class TransferJournal {

@@ -22,6 +22,7 @@ import { xferError, type XferError } from './errors.js';
 import { WholeDigest, zeroChunkSha256 } from './digest.js';
 import { isAllZero } from './frame.js';
 import { blockSizeFor } from './read-ahead.js';
+import { fsyncDir } from '../journal/index.js';
 
 /** Granularity of hole preservation inside data chunks (a file-system block). */
 export const SPARSE_BLOCK = 4096;
@@ -233,14 +234,4 @@ export class StagingFile {
 function isZeroBlock(data: Buffer, start: number): boolean {
   const end = Math.min(start + SPARSE_BLOCK, data.length);
   return data[start] === 0 && data[end - 1] === 0 && isAllZero(data.subarray(start, end));
-}
-
-/** fsyncs a directory so a rename or create in it is durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const h = await fs.open(dir, constants.O_RDONLY);
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
 }
