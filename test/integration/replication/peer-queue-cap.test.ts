@@ -16,6 +16,7 @@ import { newTransferId, transferPrefix } from '../../../agent/replication/index.
 import { transferTopology } from '../../../protocols/amqp/index.js';
 import { assertTopology } from '../../../protocols/amqp/connection.js';
 import { loadServicesFile } from '../../../scripts/local-federation.js';
+import { brokerManagement } from '../../helpers/broker-management.js';
 import { STATE_DIR } from '../../helpers/services.js';
 
 const s = loadServicesFile(STATE_DIR);
@@ -26,16 +27,8 @@ const C_OFFER = randomUUID();
 const MAX_QUEUES = 16;
 const MAX_PEER_QUEUES = 6;
 
-async function mgmt(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  const password = readFileSync(brokerB.management.passwordFile, 'utf8').trim();
-  const res = await fetch(new URL(path, brokerB.management.url), {
-    method,
-    headers: { authorization: `Basic ${Buffer.from(`${brokerB.management.user}:${password}`).toString('base64')}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+/** A call to cloud-b's management API, as its agent makes it. */
+const mgmt = brokerManagement('cloud-b');
 
 /** Logs in to the test's vhost as `cloud` with its own certificate. */
 function connectAs(cloud: string): Promise<amqp.ChannelModel> {

@@ -21,6 +21,7 @@ import { QUEUE_LIMITS, ROUTING, TRANSFER_QUEUE_POLICY, transferTopology, type Tr
 import { assertTopology } from '../../../protocols/amqp/connection.js';
 import { lockFederation } from '../../../scripts/federation-lock.js';
 import { loadServicesFile } from '../../../scripts/local-federation.js';
+import { brokerManagement } from '../../helpers/broker-management.js';
 import { STATE_DIR } from '../../helpers/services.js';
 
 const s = loadServicesFile(STATE_DIR);
@@ -51,19 +52,7 @@ const others = [
 ];
 
 /** A call to cloud-b's management API, as its agent makes it. */
-async function mgmt(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  const password = (await fs.readFile(brokerB.management.passwordFile, 'utf8')).trim();
-  const res = await fetch(new URL(path, brokerB.management.url), {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`${brokerB.management.user}:${password}`).toString('base64')}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const mgmt = brokerManagement('cloud-b');
 
 const permissionPath = (user: string): string => `/api/permissions/${encodeURIComponent(VHOST)}/${user}`;
 

@@ -43,8 +43,6 @@ async function fakeBroker(initial: {
       const m = /^\/api\/(users|permissions\/transfers)\/([^/]+)$/.exec(path);
       if (path === '/api/queues/transfers?columns=name,type' && call.method === 'GET') {
         res.writeHead(200).end(JSON.stringify(queues));
-      } else if (path === '/api/queues/transfers?columns=name' && call.method === 'GET') {
-        res.writeHead(200).end(JSON.stringify(queues.map((q) => ({ name: q.name }))));
       } else if (path === '/api/vhost-limits/transfers' && call.method === 'GET') {
         res.writeHead(200).end(JSON.stringify(state.maxQueues === undefined ? [] : [{ vhost: 'transfers', value: { 'max-queues': state.maxQueues } }]));
       } else if (path === '/api/vhost-limits/transfers/max-queues' && call.method === 'PUT') {
@@ -174,6 +172,18 @@ describe('BrokerGrants', () => {
     }
     expect(await b.grants.capPeerQueues(deleteQueues)).toEqual([{ peer: 'cloud-a', queues: 20 }]);
     expect(b.perms.has('cloud-a')).toBe(false);
+    expect(b.queues).toEqual([]);
+  });
+
+  it('sweeps with one listing: the foreign queues deleted, then the peers counted without them', async () => {
+    const stream = transferTopology('cloud-a', 'cloud-b', ID1).dataQueue;
+    const floods = Array.from({ length: 3 }, (_, i) => transferTopology('cloud-c', 'cloud-b', newTransferId(`f-${i}`)).dataQueue);
+    const b = await fakeBroker({ maxPeerQueues: 2, queues: [{ name: stream, type: 'stream' }, ...floods.map((name) => ({ name, type: 'classic' }))] });
+    const deleteQueues = async (names: string[]) => {
+      for (const n of names) b.queues.splice(b.queues.findIndex((q) => q.name === n), 1);
+    };
+    expect(await b.grants.sweep(deleteQueues)).toEqual({ foreign: [stream], cut: [{ peer: 'cloud-c', queues: 3 }] });
+    expect(b.calls.filter((c) => c.path.startsWith('/api/queues/'))).toHaveLength(1);
     expect(b.queues).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  ReplicaReceiver, ReplicationJournal, ReplicationState, Replicator, decodeReplJournal, directPeer, encodeReplRecord, type ReplRecord, type Subcontract,
+  ReplicaReceiver, ReplicationJournal, ReplicationState, Replicator, decodeReplJournal, directPeer, encodeReplRecord, type ReplRecord, type ReplicatorOptions, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { MemoryStore } from './memory-store.js';
 
@@ -39,6 +39,23 @@ const HISTORY: ReplRecord[] = [
   { t: 'page', pass: 2, after: 'b' },
 ];
 
+/** A replicator's options over A's 20 small objects and B's empty bucket, compacting past `compactMinRecords`. */
+async function twentyObjects(compactMinRecords: number): Promise<ReplicatorOptions & { journalPath: string }> {
+  const a = new MemoryStore();
+  const b = new MemoryStore();
+  await a.createBucket('src');
+  await b.createBucket('dst');
+  for (let i = 0; i < 20; i++) {
+    const bytes = randomBytes(50 + i);
+    a.rawPut('src', `o${String(i).padStart(2, '0')}`, bytes, sha(bytes));
+  }
+  const subcontract: Subcontract = {
+    id: 'sc-1', from: 'cloud-a', to: 'cloud-b', source: { bucket: 'src', prefix: '' }, target: { bucket: 'dst' },
+    ackMode: 'async', bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
+  };
+  return { subcontract, store: a, peer: directPeer(new ReplicaReceiver(b, 'dst'), join(dir, 'b')), journalPath: join(dir, 'journal'), stagingDir: join(dir, 'a'), compactMinRecords };
+}
+
 const folded = (records: readonly ReplRecord[]): ReplicationState => {
   const s = new ReplicationState();
   for (const r of records) s.apply(r);
@@ -60,20 +77,8 @@ describe('replication journal compaction', () => {
   });
 
   it('keeps a replicator\'s journal bounded across passes, and a restart folds it to the same status', async () => {
-    const a = new MemoryStore();
-    const b = new MemoryStore();
-    await a.createBucket('src');
-    await b.createBucket('dst');
-    for (let i = 0; i < 20; i++) {
-      const bytes = randomBytes(50 + i);
-      a.rawPut('src', `o${String(i).padStart(2, '0')}`, bytes, sha(bytes));
-    }
-    const subcontract: Subcontract = {
-      id: 'sc-1', from: 'cloud-a', to: 'cloud-b', source: { bucket: 'src', prefix: '' }, target: { bucket: 'dst' },
-      ackMode: 'async', bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
-    };
-    const journalPath = join(dir, 'journal');
-    const o = { subcontract, store: a, peer: directPeer(new ReplicaReceiver(b, 'dst'), join(dir, 'b')), journalPath, stagingDir: join(dir, 'a'), compactMinRecords: 50 };
+    const o = await twentyObjects(50);
+    const journalPath = o.journalPath;
     const lines = (): number => readFileSync(journalPath, 'utf8').split('\n').length - 1;
     const r = await Replicator.open(o);
     r.start();
@@ -94,20 +99,8 @@ describe('replication journal compaction', () => {
   });
 
   it('rewrites the journal once per as many records as it holds, never at every commit, nor at every open', async () => {
-    const a = new MemoryStore();
-    const b = new MemoryStore();
-    await a.createBucket('src');
-    await b.createBucket('dst');
-    for (let i = 0; i < 20; i++) {
-      const bytes = randomBytes(10);
-      a.rawPut('src', `o${String(i).padStart(2, '0')}`, bytes, sha(bytes));
-    }
-    const subcontract: Subcontract = {
-      id: 'sc-1', from: 'cloud-a', to: 'cloud-b', source: { bucket: 'src', prefix: '' }, target: { bucket: 'dst' },
-      ackMode: 'async', bandwidthBytesPerSecond: 0, deletePolicy: 'propagate',
-    };
     // Fewer records than objects before a compaction: the objects set the pace.
-    const o = { subcontract, store: a, peer: directPeer(new ReplicaReceiver(b, 'dst'), join(dir, 'b')), journalPath: join(dir, 'j'), stagingDir: join(dir, 'a'), compactMinRecords: 10 };
+    const o = await twentyObjects(10);
     const r = await Replicator.open(o);
     r.start();
     await r.runPass();
