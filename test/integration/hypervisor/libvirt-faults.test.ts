@@ -158,44 +158,51 @@ describe('libvirt adapter: faults', () => {
     // then closes both sides, as libvirtd's death does.
     const real = libvirt('cloud-a').uri.match(/socket=([^&]+)/)?.[1];
     expect(real).toBeDefined();
+    // Other tests' VMs come and go in this libvirtd meanwhile: the right answer is one that lists
+    // this test's own VM (a misread error would answer an empty list, or no such VM).
     const direct = createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
-    const truth = (await direct.listVms()).map((v) => v.name).sort();
-    await direct.close();
+    const own = `${run}-cut`;
+    await direct.defineVm({ name: own, firmware: 'bios', cpu: { count: 1 }, memoryBytes: 64 * MiB, disks: [{ capacityBytes: 8 * MiB, bus: 'virtio' }], cdroms: [], nics: [] });
     const seen = new Set<string>();
-    for (let cut = 1; cut <= 10; cut++) {
-      const path = join(dir, `libvirt-cut-${cut}.sock`);
-      const proxy = net.createServer((client) => {
-        const daemon = net.connect(real!);
-        let writes = 0;
-        client.on('data', (d) => {
-          if (++writes > cut) {
-            client.destroy();
-            daemon.destroy();
-          } else daemon.write(d);
+    try {
+      for (let cut = 1; cut <= 10; cut++) {
+        const path = join(dir, `libvirt-cut-${cut}.sock`);
+        const proxy = net.createServer((client) => {
+          const daemon = net.connect(real!);
+          let writes = 0;
+          client.on('data', (d) => {
+            if (++writes > cut) {
+              client.destroy();
+              daemon.destroy();
+            } else daemon.write(d);
+          });
+          daemon.on('data', (d) => client.write(d));
+          for (const [a, b] of [[client, daemon], [daemon, client]] as const) {
+            a.on('error', () => b.destroy());
+            a.on('close', () => b.destroy());
+          }
         });
-        daemon.on('data', (d) => client.write(d));
-        for (const [a, b] of [[client, daemon], [daemon, client]] as const) {
-          a.on('error', () => b.destroy());
-          a.on('close', () => b.destroy());
+        await new Promise<void>((r) => proxy.listen(path, r));
+        const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { uri: `qemu+unix:///system?socket=${path}` }));
+        try {
+          const got = await hv.listVms().then((vms) => vms.map((v) => v.name).sort(), (e: unknown) => e);
+          if (Array.isArray(got)) {
+            expect(got, `cut after ${cut} writes`).toContain(own);
+            seen.add('answer');
+          } else {
+            const err = got as IntercloudError;
+            expect(['LIBVIRT_DAEMON_UNAVAILABLE', 'LIBVIRT_DAEMON_LOST'], `cut after ${cut} writes: ${err.message}`).toContain(err.code);
+            expect(err.retryable).toBe(true);
+            seen.add(err.code);
+          }
+        } finally {
+          await hv.close();
+          await new Promise((r) => proxy.close(r));
         }
-      });
-      await new Promise<void>((r) => proxy.listen(path, r));
-      const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { uri: `qemu+unix:///system?socket=${path}` }));
-      try {
-        const got = await hv.listVms().then((vms) => vms.map((v) => v.name).sort(), (e: unknown) => e);
-        if (Array.isArray(got)) {
-          expect(got, `cut after ${cut} writes`).toEqual(truth);
-          seen.add('answer');
-        } else {
-          const err = got as IntercloudError;
-          expect(['LIBVIRT_DAEMON_UNAVAILABLE', 'LIBVIRT_DAEMON_LOST'], `cut after ${cut} writes: ${err.message}`).toContain(err.code);
-          expect(err.retryable).toBe(true);
-          seen.add(err.code);
-        }
-      } finally {
-        await hv.close();
-        await new Promise((r) => proxy.close(r));
       }
+    } finally {
+      await direct.undefineVm(own, { removeStorage: true });
+      await direct.close();
     }
     // Each way a cut can end was met: before the connection opened, mid-command, after the answer.
     expect([...seen].sort()).toEqual(['LIBVIRT_DAEMON_LOST', 'LIBVIRT_DAEMON_UNAVAILABLE', 'answer']);
