@@ -11,8 +11,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, promises as fs, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { LocalApiClient } from '../agent/api/index.js';
+import { isPoolBuildingVolume } from '../adapters/hypervisor/libvirt/libvirt-hypervisor.js';
 import { parseTsigKeyFile } from '../protocols/dns/index.js';
 import {
   certificateToPem, generateKeyPair, issueGatewayCertificate, parseCertificatePem, privateKeyFromPem, privateKeyToPem,
@@ -280,6 +282,23 @@ export async function virsh(s: ServicesFile, cloud: string, ...args: string[]): 
   return stdout.trim();
 }
 
+/**
+ * `virsh pool-refresh POOL` in `cloud`, asked again while libvirtd refuses it because it builds a
+ * volume in the pool (an agent's define, a clone), for up to two minutes.
+ */
+export async function refreshPool(s: ServicesFile, cloud: string, pool = 'default'): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      await virsh(s, cloud, 'pool-refresh', pool);
+      return;
+    } catch (err) {
+      if (!isPoolBuildingVolume(String((err as { stderr?: unknown }).stderr)) || Date.now() > deadline) throw err;
+      await sleep(200);
+    }
+  }
+}
+
 /** The power state of `vm` in `cloud`, or `absent`. */
 export async function domState(s: ServicesFile, cloud: string, vm: string): Promise<string> {
   try {
@@ -337,7 +356,7 @@ export async function createDemoVm(s: ServicesFile, cloud: string, o: DemoVmOpti
     if (imageMiB + 64 > size / 1048576) throw new Error(`'${o.tailImage}' (${imageMiB} MiB) does not fit after the boot files of a ${size / 1048576} MiB disk`);
     await run('dd', [`if=${o.tailImage}`, `of=${diskPath}`, 'bs=1M', `seek=${Math.floor(size / 1048576) - imageMiB}`, 'conv=notrunc,sparse', 'status=none']);
   }
-  await virsh(s, cloud, 'pool-refresh', 'default');
+  await refreshPool(s, cloud);
   const xmlPath = join(lv.poolPath, `${o.name}.xml`);
   await fs.writeFile(xmlPath, `<domain type='qemu'>
   <name>${o.name}</name>

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createHypervisor } from '../../adapters/hypervisor/index.js';
-import { libvirt, libvirtSshConfig, sshd, virsh } from '../../test/integration/hypervisor/env.js';
+import { libvirt, libvirtSshConfig, refreshPool, sshd } from '../../test/integration/hypervisor/env.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   if (!existsSync(path) || statSync(path).size !== size) {
     process.stdout.write(`making ${path} (${size / MiB} MiB of random bytes)…\n`);
     execFileSync('dd', ['if=/dev/urandom', `of=${path}`, 'bs=1M', `count=${size / MiB}`, 'status=none']);
-    virsh(l.uri, 'pool-refresh', l.pool);
+    refreshPool(l.uri, l.pool);
   }
   const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
   const hvStream = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { diskIo: 'libvirt' }));

@@ -77,6 +77,21 @@ const VIRSH_NOT_CONNECTED = /^error: failed to connect to the hypervisor\n/;
  */
 const VIRSH_CONNECTION_DROPPED = /^error: (?:Disconnected from \S+ due to end of file|no valid connection|End of file while reading data|Unable to register disconnect callback)[^\n]*(?:\n|$)/;
 
+/**
+ * What libvirtd answers a `pool-refresh` while it builds a volume in that pool (another
+ * transfer's `vol-create-as`, an operator's clone): a refresh then would drop the volume being
+ * built, so libvirtd refuses it until the build ends. Not a failure of the caller's.
+ */
+const POOL_BUILDING_VOLUME = /^error: Failed to refresh pool [^\n]*\nerror: internal error: pool '[^']*' has asynchronous jobs running/;
+
+/** True for virsh's refusal of a `pool-refresh` while libvirtd builds a volume in the pool. */
+export function isPoolBuildingVolume(stderr: string): boolean {
+  return POOL_BUILDING_VOLUME.test(stderr);
+}
+
+/** How long a pool refresh waits for libvirtd to finish building volumes (a clone of a large image takes minutes). */
+export const POOL_BUSY_WAIT_MS = 300_000;
+
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
   readonly kind = 'libvirt';
@@ -266,8 +281,26 @@ export class LibvirtHypervisor implements Hypervisor {
 
   private async volumes(options: CallOptions): Promise<Array<{ name: string; path: string }>> {
     const o = this.opts(options);
-    await this.virsh(['pool-refresh', this.settings.pool], o);
+    await this.refreshPool(o);
     return parseVolList(await this.virsh(['vol-list', '--pool', this.settings.pool], o));
+  }
+
+  /**
+   * `pool-refresh`, so that files made outside libvirt (overlays, received chains) are volumes.
+   * While libvirtd builds a volume in the pool it refuses the refresh: we ask again, backing off
+   * from 100 ms to 2 s, for up to {@link POOL_BUSY_WAIT_MS}; then the refusal is the error.
+   */
+  private async refreshPool(o: RunOptions): Promise<void> {
+    const args = ['pool-refresh', this.settings.pool];
+    const deadline = Date.now() + POOL_BUSY_WAIT_MS;
+    for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+      const r = await this.virshRaw(args, o);
+      if (r.exitStatus === 0) return;
+      if (!isPoolBuildingVolume(r.stderr) || Date.now() + pause > deadline) throw this.failed('virsh', args, r);
+      await sleep(pause, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+        throw abortedError(this.prefix, 'pool-refresh', o.signal);
+      });
+    }
   }
 
   private async createVolume(name: string, capacityBytes: number, format: 'raw' | 'qcow2', options: CallOptions, allocationZero: boolean): Promise<string> {
@@ -576,7 +609,7 @@ export class LibvirtHypervisor implements Hypervisor {
       }
       if (r.exitStatus !== 0) {
         // The pool may have filled up after our check (another writer): say so with the code.
-        await this.virsh(['pool-refresh', this.settings.pool]);
+        await this.refreshPool({});
         const left = await this.freeBytes({});
         if (left < 1024 * 1024) {
           throw hvError('HV_NO_SPACE', `${this.prefix}: pool '${this.settings.pool}' ran out of space writing '${disk.name}'`, {

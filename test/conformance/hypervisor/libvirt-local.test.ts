@@ -1,6 +1,6 @@
 /** The conformance suite against the real libvirtd `cloud-b` in local mode (the same commands, no SSH). */
 import { createHypervisor } from '../../../adapters/hypervisor/index.js';
-import { libvirt, libvirtSshConfig, virsh } from '../../integration/hypervisor/env.js';
+import { libvirt, libvirtSshConfig, refreshPool, virsh } from '../../integration/hypervisor/env.js';
 import { hypervisorConformance } from './suite.js';
 
 hypervisorConformance({
@@ -11,7 +11,7 @@ hypervisorConformance({
   },
   async diskExists(href) {
     const { uri, pool } = libvirt('cloud-b');
-    virsh(uri, 'pool-refresh', pool);
+    refreshPool(uri, pool);
     return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
   },
   format: 'raw',

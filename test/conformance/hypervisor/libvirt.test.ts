@@ -1,6 +1,6 @@
 /** The conformance suite against the real libvirtd `cloud-a`, driven over the real sshd. */
 import { createHypervisor } from '../../../adapters/hypervisor/index.js';
-import { libvirt, libvirtSshConfig, virsh } from '../../integration/hypervisor/env.js';
+import { libvirt, libvirtSshConfig, refreshPool, virsh } from '../../integration/hypervisor/env.js';
 import { hypervisorConformance } from './suite.js';
 
 hypervisorConformance({
@@ -10,7 +10,7 @@ hypervisorConformance({
   },
   async diskExists(href) {
     const { uri, pool } = libvirt('cloud-a');
-    virsh(uri, 'pool-refresh', pool);
+    refreshPool(uri, pool);
     return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
   },
   format: 'raw',
@@ -25,7 +25,7 @@ hypervisorConformance({
     },
     async peerDiskExists(href) {
       const { uri, pool } = libvirt('cloud-b');
-      virsh(uri, 'pool-refresh', pool);
+      refreshPool(uri, pool);
       return virsh(uri, 'vol-list', '--pool', pool).split('\n').some((l) => l.trim().split(/\s+/)[1] === href);
     },
   },

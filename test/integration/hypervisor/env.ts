@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { isPoolBuildingVolume } from '../../../adapters/hypervisor/libvirt/libvirt-hypervisor.js';
 import { serviceEnv } from '../../helpers/services.js';
 
 /** services.json `sshd`. */
@@ -73,6 +74,23 @@ export function libvirtSshConfig(cloud: 'cloud-a' | 'cloud-b', over: Record<stri
 export function vmwareConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
   const v = vcsim();
   return { name: 'cloud-c', url: v.url, user: v.user, password: v.password, caFile: v.caFile, datacenter: v.datacenter, datastore: v.datastore, pollMs: 50, ...over };
+}
+
+/**
+ * `virsh pool-refresh POOL` run here, asked again while libvirtd refuses it because it builds a
+ * volume in the pool (another test's define or clone), for up to two minutes.
+ */
+export function refreshPool(uri: string, pool: string): void {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      execFileSync('virsh', ['-q', '-c', uri, 'pool-refresh', pool], { stdio: 'pipe' });
+      return;
+    } catch (err) {
+      if (!isPoolBuildingVolume(String((err as { stderr?: unknown }).stderr)) || Date.now() > deadline) throw err;
+      execFileSync('sleep', ['0.2']);
+    }
+  }
 }
 
 /** `virsh -c URI ARGS…` run here, independently of the adapter (for checks). */

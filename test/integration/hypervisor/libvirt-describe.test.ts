@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHypervisor } from '../../../adapters/hypervisor/index.js';
-import { libvirt, libvirtSshConfig, virsh } from './env.js';
+import { libvirt, libvirtSshConfig, refreshPool, virsh } from './env.js';
 
 describe('libvirt adapter: a foreign domain', () => {
   const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a'));
@@ -30,7 +30,7 @@ describe('libvirt adapter: a foreign domain', () => {
 <interface type='user'><mac address='52:54:00:fd:00:01'/><model type='virtio'/></interface></devices></domain>`;
     const file = join(tmpdir(), `${name}.xml`);
     writeFileSync(file, xml);
-    virsh(l.uri, 'pool-refresh', l.pool);
+    refreshPool(l.uri, l.pool);
     virsh(l.uri, 'define', file);
     const d = await hv.describeVm(name);
     expect(d.vm.disks[0]).toMatchObject({ capacityBytes: 48 * 1024 * 1024, format: 'qcow2', bus: 'virtio', file: { href: img } });

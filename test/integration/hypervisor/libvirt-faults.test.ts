@@ -2,7 +2,7 @@
  * Bad input and faults of the libvirt adapter against the real sshd and libvirtd: each a coded
  * error, nothing left half-made.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHypervisor } from '../../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
-import { libvirt, libvirtSshConfig, sshd, virsh } from './env.js';
+import { libvirt, libvirtSshConfig, refreshPool, sshd, virsh } from './env.js';
 
 const MiB = 1024 * 1024;
 
@@ -25,7 +25,7 @@ async function failure(p: Promise<unknown>): Promise<IntercloudError> {
 
 function volumes(cloud: 'cloud-a' | 'cloud-b', pool?: string): string[] {
   const l = libvirt(cloud);
-  virsh(l.uri, 'pool-refresh', pool ?? l.pool);
+  refreshPool(l.uri, pool ?? l.pool);
   return virsh(l.uri, 'vol-list', '--pool', pool ?? l.pool).split('\n').map((x) => x.trim().split(/\s+/)[0] ?? '').filter((x) => x !== '');
 }
 
@@ -296,6 +296,57 @@ describe('libvirt adapter: faults', () => {
       const err = await failure(hv.writeDisk({ name: `${run}-wdrop.raw`, format: 'raw', sizeBytes: 64 * MiB, capacityBytes: 64 * MiB }, src));
       expect(err.code).toBe('LIBVIRT_CONNECTION_LOST');
       expect(volumes('cloud-a')).not.toContain(`${run}-wdrop.raw`);
+      await hv.close();
+    });
+  });
+
+  describe('a pool where libvirtd is building a volume', () => {
+    // A transient pool of the test's own: while libvirtd clones a volume in it, it refuses every
+    // refresh of the pool ("has asynchronous jobs running"); other tests' pools are not held up.
+    const pool = `${run}-busy`;
+    let path: string;
+    let cloned: Promise<number | null> = Promise.resolve(0);
+    beforeAll(() => {
+      const l = libvirt('cloud-a');
+      path = join(l.poolPath, '..', pool);
+      mkdirSync(path, { recursive: true });
+      // 1 GiB of one random MiB repeated: no zeros to skip, so the clone copies every byte.
+      const block = randomBytes(MiB);
+      writeFileSync(join(path, 'source.raw'), Buffer.alloc(0));
+      for (let i = 0; i < 1024; i++) writeFileSync(join(path, 'source.raw'), block, { flag: 'a' });
+      writeFileSync(join(path, 'victim.raw'), block);
+      virsh(l.uri, 'pool-create-as', pool, 'dir', '--target', path);
+    });
+    afterAll(async () => {
+      await cloned;
+      const l = libvirt('cloud-a');
+      virsh(l.uri, 'pool-destroy', pool);
+      rmSync(path, { recursive: true, force: true });
+    });
+
+    it('a disk removal asked during the build waits for it and then removes the disk', async () => {
+      const l = libvirt('cloud-a');
+      const clone = spawn('virsh', ['-q', '-c', l.uri, 'vol-clone', '--pool', pool, 'source.raw', 'copy.raw'], { stdio: 'ignore' });
+      let cloneEndedAt = 0;
+      cloned = new Promise<number | null>((resolve) => clone.on('exit', (code) => { cloneEndedAt = Date.now(); resolve(code); }));
+      // Wait until libvirtd refuses a refresh: the build is under way.
+      const refusal = /has asynchronous jobs running/;
+      let refused = false;
+      for (let i = 0; i < 100 && !refused && cloneEndedAt === 0; i++) {
+        try {
+          execFileSync('virsh', ['-q', '-c', l.uri, 'pool-refresh', pool], { stdio: 'pipe' });
+        } catch (err) {
+          refused = refusal.test(String((err as { stderr?: string }).stderr));
+        }
+      }
+      expect(refused, 'libvirtd never refused a refresh while it cloned').toBe(true);
+      const hv = createHypervisor('libvirt', libvirtSshConfig('cloud-a', { pool }));
+      await hv.removeDisk(join(path, 'victim.raw'));
+      const removedAt = Date.now();
+      expect(await cloned).toBe(0);
+      // The removal could only list the pool once the clone had ended.
+      expect(removedAt).toBeGreaterThanOrEqual(cloneEndedAt);
+      expect(volumes('cloud-a', pool).sort()).toEqual(['copy.raw', 'source.raw']);
       await hv.close();
     });
   });

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { chainImport, createHypervisor } from '../../../adapters/hypervisor/index.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { STATE_DIR } from '../../helpers/services.js';
-import { libvirt, libvirtSshConfig, virsh } from './env.js';
+import { libvirt, libvirtSshConfig, refreshPool } from './env.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -34,7 +34,7 @@ describe('libvirt adapter: an overlay on a held base', () => {
     await hv.undefineVm(name, { removeStorage: true });
     await fs.rm(overlay, { force: true });
     await fs.rm(golden, { recursive: true, force: true });
-    virsh(lv.uri, 'pool-refresh', lv.pool);
+    refreshPool(lv.uri, lv.pool);
     await hv.close();
   });
 
@@ -45,7 +45,7 @@ describe('libvirt adapter: an overlay on a held base', () => {
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', '/etc/shadow', '-u', overlay, String(2 * MiB)]);
     // One whole 64 KiB cluster (a partial one would carry the peer's backing bytes around the write).
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${MiB} 65536`, overlay], { stdio: 'ignore' });
-    virsh(lv.uri, 'pool-refresh', lv.pool);
+    refreshPool(lv.uri, lv.pool);
     const link = chainImport(hv)!;
     const chain = (b: 'raw' | 'qcow2' = 'raw') => [{ href: base, format: b }, { href: overlay, format: 'qcow2' as const }];
     // Not listed as held: a file outside the pool is refused, as before.

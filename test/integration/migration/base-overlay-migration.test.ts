@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { removeVm, virsh, waitForText } from '../../../scripts/local-federation.js';
+import { refreshPool, removeVm, virsh, waitForText } from '../../../scripts/local-federation.js';
 import { STATE_DIR } from '../../helpers/services.js';
 import {
   assertNothingLeftAtTarget, federationHooks, identity, migrate, migrateToCompletion, setUpFederation, sha256File, waitForEnd, type Federation,
@@ -44,7 +44,7 @@ async function overlayVm(f: Federation, goldenA: string, goldenB: string | undef
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
   // Bytes only the overlay holds (in the disk's unused middle: the boot files are at the front).
   await run('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${24 * MiB} ${MiB}`, overlay]);
-  await virsh(f.s, 'cloud-a', 'pool-refresh', 'default');
+  await refreshPool(f.s, 'cloud-a');
   const xml = (await virsh(f.s, 'cloud-a', 'dumpxml', '--inactive', f.vm))
     .replace(/<driver name='qemu' type='raw'\/>/, "<driver name='qemu' type='qcow2'/>")
     .replace(`<source file='${raw}'/>`, `<source file='${overlay}'/>`);
