@@ -22,11 +22,7 @@
 import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand,
-  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type * as S3Module from '@aws-sdk/client-s3';
 import type { IntercloudError } from '../../../protocols/errors/index.js';
 import type {
   GetObjectOptions, ListObjectsOptions, ListPage, ObjectInfo, ObjectListing, ObjectRead, ObjectStore, PutObjectOptions, StoreCallOptions,
@@ -92,52 +88,43 @@ class StoreHttpsAgent extends HttpsAgent {
 }
 
 /** An SDK logger that says nothing: libraries don't log (the SDK would print its warnings to the console). */
+/** `@aws-sdk/client-s3` and a client made with it. */
+type S3Sdk = typeof S3Module & { readonly client: S3Module.S3Client };
+
+let s3Sdk: Promise<typeof S3Module> | undefined;
+
+/** Loads `@aws-sdk/client-s3` once per process, at the first store call. */
+function loadS3Sdk(): Promise<typeof S3Module> {
+  s3Sdk ??= import('@aws-sdk/client-s3');
+  return s3Sdk;
+}
+
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 function unquote(etag: string): string {
   return etag.replace(/^"|"$/g, '');
 }
 
-/** The S3 object store. Opens no connection until the first call. */
+/** The S3 object store. Loads the SDK and opens no connection until the first call. */
 export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3';
   readonly region: string;
   readonly #o: S3ObjectStoreOptions;
   readonly #prefix: string;
-  readonly #client: S3Client;
+  #client: Promise<S3Sdk> | undefined;
   #closed = false;
 
   constructor(options: S3ObjectStoreOptions) {
     this.#o = options;
     this.region = options.region;
     this.#prefix = `s3(${options.name})`;
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
-    this.#client = new S3Client({
-      endpoint: options.endpoint,
-      region: options.signingRegion,
-      forcePathStyle: true,
-      credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: options.maxAttempts,
-      retryMode: 'standard',
-      logger: SILENT,
-      // Options for the SDK's own Node handler; agents of ours, so 100-continue does not open a socket per part.
-      requestHandler: {
-        connectionTimeout: options.connectTimeoutMs,
-        socketTimeout: options.idleTimeoutMs,
-        httpAgent: new StoreHttpAgent(agentOptions),
-        httpsAgent: new StoreHttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}) }),
-        logger: SILENT,
-      },
-    });
   }
 
   async createBucket(bucket: string, options: StoreCallOptions = {}): Promise<void> {
     validateBucketName(bucket);
     const ctx = this.#ctx('createBucket', options.signal, bucket);
     try {
-      await this.#send(ctx, (o) => this.#client.send(new CreateBucketCommand({ Bucket: bucket }), o));
+      await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.CreateBucketCommand({ Bucket: bucket }), o));
     } catch (err) {
       // S3 §CreateBucket: 409 BucketAlreadyOwnedByYou is "it exists and is yours".
       if (s3Fields((err as IntercloudError).cause).s3Code === 'BucketAlreadyOwnedByYou') return;
@@ -156,7 +143,7 @@ export class S3ObjectStore implements ObjectStore {
   async deleteBucket(bucket: string, options: StoreCallOptions = {}): Promise<void> {
     validateBucketName(bucket);
     try {
-      await this.#send(this.#ctx('deleteBucket', options.signal, bucket), (o) => this.#client.send(new DeleteBucketCommand({ Bucket: bucket }), o));
+      await this.#send(this.#ctx('deleteBucket', options.signal, bucket), (o, sdk) => sdk.client.send(new sdk.DeleteBucketCommand({ Bucket: bucket }), o));
     } catch (err) {
       if ((err as IntercloudError).code === 'STORE_BUCKET_NOT_FOUND') return;
       throw err;
@@ -184,7 +171,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       if (count === 1) {
         const sent = await this.#nextPart(parts, ctx);
-        const out = await this.#send(ctx, (o) => this.#client.send(new PutObjectCommand({
+        const out = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.PutObjectCommand({
           Bucket: bucket, Key: key, Body: sent.data, ContentLength: sent.data.length, ContentMD5: sent.md5.toString('base64'),
           ContentType: contentType, Metadata: metadata,
         }), o));
@@ -235,7 +222,7 @@ export class S3ObjectStore implements ObjectStore {
   ): Promise<string> {
     // The first part is read before the upload is created: a body that fails at once leaves no upload to abort.
     const first = await this.#nextPart(parts, ctx);
-    const created = await this.#send(ctx, (o) => this.#client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: metadata, ContentType: contentType }), o));
+    const created = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, Metadata: metadata, ContentType: contentType }), o));
     const uploadId = created.UploadId;
     if (uploadId === undefined) throw storeError('STORE_RESPONSE_INVALID', `${ctx.prefix}: CreateMultipartUpload for '${key}' answered no UploadId`, { details: { bucket, key } });
     const partCtx: S3ErrorContext = { ...ctx, signal: inner.signal };
@@ -250,7 +237,7 @@ export class S3ObjectStore implements ObjectStore {
     };
     const send = (part: BodyPart): void => {
       md5s[part.partNumber - 1] = part.md5;
-      const sending: Promise<void> = this.#send(partCtx, (o) => this.#client.send(new UploadPartCommand({
+      const sending: Promise<void> = this.#send(partCtx, (o, sdk) => sdk.client.send(new sdk.UploadPartCommand({
         Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: part.partNumber, Body: part.data,
         ContentLength: part.data.length, ContentMD5: part.md5.toString('base64'),
       }), o)).then((out) => {
@@ -274,7 +261,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
-      const done = await this.#send(ctx, (o) => this.#client.send(new CompleteMultipartUploadCommand({
+      const done = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.CompleteMultipartUploadCommand({
         Bucket: bucket, Key: key, UploadId: uploadId,
         MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }), o));
@@ -290,7 +277,7 @@ export class S3ObjectStore implements ObjectStore {
   /** Aborts a multipart upload after `reason`; when that fails too, says so on the error it throws. */
   async #abortUpload(bucket: string, key: string, uploadId: string, reason: unknown): Promise<void> {
     try {
-      await this.#send(this.#ctx('abortMultipartUpload', undefined, bucket, key), (o) => this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), o));
+      await this.#send(this.#ctx('abortMultipartUpload', undefined, bucket, key), (o, sdk) => sdk.client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), o));
     } catch (err) {
       // NoSuchUpload: it is gone already (completed or aborted), nothing is left pending.
       if (s3Fields((err as IntercloudError).cause).s3Code === 'NoSuchUpload') return;
@@ -304,7 +291,7 @@ export class S3ObjectStore implements ObjectStore {
     validateBucketName(bucket);
     validateObjectKey(key);
     const ctx = this.#ctx('getObject', options.signal, bucket, key);
-    const out = await this.#send(ctx, (o) => this.#client.send(new GetObjectCommand({
+    const out = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.GetObjectCommand({
       Bucket: bucket, Key: key, ...(options.ifMatch !== undefined ? { IfMatch: `"${unquote(options.ifMatch)}"` } : {}),
     }), o));
     const body = out.Body as Readable | undefined;
@@ -328,7 +315,7 @@ export class S3ObjectStore implements ObjectStore {
     validateObjectKey(key);
     const ctx = this.#ctx('headObject', options.signal, bucket, key);
     try {
-      const out = await this.#send(ctx, (o) => this.#client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), o));
+      const out = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }), o));
       if (out.ContentLength === undefined || out.ETag === undefined || out.LastModified === undefined) {
         throw storeError('STORE_RESPONSE_INVALID', `${ctx.prefix}: head '${key}' answered without a length, etag or date`, { details: { bucket, key } });
       }
@@ -345,7 +332,7 @@ export class S3ObjectStore implements ObjectStore {
     validateBucketName(bucket);
     const ctx = this.#ctx('listObjects', options.signal, bucket);
     const maxKeys = validateMaxKeys(`${ctx.prefix}: list '${bucket}'`, options.maxKeys);
-    const out = await this.#send(ctx, (o) => this.#client.send(new ListObjectsV2Command({
+    const out = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.ListObjectsV2Command({
       Bucket: bucket, MaxKeys: maxKeys,
       ...(options.prefix !== undefined && options.prefix !== '' ? { Prefix: options.prefix } : {}),
       ...(options.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
@@ -368,7 +355,7 @@ export class S3ObjectStore implements ObjectStore {
     validateBucketName(bucket);
     validateObjectKey(key);
     // S3 §DeleteObject: 204 whether or not the key existed; 404 NoSuchBucket for an absent bucket.
-    await this.#send(this.#ctx('deleteObject', options.signal, bucket, key), (o) => this.#client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), o));
+    await this.#send(this.#ctx('deleteObject', options.signal, bucket, key), (o, sdk) => sdk.client.send(new sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }), o));
   }
 
   async abortStaleUploads(bucket: string, startedBefore: Date, options: StoreCallOptions = {}): Promise<string[]> {
@@ -377,14 +364,14 @@ export class S3ObjectStore implements ObjectStore {
     const aborted: string[] = [];
     let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
     for (;;) {
-      const out = await this.#send(ctx, (o) => this.#client.send(new ListMultipartUploadsCommand({ Bucket: bucket, ...markers }), o));
+      const out = await this.#send(ctx, (o, sdk) => sdk.client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket, ...markers }), o));
       for (const u of out.Uploads ?? []) {
         if (u.Key === undefined || u.UploadId === undefined || u.Initiated === undefined) {
           throw storeError('STORE_RESPONSE_INVALID', `${ctx.prefix}: the uploads of '${bucket}' list one without a key, an id or a start`, { details: { bucket } });
         }
         if (u.Initiated.getTime() >= startedBefore.getTime()) continue;
         try {
-          await this.#send(this.#ctx('abortMultipartUpload', options.signal, bucket, u.Key), (o) => this.#client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }), o));
+          await this.#send(this.#ctx('abortMultipartUpload', options.signal, bucket, u.Key), (o, sdk) => sdk.client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }), o));
         } catch (err) {
           // Completed or aborted meanwhile: nothing is left of it.
           if (s3Fields((err as IntercloudError).cause).s3Code === 'NoSuchUpload') continue;
@@ -402,7 +389,38 @@ export class S3ObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#client.destroy();
+    (await this.#client)?.client.destroy();
+  }
+
+  /**
+   * The SDK and this store's client, loaded and made at the first call: the SDK costs an agent
+   * about 10–14 MiB of resident memory, which a cloud that never configures an object store keeps.
+   */
+  #sdk(): Promise<S3Sdk> {
+    const options = this.#o;
+    this.#client ??= loadS3Sdk().then((sdk) => {
+      const agentOptions = { keepAlive: true, maxSockets: options.maxSockets };
+      return { ...sdk, client: new sdk.S3Client({
+        endpoint: options.endpoint,
+        region: options.signingRegion,
+        forcePathStyle: true,
+        credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: options.maxAttempts,
+        retryMode: 'standard',
+        logger: SILENT,
+        // Options for the SDK's own Node handler; agents of ours, so 100-continue does not open a socket per part.
+        requestHandler: {
+          connectionTimeout: options.connectTimeoutMs,
+          socketTimeout: options.idleTimeoutMs,
+          httpAgent: new StoreHttpAgent(agentOptions),
+          httpsAgent: new StoreHttpsAgent({ ...agentOptions, ...(options.ca !== undefined ? { ca: options.ca } : {}) }),
+          logger: SILENT,
+        },
+      }) };
+    });
+    return this.#client;
   }
 
   #ctx(op: string, signal: AbortSignal | undefined, bucket?: string, key?: string): S3ErrorContext {
@@ -411,7 +429,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async #bucketExists(ctx: S3ErrorContext): Promise<boolean> {
     try {
-      await this.#send({ ...ctx, op: ctx.op === 'headBucket' ? 'headBucket' : `${ctx.op} (head bucket)` }, (o) => this.#client.send(new HeadBucketCommand({ Bucket: ctx.bucket! }), o));
+      await this.#send({ ...ctx, op: ctx.op === 'headBucket' ? 'headBucket' : `${ctx.op} (head bucket)` }, (o, sdk) => sdk.client.send(new sdk.HeadBucketCommand({ Bucket: ctx.bucket! }), o));
       return true;
     } catch (err) {
       if ((err as IntercloudError).code === 'STORE_OBJECT_NOT_FOUND' || (err as IntercloudError).code === 'STORE_BUCKET_NOT_FOUND') return false;
@@ -420,11 +438,12 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** Runs one SDK call with the caller's signal; every failure becomes an adapter error. */
-  async #send<O>(ctx: S3ErrorContext, run: (options: { abortSignal?: AbortSignal }) => Promise<O>): Promise<O> {
+  async #send<O>(ctx: S3ErrorContext, run: (options: { abortSignal?: AbortSignal }, sdk: S3Sdk) => Promise<O>): Promise<O> {
     throwIfStoreAborted(this.#prefix, ctx.op, ctx.signal);
     if (this.#closed) throw storeError('STORE_UNAVAILABLE', `${this.#prefix}: '${ctx.op}' after close`, { retryable: false });
+    const sdk = await this.#sdk();
     try {
-      return await run(ctx.signal ? { abortSignal: ctx.signal } : {});
+      return await run(ctx.signal ? { abortSignal: ctx.signal } : {}, sdk);
     } catch (err) {
       throw mapS3Error(err, ctx);
     }
