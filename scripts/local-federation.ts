@@ -213,15 +213,39 @@ function dnsAddressing(s: ServicesFile, locator: string, server?: string): strin
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
 
 /**
- * The Node arguments that run the `intercloud` CLI (append its own arguments): the JavaScript
- * `scripts/compile-js.ts` wrote into `INTERCLOUD_JS_DIR` when that is set (`scripts/test` compiles
- * once per run: an agent then starts in about half the CPU), else the TypeScript sources through
- * tsx (a single test file run with `npx vitest run`, always the current sources).
+ * The Node arguments that run the `intercloud` CLI (append its own arguments):
+ * - with `INTERCLOUD_AGENT_DIST` set, the agent as an operator installs it: the `tsc` build of
+ *   `tsconfig.build.json` in that folder, without source maps, as the systemd unit runs it (the
+ *   benchmarks, whose memory and CPU figures are the installed agent's: {@link buildInstalledAgent});
+ * - with `INTERCLOUD_JS_DIR` set, the JavaScript `scripts/compile-js.ts` wrote there
+ *   (`scripts/test` compiles once per run: an agent then starts in about half the CPU);
+ * - else the TypeScript sources through tsx (a single test file run with `npx vitest run`,
+ *   always the current sources). tsx's loader and its source maps cost the agent about 35 MiB
+ *   of resident memory that the installed agent does not have.
  */
 export function cliNodeArgs(): string[] {
+  const dist = process.env['INTERCLOUD_AGENT_DIST'];
+  if (dist) {
+    const bin = join(dist, 'agent/cli/bin.js');
+    if (!existsSync(bin)) throw new Error(`INTERCLOUD_AGENT_DIST='${dist}' holds no agent/cli/bin.js: build it with buildInstalledAgent()`);
+    return [bin];
+  }
   const js = process.env['INTERCLOUD_JS_DIR'];
   if (js && existsSync(join(js, 'agent/cli/bin.js'))) return ['--enable-source-maps', join(js, 'agent/cli/bin.js')];
   return ['--import', join(REPO, 'node_modules/tsx/dist/loader.mjs'), join(REPO, 'agent/cli/bin.ts')];
+}
+
+/**
+ * Builds the agent as `npm run build` does for an install (`tsc -p tsconfig.build.json`), into
+ * `dist/installed-agent` of this checkout (so that it finds node_modules), and points
+ * {@link cliNodeArgs} at it for the agents this process starts. Returns the folder.
+ */
+export async function buildInstalledAgent(): Promise<string> {
+  const out = join(REPO, 'dist', 'installed-agent');
+  await fs.rm(out, { recursive: true, force: true });
+  await run(join(REPO, 'node_modules/.bin/tsc'), ['-p', join(REPO, 'tsconfig.build.json'), '--outDir', out], { cwd: REPO });
+  process.env['INTERCLOUD_AGENT_DIST'] = out;
+  return out;
 }
 
 /** A running agent (a child process). */

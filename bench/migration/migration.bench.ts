@@ -11,7 +11,8 @@
  * Printed per run: both times and the ratio, the VM's downtime (source stopped → target
  * running, from the jobs' step results, and the gap between the guest's last heartbeat at the
  * source and its first at the target), bytes over the wire, peak RSS of both agents and the
- * load average. Needs root; runs `scripts/services up` itself.
+ * load average. The agents run as installed (tsc's build, the systemd unit's Node flags; see
+ * modes.bench.ts). Needs root; runs `scripts/services up` itself.
  *
  *   npx tsx bench/migration/migration.bench.ts [--runs 2] [--cases random,sparse,real] [--keep] [--real-image PATH]
  *     [--persistent] [--chunk-mib N] [--window N] [--shutdown-timeout-ms 3000] [--hv ssh|local]
@@ -22,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import {
-  AgentProcess, createDemoVm, loadServicesFile, removeVm, waitForText, writeAgentConfig,
+  AgentProcess, buildInstalledAgent, createDemoVm, loadServicesFile, removeVm, waitForText, writeAgentConfig,
 } from '../../scripts/local-federation.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { coldByHand, type MoveResult } from './by-hand.js';
@@ -113,6 +114,8 @@ async function main(): Promise<void> {
   if (CASES.includes('real')) execFileSync('sh', [join(REPO, 'bench/transfer/real-image.sh'), REAL_IMAGE], { stdio: 'inherit' });
   const unlock = await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The agents run as installed (tsc's build, no tsx, no source maps): their memory and CPU are an operator's.
+  await buildInstalledAgent();
   const dir = join(s.stateDir, 'bench-migration');
   await fs.rm(dir, { recursive: true, force: true });
   const a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));

@@ -13,6 +13,8 @@
  *   npx tsx bench/migration/modes.bench.ts [--sizes 1024,8192] [--runs 1]
  *     [--kinds live,warm,cold,live-by-hand,cold-by-hand,libvirt-live] [--keep]
  *
+ * The agents run as an operator installs them: tsc's build (`buildInstalledAgent`), started with
+ * the systemd unit's Node flags, without tsx or source maps, which would add ~35 MiB to each.
  * Needs root; runs `scripts/services up` itself and takes the federation lock.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -21,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import {
-  AgentProcess, createDemoVm, loadServicesFile, removeVm, waitForText, writeAgentConfig,
+  AgentProcess, buildInstalledAgent, createDemoVm, loadServicesFile, removeVm, waitForText, writeAgentConfig,
 } from '../../scripts/local-federation.js';
 import { lockFederation } from '../../scripts/federation-lock.js';
 import { makeWritingGuestDisk } from '../../test/integration/hypervisor/writing-guest.js';
@@ -125,6 +127,8 @@ function line(r: MoveResult): string {
 async function main(): Promise<void> {
   const unlock = await lockFederation({ timeoutS: 1800 });
   execFileSync(join(REPO, 'scripts/services'), ['up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The agents run as installed (tsc's build, no tsx, no source maps): their memory and CPU are an operator's.
+  await buildInstalledAgent();
   const dir = join(s.stateDir, 'bench-modes');
   await fs.mkdir(dir, { recursive: true });
   const a = new AgentProcess('cloud-a', join(dir, 'cloud-a'));
