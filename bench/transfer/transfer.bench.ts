@@ -37,7 +37,7 @@ import { existsSync, promises as fs, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AGENT_NODE_FLAGS } from '../../scripts/local-federation.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../scripts/local-federation.js';
 import { serviceEnv } from '../../test/helpers/services.js';
 
 const MiB = 1024 * 1024;
@@ -168,9 +168,12 @@ function compileSide(): void {
 function side(which: 'send' | 'receive' | 'index' | 'base-hash' | 'base-store' | 'bare-send' | 'bare-receive', args: Record<string, unknown>, onReady?: () => void): Promise<SideOut> {
   return new Promise((resolve, reject) => {
     const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${which}-${Date.now()}.cpuprofile`] : [];
-    // Our sides run with the agent daemon's V8 flags (their RSS is the agent's concern); the bare pair without.
-    const flags = which.startsWith('bare-') ? [] : AGENT_NODE_FLAGS;
-    const child = spawn(process.execPath, [...profile, ...flags, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Our sides run with the agent daemon's V8 flags and malloc settings (their RSS is the agent's concern); the bare pair without.
+    const ours = !which.startsWith('bare-');
+    const flags = ours ? AGENT_NODE_FLAGS : [];
+    const child = spawn(process.execPath, [...profile, ...flags, ...values['node-args']!.split(' ').filter(Boolean), join(compiled, 'bench/transfer/side.js'), which, JSON.stringify(args)], {
+      stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(ours ? AGENT_ENV : {}) },
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
