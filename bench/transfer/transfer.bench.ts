@@ -49,7 +49,7 @@ const { values } = parseArgs({
     'sparse-gib': { type: 'string', default: '8' },
     dir: { type: 'string', default: '/var/tmp/intercloud-bench-transfer' },
     chunk: { type: 'string', default: String(MiB) },
-    window: { type: 'string', default: String(16 * MiB) },
+    window: { type: 'string', default: String(8 * MiB) },
     profile: { type: 'string' },
     'frame-max': { type: 'string' },
     'node-args': { type: 'string', default: '' },

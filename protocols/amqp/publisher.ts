@@ -42,7 +42,7 @@ export interface PublisherOptions {
   readonly tap?: FrameTap;
 }
 
-/** Most full-size frame buffers kept for reuse (a 16 MiB window of 1 MiB chunks holds 16). */
+/** Most full-size frame buffers kept for reuse (an 8 MiB window of 1 MiB chunks holds 8). */
 const POOL_MAX = 64;
 
 /** Publishes a transfer's frames within a window of unconfirmed bytes. */

@@ -38,8 +38,8 @@ export const MAX_NEED_RANGES = 4096;
 /**
  * Largest chunk a receiver takes unless told otherwise: 4 MiB, the largest chunk size
  * bench/migration measured (the agent's default is 1 MiB; the manifest's schema allows 64 MiB).
- * Every unacked delivery sits whole in the receiver's memory: with its prefetch of 16, an
- * honest sender's chunks make at most 64 MiB (`MAX_TRANSFER_MESSAGE_BYTES` bounds a dishonest one's).
+ * Every unacked delivery sits whole in the receiver's memory: with its prefetch of 8, an
+ * honest sender's chunks make at most 32 MiB (`MAX_TRANSFER_MESSAGE_BYTES` bounds a dishonest one's).
  */
 export const MAX_RECEIVED_CHUNK_SIZE = 4 * 1024 * 1024;
 

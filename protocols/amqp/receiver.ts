@@ -34,9 +34,9 @@ export interface ReceiveOptions {
   /** Chunks the target already holds (e.g. base images): sent as references, copied locally. */
   readonly contentIndex?: ContentIndex;
   /**
-   * Unacked deliveries at once (default 16): each sits whole in memory, so this times the largest
+   * Unacked deliveries at once (default 8): each sits whole in memory, so this times the largest
    * message the broker passes (`MAX_TRANSFER_MESSAGE_BYTES`) bounds what a sender can make this
-   * side hold; 16 MiB with the default 1 MiB chunks.
+   * side hold; 8 MiB with the default 1 MiB chunks.
    */
   readonly prefetch?: number;
   /** Bytes written between two staging fsyncs + journal appends (group commit; default 64 MiB). */
@@ -90,7 +90,7 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
   if (!isTransferId(o.transferId)) throw xferError('XFER_CONFIG', `transfer id '${o.transferId}' is not a lowercase uuid`);
   const topo = transferTopology(o.from, o.to, o.transferId);
   const now = o.now ?? Date.now;
-  const prefetch = o.prefetch ?? 16;
+  const prefetch = o.prefetch ?? 8;
   const syncBytes = o.syncBytes ?? 64 * 1024 * 1024;
   const durable = o.durable ?? false;
   const { journal, records } = await TransferJournal.open(TransferJournal.pathFor(o.journalDir, o.transferId, 'receive'));

@@ -39,7 +39,7 @@ export interface SendOptions {
   readonly name?: string;
   /** Chunk size in bytes (default 1 MiB; 4 KiB … 64 MiB). */
   readonly chunkSize?: number;
-  /** Bytes of unconfirmed frames at most (default 16 MiB). */
+  /** Bytes of unconfirmed frames at most (default 8 MiB). */
   readonly windowBytes?: number;
   /** Broker-persistent messages and durable queues (default false: see the README). */
   readonly persistent?: boolean;
@@ -252,7 +252,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
   const manifest = machine.manifest;
   const publisher = new Publisher({
     chunkSize: manifest.chunkSize,
-    windowBytes: o.windowBytes ?? 16 * 1024 * 1024,
+    windowBytes: o.windowBytes ?? 8 * 1024 * 1024,
     exchange: topo.exchange,
     routingKey: ROUTING.data,
     persistent,

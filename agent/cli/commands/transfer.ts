@@ -96,7 +96,7 @@ export function registerTransferCommands(program: Command): void {
   common(transfer.command('send').description('send FILE to the receiving cloud'))
     .requiredOption('--source <file>', 'file to send (kept unchanged until the receiver commits)')
     .option('--chunk-size <bytes>', 'chunk size', String(1024 * 1024))
-    .option('--window <bytes>', 'unconfirmed bytes in flight at most', String(16 * 1024 * 1024))
+    .option('--window <bytes>', 'unconfirmed bytes in flight at most', String(8 * 1024 * 1024))
     .action(async (o: CommonFlags & { source: string; chunkSize: string; window: string }) => {
       const result = await withSignals((signal) =>
         sendTransfer({
