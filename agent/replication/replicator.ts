@@ -96,6 +96,8 @@ export class Replicator {
   #pausedUntil = 0;
   #closed = false;
   #tail: Promise<unknown> = Promise.resolve();
+  /** The audit running or last run: the next one starts after it. */
+  #auditTail: Promise<unknown> = Promise.resolve();
 
   private constructor(o: ReplicatorOptions, state: ReplicationState, journal: ReplicationJournal) {
     this.#o = o;
@@ -304,8 +306,19 @@ export class Replicator {
    * Compares A's listing with what B holds (B HEADs its store; `deep` makes it hash each
    * object) and queues again every replica that is missing, of another size or SHA-256, or
    * whose ETag at B is not the one B confirmed; FAILED objects are queued again too.
+   *
+   * Audits run one after another: one asked while another runs (an operator's `storage verify`
+   * during the scheduled one) starts when it ends. B runs one deep audit of a subcontract at a
+   * time and answers a second with `REPL_PEER_BUSY`, and two at once would read B's store twice.
    */
-  async audit(options: { deep?: boolean; signal?: AbortSignal } = {}): Promise<AuditReport> {
+  audit(options: { deep?: boolean; signal?: AbortSignal } = {}): Promise<AuditReport> {
+    const run = this.#auditTail.then(() => this.#audit(options));
+    this.#auditTail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #audit(options: { deep?: boolean; signal?: AbortSignal }): Promise<AuditReport> {
+    options.signal?.throwIfAborted();
     const s = this.subcontract;
     const missing: string[] = [];
     const corrupt: string[] = [];

@@ -381,6 +381,43 @@ describe('bandwidth limit', () => {
 });
 
 describe('repair', () => {
+  it("an operator's deep audit asked while the scheduled one runs waits for it: B, which refuses a second deep audit with REPL_PEER_BUSY, is never asked for two at once", async () => {
+    seed(6);
+    const peer = hookedPeer();
+    const r = await open(peer);
+    r.start();
+    await r.runPass();
+    await r.idle(AbortSignal.timeout(10_000));
+    // B's deep audit of the first request is held until the second has been asked.
+    let release!: () => void;
+    const held = new Promise<void>((res) => { release = res; });
+    const audit = peer.audit;
+    let calls = 0;
+    let concurrent = 0;
+    let most = 0;
+    peer.audit = async (...args: Parameters<ReplicaPeer['audit']>) => {
+      calls++;
+      concurrent++;
+      most = Math.max(most, concurrent);
+      try {
+        if (calls === 1) await held;
+        return await audit(...args);
+      } finally {
+        concurrent--;
+      }
+    };
+    const scheduled = r.audit({ deep: true });
+    const operators = r.audit({ deep: true });
+    await new Promise((res) => setTimeout(res, 50));
+    release();
+    const [first, second] = await Promise.all([scheduled, operators]);
+    expect(first).toMatchObject({ checked: 6, requeued: 0 });
+    expect(second).toMatchObject({ checked: 6, requeued: 0 });
+    expect(calls).toBe(2);
+    expect(most).toBe(1);
+    await r.stop();
+  });
+
   it('finds replicas deleted or replaced behind the agent at B and sends them again; deep finds silent corruption', async () => {
     const objs = seed(6);
     const r = await open(hookedPeer());
