@@ -96,6 +96,7 @@ const AgentConfigShape = z.strictObject({
     }).optional(),
     // A receiver takes chunks up to MAX_RECEIVED_CHUNK_SIZE (its memory per transfer is its prefetch of them).
     chunkBytes: z.number().int().min(4096).max(MAX_RECEIVED_CHUNK_SIZE, `a peer's receiver takes chunks of at most ${MAX_RECEIVED_CHUNK_SIZE} bytes`).default(1024 * 1024),
+    // Chunks unconfirmed at most per transfer: the rate is at most window × chunk ÷ round trip to the target's broker.
     window: z.number().int().min(1).max(1024).default(8),
   }),
   /** The local hypervisor backend; `config` is checked by the adapter's own schema (below). */

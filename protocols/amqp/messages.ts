@@ -65,7 +65,7 @@ export const MAX_STATUS_HASHES = 100_000;
  * `MAX_RECEIVED_CHUNK_SIZE` chunk (4 MiB), with room to spare. The receiving cloud's broker caps
  * messages at this (`max_message_size`, scripts/services.d/30-rabbitmq.sh; RabbitMQ's default is
  * 128 MiB): a sender that ignores its own manifest can make a receiver hold at most its prefetch
- * of these (16 × 16 MiB), not 32 × 128 MiB. Either side refuses a longer control message unread
+ * of these (8 × 16 MiB), not 8 × 128 MiB. Either side refuses a longer control message unread
  * ({@link decodeControl}): the broker that carries it may be the peer's.
  */
 export const MAX_TRANSFER_MESSAGE_BYTES = 16 * 1024 * 1024 + 4096;

@@ -92,6 +92,12 @@ export function isPoolBuildingVolume(stderr: string): boolean {
 /** How long a pool refresh waits for libvirtd to finish building volumes (a clone of a large image takes minutes). */
 export const POOL_BUSY_WAIT_MS = 300_000;
 
+/**
+ * The same wait for a caller that cannot cancel it (no signal: a clean-up, an undo, an error
+ * path): short enough that a stopping agent (systemd's 60 s) is not held by another's build.
+ */
+export const POOL_BUSY_WAIT_UNCANCELLABLE_MS = 20_000;
+
 /** The libvirt {@link Hypervisor}. */
 export class LibvirtHypervisor implements Hypervisor {
   readonly kind = 'libvirt';
@@ -281,18 +287,18 @@ export class LibvirtHypervisor implements Hypervisor {
 
   private async volumes(options: CallOptions): Promise<Array<{ name: string; path: string }>> {
     const o = this.opts(options);
-    await this.refreshPool(o);
+    await this.refreshPool(o, o.signal ? POOL_BUSY_WAIT_MS : POOL_BUSY_WAIT_UNCANCELLABLE_MS);
     return parseVolList(await this.virsh(['vol-list', '--pool', this.settings.pool], o));
   }
 
   /**
    * `pool-refresh`, so that files made outside libvirt (overlays, received chains) are volumes.
    * While libvirtd builds a volume in the pool it refuses the refresh: we ask again, backing off
-   * from 100 ms to 2 s, for up to {@link POOL_BUSY_WAIT_MS}; then the refusal is the error.
+   * from 100 ms to 2 s, for up to `maxWaitMs`; then the refusal is the error.
    */
-  private async refreshPool(o: RunOptions): Promise<void> {
+  private async refreshPool(o: RunOptions, maxWaitMs: number): Promise<void> {
     const args = ['pool-refresh', this.settings.pool];
-    const deadline = Date.now() + POOL_BUSY_WAIT_MS;
+    const deadline = Date.now() + maxWaitMs;
     for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
       const r = await this.virshRaw(args, o);
       if (r.exitStatus === 0) return;
@@ -609,7 +615,8 @@ export class LibvirtHypervisor implements Hypervisor {
       }
       if (r.exitStatus !== 0) {
         // The pool may have filled up after our check (another writer): say so with the code.
-        await this.refreshPool({});
+        // A refresh libvirtd keeps refusing leaves the write's own failure as the error.
+        if (!await this.refreshPool({}, POOL_BUSY_WAIT_UNCANCELLABLE_MS).then(() => true, () => false)) throw this.failed(tool, args, r);
         const left = await this.freeBytes({});
         if (left < 1024 * 1024) {
           throw hvError('HV_NO_SPACE', `${this.prefix}: pool '${this.settings.pool}' ran out of space writing '${disk.name}'`, {

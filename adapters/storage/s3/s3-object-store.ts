@@ -87,18 +87,21 @@ class StoreHttpsAgent extends HttpsAgent {
   }
 }
 
-/** An SDK logger that says nothing: libraries don't log (the SDK would print its warnings to the console). */
 /** `@aws-sdk/client-s3` and a client made with it. */
 type S3Sdk = typeof S3Module & { readonly client: S3Module.S3Client };
 
 let s3Sdk: Promise<typeof S3Module> | undefined;
 
-/** Loads `@aws-sdk/client-s3` once per process, at the first store call. */
+/** Loads `@aws-sdk/client-s3` once per process, at the first store call; a failed load is tried again at the next. */
 function loadS3Sdk(): Promise<typeof S3Module> {
-  s3Sdk ??= import('@aws-sdk/client-s3');
+  s3Sdk ??= import('@aws-sdk/client-s3').catch((err: unknown) => {
+    s3Sdk = undefined;
+    throw err;
+  });
   return s3Sdk;
 }
 
+/** An SDK logger that says nothing: libraries don't log (the SDK would print its warnings to the console). */
 const SILENT = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 function unquote(etag: string): string {
@@ -389,7 +392,8 @@ export class S3ObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    (await this.#client)?.client.destroy();
+    // A client that never loaded has nothing to destroy.
+    (await this.#client?.catch(() => undefined))?.client.destroy();
   }
 
   /**
@@ -441,7 +445,15 @@ export class S3ObjectStore implements ObjectStore {
   async #send<O>(ctx: S3ErrorContext, run: (options: { abortSignal?: AbortSignal }, sdk: S3Sdk) => Promise<O>): Promise<O> {
     throwIfStoreAborted(this.#prefix, ctx.op, ctx.signal);
     if (this.#closed) throw storeError('STORE_UNAVAILABLE', `${this.#prefix}: '${ctx.op}' after close`, { retryable: false });
-    const sdk = await this.#sdk();
+    let sdk: S3Sdk;
+    try {
+      sdk = await this.#sdk();
+    } catch (err) {
+      // The SDK did not load (files missing or unreadable, too many open files): said so with a
+      // code; the next call loads it again.
+      this.#client = undefined;
+      throw storeError('STORE_UNAVAILABLE', `${this.#prefix}: '${ctx.op}': cannot load @aws-sdk/client-s3: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+    }
     try {
       return await run(ctx.signal ? { abortSignal: ctx.signal } : {}, sdk);
     } catch (err) {
