@@ -8,6 +8,7 @@ import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { isIntercloudError } from '../errors/index.js';
 import { xferError, type XferError } from './errors.js';
 import { installFrameReader } from './frame-reader.js';
+import { MAX_TRANSFER_MESSAGE_BYTES } from './messages.js';
 import { QUEUE_IDLE_EXPIRY_MS, QUEUE_LIMITS, ROUTING, type TransferTopology } from './naming.js';
 
 /** The frame size amqplib asks the broker for (its `frameMax` default, 128 KiB), headers included. */
@@ -28,6 +29,13 @@ export interface BrokerOptions {
   readonly heartbeatSeconds?: number;
   /** Longest a connection attempt (TCP, TLS, AMQP handshake) may take, ms (default 10000). */
   readonly connectTimeoutMs?: number;
+  /**
+   * Largest message this side takes from the broker (default {@link MAX_TRANSFER_MESSAGE_BYTES}):
+   * a delivery announcing more closes the connection with `XFER_TOO_LARGE` before its body is
+   * read. A broker that is a peer's (a sender consumes the target's control queue) is not held
+   * to our `max_message_size`.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 function pem(value: string | Buffer): Buffer {
@@ -64,7 +72,7 @@ export async function connectBroker(options: BrokerOptions): Promise<ChannelMode
   });
   try {
     const model = await Promise.race([attempt, timeout]);
-    installFrameReader(model);
+    installFrameReader(model, { maxMessageBytes: options.maxMessageBytes ?? MAX_TRANSFER_MESSAGE_BYTES });
     return model;
   } catch (err) {
     throw brokerError(err, `cannot connect to broker '${url.host}'`);

@@ -12,8 +12,14 @@
  *
  * It is installed per connection, on the instance (not amqplib's prototype), and only when the
  * connection has the fields it relies on; otherwise amqplib's own reader stays.
+ *
+ * With `maxMessageBytes` it also refuses a message whose content header announces a larger body:
+ * amqplib would assemble the whole body in memory before handing it over, and a broker run by a
+ * peer (the target's, whose control queue a sender consumes) may pass messages up to RabbitMQ's
+ * 512 MiB. The refusal (`XFER_TOO_LARGE`) closes the connection before any of the body is read.
  */
 import type { ChannelModel } from 'amqplib';
+import { xferError } from './errors.js';
 
 /** The parts of amqplib's `Connection` the reader uses. */
 interface AmqplibConnection {
@@ -36,13 +42,32 @@ const FRAME_OVERHEAD = FRAME_HEADER_BYTES + 1;
 /** Frames smaller than this (one TLS record) cost amqplib's way little: left to it. */
 const MIN_ASSEMBLED_FRAME = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** AMQP 0-9-1 frame type of a content header: class id (2), weight (2), body size (8), then properties. */
+const FRAME_CONTENT_HEADER = 2;
+
+/** What the reader enforces besides assembling frames. */
+export interface FrameReaderOptions {
+  /** Largest message body accepted; a content header announcing more fails the connection. */
+  readonly maxMessageBytes?: number;
+}
+
+/** Throws `XFER_TOO_LARGE` when `frame` (whole, from its first byte) is a content header announcing more than `max`. */
+function checkAnnouncedBody(frame: Buffer, max: number | undefined): void {
+  if (max === undefined || frame.length < FRAME_HEADER_BYTES + 12 || frame[0] !== FRAME_CONTENT_HEADER) return;
+  const announced = frame.readBigUInt64BE(FRAME_HEADER_BYTES + 4);
+  if (announced > BigInt(max)) {
+    throw xferError('XFER_TOO_LARGE', `the broker delivers a message of ${announced} bytes, more than the ${max} this side takes: connection closed before reading it`, {
+      retryable: false, details: { announcedBytes: Number(announced), maxMessageBytes: max },
+    });
+  }
+}
 
 /**
  * Makes `model`'s connection assemble each incoming frame of `MIN_ASSEMBLED_FRAME` bytes or more
  * in one buffer of its size. Call right after the connection opened. Returns false (and changes
  * nothing) when the connection is not shaped as this amqplib's is.
  */
-export function installFrameReader(model: ChannelModel): boolean {
+export function installFrameReader(model: ChannelModel, options: FrameReaderOptions = {}): boolean {
   const conn = (model as unknown as { connection?: Partial<AmqplibConnection> }).connection;
   if (conn === undefined || conn === null) return false;
   const amqplibRecvFrame = (Object.getPrototypeOf(conn) as Partial<AmqplibConnection> | null)?.recvFrame;
@@ -53,9 +78,22 @@ export function installFrameReader(model: ChannelModel): boolean {
   // The frame being assembled and how much of it is filled.
   let pending: Buffer | undefined;
   let filled = 0;
+  const max = options.maxMessageBytes;
+  // Once a message was refused nothing more is read: the socket's own buffer bounds what waits.
+  let refused = false;
   // Reads the socket itself until the rest holds a whole frame (or a large frame's header), and
   // leaves parsing and decoding to amqplib's reader, which then finds the frame whole.
   conn.recvFrame = function recvFrame(this: AmqplibConnection): unknown {
+    if (refused) return false;
+    const refuseIfTooLarge = (frame: Buffer): void => {
+      try {
+        checkAnnouncedBody(frame, max);
+      } catch (err) {
+        refused = true;
+        this.rest = EMPTY;
+        throw err;
+      }
+    };
     for (;;) {
       if (pending !== undefined) {
         const incoming = this.stream.read();
@@ -66,6 +104,7 @@ export function installFrameReader(model: ChannelModel): boolean {
         filled += take;
         if (filled < pending.length) continue;
         // Whole: amqplib parses and decodes it, then the read's remainder is the rest.
+        refuseIfTooLarge(pending);
         this.rest = pending;
         pending = undefined;
         const frame = amqplibRecvFrame.call(this);
@@ -77,6 +116,7 @@ export function installFrameReader(model: ChannelModel): boolean {
         const size = rest.readUInt32BE(3);
         const need = size + FRAME_OVERHEAD;
         // A whole frame, or a size over the limit (refused before anything is allocated): amqplib's.
+        if (need <= rest.length) refuseIfTooLarge(rest);
         if (need <= rest.length || (this.maxFrameSize > 0 && size > this.maxFrameSize)) return amqplibRecvFrame.call(this);
         if (need >= MIN_ASSEMBLED_FRAME && this.maxFrameSize > 0) {
           pending = Buffer.allocUnsafe(need);

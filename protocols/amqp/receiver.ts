@@ -414,10 +414,16 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
     const closed = deferred<void>();
+    // A delivery refused for its size (the frame reader's XFER_TOO_LARGE) ends the transfer:
+    // reconnecting would be handed the same message again.
+    let refusal: XferError | undefined;
     try {
       conn = await connectBroker(o.broker);
       conn.on('error', () => undefined); // reported through 'close'
-      conn.on('close', () => closed.resolve());
+      conn.on('close', (err?: unknown) => {
+        if (isIntercloudError(err, 'XFER_TOO_LARGE')) refusal = err as XferError;
+        closed.resolve();
+      });
       ch = await conn.createConfirmChannel();
       ch.on('error', () => undefined);
       ch.on('close', () => closed.resolve());
@@ -438,9 +444,10 @@ export async function receiveTransfer(o: ReceiveOptions): Promise<ReceiveResult>
         await c.consume(topo.dataQueue, (m) => onMessage(m, c), { noAck: false });
       }
       await Promise.race([closed.promise, done.promise.catch(() => undefined)]);
+      if (refusal) throw refusal;
     } catch (err) {
       if (isLegacyControlQueue(err)) controlDurable = false;
-      throw brokerError(err, `receiver(${o.to}): broker session failed`);
+      throw refusal ?? brokerError(err, `receiver(${o.to}): broker session failed`);
     } finally {
       await work;
       channel = undefined;

@@ -359,12 +359,16 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     let conn: ChannelModel | undefined;
     let ch: ConfirmChannel | undefined;
     const closed = deferred<void>();
-    const closedError = () => xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
+    // A delivery refused for its size (the frame reader's XFER_TOO_LARGE) ends the transfer: the
+    // broker is the target's, and reconnecting would be handed the same message again.
+    let refusal: XferError | undefined;
+    const closedError = () => refusal ?? xferError('XFER_BROKER', 'broker connection closed', { retryable: true });
     const stage = new CompressStage(publisher, () => codec, compression);
     try {
       conn = await connectBroker(o.broker);
       conn.on('error', () => undefined); // reported through 'close'
-      conn.on('close', () => {
+      conn.on('close', (err?: unknown) => {
+        if (isIntercloudError(err, 'XFER_TOO_LARGE')) refusal = err as XferError;
         closed.resolve();
         if (ch) publisher.detach(ch);
         notify();
@@ -373,8 +377,8 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       ch.on('error', () => undefined);
       const c = ch;
       await assertTopology(c, topo, persistent, { controlDurable });
-      // Control messages are few and small; each unacked one sits whole in memory, and the broker
-      // that carries them is the receiver's (its max_message_size, not ours, bounds them).
+      // Control messages are few and small; each unacked one sits whole in memory. The broker
+      // that carries them is the receiver's: the frame reader refuses any over our cap unread.
       await c.prefetch(4);
       publisher.attach(c);
       reader.restart();
@@ -444,7 +448,7 @@ async function runSender(r: SenderRun): Promise<SendResult> {
       }
     } catch (err) {
       if (isLegacyControlQueue(err)) controlDurable = false;
-      throw brokerError(err, `sender(${o.from}): broker session failed`);
+      throw refusal ?? brokerError(err, `sender(${o.from}): broker session failed`);
     } finally {
       await stage.settle();
       await closeQuietly(ch, conn);

@@ -11,6 +11,7 @@ import {
   ContentIndex,
   QUEUE_IDLE_EXPIRY_MS,
   QUEUE_LIMITS,
+  ROUTING,
   StagingFile,
   connectBroker,
   decodeFrame,
@@ -278,6 +279,30 @@ describe('transfer over the real broker', () => {
     expect([s, r]).toEqual(['XFER_TOO_LARGE', 'XFER_TOO_LARGE']);
     expect(published).toBe(0);
     expect(existsSync(StagingFile.pathFor(target, p.transferId))).toBe(false);
+  });
+
+  it('a target whose broker hands the sender an oversized control message: the sender refuses it unread and ends with XFER_TOO_LARGE', async () => {
+    // The control queue is on the target's broker, whose max_message_size is the target's to set
+    // (RabbitMQ passes up to 512 MiB): the sender's own cap, here 64 KiB, is what holds.
+    const dir = scratch();
+    const src = join(dir, 'src');
+    await writeImage(src, 4 * MiB, [[0, 4 * MiB]]);
+    const p = pair(dir);
+    const topo = transferTopology('cloud-a', 'cloud-b', p.transferId);
+    const sending = codeOf(sendTransfer({ ...p.send, broker: { ...p.send.broker, maxMessageBytes: 64 * 1024 }, source: src, chunkSize: MiB }));
+    // The hostile target, once the sender's queues exist, publishes 1 MiB where the sender reads.
+    const target = await connectBroker(brokerFor('cloud-b'));
+    try {
+      for (let i = 0; i < 100 && !(await queueExists(topo.controlQueue)); i++) await new Promise((r) => setTimeout(r, 100));
+      const ch = await target.createConfirmChannel();
+      await new Promise<void>((resolve, reject) => ch.publish(topo.exchange, ROUTING.control, Buffer.alloc(MiB, 0x41), {}, (err) => (err ? reject(err) : resolve())));
+      const t0 = Date.now();
+      expect(await sending).toBe('XFER_TOO_LARGE');
+      // Not a reconnect loop until the transfer expires (2 minutes).
+      expect(Date.now() - t0).toBeLessThan(20_000);
+    } finally {
+      await target.close();
+    }
   });
 
   it('completes a transfer whose control queue an agent of an earlier version declared non-durable (an upgrade in flight)', async () => {

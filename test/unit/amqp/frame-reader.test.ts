@@ -85,4 +85,51 @@ describe('the frame reader', () => {
     expect(installFrameReader({ connection: { rest: 'no' } } as unknown as ChannelModel)).toBe(false);
     expect(installFrameReader({} as unknown as ChannelModel)).toBe(false);
   });
+
+  describe('a message larger than the side takes', () => {
+    /** A content header frame (basic class, no properties) on channel 1 announcing `bodySize` bytes. */
+    function contentHeader(bodySize: bigint): Buffer {
+      const payload = Buffer.alloc(14);
+      payload.writeUInt16BE(60, 0); // basic
+      payload.writeBigUInt64BE(bodySize, 4);
+      const frame = Buffer.alloc(7 + payload.length + 1);
+      frame.writeUInt8(2, 0);
+      frame.writeUInt16BE(1, 1);
+      frame.writeUInt32BE(payload.length, 3);
+      payload.copy(frame, 7);
+      frame.writeUInt8(0xce, 7 + payload.length);
+      return frame;
+    }
+
+    function connection(max: number): { socket: PassThrough; conn: AmqplibConnection } {
+      const socket = new PassThrough();
+      const conn = new Connection(socket);
+      conn.maxFrameSize = 128 * 1024 + 8;
+      expect(installFrameReader({ connection: conn } as unknown as ChannelModel, { maxMessageBytes: max })).toBe(true);
+      return { socket, conn };
+    }
+
+    it('a content header announcing more is refused with XFER_TOO_LARGE before any body is read; nothing is read after', () => {
+      const { socket, conn } = connection(1024 * 1024);
+      socket.write(Buffer.concat([contentHeader(512n * 1024n * 1024n), makeBodyFrame(1, randomBytes(100_000))]));
+      let err: unknown;
+      try {
+        conn.recvFrame();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'XFER_TOO_LARGE', retryable: false, details: { announcedBytes: 512 * 1024 * 1024, maxMessageBytes: 1024 * 1024 } });
+      socket.write(makeBodyFrame(1, randomBytes(10)));
+      expect(conn.recvFrame()).toBe(false);
+    });
+
+    it('a content header announcing the limit exactly is read as amqplib reads it', () => {
+      const { socket, conn } = connection(1024 * 1024);
+      socket.write(contentHeader(1024n * 1024n));
+      const f = conn.recvFrame() as false | { channel: number; size?: number };
+      expect(f).not.toBe(false);
+      expect((f as { size?: number }).size).toBe(1024 * 1024);
+    });
+  });
 });
+
