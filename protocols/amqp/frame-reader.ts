@@ -42,8 +42,16 @@ const FRAME_OVERHEAD = FRAME_HEADER_BYTES + 1;
 /** Frames smaller than this (one TLS record) cost amqplib's way little: left to it. */
 const MIN_ASSEMBLED_FRAME = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
-/** AMQP 0-9-1 frame type of a content header: class id (2), weight (2), body size (8), then properties. */
+/** AMQP 0-9-1 frame types of a content header (class id 2, weight 2, body size 8, properties) and a body frame. */
 const FRAME_CONTENT_HEADER = 2;
+const FRAME_CONTENT_BODY = 3;
+/**
+ * Shortest body frame taken while more than this is owed: a broker cuts a body into frames of
+ * its frame size (4 KiB at the least, AMQP's minimum) and only the last is shorter. Without this
+ * floor a broker could send a message under the cap as millions of empty or one-byte frames,
+ * each a list entry amqplib keeps until the body is whole (~100 bytes of heap per frame).
+ */
+const MIN_BODY_FRAME = 4096;
 
 /** What the reader enforces besides assembling frames. */
 export interface FrameReaderOptions {
@@ -51,14 +59,39 @@ export interface FrameReaderOptions {
   readonly maxMessageBytes?: number;
 }
 
-/** Throws `XFER_TOO_LARGE` when `frame` (whole, from its first byte) is a content header announcing more than `max`. */
-function checkAnnouncedBody(frame: Buffer, max: number | undefined): void {
-  if (max === undefined || frame.length < FRAME_HEADER_BYTES + 12 || frame[0] !== FRAME_CONTENT_HEADER) return;
-  const announced = frame.readBigUInt64BE(FRAME_HEADER_BYTES + 4);
-  if (announced > BigInt(max)) {
-    throw xferError('XFER_TOO_LARGE', `the broker delivers a message of ${announced} bytes, more than the ${max} this side takes: connection closed before reading it`, {
-      retryable: false, details: { announcedBytes: Number(announced), maxMessageBytes: max },
-    });
+function refused(message: string, details: Record<string, unknown>): Error {
+  return xferError('XFER_TOO_LARGE', `${message}: connection closed before reading it`, { retryable: false, details });
+}
+
+/**
+ * The bodies still owed per channel: checks each whole frame before amqplib parses it, and
+ * throws `XFER_TOO_LARGE` for a content header announcing more than `max`, or a body frame
+ * shorter than {@link MIN_BODY_FRAME} that is not its body's last.
+ */
+class ContentGuard {
+  private readonly owed = new Map<number, number>();
+
+  constructor(private readonly max: number) {}
+
+  check(frame: Buffer): void {
+    if (frame.length < FRAME_HEADER_BYTES) return;
+    const type = frame[0];
+    const channel = frame.readUInt16BE(1);
+    const size = frame.readUInt32BE(3);
+    if (type === FRAME_CONTENT_HEADER && size >= 12) {
+      const announced = frame.readBigUInt64BE(FRAME_HEADER_BYTES + 4);
+      if (announced > BigInt(this.max)) {
+        throw refused(`the broker delivers a message of ${announced} bytes, more than the ${this.max} this side takes`, { announcedBytes: Number(announced), maxMessageBytes: this.max });
+      }
+      this.owed.set(channel, Number(announced));
+    } else if (type === FRAME_CONTENT_BODY) {
+      const owed = this.owed.get(channel) ?? 0;
+      if (size < Math.min(owed, MIN_BODY_FRAME)) {
+        throw refused(`the broker cuts a message into body frames of ${size} bytes with ${owed} still owed`, { frameBytes: size, owedBytes: owed });
+      }
+      // More than owed is amqplib's to refuse ("too much content"); nothing is owed then.
+      this.owed.set(channel, Math.max(0, owed - size));
+    }
   }
 }
 
@@ -78,18 +111,19 @@ export function installFrameReader(model: ChannelModel, options: FrameReaderOpti
   // The frame being assembled and how much of it is filled.
   let pending: Buffer | undefined;
   let filled = 0;
-  const max = options.maxMessageBytes;
+  const guard = options.maxMessageBytes === undefined ? undefined : new ContentGuard(options.maxMessageBytes);
   // Once a message was refused nothing more is read: the socket's own buffer bounds what waits.
-  let refused = false;
+  let stopped = false;
   // Reads the socket itself until the rest holds a whole frame (or a large frame's header), and
   // leaves parsing and decoding to amqplib's reader, which then finds the frame whole.
   conn.recvFrame = function recvFrame(this: AmqplibConnection): unknown {
-    if (refused) return false;
+    if (stopped) return false;
+    // Every frame goes through here once, whole, right before amqplib parses it.
     const refuseIfTooLarge = (frame: Buffer): void => {
       try {
-        checkAnnouncedBody(frame, max);
+        guard?.check(frame);
       } catch (err) {
-        refused = true;
+        stopped = true;
         this.rest = EMPTY;
         throw err;
       }

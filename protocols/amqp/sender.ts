@@ -321,7 +321,10 @@ async function runSender(r: SenderRun): Promise<SendResult> {
     } catch (err) {
       if (!isIntercloudError(err, 'XFER_BAD_FRAME')) throw err; // a bad one is not ours to act on; the poll repeats
     }
-    if (m?.type === 'committed' && m.transferId === o.transferId) unackedCommitted.push({ ch, msg });
+    // One `committed` stays unacked until the journal holds it (a restart is handed it again);
+    // any other copy is acked at once: each is up to the cap whole in memory, and the target's
+    // broker, not us, decides how many it delivers.
+    if (m?.type === 'committed' && m.transferId === o.transferId && !unackedCommitted.some((u) => u.ch === ch)) unackedCommitted.push({ ch, msg });
     else {
       try {
         ackOn(ch, msg);

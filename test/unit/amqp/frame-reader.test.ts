@@ -123,6 +123,35 @@ describe('the frame reader', () => {
       expect(conn.recvFrame()).toBe(false);
     });
 
+    it('a message under the limit cut into empty or tiny body frames is refused at the first short frame that is not the last', () => {
+      for (const tiny of [0, 1, 4095]) {
+        const { socket, conn } = connection(16 * 1024 * 1024);
+        socket.write(Buffer.concat([contentHeader(16n * 1024n * 1024n), makeBodyFrame(1, randomBytes(128 * 1024)), makeBodyFrame(1, Buffer.alloc(tiny))]));
+        const frames: unknown[] = [];
+        let err: unknown;
+        try {
+          for (let f = conn.recvFrame(); f; f = conn.recvFrame()) frames.push(f);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, `body frame of ${tiny} bytes`).toMatchObject({ code: 'XFER_TOO_LARGE', details: { frameBytes: tiny, owedBytes: 16 * 1024 * 1024 - 128 * 1024 } });
+        expect(frames).toHaveLength(2); // the header and the full frame
+      }
+    });
+
+    it('a body cut as a broker cuts it (full frames, a short last one) is read whole', () => {
+      const { socket, conn } = connection(1024 * 1024);
+      const body = randomBytes(300 * 1024);
+      const frameBody = 128 * 1024;
+      const parts = [body.subarray(0, frameBody), body.subarray(frameBody, 2 * frameBody), body.subarray(2 * frameBody)];
+      // The short last one (44 KiB), then a second message of 10 bytes in one frame.
+      socket.write(Buffer.concat([contentHeader(BigInt(body.length)), ...parts.map((p) => makeBodyFrame(1, p)), contentHeader(10n), makeBodyFrame(1, Buffer.alloc(10, 1))]));
+      const contents: Buffer[] = [];
+      for (let f = conn.recvFrame() as false | { content?: Buffer }; f; f = conn.recvFrame() as false | { content?: Buffer }) if (f.content) contents.push(Buffer.from(f.content));
+      expect(Buffer.concat(contents.slice(0, 3)).equals(body)).toBe(true);
+      expect(contents[3]).toEqual(Buffer.alloc(10, 1));
+    });
+
     it('a content header announcing the limit exactly is read as amqplib reads it', () => {
       const { socket, conn } = connection(1024 * 1024);
       socket.write(contentHeader(1024n * 1024n));
