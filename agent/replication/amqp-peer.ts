@@ -88,9 +88,14 @@ export class AmqpReplicaPeer implements ReplicaPeer {
       const conn = await connectBroker(this.#o.broker);
       const lost = (err?: unknown): void => {
         this.#conn = undefined;
+        // B's broker handed us a message over the cap (refused unread by the frame reader): B's
+        // doing, said so, not an outage to wait out.
+        const oversized = isIntercloudError(err, 'XFER_TOO_LARGE');
         for (const [id, p] of this.#pending) {
           this.#pending.delete(id);
-          p.reject(replError('REPL_PEER_UNAVAILABLE', `connection to the peer's broker was lost`, { cause: err }));
+          p.reject(oversized
+            ? replError('REPL_BAD_MESSAGE', `the peer's broker delivered a message over the cap: ${(err as Error).message}`, { cause: err })
+            : replError('REPL_PEER_UNAVAILABLE', `connection to the peer's broker was lost`, { cause: err }));
         }
       };
       conn.on('close', lost);

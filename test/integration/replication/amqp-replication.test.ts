@@ -15,6 +15,8 @@ import {
   AmqpReplicaPeer, ReplicaReceiver, Replicator, newTransferId, serveReplicaPeer, type ReplicaServer, type Subcontract,
 } from '../../../agent/replication/index.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
+import { ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { channelTransferId } from '../../../agent/replication/subcontract.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
 const VHOST = `replication-it-${process.pid}`;
@@ -174,4 +176,30 @@ describe("B's agent restarted mid-batch", () => {
     await r.stop();
     await quickPeer.close();
   }, 180_000);
+
+  it("a B whose broker hands A an answer over A's cap: the request fails with REPL_BAD_MESSAGE, not as an outage", async () => {
+    // A subcontract of its own (its own vhost), with no server of B's: the only answer is the test's.
+    const sub2: Subcontract = { ...sub, id: `sc-${randomUUID()}` };
+    const vhost2 = await replicaVhost(`${VHOST}-big`, sub2);
+    const capped = new AmqpReplicaPeer({ broker: { ...vhost2.loginAs('cloud-a'), maxMessageBytes: 64 * 1024 }, subcontract: sub2, journalDir: join(dir, 'a-big'), answerTimeoutMs: 30_000 });
+    try {
+      const asked = capped.audit(['k']).then(() => undefined, (e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 1500)); // A connected, consuming its answers' queue
+      const b2 = await connectBroker(vhost2.loginAs('cloud-b'));
+      try {
+        const ch = await b2.createConfirmChannel();
+        const topo = transferTopology(sub2.from, sub2.to, channelTransferId(sub2.id));
+        await new Promise<void>((resolve, reject) => ch.publish(topo.exchange, ROUTING.control, Buffer.alloc(1024 * 1024, 0x20), {}, (err) => (err ? reject(err) : resolve())));
+      } finally {
+        await b2.close();
+      }
+      const t0 = Date.now();
+      expect(await asked).toMatchObject({ code: 'REPL_BAD_MESSAGE', retryable: false });
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    } finally {
+      await capped.close();
+      await vhost2.close();
+    }
+  }, 60_000);
 });
+
