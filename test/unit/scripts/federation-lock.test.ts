@@ -28,6 +28,12 @@ async function holdLock(): Promise<{ sleeper: number }> {
   children.push(sh);
   const sleeper = await new Promise<number>((res) => sh.stdout.once('data', (d: Buffer) => res(Number(d.toString().trim()))));
   children.push({ kill: () => { try { process.kill(sleeper, 'SIGKILL'); } catch { /* already gone */ } } } as unknown as ChildProcess);
+  // `$!` is known as soon as bash forks: until the child has exec'd, it is still named bash.
+  for (let i = 0; i < 100; i++) {
+    const cmdline = await fs.readFile(`/proc/${sleeper}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline === ['sleep', '300', ''].join('\0')) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return { sleeper };
 }
 
