@@ -114,20 +114,21 @@ export function installFrameReader(model: ChannelModel, options: FrameReaderOpti
   const guard = options.maxMessageBytes === undefined ? undefined : new ContentGuard(options.maxMessageBytes);
   // Once a message was refused nothing more is read: the socket's own buffer bounds what waits.
   let stopped = false;
+  // Every frame goes through here once, whole, right before amqplib parses it.
+  const checkFrame = (c: AmqplibConnection, frame: Buffer): void => {
+    if (!guard) return;
+    try {
+      guard.check(frame);
+    } catch (err) {
+      stopped = true;
+      c.rest = EMPTY;
+      throw err;
+    }
+  };
   // Reads the socket itself until the rest holds a whole frame (or a large frame's header), and
   // leaves parsing and decoding to amqplib's reader, which then finds the frame whole.
   conn.recvFrame = function recvFrame(this: AmqplibConnection): unknown {
     if (stopped) return false;
-    // Every frame goes through here once, whole, right before amqplib parses it.
-    const refuseIfTooLarge = (frame: Buffer): void => {
-      try {
-        guard?.check(frame);
-      } catch (err) {
-        stopped = true;
-        this.rest = EMPTY;
-        throw err;
-      }
-    };
     for (;;) {
       if (pending !== undefined) {
         const incoming = this.stream.read();
@@ -138,7 +139,7 @@ export function installFrameReader(model: ChannelModel, options: FrameReaderOpti
         filled += take;
         if (filled < pending.length) continue;
         // Whole: amqplib parses and decodes it, then the read's remainder is the rest.
-        refuseIfTooLarge(pending);
+        checkFrame(this, pending);
         this.rest = pending;
         pending = undefined;
         const frame = amqplibRecvFrame.call(this);
@@ -150,7 +151,7 @@ export function installFrameReader(model: ChannelModel, options: FrameReaderOpti
         const size = rest.readUInt32BE(3);
         const need = size + FRAME_OVERHEAD;
         // A whole frame, or a size over the limit (refused before anything is allocated): amqplib's.
-        if (need <= rest.length) refuseIfTooLarge(rest);
+        if (need <= rest.length) checkFrame(this, rest);
         if (need <= rest.length || (this.maxFrameSize > 0 && size > this.maxFrameSize)) return amqplibRecvFrame.call(this);
         if (need >= MIN_ASSEMBLED_FRAME && this.maxFrameSize > 0) {
           pending = Buffer.allocUnsafe(need);

@@ -26,6 +26,7 @@ import {
   type SendResult,
   type TransferSource,
 } from '../../../protocols/amqp/index.js';
+import { publishConfirmed } from '../../../protocols/amqp/session-util.js';
 import { isIntercloudError } from '../../../protocols/errors/index.js';
 import { allocated, brokerFor, cleanup, fileDigest, pair, queueExists, scratch, writeImage } from './helpers.js';
 
@@ -295,7 +296,7 @@ describe('transfer over the real broker', () => {
     try {
       for (let i = 0; i < 100 && !(await queueExists(topo.controlQueue)); i++) await new Promise((r) => setTimeout(r, 100));
       const ch = await target.createConfirmChannel();
-      await new Promise<void>((resolve, reject) => ch.publish(topo.exchange, ROUTING.control, Buffer.alloc(MiB, 0x41), {}, (err) => (err ? reject(err) : resolve())));
+      await publishConfirmed(ch, topo.exchange, ROUTING.control, Buffer.alloc(MiB, 0x41), false);
       const t0 = Date.now();
       expect(await sending).toBe('XFER_TOO_LARGE');
       // Not a reconnect loop until the transfer expires (2 minutes).

@@ -16,6 +16,7 @@ import {
 } from '../../../agent/replication/index.js';
 import { MemoryStore } from '../../unit/replication/memory-store.js';
 import { ROUTING, connectBroker, transferTopology } from '../../../protocols/amqp/index.js';
+import { publishConfirmed } from '../../../protocols/amqp/session-util.js';
 import { channelTransferId } from '../../../agent/replication/subcontract.js';
 import { replicaVhost, type ReplicaVhost } from './replica-broker.js';
 
@@ -189,7 +190,7 @@ describe("B's agent restarted mid-batch", () => {
       try {
         const ch = await b2.createConfirmChannel();
         const topo = transferTopology(sub2.from, sub2.to, channelTransferId(sub2.id));
-        await new Promise<void>((resolve, reject) => ch.publish(topo.exchange, ROUTING.control, Buffer.alloc(1024 * 1024, 0x20), {}, (err) => (err ? reject(err) : resolve())));
+        await publishConfirmed(ch, topo.exchange, ROUTING.control, Buffer.alloc(1024 * 1024, 0x20), false);
       } finally {
         await b2.close();
       }
